@@ -1,0 +1,19 @@
+# Two commands set up a fresh machine and do the work:
+#   make demo   set up, then run the main job (fit + evaluate + zero-shot on Fashion-MNIST)
+#   make test   set up, then run the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+demo: setup
+	$(BIN)/wordsight demo --out demo-output
+
+test: setup
+	$(BIN)/python -m pytest tests

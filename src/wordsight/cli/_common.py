@@ -1,0 +1,29 @@
+"""Options and reporting shared by several verbs."""
+from __future__ import annotations
+
+import sys
+
+
+def add_feature_options(p, model_default: str | None = "efficientnet-lite0") -> None:
+    if model_default is not None:
+        p.add_argument("--model", default=model_default, help="image encoder name (see `wordsight models`)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per model call")
+    p.add_argument("--cache-dir", default=None, help="feature cache folder (default ~/.cache/wordsight)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true", help="exit non-zero if any image failed")
+
+
+def cache_arg(args):
+    return False if args.no_cache else args.cache_dir
+
+
+def report_failures(failures, n_ok: int, strict: bool) -> int:
+    """Print failures (file: reason) to stderr; the exit status the run deserves."""
+    if failures:
+        print(f"{len(failures)} file(s) failed and were skipped:", file=sys.stderr)
+        for p in failures:
+            print(f"  {p.path}: {p.reason}", file=sys.stderr)
+    if strict and failures:
+        return 1
+    return 0 if n_ok or not failures else 1

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("models", help="list the registered models and whether their weights are here")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'efficientnet*'")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..encoders import get_config, list_models, list_prefixes
+
+    rows = [("name", "kind", "dim", "input", "licence", "offline", "weights")]
+    for name in list_models(args.pattern):
+        c = get_config(name)
+        size = f"{c.input_size}px" if c.input_size else "-"
+        rows.append((name, c.modality, str(c.dim), size, c.licence, "yes" if c.available() else "no",
+                     c.weight_source if c.available() else f"missing: {c.install_hint}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
+    print("\nprefixes (weights from the Hugging Face hub or a local folder): "
+          + ", ".join(f"{p}:<id or folder>" for p in list_prefixes()))
+    return 0

@@ -1,0 +1,70 @@
+"""Write features as Parquet, one row per image, streamed batch by batch."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .extract import iter_features
+
+
+@dataclass
+class WriteStats:
+    ok: int = 0
+    computed: int = 0
+    cached: int = 0
+    failures: list = field(default_factory=list)
+
+
+def _schema(top_k: int | None) -> pa.Schema:
+    fields = [("path", pa.string()), ("label", pa.string()), ("status", pa.string()),
+              ("embedding", pa.list_(pa.float32()))]
+    if top_k:
+        fields += [("imagenet_top5", pa.list_(pa.string())), ("imagenet_top5_prob", pa.list_(pa.float32()))]
+    return pa.schema(fields)
+
+
+def write_embeddings(data, out: str | os.PathLike, model: str = "efficientnet-lite0", **kwargs) -> WriteStats:
+    """Embed ``data`` and write ``out`` (path, label, status, embedding, ImageNet top-5)."""
+    from ..encoders import get_config
+    from ..encoders.imagenet import imagenet_class_names
+
+    head = get_config(model).has_imagenet_head
+    names = imagenet_class_names() if head else None
+    schema = _schema(5 if head else None)
+    stats = WriteStats()
+    tmp = f"{out}.part"
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for batch in iter_features(data, model, **kwargs):
+            rows = {n: [] for n in schema.names}
+            for s, emb_i in zip(batch.samples, range(len(batch.samples))):
+                rows["path"].append(s.path)
+                rows["label"].append(s.label)
+                rows["status"].append("ok")
+                rows["embedding"].append(batch.arrays["embedding"][emb_i])
+            if head and batch.samples:
+                logits = batch.arrays["logits"]
+                p = np.exp(logits - logits.max(1, keepdims=True))
+                p /= p.sum(1, keepdims=True)
+                top = np.argsort(-p, axis=1)[:, :5]
+                rows["imagenet_top5"] += [[names[j] for j in t] for t in top]
+                rows["imagenet_top5_prob"] += [p[i, t].astype(np.float32) for i, t in enumerate(top)]
+            for f in batch.failures:
+                rows["path"].append(f.path)
+                rows["label"].append(None)
+                rows["status"].append(f"error: {f.reason}")
+                rows["embedding"].append(None)
+                if head:
+                    rows["imagenet_top5"].append(None)
+                    rows["imagenet_top5_prob"].append(None)
+            if rows["path"]:
+                writer.write_table(pa.table(rows, schema=schema))
+            stats.ok += len(batch.samples)
+            stats.computed += batch.computed
+            stats.cached += batch.cached
+            stats.failures += batch.failures
+    os.replace(tmp, out)
+    return stats
