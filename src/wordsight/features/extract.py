@@ -7,6 +7,7 @@ crash.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -69,21 +70,17 @@ class FeatureSet:
 
 
 def _read(sample: Sample) -> tuple[bytes | None, str | None]:
+    if sample.data is not None:
+        return sample.data, None
     try:
         with open(sample.path, "rb") as f:
             return f.read(), None
     except IsADirectoryError:
         return None, "is a folder, not a file"
     except FileNotFoundError:
-        return None, "dangling link" if _is_link(sample.path) else "file not found"
+        return None, "dangling link" if os.path.islink(sample.path) else "file not found"
     except OSError as e:
         return None, f"cannot read: {e.strerror or e}"
-
-
-def _is_link(path: str) -> bool:
-    import os
-
-    return os.path.islink(path)
 
 
 def _progress(total: int, quiet: bool, desc: str):

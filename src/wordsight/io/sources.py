@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .images import IMAGE_EXTENSIONS
@@ -17,9 +17,12 @@ from .images import IMAGE_EXTENSIONS
 
 @dataclass(frozen=True)
 class Sample:
+    """One image: a file ``path``, or in-memory ``data`` (uploads) named by ``path``."""
+
     path: str
     label: str | None = None
     text: str | None = None
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""Shared fixtures: every test builds its own small files; features are cached per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """A fresh feature cache for the whole session, never the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("wordsight-cache")
+    old = os.environ.get("WORDSIGHT_CACHE")
+    os.environ["WORDSIGHT_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("WORDSIGHT_CACHE", None)
+    else:
+        os.environ["WORDSIGHT_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def cat_image():
+    """scikit-image's cat photo (chelsea) as a PIL image."""
+    from PIL import Image
+    from skimage import data
+
+    return Image.fromarray(data.chelsea())
+
+
+@pytest.fixture(scope="session")
+def fashion_folder(tmp_path_factory) -> Path:
+    """A small Fashion-MNIST ImageFolder tree: 6 train and 4 test PNGs per class."""
+    from wordsight.io.datasets import write_image_folder
+
+    root = tmp_path_factory.mktemp("fashion")
+    write_image_folder(root, "train", per_class=6)
+    write_image_folder(root, "test", per_class=4)
+    return root
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory) -> Path:
+    """Real photos from scikit-image in a two-class ImageFolder tree (JPEG)."""
+    from PIL import Image
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    groups = {"cat": [data.chelsea()], "coffee": [data.coffee()], "rocket": [data.rocket()],
+              "astronaut": [data.astronaut()]}
+    for label, arrays in groups.items():
+        (root / label).mkdir()
+        for i, arr in enumerate(arrays):
+            img = Image.fromarray(np.asarray(arr))
+            img.save(root / label / f"{i}.jpg", quality=90)
+            img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / label / f"{i}_flip.jpg", quality=90)
+    return root
