@@ -18,9 +18,11 @@ class EncoderConfig:
     dim: int
     licence: str
     weight_source: str
-    # Image preprocessing: resize the shorter side to ``resize_size``, centre-crop ``input_size``.
+    # Image preprocessing: resize the shorter side to ``resize_size`` and centre-crop
+    # ``input_size`` ("shorter"), or resize straight to ``input_size`` square ("exact").
     input_size: int = 0
     resize_size: int = 0
+    resize_mode: str = "shorter"
     interpolation: str = "bicubic"
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
@@ -29,7 +31,7 @@ class EncoderConfig:
     available: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
 
     def preprocessing(self) -> dict:
-        keys = ("input_size", "resize_size", "interpolation", "mean", "std")
+        keys = ("input_size", "resize_size", "resize_mode", "interpolation", "mean", "std")
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict:

@@ -28,17 +28,20 @@ def _size(value, default: int) -> int:
 def hf_config(ident: str, prefix: str = "hf") -> EncoderConfig:
     from transformers import AutoImageProcessor
 
-    proc = AutoImageProcessor.from_pretrained(ident)
-    crop = getattr(proc, "crop_size", None) if getattr(proc, "do_center_crop", False) else None
-    resize = _size(getattr(proc, "size", None), 224)
+    proc = AutoImageProcessor.from_pretrained(ident).to_dict()
+    size = proc.get("size") or {}
+    exact = isinstance(size, dict) and bool(size.get("height")) and not size.get("shortest_edge")
+    resize = _size(size, 224)
+    crop = proc.get("crop_size") if proc.get("do_center_crop") else None
     input_size = _size(crop, resize)
-    resample = getattr(proc, "resample", 3)
-    resample = getattr(resample, "value", resample)
+    resample = proc.get("resample", 3)
     return EncoderConfig(
         name=f"{prefix}:{ident}", modality="image", dim=0, licence="see the model card",
         weight_source=f"Hugging Face transformers: {ident}", input_size=input_size,
-        resize_size=max(resize, input_size), interpolation=_RESAMPLE_NAMES.get(resample, "bicubic"),
-        mean=tuple(proc.image_mean), std=tuple(proc.image_std),
+        resize_size=max(resize, input_size), resize_mode="exact" if exact else "shorter",
+        interpolation=_RESAMPLE_NAMES.get(getattr(resample, "value", resample), "bicubic"),
+        mean=tuple(proc.get("image_mean") or (0.5, 0.5, 0.5)),
+        std=tuple(proc.get("image_std") or (0.5, 0.5, 0.5)),
     )
 
 

@@ -15,8 +15,10 @@ _RESAMPLE = {
 
 
 def resize_and_crop(img: Image.Image, cfg: EncoderConfig) -> Image.Image:
-    """Resize the shorter side to ``resize_size`` and centre-crop ``input_size`` square."""
+    """Resize and crop to the model's square input as its config says."""
     resample = _RESAMPLE[cfg.interpolation]
+    if cfg.resize_mode == "exact":
+        return img.resize((cfg.input_size, cfg.input_size), resample)
     w, h = img.size
     scale = cfg.resize_size / min(w, h)
     nw, nh = max(cfg.input_size, round(w * scale)), max(cfg.input_size, round(h * scale))

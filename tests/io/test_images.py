@@ -1,0 +1,103 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wordsight.io.images import ImageError, decode_image, read_image, to_rgb
+
+
+def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_formats_decode_to_rgb(fmt):
+    img = Image.new("RGB", (40, 30), (200, 30, 30))
+    out = decode_image(_bytes(img, fmt))
+    assert out.mode == "RGB" and out.size == (40, 30)
+    r, g, b = np.asarray(out).reshape(-1, 3).mean(0)
+    assert r > 150 and g < 80 and b < 80  # stays red through every codec
+
+
+def test_gif_gives_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    r, _, b = np.asarray(decode_image(buf.getvalue()))[0, 0]
+    assert r > 200 and b < 50
+
+
+def test_exif_orientation_applied():
+    img = Image.new("RGB", (60, 20), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    out = decode_image(_bytes(img, "JPEG", exif=exif))
+    assert out.size == (20, 60)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGBA", "CMYK"])
+def test_modes_convert(mode):
+    out = to_rgb(Image.new("RGB", (4, 4), (255, 255, 255)).convert(mode))
+    assert out.mode == "RGB"
+    assert np.asarray(out).min() >= 250  # white stays white in every mode
+
+
+def test_transparency_goes_on_white():
+    img = Image.new("RGBA", (4, 4), (0, 0, 0, 0))  # fully transparent black
+    assert np.asarray(to_rgb(img)).min() == 255
+    pal = Image.new("P", (4, 4), 0)
+    pal.putpalette([0, 0, 0] * 256)
+    pal.info["transparency"] = 0
+    assert np.asarray(decode_image(_bytes(pal, "PNG"))).min() == 255
+
+
+def test_sixteen_bit_and_float_rescaled():
+    ramp = np.linspace(1000, 4000, 64, dtype=np.uint16).reshape(8, 8)
+    out = np.asarray(decode_image(_bytes(Image.fromarray(ramp), "PNG")))[..., 0]
+    assert out.min() == 0 and out.max() == 255  # a 12-bit image is not clipped to white
+    assert np.all(np.diff(out.ravel().astype(int)) >= 0)  # order kept
+    f = Image.fromarray(np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4), "F")
+    out = np.asarray(to_rgb(f))
+    assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"", "empty file"),
+        (b"this is plain text, not a picture", "not a recognised image format"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "not a recognised|cannot decode"),
+    ],
+)
+def test_bad_bytes_raise_clear_errors(data, reason):
+    with pytest.raises(ImageError, match=reason):
+        decode_image(data)
+
+
+def test_truncated_jpeg_is_an_error():
+    rng = np.random.default_rng(0)
+    data = _bytes(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), "JPEG")
+    with pytest.raises(ImageError, match="truncated|cannot decode"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_decompression_bomb_refused():
+    data = _bytes(Image.new("L", (3000, 3000)), "PNG")
+    with pytest.raises(ImageError, match="too many pixels"):
+        decode_image(data, max_pixels=1_000_000)
+
+
+def test_jpeg_draft_decodes_big_photos_smaller():
+    data = _bytes(Image.new("RGB", (2048, 1536), "gray"), "JPEG")
+    out = decode_image(data, draft_size=256)
+    assert 256 <= min(out.size) < 1536  # DCT-scaled, still big enough for the model
+
+
+def test_read_image_names_the_file(tmp_path):
+    p = tmp_path / "broken é.jpg"
+    p.write_bytes(b"nope")
+    with pytest.raises(ImageError, match="broken é.jpg: not a recognised image format"):
+        read_image(p)
