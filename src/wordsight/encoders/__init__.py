@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from . import hf, image, text  # noqa: F401  (registration side effects)
+from . import caption, joint  # noqa: F401  (clip:, caption: prefixes)
 from ._registry import create, get_config, list_models, list_prefixes, register_model, register_prefix
 from .base import CNNEncoder, ImageEncoder, TextEncoder
 from .config import EncoderConfig, MissingWeightsError

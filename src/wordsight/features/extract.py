@@ -7,7 +7,6 @@ crash.
 """
 from __future__ import annotations
 
-import os
 import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +16,13 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from ..encoders import ImageEncoder, load_model
-from ..io.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
+from ..encoders import ImageEncoder
+from ..io.images import DEFAULT_MAX_PIXELS
 from ..io.sources import Problem, Sample, open_source
-from .cache import FeatureCache, content_hash, feature_key, open_cache
+from .cache import FeatureCache, open_cache
 
-DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores, batches of 8-16 ran faster per image than 64
+DEFAULT_BATCH_SIZE = 16  # torch on 2 CPU cores: batches of 8-16 ran faster per image than 64
+# (``batch_size=None`` lets the engine choose: engines.runners.DEFAULT_BATCH)
 
 
 @dataclass
@@ -69,20 +69,6 @@ class FeatureSet:
         return z / z.sum(1, keepdims=True)
 
 
-def _read(sample: Sample) -> tuple[bytes | None, str | None]:
-    if sample.data is not None:
-        return sample.data, None
-    try:
-        with open(sample.path, "rb") as f:
-            return f.read(), None
-    except IsADirectoryError:
-        return None, "is a folder, not a file"
-    except FileNotFoundError:
-        return None, "dangling link" if os.path.islink(sample.path) else "file not found"
-    except OSError as e:
-        return None, f"cannot read: {e.strerror or e}"
-
-
 def _progress(total: int, quiet: bool, desc: str):
     from tqdm.auto import tqdm
 
@@ -95,87 +81,71 @@ def iter_features(
     model: str | ImageEncoder = "efficientnet-lite0",
     *,
     cache: FeatureCache | str | bool | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     workers: int = 4,
     view: Callable[[Image.Image], Image.Image] | None = None,
     view_key: str = "",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     quiet: bool = False,
+    engine: str = "auto",
+    precision: str = "fp32",
+    **ray_options,
 ) -> Iterator[Batch]:
     """Yield a :class:`Batch` per chunk of ``data`` (anything :func:`open_source` takes).
 
     ``view``: an image transform applied after decoding (augmentation, inversion); it must be
     named by ``view_key`` so that its results are cached apart from the plain image's.
+
+    ``engine``: ``auto`` (ONNX Runtime when installed, else torch), ``onnx``, ``torch``, or
+    ``ray`` (the same batch function on a Ray cluster; ``ray_options`` such as ``address``,
+    ``concurrency``, ``num_cpus``, ``num_gpus`` go to :func:`~wordsight.features.engines.ray_engine.ray_batches`).
+    ``precision='int8'`` (ONNX) is used only if it agrees with fp32, else it is refused.
+    ``batch_size``: images per model call; ``None`` picks the engine's measured best.
+    All engines give the same features within ``engines.RTOL``/``ATOL`` and share cache entries,
+    except int8, whose entries are kept apart.
     """
+    from .engines.batch import EmbedBatch
+
     source = open_source(data)
-    encoder = load_model(model) if isinstance(model, str) else model
-    cfg = encoder.config
-    store = open_cache(cache)
-    chunk = max(batch_size * 2, 32)
-    bar = _progress(len(source.samples) + len(source.problems), quiet, cfg.name)
+    name = model if isinstance(model, str) else model.config.name
+    bar = _progress(len(source.samples) + len(source.problems), quiet, name)
     if source.problems:
         bar.update(len(source.problems))
         yield Batch([], {}, list(source.problems))
+    if engine == "ray":
+        from .engines.ray_engine import ray_batches
 
-    def decode(item):
-        sample, data = item
         try:
-            img = decode_image(data, draft_size=cfg.resize_size, max_pixels=max_pixels)
-            if view is not None:
-                img = view(img)
-            return encoder.preprocess(img), None
-        except ImageError as e:
-            return None, str(e)
-        except Exception as e:  # a broken file must never stop the run
-            return None, f"cannot decode image: {type(e).__name__}: {e}"
-
-    def prepare(samples: list[Sample]):
-        reads = list(pool.map(_read, samples))
-        keys, failures, todo = [], [], []
-        for s, (data, err) in zip(samples, reads):
-            if err:
-                failures.append(Problem(s.path, err))
-                keys.append(None)
-            else:
-                keys.append(feature_key(content_hash(data), cfg.fingerprint, view_key))
-        hits = store.get_many([k for k in keys if k])
-        for s, k, (data, _) in zip(samples, keys, reads):
-            if k and k not in hits:
-                todo.append((s, k, pool.submit(decode, (s, data))))
-        return samples, keys, hits, failures, todo
-
-    def finish(prepared) -> Batch:
-        samples, keys, hits, failures, todo = prepared
-        fresh: dict[str, dict[str, np.ndarray]] = {}
-        ok = [(s, k, f.result()) for s, k, f in todo]
-        good = [(s, k, x) for s, k, (x, err) in ok if x is not None]
-        failures += [Problem(s.path, err) for s, k, (x, err) in ok if x is None]
-        for i in range(0, len(good), batch_size):
-            part = good[i : i + batch_size]
-            out = encoder.encode_arrays(np.stack([x for _, _, x in part]))
-            for j, (_, k, _) in enumerate(part):
-                fresh[k] = {name: v[j] for name, v in out.items()}
-        store.put_many(fresh)
-        found = {**hits, **fresh}
-        failed = {p.path for p in failures}
-        kept = [(s, found[k]) for s, k in zip(samples, keys) if k in found and s.path not in failed]
-        names = list(kept[0][1]) if kept else []
-        arrays = {n: np.stack([rec[n] for _, rec in kept]) for n in names}
-        bar.update(len(samples))
-        return Batch([s for s, _ in kept], arrays, failures, computed=len(fresh),
-                     cached=sum(1 for s, k in zip(samples, keys) if k in hits))
+            for samples, done in ray_batches(source.samples, model, cache=cache, batch_size=batch_size,
+                                             max_pixels=max_pixels, precision=precision, view=view,
+                                             view_key=view_key, **ray_options):
+                bar.update(len(samples))
+                yield Batch(done.samples, done.arrays, done.failures, done.computed, done.cached)
+        finally:
+            bar.close()
+        return
+    if ray_options:
+        raise TypeError(f"unexpected options {sorted(ray_options)} (only engine='ray' takes them)")
+    fn = EmbedBatch(model, engine=engine, precision=precision, batch_size=batch_size, cache=open_cache(cache),
+                    view=view, view_key=view_key, max_pixels=max_pixels)
+    chunk = max((batch_size or fn.runner.batch_size) * 2, 32)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
         try:
             for i in range(0, len(source.samples), chunk):
-                pending.append(prepare(source.samples[i : i + chunk]))
+                pending.append(fn.prepare(source.samples[i : i + chunk], pool))
                 if len(pending) > 1:  # decode chunk i+1 while chunk i is encoded
-                    yield finish(pending.popleft())
+                    yield _batch(fn.finish(pending.popleft()), bar)
             while pending:
-                yield finish(pending.popleft())
+                yield _batch(fn.finish(pending.popleft()), bar)
         finally:
             bar.close()
+
+
+def _batch(done, bar) -> Batch:
+    bar.update(len(done.samples) + len(done.failures))
+    return Batch(done.samples, done.arrays, done.failures, computed=done.computed, cached=done.cached)
 
 
 def extract_features(data, model: str | ImageEncoder = "efficientnet-lite0", **kwargs) -> FeatureSet:

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub):
+    p = sub.add_parser("export", help="export a saved model to ONNX (image encoder, text encoder, head, runner)")
+    p.add_argument("model_dir", help="a folder written by Classifier.save / `wordsight fit`")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-text", action="store_true", help="leave out the text encoder")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..export import export_onnx
+
+    out = export_onnx(args.model_dir, args.out, text=not args.no_text)
+    files = sorted(p.name for p in out.iterdir())
+    print(f"exported {args.model_dir} -> {out}: {', '.join(files)}\n"
+          f"run it: python -c \"import sys; sys.path.insert(0, '{out}'); from runner import Pipeline; "
+          f"print(Pipeline('{out}').predict(['IMAGE.jpg']))\"", file=sys.stderr)
+    return 0

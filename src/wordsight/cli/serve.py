@@ -1,0 +1,61 @@
+"""``wordsight serve [MODEL_DIR]``: the HTTP API and web page on uvicorn."""
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub):
+    p = sub.add_parser("serve", help="serve a saved model (or zero-shot only) over HTTP, with a web page at /")
+    p.add_argument("model_dir", nargs="?", default=None,
+                   help="a saved Classifier folder; omit it to serve zero-shot only")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (each loads the model once)")
+    p.add_argument("--api-key-env", metavar="VAR", default=None,
+                   help="require the API key held in environment variable VAR (X-API-Key header)")
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image file, in MiB (default 20)")
+    g.add_argument("--max-megapixels", type=float, default=40.0, help="largest image, in megapixels (default 40)")
+    g.add_argument("--max-images", type=int, default=32, help="images per request (default 32)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    g = p.add_argument_group("micro-batching")
+    g.add_argument("--max-batch", type=int, default=16, help="images per model call (1: no batching; default 16)")
+    g.add_argument("--max-wait-ms", type=float, default=10.0,
+                   help="how long a batch waits for more images after its first (default 10)")
+    p.add_argument("--top-k", type=int, default=5, help="classes returned per image unless a request says")
+    p.add_argument("--zero-shot-encoder", default=None,
+                   help="encoder for zero-shot (default: the model's own, else efficientnet-lite0)")
+    p.add_argument("--text-model", default="minilm", help="text encoder for zero-shot (default minilm)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args):
+    from ..serve.settings import MB, Batching, Limits, ServeSettings, api_key_from_env
+
+    api_key_from_env(args.api_key_env)  # fail now, not in each worker, when the variable is unset
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=int(args.max_megapixels * 1e6),
+                    max_images=args.max_images, timeout_s=args.timeout)
+    return ServeSettings(model_dir=args.model_dir, limits=limits,
+                         batching=Batching(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms),
+                         api_key_env=args.api_key_env, top_k=args.top_k, zero_shot_encoder=args.zero_shot_encoder,
+                         text_model=args.text_model)
+
+
+def run(args) -> int:
+    try:
+        from ..serve import serve
+    except ImportError as e:
+        raise RuntimeError(f"serving needs the serve extra: pip install 'wordsight[serve]' ({e})") from None
+    settings = settings_from_args(args)
+    if args.model_dir:
+        from ..models import read_config
+
+        read_config(args.model_dir)  # a clear error before uvicorn starts
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key_env:
+        print(f"wordsight serve: warning: listening on {args.host} without --api-key-env: anyone who can "
+              "reach this address can use the API", file=sys.stderr)
+    what = args.model_dir or "zero-shot only"
+    print(f"wordsight serve: {what} on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
+    serve(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return 0

@@ -1,0 +1,349 @@
+"""Evaluate a fitted Classifier on labelled images and write the report: ``metrics.json``, PNG
+plots (matplotlib, Agg) and a static ``index.html`` that needs nothing but a browser."""
+from __future__ import annotations
+
+import html
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+
+from ..models.fusion import FeatureBlocks
+from .metrics import classification_metrics
+
+ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": {"fusion": "concat"},
+             "prior": {"fusion": "prior"}}
+
+
+def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few_shot_draws: int = 5,
+             zero_shot: bool = True, mistakes: int = 12, log=None) -> dict:
+    """Metrics of ``clf`` on the labelled images ``test``; with ``train`` also the ablation
+    (image / text / fused / prior heads refitted on ``train``, plus zero-shot) and, when
+    ``few_shot_ks`` is given, the few-shot curve (image-only vs prior)."""
+    say = log or (lambda msg: None)
+    t0 = time.time()
+    test_blocks = test if isinstance(test, FeatureBlocks) else clf.extract(test)
+    labels = test_blocks.labels
+    if any(v is None for v in labels):
+        raise ValueError("evaluation needs labelled images (class sub-folders or a manifest with labels)")
+    F = clf.featurize(test_blocks)
+    proba = clf._proba_featurized(F)
+    y = _coerce(labels, clf.classes_)
+    known = np.isin(np.asarray(y, dtype=object), np.asarray(clf.classes_, dtype=object))
+    if not known.all():
+        unknown = sorted({str(v) for v, k in zip(y, known) if not k})
+        raise ValueError(f"test labels {unknown[:5]} are not classes of this model ({clf.class_names})")
+    results = {"model": _model_summary(clf), "metrics": classification_metrics(y, proba, clf.classes_),
+               "failures": [{"path": f.path, "reason": f.reason} for f in test_blocks.failures]}
+    say(f"evaluated {len(y)} images: accuracy {results['metrics']['accuracy']:.4f}")
+    results["mistakes"] = _mistakes(clf, F, proba, y, mistakes)
+    rows = [{"name": f"this model ({clf.fusion})", "accuracy": results["metrics"]["accuracy"],
+             "macro_f1": results["metrics"]["macro_f1"], "ece": results["metrics"]["ece"]}]
+    has_probs = test_blocks.probs is not None
+    if zero_shot and has_probs:
+        try:
+            zs = _zero_shot(clf)
+            zp = zs.predict_proba(clf._semantic(test_blocks))
+            m = classification_metrics(y, zp, clf.classes_)
+            rows.append({"name": "zero-shot (no training images)", "accuracy": m["accuracy"],
+                         "macro_f1": m["macro_f1"], "ece": m["ece"]})
+            say(f"zero-shot: {m['accuracy']:.4f}")
+        except Exception as e:  # the report still stands without the language layer
+            rows.append({"name": "zero-shot", "error": f"{type(e).__name__}: {e}"})
+    if train is not None and ablation:
+        train_blocks = train if isinstance(train, FeatureBlocks) else clf.extract(train, views=clf.augment)
+        for name, params in ABLATIONS.items():
+            if params["fusion"] != "image" and not has_probs:
+                continue
+            try:
+                t = time.time()
+                v = clone(clf).set_params(**params).fit(train_blocks)
+                m = classification_metrics(y, v._proba_featurized(v.featurize(test_blocks)), v.classes_)
+                rows.append({"name": f"{name} ({params['fusion']})", "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                             "ece": m["ece"], "prior_weight": getattr(v, "prior_weight_", None) if name == "prior" else None})
+                say(f"ablation {name}: {m['accuracy']:.4f} ({time.time() - t:.1f}s)")
+            except Exception as e:
+                rows.append({"name": name, "error": f"{type(e).__name__}: {e}"})
+    results["ablation"] = rows
+    if train is not None and few_shot_ks:
+        from .fewshot import few_shot_curve
+
+        pool = train if isinstance(train, FeatureBlocks) else clf.extract(train)
+        methods = {"image-only": clone(clf).set_params(fusion="image", augment=0, tta=0)}
+        if has_probs:
+            methods["prior"] = clone(clf).set_params(fusion="prior", augment=0, tta=0)
+        results["few_shot"] = few_shot_curve(methods, pool, test_blocks, ks=few_shot_ks, draws=few_shot_draws, log=say)
+    results["seconds"] = round(time.time() - t0, 1)
+    return results
+
+
+def _coerce(labels, classes):
+    """Labels as the model's class type (folder names are str; a model fitted on ints has ints)."""
+    if len(classes) and isinstance(classes[0], (np.integer, int)) and labels and isinstance(labels[0], str):
+        return [int(v) for v in labels]
+    return list(labels)
+
+
+def _zero_shot(clf):
+    if getattr(clf, "zero_shot_", None) is not None:
+        return clf.zero_shot_
+    return clf._make_zero_shot()
+
+
+def _model_summary(clf) -> dict:
+    return {"encoders": clf.encoder_names, "fusion": clf.fusion, "head": clf.head,
+            "classes": clf.class_names, "head_info": {k: v for k, v in clf.head_.info.items() if k != "cv_accuracy"},
+            "prior_weight": getattr(clf, "prior_weight_", None), "augment": clf.augment, "tta": clf.tta}
+
+
+def _mistakes(clf, F, proba, y, n) -> list[dict]:
+    pred = proba.argmax(1)
+    idx = {c: i for i, c in enumerate(clf.classes_.tolist())}
+    y_idx = np.asarray([idx.get(v, -1) for v in y])
+    wrong = np.flatnonzero(pred != y_idx)
+    wrong = wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][:n]
+    texts = clf._describe_blocks(F.blocks.take(wrong)) if len(wrong) and F.blocks is not None else []
+    out = []
+    for j, i in enumerate(wrong):
+        s = F.samples[i]
+        out.append({"path": getattr(s, "path", None), "true": str(y[i]), "predicted": str(clf.classes_[pred[i]]),
+                    "confidence": float(proba[i, pred[i]]), "description": texts[j] if j < len(texts) else None,
+                    "_sample": s})
+    return out
+
+
+# ---------------------------------------------------------------------------------------- plots
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(metrics: dict, path: Path) -> None:
+    plt = _plt()
+    conf = np.asarray(metrics["confusion"], float)
+    classes = metrics["classes"]
+    rows = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    n = len(classes)
+    size = max(5.0, 0.55 * n + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 25:
+        for i in range(n):
+            for j in range(n):
+                if conf[i, j]:
+                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_title(f"Confusion matrix (accuracy {metrics['accuracy']:.1%}; colour: share of the true class)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_reliability(metrics: dict, path: Path) -> None:
+    plt = _plt()
+    cal = metrics["calibration"]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    for b in cal["bins"]:
+        ax.bar((b["lo"] + b["hi"]) / 2, b["accuracy"], width=b["hi"] - b["lo"], edgecolor="black",
+               color="tab:blue", alpha=0.75)
+        ax.bar((b["lo"] + b["hi"]) / 2, b["confidence"] - b["accuracy"], bottom=b["accuracy"],
+               width=b["hi"] - b["lo"], color="tab:red", alpha=0.3)
+    ax.set_ylabel("accuracy in bin")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Reliability diagram (ECE {cal['ece']:.3f}; red: confidence gap)")
+    ax.legend(loc="upper left")
+    ax2.bar([(b["lo"] + b["hi"]) / 2 for b in cal["bins"]], [b["count"] for b in cal["bins"]],
+            width=1 / cal["n_bins"], color="grey", edgecolor="black")
+    ax2.set_xlabel("confidence (top-1 probability)")
+    ax2.set_ylabel("images")
+    ax2.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_few_shot(fs: dict, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ks = fs["ks"]
+    for name, res in fs["methods"].items():
+        m = np.array([res[str(k)]["mean"] for k in ks])
+        s = np.array([res[str(k)]["std"] for k in ks])
+        ax.errorbar(ks, m, yerr=s, marker="o", capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("labelled images per class (k)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"Few-shot: mean ± std over {fs['draws']} draws ({fs['n_test']} test images)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_ablation(rows: list[dict], path: Path) -> None:
+    plt = _plt()
+    rows = [r for r in rows if "accuracy" in r]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.2))
+    names = [r["name"] for r in rows][::-1]
+    accs = [r["accuracy"] for r in rows][::-1]
+    ax.barh(names, accs, color="tab:blue")
+    for i, a in enumerate(accs):
+        ax.text(a + 0.005, i, f"{a:.1%}", va="center")
+    ax.set_xlim(0, 1.08)
+    ax.set_xlabel("test accuracy")
+    ax.set_title("What each part contributes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------- files
+def _thumbnail(sample, path: Path) -> bool:
+    from PIL import Image
+
+    from ..io.images import decode_image
+
+    try:
+        data = sample.data if getattr(sample, "data", None) is not None else Path(sample.path).read_bytes()
+        img = decode_image(data)
+        img.thumbnail((128, 128))
+        if max(img.size) < 96:  # tiny images (Fashion-MNIST's 28 px) are shown enlarged
+            scale = 96 // max(img.size)
+            img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.Resampling.NEAREST)
+        img.save(path, format="PNG")
+        return True
+    except Exception:
+        return False
+
+
+def write_report(results: dict, folder, title: str = "wordsight evaluation") -> Path:
+    """``folder/index.html`` + ``metrics.json`` + PNG plots; returns the HTML path."""
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    m = results["metrics"]
+    plot_confusion(m, folder / "confusion.png")
+    plot_reliability(m, folder / "reliability.png")
+    if len([r for r in results.get("ablation", []) if "accuracy" in r]) > 1:
+        plot_ablation(results["ablation"], folder / "ablation.png")
+    if results.get("few_shot"):
+        plot_few_shot(results["few_shot"], folder / "few_shot.png")
+    for i, mk in enumerate(results.get("mistakes", [])):
+        sample = mk.pop("_sample", None)
+        name = f"images/mistake_{i:02d}.png"
+        mk["thumbnail"] = name if sample is not None and _thumbnail(sample, folder / name) else None
+    (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    (folder / "index.html").write_text(_html(results, folder, title))
+    return folder / "index.html"
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _pct(v) -> str:
+    return "" if v is None else f"{v:.1%}"
+
+
+def _html(r: dict, folder: Path, title: str) -> str:
+    e = html.escape
+    m = r["metrics"]
+    model = r["model"]
+    top = next(k for k in m if k.startswith("top") and k.endswith("_accuracy"))
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+             "body{font-family:system-ui,sans-serif;max-width:1050px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
+             "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.cards{display:flex;gap:1em;flex-wrap:wrap}"
+             ".card{border:1px solid #ddd;border-radius:8px;padding:.6em 1em;min-width:8em}.card b{font-size:1.6em;display:block}"
+             ".mk{display:flex;gap:1em;align-items:center;border-bottom:1px solid #eee;padding:.4em 0}.mk img{image-rendering:pixelated}"
+             "img.plot{max-width:100%}</style></head><body>",
+             f"<h1>{e(title)}</h1>",
+             f"<p>Model: encoders <code>{e(', '.join(model['encoders']))}</code>, fusion <code>{e(model['fusion'])}</code>, "
+             f"head <code>{e(model['head'])}</code>; {m['n']} test images, {len(model['classes'])} classes"
+             + (f"; {len(r['failures'])} unreadable file(s) skipped" if r.get("failures") else "") + ".</p>",
+             "<div class='cards'>"]
+    for label, v in (("accuracy", _pct(m["accuracy"])), (top.replace("_accuracy", "").replace("top", "top-"), _pct(m[top])),
+                     ("macro-F1", f"{m['macro_f1']:.3f}"), ("ECE", f"{m['ece']:.3f}"), ("log-loss", f"{m['log_loss']:.3f}")):
+        parts.append(f"<div class='card'>{e(label)}<b>{e(v)}</b></div>")
+    parts.append("</div>")
+    if r.get("ablation"):
+        parts.append("<h2>Ablation: image, text, fused, prior</h2><table><tr><th>variant</th><th>accuracy</th>"
+                     "<th>macro-F1</th><th>ECE</th><th>note</th></tr>")
+        for row in r["ablation"]:
+            if "error" in row:
+                parts.append(f"<tr><td>{e(row['name'])}</td><td colspan=3>not run</td><td>{e(row['error'])}</td></tr>")
+            else:
+                note = f"prior weight {row['prior_weight']:g}" if row.get("prior_weight") is not None else ""
+                parts.append(f"<tr><td>{e(row['name'])}</td><td>{_pct(row['accuracy'])}</td><td>{row['macro_f1']:.3f}</td>"
+                             f"<td>{row['ece']:.3f}</td><td>{e(note)}</td></tr>")
+        parts.append("</table><p>Variants are refitted on the same training images with only the fusion changed; "
+                     "zero-shot uses no training image.</p>")
+        if (folder / "ablation.png").exists():
+            parts.append("<img class='plot' src='ablation.png' alt='ablation'>")
+    if r.get("few_shot"):
+        fs = r["few_shot"]
+        parts.append(f"<h2>Few-shot curve</h2><p>k labelled images per class, {fs['draws']} random draws; every choice "
+                     "(penalty, prior weight) is made on the k-shot images alone, never on the test set.</p>"
+                     "<table><tr><th>method</th>" + "".join(f"<th>k={k}</th>" for k in fs["ks"]) + "</tr>")
+        for name, res in fs["methods"].items():
+            parts.append(f"<tr><td>{e(name)}</td>" + "".join(
+                f"<td>{res[str(k)]['mean']:.1%} ± {res[str(k)]['std']:.1%}</td>" for k in fs["ks"]) + "</tr>")
+        parts.append("</table><img class='plot' src='few_shot.png' alt='few-shot curve'>")
+    parts.append("<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>")
+    for c, v in m["per_class"].items():
+        parts.append(f"<tr><td>{e(c)}</td><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td><td>{v['f1']:.3f}</td>"
+                     f"<td>{v['support']}</td></tr>")
+    parts.append("</table><h2>Confusion matrix</h2><img class='plot' src='confusion.png' alt='confusion matrix'>"
+                 "<h2>Calibration</h2><p>Expected calibration error "
+                 f"{m['ece']:.3f} over {m['calibration']['n_bins']} confidence bins: a well calibrated model's "
+                 "bars follow the diagonal.</p><img class='plot' src='reliability.png' alt='reliability diagram'>")
+    if r.get("mistakes"):
+        parts.append("<h2>Most confident mistakes</h2>")
+        for mk in r["mistakes"]:
+            img = f"<img src='{e(mk['thumbnail'])}' width=96 height=96 alt=''>" if mk.get("thumbnail") else ""
+            parts.append(f"<div class='mk'>{img}<div><b>{e(mk['predicted'])}</b> ({mk['confidence']:.0%}) but is "
+                         f"<b>{e(mk['true'])}</b><br><small>{e(str(mk['path']))}</small><br>"
+                         f"<i>{e(mk.get('description') or '')}</i></div></div>")
+    if r.get("failures"):
+        parts.append("<h2>Files that could not be read</h2><ul>" + "".join(
+            f"<li>{e(f['path'])}: {e(f['reason'])}</li>" for f in r["failures"]) + "</ul>")
+    parts.append(f"<p><small>Made by wordsight in {r.get('seconds', 0)} s; all numbers are in metrics.json.</small></p>"
+                 "</body></html>")
+    return "\n".join(parts)
+
+
+def headline_table(results: dict) -> str:
+    """A plain-text table of the headline numbers (for the terminal)."""
+    m = results["metrics"]
+    top = next(k for k in m if k.startswith("top") and k.endswith("_accuracy"))
+    lines = [f"{'metric':<28}{'value':>10}", f"{'accuracy':<28}{m['accuracy']:>10.2%}",
+             f"{top.replace('_accuracy', ' accuracy'):<28}{m[top]:>10.2%}", f"{'macro-F1':<28}{m['macro_f1']:>10.4f}",
+             f"{'ECE':<28}{m['ece']:>10.4f}", f"{'test images':<28}{m['n']:>10d}"]
+    if results.get("ablation") and len(results["ablation"]) > 1:
+        lines += ["", f"{'variant':<36}{'accuracy':>10}"]
+        for row in results["ablation"]:
+            lines.append(f"{row['name']:<36}{(_pct(row['accuracy']) if 'accuracy' in row else 'n/a'):>10}")
+    if results.get("few_shot"):
+        fs = results["few_shot"]
+        lines += ["", f"{'few-shot k':<14}" + "".join(f"{k:>9}" for k in fs["ks"])]
+        for name, res in fs["methods"].items():
+            lines.append(f"{name:<14}" + "".join(f"{res[str(k)]['mean']:>9.1%}" for k in fs["ks"]))
+    return "\n".join(lines)

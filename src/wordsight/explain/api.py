@@ -1,0 +1,170 @@
+"""``explain(model, images, method, target)``: heatmaps and the words behind each prediction."""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ._pipeline import Subject, View, _py, as_subject
+
+METHODS = ("gradcam", "gradcam++", "rollout", "lime")
+
+
+@dataclass
+class Explanation:
+    """One image's explanation.
+
+    ``heatmap`` (H, W) float32 at the original size: Grad-CAM/Grad-CAM++/rollout in [0, 1]; LIME
+    signed (each superpixel's weight, largest magnitude 1); zero outside the centre crop the
+    model saw. ``overlay`` is the image with the map on top (PIL, original size). ``evidence``
+    is JSON-able (classes, probabilities, concepts, descriptors, image/text shares, method facts).
+    """
+
+    path: str | None
+    method: str
+    target: object
+    heatmap: np.ndarray
+    overlay: Image.Image
+    evidence: dict
+    view_heatmap: np.ndarray = field(repr=False, default=None)  # the map over the model's input
+    view: View = field(repr=False, default=None)
+
+    def save(self, out_dir, stem: str | None = None) -> dict:
+        """Write ``<stem>.<method>.png`` (overlay), ``<stem>.<method>.npy`` (raw map) and
+        ``<stem>.<method>.json`` (evidence); the paths written."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = stem or (Path(self.path).stem if self.path else "image")
+        tag = self.method.replace("+", "p")
+        paths = {"overlay": out / f"{stem}.{tag}.png", "heatmap": out / f"{stem}.{tag}.npy",
+                 "evidence": out / f"{stem}.{tag}.json"}
+        self.overlay.save(paths["overlay"])
+        np.save(paths["heatmap"], self.heatmap.astype(np.float32), allow_pickle=False)
+        paths["evidence"].write_text(json.dumps(self.to_json(), indent=2))
+        return {k: str(v) for k, v in paths.items()}
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "method": self.method, "target": _py(self.target), **self.evidence}
+
+
+def _open(image) -> tuple[Image.Image, str | None]:
+    from ..io.images import decode_image, read_image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB"), getattr(image, "filename", None) or None
+    if isinstance(image, (bytes, bytearray)):
+        return decode_image(bytes(image)), None
+    if isinstance(image, np.ndarray):
+        arr = image if image.ndim == 3 else np.stack([image] * 3, -1)
+        return Image.fromarray(arr.astype(np.uint8)).convert("RGB"), None
+    if isinstance(image, io.IOBase):
+        return decode_image(image.read()), getattr(image, "name", None)
+    return read_image(image), os.fspath(image)
+
+
+def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *, lime_samples: int | None = None,
+                lime_segments: int | None = None, rollout_discard: float = 0.0, sentence: bool = False,
+                llm="local", top: int = 5) -> Explanation:
+    from . import evidence as ev_mod
+    from .render import overlay, seen_mask, to_original
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    pil, path = _open(image)
+    view = subject.view(pil)
+    facts: dict = {}
+    tidx = subject.class_index(target) if target is not None else None
+    if method in ("gradcam", "gradcam++"):
+        from .cam import cam
+
+        if tidx is None:  # the predicted class: one forward pass first
+            tidx = int(np.argmax(subject.proba_views(view.image[None])[0]))
+        vmap, proba = cam(subject, view, tidx, method)
+        facts["layer"] = type(subject.encoder().target_layer).__name__
+    elif method == "rollout":
+        from .rollout import rollout
+
+        vmap = rollout(subject, view, discard_ratio=rollout_discard)
+        proba = subject.proba_views(view.image[None])[0]
+        facts.update(class_agnostic=True, discard_ratio=rollout_discard)
+    else:
+        from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
+
+        proba = None
+        if tidx is None:
+            proba = subject.proba_views(view.image[None])[0]
+            tidx = int(np.argmax(proba))
+        vmap, p0, lime_facts = lime_map(subject, view, tidx, lime_samples or DEFAULT_SAMPLES,
+                                        lime_segments or DEFAULT_SEGMENTS)
+        proba = p0 if proba is None else proba
+        facts.update(lime_facts)
+    if tidx is None:
+        tidx = int(np.argmax(proba))
+    evidence = ev_mod.evidence(subject, view.image, np.asarray(proba, np.float64), tidx, top)
+    evidence["encoder"] = subject.encoder_name
+    evidence["method_facts"] = facts
+    evidence["heatmap_focus"] = ev_mod.focus(vmap)
+    evidence["view_box"] = [round(float(v), 1) for v in view.box]
+    if sentence:
+        evidence["sentence"] = ev_mod.write_sentence(evidence, llm)
+    heat = to_original(vmap, view)
+    return Explanation(path, method, _py(subject.classes[tidx]), heat, overlay(pil, heat, seen_mask(view)),
+                       evidence, vmap, view)
+
+
+def explain(model, images, method: str = "gradcam", target=None, *, encoder: str | None = None,
+            lime_samples: int | None = None, lime_segments: int | None = None, rollout_discard: float = 0.0,
+            sentence: bool = False, llm="local", top: int = 5) -> list[Explanation]:
+    """Explain ``model``'s prediction on each image.
+
+    ``model``: a fitted :class:`wordsight.Classifier`, a folder saved by ``Classifier.save``, or an
+    encoder name (its ImageNet head is explained). ``images``: paths, PIL images, bytes or uint8
+    arrays (one or a list). ``method``: ``gradcam``, ``gradcam++`` (CNN encoders, through the whole
+    model), ``rollout`` (``hf:`` ViT encoders; class-agnostic) or ``lime`` (any model;
+    ``lime_samples`` bounds its cost, default 200). ``target``: the class to explain (default: the
+    predicted one). ``encoder``: which of several encoders' pixels to explain. ``sentence``: also
+    ask an LLM backend (``llm``: ``local``, ``openai``, ``none`` or a backend object) for one or two
+    sentences written from the evidence; off by default. An unreadable image raises
+    :class:`wordsight.io.images.ImageError`.
+    """
+    subject = as_subject(model, encoder)
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, Image.Image)) or (
+            isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.dtype == np.uint8):
+        images = [images]
+    return [explain_one(subject, im, method, target, lime_samples=lime_samples, lime_segments=lime_segments,
+                        rollout_discard=rollout_discard, sentence=sentence, llm=llm, top=top) for im in images]
+
+
+def gradcam_overlay(model, path, out=None, target=None, method: str = "gradcam") -> str:
+    """Write the heatmap overlay of ``path`` as a PNG and return its path (for reports).
+
+    ``out``: the PNG path or a folder (default: next to nothing, in the wordsight cache's
+    ``explain/`` folder). CNN encoders get Grad-CAM, ViT encoders attention rollout, and models
+    Grad-CAM cannot reach (a random-forest head) LIME with a small sample budget.
+    """
+    subject = as_subject(model)
+    if method in ("gradcam", "gradcam++") and not hasattr(subject.encoder(), "target_layer"):
+        method = "rollout"
+    try:
+        e = explain_one(subject, path, method, target)
+    except ValueError as err:
+        if "not differentiable" not in str(err):
+            raise
+        e = explain_one(subject, path, "lime", target, lime_samples=60)
+    if out is None:
+        from ..features.cache import default_cache_dir
+
+        out = default_cache_dir() / "explain"
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / f"{Path(os.fspath(path)).stem}.{e.method.replace('+', 'p')}.png"
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    e.overlay.save(out)
+    return str(out)

@@ -1,0 +1,63 @@
+"""Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++ (Chattopadhay et al. 2018) through the whole
+wordsight model: encoder -> fusion -> head, so the map answers "where in the image is the evidence
+for *this model's* class", not for an ImageNet class.
+
+Written here with two torch hooks rather than taken from the ``grad-cam`` package: that package
+imports torchvision, whose PyPI wheels are CUDA builds that fail to import beside wordsight's CPU
+torch. The maths is a few lines (the same as ``pytorch_grad_cam.GradCAM`` / ``GradCAMPlusPlus``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._pipeline import Subject, View
+
+METHODS = ("gradcam", "gradcam++")
+
+
+def _weights(acts: torch.Tensor, grads: torch.Tensor, method: str) -> torch.Tensor:
+    if method == "gradcam":
+        return grads.mean((2, 3))
+    # Grad-CAM++: alpha = g^2 / (2 g^2 + sum_ij A g^3), weights = sum_ij alpha * relu(g)
+    g2, g3 = grads.pow(2), grads.pow(3)
+    denom = 2 * g2 + acts.sum((2, 3), keepdim=True) * g3
+    alpha = g2 / torch.where(denom != 0, denom, torch.ones_like(denom))
+    return (alpha * F.relu(grads)).sum((2, 3))
+
+
+def cam(subject: Subject, view: View, target: int, method: str = "gradcam") -> tuple[np.ndarray, np.ndarray]:
+    """(map over the view (S, S) in [0, 1], class probabilities (n_classes,)) for class index
+    ``target``. The map is zero where nothing speaks for the class."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    enc = subject.encoder()
+    layer = getattr(enc, "target_layer", None)
+    if layer is None:
+        raise ValueError(f"{subject.encoder_name}: Grad-CAM needs a CNN encoder with a target layer; "
+                         "use method='rollout' for ViT encoders or method='lime' for any model")
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(_module, _inputs, output):
+        store["acts"] = output
+        output.register_hook(lambda g: store.__setitem__("grads", g))
+
+    inputs = subject.inputs(view.image[None])
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            scores = subject.scores(inputs)
+            subject.encoder().zero_grad(set_to_none=True)
+            scores[0, target].backward()
+    finally:
+        handle.remove()
+    acts, grads = store["acts"].detach().float(), store["grads"].detach().float()
+    weights = _weights(acts, grads, method)
+    m = F.relu((weights[:, :, None, None] * acts).sum(1, keepdim=True))
+    size = view.image.shape[:2]
+    m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+    top = float(m.max())
+    m = m / top if top > 0 else m
+    probs = torch.softmax(scores.detach().double(), 1)[0].numpy()
+    return m.astype(np.float32), probs

@@ -1,0 +1,212 @@
+"""The words behind a prediction.
+
+- ``concepts``: the ImageNet concepts the image resembles (the language layer's vocabulary), with
+  their probabilities, short descriptions, their similarity in the text space to the explained
+  class's texts and, for a linear head over a text block, their exact share of the class score;
+- ``descriptors``: the explained class's texts (its name and descriptions) ranked by cosine
+  similarity to the image's ConSE semantic vector;
+- ``parts``: for fused models, how much of the decision comes from the image block(s) and from the
+  text part (the text block, or the zero-shot prior). A part's contribution is the change in the
+  class's margin (its score minus the mean score over classes: softmax depends on nothing else)
+  when the part is replaced by its training mean; for linear heads these add up exactly;
+- ``sentence``: optional, one or two sentences an LLM writes from the facts above and nothing else.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._pipeline import ClassifierSubject, Subject, _py
+
+
+def _margin(z: np.ndarray, c: int) -> float:
+    return float(z[c] - z.mean())
+
+
+def _softmax(z):
+    z = z - z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def _log_softmax(z):
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def class_texts(model, cls) -> list[str]:
+    """The texts that stand for a class: its name, then any descriptions (the Classifier's
+    ``class_descriptions``, else the zero-shot classifier's)."""
+    from ..language._text import display_name
+
+    texts = [display_name(cls)]
+    sources = [getattr(model, "class_descriptions", None)]
+    zs = getattr(model, "zero_shot_", None)
+    for attr in ("descriptions_", "class_descriptions_", "descriptions"):
+        sources.append(getattr(zs, attr, None))
+    for src in sources:
+        if isinstance(src, dict):
+            d = src.get(cls, src.get(str(cls)))
+            if d:
+                texts += [d] if isinstance(d, str) else [str(x) for x in d]
+                break
+    return list(dict.fromkeys(t for t in texts if t))
+
+
+def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int, top: int = 5) -> dict:
+    """JSON-able evidence for class index ``target`` of the view ``image`` (S, S, 3 uint8)."""
+    classes = subject.classes
+    order = np.argsort(-proba)[:top]
+    out = {
+        "predicted": _py(classes[int(np.argmax(proba))]),
+        "target": _py(classes[target]),
+        "probability": float(proba[target]),
+        "top_k": [[_py(classes[j]), float(proba[j])] for j in order],
+        "concepts": [], "descriptors": [], "parts": None, "sentence": None,
+    }
+    if not isinstance(subject, ClassifierSubject):
+        out["parts"] = {"image": {"contribution": None, "share": 1.0}}
+        from ..language.concepts import imagenet_concepts, short_description
+
+        names, descs = imagenet_concepts()
+        out["concepts"] = [{"name": names[j], "probability": float(proba[j]),
+                            "description": short_description(descs[j])} for j in order]
+        return out
+    model = subject.model
+    blocks = subject.blocks(image[None])
+    fz = model.featurize(blocks)
+    X = fz.matrix.astype(np.float64)
+    probs = blocks.probs
+    bank = subject.bank() if probs is not None else None
+    semantic = None
+    if probs is not None:
+        from ..language.semantic import semantic_vectors, top_concepts
+
+        semantic = semantic_vectors(probs, bank=bank)[0]
+        texts = class_texts(model, classes[target])
+        from ..language._text import embed_texts
+
+        T = embed_texts(texts, bank.text_model)
+        scores = T @ semantic
+        out["descriptors"] = sorted(({"text": t, "score": float(s)} for t, s in zip(texts, scores)),
+                                    key=lambda d: -d["score"])
+        short = dict(zip(bank.names, bank.short))
+        index = {n: i for i, n in enumerate(bank.names)}
+        for name, p in top_concepts(probs, bank, top)[0]:
+            e = bank.embeddings[index[name]]
+            out["concepts"].append({"name": name, "probability": p, "description": short.get(name) or "",
+                                    "similarity_to_class": float((T @ e).max())})
+        _concept_contributions(model, probs[0], bank, X[0], target, out["concepts"])
+    out["parts"] = _parts(model, X[0], fz.prior_logits, target)
+    return out
+
+
+def _concept_contributions(model, p: np.ndarray, bank, x: np.ndarray, target: int, concepts: list) -> None:
+    """Exact per-concept terms of the class margin for a linear head over a text block."""
+    from ..language.semantic import DEFAULT_TOP_T
+    from ..models.heads import LinearHead
+
+    if model.fusion not in ("text", "concat") or not isinstance(model.head_, LinearHead):
+        return
+    block = next(b for b in model.pipeline_spec()["blocks"] if b["name"] == "text")
+    W, _ = model.linear_head()
+    Wt = W[:, block["start"]:block["stop"]]
+    w = Wt[target] - Wt.mean(0)
+    t = min(DEFAULT_TOP_T, len(p))
+    idx = np.argpartition(-p, t - 1)[:t]
+    pt = p[idx] / max(p[idx].sum(), 1e-12)
+    raw = pt @ bank.embeddings[idx]
+    scale = float(model.text_weight) / max(float(np.linalg.norm(raw)), 1e-12)
+    terms = {bank.names[j]: float(scale * q * (bank.embeddings[j] @ w)) for j, q in zip(idx, pt)}
+    for c in concepts:
+        c["contribution"] = terms.get(c["name"], 0.0)
+
+
+def _baseline(model, n: int) -> np.ndarray | None:
+    a = model.head_.arrays
+    if "mean" in a:
+        return np.asarray(a["mean"], np.float64)
+    if "train" in a:
+        return np.asarray(a["train"], np.float64).mean(0)
+    return None
+
+
+def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
+    """Image vs text shares of the decision (see the module docstring)."""
+    spec = model.pipeline_spec()
+    head = model.head_
+    base = _baseline(model, len(x))
+    contrib: dict[str, float] = {}
+    if base is None:
+        keys = ["image"] + (["text"] if model.fusion != "image" else [])
+        return {"note": f"the {model.head!r} head keeps no training mean to compare with",
+                **{k: {"contribution": None, "share": None} for k in keys}}
+
+    def z(v):
+        return head.logits(v[None])[0]
+
+    if model.fusion == "prior" and prior_logits is not None:
+        lz = _log_softmax(z(x))
+        contrib["image"] = _margin(lz, target) - _margin(_log_softmax(z(base)), target)
+        contrib["text"] = float(model.prior_weight_) * _margin(
+            _log_softmax(model.prior_temperature_ * np.asarray(prior_logits[0], np.float64)), target)
+    else:
+        m = _margin(z(x), target)
+        for b in spec["blocks"]:
+            v = x.copy()
+            v[b["start"]:b["stop"]] = base[b["start"]:b["stop"]]
+            part = "text" if b["name"] == "text" else "image"
+            contrib[part] = contrib.get(part, 0.0) + (m - _margin(z(v), target))
+    total = sum(abs(v) for v in contrib.values()) or 1.0
+    return {k: {"contribution": float(v), "share": float(abs(v) / total)} for k, v in contrib.items()}
+
+
+def evidence_prompt(ev: dict) -> str:
+    """The facts an LLM may use, as a prompt: nothing else goes in."""
+    lines = [f"An image classifier labelled a photo as \"{ev['target']}\" "
+             f"(probability {ev['probability']:.2f})."]
+    if ev["target"] != ev["predicted"]:
+        lines[0] = (f"An image classifier was asked why a photo could be \"{ev['target']}\" "
+                    f"(probability {ev['probability']:.2f}); its top answer was \"{ev['predicted']}\".")
+    if ev["concepts"]:
+        lines.append("The photo resembles: " + "; ".join(
+            f"{c['name']} ({c['probability']:.2f})" + (f", {c['description']}" if c.get("description") else "")
+            for c in ev["concepts"][:3]) + ".")
+    if ev["descriptors"]:
+        lines.append("Closest class description: " + ev["descriptors"][0]["text"] + ".")
+    parts = ev.get("parts") or {}
+    if parts.get("image", {}).get("share") is not None and parts.get("text", {}).get("share") is not None:
+        lines.append(f"The decision came {parts['image']['share']:.0%} from the image features and "
+                     f"{parts['text']['share']:.0%} from the words.")
+    if ev.get("heatmap_focus"):
+        lines.append(f"The evidence lies mostly in the {ev['heatmap_focus']} of the image.")
+    lines.append("In one or two plain sentences, explain the decision using only these facts.")
+    return "\n".join(lines)
+
+
+SYSTEM = "You explain image classifier decisions briefly and only from the facts given. Invent nothing."
+
+
+def write_sentence(ev: dict, llm="local") -> dict | None:
+    """One or two sentences from ``ev`` by an LLM backend (``wordsight.language.llm.get_llm``);
+    None when the backend answers nothing."""
+    from ..language.llm import get_llm
+
+    backend = get_llm(llm) if isinstance(llm, str) else llm
+    text = backend.generate([evidence_prompt(ev)], max_new_tokens=80, temperature=0.2, seed=0, system=SYSTEM)[0]
+    text = " ".join((text or "").split())
+    if not text:
+        return None
+    return {"text": text, "llm": backend.describe()}
+
+
+def focus(view_map: np.ndarray) -> str:
+    """Where the positive mass of a map lies: 'centre', 'upper left', ... (a fact for the prompt)."""
+    m = np.clip(view_map, 0, None)
+    if m.sum() <= 0:
+        return ""
+    h, w = m.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    cy, cx = (m * ys).sum() / m.sum() / h, (m * xs).sum() / m.sum() / w
+    row = "upper" if cy < 0.38 else "lower" if cy > 0.62 else ""
+    col = "left" if cx < 0.38 else "right" if cx > 0.62 else ""
+    return " ".join(p for p in (row, col) if p) or "centre"

@@ -1,0 +1,47 @@
+"""Maps at the original image size, and the overlay PNG a person looks at."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ._pipeline import View
+
+
+def to_original(view_map: np.ndarray, view: View) -> np.ndarray:
+    """A map over the view placed on the original image: (H, W) float32, zero outside the part of
+    the image the model saw (the centre crop)."""
+    w, h = view.size
+    left, top, right, bottom = view.box
+    bw, bh = max(1, int(round(right - left))), max(1, int(round(bottom - top)))
+    part = np.asarray(Image.fromarray(view_map.astype(np.float32), mode="F").resize((bw, bh), Image.Resampling.BILINEAR))
+    out = np.zeros((h, w), np.float32)
+    x0, y0 = int(round(left)), int(round(top))
+    x1, y1 = min(w, x0 + bw), min(h, y0 + bh)
+    out[y0:y1, x0:x1] = part[: y1 - y0, : x1 - x0]
+    return out
+
+
+def seen_mask(view: View) -> np.ndarray:
+    w, h = view.size
+    left, top, right, bottom = (int(round(v)) for v in view.box)
+    m = np.zeros((h, w), bool)
+    m[max(0, top):min(h, bottom), max(0, left):min(w, right)] = True
+    return m
+
+
+def overlay(image: Image.Image, heatmap: np.ndarray, seen: np.ndarray | None = None, alpha: float = 0.5,
+            cmap: str = "jet") -> Image.Image:
+    """The image with the map's positive part in colour on top; what the model never saw (outside
+    its centre crop) is dimmed."""
+    from matplotlib import colormaps
+
+    rgb = np.asarray(image.convert("RGB"), np.float32) / 255.0
+    m = np.clip(heatmap, 0, None)
+    top = float(m.max())
+    m = m / top if top > 0 else m
+    colour = colormaps[cmap](m)[..., :3]
+    a = alpha * (0.25 + 0.75 * m)[..., None]  # faint where there is no evidence
+    out = (1 - a) * rgb + a * colour
+    if seen is not None:
+        out[~seen] = 0.35 * rgb[~seen]
+    return Image.fromarray(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8))

@@ -1,0 +1,101 @@
+"""Export a saved wordsight model to ONNX: image encoder(s), text encoder and head as separate
+files, plus ``pipeline.json`` and a standalone ``runner.py`` that reproduces the predictions."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .onnx import OnnxTextEncoder, export_image_encoder, export_text_encoder, weights_digest
+
+EXPORTABLE_HEADS = ("logistic", "svm", "mlp")
+
+
+def head_graph(clf):
+    """The classifier's head as an ONNX graph: ``features`` (B, F) -> ``logits``, ``probabilities``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    head = clf.head_
+    inits, nodes = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr, np.float32), name))
+        return name
+
+    if clf.head in ("logistic", "svm"):
+        W, b = head.linear()  # standardisation and temperature folded in
+        nodes.append(helper.make_node("Gemm", ["features", const("W", W), const("b", b)], ["logits"], transB=1))
+    elif clf.head == "mlp":
+        a = head.arrays
+        nodes += [helper.make_node("Sub", ["features", const("mean", a["mean"])], ["centred"]),
+                  helper.make_node("Div", ["centred", const("scale", a["scale"])], ["h0"])]
+        n = int(head.info["layers"])
+        for i in range(n):
+            out = "logits" if i == n - 1 else f"z{i + 1}"
+            nodes.append(helper.make_node("Gemm", [f"h{i}", const(f"w{i}", a[f"w{i}"]), const(f"b{i}", a[f"b{i}"])], [out]))
+            if i < n - 1:
+                nodes.append(helper.make_node("Relu", [out], [f"h{i + 1}"]))
+    else:
+        raise ValueError(f"head {clf.head!r} cannot be exported to ONNX; exportable heads: {', '.join(EXPORTABLE_HEADS)}")
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    n_cls = len(clf.classes_)
+    graph = helper.make_graph(
+        nodes, "wordsight_head",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", int(clf.n_features_in_)])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_cls]),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_cls])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="wordsight")
+    model.ir_version = min(model.ir_version, 9)
+    onnx.checker.check_model(model)
+    return model
+
+
+def export_onnx(model_dir, out, *, text: bool = True) -> Path:
+    """Write ``out/``: ``image_encoder*.onnx``, ``text_encoder.onnx`` + ``tokenizer/``,
+    ``head.onnx``, ``pipeline.json`` and ``runner.py``. Returns ``out``."""
+    import onnx
+
+    from .._version import __version__
+    from ..encoders import load_model
+    from ..models import Classifier
+
+    clf = Classifier.load(model_dir)
+    if clf.fusion != "image":
+        raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces fusion "
+                         "'image' (the text and prior blocks need the language layer)")
+    if clf.tta:
+        raise ValueError(f"tta={clf.tta}: test-time augmentation is not exported; refit with tta=0")
+    head = head_graph(clf)  # refuses heads that have no ONNX form, before any work
+    if not clf.feature_dims_:
+        raise ValueError(f"{model_dir}: fitted on a precomputed feature matrix, so it has no image encoder "
+                         "to export; fit it on images")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoders = []
+    names = clf.encoder_names
+    for i, name in enumerate(names):
+        enc = load_model(name)
+        file = "image_encoder.onnx" if len(names) == 1 else f"image_encoder_{i}.onnx"
+        export_image_encoder(enc, out / file)
+        encoders.append({"name": name, "file": file, "dim": clf.feature_dims_[name],
+                         "fingerprint": enc.config.fingerprint, "preprocessing": enc.config.preprocessing()})
+    onnx.save(head, str(out / "head.onnx"))
+    spec = {"format": "wordsight-onnx", "format_version": 1, "library_version": __version__,
+            "classes": [str(c) for c in clf.classes_], "fusion": "image",
+            "image_encoders": encoders, "head": {"name": clf.head, "file": "head.onnx"}}
+    if text:
+        text_enc = load_model(clf.text_model)
+        export_text_encoder(text_enc, out)
+        max_len = int((out / "tokenizer" / "wordsight_max_len.txt").read_text())
+        spec["text_encoder"] = {"name": clf.text_model, "file": "text_encoder.onnx", "tokenizer": "tokenizer",
+                                "dim": text_enc.config.dim, "max_length": max_len}
+    (out / "pipeline.json").write_text(json.dumps(spec, indent=2))
+    shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
+    return out
+
+
+__all__ = ["EXPORTABLE_HEADS", "OnnxTextEncoder", "export_image_encoder", "export_onnx", "export_text_encoder",
+           "head_graph", "weights_digest"]

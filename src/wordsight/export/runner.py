@@ -1,0 +1,122 @@
+"""Run a wordsight model exported with ``wordsight export --format onnx``.
+
+Standalone on purpose: it needs numpy, Pillow and onnxruntime (and ``transformers`` only for the
+text encoder), not torch or wordsight. ``wordsight export`` copies this file into the export
+folder, next to ``pipeline.json``::
+
+    from runner import Pipeline
+    p = Pipeline("exported/")
+    p.predict_proba(["a.jpg", "b.png"])   # (2, n_classes), columns in p.classes order
+    p.predict(["a.jpg"])                  # class names
+    p.encode_text(["a photo of a cat"])   # L2-normalised text embeddings
+
+Preprocessing repeats wordsight's exactly (EXIF orientation, alpha on white, JPEG DCT-scaled
+draft decoding, shorter side resized, centre crop, normalisation), so the probabilities equal
+``Classifier.predict_proba`` within float32 rounding.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+             "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+
+
+def _session(path, threads=None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _to_rgb(img):
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    if img.mode in ("I", "F") or img.mode.startswith("I;"):
+        a = np.asarray(img, np.float64)
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L").convert("RGB")
+    return img.convert("RGB")
+
+
+def decode(data: bytes, draft_size: int | None = None):
+    img = Image.open(io.BytesIO(data))
+    if draft_size and img.format == "JPEG":
+        img.draft("RGB", (draft_size, draft_size))
+    img.seek(0)
+    img.load()
+    return _to_rgb(ImageOps.exif_transpose(img))
+
+
+def preprocess(img, pre: dict) -> np.ndarray:
+    size, resize = pre["input_size"], pre["resize_size"]
+    w, h = img.size
+    scale = resize / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), _RESAMPLE[pre["interpolation"]], reducing_gap=3.0 if min(w, h) > 2 * resize else None)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    img = img.crop((left, top, left + size, top + size))
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(pre["mean"], np.float32)) / np.asarray(pre["std"], np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+class Pipeline:
+    def __init__(self, folder, threads: int | None = None):
+        self.folder = Path(folder)
+        self.spec = json.loads((self.folder / "pipeline.json").read_text())
+        self.classes = self.spec["classes"]
+        self.encoders = [(e, _session(self.folder / e["file"], threads)) for e in self.spec["image_encoders"]]
+        self.head = _session(self.folder / self.spec["head"]["file"], threads)
+        self._text = None
+        self.threads = threads
+
+    def features(self, images, batch_size: int = 32) -> np.ndarray:
+        """Fused features: per encoder, the L2-normalised embedding, concatenated."""
+        datas = [im if isinstance(im, bytes) else Path(im).read_bytes() for im in images]
+        blocks = []
+        for enc, sess in self.encoders:
+            pre = enc["preprocessing"]
+            parts = []
+            for i in range(0, len(datas), batch_size):
+                x = np.stack([preprocess(decode(d, pre["resize_size"]), pre) for d in datas[i : i + batch_size]])
+                parts.append(sess.run(["embedding"], {"pixel_values": x})[0])
+            e = np.concatenate(parts) if parts else np.zeros((0, enc["dim"]), np.float32)
+            blocks.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
+        return np.concatenate(blocks, 1).astype(np.float32)
+
+    def predict_proba(self, images) -> np.ndarray:
+        return self.head.run(["probabilities"], {"features": self.features(images)})[0]
+
+    def predict(self, images) -> list:
+        return [self.classes[i] for i in self.predict_proba(images).argmax(1)]
+
+    def encode_text(self, texts, batch_size: int = 64) -> np.ndarray:
+        spec = self.spec.get("text_encoder")
+        if not spec:
+            raise ValueError("this export has no text encoder")
+        if self._text is None:
+            from transformers import AutoTokenizer
+
+            self._text = (AutoTokenizer.from_pretrained(str(self.folder / spec["tokenizer"])),
+                          _session(self.folder / spec["file"], self.threads))
+        tok, sess = self._text
+        out = []
+        for i in range(0, len(texts), batch_size):
+            t = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
+                    max_length=spec.get("max_length", 256), return_tensors="np")
+            out.append(sess.run(["embedding"], {"input_ids": t["input_ids"].astype(np.int64),
+                                                "attention_mask": t["attention_mask"].astype(np.int64)})[0])
+        return np.concatenate(out)

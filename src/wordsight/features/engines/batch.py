@@ -1,0 +1,214 @@
+"""The one batch callable every engine runs: a dict of arrays in, a dict of arrays out.
+
+    fn = EmbedBatch("efficientnet-lite0")
+    out = fn({"path": np.array(["a.jpg", "b.png"])})
+    out["status"]     # ["ok", "error: not a recognised image format"]
+    out["embedding"]  # (2, 1280) float32, NaN rows where status is not "ok"
+
+The local engine (:func:`wordsight.iter_features`) calls its two halves, ``prepare`` (read, hash,
+cache look-up, decode in a thread pool) and ``finish`` (encode, store), on successive chunks so
+that decoding overlaps inference. Ray Data calls it per batch in ``map_batches`` (one instance per
+actor: the model loads once per actor). Dask and Spark users call it the same way::
+
+    ddf.map_partitions(lambda df: pd.DataFrame(EmbedBatch(model)(df.to_dict("list"))))
+
+Input keys: ``path`` (required), ``bytes`` (optional image bytes, None to read ``path``),
+``label`` (optional); any other column (an id) passes through. Output keys: ``path``, ``label``,
+``status``, ``cached`` (bool), ``embedding`` and, for encoders with an ImageNet head, ``logits``.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ...io.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
+from ...io.sources import Problem, Sample
+from ..cache import content_hash, feature_key, open_cache
+
+
+def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
+    if sample.data is not None:
+        return sample.data, None
+    try:
+        with open(sample.path, "rb") as f:
+            return f.read(), None
+    except IsADirectoryError:
+        return None, "is a folder, not a file"
+    except FileNotFoundError:
+        return None, "dangling link" if os.path.islink(sample.path) else "file not found"
+    except OSError as e:
+        return None, f"cannot read: {e.strerror or e}"
+
+
+@dataclass
+class Prepared:
+    samples: list
+    keys: list
+    hits: dict
+    failures: list
+    todo: list  # (sample, key, future or (array, error))
+
+
+@dataclass
+class Done:
+    """Result of one chunk: features of the samples that succeeded, in input order."""
+
+    samples: list
+    arrays: dict
+    failures: list
+    computed: int
+    cached: int
+    from_cache: frozenset = frozenset()  # paths whose features came from the cache
+
+
+class EmbedBatch:
+    """Engine-agnostic image embedding of one batch; see the module docstring.
+
+    ``engine``: ``auto`` | ``onnx`` | ``torch``; ``precision``: ``fp32`` | ``int8`` (ONNX only,
+    gated on agreement with fp32). ``cache``: as in :func:`~wordsight.iter_features` (``None`` the
+    default on-disk cache, ``False`` none, a path). The model is loaded on first use, so an
+    instance is cheap to create and to ship to a Ray actor.
+    """
+
+    def __init__(self, model="efficientnet-lite0", *, engine: str = "auto", precision: str = "fp32",
+                 batch_size: int | None = None, cache=None, view: Callable | None = None,
+                 view_key: str = "", max_pixels: int = DEFAULT_MAX_PIXELS, threads: int | None = None,
+                 workers: int = 4):
+        self.model, self.engine, self.precision = model, engine, precision
+        self.batch_size, self.cache, self.view, self.view_key = batch_size, cache, view, view_key
+        self.max_pixels, self.threads, self.workers = max_pixels, threads, workers
+        self._runner = self._store = None
+
+    # Loaded lazily: a Ray actor builds its copy once, in its own process.
+    @property
+    def runner(self):
+        if self._runner is None:
+            from .runners import make_runner
+
+            # Exported models live in the default cache dir ($WORDSIGHT_CACHE), whatever feature
+            # cache this run uses: one export per machine.
+            self._runner = make_runner(self.model, self.engine, self.precision, threads=self.threads)
+        return self._runner
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = open_cache(self.cache)
+        return self._store
+
+    @property
+    def config(self):
+        return self.runner.config
+
+    @property
+    def fingerprint(self) -> str:
+        return self.runner.fingerprint
+
+    def __getstate__(self):  # ship the recipe, not a loaded model or an open database
+        return {**self.__dict__, "_runner": None, "_store": None}
+
+    def decode(self, data: bytes) -> tuple[np.ndarray | None, str | None]:
+        """Bytes -> preprocessed (3, H, W) float32, or the reason it failed."""
+        cfg = self.runner.config
+        try:
+            img = decode_image(data, draft_size=cfg.resize_size, max_pixels=self.max_pixels)
+            if self.view is not None:
+                img = self.view(img)
+            return self.runner.preprocess(img), None
+        except ImageError as e:
+            return None, str(e)
+        except Exception as e:  # a broken file must never stop the run
+            return None, f"cannot decode image: {type(e).__name__}: {e}"
+
+    def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None) -> Prepared:
+        """Read and hash ``samples``, look them up in the cache, start decoding the misses."""
+        runner = self.runner
+        reads = list(pool.map(read_bytes, samples)) if pool else [read_bytes(s) for s in samples]
+        keys, failures, todo = [], [], []
+        for s, (data, err) in zip(samples, reads):
+            if err:
+                failures.append(Problem(s.path, err))
+                keys.append(None)
+            else:
+                keys.append(feature_key(content_hash(data), runner.fingerprint, self.view_key))
+        hits = self.store.get_many([k for k in keys if k])
+        for s, k, (data, _) in zip(samples, keys, reads):
+            if k and k not in hits:
+                todo.append((s, k, pool.submit(self.decode, data) if pool else self.decode(data)))
+        return Prepared(samples, keys, hits, failures, todo)
+
+    def finish(self, p: Prepared) -> Done:
+        """Encode the decoded misses in batches, store them, and gather the chunk's features."""
+        runner = self.runner
+        size = self.batch_size or runner.batch_size
+        ok = [(s, k, t.result() if hasattr(t, "result") else t) for s, k, t in p.todo]
+        good = [(s, k, x) for s, k, (x, err) in ok if x is not None]
+        failures = p.failures + [Problem(s.path, err) for s, k, (x, err) in ok if x is None]
+        fresh: dict[str, dict[str, np.ndarray]] = {}
+        for i in range(0, len(good), size):
+            part = good[i : i + size]
+            out = runner(np.stack([x for _, _, x in part]))
+            for j, (_, k, _) in enumerate(part):
+                fresh[k] = {name: v[j] for name, v in out.items()}
+        self.store.put_many(fresh)
+        found = {**p.hits, **fresh}
+        failed = {f.path for f in failures}
+        kept = [(s, found[k]) for s, k in zip(p.samples, p.keys) if k in found and s.path not in failed]
+        names = list(kept[0][1]) if kept else []
+        arrays = {n: np.stack([rec[n] for _, rec in kept]) for n in names}
+        from_cache = frozenset(s.path for s, k in zip(p.samples, p.keys) if k in p.hits)
+        return Done([s for s, _ in kept], arrays, failures, computed=len(fresh), cached=len(from_cache),
+                    from_cache=from_cache)
+
+    def __call__(self, batch: dict) -> dict[str, np.ndarray]:
+        paths = [str(p) for p in batch["path"]]
+        n = len(paths)
+        datas = list(batch["bytes"]) if "bytes" in batch else [None] * n
+        labels = list(batch["label"]) if "label" in batch else [None] * n
+        samples = [Sample(p, None if _missing(lb) else str(lb), None, None if _missing(d) else bytes(d))
+                   for p, lb, d in zip(paths, labels, datas)]
+        done = self.finish(self.prepare(samples))
+        out = to_columns(samples, done, self.output_dims())
+        for key, value in batch.items():  # ids and other columns pass through unchanged
+            if key not in out and key != "bytes":
+                out[key] = np.asarray(value)
+        return out
+
+    def output_dims(self) -> dict[str, int]:
+        cfg = self.runner.config
+        dims = {"embedding": cfg.dim}
+        if cfg.has_imagenet_head:
+            dims["logits"] = 1000
+        return dims
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def to_columns(samples: list[Sample], done: Done, dims: dict[str, int]) -> dict[str, np.ndarray]:
+    """Row-aligned columns for ``samples`` (failed rows: status ``error: ...`` and NaN arrays)."""
+    index = {id(s): i for i, s in enumerate(done.samples)}
+    reasons = {f.path: f.reason for f in done.failures}
+    n = len(samples)
+    out: dict[str, np.ndarray] = {
+        "path": np.array([s.path for s in samples], dtype=object),
+        "label": np.array([s.label for s in samples], dtype=object),
+        "status": np.array(["ok" if id(s) in index else f"error: {reasons.get(s.path, 'failed')}"
+                            for s in samples], dtype=object),
+        "cached": np.array([s.path in done.from_cache for s in samples], dtype=bool),
+    }
+    for name, dim in dims.items():
+        src = done.arrays.get(name)
+        dim = src.shape[1] if src is not None else dim
+        col = np.full((n, dim), np.nan, np.float32)
+        for row, s in enumerate(samples):
+            i = index.get(id(s))
+            if i is not None:
+                col[row] = src[i]
+        out[name] = col
+    return out

@@ -1,0 +1,184 @@
+"""The Ray Data engine: the same :class:`EmbedBatch` in ``map_batches`` on an actor pool.
+
+Each actor builds one ``EmbedBatch`` (the model loads once per actor) and embeds the batches Ray
+hands it; the driver receives the rows in input order (``preserve_order``) and writes them as
+Parquet shards of ``shard_size`` images. A shard's file name carries a hash of its image paths
+and the model, so a re-run skips every finished shard and computes only the rest.
+
+Local: ``ray.init()`` is called for you (all cores). A cluster: ``address="auto"`` on a cluster
+node, or ``address="ray://HOST:10001"`` from outside; the image paths must be readable by the
+workers (a shared file system), and the shards are written by the driver.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...io.sources import Problem, Sample, open_source
+from .batch import Done, EmbedBatch
+
+
+def init_ray(address: str | None = None, quiet: bool = True):
+    """Connect to Ray (``address``) or start a local one, unless this process is already connected."""
+    import ray
+
+    if not ray.is_initialized():
+        kwargs = {"log_to_driver": not quiet, "include_dashboard": False} if not address else {}
+        if address:
+            ray.init(address=address, **({"log_to_driver": not quiet}))
+        else:
+            ray.init(**kwargs)
+    return ray
+
+
+def _cache_arg(cache):
+    """What an actor needs to open the same cache: a path, or False (no cache)."""
+    from ..cache import MemoryCache, default_cache_dir
+
+    if cache is False or isinstance(cache, MemoryCache):
+        return False
+    root = getattr(cache, "root", cache)
+    return str(root if root is not None else default_cache_dir())
+
+
+def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: str | None = None,
+                concurrency: int | None = None, num_cpus: float = 1, num_gpus: float = 0,
+                batch_size: int | None = None, inner_engine: str = "auto", precision: str = "fp32",
+                cache=None, view=None, view_key: str = "", max_pixels: int | None = None,
+                quiet: bool = True):
+    """Yield ``(samples, Done)`` per batch, in the order of ``samples``, computed on Ray."""
+    from ...io.images import DEFAULT_MAX_PIXELS
+    from .runners import DEFAULT_BATCH
+
+    if not samples:
+        return
+    ray = init_ray(address, quiet)
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = not quiet
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if concurrency is None:
+        if num_gpus:
+            concurrency = max(1, int(ray.cluster_resources().get("GPU", 1) // num_gpus))
+        else:
+            concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1)))
+    engine = inner_engine if inner_engine != "ray" else "auto"
+    size = batch_size or DEFAULT_BATCH["onnx" if engine != "torch" else "torch"]
+    items = [{"index": i, "path": s.path, "label": s.label} for i, s in enumerate(samples)]
+    if any(s.data is not None for s in samples):
+        for item, s in zip(items, samples):
+            item["bytes"] = s.data
+    # enough blocks for every actor to get work, few enough to keep per-block overhead small
+    n_blocks = min(len(items), max(concurrency, min(-(-len(items) // size), 64 * concurrency)))
+    ds = ray.data.from_items(items, override_num_blocks=n_blocks)
+    fn_kwargs = dict(model=model, engine=engine, precision=precision, batch_size=size, cache=_cache_arg(cache),
+                     view=view, view_key=view_key, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                     threads=max(1, int(num_cpus)))
+    ds = ds.map_batches(EmbedBatch, fn_constructor_kwargs=fn_kwargs, batch_size=size, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=num_cpus,
+                        num_gpus=num_gpus or None)
+    for cols in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        yield from_columns(cols, samples)
+
+
+def from_columns(cols: dict, samples: list[Sample]) -> tuple[list[Sample], Done]:
+    """Turn the batch function's columns back into the local engine's ``Done`` for ``samples``."""
+    rows = [samples[int(i)] for i in cols["index"]]
+    status = [str(s) for s in cols["status"]]
+    ok = np.array([s == "ok" for s in status], dtype=bool)
+    names = [n for n in ("embedding", "logits") if n in cols]
+    arrays = {n: np.asarray(cols[n], np.float32)[ok] for n in names}
+    failures = [Problem(s.path, st[len("error: "):]) for s, st, good in zip(rows, status, ok) if not good]
+    cached = np.asarray(cols["cached"], bool)
+    from_cache = frozenset(s.path for s, c in zip(rows, cached) if c)
+    done = Done([s for s, good in zip(rows, ok) if good], arrays, failures,
+                computed=int((ok & ~cached).sum()), cached=int((ok & cached).sum()), from_cache=from_cache)
+    return rows, done
+
+
+def shard_name(index: int, samples: list[Sample], fingerprint: str) -> str:
+    h = hashlib.sha256(fingerprint.encode())
+    for s in samples:
+        h.update(s.path.encode() + b"\0")
+    return f"part-{index:05d}-{h.hexdigest()[:10]}.parquet"
+
+
+def write_shards(data, out, model="efficientnet-lite0", *, shard_size: int = 1000, quiet: bool = False,
+                 precision: str = "fp32", view_key: str = "", **options):
+    """Embed ``data`` on Ray into ``out/part-*.parquet`` (one row per image, the columns of
+    :func:`~wordsight.features.parquet.write_embeddings`); finished shards are skipped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ...encoders import get_config
+    from ..parquet import WriteStats, batch_table, schema_for
+    from ..extract import Batch, _progress
+
+    name = model if isinstance(model, str) else model.config.name
+    schema, names = schema_for(name)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    source = open_source(data)
+    fingerprint = get_config(name).fingerprint + (f"+{precision}" if precision != "fp32" else "") + view_key
+    shards = [source.samples[i : i + shard_size] for i in range(0, len(source.samples), shard_size)]
+    files = [out / shard_name(i, s, fingerprint) for i, s in enumerate(shards)]
+    todo = [i for i, f in enumerate(files) if not f.exists()]
+    stats = WriteStats(failures=list(source.problems), shards_skipped=len(shards) - len(todo))
+    if source.problems:
+        listing = Batch([], {}, list(source.problems))
+        pq.write_table(batch_table(listing, schema, names), out / "part-listing.parquet")
+    pending = [s for i in todo for s in shards[i]]
+    bar = _progress(len(pending), quiet, f"{name} on ray")
+    buffered = None  # rows received but not yet written, in input order
+    current = 0  # position in todo
+    try:
+        for rows, done in ray_batches(pending, model, precision=precision, view_key=view_key, quiet=quiet, **options):
+            bar.update(len(rows))
+            stats.ok += len(done.samples)
+            stats.computed += done.computed
+            stats.cached += done.cached
+            stats.failures += done.failures
+            table = _in_input_order(rows, done, schema, names)
+            buffered = table if buffered is None else pa.concat_tables([buffered, table])
+            while current < len(todo) and buffered.num_rows >= len(shards[todo[current]]):
+                n = len(shards[todo[current]])
+                _write_atomic(buffered.slice(0, n), files[todo[current]])
+                buffered = buffered.slice(n)
+                stats.shards_written += 1
+                current += 1
+    finally:
+        bar.close()
+    return stats
+
+
+def _in_input_order(rows, done, schema, names):
+    """The rows of one batch as a table, in the order of ``rows`` (images and failures mixed)."""
+    from ..extract import Batch
+    from ..parquet import batch_table
+
+    table = batch_table(Batch(done.samples, done.arrays, done.failures), schema, names)
+    good = {id(s) for s in done.samples}
+    n_ok, ok_rank, bad_rank, order = len(done.samples), 0, 0, []
+    for s in rows:
+        if id(s) in good:
+            order.append(ok_rank)
+            ok_rank += 1
+        else:
+            order.append(n_ok + bad_rank)
+            bad_rank += 1
+    return table.take(order)
+
+
+def _write_atomic(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)

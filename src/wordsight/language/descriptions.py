@@ -1,0 +1,169 @@
+"""Class descriptions, CuPL style: K short visual descriptions per class from a language model,
+saved to a human-editable JSON file keyed by class name (never by position)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+from ._text import display_name
+from .llm import LLMBackend, get_llm
+
+# A few prompt templates (CuPL asks several differently worded questions per class).
+DESCRIPTION_PROMPTS = (
+    "Describe what a {name} looks like in one short sentence.",
+    "How can you recognise a {name} in a photo? Answer in one short sentence.",
+    "Describe the shape and parts of a {name} in one short sentence.",
+)
+DESCRIPTION_SYSTEM = "You write short, factual, visual descriptions of objects. Answer with one sentence."
+
+
+class MissingClassesError(ValueError):
+    """A descriptions file lacks some classes; ``missing`` lists them."""
+
+    def __init__(self, message: str, missing: list[str]):
+        super().__init__(message)
+        self.missing = missing
+
+
+def clean_description(text: str, max_words: int = 40) -> str:
+    """The first sentence of an LLM answer, without list markers, quotes or preambles."""
+    text = (text or "").strip()
+    while True:  # "Sure! Here is a description: ..." has two preambles
+        stripped = re.sub(r"^(sure|certainly|of course|here is|here's)[^.:!\n]*[:.!]\s*", "", text, flags=re.I)
+        if stripped == text:
+            break
+        text = stripped
+    text = re.sub(r"^\s*(\d+[.)]|[-*•])\s*", "", text)
+    text = text.strip().strip('"“”\'').strip()
+    first = re.split(r"(?<=[.!?])\s|\n", text, maxsplit=1)[0].strip()
+    words = first.split()
+    if len(words) > max_words:
+        first = " ".join(words[:max_words])
+    return first
+
+
+def generate_class_descriptions(classes, llm="local", k: int = 5, seed: int = 0, prompts=None,
+                                max_new_tokens: int = 48, temperature: float = 0.7, max_rounds: int = 3,
+                                **llm_options) -> dict[str, list[str]]:
+    """``{class name: [k descriptions]}`` written by a language model.
+
+    Prompts cycle through ``prompts`` (default :data:`DESCRIPTION_PROMPTS`); every prompt of every
+    class goes to the backend in one call (batched). Answers are cut to their first sentence,
+    too-short and repeated answers are dropped and asked again (up to ``max_rounds``), and the
+    result depends only on (classes, backend, k, seed, prompts). With ``llm="none"`` every class
+    gets an empty list (callers then use the class name alone).
+    """
+    classes = [str(c) for c in classes]
+    if k < 1:
+        raise ValueError(f"k must be >= 1, not {k}")
+    backend: LLMBackend = get_llm(llm, **llm_options)
+    result: dict[str, list[str]] = {c: [] for c in classes}
+    if getattr(backend, "name", "") == "none":
+        return result
+    prompts = tuple(prompts or DESCRIPTION_PROMPTS)
+    seen: dict[str, set[str]] = {c: set() for c in classes}
+    for rnd in range(max_rounds):
+        asks = [(c, j) for c in classes for j in range(len(result[c]), k)]
+        if not asks:
+            break
+        texts = [prompts[(j + rnd) % len(prompts)].format(name=display_name(c)) for c, j in asks]
+        answers = backend.generate(texts, max_new_tokens=max_new_tokens, temperature=temperature,
+                                   seed=seed + 7919 * rnd, system=DESCRIPTION_SYSTEM)
+        for (c, _), answer in zip(asks, answers):
+            d = clean_description(answer)
+            key = d.lower()
+            if len(d.split()) >= 3 and key not in seen[c] and len(result[c]) < k:
+                seen[c].add(key)
+                result[c].append(d)
+    short = [c for c in classes if len(result[c]) < k]
+    if short:
+        warnings.warn(f"{backend.describe()}: only {min(len(result[c]) for c in short)}-{k - 1} usable "
+                      f"descriptions for {len(short)} class(es) ({', '.join(short[:5])}) after {max_rounds} rounds",
+                      stacklevel=2)
+    return result
+
+
+def save_class_descriptions(descriptions: dict[str, list[str]], path) -> Path:
+    """Write ``{class: [descriptions]}`` as indented UTF-8 JSON (atomic replace)."""
+    path = Path(path)
+    _validate(descriptions, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(descriptions, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load_class_descriptions(path, classes=None, missing: str = "error") -> dict[str, list[str]]:
+    """Read a descriptions file (``{class: [text, ...]}``; a single string is one description).
+
+    With ``classes``: the result has exactly those keys, in that order. Classes the file lacks
+    raise :class:`MissingClassesError` naming them (``missing="error"``) or get an empty list
+    (``missing="empty"``); keys the file has beyond ``classes`` are reported with a warning.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: descriptions file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if isinstance(data, list):
+        raise ValueError(f"{path}: descriptions must be an object keyed by class name, not a list "
+                         "(a list would tie descriptions to class positions)")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: descriptions must be an object {{class name: [descriptions]}}")
+    data = {k: [v] if isinstance(v, str) else v for k, v in data.items()}
+    _validate(data, str(path))
+    if classes is None:
+        return data
+    classes = [str(c) for c in classes]
+    absent = [c for c in classes if c not in data]
+    extra = [k for k in data if k not in set(classes)]
+    if extra:
+        warnings.warn(f"{path}: {len(extra)} key(s) are not among the classes and are ignored: "
+                      f"{', '.join(extra[:10])}", stacklevel=2)
+    if absent and missing == "error":
+        raise MissingClassesError(f"{path}: no descriptions for {len(absent)} class(es): {', '.join(absent)}", absent)
+    return {c: list(data.get(c, [])) for c in classes}
+
+
+def _validate(data, where: str) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: descriptions must be an object {{class name: [descriptions]}}")
+    for k, v in data.items():
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ValueError(f"{where}: the value for {k!r} must be a list of strings, got {type(v).__name__}")
+
+
+def descriptions_cache_path(classes, llm: LLMBackend, k: int, seed: int) -> Path:
+    """Where generated descriptions for (classes, backend, k, seed) are kept between runs."""
+    from ..features.cache import default_cache_dir
+
+    blob = json.dumps({"classes": list(classes), "llm": llm.describe(), "k": k, "seed": seed,
+                       "prompts": DESCRIPTION_PROMPTS})
+    return default_cache_dir() / "class-descriptions" / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}.json"
+
+
+def cached_class_descriptions(classes, llm="local", k: int = 5, seed: int = 0, **llm_options) -> dict[str, list[str]]:
+    """:func:`generate_class_descriptions`, read back from the wordsight cache when it was
+    already generated for the same (classes, backend, k, seed)."""
+    backend = get_llm(llm, **llm_options)
+    if backend.name == "none":
+        return {str(c): [] for c in classes}
+    path = descriptions_cache_path([str(c) for c in classes], backend, k, seed)
+    if path.exists():
+        try:
+            return load_class_descriptions(path, classes)
+        except ValueError:
+            pass
+    result = generate_class_descriptions(classes, backend, k=k, seed=seed)
+    try:
+        save_class_descriptions(result, path)
+    except OSError:
+        pass
+    return result

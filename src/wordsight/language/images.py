@@ -1,0 +1,104 @@
+"""From image features to the text space and to words, whatever kind of encoder made them.
+
+- An ImageNet CNN (``efficientnet-lite0``...): concept probabilities -> ConSE semantic vectors
+  (or the DeViSE-style linear map) in the text encoder's space; described by its top concepts.
+- A joint model (``clip:...``): its image embedding is already in its own text space; described
+  by the concepts its text tower finds nearest.
+- A caption model (``caption:...``): the caption is the description, embedded by the text encoder.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._text import normalize_rows
+from .concepts import ConceptBank
+from .semantic import DEFAULT_TOP_T, TextSpaceMap, describe, semantic_vectors
+
+WAYS = ("conse", "linear")
+
+
+def encoder_kind(model: str) -> str:
+    """``joint``, ``caption`` or ``imagenet`` (a CNN with an ImageNet head); else ``image``."""
+    from ..encoders import get_config
+
+    cfg = get_config(model)
+    if cfg.modality in ("joint", "caption"):
+        return cfg.modality
+    return "imagenet" if cfg.has_imagenet_head else "image"
+
+
+def text_side(model: str, text_model: str = "minilm") -> str:
+    """The text model whose space ``model``'s image vectors land in."""
+    kind = encoder_kind(model)
+    if kind == "joint":
+        return model
+    if kind == "caption":
+        from ..encoders import load_model
+
+        return load_model(model).text_model
+    return text_model
+
+
+def _arrays(features) -> dict:
+    return features.arrays if hasattr(features, "arrays") else dict(features)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def image_text_vectors(features, model: str, text_model: str = "minilm", way: str = "conse",
+                       top_t: int = DEFAULT_TOP_T, bank: ConceptBank | None = None,
+                       text_map: TextSpaceMap | None = None) -> np.ndarray:
+    """(N, D) L2-normalised vectors of images in the text space of :func:`text_side`.
+
+    ``features``: a :class:`~wordsight.features.FeatureSet` (or its ``arrays``) made by ``model``.
+    ``way`` (ImageNet CNNs only): ``conse`` (top-``top_t`` concept mixture) or ``linear``
+    (DeViSE-style map fitted on the head weights; ``text_map`` to reuse one).
+    """
+    arrays = _arrays(features)
+    kind = encoder_kind(model)
+    if kind in ("joint", "caption"):
+        return normalize_rows(arrays["embedding"])
+    if kind != "imagenet":
+        raise ValueError(f"{model}: an image-only encoder without an ImageNet head has no way into the "
+                         "text space; use a CNN with an ImageNet head, a clip: model or a caption: model")
+    if way not in WAYS:
+        raise ValueError(f"way must be one of {', '.join(WAYS)}, not {way!r}")
+    bank = bank or ConceptBank.imagenet(text_model)
+    if way == "conse":
+        return semantic_vectors(_softmax(arrays["logits"]), bank, top_t=top_t)
+    text_map = text_map or TextSpaceMap.from_encoder(model, bank)
+    return text_map.transform(arrays["embedding"])
+
+
+def describe_features(features, model: str, top: int = 3, concepts: ConceptBank | None = None,
+                      text_model: str = "minilm") -> list[str]:
+    """One readable description per image (see :func:`wordsight.language.describe`).
+
+    An ImageNet CNN is described by its own head's top concepts; a caption model by its caption; a
+    joint model by the ImageNet concepts nearest in its space. With ``concepts`` (your own bank,
+    embedded by the encoder's text side) images are described by the concepts nearest to their
+    text-space vectors instead.
+    """
+    from ..encoders import load_model
+
+    arrays = _arrays(features)
+    kind = encoder_kind(model)
+    if concepts is None and kind == "caption":
+        return load_model(model).decode_captions(arrays["caption_ids"])
+    if concepts is None and kind == "imagenet":
+        return describe(_softmax(arrays["logits"]), ConceptBank.imagenet(text_model), top)
+    if concepts is None and kind == "joint":
+        concepts = ConceptBank.imagenet(model)
+    if concepts is None:
+        raise ValueError(f"{model}: this encoder has no concept head to describe images with")
+    X = image_text_vectors(arrays, model, text_model=text_side(model, text_model))
+    if X.shape[1] != concepts.dim:
+        raise ValueError(f"the concepts were embedded by {concepts.text_model!r} ({concepts.dim}-d) but {model}'s "
+                         f"images live in a {X.shape[1]}-d space; embed the concepts with {text_side(model, text_model)!r}")
+    scale = float(getattr(load_model(model), "logit_scale", 0) or 0) if kind == "joint" else 0.0
+    from .zeroshot import DEFAULT_TEXT_SCALE
+
+    return describe(_softmax(X @ concepts.embeddings.T * (scale or DEFAULT_TEXT_SCALE)), concepts, top)

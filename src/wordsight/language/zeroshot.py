@@ -1,0 +1,271 @@
+"""Zero-shot classification in a text space, scikit-learn style.
+
+Images arrive as text-space vectors (ConSE semantic vectors of an ImageNet CNN, a caption's
+embedding, or a joint model's image embedding); classes arrive as words. ``fit`` embeds the class
+texts once per class set (cached on disk), so prediction is one matrix product whatever the
+number of classes.
+
+Methods:
+- ``names``: the class name alone.
+- ``templates``: the mean embedding of prompt templates ("a photo of a {}.", ...).
+- ``descriptions``: CuPL (Pratt et al. 2023): the normalised mean of the class's descriptions.
+- ``descriptors``: Menon & Vondrick (2023): the mean similarity over the class's descriptors;
+  per-descriptor similarities are kept as evidence (:meth:`ZeroShotClassifier.explain`).
+- ``waffle``: WaffleCLIP (Roth et al. 2023): descriptors made of random words and characters,
+  the sanity baseline that description-based numbers are shown beside.
+"""
+from __future__ import annotations
+
+import json
+import random
+import string
+import warnings
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from ._text import display_name, embed_texts, normalize_rows, text_encoder, text_model_name
+
+METHODS = ("names", "templates", "descriptions", "descriptors", "waffle")
+
+# A few of CLIP's ImageNet prompt templates (Radford et al. 2021, the 7 + 1 best ensemble).
+DEFAULT_TEMPLATES = (
+    "a photo of a {}.",
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
+
+# Softmax temperature (logit scale) for text-only encoders: cosine similarities between ConSE
+# vectors and class texts spread over ~0.1; measured on Fashion-MNIST training images, 30 gave
+# calibrated probabilities (benchmarks/zeroshot_fashion_mnist.py). Joint models use their own.
+DEFAULT_TEXT_SCALE = 30.0
+
+
+@lru_cache(maxsize=1)
+def waffle_words() -> tuple[str, ...]:
+    text = resources.files("wordsight.language").joinpath("data/waffle_words.txt").read_text(encoding="utf-8")
+    return tuple(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
+
+
+def waffle_descriptors(name: str, k: int, seed: int = 0) -> list[str]:
+    """``k`` WaffleCLIP-style descriptors: alternately two random words and two random character
+    strings, seeded per class name (so a class keeps its descriptors whatever the class set)."""
+    rng = random.Random(f"{seed}|{name}")
+    words = waffle_words()
+    out = []
+    for i in range(k):
+        if i % 2 == 0:
+            noise = " ".join(rng.choice(words) for _ in range(2))
+        else:
+            noise = " ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 8)))
+                             for _ in range(2))
+        out.append(f"{display_name(name)}, which has {noise}.")
+    return out
+
+
+class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
+    """Classify text-space vectors into ``classes`` from words alone.
+
+    Parameters (stored as given; ``fit`` does the work):
+    - ``classes``: class names (the labels ``predict`` returns).
+    - ``descriptions``: ``{class: [texts]}``, or a path to such a JSON file; ``None`` with a
+      description method asks ``llm`` (cached per class set in the wordsight cache).
+    - ``method``: one of :data:`METHODS`.
+    - ``text_model``: the text side: ``minilm`` (default, for ConSE vectors and captions), any
+      ``st:...``, or the same ``clip:...`` joint model whose image embeddings you classify.
+    - ``templates``: prompt templates with ``{}`` for the ``templates`` method.
+    - ``llm``, ``llm_options``, ``k``, ``seed``: how missing descriptions are generated;
+      ``k`` is also the number of random descriptors per class for ``waffle``.
+    - ``scale``: softmax logit scale for ``predict_proba`` (default: the joint model's own, else
+      :data:`DEFAULT_TEXT_SCALE`).
+    - ``include_name``: description texts read ``"{name}: {description}"`` unless the description
+      already names the class (small LLMs often don't).
+    """
+
+    def __init__(self, classes=None, descriptions=None, method: str = "descriptions", text_model="minilm",
+                 templates=None, llm="local", llm_options=None, k: int = 5, seed: int = 0,
+                 scale: float | None = None, include_name: bool = True):
+        self.classes = classes
+        self.descriptions = descriptions
+        self.method = method
+        self.text_model = text_model
+        self.templates = templates
+        self.llm = llm
+        self.llm_options = llm_options
+        self.k = k
+        self.seed = seed
+        self.scale = scale
+        self.include_name = include_name
+
+    # ------------------------------------------------------------------------------ fitting
+    def fit(self, X=None, y=None):
+        """Build the class text features (X and y are ignored: nothing is learned from images)."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        classes = [str(c) for c in (self.classes if self.classes is not None else [])]
+        if not classes:
+            raise ValueError("ZeroShotClassifier needs classes (a list of class names)")
+        if len(set(classes)) != len(classes):
+            dup = sorted({c for c in classes if classes.count(c) > 1})
+            raise ValueError(f"class names must be unique; repeated: {', '.join(dup)}")
+        self.classes_ = np.asarray(classes, dtype=object)
+        texts = self._class_texts(classes)
+        flat = [t for c in classes for t in texts[c]]
+        owner = np.repeat(np.arange(len(classes)), [len(texts[c]) for c in classes])
+        emb = embed_texts(flat, self.text_model)
+        self.class_texts_ = texts
+        self.text_embeddings_ = emb
+        self.text_owner_ = owner
+        # One (C, D) matrix for every method: the mean of a class's text embeddings. Mean
+        # similarity (descriptors, waffle) is the dot product with the plain mean; CuPL-style
+        # ensembles (names, templates, descriptions) renormalise the mean first.
+        counts = np.bincount(owner, minlength=len(classes)).astype(np.float32)
+        means = np.zeros((len(classes), emb.shape[1]), np.float32)
+        np.add.at(means, owner, emb)
+        means /= counts[:, None]
+        self.class_embeddings_ = means if self.method in ("descriptors", "waffle") else normalize_rows(means)
+        self.scale_ = float(self.scale) if self.scale is not None else self._default_scale()
+        self.n_features_in_ = int(emb.shape[1])
+        return self
+
+    def _default_scale(self) -> float:
+        if isinstance(self.text_model, str) and self.text_model.split(":", 1)[0] == "clip":
+            scale = getattr(text_encoder(self.text_model), "logit_scale", None)
+            if scale:
+                return float(scale)
+        return DEFAULT_TEXT_SCALE
+
+    def _class_texts(self, classes: list[str]) -> dict[str, list[str]]:
+        names = {c: display_name(c) for c in classes}
+        if self.method == "names":
+            return {c: [names[c]] for c in classes}
+        if self.method == "templates":
+            templates = list(self.templates or DEFAULT_TEMPLATES)
+            bad = [t for t in templates if "{}" not in t]
+            if bad:
+                raise ValueError(f"templates need a '{{}}' where the class name goes: {bad}")
+            return {c: [t.format(names[c]) for t in templates] for c in classes}
+        if self.method == "waffle":
+            return {c: waffle_descriptors(c, self.k, self.seed) for c in classes}
+        descriptions = self._descriptions(classes)
+        texts = {}
+        for c in classes:
+            ds = [d.strip() for d in descriptions.get(c, []) if d and d.strip()]
+            if not ds:
+                texts[c] = [names[c]]
+                continue
+            if self.include_name:
+                ds = [d if names[c].lower() in d.lower() else f"{names[c]}: {d}" for d in ds]
+            texts[c] = ds
+        return texts
+
+    def _descriptions(self, classes: list[str]) -> dict[str, list[str]]:
+        from .descriptions import MissingClassesError, cached_class_descriptions, load_class_descriptions
+
+        d = self.descriptions
+        if d is None:
+            return cached_class_descriptions(classes, self.llm, k=self.k, seed=self.seed, **(self.llm_options or {}))
+        if isinstance(d, (str, Path)):
+            return load_class_descriptions(d, classes)
+        if not isinstance(d, dict):
+            raise TypeError(f"descriptions must be a dict {{class: [texts]}} or a JSON file path, not {type(d).__name__}")
+        absent = [c for c in classes if c not in d]
+        if absent:
+            raise MissingClassesError(f"descriptions lack {len(absent)} class(es): {', '.join(absent)}", absent)
+        extra = [k for k in d if k not in set(classes)]
+        if extra:
+            warnings.warn(f"descriptions for {len(extra)} unknown class(es) are ignored: {', '.join(map(str, extra[:10]))}",
+                          stacklevel=3)
+        return {c: [d[c]] if isinstance(d[c], str) else list(d[c]) for c in classes}
+
+    # --------------------------------------------------------------------------- prediction
+    def _check(self, X) -> np.ndarray:
+        if not hasattr(self, "class_embeddings_"):
+            self.fit()
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None]
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must be (N, {self.n_features_in_}) vectors in the space of "
+                             f"{text_model_name(self.text_model)!r}, got shape {X.shape}")
+        return normalize_rows(X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """(N, C) cosine similarities (mean similarities for descriptors/waffle)."""
+        return self._check(X) @ self.class_embeddings_.T
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        z = self.decision_function(X) * self.scale_
+        z -= z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def explain(self, X, top: int = 3, classes=None) -> list[dict]:
+        """Per image, the predicted class (or the given ``classes``, one per row) with the class
+        texts that matched best: ``{"class", "score", "evidence": [(text, similarity), ...]}``."""
+        X = self._check(X)
+        scores = X @ self.class_embeddings_.T
+        index = {c: i for i, c in enumerate(self.classes_)}
+        out = []
+        for r in range(len(X)):
+            c = int(np.argmax(scores[r])) if classes is None else index[str(classes[r])]
+            rows = np.flatnonzero(self.text_owner_ == c)
+            sims = self.text_embeddings_[rows] @ X[r]
+            order = np.argsort(-sims)[:top]
+            texts = self.class_texts_[self.classes_[c]]
+            out.append({"class": str(self.classes_[c]), "score": float(scores[r, c]),
+                        "evidence": [(texts[i], float(sims[i])) for i in order]})
+        return out
+
+    # --------------------------------------------------------------------------- persistence
+    def save(self, folder) -> Path:
+        """A folder with ``zeroshot.json`` (parameters, classes, class texts) and
+        ``class_embeddings.safetensors``."""
+        from safetensors.numpy import save_file
+
+        if not hasattr(self, "class_embeddings_"):
+            self.fit()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"method": self.method, "text_model": text_model_name(self.text_model), "k": self.k,
+                "seed": self.seed, "scale": self.scale_, "include_name": self.include_name,
+                "classes": [str(c) for c in self.classes_], "class_texts": self.class_texts_}
+        (folder / "zeroshot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        save_file({"text_embeddings": self.text_embeddings_, "text_owner": self.text_owner_.astype(np.int64),
+                   "class_embeddings": self.class_embeddings_}, str(folder / "class_embeddings.safetensors"))
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "ZeroShotClassifier":
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        for name in ("zeroshot.json", "class_embeddings.safetensors"):
+            if not (folder / name).exists():
+                raise FileNotFoundError(f"{folder / name}: missing (not a saved ZeroShotClassifier folder)")
+        meta = json.loads((folder / "zeroshot.json").read_text(encoding="utf-8"))
+        arrays = load_file(str(folder / "class_embeddings.safetensors"))
+        descriptions = meta["class_texts"] if meta["method"] in ("descriptions", "descriptors") else None
+        model = cls(meta["classes"], descriptions=descriptions, method=meta["method"], text_model=meta["text_model"],
+                    k=meta["k"], seed=meta["seed"], scale=meta["scale"], include_name=meta["include_name"])
+        model.classes_ = np.asarray(meta["classes"], dtype=object)
+        model.class_texts_ = meta["class_texts"]
+        model.text_embeddings_ = arrays["text_embeddings"]
+        model.text_owner_ = arrays["text_owner"]
+        model.class_embeddings_ = arrays["class_embeddings"]
+        model.scale_ = float(meta["scale"])
+        model.n_features_in_ = int(model.class_embeddings_.shape[1])
+        return model

@@ -1,0 +1,318 @@
+"""The FastAPI app: routes, start-up (the model loads once per worker), limits, auth, metrics.
+
+    from wordsight.serve import create_app, ServeSettings
+    app = create_app(ServeSettings(model_dir="my-model/"))   # any ASGI server can run it
+
+``wordsight serve MODEL_DIR`` runs it on uvicorn. The routes are thin: check the uploads, hand
+the images to a :class:`~.batcher.MicroBatcher`, shape the answer; the pipeline is
+:class:`~.predictor.Predictor`, which only calls wordsight's public API.
+"""
+# No ``from __future__ import annotations`` here: FastAPI reads the route signatures' annotations,
+# which name objects local to create_app.
+import asyncio
+import hmac
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+
+from .._version import __version__
+from .batcher import MicroBatcher
+from .errors import ApiError, error_body, install_handlers
+from .metrics import CONTENT_TYPE, ServerMetrics
+from .predictor import ZERO_SHOT_METHODS, Predictor
+from .settings import ServeSettings
+from .uploads import read_uploads
+
+STATIC = Path(__file__).parent / "static"
+SETTINGS_ENV = "WORDSIGHT_SERVE_SETTINGS"
+MAX_CLASSES = 1000
+MAX_CLASS_NAME = 200
+
+
+class ServeState:
+    """What one worker process holds: settings, the loaded pipeline, its batchers, metrics."""
+
+    def __init__(self, settings: ServeSettings):
+        self.settings = settings
+        self.api_key = settings.resolved_api_key()
+        self.metrics = ServerMetrics()
+        self.executor: ThreadPoolExecutor | None = None
+        self.predictor: Predictor | None = None
+        self.predict_batcher: MicroBatcher | None = None
+        self.concepts_batcher: MicroBatcher | None = None
+        self.ready = False
+
+
+class RequestGuard:
+    """Pure ASGI middleware: the request timeout (504), and per-route metrics for every answer."""
+
+    def __init__(self, app, state: ServeState):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        sent = {"status": None}
+
+        async def tracked_send(message):
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+            await send(message)
+
+        timeout = self.state.settings.limits.timeout_s
+        try:
+            await asyncio.wait_for(self.app(scope, receive, tracked_send), timeout)
+        except asyncio.TimeoutError:
+            if sent["status"] is None:
+                scope.setdefault("wordsight", {})["error"] = "timeout"
+                body = json.dumps(error_body(504, f"the request took longer than the limit of {timeout:g} s",
+                                             "timeout")).encode()
+                await tracked_send({"type": "http.response.start", "status": 504,
+                                    "headers": [(b"content-type", b"application/json"),
+                                                (b"content-length", str(len(body)).encode())]})
+                await tracked_send({"type": "http.response.body", "body": body})
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "other"
+            status = sent["status"] or 500
+            m = self.state.metrics
+            m.requests.inc(label, scope.get("method", ""), str(status))
+            m.latency.observe(time.perf_counter() - start, label)
+            if status >= 400:
+                m.errors.inc(label, scope.get("wordsight", {}).get("error") or str(status))
+
+
+def _lifespan(state: ServeState):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loop = asyncio.get_running_loop()
+        state.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wordsight-model")
+        try:
+            state.predictor = await loop.run_in_executor(state.executor, Predictor, state.settings)
+            if state.settings.warm_up:
+                await loop.run_in_executor(state.executor, state.predictor.warm_up)
+            p, b = state.predictor, state.settings.batching
+            if p.has_model:
+                state.predict_batcher = MicroBatcher(p.predict_batch, b, state.executor, "classifier", state.metrics)
+                state.predict_batcher.start()
+            if p.zero_shot_error is None:
+                state.concepts_batcher = MicroBatcher(p.concepts_batch, b, state.executor, "zero-shot",
+                                                      state.metrics)
+                state.concepts_batcher.start()
+            state.ready = True
+            yield
+        finally:
+            state.ready = False
+            for batcher in (state.predict_batcher, state.concepts_batcher):
+                if batcher is not None:
+                    await batcher.stop()
+            state.executor.shutdown(wait=False, cancel_futures=True)
+
+    return lifespan
+
+
+def _auth_dependency(state: ServeState):
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key")
+    bearer = HTTPBearer(auto_error=False, description="the server's API key as a bearer token")
+
+    async def require_key(request: Request, key: Annotated[str | None, Depends(key_header)],
+                          token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]):
+        if state.api_key is None:
+            return
+        given = key or (token.credentials if token else None)
+        if given is None or not hmac.compare_digest(given.encode(), state.api_key.encode()):
+            request.scope.setdefault("wordsight", {})["error"] = "unauthorized"
+            raise ApiError(401, "unauthorized", "missing or wrong API key: send it in the X-API-Key header "
+                           "(or Authorization: Bearer)", headers={"WWW-Authenticate": "Bearer"})
+
+    return require_key
+
+
+def _fail(request: Request, err: ApiError):
+    request.scope.setdefault("wordsight", {})["error"] = err.code
+    raise err
+
+
+def _top_k(request: Request, top_k: int | None, default: int, n_classes: int) -> int:
+    k = default if top_k is None else top_k
+    if k < 1:
+        _fail(request, ApiError(422, "invalid_top_k", f"top_k must be >= 1, not {k}"))
+    return min(k, n_classes)
+
+
+def _results(request: Request, uploads, rows) -> None:
+    """Refuse the request (422) when the pipeline could not read one of its images."""
+    for u, r in zip(uploads, rows):
+        if "error" in r:
+            _fail(request, ApiError(422, "unreadable_image", f"{u.name}: {r['error']}", u.name))
+
+
+def parse_classes(text: str) -> list[str]:
+    """Class names from a form field: a JSON list, or one per line, or comma-separated."""
+    text = (text or "").strip()
+    if text.startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ApiError(422, "invalid_classes", f"classes: not a valid JSON list ({e.msg})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ApiError(422, "invalid_classes", "classes: a JSON value must be a list of strings")
+    else:
+        names = text.splitlines() if "\n" in text else text.split(",")
+    names = [n.strip() for n in names if n.strip()]
+    if len(names) < 2:
+        raise ApiError(422, "invalid_classes", f"classes: at least two class names are needed, got {names}")
+    if len(names) > MAX_CLASSES or any(len(n) > MAX_CLASS_NAME for n in names):
+        raise ApiError(422, "invalid_classes", f"classes: at most {MAX_CLASSES} names of at most "
+                       f"{MAX_CLASS_NAME} characters")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ApiError(422, "invalid_classes", f"classes: repeated names: {', '.join(dup)}")
+    return names
+
+
+def parse_descriptions(text: str | None, classes: list[str]) -> dict | None:
+    if not text or not text.strip():
+        return None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ApiError(422, "invalid_descriptions", f"descriptions: not valid JSON ({e.msg})") from None
+    ok = isinstance(d, dict) and all(isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+                                     for v in d.values())
+    if not ok:
+        raise ApiError(422, "invalid_descriptions", "descriptions: expected a JSON object {class name: text or "
+                       "[texts]}")
+    unknown = sorted(set(d) - set(classes))
+    if unknown:
+        raise ApiError(422, "invalid_descriptions", f"descriptions: not among the classes: {', '.join(unknown)}")
+    return d or None
+
+
+def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
+    """The ASGI app for ``settings`` (or ``ServeSettings(**kwargs)``). The model is loaded when the
+    app starts (its lifespan), once per worker process."""
+    settings = settings or ServeSettings(**kwargs)
+    state = ServeState(settings)
+    limits = settings.limits
+    app = FastAPI(
+        title="wordsight", version=__version__, lifespan=_lifespan(state),
+        description="Image classification with language models: top-k classes with each image's "
+        "description in words, and zero-shot classification from class names.",
+        max_body_size=limits.max_body_bytes,
+        form_limits={"max_files": limits.max_images, "max_fields": 16},
+    )
+    app.state.wordsight = state
+    install_handlers(app)
+    app.add_middleware(RequestGuard, state=state)
+    auth = [Depends(_auth_dependency(state))]
+
+    # ------------------------------------------------------------------ pages and probes
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", tags=["service"], summary="Liveness and readiness")
+    async def healthz():
+        return {"status": "ok" if state.ready else "starting", "version": __version__}
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics (text format)", dependencies=auth,
+             response_class=Response)
+    async def metrics():
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/model", tags=["model"], summary="What this server serves", dependencies=auth)
+    async def model_info():
+        info = state.predictor.info()
+        info["limits"] = {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
+                          "max_images": limits.max_images, "timeout_s": limits.timeout_s}
+        info["batching"] = {"max_batch": settings.batching.max_batch, "max_wait_ms": settings.batching.max_wait_ms}
+        info["top_k"] = settings.top_k
+        info["explain"] = False
+        return info
+
+    # ------------------------------------------------------------------ predictions
+    Files = Annotated[list[UploadFile], File(description=f"one to {limits.max_images} images "
+                                                         f"(JPEG, PNG, WebP, GIF, BMP, TIFF)")]
+    TopK = Annotated[int | None, Form(description=f"classes to return per image (default {settings.top_k})")]
+
+    @app.post("/v1/predict", tags=["model"], summary="Top-k classes and a description of each image",
+              dependencies=auth)
+    async def predict(request: Request, files: Files, top_k: TopK = None):
+        p = state.predictor
+        if not p.has_model:
+            _fail(request, ApiError(404, "no_model", "this server has no trained model (it was started for "
+                                    "zero-shot only): use POST /v1/zeroshot"))
+        k = _top_k(request, top_k, settings.top_k, len(p.classes))
+        try:
+            uploads = await read_uploads(files, limits)
+        except ApiError as e:
+            _fail(request, e)
+        rows = await state.predict_batcher.submit([u.sample for u in uploads])
+        _results(request, uploads, rows)
+        return {"results": [
+            {"file": u.name, "width": u.width, "height": u.height, "predicted": r["top_k"][0][0],
+             "top_k": [{"class": c, "probability": p_} for c, p_ in r["top_k"][:k]],
+             "description": r.get("description")}
+            for u, r in zip(uploads, rows)]}
+
+    @app.post("/v1/zeroshot", tags=["model"], summary="Classify images among class names given now",
+              dependencies=auth)
+    async def zeroshot(
+        request: Request, files: Files,
+        classes: Annotated[str, Form(description="class names: one per line, comma-separated, or a JSON list")],
+        descriptions: Annotated[str | None, Form(description="optional JSON object {class name: description "
+                                                             "or [descriptions]}; classes left out use their name")] = None,
+        method: Annotated[str | None, Form(description="names | templates | descriptions (default: descriptions "
+                                                       "when given, else names)")] = None,
+        top_k: TopK = None,
+    ):
+        p = state.predictor
+        if state.concepts_batcher is None:
+            _fail(request, ApiError(503, "zero_shot_unavailable", f"zero-shot is not available: {p.zero_shot_error}"))
+        try:
+            names = parse_classes(classes)
+            desc = parse_descriptions(descriptions, names)
+            method = method or ("descriptions" if desc else "names")
+            if method not in ZERO_SHOT_METHODS:
+                raise ApiError(422, "invalid_method", f"method must be one of {', '.join(ZERO_SHOT_METHODS)}, "
+                               f"not {method!r}")
+            k = _top_k(request, top_k, settings.top_k, len(names))
+            uploads = await read_uploads(files, limits)
+        except ApiError as e:
+            _fail(request, e)
+        rows = await state.concepts_batcher.submit([u.sample for u in uploads])
+        _results(request, uploads, rows)
+        vectors = np.stack([r["vector"] for r in rows])
+        loop = asyncio.get_running_loop()
+        P = await loop.run_in_executor(state.executor, p.zero_shot_proba, names, desc, method, vectors)
+        out = []
+        for u, r, probs in zip(uploads, rows, np.asarray(P)):
+            order = np.argsort(-probs)[:k]
+            out.append({"file": u.name, "width": u.width, "height": u.height, "predicted": names[order[0]],
+                        "top_k": [{"class": names[j], "probability": float(probs[j])} for j in order],
+                        "description": r.get("description")})
+        return {"classes": names, "method": method, "results": out}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: settings from ``$WORDSIGHT_SERVE_SETTINGS`` (JSON)."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        raise RuntimeError(f"${SETTINGS_ENV} is not set (the `wordsight serve` command sets it)")
+    return create_app(ServeSettings.from_json(text))

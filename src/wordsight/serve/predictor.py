@@ -1,0 +1,222 @@
+"""The pipeline one worker process serves, loaded once: a fitted Classifier and/or zero-shot.
+
+Nothing here computes features or probabilities itself: trained predictions are
+:meth:`wordsight.Classifier.predict_records`; zero-shot is the language layer's
+``image_text_vectors`` / ``describe_features`` on :func:`wordsight.extract_features` and a
+``ZeroShotClassifier`` per class list. The batch methods run on the model thread (see
+:mod:`.batcher`) with the images of several requests at once.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..io.sources import Sample
+from .settings import ServeSettings
+
+DEFAULT_ZERO_SHOT_ENCODER = "efficientnet-lite0"
+# What a request may ask for: methods that need no LLM call at request time.
+ZERO_SHOT_METHODS = ("names", "templates", "descriptions")
+
+
+def _language():
+    """The language layer's public functions, or None while it cannot be imported."""
+    try:
+        from .. import language
+
+        needed = ("ZeroShotClassifier", "image_text_vectors", "describe_features", "encoder_kind", "text_side")
+        return language if all(hasattr(language, n) for n in needed) else None
+    except ImportError:
+        return None
+
+
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+class Predictor:
+    """Loads the model folder (or nothing, for a zero-shot-only server) and answers batches."""
+
+    def __init__(self, settings: ServeSettings):
+        self.settings = settings
+        self.classifier = None
+        self.model_config: dict | None = None
+        if settings.model_dir:
+            from ..models import Classifier, read_config
+
+            self.model_config = read_config(settings.model_dir)
+            # Uploads are not written to the on-disk feature cache: a per-call memory cache only.
+            self.classifier = Classifier.load(settings.model_dir).set_params(cache=False, quiet=True)
+        self.classes = [_py(c) for c in self.classifier.classes_] if self.classifier is not None else None
+        self.language = _language()
+        self.describe_error: str | None = None if self.language is not None else "wordsight.language is not available"
+        self.zero_shot_encoder = settings.zero_shot_encoder or self._default_zero_shot_encoder()
+        self._zero_shot_models: OrderedDict = OrderedDict()
+        self._zs_lock = threading.Lock()
+        self._zs_failure: str | None = None  # set when the warm-up found zero-shot broken
+
+    # ------------------------------------------------------------------ what is served
+    @property
+    def has_model(self) -> bool:
+        return self.classifier is not None
+
+    @property
+    def zero_shot_error(self) -> str | None:
+        """Why zero-shot cannot be served, or None when it can."""
+        if self._zs_failure:
+            return self._zs_failure
+        if self.language is None:
+            return ("zero-shot needs wordsight.language (ZeroShotClassifier, image_text_vectors, describe_features, "
+                    "encoder_kind, text_side)")
+        try:
+            if self.language.encoder_kind(self.zero_shot_encoder) == "image":
+                return (f"{self.zero_shot_encoder} has no way into the text space (zero-shot needs an encoder "
+                        "with an ImageNet head, a clip: or a caption: model)")
+        except KeyError as e:
+            return str(e.args[0] if e.args else e)
+        return None
+
+    @property
+    def zero_shot_text_model(self) -> str:
+        """The text model whose space the zero-shot encoder's image vectors land in."""
+        return self.language.text_side(self.zero_shot_encoder, self.settings.text_model)
+
+    def _default_zero_shot_encoder(self) -> str:
+        if self.classifier is not None and getattr(self.classifier, "probs_encoder_", None):
+            return self.classifier.probs_encoder_
+        return DEFAULT_ZERO_SHOT_ENCODER
+
+    def info(self) -> dict:
+        model = None
+        if self.has_model:
+            cfg = self.model_config or {}
+            params = cfg.get("params", {})
+            model = {"name": Path(self.settings.model_dir).name, "classes": self.classes,
+                     "encoders": list(self.classifier.encoder_names), "fusion": self.classifier.fusion,
+                     "head": self.classifier.head, "text_model": params.get("text_model"),
+                     "trained_with": cfg.get("library_version")}
+        zs_error = self.zero_shot_error
+        return {"version": __version__, "model": model,
+                "zero_shot": {"available": zs_error is None, "encoder": self.zero_shot_encoder,
+                              "text_model": self.zero_shot_text_model if zs_error is None else None,
+                              "methods": list(ZERO_SHOT_METHODS), "why_not": zs_error},
+                "descriptions": {"available": self.describe_error is None, "why_not": self.describe_error}}
+
+    # ------------------------------------------------------------------ batch functions
+    def predict_batch(self, samples: list[Sample]) -> list[dict]:
+        """Per image: ``{"top_k": [(class, p), ...] (every class, best first), "description"}``
+        or ``{"error": reason}`` for an image the pipeline could not read."""
+        try:
+            records = self.classifier.predict_records(samples, top_k=len(self.classes),
+                                                      describe=self.describe_error is None)
+        except Exception:
+            reasons = [self._decode_error(s) for s in samples]
+            if all(reasons):  # nothing readable in this batch: say why, per image
+                return [{"error": r} for r in reasons]
+            raise
+        by_path = {r["path"]: r for r in records}
+        out = []
+        for s in samples:
+            r = by_path.get(s.path)
+            if r is None:
+                out.append({"error": "the pipeline returned no result for this image"})
+            elif r.get("error"):
+                out.append({"error": r["error"]})
+            else:
+                out.append({"top_k": [(_py(c), float(p)) for c, p in r["top_k"]],
+                            "description": r.get("description")})
+        return out
+
+    def _decode_error(self, sample: Sample) -> str | None:
+        from ..io.images import ImageError, decode_image
+
+        try:
+            decode_image(sample.data or b"", max_pixels=self.settings.limits.max_pixels)
+        except ImageError as e:
+            return str(e)
+        return None
+
+    def concepts_batch(self, samples: list[Sample]) -> list[dict]:
+        """Per image, for zero-shot: its vector in the text space and its description, or the error."""
+        from ..features import extract_features
+
+        lang, enc, text_model = self.language, self.zero_shot_encoder, self.settings.text_model
+        fs = extract_features(samples, enc, cache=False, quiet=True)
+        reasons = {f.path: f.reason for f in fs.failures}
+        if not fs.samples:
+            return [{"error": reasons.get(s.path, "could not be read")} for s in samples]
+        vectors = lang.image_text_vectors(fs, enc, text_model=text_model)
+        texts = lang.describe_features(fs, enc, text_model=text_model)
+        row = {s.path: i for i, s in enumerate(fs.samples)}
+        out = []
+        for s in samples:
+            i = row.get(s.path)
+            out.append({"error": reasons.get(s.path, "could not be read")} if i is None
+                       else {"vector": vectors[i], "description": texts[i]})
+        return out
+
+    def zero_shot_proba(self, classes: list[str], descriptions: dict | None, method: str,
+                        vectors: np.ndarray) -> np.ndarray:
+        """(n, len(classes)) zero-shot probabilities of text-space ``vectors``. The class texts of
+        the last few class lists are kept, so that a repeated request embeds nothing."""
+        return self._zero_shot_model(classes, descriptions, method).predict_proba(vectors)
+
+    def _zero_shot_model(self, classes, descriptions, method):
+        descriptions = descriptions or {}
+        key = (tuple(classes), json.dumps(descriptions, sort_keys=True), method)
+        with self._zs_lock:
+            zs = self._zero_shot_models.get(key)
+            if zs is not None:
+                self._zero_shot_models.move_to_end(key)
+                return zs
+        # Classes without a description are represented by their name (never by an LLM call).
+        desc = {c: descriptions.get(c, []) for c in classes} if method == "descriptions" else None
+        zs = self.language.ZeroShotClassifier(list(classes), descriptions=desc, method=method,
+                                              text_model=self.zero_shot_text_model).fit()
+        with self._zs_lock:
+            self._zero_shot_models[key] = zs
+            while len(self._zero_shot_models) > 32:
+                self._zero_shot_models.popitem(last=False)
+        return zs
+
+    # ------------------------------------------------------------------ start-up
+    def warm_up(self) -> None:
+        """Run one small image through everything served, so that models, ONNX sessions and the
+        concept bank are loaded before the first request."""
+        from PIL import Image
+
+        x = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(x).save(buf, "PNG")
+        sample = Sample("warm-up.png", data=buf.getvalue())
+        if self.has_model:
+            try:
+                self.predict_batch([sample])
+            except Exception as e:
+                if self.describe_error is not None:
+                    raise
+                # Serve predictions without descriptions rather than not at all; /v1/model says why.
+                self.describe_error = f"describing images failed: {type(e).__name__}: {e}"
+                warnings.warn(f"wordsight serve: {self.describe_error}; serving predictions without "
+                              "descriptions", RuntimeWarning, stacklevel=2)
+                self.predict_batch([sample])
+        if self.zero_shot_error is None:
+            try:
+                rows = self.concepts_batch([sample])
+                from ..encoders import load_model
+
+                load_model(self.zero_shot_text_model)  # cached per process: class texts embed at once
+                if "vector" in rows[0]:
+                    self.zero_shot_proba(["cat", "dog"], None, "names", np.stack([rows[0]["vector"]]))
+            except Exception as e:  # serve the trained model without zero-shot; /v1/model says why
+                self._zs_failure = f"zero-shot failed at start-up: {type(e).__name__}: {e}"
+                warnings.warn(f"wordsight serve: {self._zs_failure}", RuntimeWarning, stacklevel=2)
+                if not self.has_model:
+                    raise

@@ -1,0 +1,102 @@
+"""What a server is allowed to accept and how it batches: plain dataclasses, JSON-able.
+
+The defaults are the ones documented in the README ("Serving"); every field has a
+``wordsight serve`` option. A :class:`ServeSettings` travels to uvicorn worker processes as JSON in
+an environment variable (see :func:`wordsight.serve.app.app_from_env`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits. Uploads beyond them are refused with 413 and a JSON error."""
+
+    max_upload_bytes: int = 20 * MB  # one image file
+    max_pixels: int = 40_000_000  # width x height, read from the header before decoding
+    max_images: int = 32  # files in one request
+    timeout_s: float = 30.0  # the whole request: upload, queueing, model
+
+    def __post_init__(self):
+        for name in ("max_upload_bytes", "max_pixels", "max_images"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)!r}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, not {self.timeout_s!r}")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """A whole multipart body: every allowed file at its largest plus room for form fields."""
+        return self.max_images * self.max_upload_bytes + MB
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Micro-batching: concurrent requests' images go through the model together.
+
+    A batch is sent when it holds ``max_batch`` images or ``max_wait_ms`` after its first image
+    arrived, whichever comes first; while the model runs, the next batch fills up.
+    ``max_batch=1`` turns batching off (one image per model call).
+    """
+
+    max_batch: int = 16  # the extraction engines' own best batch on 2 CPU cores is 16-32
+    max_wait_ms: float = 10.0
+
+    def __post_init__(self):
+        if int(self.max_batch) < 1:
+            raise ValueError(f"max_batch must be >= 1, not {self.max_batch!r}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, not {self.max_wait_ms!r}")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything :func:`~wordsight.serve.create_app` needs.
+
+    ``model_dir``: a saved :class:`~wordsight.Classifier` folder, or ``None`` for a zero-shot-only
+    server. ``api_key`` (or the environment variable named by ``api_key_env``, read by each worker
+    process, so that the key never travels in settings): when set, ``/v1/*`` and ``/metrics`` need
+    it in the ``X-API-Key`` header (or ``Authorization: Bearer``). ``zero_shot_encoder``: the ImageNet-head encoder whose
+    concept probabilities feed zero-shot (default: the model's own, else efficientnet-lite0).
+    ``warm_up``: run one image through the model at start-up so that the first request does not
+    pay for loading it.
+    """
+
+    model_dir: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    batching: Batching = field(default_factory=Batching)
+    api_key: str | None = None
+    api_key_env: str | None = None
+    top_k: int = 5
+    zero_shot_encoder: str | None = None
+    text_model: str = "minilm"
+    warm_up: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServeSettings":
+        d = json.loads(text)
+        d["limits"] = Limits(**d.get("limits", {}))
+        d["batching"] = Batching(**d.get("batching", {}))
+        return cls(**d)
+
+    def resolved_api_key(self) -> str | None:
+        return self.api_key or api_key_from_env(self.api_key_env)
+
+
+def api_key_from_env(var: str | None) -> str | None:
+    """The API key held in environment variable ``var`` (never on the command line, where
+    ``ps`` would show it)."""
+    if not var:
+        return None
+    key = os.environ.get(var, "")
+    if not key.strip():
+        raise ValueError(f"--api-key-env {var}: the environment variable {var} is unset or empty")
+    return key.strip()

@@ -1,0 +1,87 @@
+"""ONNX export: image encoder, text encoder and head as separate files; the runner reproduces
+wordsight's predictions."""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from wordsight.cli import main
+from wordsight.encoders import load_model
+
+pytest.importorskip("onnxruntime")
+
+
+def _runner(folder):
+    spec = importlib.util.spec_from_file_location("exported_runner", folder / "runner.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.Pipeline(folder, threads=2)
+
+
+@pytest.fixture(scope="module")
+def saved_model(fashion_folder, tmp_path_factory):
+    from wordsight.models import Classifier
+
+    clf = Classifier(head="logistic", C=1.0).fit(fashion_folder / "train")
+    folder = tmp_path_factory.mktemp("model")
+    clf.save(folder)
+    return clf, folder
+
+
+def test_export_cli_and_runner_reproduce_predictions(saved_model, fashion_folder, photo_folder, tmp_path):
+    clf, folder = saved_model
+    out = tmp_path / "onnx"
+    assert main(["export", str(folder), "--format", "onnx", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"image_encoder.onnx", "text_encoder.onnx", "head.onnx", "pipeline.json", "runner.py", "tokenizer"} <= names
+    spec = json.loads((out / "pipeline.json").read_text())
+    assert spec["classes"] == [str(c) for c in clf.classes_]
+    images = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:12]
+    images += sorted(str(p) for p in photo_folder.rglob("*.jpg"))[:3]  # JPEG draft path too
+    pipe = _runner(out)
+    got = pipe.predict_proba(images)
+    want = clf.predict_proba(images)
+    np.testing.assert_allclose(got, want, atol=2e-4)
+    assert pipe.predict(images) == [str(c) for c in clf.predict(images)]
+
+
+def test_text_encoder_export_equals_sentence_transformers(saved_model, tmp_path):
+    _, folder = saved_model
+    from wordsight.export import OnnxTextEncoder, export_text_encoder
+
+    texts = ["a photo of a trouser", "ankle boot", "a long description of a bag with a strap and a buckle"]
+    export_text_encoder(load_model("minilm"), tmp_path)
+    got = OnnxTextEncoder(tmp_path, threads=2).encode(texts)
+    want = load_model("minilm").encode(texts)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-6)
+
+
+def test_mlp_head_graph_equals_numpy_head(fashion_folder):
+    import onnxruntime as ort
+
+    from wordsight.export import head_graph
+    from wordsight.models import Classifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 8)).astype(np.float32), np.repeat(["a", "b", "c"], 20)
+    for head in ("mlp", "svm"):
+        clf = Classifier(head=head, head_params={"hidden": (16,)}, C=1.0).fit(X, y)
+        sess = ort.InferenceSession(head_graph(clf).SerializeToString(), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(sess.run(["probabilities"], {"features": X})[0], clf.predict_proba(X), atol=1e-5)
+
+
+def test_unexportable_models_are_refused_with_the_reason(fashion_folder, tmp_path):
+    from wordsight.export import export_onnx
+    from wordsight.models import Classifier
+
+    rng = np.random.default_rng(0)
+    clf = Classifier(head="knn").fit(rng.normal(size=(20, 4)), np.repeat(["a", "b"], 10))
+    clf.save(tmp_path / "knn")
+    with pytest.raises(ValueError, match="head 'knn' cannot be exported"):
+        export_onnx(tmp_path / "knn", tmp_path / "out")
+    clf = Classifier(head="logistic").fit(rng.normal(size=(20, 4)), np.repeat(["a", "b"], 10))
+    clf.save(tmp_path / "matrix")
+    with pytest.raises(ValueError, match="precomputed feature matrix"):
+        export_onnx(tmp_path / "matrix", tmp_path / "out")
