@@ -47,3 +47,23 @@ def test_ray_cli_writes_shards_and_resumes(ray_local, mixed_folder, tmp_path):
     assert sorted(os.listdir(out)) == files
     assert all((out / f).stat().st_mtime_ns == stamps[f] for f in (files[0], files[2]))
     assert pq.read_table(out).num_rows == 10
+
+
+def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tmp_path):
+    from wordsight.features.engines.predict import PredictBatch, ray_predict
+    from wordsight.models import Classifier
+
+    clf = Classifier(head="logistic", C=1.0).fit(fashion_folder / "train")
+    clf.save(tmp_path / "model")
+    images = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:10]
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    paths = images + [str(tmp_path / "bad.png")]
+    want = clf.predict_proba(images)
+    out = PredictBatch(tmp_path / "model")({"path": np.array(paths, dtype=object)})
+    np.testing.assert_allclose(out["probabilities"][:10], want, atol=1e-5)
+    assert list(out["predicted"][:10]) == [str(c) for c in clf.predict(images)]
+    assert out["status"][10].startswith("error: ") and np.isnan(out["probabilities"][10]).all()
+    cols = list(ray_predict(tmp_path / "model", paths, concurrency=1))
+    probs = np.concatenate([c["probabilities"] for c in cols])
+    assert [p for c in cols for p in c["path"]] == paths
+    np.testing.assert_allclose(probs[:10], want, atol=1e-5)

@@ -156,14 +156,15 @@ def plot_reliability(metrics: dict, path: Path) -> None:
     cal = metrics["calibration"]
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    for b in cal["bins"]:
-        ax.bar((b["lo"] + b["hi"]) / 2, b["accuracy"], width=b["hi"] - b["lo"], edgecolor="black",
-               color="tab:blue", alpha=0.75)
-        ax.bar((b["lo"] + b["hi"]) / 2, b["confidence"] - b["accuracy"], bottom=b["accuracy"],
-               width=b["hi"] - b["lo"], color="tab:red", alpha=0.3)
+    mids = [(b["lo"] + b["hi"]) / 2 for b in cal["bins"]]
+    ax.bar(mids, [b["accuracy"] for b in cal["bins"]], width=1 / cal["n_bins"], edgecolor="black",
+           color="tab:blue", alpha=0.8, label="accuracy")
+    ax.plot(mids, [b["confidence"] for b in cal["bins"]], "o", color="tab:red", label="mean confidence")
+    for m, b in zip(mids, cal["bins"]):
+        ax.plot([m, m], [b["accuracy"], b["confidence"]], color="tab:red", lw=1.5)
     ax.set_ylabel("accuracy in bin")
     ax.set_ylim(0, 1)
-    ax.set_title(f"Reliability diagram (ECE {cal['ece']:.3f}; red: confidence gap)")
+    ax.set_title(f"Reliability diagram (ECE {cal['ece']:.3f})")
     ax.legend(loc="upper left")
     ax2.bar([(b["lo"] + b["hi"]) / 2 for b in cal["bins"]], [b["count"] for b in cal["bins"]],
             width=1 / cal["n_bins"], color="grey", edgecolor="black")

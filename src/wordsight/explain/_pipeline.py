@@ -31,6 +31,18 @@ from PIL import Image
 from ..encoders.preprocess import resize_and_crop, to_tensor_array
 
 
+def _l2n(x: torch.Tensor) -> torch.Tensor:
+    """L2 normalisation whose norm is a constant for gradients (values are unchanged).
+
+    Differentiating through the norm adds a term ``-(w . e_hat) e_hat`` to every class's gradient,
+    proportional to the embedding itself: for a class the image does not look like (negative
+    score), Grad-CAM would then light up whatever the encoder sees most, i.e. the evidence for the
+    *predicted* class. With the norm held constant, the image block's score is exactly a sum over
+    feature-map positions (CAM), and Grad-CAM for a class shows that class's evidence.
+    """
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12).detach()
+
+
 def view_box(size: tuple[int, int], cfg) -> tuple[float, float, float, float]:
     """The box (left, top, right, bottom) of an image of ``size`` that the model input covers,
     in original pixels (mirrors :func:`wordsight.encoders.preprocess.resize_and_crop`)."""
@@ -134,6 +146,24 @@ class Subject:
         return {n: np.concatenate(v) for n, v in emb.items()}, (np.concatenate(probs) if probs else None)
 
     probs_encoder: str | None = None
+    capture: dict | None = None  # set by Grad-CAM: receives the explained encoder's feature map
+
+    def run_encoder(self, name: str, x: torch.Tensor) -> dict:
+        """``encoder(x)``, spelled out for CNNs (forward_features -> forward_head -> ImageNet head,
+        as ``CNNEncoder.forward`` does) so that Grad-CAM can hold the feature map that is pooled
+        into the embedding."""
+        enc = self.encoder(name)
+        if self.capture is None or name != self.encoder_name or not hasattr(enc, "forward_features"):
+            return enc(x)
+        fmap = enc.forward_features(x)
+        self.capture["fmap"] = fmap
+        if fmap.requires_grad:
+            fmap.register_hook(lambda g: self.capture.__setitem__("grad", g))
+        pooled = enc.forward_head(fmap, pre_logits=True)
+        out = {"embedding": pooled}
+        if enc.config.has_imagenet_head:
+            out["logits"] = enc.net.classifier_head(pooled)
+        return out
 
 
 class EncoderSubject(Subject):
@@ -155,7 +185,7 @@ class EncoderSubject(Subject):
         self.classes = list(imagenet_class_names())
 
     def scores(self, inputs):
-        return self.encoder()(inputs[self.encoder_name])["logits"]
+        return self.run_encoder(self.encoder_name, inputs[self.encoder_name])["logits"]
 
     def proba_views(self, views, batch_size=32):
         _, probs = self.encode_views(views, batch_size)
@@ -175,7 +205,7 @@ class ClassifierSubject(Subject):
         self.encoder_names = list(model.encoder_names)
         self.probs_encoder = model.probs_encoder_
         if encoder is None:  # prefer an encoder whose pixels Grad-CAM can reach
-            cnn = [n for n in self.encoder_names if hasattr(self.encoder(n), "target_layer")]
+            cnn = [n for n in self.encoder_names if hasattr(self.encoder(n), "forward_features")]
             encoder = (cnn or self.encoder_names)[0]
         if encoder not in self.encoder_names:
             raise ValueError(f"encoder {encoder!r} is not one of this model's encoders {self.encoder_names}")
@@ -202,7 +232,7 @@ class ClassifierSubject(Subject):
         top, idx = probs.topk(t, dim=1)
         w = top / top.sum(1, keepdim=True).clamp_min(1e-12)
         sem = torch.einsum("bt,btd->bd", w, self._bank_emb[idx])
-        return F.normalize(sem, dim=1, eps=1e-12)
+        return _l2n(sem)
 
     # ---------------------------------------------------------------- head in torch
     def _torch_head(self):
@@ -231,7 +261,7 @@ class ClassifierSubject(Subject):
                 k, n_classes = int(head.info["k"]), int(head.info["n_classes"])
 
                 def knn(X):  # mirrors KNNHead.predict_proba
-                    sims = F.normalize(X, dim=1, eps=1e-12) @ a["train"].T
+                    sims = _l2n(X) @ a["train"].T
                     top, idx = sims.topk(k, dim=1)
                     P = torch.zeros(len(X), n_classes, dtype=X.dtype).scatter_add(1, a["labels"].long()[idx], torch.exp(top / 0.1))
                     P = P + 1e-6
@@ -248,16 +278,16 @@ class ClassifierSubject(Subject):
         m = self.model
         emb, probs = {}, None
         for name in self.encoder_names:
-            out = self.encoder(name)(inputs[name])
+            out = self.run_encoder(name, inputs[name])
             emb[name] = out["embedding"].float()
             if name == self.probs_encoder and "logits" in out:
                 probs = torch.softmax(out["logits"].float(), 1)
         parts = []
         if m.fusion in ("image", "concat", "prior"):
-            parts += [F.normalize(emb[n], dim=1, eps=1e-12) for n in self.encoder_names]
+            parts += [_l2n(emb[n]) for n in self.encoder_names]
         semantic = self._semantic_torch(probs) if probs is not None and m.fusion != "image" else None
         if m.fusion in ("text", "concat"):
-            parts.append(float(m.text_weight) * F.normalize(semantic, dim=1, eps=1e-12))
+            parts.append(float(m.text_weight) * _l2n(semantic))
         return torch.cat(parts, 1).double(), semantic
 
     def scores(self, inputs):

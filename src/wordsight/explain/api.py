@@ -85,7 +85,7 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
         if tidx is None:  # the predicted class: one forward pass first
             tidx = int(np.argmax(subject.proba_views(view.image[None])[0]))
         vmap, proba = cam(subject, view, tidx, method)
-        facts["layer"] = type(subject.encoder().target_layer).__name__
+        facts["layer"] = "final feature map (forward_features)"
     elif method == "rollout":
         from .rollout import rollout
 
@@ -148,7 +148,7 @@ def gradcam_overlay(model, path, out=None, target=None, method: str = "gradcam")
     Grad-CAM cannot reach (a random-forest head) LIME with a small sample budget.
     """
     subject = as_subject(model)
-    if method in ("gradcam", "gradcam++") and not hasattr(subject.encoder(), "target_layer"):
+    if method in ("gradcam", "gradcam++") and not hasattr(subject.encoder(), "forward_features"):
         method = "rollout"
     try:
         e = explain_one(subject, path, method, target)

@@ -89,6 +89,7 @@ def iter_features(
     quiet: bool = False,
     engine: str = "auto",
     precision: str = "fp32",
+    small_input: int | str | None = "auto",
     **ray_options,
 ) -> Iterator[Batch]:
     """Yield a :class:`Batch` per chunk of ``data`` (anything :func:`open_source` takes).
@@ -101,6 +102,8 @@ def iter_features(
     ``concurrency``, ``num_cpus``, ``num_gpus`` go to :func:`~wordsight.features.engines.ray_engine.ray_batches`).
     ``precision='int8'`` (ONNX) is used only if it agrees with fp32, else it is refused.
     ``batch_size``: images per model call; ``None`` picks the engine's measured best.
+    ``small_input``: input size for tiny images (shorter side <= a quarter of the model's input)
+    on CNNs; ``"auto"`` the measured choice (``engines.batch.SMALL_INPUT``), ``None`` full size.
     All engines give the same features within ``engines.RTOL``/``ATOL`` and share cache entries,
     except int8, whose entries are kept apart.
     """
@@ -118,7 +121,7 @@ def iter_features(
         try:
             for samples, done in ray_batches(source.samples, model, cache=cache, batch_size=batch_size,
                                              max_pixels=max_pixels, precision=precision, view=view,
-                                             view_key=view_key, **ray_options):
+                                             view_key=view_key, small_input=small_input, **ray_options):
                 bar.update(len(samples))
                 yield Batch(done.samples, done.arrays, done.failures, done.computed, done.cached)
         finally:
@@ -127,7 +130,7 @@ def iter_features(
     if ray_options:
         raise TypeError(f"unexpected options {sorted(ray_options)} (only engine='ray' takes them)")
     fn = EmbedBatch(model, engine=engine, precision=precision, batch_size=batch_size, cache=open_cache(cache),
-                    view=view, view_key=view_key, max_pixels=max_pixels)
+                    view=view, view_key=view_key, max_pixels=max_pixels, small_input=small_input)
     chunk = max((batch_size or fn.runner.batch_size) * 2, 32)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

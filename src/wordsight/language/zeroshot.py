@@ -211,7 +211,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        scores = self.decision_function(X)  # fits on first use, which sets classes_
+        return self.classes_[np.argmax(scores, axis=1)]
 
     def explain(self, X, top: int = 3, classes=None) -> list[dict]:
         """Per image, the predicted class (or the given ``classes``, one per row) with the class

@@ -70,7 +70,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
     class_descriptions : dict or None
         Class name -> description text(s) for the zero-shot prior (default: the language layer's).
     zero_shot_method : str
-        The zero-shot classifier's method ("descriptions", "names", ...).
+        The zero-shot classifier's method ("names", "templates", "descriptions", ...); "auto" is
+        "descriptions" when ``class_descriptions`` are given, else "names" (no LLM is run).
     augment : int
         Augmented views per training image (embedded once, cached).
     augment_params : dict or None
@@ -85,7 +86,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, encoders=("efficientnet-lite0",), fusion="image", head="logistic",
                  text_model="minilm", text_weight=1.0, C=None, class_weight=None, head_params=None,
-                 prior_weight="auto", class_descriptions=None, zero_shot_method="descriptions",
+                 prior_weight="auto", class_descriptions=None, zero_shot_method="auto",
                  augment=0, augment_params=None, tta=0, cache=None, batch_size=16, random_state=0,
                  quiet=True):
         self.encoders = encoders
@@ -219,8 +220,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         return fuse(blocks, self.encoder_names, self.fusion, semantic, self.text_weight), semantic
 
     def _prior_logits(self, semantic: np.ndarray) -> np.ndarray:
-        proba = self.zero_shot_.predict_proba(semantic)
-        return np.log(np.clip(proba, 1e-12, None))
+        return self.zero_shot_.predict_log_proba(semantic)
 
     def featurize(self, X) -> Featurized:
         """Fused feature matrix of ``X``, the samples kept (row order) and the failures."""
@@ -327,8 +327,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
             from ..language import ZeroShotClassifier
         except ImportError as e:  # pragma: no cover - the language layer ships with wordsight
             raise RuntimeError(f"fusion='prior' needs wordsight.language.ZeroShotClassifier: {e}") from e
+        method = self.zero_shot_method
+        if method == "auto":
+            method = "descriptions" if self.class_descriptions else "names"
         return ZeroShotClassifier([str(c) for c in self.classes_], descriptions=self.class_descriptions,
-                                  method=self.zero_shot_method, text_model=self.text_model).fit()
+                                  method=method, text_model=self.text_model).fit()
 
     def _choose_prior_weight(self, blocks, M, view_M, prior, y_idx, n_classes):
         """Held-out head logits from the training images only (see :mod:`.prior`)."""

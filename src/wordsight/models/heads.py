@@ -148,14 +148,13 @@ class LogisticHead(LinearHead):
             best, scores = self._choose_c(Xs, y, make, grid)
             model = make(best).fit(Xs, y)
         coef = np.zeros((n_classes, X.shape[1]))
-        intercept = np.zeros(n_classes)
+        intercept = np.full(n_classes, -1e3)  # classes absent from training get no probability
         present = model.classes_
-        if len(present) == 2 and n_classes == 2:  # binary: sklearn keeps one row
-            coef[1], intercept[1] = model.coef_[0], model.intercept_[0]
+        if len(present) == 2:  # binary: sklearn keeps one row, the log-odds of the second class
+            coef[present[1]], intercept[present[1]] = model.coef_[0], model.intercept_[0]
+            intercept[present[0]] = 0.0
         else:
             coef[present], intercept[present] = model.coef_, model.intercept_
-            if len(present) < n_classes:
-                intercept[np.setdiff1d(np.arange(n_classes), present)] = -1e3
         self.arrays.update(coef=coef, intercept=intercept)
         self.info.update(C=best, cv_accuracy=scores)
         return self

@@ -19,7 +19,7 @@ FORMAT = "wordsight-classifier"
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 HEAD_FILE = "head.safetensors"
-PRIOR_FILE = "prior.safetensors"
+PRIOR_DIR = "zero_shot"  # the prior's ZeroShotClassifier, saved by its own save()
 
 
 class ModelFolderError(ValueError):
@@ -67,15 +67,12 @@ def save_classifier(clf, folder) -> str:
     prior = None
     if clf.zero_shot_ is not None:
         zs = clf.zero_shot_
+        zs.save(folder / PRIOR_DIR)
+        for p in sorted((folder / PRIOR_DIR).iterdir()):
+            files[f"{PRIOR_DIR}/{p.name}"] = _sha256(p)
         prior = {"weight": clf.prior_weight_, "temperature": clf.prior_temperature_,
-                 "scores": _jsonable(clf.prior_scores_),
-                 "zero_shot": {"classes": [str(c) for c in clf.classes_],
-                               "descriptions": _jsonable(clf.class_descriptions),
-                               "method": clf.zero_shot_method, "text_model": clf.text_model}}
-        class_emb = _zero_shot_arrays(zs)
-        if class_emb:
-            save_file(class_emb, str(folder / PRIOR_FILE))
-            files[PRIOR_FILE] = _sha256(folder / PRIOR_FILE)
+                 "scores": _jsonable(clf.prior_scores_), "zero_shot": PRIOR_DIR,
+                 "zero_shot_method": zs.method, "text_model": clf.text_model}
     encoders = []
     if clf.feature_dims_:
         for name in clf.encoder_names:
@@ -98,15 +95,6 @@ def save_classifier(clf, folder) -> str:
     tmp.write_text(json.dumps(config, indent=2))
     tmp.replace(folder / CONFIG)
     return str(folder)
-
-
-def _zero_shot_arrays(zs) -> dict[str, np.ndarray]:
-    """The zero-shot classifier's class embeddings when it exposes them (kept for a check)."""
-    for attr in ("class_embeddings_", "class_vectors_", "text_embeddings_"):
-        v = getattr(zs, attr, None)
-        if isinstance(v, np.ndarray):
-            return {"class_embeddings": np.ascontiguousarray(v.astype(np.float32))}
-    return {}
 
 
 def read_config(folder) -> dict:
@@ -190,11 +178,12 @@ def load_classifier(folder):
     if prior:
         clf.prior_weight_, clf.prior_temperature_ = float(prior["weight"]), float(prior["temperature"])
         clf.prior_scores_ = prior.get("scores") or {}
-        clf.zero_shot_ = clf._make_zero_shot()
-        if PRIOR_FILE in config["files"]:
-            saved = load_file(str(folder / PRIOR_FILE))["class_embeddings"]
-            now = _zero_shot_arrays(clf.zero_shot_).get("class_embeddings")
-            if now is None or now.shape != saved.shape or not np.allclose(now, saved, atol=1e-4):
-                raise ModelFolderError(f"{folder}: the zero-shot prior's class texts now embed differently "
-                                       f"(text model {prior['zero_shot']['text_model']!r}); refit the model")
+        from ..language import ZeroShotClassifier
+
+        try:
+            clf.zero_shot_ = ZeroShotClassifier.load(folder / prior["zero_shot"])
+        except Exception as e:
+            raise ModelFolderError(f"{folder / prior['zero_shot']}: cannot load the zero-shot prior ({e})") from e
+        if [str(c) for c in clf.zero_shot_.classes_] != [str(c) for c in classes]:
+            raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
     return clf

@@ -54,7 +54,8 @@ class ServeState:
 
 
 class RequestGuard:
-    """Pure ASGI middleware: the request timeout (504), and per-route metrics for every answer."""
+    """Pure ASGI middleware: the body-size limit (413, checked on Content-Length and again while
+    the body streams in), the request timeout (504), and per-route metrics for every answer."""
 
     def __init__(self, app, state: ServeState):
         self.app, self.state = app, state
@@ -70,18 +71,35 @@ class RequestGuard:
                 sent["status"] = message["status"]
             await send(message)
 
-        timeout = self.state.settings.limits.timeout_s
+        limits = self.state.settings.limits
+        timeout, max_body = limits.timeout_s, limits.max_body_bytes
+        too_large = (f"request body larger than {max_body:,} bytes ({limits.max_images} images of at most "
+                     f"{limits.max_upload_bytes:,} bytes each, plus form fields)")
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > max_body:
+                raise ApiError(413, "request_too_large", too_large)
+            return message
+
         try:
-            await asyncio.wait_for(self.app(scope, receive, tracked_send), timeout)
+            length = int(dict(scope.get("headers", [])).get(b"content-length", b"-1"))
+        except ValueError:
+            length = -1
+        try:
+            if length > max_body:
+                scope.setdefault("wordsight", {})["error"] = "request_too_large"
+                await _send_json(tracked_send, 413, error_body(413, too_large, "request_too_large"))
+                return
+            await asyncio.wait_for(self.app(scope, limited_receive, tracked_send), timeout)
         except asyncio.TimeoutError:
             if sent["status"] is None:
                 scope.setdefault("wordsight", {})["error"] = "timeout"
-                body = json.dumps(error_body(504, f"the request took longer than the limit of {timeout:g} s",
-                                             "timeout")).encode()
-                await tracked_send({"type": "http.response.start", "status": 504,
-                                    "headers": [(b"content-type", b"application/json"),
-                                                (b"content-length", str(len(body)).encode())]})
-                await tracked_send({"type": "http.response.body", "body": body})
+                await _send_json(tracked_send, 504, error_body(
+                    504, f"the request took longer than the limit of {timeout:g} s", "timeout"))
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "other"
@@ -91,6 +109,13 @@ class RequestGuard:
             m.latency.observe(time.perf_counter() - start, label)
             if status >= 400:
                 m.errors.inc(label, scope.get("wordsight", {}).get("error") or str(status))
+
+
+async def _send_json(send, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
 
 
 def _lifespan(state: ServeState):
@@ -210,7 +235,6 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         title="wordsight", version=__version__, lifespan=_lifespan(state),
         description="Image classification with language models: top-k classes with each image's "
         "description in words, and zero-shot classification from class names.",
-        max_body_size=limits.max_body_bytes,
         form_limits={"max_files": limits.max_images, "max_fields": 16},
     )
     app.state.wordsight = state

@@ -33,9 +33,6 @@ def install_handlers(app: FastAPI) -> None:
         if status == 400 and "Too many files" in str(detail):  # the multipart parser's own file limit
             status, code = 413, "too_many_images"
             detail = f"too many images in one request: {detail}"
-        elif status == 413 and code is None:  # FastAPI's body-size limit
-            code = "request_too_large"
-            detail = f"request body too large: {detail}"
         return JSONResponse(error_body(status, detail, code, file=file), status_code=status,
                             headers=getattr(exc, "headers", None))
 

@@ -49,7 +49,7 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
                 concurrency: int | None = None, num_cpus: float = 1, num_gpus: float = 0,
                 batch_size: int | None = None, inner_engine: str = "auto", precision: str = "fp32",
                 cache=None, view=None, view_key: str = "", max_pixels: int | None = None,
-                quiet: bool = True):
+                small_input="auto", quiet: bool = True):
     """Yield ``(samples, Done)`` per batch, in the order of ``samples``, computed on Ray."""
     from ...io.images import DEFAULT_MAX_PIXELS
     from .runners import DEFAULT_BATCH
@@ -80,7 +80,7 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
     ds = ray.data.from_items(items, override_num_blocks=n_blocks)
     fn_kwargs = dict(model=model, engine=engine, precision=precision, batch_size=size, cache=_cache_arg(cache),
                      view=view, view_key=view_key, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                     threads=max(1, int(num_cpus)))
+                     threads=max(1, int(num_cpus)), small_input=small_input)
     ds = ds.map_batches(EmbedBatch, fn_constructor_kwargs=fn_kwargs, batch_size=size, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=num_cpus,
                         num_gpus=num_gpus or None)

@@ -40,6 +40,9 @@ class TorchRunner:
         self.fingerprint = encoder.config.fingerprint
         self.batch_size = DEFAULT_BATCH["torch"]
         self.channels_last = channels_last
+        from ...encoders.base import CNNEncoder
+
+        self.flexible_size = isinstance(encoder, CNNEncoder)  # any input size (global pooling)
         if channels_last:
             # Memory layout only: same numbers, faster convolutions on CPU (oneDNN).
             self.encoder.to(memory_format=torch.channels_last)
@@ -57,9 +60,10 @@ class OnnxRunner:
     engine = "onnx"
 
     def __init__(self, path, config, preprocess, *, precision: str = "fp32", fingerprint: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, flexible_size: bool = False):
         from ...export.onnx import session
 
+        self.flexible_size = flexible_size
         self.path = path
         self.config = config
         self.preprocess = preprocess
@@ -120,4 +124,7 @@ def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_d
         return TorchRunner(encoder)
     if precision == "int8":
         path = int8_model(encoder, cache_dir, holdout=holdout, threads=threads)
-    return OnnxRunner(path, encoder.config, encoder.preprocess, precision=precision, threads=threads)
+    from ...encoders.base import CNNEncoder
+
+    return OnnxRunner(path, encoder.config, encoder.preprocess, precision=precision, threads=threads,
+                      flexible_size=isinstance(encoder, CNNEncoder))

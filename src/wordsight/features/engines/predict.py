@@ -1,0 +1,88 @@
+"""Predictions as a batch callable (dict of arrays in, dict out), for Ray, Dask or Spark.
+
+    fn = PredictBatch("my-model/")          # a folder written by Classifier.save
+    out = fn({"path": np.array(["a.jpg"])})
+    out["predicted"], out["probabilities"]  # class names; (N, n_classes) in fn.classes order,
+                                            # NaN rows where status != "ok"
+
+The classifier (and through it the encoders, on the local engine) loads once per instance, so
+once per Ray actor. :func:`ray_predict` runs it on a Ray actor pool.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...io.sources import Sample
+
+
+class PredictBatch:
+    def __init__(self, model_dir, *, cache=False):
+        self.model_dir, self.cache = str(model_dir), cache
+        self._clf = None
+
+    @property
+    def classifier(self):
+        if self._clf is None:
+            from ...models import Classifier
+
+            clf = Classifier.load(self.model_dir)
+            clf.set_params(cache=self.cache)
+            self._clf = clf
+        return self._clf
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.classifier.classes_]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_clf": None}
+
+    def __call__(self, batch: dict) -> dict[str, np.ndarray]:
+        clf = self.classifier
+        paths = [str(p) for p in batch["path"]]
+        datas = list(batch["bytes"]) if "bytes" in batch else [None] * len(paths)
+        samples = [Sample(p, None, None, None if d is None else bytes(d)) for p, d in zip(paths, datas)]
+        F = clf.featurize(samples)
+        n, k = len(samples), len(clf.classes_)
+        proba = np.full((n, k), np.nan, np.float32)
+        if len(F.samples):
+            proba[np.asarray(F.rows)] = clf.predict_proba(F.blocks)
+        reasons = {f.path: f.reason for f in F.failures}
+        ok = ~np.isnan(proba).any(1)
+        out = {
+            "path": np.array(paths, dtype=object),
+            "status": np.array(["ok" if good else f"error: {reasons.get(p, 'failed')}" for p, good in zip(paths, ok)],
+                               dtype=object),
+            "predicted": np.array([self.classes[int(np.argmax(r))] if good else None for r, good in zip(proba, ok)],
+                                  dtype=object),
+            "probabilities": proba,
+        }
+        for key, value in batch.items():
+            if key not in out and key != "bytes":
+                out[key] = np.asarray(value)
+        return out
+
+
+def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int | None = None,
+                num_cpus: float = 1, num_gpus: float = 0, batch_size: int = 32, cache=False, quiet: bool = True):
+    """Predict ``data`` (anything ``open_source`` takes) on Ray; yields column dicts in input order."""
+    from ...io.sources import open_source
+    from .ray_engine import init_ray
+
+    source = open_source(data)
+    ray = init_ray(address, quiet)
+    import ray.data
+
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    ray.data.DataContext.get_current().enable_progress_bars = not quiet
+    if concurrency is None:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1)))
+    items = [{"index": i, "path": s.path} for i, s in enumerate(source.samples)]
+    if not items:
+        return
+    n_blocks = min(len(items), max(concurrency, -(-len(items) // batch_size)))
+    ds = ray.data.from_items(items, override_num_blocks=n_blocks)
+    ds = ds.map_batches(PredictBatch, fn_constructor_kwargs={"model_dir": str(model_dir), "cache": cache},
+                        batch_size=batch_size, batch_format="numpy", num_cpus=num_cpus,
+                        num_gpus=num_gpus or None, compute=ray.data.ActorPoolStrategy(size=concurrency))
+    yield from ds.iter_batches(batch_size=None, batch_format="numpy")

@@ -1,0 +1,90 @@
+"""`wordsight describe` and `wordsight zeroshot` end to end, on real files."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from wordsight.cli import main
+from wordsight.io.datasets import FASHION_MNIST_CLASSES
+
+CLASSES = ",".join(FASHION_MNIST_CLASSES)
+
+
+@pytest.fixture(scope="module")
+def fashion_test(fashion_folder):
+    return fashion_folder / "test"  # 4 PNGs per class
+
+
+def test_describe_prints_and_writes(fashion_test, tmp_path, capsys):
+    out = tmp_path / "d.csv"
+    assert main(["describe", str(fashion_test), "--top", "2", "--quiet", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 40
+    path, text = lines[0].split("\t")
+    assert path.endswith(".png") and text.startswith("resembles: ") and text.count("(0.") + text.count("(1.") == 2
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 40 and set(rows[0]) == {"path", "label", "description"}
+    assert {r["label"] for r in rows} == {c.replace("/", "-") for c in FASHION_MNIST_CLASSES}
+
+
+def test_zeroshot_with_class_names(fashion_test, tmp_path, capsys):
+    out = tmp_path / "z.json"
+    rc = main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--method", "names", "--llm", "none",
+               "--view", "light-background", "--top-k", "3", "--quiet", "--out", str(out)])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "accuracy on" not in captured.err  # folder labels are "T-shirt-top": only some match class names
+    rows = json.loads(out.read_text())
+    assert len(rows) == 40
+    for r in rows:
+        assert r["predicted"] in FASHION_MNIST_CLASSES and r["predicted"] == r["top"][0]["class"]
+        scores = [t["score"] for t in r["top"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+    printed = captured.out.strip().splitlines()
+    assert len(printed) == 40 and printed[0].split("\t")[1] == rows[0]["predicted"]
+    # the same images plain (not inverted) are other features, predicted differently somewhere
+    rc = main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--method", "names", "--llm", "none",
+               "--quiet", "--out", str(tmp_path / "plain.json")])
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert rc == 0 and [r["top"] for r in plain] != [r["top"] for r in rows]
+
+
+def test_zeroshot_reports_missing_descriptions(fashion_test, tmp_path, capsys):
+    desc = tmp_path / "desc.json"
+    desc.write_text(json.dumps({"Sandal": ["an open shoe"], "Bag": ["a handbag"]}))
+    rc = main(["zeroshot", str(fashion_test), "--classes", "Sandal,Bag,Coat", "--descriptions", str(desc),
+               "--llm", "none", "--quiet"])
+    assert rc == 1
+    assert "desc.json: no descriptions for Coat" in capsys.readouterr().err
+
+
+def test_zeroshot_with_an_openai_endpoint(fashion_test, tmp_path, chat_server, capsys):
+    chat_server.reply = lambda body: "It is a garment or accessory named in: " + body["messages"][-1]["content"]
+    saved, out = tmp_path / "written.json", tmp_path / "z.csv"
+    rc = main(["zeroshot", str(fashion_test), "--classes", "Sandal,Bag,Coat", "--llm", "openai",
+               "--llm-url", chat_server.url, "--llm-model", "tiny", "--k", "2", "--method", "descriptors",
+               "--save-descriptions", str(saved), "--out", str(out), "--quiet"])
+    assert rc == 0
+    written = json.loads(saved.read_text())
+    assert list(written) == ["Sandal", "Bag", "Coat"] and all(len(v) == 2 for v in written.values())
+    assert {b["model"] for b in chat_server.requests} == {"tiny"}
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 40 and {"path", "label", "predicted", "class_1", "score_1", "class_3", "score_3"} <= set(rows[0])
+
+
+def test_zeroshot_and_describe_with_joint_and_caption_models(fashion_test, tiny_clip_dir, tiny_caption_dir, capsys):
+    rc = main(["zeroshot", str(fashion_test / "Sandal"), "--classes", "cat,dog", "--model", f"clip:{tiny_clip_dir}",
+               "--method", "templates", "--quiet"])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all(line.split("\t")[1] in ("cat", "dog") for line in lines)
+    assert main(["describe", str(fashion_test / "Bag"), "--model", f"caption:{tiny_caption_dir}", "--quiet"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all("\t" in line for line in lines)
+
+
+def test_zeroshot_needs_classes(fashion_test, capsys):
+    assert main(["zeroshot", str(fashion_test), "--classes", "one", "--llm", "none"]) == 1
+    assert "at least two classes" in capsys.readouterr().err

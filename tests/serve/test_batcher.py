@@ -1,0 +1,111 @@
+"""The micro-batcher on its own: batch sizes, waiting, isolation of failures, withdrawn items."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from wordsight.serve import Batching, Limits, MicroBatcher, ServeSettings
+
+
+def run_batcher(fn, batching, body):
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, batching, pool, "test")
+            b.start()
+            try:
+                return await body(b)
+            finally:
+                await b.stop()
+
+    return asyncio.run(main())
+
+
+def test_concurrent_items_are_gathered_up_to_max_batch():
+    calls = []
+
+    def fn(items):
+        calls.append(list(items))
+        return [x * 10 for x in items]
+
+    async def body(b):
+        return await asyncio.gather(*(b.submit([i]) for i in range(10)))
+
+    out = run_batcher(fn, Batching(max_batch=4, max_wait_ms=200), body)
+    assert out == [[i * 10] for i in range(10)]
+    assert [len(c) for c in calls] == [4, 4, 2]
+    assert sorted(x for c in calls for x in c) == list(range(10))
+
+
+def test_a_lone_item_waits_at_most_max_wait_ms():
+    def fn(items):
+        return items
+
+    async def body(b):
+        t = time.perf_counter()
+        await b.submit(["x"])
+        return time.perf_counter() - t
+
+    assert run_batcher(fn, Batching(max_batch=64, max_wait_ms=50), body) < 1.0
+
+
+def test_a_request_with_several_items_gets_them_back_in_order():
+    def fn(items):
+        return [s.upper() for s in items]
+
+    async def body(b):
+        return await asyncio.gather(b.submit(["a", "b", "c"]), b.submit(["d"]))
+
+    assert run_batcher(fn, Batching(max_batch=2, max_wait_ms=20), body) == [["A", "B", "C"], ["D"]]
+
+
+def test_an_item_that_breaks_the_batch_fails_alone():
+    def fn(items):
+        if "poison" in items:
+            raise ValueError("cannot handle poison")
+        return [f"ok:{x}" for x in items]
+
+    async def body(b):
+        return await asyncio.gather(*(b.submit([x]) for x in ["a", "poison", "b", "c"]), return_exceptions=True)
+
+    out = run_batcher(fn, Batching(max_batch=8, max_wait_ms=100), body)
+    assert out[0] == ["ok:a"] and out[2] == ["ok:b"] and out[3] == ["ok:c"]
+    assert isinstance(out[1], ValueError) and "poison" in str(out[1])
+
+
+def test_withdrawn_items_are_not_run():
+    seen = []
+    gate = threading.Event()
+
+    def fn(items):
+        seen.extend(items)
+        gate.wait(5)
+        return items
+
+    async def body(b):
+        first = asyncio.ensure_future(b.submit(["first"]))
+        await asyncio.sleep(0.2)  # "first" is now running and holds the model thread
+        late = asyncio.ensure_future(b.submit(["late"]))
+        await asyncio.sleep(0.05)
+        late.cancel()  # e.g. the request timed out
+        gate.set()
+        await first
+        await b.submit(["after"])
+        return late.cancelled()
+
+    assert run_batcher(fn, Batching(max_batch=8, max_wait_ms=0), body)
+    assert seen == ["first", "after"]
+
+
+def test_settings_validate_and_round_trip():
+    s = ServeSettings(model_dir="m", limits=Limits(max_images=3), batching=Batching(max_batch=2), api_key_env="K")
+    assert ServeSettings.from_json(s.to_json()) == s
+    assert Limits().max_upload_bytes == 20 * 2**20 and Limits().max_pixels == 40_000_000
+    assert Limits().max_images == 32 and Limits().timeout_s == 30
+    with pytest.raises(ValueError, match="max_images"):
+        Limits(max_images=0)
+    with pytest.raises(ValueError, match="max_batch"):
+        Batching(max_batch=0)
