@@ -56,7 +56,10 @@ HAND_WRITTEN = {
 
 def features(split: str, per_class, view: str):
     fn, key = get_view(None if view == "plain" else view)
-    fs = extract_features(fashion_samples(split, per_class=per_class), MODEL, view=fn, view_key=key)
+    # Full 224-px input (small_input=None): the ImageNet head was trained at that size, and the
+    # features engine's 160-px shortcut for tiny images was measured on linear probes, not here.
+    fs = extract_features(fashion_samples(split, per_class=per_class), MODEL, view=fn, view_key=key,
+                          small_input=None, quiet=True)
     if fs.failures:
         raise RuntimeError(f"{len(fs.failures)} images failed: {fs.failures[:3]}")
     return fs

@@ -90,3 +90,25 @@ def test_int8_refused_below_agreement_with_the_measure(tmp_path):
     assert out["embedding"].shape == (4, 1280) and np.isfinite(out["embedding"]).all()
     with pytest.raises(ValueError, match="int8 runs on the ONNX engine"):
         make_runner(enc, "torch", precision="int8")
+
+
+def test_tiny_images_run_at_the_small_input_size(mixed_folder):
+    from wordsight.features.engines.batch import SMALL_INPUT
+
+    tiny, photo = str(mixed_folder / "cat" / "tiny.png"), str(mixed_folder / "cat" / "0.jpg")
+    fn = EmbedBatch("efficientnet-lite0", cache=False)
+    assert fn.small_config().input_size == SMALL_INPUT == 160
+    full = extract_features([tiny, photo], cache=False, quiet=True, small_input=None)
+    auto = extract_features([tiny, photo], cache=False, quiet=True)
+    x, err = fn.decode(open(tiny, "rb").read(), fn.small_config())
+    assert err is None and x.shape == (3, 160, 160)
+    np.testing.assert_allclose(auto.embeddings[1], full.embeddings[1], rtol=RTOL, atol=ATOL)  # photo: unchanged
+    assert not np.allclose(auto.embeddings[0], full.embeddings[0], atol=1e-2)  # tiny: its own input size
+    keys = fn.prepare(open_source_samples([tiny])).keys
+    assert keys[0].endswith("|px160")
+
+
+def open_source_samples(paths):
+    from wordsight.io.sources import open_source
+
+    return open_source(paths).samples

@@ -100,9 +100,11 @@ def run(args) -> int:
     for r in records:
         top = ", ".join(f"{t['class']} ({t['score']:.2f})" for t in r["top"])
         print(f"{r['path']}\t{r['predicted']}\t{top}")
-    labelled = [r for r in records if r["label"] in set(classes)]
+    # Folder labels name classes with "/" replaced ("T-shirt-top" for "T-shirt/top").
+    by_label = {**{c.replace("/", "-"): c for c in classes}, **{c: c for c in classes}}
+    labelled = [r for r in records if r["label"] in by_label]
     if labelled:
-        acc = sum(r["predicted"] == r["label"] for r in labelled) / len(labelled)
+        acc = sum(r["predicted"] == by_label[r["label"]] for r in labelled) / len(labelled)
         print(f"accuracy on {len(labelled)} labelled image(s): {100 * acc:.1f}%", file=sys.stderr)
     if args.out:
         write_records(records, args.out)

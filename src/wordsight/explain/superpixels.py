@@ -8,6 +8,9 @@ evidence for the class. ``num_samples`` bounds the cost: one model call per samp
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 
 from ._pipeline import Subject, View
@@ -42,10 +45,11 @@ def lime_map(subject: Subject, view: View, target: int, num_samples: int = DEFAU
         return p
 
     explainer = lime_image.LimeImageExplainer(random_state=random_state)
-    expl = explainer.explain_instance(
-        view.image, classify, labels=(target,), top_labels=None, hide_color=subject.fill_colour(),
-        num_features=int(segs.max()) + 1, num_samples=int(num_samples), batch_size=batch_size,
-        segmentation_fn=lambda _img: segs, random_seed=random_state)
+    with contextlib.redirect_stderr(io.StringIO()):  # lime draws a progress bar it cannot be told to hide
+        expl = explainer.explain_instance(
+            view.image, classify, labels=(target,), top_labels=None, hide_color=subject.fill_colour(),
+            num_features=int(segs.max()) + 1, num_samples=int(num_samples), batch_size=batch_size,
+            segmentation_fn=lambda _img: segs, random_seed=random_state)
     weights = np.zeros(int(segs.max()) + 1)
     for seg, w in expl.local_exp[target]:
         weights[seg] = w

@@ -78,6 +78,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         :class:`Augment` fields (scale, ratio, flip, brightness, contrast, saturation, rotation, seed).
     tta : int
         Test-time augmentation: average predictions over the image and this many views.
+    small_input : "auto", int or None
+        Input size for tiny images (e.g. 28-px Fashion-MNIST) on CNNs, passed to feature
+        extraction ("auto": the extractor's measured choice, None: the model's full input size).
     cache : None, False, path or FeatureCache
         Feature cache (None: the default on-disk cache; False: none).
     batch_size : int
@@ -87,8 +90,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def __init__(self, encoders=("efficientnet-lite0",), fusion="image", head="logistic",
                  text_model="minilm", text_weight=1.0, C=None, class_weight=None, head_params=None,
                  prior_weight="auto", class_descriptions=None, zero_shot_method="auto",
-                 augment=0, augment_params=None, tta=0, cache=None, batch_size=16, random_state=0,
-                 quiet=True):
+                 augment=0, augment_params=None, tta=0, small_input="auto", cache=None, batch_size=16,
+                 random_state=0, quiet=True):
         self.encoders = encoders
         self.fusion = fusion
         self.head = head
@@ -103,6 +106,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.augment_params = augment_params
         self.tta = tta
+        self.small_input = small_input
         self.cache = cache
         self.batch_size = batch_size
         self.random_state = random_state
@@ -168,7 +172,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
             per, failures, probs, probs_enc = {}, [], None, None
             for enc in self.encoder_names:
                 fs = extract_features(source, enc, cache=self.cache, batch_size=self.batch_size,
-                                      view=view, view_key=key, quiet=self.quiet)
+                                      view=view, view_key=key, quiet=self.quiet, small_input=self.small_input)
                 per[enc] = fs
                 failures += [f for f in fs.failures if f.path not in {g.path for g in failures}]
             keep = None
@@ -465,6 +469,20 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if not isinstance(self.head_, LinearHead):
             raise ValueError(f"head {self.head!r} is not linear: linear_head() needs 'logistic' or 'svm'")
         return self.head_.linear()
+
+    def model_input(self, data: bytes, encoder: str | None = None) -> np.ndarray:
+        """The preprocessed (3, H, W) array that ``encoder`` (default: the first) sees for the
+        image bytes ``data``, exactly as feature extraction makes it (tiny images at the reduced
+        input size); ``load_model(encoder)(torch.from_numpy(x)[None])["embedding"]`` is then the
+        embedding that :meth:`pipeline_spec`'s blocks start from."""
+        from ..features.engines.batch import EmbedBatch
+
+        fn = EmbedBatch(encoder or self.encoder_names[0], engine="torch", small_input=self.small_input)
+        small = fn.small_config()
+        x, err = fn.decode(data, small if small is not None and fn._is_tiny(data) else None)
+        if x is None:
+            raise ValueError(err)
+        return x
 
     def pipeline_spec(self) -> dict:
         """How an image becomes logits, for reproducing the path in torch (explanations)."""

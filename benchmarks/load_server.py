@@ -1,0 +1,172 @@
+"""Load test of `wordsight serve`: micro-batched vs one image per model call, side by side.
+
+    nice -n 10 python benchmarks/load_server.py --clients 32 --seconds 30
+
+For each mode it starts `wordsight serve` as its own process on a free loopback port (the same
+model folder, the same limits), lets N concurrent clients POST one photo each to /v1/predict, as
+fast as answers come back, for a fixed time, and prints throughput, p50/p95/p99 latency, the
+error count and the mean images per model call (from /metrics). The last line is the ratio of
+the two throughputs (goal: >= 2x, with 0 errors at 32 clients).
+
+Without --model it fits a small Classifier on four scikit-image photos first (about 20 s).
+Clients and server share this machine's cores: the figures are for the whole loop on one box.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+MODES = {"micro-batched": ["--max-batch", "16", "--max-wait-ms", "10"],
+         "one-per-call": ["--max-batch", "1", "--max-wait-ms", "0"]}
+
+
+def photos() -> list[tuple[str, bytes]]:
+    from PIL import Image
+    from skimage import data
+
+    out = []
+    for name in ("chelsea", "coffee", "rocket", "astronaut"):
+        buf = io.BytesIO()
+        Image.fromarray(getattr(data, name)()).convert("RGB").save(buf, "JPEG", quality=90)
+        out.append((f"{name}.jpg", buf.getvalue()))
+    return out
+
+
+def fit_small_model(folder: Path) -> str:
+    from PIL import Image
+
+    from wordsight.io.sources import Sample
+    from wordsight.models import Classifier
+
+    samples = []
+    for name, data in photos():
+        img = Image.open(io.BytesIO(data))
+        flipped = io.BytesIO()
+        img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped, "JPEG", quality=90)
+        label = name.split(".")[0]
+        samples += [Sample(f"{label}/0.jpg", label, data=data), Sample(f"{label}/1.jpg", label, data=flipped.getvalue())]
+    Classifier(C=1.0, cache=False).fit(samples).save(folder)
+    return str(folder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, extra: list[str], timeout: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "wordsight", "serve", model, "--port", str(port), "--log-level", "warning",
+           "--timeout", str(timeout), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server did not start within 600 s")
+
+
+def batch_stats(url: str) -> tuple[float, float]:
+    text = httpx.get(url + "/metrics", timeout=30).text
+    s = re.search(r'^wordsight_batch_size_sum\{model="classifier"\} (\S+)$', text, re.M)
+    c = re.search(r'^wordsight_batch_size_count\{model="classifier"\} (\S+)$', text, re.M)
+    return (float(s.group(1)) if s else 0.0), (float(c.group(1)) if c else 0.0)
+
+
+async def load(url: str, images, clients: int, seconds: float) -> dict:
+    latencies, errors, kinds = [], 0, {}
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def one_client(i: int):
+            nonlocal errors
+            k = i
+            while time.monotonic() < stop:
+                name, data = images[k % len(images)]
+                k += 1
+                t = time.perf_counter()
+                try:
+                    r = await client.post("/v1/predict", files=[("files", (name, data, "image/jpeg"))])
+                    ok = r.status_code == 200
+                    kind = str(r.status_code)
+                except httpx.HTTPError as e:
+                    ok, kind = False, type(e).__name__
+                if ok:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+                    kinds[kind] = kinds.get(kind, 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+        wall = time.perf_counter() - t0
+    lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {"ok": len(latencies), "errors": errors, "kinds": kinds, "wall": wall,
+            "throughput": len(latencies) / wall, "p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95),
+            "p99": np.percentile(lat, 99)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", help="a saved Classifier folder (default: fit a small one on 4 photos)")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=30.0, help="load time per mode")
+    ap.add_argument("--timeout", type=float, default=30.0, help="server request timeout (the default limit)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or fit_small_model(Path(tmp) / "model")
+        images = photos()
+        print(f"model: {Path(model).name}  clients: {args.clients}  seconds per mode: {args.seconds:g}  "
+              f"cpus: {os.cpu_count()}  load average at start: {os.getloadavg()[0]:.1f}")
+        results = {}
+        for mode, extra in MODES.items():
+            proc, url = start_server(model, extra, args.timeout)
+            try:
+                asyncio.run(load(url, images, 4, 3))  # warm the connections and the process
+                s0, c0 = batch_stats(url)
+                results[mode] = r = asyncio.run(load(url, images, args.clients, args.seconds))
+                s1, c1 = batch_stats(url)
+                r["mean_batch"] = (s1 - s0) / max(c1 - c0, 1)
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        print(f"{'mode':<14} {'requests':>8} {'errors':>6} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} "
+              f"{'p99 ms':>8} {'img/call':>8}")
+        for mode, r in results.items():
+            print(f"{mode:<14} {r['ok']:>8} {r['errors']:>6} {r['throughput']:>7.2f} {r['p50']:>8.0f} "
+                  f"{r['p95']:>8.0f} {r['p99']:>8.0f} {r['mean_batch']:>8.1f}"
+                  + (f"  errors: {r['kinds']}" if r["kinds"] else ""))
+        a, b = results["micro-batched"], results["one-per-call"]
+        print(f"micro-batching throughput ratio: {a['throughput'] / b['throughput']:.2f}x (goal >= 2x); "
+              f"errors with {args.clients} clients: {a['errors']} micro-batched, {b['errors']} one-per-call")
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

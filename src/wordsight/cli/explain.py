@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser("explain", help="heatmaps and the words behind a model's predictions")
+    p.add_argument("model", help="a saved wordsight model folder, or an encoder name (explains its ImageNet head)")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--out", required=True, help="output folder: <image>.<method>.png overlays, .npy maps, "
+                   "evidence.json")
+    p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "rollout", "lime"],
+                   help="gradcam/gradcam++ (CNN encoders), rollout (hf: ViTs), lime (any model)")
+    p.add_argument("--class", dest="target", default=None, help="class to explain (default: the predicted one)")
+    p.add_argument("--encoder", default=None, help="which encoder's pixels to explain (models with several)")
+    p.add_argument("--lime-samples", type=int, default=None, help="LIME perturbations per image (default 200)")
+    p.add_argument("--sentence", action="store_true", help="also write a sentence from the evidence with an LLM")
+    p.add_argument("--llm", default="local", help="LLM backend for --sentence: local, openai, none")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..explain.api import explain_one
+    from ..explain._pipeline import as_subject
+    from ..io.images import ImageError
+
+    subject = as_subject(args.model, args.encoder)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records, failed, stems = [], 0, set()
+    for path in args.images:
+        try:
+            e = explain_one(subject, path, args.method, args.target, lime_samples=args.lime_samples,
+                            sentence=args.sentence, llm=args.llm)
+        except ImageError as err:
+            print(f"  {err}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = Path(path).stem
+        while stem in stems:  # same file name in two folders
+            stem += "_"
+        stems.add(stem)
+        written = e.save(out, stem)
+        records.append({**e.to_json(), "files": written})
+        ev = e.evidence
+        words = ", ".join(c["name"] for c in ev["concepts"][:3])
+        print(f"{path}: {ev['predicted']} ({ev['top_k'][0][1]:.2f}); explained {e.target} -> {written['overlay']}"
+              + (f"; resembles {words}" if words else ""))
+    (out / "evidence.json").write_text(json.dumps(records, indent=2))
+    print(f"{len(records)} image(s) explained with {args.method} -> {out}", file=sys.stderr)
+    return 1 if failed and not records else 0

@@ -1,0 +1,266 @@
+"""Explanations on real models and real photos: where the maps point, what the words say, and
+whether deleting what a map calls salient hurts the prediction more than deleting at random.
+
+The key image is a 2x2 grid of scikit-image photos (cat | coffee / rocket | astronaut): a map for
+a class should sit on that class's quadrant, and nowhere else.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wordsight.explain import deletion_check, evidence_prompt, explain, gradcam_overlay
+from wordsight.explain._pipeline import as_subject
+from wordsight.language.llm import LLMBackend
+
+QUADRANTS = ("cat", "coffee", "rocket", "astronaut")  # top-left, top-right, bottom-left, bottom-right
+
+
+def quadrant_shares(heatmap: np.ndarray) -> np.ndarray:
+    m = np.clip(heatmap, 0, None)
+    h, w = m.shape
+    q = np.array([m[:h // 2, :w // 2].sum(), m[:h // 2, w // 2:].sum(), m[h // 2:, :w // 2].sum(), m[h // 2:, w // 2:].sum()])
+    return q / q.sum()
+
+
+@pytest.fixture(scope="module")
+def grid_path(tmp_path_factory):
+    from skimage import data
+
+    s = 224
+    canvas = Image.new("RGB", (2 * s, 2 * s))
+    for i, name in enumerate(("chelsea", "coffee", "rocket", "astronaut")):
+        im = Image.fromarray(getattr(data, name)())
+        w, h = im.size
+        m = min(w, h)
+        im = im.crop(((w - m) // 2, (h - m) // 2, (w - m) // 2 + m, (h - m) // 2 + m)).resize((s, s))
+        canvas.paste(im, ((i % 2) * s, (i // 2) * s))
+    p = tmp_path_factory.mktemp("grid") / "grid.png"
+    canvas.save(p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def concat_model(photo_folder):
+    """Image + text (ConSE) fusion, logistic head, on the four photos and their mirror images."""
+    from wordsight.models import Classifier
+
+    return Classifier(fusion="concat", C=1.0).fit(photo_folder)
+
+
+@pytest.fixture(scope="module")
+def saved_model(concat_model, tmp_path_factory):
+    return concat_model.save(tmp_path_factory.mktemp("model") / "concat")
+
+
+def test_torch_path_reproduces_the_classifier(concat_model, grid_path, photo_folder):
+    s = as_subject(concat_model)
+    paths = [grid_path, photo_folder / "cat" / "0.jpg"]
+    views = np.stack([s.view(Image.open(p)).image for p in paths])
+    with torch.no_grad():
+        p_torch = torch.softmax(s.scores(s.inputs(views)), 1).numpy()
+    p_model = concat_model.predict_proba([str(p) for p in paths])
+    np.testing.assert_allclose(p_torch, p_model, atol=1e-6)
+    np.testing.assert_allclose(s.proba_views(views), p_model, atol=1e-6)
+
+
+def test_gradcam_of_the_imagenet_head_finds_the_cat(grid_path):
+    cat, coffee = explain("efficientnet-lite0", [grid_path, grid_path], target="tabby cat")[0], \
+        explain("efficientnet-lite0", grid_path, target="espresso")[0]
+    assert cat.heatmap.shape == (448, 448) and cat.overlay.size == (448, 448)
+    assert 0 <= cat.heatmap.min() and cat.heatmap.max() == pytest.approx(1.0)
+    q = quadrant_shares(cat.heatmap)
+    assert q[0] > 0.6 and q[0] > 4 * q[1:].max(), q  # measured 0.82 vs <= 0.10
+    q = quadrant_shares(coffee.heatmap)
+    assert q.argmax() == 1 and q[1] > 0.5, q  # measured 0.71
+
+
+def test_gradcam_through_the_whole_classifier(concat_model, grid_path):
+    """Class maps of the trained wordsight model (encoder -> concat fusion -> logistic head)."""
+    shares = {}
+    for name in ("cat", "coffee", "astronaut", "rocket"):
+        e = explain(concat_model, grid_path, target=name)[0]
+        assert e.target == name and e.evidence["target"] == name
+        shares[name] = quadrant_shares(e.heatmap)
+    assert shares["cat"][0] > 0.6, shares["cat"]  # measured 0.77
+    assert shares["coffee"].argmax() == 1, shares["coffee"]
+    assert shares["astronaut"].argmax() == 3, shares["astronaut"]
+    # Fitted on 8 photos, the model calls the grid "rocket" because of the cat (!): the map says
+    # so, and hiding each quadrant in turn confirms it.
+    assert explain(concat_model, grid_path)[0].target == "rocket"
+    assert shares["rocket"].argmax() == 0
+    s = as_subject(concat_model)
+    view = s.view(Image.open(grid_path)).image
+    hidden = []
+    for q in range(4):
+        im = view.copy()
+        y, x = (q // 2) * 112, (q % 2) * 112
+        im[y:y + 112, x:x + 112] = s.fill_colour()
+        hidden.append(im)
+    with torch.no_grad():
+        z = s.scores(s.inputs(np.stack(hidden))).numpy()[:, s.class_index("rocket")]
+    assert z.argmin() == 0
+
+
+def test_gradcam_plus_plus(concat_model, grid_path):
+    for name, quadrant in (("cat", 0), ("coffee", 1)):
+        e = explain(concat_model, grid_path, method="gradcam++", target=name)[0]
+        q = quadrant_shares(e.heatmap)
+        assert q.argmax() == quadrant, (name, q)
+
+
+def test_maps_are_drawn_at_the_original_size(concat_model, photo_folder):
+    path = photo_folder / "cat" / "0.jpg"  # 451 x 300: the model sees a centre crop
+    e = explain(concat_model, path)[0]
+    assert e.heatmap.shape == (300, 451) and e.overlay.size == (451, 300)
+    left, top, right, bottom = e.evidence["view_box"]
+    assert (left, top, right, bottom) == pytest.approx((94, 19, 356, 281), abs=1)
+    assert e.heatmap[:, :90].max() == 0 and e.heatmap[:, 360:].max() == 0  # never seen, never salient
+    inside = np.asarray(e.overlay)[150, 225].astype(int)
+    outside, original = np.asarray(e.overlay)[150, 20].astype(int), np.asarray(Image.open(path))[150, 20].astype(int)
+    assert np.all(outside <= 0.4 * original + 1)  # the unseen part is dimmed
+    assert inside.sum() > 0
+
+
+def test_words_behind_a_prediction(concat_model, photo_folder):
+    e = explain(concat_model, photo_folder / "cat" / "0.jpg")[0]
+    ev = e.evidence
+    assert ev["predicted"] == "cat" and ev["probability"] > 0.9
+    names = " ".join(c["name"].lower() for c in ev["concepts"][:3])
+    assert any(w in names for w in ("cat", "mau", "tabby", "lynx")), ev["concepts"]
+    assert all(0 <= c["probability"] <= 1 and "contribution" in c for c in ev["concepts"])
+    assert ev["descriptors"][0]["text"] == "cat" and -1 <= ev["descriptors"][0]["score"] <= 1
+    parts = ev["parts"]
+    assert parts["image"]["share"] + parts["text"]["share"] == pytest.approx(1.0)
+    # Linear head: the parts add up exactly to the margin's change from the training mean.
+    s = as_subject(concat_model)
+    x = concat_model.featurize([str(photo_folder / "cat" / "0.jpg")]).matrix[0].astype(np.float64)
+    mean = concat_model.head_.arrays["mean"]
+    W, b = concat_model.linear_head()
+    c = s.class_index("cat")
+
+    def margin(v):
+        z = W @ v + b
+        return z[c] - z.mean()
+
+    total = parts["image"]["contribution"] + parts["text"]["contribution"]
+    assert total == pytest.approx(margin(x) - margin(mean), rel=1e-6)
+    json.dumps(e.to_json())  # JSON-able
+
+
+class RecordingLLM(LLMBackend):
+    name = "recording"
+
+    def __init__(self):
+        self.prompts = []
+
+    def generate(self, prompts, max_new_tokens=60, temperature=0.7, seed=0, system=None):
+        self.prompts += prompts
+        return ["  The photo shows a striped cat face,\n so it is a cat. "]
+
+
+def test_sentence_is_written_from_the_evidence_only(concat_model, photo_folder):
+    path = photo_folder / "cat" / "0.jpg"
+    assert explain(concat_model, path)[0].evidence["sentence"] is None  # off by default
+    llm = RecordingLLM()
+    e = explain(concat_model, path, sentence=True, llm=llm)[0]
+    assert e.evidence["sentence"] == {"text": "The photo shows a striped cat face, so it is a cat.", "llm": "recording"}
+    prompt = llm.prompts[0]
+    assert prompt == evidence_prompt(e.evidence)
+    assert '"cat"' in prompt and e.evidence["concepts"][0]["name"] in prompt and "% from the image" in prompt
+
+
+@pytest.fixture(scope="module")
+def forest_model(photo_folder):
+    from wordsight.models import Classifier
+
+    return Classifier(head="random_forest", head_params={"n_estimators": 20}).fit(photo_folder)
+
+
+def test_lime_explains_any_head(forest_model, grid_path):
+    with pytest.raises(ValueError, match="lime"):
+        explain(forest_model, grid_path, method="gradcam")
+    e = explain(forest_model, grid_path, method="lime", target="coffee", lime_samples=40)[0]
+    assert e.heatmap.shape == (448, 448) and np.abs(e.heatmap).max() == pytest.approx(1.0)
+    facts = e.evidence["method_facts"]
+    assert facts["samples"] == 40 and 20 <= facts["superpixels"] <= 60
+    assert quadrant_shares(e.heatmap).argmax() == 1  # coffee's evidence is the coffee
+    # a map the overlay can show and a path the evaluation report can embed
+    png = gradcam_overlay(forest_model, grid_path, out=grid_path.parent / "forest.png")
+    assert Image.open(png).size == (448, 448)
+
+
+def test_deleting_salient_pixels_hurts_more_than_random(tmp_path):
+    from skimage import data
+
+    paths = []
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        p = tmp_path / f"{name}.png"
+        Image.fromarray(getattr(data, name)()).save(p)
+        paths.append(p)
+    r = deletion_check("efficientnet-lite0", paths, method="gradcam", fraction=0.2, n_random=2)
+    d = r["mean_drop"]
+    assert d["salient"] > d["random_pixels"] and d["salient"] > d["random_blobs"], d
+    r = deletion_check("efficientnet-lite0", paths[:3], method="lime", fraction=0.2, n_random=2, lime_samples=40)
+    d = r["mean_drop"]
+    assert d["salient"] > d["random_pixels"] and d["salient"] > d["random_blobs"], d
+
+
+@pytest.fixture(scope="module")
+def tiny_vit_model(tmp_path_factory, photo_folder):
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    from wordsight.models import Classifier
+
+    d = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=48)).save_pretrained(d)
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(d)
+    return Classifier(encoders=(f"hf:{d}",), fusion="image", C=1.0).fit(photo_folder)
+
+
+def test_attention_rollout_on_a_vit(tiny_vit_model, photo_folder):
+    path = photo_folder / "coffee" / "0.jpg"  # 600 x 400, resized whole (exact) to 32 x 32
+    with pytest.raises(ValueError, match="rollout"):
+        explain(tiny_vit_model, path, method="gradcam")
+    e = explain(tiny_vit_model, path, method="rollout")[0]
+    assert e.heatmap.shape == (400, 600) and e.evidence["method_facts"]["class_agnostic"]
+    assert e.evidence["predicted"] in QUADRANTS
+    # the same rollout by hand: ((mean over heads + I) / 2, rows renormalised), multiplied over
+    # layers, row of [CLS] over the 4 x 4 patches
+    s = as_subject(tiny_vit_model)
+    enc = s.encoder()
+    before = enc.model.config._attn_implementation
+    assert before != "eager"  # switched back after the call
+    enc.model.set_attn_implementation("eager")
+    with torch.no_grad():
+        att = enc.model(pixel_values=s.inputs(e.view.image[None])[s.encoder_name], output_attentions=True).attentions
+    enc.model.set_attn_implementation(before)
+    r = torch.eye(17)
+    for a in att:
+        a = (a[0].mean(0) + torch.eye(17)) / 2
+        r = (a / a.sum(-1, keepdim=True)) @ r
+    grid = r[0, 1:].reshape(4, 4).numpy()
+    cells = e.view_heatmap[4::8, 4::8]  # patch centres of the 32 x 32 view
+    order = np.argsort(grid.ravel())
+    assert np.argsort(cells.ravel()).tolist() == order.tolist() or np.corrcoef(cells.ravel(), grid.ravel())[0, 1] > 0.95
+
+
+def test_cli_writes_overlays_maps_and_evidence(saved_model, photo_folder, tmp_path, capsys):
+    from wordsight.cli import main
+
+    img = photo_folder / "cat" / "0.jpg"
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main(["explain", str(saved_model), str(img), str(broken), "--out", str(out), "--class", "coffee"]) == 0
+    assert Image.open(out / "0.gradcam.png").size == (451, 300)
+    assert np.load(out / "0.gradcam.npy").shape == (300, 451)
+    records = json.loads((out / "evidence.json").read_text())
+    assert len(records) == 1 and records[0]["target"] == "coffee" and records[0]["predicted"] == "cat"
+    assert "broken.jpg" in capsys.readouterr().err
+    assert main(["explain", str(saved_model), str(img), "--out", str(out), "--class", "dog"]) == 1
+    assert "unknown class 'dog'" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""The Classifier on real images (the small Fashion-MNIST folder) with the real default encoder."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import wordsight
+from wordsight.models import Augment, Classifier
+from wordsight.models.heads import log_softmax
+
+CLASSES = ["Ankle boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker", "T-shirt-top", "Trouser"]
+
+
+@pytest.fixture(scope="module")
+def fitted(fashion_blocks):
+    train, _ = fashion_blocks
+    return Classifier().fit(train)
+
+
+def test_fit_on_a_folder_predicts_fashion_mnist(fashion_folder, fitted):
+    clf = wordsight.Classifier().fit(fashion_folder / "train")  # features come from the session cache
+    assert clf.class_names == CLASSES
+    proba = clf.predict_proba(fashion_folder / "test")
+    assert proba.shape == (40, 10)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
+    acc = clf.score(fashion_folder / "test", [p.parent.name for p in sorted((fashion_folder / "test").rglob("*.png"))])
+    assert acc >= 0.65  # 6 images per class; measured 0.75
+    np.testing.assert_array_equal(proba, fitted.predict_proba(fashion_folder / "test"))
+    assert clf.head_.info["C"] in [float(c) for c in np.logspace(-4, 2, 7)]
+
+
+def test_featurize_keeps_rows_aligned_and_reports_failures(fashion_folder, fitted, tmp_path):
+    files = sorted((fashion_folder / "test").rglob("*.png"))[:3]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(files[0].read_bytes()[:40])  # truncated
+    inputs = [str(files[0]), str(broken), str(files[1]), str(files[2])]
+    F = fitted.featurize(inputs)
+    assert F.matrix.shape == (3, 1280)
+    assert [s.path for s in F.samples] == [inputs[0], inputs[2], inputs[3]]
+    assert F.rows.tolist() == [0, 2, 3]
+    assert [f.path for f in F.failures] == [str(broken)]
+    pred = fitted.predict(inputs)
+    assert pred[1] is None and all(isinstance(p, str) for p in pred[[0, 2, 3]])
+    assert np.isnan(fitted.predict_proba(inputs)[1]).all()
+    records = fitted.predict_records(inputs, top_k=3)
+    assert [r["error"] is None for r in records] == [True, True, True, False]
+    assert len(records[0]["top_k"]) == 3 and records[0]["top_k"][0][0] == records[0]["predicted"]
+    assert records[0]["description"].startswith("resembles: ")
+    texts = fitted.describe(inputs)
+    assert texts[1] is None and texts[0] == records[0]["description"]
+
+
+def test_labels_given_as_y_with_a_list_of_paths(fashion_folder, fashion_blocks):
+    files = sorted((fashion_folder / "train").rglob("*.png"))
+    y = ["shoe" if f.parent.name in ("Sandal", "Sneaker", "Ankle boot") else "other" for f in files]
+    clf = Classifier(C=0.1).fit([str(f) for f in files], y)
+    assert clf.class_names == ["other", "shoe"]
+    test = sorted((fashion_folder / "test").rglob("*.png"))
+    truth = ["shoe" if f.parent.name in ("Sandal", "Sneaker", "Ankle boot") else "other" for f in test]
+    assert clf.score([str(f) for f in test], truth) >= 0.9
+
+
+def test_linear_head_and_spec_reproduce_the_logits_in_torch(fashion_folder, fitted):
+    """image -> encoder -> L2 norm -> W x + b, step by step, equals the Classifier's output."""
+    path = sorted((fashion_folder / "test").rglob("*.png"))[0]
+    enc = wordsight.load_model("efficientnet-lite0")
+    x = torch.from_numpy(fitted.model_input(path.read_bytes()))[None]
+    assert x.shape == (1, 3, 160, 160)  # tiny images run at the extractor's reduced size
+    W, b = fitted.linear_head()
+    with torch.no_grad():
+        e = enc(x)["embedding"]
+        fused = e / e.norm(dim=1, keepdim=True)
+        logits = fused.double() @ torch.from_numpy(W).T + torch.from_numpy(b)
+    expected = fitted.decision_function([str(path)])[0]
+    np.testing.assert_allclose(log_softmax(logits.numpy())[0], expected, atol=1e-4)
+    spec = fitted.pipeline_spec()
+    assert spec["blocks"] == [{"name": "image:efficientnet-lite0", "start": 0, "stop": 1280,
+                               "computed": "L2-normalised pooled embedding of efficientnet-lite0"}]
+    assert spec["classes"] == CLASSES
+
+
+def test_concat_fusion_appends_the_semantic_vector(fashion_blocks):
+    train, test = fashion_blocks
+    clf = Classifier(fusion="concat", text_weight=0.5, C=0.01).fit(train)
+    F = clf.featurize(test)
+    assert F.matrix.shape == (40, 1280 + 384)
+    np.testing.assert_allclose(np.linalg.norm(F.matrix[:, :1280], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(F.matrix[:, 1280:], axis=1), 0.5, rtol=1e-5)
+    assert [b["name"] for b in clf.pipeline_spec()["blocks"]] == ["image:efficientnet-lite0", "text"]
+    assert clf.score(test, test.labels) >= 0.6
+    text_only = Classifier(fusion="text", C=0.1).fit(train)
+    assert text_only.featurize(test).matrix.shape == (40, 384)
+    assert text_only.score(test, test.labels) > 0.3  # chance is 0.1
+
+
+def test_prior_fusion_weight_is_chosen_on_training_images_only(fashion_blocks):
+    train, test = fashion_blocks
+    clf = Classifier(fusion="prior", C=0.1).fit(train)
+    assert clf.prior_scores_["how"].startswith("leave-one-shot-out")
+    assert str(clf.prior_weight_) in clf.prior_scores_["scores"]
+    assert 0.01 < clf.prior_temperature_ < 100
+    # Fitting never sees the test images: any test set gives the same fitted model.
+    again = Classifier(fusion="prior", C=0.1).fit(train)
+    assert again.prior_weight_ == clf.prior_weight_
+    P = clf.predict_proba(test)
+    np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-9)
+    image_only = Classifier(C=0.1).fit(train)
+    if clf.prior_weight_ == 0:
+        np.testing.assert_allclose(P, image_only.predict_proba(test), atol=1e-12)
+    fixed = Classifier(fusion="prior", prior_weight=0.0, C=0.1).fit(train)
+    np.testing.assert_allclose(fixed.predict_proba(test), image_only.predict_proba(test), atol=1e-9)
+
+
+def test_one_shot_prior_uses_augmented_views(fashion_blocks):
+    from wordsight.evaluate import draw_k_shot
+
+    train, _ = fashion_blocks
+    one = train.take(draw_k_shot(train.labels, 1, seed=0))
+    clf = Classifier(fusion="prior").fit(one)
+    assert clf.prior_scores_["how"].startswith("augmented views")
+    assert clf.prior_weight_ >= 0
+
+
+def test_augmentation_is_deterministic_and_adds_training_rows(fashion_folder, cat_image):
+    aug = Augment()
+    a, b, c = aug.apply(cat_image, 1), aug.apply(cat_image, 1), aug.apply(cat_image, 2)
+    assert a.size == cat_image.size
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+    assert aug.view_key(1) != Augment(rotation=0).view_key(1)
+    files = [str(p) for p in sorted((fashion_folder / "train").rglob("*.png"))[::6]]  # 1 per class
+    clf = Classifier(augment=1, C=1.0)
+    blocks = clf.extract(files, views=1)
+    assert set(blocks.views) == {1}
+    assert not np.allclose(blocks.views[1].embeddings["efficientnet-lite0"], blocks.embeddings["efficientnet-lite0"])
+    clf.fit(files, [p.split("/")[-2] for p in files])
+    assert clf.score(files, [p.split("/")[-2] for p in files]) == 1.0
+
+
+def test_two_encoders_are_concatenated(fashion_folder):
+    files = [str(p) for p in sorted((fashion_folder / "train").rglob("*.png"))[::3]]  # 2 per class
+    labels = [p.split("/")[-2] for p in files]
+    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), C=0.1).fit(files, labels)
+    assert clf.n_features_in_ == 2560
+    assert [b["name"] for b in clf.pipeline_spec()["blocks"]] == ["image:efficientnet-lite0", "image:mobilenetv2"]
+    assert clf.score(files, labels) == 1.0

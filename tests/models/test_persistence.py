@@ -1,0 +1,117 @@
+"""Saved models: JSON + safetensors, identical predictions after loading, damage refused."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from wordsight.models import Classifier, ModelFolderError
+from wordsight.models.persistence import _canonical
+
+
+@pytest.fixture(scope="module")
+def saved(fashion_blocks, tmp_path_factory):
+    train, _ = fashion_blocks
+    clf = Classifier(fusion="prior", C=0.1).fit(train)
+    folder = tmp_path_factory.mktemp("model")
+    clf.save(folder)
+    return clf, folder
+
+
+def _copy(folder, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(folder, dst)
+    return dst
+
+
+def test_round_trip_predicts_identically(saved, fashion_blocks, fashion_folder):
+    clf, folder = saved
+    _, test = fashion_blocks
+    back = Classifier.load(folder)
+    np.testing.assert_array_equal(back.predict_proba(test), clf.predict_proba(test))
+    assert back.class_names == clf.class_names
+    assert back.prior_weight_ == clf.prior_weight_ and back.prior_temperature_ == clf.prior_temperature_
+    assert back.get_params()["fusion"] == "prior"
+    # and on files, through feature extraction
+    files = [str(p) for p in sorted((fashion_folder / "test").rglob("*.png"))[:5]]
+    np.testing.assert_array_equal(back.predict(files), clf.predict(files))
+
+
+def test_folder_holds_json_and_safetensors_only(saved):
+    _, folder = saved
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == ["config.json", "head.safetensors", "zero_shot/class_embeddings.safetensors",
+                     "zero_shot/zeroshot.json"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["classes"][:2] == ["Ankle boot", "Bag"]
+    assert config["encoders"][0]["name"] == "efficientnet-lite0"
+    assert config["encoders"][0]["preprocessing"]["input_size"] == 224
+    assert config["head"]["name"] == "logistic" and config["head"]["info"]["C"] == 0.1
+    assert set(config["files"]) == {"head.safetensors", "zero_shot/class_embeddings.safetensors", "zero_shot/zeroshot.json"}
+    assert all(len(v) == 64 for v in config["files"].values())
+    for p in folder.rglob("*"):
+        if p.is_file():
+            assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
+
+
+def test_modified_weights_are_refused(saved, tmp_path):
+    _, folder = saved
+    dst = _copy(folder, tmp_path)
+    data = bytearray((dst / "head.safetensors").read_bytes())
+    data[-5] ^= 0xFF
+    (dst / "head.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match="head.safetensors: checksum mismatch"):
+        Classifier.load(dst)
+
+
+def test_truncated_weights_are_refused(saved, tmp_path):
+    _, folder = saved
+    dst = _copy(folder, tmp_path)
+    data = (dst / "head.safetensors").read_bytes()
+    (dst / "head.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFolderError, match="modified or truncated"):
+        Classifier.load(dst)
+
+
+def test_edited_config_is_refused(saved, tmp_path):
+    _, folder = saved
+    dst = _copy(folder, tmp_path)
+    config = json.loads((dst / "config.json").read_text())
+    config["classes"][0], config["classes"][1] = config["classes"][1], config["classes"][0]
+    (dst / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="config was edited"):
+        Classifier.load(dst)
+    (dst / "config.json").write_text("{\"format\": ")
+    with pytest.raises(ModelFolderError, match="not valid JSON"):
+        Classifier.load(dst)
+
+
+def test_incompatible_folders_are_refused(saved, tmp_path):
+    _, folder = saved
+    dst = _copy(folder, tmp_path)
+    config = json.loads((dst / "config.json").read_text())
+    config.pop("config_sha256")
+
+    def write(c):
+        c = dict(c)
+        c["config_sha256"] = _canonical(c)
+        (dst / "config.json").write_text(json.dumps(c))
+
+    write({**config, "format_version": 99})
+    with pytest.raises(ModelFolderError, match="newer than this wordsight reads"):
+        Classifier.load(dst)
+    enc = dict(config["encoders"][0], fingerprint="efficientnet-lite0@000000000000")
+    write({**config, "encoders": [enc]})
+    with pytest.raises(ModelFolderError, match="preprocesses differently"):
+        Classifier.load(dst)
+    enc = dict(config["encoders"][0], name="no-such-encoder")
+    write({**config, "encoders": [enc]})
+    with pytest.raises(ModelFolderError, match="not available here"):
+        Classifier.load(dst)
+    (dst / "config.json").unlink()
+    with pytest.raises(ModelFolderError, match="not a saved wordsight model"):
+        Classifier.load(dst)
+    with pytest.raises(ModelFolderError, match="not a folder"):
+        Classifier.load(tmp_path / "nothing")

@@ -1,0 +1,109 @@
+"""The web page at ``/``, end to end in headless Chromium (Debian's package, driven by Playwright)."""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ACCENT = np.array([0x2F, 0x6F, 0xD8])  # the bars' colour (static/style.css --accent)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, args=ARGS,
+                                                       headless=True, viewport={"width": 1100, "height": 800})
+        yield context
+        context.close()
+
+
+def bar_pixels(png_path, box) -> int:
+    """Pixels of the bars' colour inside ``box`` of a screenshot."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(png_path).convert("RGB")).astype(int)
+    x, y, w, h = (int(round(v)) for v in (box["x"], box["y"], box["width"], box["height"]))
+    crop = img[y : y + h, x : x + w]
+    return int((np.abs(crop - ACCENT).sum(-1) < 30).sum())
+
+
+def save_for_review(path):
+    """Keep a copy when $WORDSIGHT_SCREENSHOT_DIR is set, for a person to look at."""
+    out = os.environ.get("WORDSIGHT_SCREENSHOT_DIR")
+    if out:
+        os.makedirs(out, exist_ok=True)
+        shutil.copy(path, os.path.join(out, os.path.basename(path)))
+
+
+def test_choose_an_image_and_see_the_top_k_bars(browser, server, images, tmp_path):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('photos-model')")
+    (tmp_path / "chelsea.jpg").write_bytes(images["cat"])
+    page.set_input_files("#file-input", str(tmp_path / "chelsea.jpg"))
+    page.wait_for_selector("#results:not([hidden])", timeout=60_000)
+    assert page.inner_text("#top-class") == "cat"
+    names = page.locator("#bars .name").all_inner_texts()
+    assert names[0] == "cat" and sorted(names) == ["astronaut", "cat", "coffee", "rocket"]
+    assert page.inner_text("#description").startswith("resembles: ")
+    assert page.locator("#heatmap-box").is_hidden()  # no explanation route on this server
+    assert page.locator("#zeroshot-panel").is_hidden()  # the class-name box belongs to the other tab
+
+    shot = tmp_path / "page-classify.png"
+    page.screenshot(path=str(shot), full_page=True)
+    save_for_review(shot)
+    bars = page.locator("#bars").bounding_box()
+    first = page.locator("#bars .track").first.bounding_box()
+    # The winning bar is drawn: nearly its whole track is in the accent colour.
+    assert bar_pixels(shot, first) > 0.8 * first["width"] * first["height"]
+    assert bar_pixels(shot, bars) < 1.2 * first["width"] * first["height"]  # the others are short
+    assert not errors
+    page.close()
+
+
+def test_zero_shot_tab_with_a_dropped_image(browser, server, images, tmp_path):
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('photos-model')")
+    page.click("#tab-zeroshot")
+    page.fill("#classes", "rocket\ncat: a small furry pet with whiskers\nteapot")
+    # Drop the file onto the drop zone the way a browser does (a DataTransfer with a File).
+    data = base64.b64encode(images["cat"]).decode()
+    page.evaluate("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+        document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));
+    }""", data)
+    page.wait_for_selector("#results:not([hidden])", timeout=60_000)
+    assert page.inner_text("#top-class") == "cat"
+    assert page.locator("#bars .name").all_inner_texts()[0] == "cat"
+    assert page.inner_text("#drop-text") == "dropped.jpg"
+    shot = tmp_path / "page-zeroshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    save_for_review(shot)
+    assert bar_pixels(shot, page.locator("#bars .track").first.bounding_box()) > 100
+
+    # A file that is not an image: the server's reason is shown, not a blank page.
+    page.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["just text"], "notes.txt", {type: "text/plain"}));
+        document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));
+    }""")
+    page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+    assert "notes.txt: not a recognised image format" in page.inner_text("#error")
+    page.close()
