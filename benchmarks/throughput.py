@@ -230,7 +230,7 @@ def main():
         with PeakRSS(tree=True) as m:
             rate, n = local_engine(ray_samples, args.model, work / "ray-shards", engine="ray", num_cpus=1,
                                    shard_size=1000)
-        row(f"wordsight ray ({label[:8]})", f"({n}, actor start incl.)", rate, m.peak, gflop)
+        row("wordsight ray (2 actors)", f"({n}, actor start incl.)", rate, m.peak, gflop)
         print(f"  -> ray / naive = {rate / naive[label]:.1f}x", flush=True)
 
 

@@ -70,7 +70,7 @@ def test_gradcam_of_the_imagenet_head_finds_the_cat(grid_path):
     cat, coffee = explain("efficientnet-lite0", [grid_path, grid_path], target="tabby cat")[0], \
         explain("efficientnet-lite0", grid_path, target="espresso")[0]
     assert cat.heatmap.shape == (448, 448) and cat.overlay.size == (448, 448)
-    assert 0 <= cat.heatmap.min() and cat.heatmap.max() == pytest.approx(1.0)
+    assert 0 <= cat.heatmap.min() and cat.heatmap.max() == pytest.approx(1.0, abs=0.01)
     q = quadrant_shares(cat.heatmap)
     assert q[0] > 0.6 and q[0] > 4 * q[1:].max(), q  # measured 0.82 vs <= 0.10
     q = quadrant_shares(coffee.heatmap)
@@ -183,7 +183,7 @@ def test_lime_explains_any_head(forest_model, grid_path):
     with pytest.raises(ValueError, match="lime"):
         explain(forest_model, grid_path, method="gradcam")
     e = explain(forest_model, grid_path, method="lime", target="coffee", lime_samples=40)[0]
-    assert e.heatmap.shape == (448, 448) and np.abs(e.heatmap).max() == pytest.approx(1.0)
+    assert e.heatmap.shape == (448, 448) and np.abs(e.heatmap).max() == pytest.approx(1.0, abs=0.01)
     facts = e.evidence["method_facts"]
     assert facts["samples"] == 40 and 20 <= facts["superpixels"] <= 60
     assert quadrant_shares(e.heatmap).argmax() == 1  # coffee's evidence is the coffee

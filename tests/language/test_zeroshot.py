@@ -122,3 +122,17 @@ def test_save_and_load_round_trip(tmp_path, images_as_text):
     assert back.class_texts_ == clf.class_texts_ and list(back.classes_) == CLASSES
     with pytest.raises(FileNotFoundError, match="zeroshot.json: missing"):
         ZeroShotClassifier.load(tmp_path)
+
+
+def test_fit_with_unlabelled_images_centres_them(images_as_text, tmp_path):
+    clf = ZeroShotClassifier(CLASSES, descriptions=DESCRIPTIONS, method="descriptions").fit(images_as_text)
+    xn = images_as_text / np.linalg.norm(images_as_text, axis=1, keepdims=True)
+    assert np.allclose(clf.image_mean_, xn.mean(0), atol=1e-6)
+    xc = xn - xn.mean(0)
+    xc /= np.linalg.norm(xc, axis=1, keepdims=True)
+    assert np.allclose(clf.decision_function(images_as_text), xc @ clf.class_embeddings_.T, atol=1e-5)
+    assert list(clf.predict(images_as_text)) == CLASSES
+    back = ZeroShotClassifier.load(clf.save(tmp_path / "c"))
+    assert np.allclose(back.image_mean_, clf.image_mean_)
+    plain = ZeroShotClassifier(CLASSES, descriptions=DESCRIPTIONS, center=False).fit(images_as_text)
+    assert plain.image_mean_ is None

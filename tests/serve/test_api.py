@@ -1,6 +1,7 @@
 """The HTTP API of a server with a trained model, over real HTTP on a loopback port."""
 from __future__ import annotations
 
+import base64
 import io
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,12 @@ def test_health_model_info_and_docs(client, server):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/predict", "/v1/zeroshot", "/v1/model", "/healthz", "/metrics"} <= set(paths)
-    assert "/v1/explain" not in paths  # absent until the explanation work exists, never a stub
+    try:
+        import wordsight.explain  # noqa: F401
+        explains = True
+    except ImportError:
+        explains = False
+    assert ("/v1/explain" in paths) == explains == info["explain"]  # absent without wordsight.explain, never a stub
 
 
 def test_predict_matches_the_python_api(client, model_dir, images):
@@ -145,3 +151,21 @@ def test_concurrent_requests_share_model_calls_and_metrics_say_so(client, images
 
 def test_metrics_and_v1_are_open_without_an_api_key_setting(server):
     assert httpx.get(server.url + "/metrics").status_code == 200
+
+
+def test_explain_gives_a_heatmap_overlay_and_the_evidence(client, images):
+    pytest.importorskip("wordsight.explain")
+    r = client.post("/v1/explain", files=up(("chelsea.jpg", images["cat"])), data={"target": "cat"})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    assert (res["file"], res["method"], res["target"]) == ("chelsea.jpg", "gradcam", "cat")
+    overlay = Image.open(io.BytesIO(base64.b64decode(res["heatmap_png"])))
+    assert overlay.format == "PNG" and overlay.size == (451, 300) == tuple(res["heatmap_size"])
+    ev = res["evidence"]
+    assert ev["predicted"] == "cat" and ev["target"] == "cat"
+    p = client.post("/v1/predict", files=up(("chelsea.jpg", images["cat"]))).json()["results"][0]
+    assert ev["probability"] == pytest.approx(p["top_k"][0]["probability"], rel=1e-3)
+    r = client.post("/v1/explain", files=up(("chelsea.jpg", images["cat"])), data={"target": "dog"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_target"
+    r = client.post("/v1/explain", files=up(("notes.txt", b"words")))
+    assert r.status_code == 415 and r.json()["file"] == "notes.txt"

@@ -26,8 +26,10 @@ def add_parser(sub):
     p.add_argument("--save-descriptions", default=None, help="write the class descriptions used to this JSON file")
     p.add_argument("--view", default=None, choices=["plain", "light-background", "invert"],
                    help="transform images first (light-background: invert light-on-dark images, e.g. Fashion-MNIST)")
-    p.add_argument("--way", default="conse", choices=["conse", "linear"],
-                   help="ImageNet CNNs: into the text space by ConSE or the DeViSE-style linear map")
+    p.add_argument("--way", default="linear", choices=["conse", "linear"],
+                   help="ImageNet CNNs: into the text space by the DeViSE-style linear map (default) or ConSE")
+    p.add_argument("--center", default="auto", choices=["auto", "yes", "no"],
+                   help="subtract the mean of the given images' text vectors (auto: with 50 images or more)")
     p.add_argument("--top-t", type=int, default=None, help="ConSE: concepts mixed per image")
     p.add_argument("--text-model", default="minilm", help="text encoder for CNN and caption features")
     p.add_argument("--top-k", type=int, default=3, help="classes listed per image")
@@ -94,8 +96,10 @@ def run(args) -> int:
         return status or 1
     text_model = text_side(args.model, args.text_model)
     X = image_text_vectors(feats, args.model, text_model=text_model, way=args.way, top_t=args.top_t or DEFAULT_TOP_T)
+    center = args.center == "yes" or (args.center == "auto" and len(X) >= 50)
     clf = ZeroShotClassifier(classes, descriptions=descriptions, method=args.method, text_model=text_model,
-                             llm=args.llm, llm_options=llm_options, k=args.k, seed=args.seed).fit()
+                             llm=args.llm, llm_options=llm_options, k=args.k, seed=args.seed,
+                             center=center).fit(X if center else None)
     records = zeroshot_records(feats.paths, feats.labels, clf.classes_, clf.predict_proba(X), args.top_k)
     for r in records:
         top = ", ".join(f"{t['class']} ({t['score']:.2f})" for t in r["top"])

@@ -14,9 +14,9 @@ The torch path mirrors ``wordsight.models.fusion`` (L2-normalised image blocks, 
 the ConSE semantic vector) and the heads' learned arrays (linear heads with the standardisation
 folded in via ``Classifier.linear_head()``, MLP layers, cosine kNN). ConSE's top-T selection is
 piecewise constant, so within it the semantic vector is a smooth function of the ImageNet softmax
-and gradients flow through the text block too. The zero-shot prior (``fusion="prior"``) enters
-as a constant computed from the image: the language layer does not (yet) expose its scoring in
-torch, so the maps show the image head's share of the decision.
+and gradients flow through the text block too. The zero-shot prior (``fusion="prior"``) is
+rebuilt from the zero-shot classifier's arrays when they reproduce its numbers, else it enters as
+a constant (the maps then show the image head's share of the decision).
 """
 from __future__ import annotations
 
@@ -295,9 +295,25 @@ class ClassifierSubject(Subject):
         z = self._torch_head()(X)
         m = self.model
         if m.fusion == "prior" and m.prior_weight_:
-            prior = torch.from_numpy(m._prior_logits(semantic.detach().numpy()))  # constant: see module doc
+            prior = self._prior_torch(semantic)
             z = torch.log_softmax(z, 1) + m.prior_weight_ * torch.log_softmax(m.prior_temperature_ * prior, 1)
         return z
+
+    def _prior_torch(self, semantic: torch.Tensor) -> torch.Tensor:
+        """The zero-shot prior's log-probabilities, differentiable when the zero-shot classifier's
+        scoring (centred, L2-normalised semantic vector . class embeddings * scale) reproduces its
+        own numbers; otherwise those numbers as a constant."""
+        const = torch.from_numpy(np.asarray(self.model._prior_logits(semantic.detach().numpy()), np.float64))
+        zs = self.model.zero_shot_
+        C, scale = getattr(zs, "class_embeddings_", None), getattr(zs, "scale_", None)
+        if C is None or scale is None:
+            return const
+        X = semantic.double()
+        mean = getattr(zs, "image_mean_", None)
+        if mean is not None:
+            X = _l2n(X - torch.from_numpy(np.asarray(mean, np.float64)))
+        z = torch.log_softmax(float(scale) * (X @ torch.from_numpy(np.asarray(C, np.float64)).T), 1)
+        return z if torch.allclose(z.detach(), const, atol=1e-4) else const
 
     def blocks(self, views: np.ndarray, batch_size: int = 32):
         from ..models.fusion import FeatureBlocks

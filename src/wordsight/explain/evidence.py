@@ -41,7 +41,7 @@ def class_texts(model, cls) -> list[str]:
     texts = [display_name(cls)]
     sources = [getattr(model, "class_descriptions", None)]
     zs = getattr(model, "zero_shot_", None)
-    for attr in ("descriptions_", "class_descriptions_", "descriptions"):
+    for attr in ("class_texts_", "descriptions_", "descriptions"):
         sources.append(getattr(zs, attr, None))
     for src in sources:
         if isinstance(src, dict):

@@ -60,6 +60,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
 
     from .._version import __version__
     from ..encoders import load_model
+    from ..features.engines.batch import TINY_FRACTION, EmbedBatch
     from ..models import Classifier
 
     clf = Classifier.load(model_dir)
@@ -80,8 +81,12 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
         enc = load_model(name)
         file = "image_encoder.onnx" if len(names) == 1 else f"image_encoder_{i}.onnx"
         export_image_encoder(enc, out / file)
+        small = EmbedBatch(enc).small_config()  # tiny images run at a smaller input size (CNNs)
         encoders.append({"name": name, "file": file, "dim": clf.feature_dims_[name],
-                         "fingerprint": enc.config.fingerprint, "preprocessing": enc.config.preprocessing()})
+                         "fingerprint": enc.config.fingerprint, "preprocessing": enc.config.preprocessing(),
+                         "tiny": None if small is None else {
+                             "max_side": enc.config.input_size // TINY_FRACTION,
+                             "preprocessing": small.preprocessing()}})
     onnx.save(head, str(out / "head.onnx"))
     spec = {"format": "wordsight-onnx", "format_version": 1, "library_version": __version__,
             "classes": [str(c) for c in clf.classes_], "fusion": "image",

@@ -51,6 +51,16 @@ def _to_rgb(img):
     return img.convert("RGB")
 
 
+def choose(data: bytes, enc: dict) -> dict:
+    """The preprocessing for this image: tiny images (28-px icons) run at a smaller input size."""
+    tiny = enc.get("tiny")
+    if tiny:
+        w, h = Image.open(io.BytesIO(data)).size
+        if min(w, h) <= tiny["max_side"]:
+            return tiny["preprocessing"]
+    return enc["preprocessing"]
+
+
 def decode(data: bytes, draft_size: int | None = None):
     img = Image.open(io.BytesIO(data))
     if draft_size and img.format == "JPEG":
@@ -88,12 +98,16 @@ class Pipeline:
         datas = [im if isinstance(im, bytes) else Path(im).read_bytes() for im in images]
         blocks = []
         for enc, sess in self.encoders:
-            pre = enc["preprocessing"]
-            parts = []
-            for i in range(0, len(datas), batch_size):
-                x = np.stack([preprocess(decode(d, pre["resize_size"]), pre) for d in datas[i : i + batch_size]])
-                parts.append(sess.run(["embedding"], {"pixel_values": x})[0])
-            e = np.concatenate(parts) if parts else np.zeros((0, enc["dim"]), np.float32)
+            e = np.zeros((len(datas), enc["dim"]), np.float32)
+            by_size: dict[int, list[int]] = {}
+            pres = [choose(d, enc) for d in datas]
+            for i, pre in enumerate(pres):
+                by_size.setdefault(pre["input_size"], []).append(i)
+            for rows in by_size.values():
+                for j in range(0, len(rows), batch_size):
+                    part = rows[j : j + batch_size]
+                    x = np.stack([preprocess(decode(datas[i], pres[i]["resize_size"]), pres[i]) for i in part])
+                    e[part] = sess.run(["embedding"], {"pixel_values": x})[0]
             blocks.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
         return np.concatenate(blocks, 1).astype(np.float32)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._text import normalize_rows
+from ._text import normalize_rows, text_model_name
 from .concepts import ConceptBank, default_bank
 
 # Chosen on Fashion-MNIST training images (benchmarks/zeroshot_fashion_mnist.py); ConSE's paper
@@ -139,7 +139,7 @@ class TextSpaceMap:
             raise ValueError(f"{enc.config.name}: head has {len(W)} classes but the bank has {len(bank)} concepts")
         m = cls(alpha).fit(W, bank.embeddings)
         m.encoder_ = enc.config.name
-        m.text_model_ = bank.text_model
+        m.text_model_ = text_model_name(bank.text_model)
         return m
 
     def transform(self, features) -> np.ndarray:

@@ -73,9 +73,11 @@ class Head:
         return (X - self.arrays["mean"]) / self.arrays["scale"]
 
     def _fit_scaler(self, X):
+        # Centre each feature but scale all by one number: per-feature standard deviations from
+        # a few images are noise (k=1 Fashion-MNIST: 45% with them, 55-63% with one global scale).
         mean = X.mean(0)
-        scale = X.std(0)
-        scale[scale < 1e-12] = 1.0
+        overall = float(np.sqrt(np.mean((X - mean) ** 2)))
+        scale = np.full(X.shape[1], overall if overall > 1e-12 else 1.0)
         self.arrays["mean"], self.arrays["scale"] = mean.astype(np.float64), scale.astype(np.float64)
         return self._standardise(X)
 

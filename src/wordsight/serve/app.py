@@ -21,7 +21,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
@@ -30,7 +30,7 @@ from .batcher import MicroBatcher
 from .errors import ApiError, error_body, install_handlers
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .predictor import ZERO_SHOT_METHODS, Predictor
-from .settings import ServeSettings
+from .settings import Batching, ServeSettings
 from .uploads import read_uploads
 
 STATIC = Path(__file__).parent / "static"
@@ -50,6 +50,7 @@ class ServeState:
         self.predictor: Predictor | None = None
         self.predict_batcher: MicroBatcher | None = None
         self.concepts_batcher: MicroBatcher | None = None
+        self.explain_batcher: MicroBatcher | None = None
         self.ready = False
 
 
@@ -135,11 +136,15 @@ def _lifespan(state: ServeState):
                 state.concepts_batcher = MicroBatcher(p.concepts_batch, b, state.executor, "zero-shot",
                                                       state.metrics)
                 state.concepts_batcher.start()
+            if p.explain_error is None:  # one image per call: an explanation is a backward pass each
+                state.explain_batcher = MicroBatcher(p.explain_batch, Batching(max_batch=1, max_wait_ms=0),
+                                                     state.executor, "explain", state.metrics)
+                state.explain_batcher.start()
             state.ready = True
             yield
         finally:
             state.ready = False
-            for batcher in (state.predict_batcher, state.concepts_batcher):
+            for batcher in (state.predict_batcher, state.concepts_batcher, state.explain_batcher):
                 if batcher is not None:
                     await batcher.stop()
             state.executor.shutdown(wait=False, cancel_futures=True)
@@ -265,7 +270,7 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
                           "max_images": limits.max_images, "timeout_s": limits.timeout_s}
         info["batching"] = {"max_batch": settings.batching.max_batch, "max_wait_ms": settings.batching.max_wait_ms}
         info["top_k"] = settings.top_k
-        info["explain"] = False
+        info["explain"] = state.explain_batcher is not None
         return info
 
     # ------------------------------------------------------------------ predictions
@@ -331,7 +336,52 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
                         "description": r.get("description")})
         return {"classes": names, "method": method, "results": out}
 
+    if _explain_importable():
+        _add_explain_route(app, state, auth, Files)
     return app
+
+
+def _explain_importable() -> bool:
+    try:
+        from ..explain import explain  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _add_explain_route(app: FastAPI, state: ServeState, auth, Files) -> None:
+    """``POST /v1/explain``: present only when :mod:`wordsight.explain` is installed."""
+    import base64
+
+    from ..explain import METHODS
+
+    @app.post("/v1/explain", tags=["model"], summary="Heatmap overlay (PNG, base64) and the evidence in words",
+              dependencies=auth)
+    async def explain_images(
+        request: Request, files: Files,
+        method: Annotated[str, Form(description=f"{' | '.join(METHODS)} (default gradcam)")] = "gradcam",
+        target: Annotated[str | None, Form(description="the class to explain (default: the predicted one)")] = None,
+    ):
+        p = state.predictor
+        if state.explain_batcher is None:
+            _fail(request, ApiError(404, "no_model", f"explanations are not served here: {p.explain_error}"))
+        if method not in METHODS:
+            _fail(request, ApiError(422, "invalid_method", f"method must be one of {', '.join(METHODS)}, not {method!r}"))
+        if target is not None and target not in [str(c) for c in p.classes]:
+            _fail(request, ApiError(422, "invalid_target", f"target {target!r} is not one of the model's classes "
+                                    f"{p.classes}"))
+        if target is not None:
+            target = next(c for c in p.classes if str(c) == target)
+        try:
+            uploads = await read_uploads(files, state.settings.limits)
+        except ApiError as e:
+            _fail(request, e)
+        rows = await state.explain_batcher.submit([(u.sample.data, method, target) for u in uploads])
+        _results(request, uploads, rows)
+        return {"results": [
+            {"file": u.name, "method": method, "target": r["target"], "heatmap_png": base64.b64encode(r["png"]).decode(),
+             "heatmap_size": list(r["size"]), "evidence": r["evidence"]}
+            for u, r in zip(uploads, rows)]}
 
 
 def app_from_env() -> FastAPI:

@@ -24,6 +24,7 @@ from .settings import ServeSettings
 DEFAULT_ZERO_SHOT_ENCODER = "efficientnet-lite0"
 # What a request may ask for: methods that need no LLM call at request time.
 ZERO_SHOT_METHODS = ("names", "templates", "descriptions")
+OVERLAY_SIDE = 1024  # explanation overlays are sent at most this large
 
 
 def _language():
@@ -185,6 +186,45 @@ class Predictor:
             while len(self._zero_shot_models) > 32:
                 self._zero_shot_models.popitem(last=False)
         return zs
+
+    # ------------------------------------------------------------------ explanations
+    @property
+    def explain_error(self) -> str | None:
+        """Why ``/v1/explain`` is not served, or None when it is."""
+        if not self.has_model:
+            return "explanations need a trained model"
+        try:
+            from ..explain import METHODS, explain  # noqa: F401
+        except ImportError as e:
+            return f"wordsight.explain is not available: {e}"
+        return None
+
+    @property
+    def explain_methods(self) -> tuple[str, ...]:
+        from ..explain import METHODS
+
+        return tuple(METHODS)
+
+    def explain_batch(self, items: list[tuple[bytes, str, object]]) -> list[dict]:
+        """Per (image bytes, method, target): the overlay PNG (at most ``OVERLAY_SIDE`` pixels a
+        side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image."""
+        from ..explain import explain
+        from ..io.images import ImageError
+
+        out = []
+        for data, method, target in items:
+            try:
+                e = explain(self.classifier, [data], method=method, target=target)[0]
+            except ImageError as err:
+                out.append({"error": str(err)})
+                continue
+            overlay = e.overlay.copy()
+            overlay.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
+            buf = io.BytesIO()
+            overlay.save(buf, "PNG")
+            out.append({"target": _py(e.target), "png": buf.getvalue(), "size": overlay.size,
+                        "evidence": e.to_json()})
+        return out
 
     # ------------------------------------------------------------------ start-up
     def warm_up(self) -> None:

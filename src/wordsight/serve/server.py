@@ -28,7 +28,10 @@ def serve(settings: ServeSettings, host: str = DEFAULT_HOST, port: int = 8000, w
     if settings.api_key and not settings.api_key_env:
         raise ValueError("several workers read the API key from an environment variable: use api_key_env")
     os.environ[SETTINGS_ENV] = replace(settings, api_key=None).to_json()
-    uvicorn.run("wordsight.serve.app:app_from_env", factory=True, workers=workers, **common)
+    # Loading torch and the model in a worker can keep it from answering the supervisor's ping
+    # for longer than uvicorn's default 5 s on a busy machine; it would then be killed and respawned.
+    uvicorn.run("wordsight.serve.app:app_from_env", factory=True, workers=workers,
+                timeout_worker_healthcheck=120, **common)
 
 
 class BackgroundServer:

@@ -1,0 +1,72 @@
+"""Evaluation results, the few-shot protocol and the written report (HTML, JSON, PNG)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wordsight.evaluate import draw_k_shot, evaluate, few_shot_curve, headline_table, write_report
+from wordsight.models import Classifier
+
+
+@pytest.fixture(scope="module")
+def results(fashion_blocks):
+    train, test = fashion_blocks
+    clf = Classifier(C=0.1).fit(train)
+    return evaluate(clf, test, train=train, few_shot_ks=(1, 2), few_shot_draws=2, mistakes=5)
+
+
+def test_evaluation_numbers(results, fashion_blocks):
+    _, test = fashion_blocks
+    m = results["metrics"]
+    assert m["n"] == 40 and 0.6 <= m["accuracy"] <= 1.0
+    assert m["top5_accuracy"] >= m["accuracy"]
+    assert np.asarray(m["confusion"]).sum() == 40
+    assert np.trace(np.asarray(m["confusion"])) == round(m["accuracy"] * 40)
+    assert 0 <= m["ece"] <= 1
+    names = [r["name"] for r in results["ablation"]]
+    assert names == ["this model (image)", "zero-shot (no training images)", "image (image)", "text (text)",
+                     "fused (concat)", "prior (prior)"]
+    assert all("accuracy" in r for r in results["ablation"]), results["ablation"]
+    zs = results["ablation"][1]["accuracy"]
+    assert 0.125 <= zs < 0.7  # words alone: above chance (0.1; measured 0.15 on these 40), below the head
+    assert results["ablation"][2]["accuracy"] == m["accuracy"]  # same model refitted
+    mk = results["mistakes"]
+    assert 0 < len(mk) <= 5
+    assert [x["confidence"] for x in mk] == sorted((x["confidence"] for x in mk), reverse=True)
+    assert all(x["true"] != x["predicted"] and x["description"].startswith("resembles:") for x in mk)
+
+
+def test_few_shot_never_looks_at_test_labels(fashion_blocks, results):
+    """Shuffling the test labels changes the scores but no choice a method made."""
+    train, test = fashion_blocks
+    fs = results["few_shot"]
+    assert fs["ks"] == [1, 2] and set(fs["methods"]) == {"image-only", "prior"}
+    assert all(len(fs["methods"]["prior"][k]["runs"]) == 2 for k in ("1", "2"))
+    rng = np.random.default_rng(0)
+    shuffled = test.take(np.arange(len(test)))
+    shuffled.samples = [type(s)(s.path, lab) for s, lab in zip(shuffled.samples, rng.permutation(test.labels))]
+    methods = {"prior": Classifier(fusion="prior", C=0.1)}
+    a = few_shot_curve(methods, train, test, ks=(2,), draws=2)
+    b = few_shot_curve(methods, train, shuffled, ks=(2,), draws=2)
+    assert a["methods"]["prior"]["2"]["prior_weights"] == b["methods"]["prior"]["2"]["prior_weights"]
+    idx = draw_k_shot(train.labels, 2, seed=5)
+    assert len(idx) == 20 and sorted(np.unique(np.asarray(train.labels)[idx], return_counts=True)[1]) == [2] * 10
+    assert np.array_equal(idx, draw_k_shot(train.labels, 2, seed=5))
+
+
+def test_report_files(results, tmp_path):
+    html = write_report(results, tmp_path / "report")
+    text = html.read_text()
+    for needle in ("Ablation", "Few-shot curve", "Per class", "Confusion matrix", "Calibration",
+                   "Most confident mistakes", "resembles:"):
+        assert needle in text, needle
+    for png in ("confusion.png", "reliability.png", "ablation.png", "few_shot.png", "images/mistake_00.png"):
+        with Image.open(tmp_path / "report" / png) as im:
+            assert im.format == "PNG" and min(im.size) >= 96, png
+    data = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert data["metrics"]["accuracy"] == results["metrics"]["accuracy"]
+    table = headline_table(results)
+    assert "accuracy" in table and "few-shot k" in table and "zero-shot" in table

@@ -1,0 +1,26 @@
+"""The packaged SmolLM2 through transformers: converted from GGUF once into the wordsight cache,
+then generating seeded, batched class descriptions. The one test that runs the real local LLM."""
+from __future__ import annotations
+
+import pytest
+
+from wordsight.language import LocalLLM, generate_class_descriptions
+from wordsight.language.llm import converted_dir
+
+
+@pytest.mark.slow
+def test_local_llm_converts_once_and_writes_descriptions(_isolated_cache):
+    llm = LocalLLM()
+    d = generate_class_descriptions(["sandal", "bag"], llm, k=2, seed=0, max_new_tokens=24)
+    assert list(d) == ["sandal", "bag"]
+    for texts in d.values():
+        assert 1 <= len(texts) <= 2 and all(len(t.split()) >= 3 and "\n" not in t for t in texts)
+    folder = converted_dir()
+    assert str(folder).startswith(str(_isolated_cache))  # under $WORDSIGHT_CACHE
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+    assert not list(folder.glob("*.gguf")) and not list(folder.glob("*.bin"))  # safetensors, no pickle
+    # seeded: the same prompts and seed give the same answers; greedy decoding ignores the seed
+    prompts = ["Describe a red shoe in one short sentence."]
+    assert llm.generate(prompts, max_new_tokens=8, seed=3) == llm.generate(prompts, max_new_tokens=8, seed=3)
+    assert llm.generate(prompts, max_new_tokens=8, temperature=0) == llm.generate(prompts, max_new_tokens=8,
+                                                                                   temperature=0, seed=9)
