@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
-          "colorwheel")
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")  # the natural colour photos that ship offline
+OTHERS = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")  # --all: far from ImageNet
 
 
-def photos(folder: Path) -> list[Path]:
+def photos(folder: Path, names) -> list[Path]:
     from skimage import data
 
     paths = []
-    for name in PHOTOS:
+    for name in names:
         try:
             arr = getattr(data, name)()
         except Exception:  # a photo that needs a download when offline
@@ -61,14 +61,20 @@ def main() -> None:
     ap.add_argument("--lime-samples", type=int, default=200)
     ap.add_argument("--methods", default="gradcam,gradcam++,lime")
     ap.add_argument("--fill", default="blur", choices=["blur", "mean"])
+    ap.add_argument("--all", action="store_true", help="add microscopy, astronomy, retina and colour-wheel images")
+    ap.add_argument("--subjects", default="imagenet,classifier")
     args = ap.parse_args()
     from wordsight.explain import deletion_check
     from wordsight.models import Classifier
 
     tmp = Path(tempfile.mkdtemp())
-    images = photos(tmp)
-    clf = Classifier(encoders=(args.model,), fusion="concat", C=1.0).fit(train_folder(tmp))
-    subjects = {f"{args.model} ImageNet head": args.model, f"Classifier({args.model}, concat, logistic)": clf}
+    images = photos(tmp, PHOTOS + (OTHERS if args.all else ()))
+    subjects = {}
+    if "imagenet" in args.subjects:
+        subjects[f"{args.model} ImageNet head"] = args.model
+    if "classifier" in args.subjects:
+        clf = Classifier(encoders=(args.model,), fusion="concat", C=1.0).fit(train_folder(tmp))
+        subjects[f"Classifier({args.model}, concat, logistic)"] = clf
     print(f"{len(images)} images: {', '.join(p.stem for p in images)}; 20% of the view deleted (fill: {args.fill})")
     for label, subject in subjects.items():
         for method in args.methods.split(","):

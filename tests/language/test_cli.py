@@ -49,6 +49,12 @@ def test_zeroshot_with_class_names(fashion_test, tmp_path, capsys):
                "--quiet", "--out", str(tmp_path / "plain.json")])
     plain = json.loads((tmp_path / "plain.json").read_text())
     assert rc == 0 and [r["top"] for r in plain] != [r["top"] for r in rows]
+    # centring on these 40 images (auto centres from 50 on) and the ConSE way are other numbers
+    for extra, name in ((["--center", "yes"], "centred.json"), (["--way", "conse"], "conse.json")):
+        assert main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--method", "names", "--llm", "none",
+                     "--view", "light-background", "--quiet", "--out", str(tmp_path / name)] + extra) == 0
+        other = json.loads((tmp_path / name).read_text())
+        assert len(other) == 40 and [r["top"] for r in other] != [r["top"] for r in rows]
 
 
 def test_zeroshot_reports_missing_descriptions(fashion_test, tmp_path, capsys):

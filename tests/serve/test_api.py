@@ -136,8 +136,10 @@ def test_concurrent_requests_share_model_calls_and_metrics_say_so(client, images
     after = client.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = after.text
-    calls = _metric(text, "wordsight_batch_size_count", model="classifier") - _metric(before, "wordsight_batch_size_count", model="classifier")
-    imgs = _metric(text, "wordsight_batch_size_sum", model="classifier") - _metric(before, "wordsight_batch_size_sum", model="classifier")
+    def delta(name):
+        return _metric(text, name, model="classifier") - _metric(before, name, model="classifier")
+
+    calls, imgs = delta("wordsight_batch_size_count"), delta("wordsight_batch_size_sum")
     assert imgs == n
     assert calls < n  # some model calls served several requests at once
     assert _metric(text, "wordsight_requests_total", route="/v1/predict", method="POST", status="200") >= n

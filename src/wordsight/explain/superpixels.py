@@ -33,7 +33,7 @@ def lime_map(subject: Subject, view: View, target: int, num_samples: int = DEFAU
     try:
         from lime import lime_image
     except ImportError as e:  # pragma: no cover - optional extra
-        raise RuntimeError(f"method='lime' needs the lime package ({e}): pip install 'wordsight[lime]'") from None
+        raise RuntimeError(f"method='lime' needs the lime package ({e}): pip install 'wordsight[explain]'") from None
     if int(num_samples) < 10:
         raise ValueError(f"num_samples must be at least 10, not {num_samples}")
     segs = segments(view.image, n_segments)

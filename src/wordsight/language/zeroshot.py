@@ -91,8 +91,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
       already names the class (small LLMs often don't).
     - ``center``: when ``fit`` gets images ``X`` (unlabelled, in the text space), remember their
       mean and subtract it from every image before comparing (removes the direction that all
-      images of a domain share, which otherwise pulls them all towards the same classes; +4-7
-      points on Fashion-MNIST, measured with the mean of training images).
+      images of a domain share, which otherwise pulls them all towards the same classes; +2-5
+      points on Fashion-MNIST training images, measured with their own mean).
     """
 
     def __init__(self, classes=None, descriptions=None, method: str = "descriptions", text_model="minilm",

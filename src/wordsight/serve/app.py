@@ -185,7 +185,7 @@ def _results(request: Request, uploads, rows) -> None:
     """Refuse the request (422) when the pipeline could not read one of its images."""
     for u, r in zip(uploads, rows):
         if "error" in r:
-            _fail(request, ApiError(422, "unreadable_image", f"{u.name}: {r['error']}", u.name))
+            _fail(request, ApiError(422, r.get("code", "unreadable_image"), f"{u.name}: {r['error']}", u.name))
 
 
 def parse_classes(text: str) -> list[str]:
@@ -303,8 +303,9 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
     async def zeroshot(
         request: Request, files: Files,
         classes: Annotated[str, Form(description="class names: one per line, comma-separated, or a JSON list")],
-        descriptions: Annotated[str | None, Form(description="optional JSON object {class name: description "
-                                                             "or [descriptions]}; classes left out use their name")] = None,
+        descriptions: Annotated[str | None, Form(
+            description="optional JSON object {class name: description or [descriptions]}; classes left out "
+                        "use their name")] = None,
         method: Annotated[str | None, Form(description="names | templates | descriptions (default: descriptions "
                                                        "when given, else names)")] = None,
         top_k: TopK = None,
@@ -366,7 +367,8 @@ def _add_explain_route(app: FastAPI, state: ServeState, auth, Files) -> None:
         if state.explain_batcher is None:
             _fail(request, ApiError(404, "no_model", f"explanations are not served here: {p.explain_error}"))
         if method not in METHODS:
-            _fail(request, ApiError(422, "invalid_method", f"method must be one of {', '.join(METHODS)}, not {method!r}"))
+            _fail(request, ApiError(422, "invalid_method",
+                                    f"method must be one of {', '.join(METHODS)}, not {method!r}"))
         if target is not None and target not in [str(c) for c in p.classes]:
             _fail(request, ApiError(422, "invalid_target", f"target {target!r} is not one of the model's classes "
                                     f"{p.classes}"))
@@ -379,8 +381,9 @@ def _add_explain_route(app: FastAPI, state: ServeState, auth, Files) -> None:
         rows = await state.explain_batcher.submit([(u.sample.data, method, target) for u in uploads])
         _results(request, uploads, rows)
         return {"results": [
-            {"file": u.name, "method": method, "target": r["target"], "heatmap_png": base64.b64encode(r["png"]).decode(),
-             "heatmap_size": list(r["size"]), "evidence": r["evidence"]}
+            {"file": u.name, "method": method, "target": r["target"],
+             "heatmap_png": base64.b64encode(r["png"]).decode(), "heatmap_size": list(r["size"]),
+             "evidence": r["evidence"]}
             for u, r in zip(uploads, rows)]}
 
 

@@ -33,8 +33,9 @@ def install_handlers(app: FastAPI) -> None:
         if status == 400 and "Too many files" in str(detail):  # the multipart parser's own file limit
             status, code = 413, "too_many_images"
             detail = f"too many images in one request: {detail}"
-        return JSONResponse(error_body(status, detail, code, file=file), status_code=status,
-                            headers=getattr(exc, "headers", None))
+        body = error_body(status, detail, code, file=file)
+        request.scope.setdefault("wordsight", {})["error"] = body["error"]  # labels the error metric
+        return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -47,5 +48,6 @@ def install_handlers(app: FastAPI) -> None:
         for e in exc.errors():
             where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        request.scope.setdefault("wordsight", {})["error"] = "invalid_request"
         return JSONResponse(error_body(422, "; ".join(problems) or "invalid request", "invalid_request"),
                             status_code=422)

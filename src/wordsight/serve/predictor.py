@@ -218,6 +218,9 @@ class Predictor:
             except ImageError as err:
                 out.append({"error": str(err)})
                 continue
+            except ValueError as err:  # e.g. a method this model's encoder does not support
+                out.append({"error": str(err), "code": "cannot_explain"})
+                continue
             overlay = e.overlay.copy()
             overlay.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
             buf = io.BytesIO()

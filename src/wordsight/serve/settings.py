@@ -61,8 +61,9 @@ class ServeSettings:
     ``model_dir``: a saved :class:`~wordsight.Classifier` folder, or ``None`` for a zero-shot-only
     server. ``api_key`` (or the environment variable named by ``api_key_env``, read by each worker
     process, so that the key never travels in settings): when set, ``/v1/*`` and ``/metrics`` need
-    it in the ``X-API-Key`` header (or ``Authorization: Bearer``). ``zero_shot_encoder``: the ImageNet-head encoder whose
-    concept probabilities feed zero-shot (default: the model's own, else efficientnet-lite0).
+    it in the ``X-API-Key`` header (or ``Authorization: Bearer``). ``zero_shot_encoder``: the
+    encoder whose images zero-shot classifies (an ImageNet-head CNN, a ``clip:`` or ``caption:``
+    model; default: the model's own, else efficientnet-lite0).
     ``warm_up``: run one image through the model at start-up so that the first request does not
     pay for loading it.
     """

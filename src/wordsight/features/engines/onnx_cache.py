@@ -117,8 +117,6 @@ def int8_model(encoder, cache_dir=None, *, holdout: np.ndarray | None = None, n_
     ``holdout``: preprocessed images (N, 3, H, W) to measure agreement on (default: ``n_holdout``
     crops of photos that calibration never sees). The outcome is stored next to the model.
     """
-    from ...export.onnx import session
-
     folder = model_dir(encoder, cache_dir)
     fp32 = fp32_model(encoder, cache_dir)
     path = folder / "image-int8.onnx"
