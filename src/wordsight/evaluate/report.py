@@ -224,7 +224,7 @@ def _thumbnail(sample, path: Path) -> bool:
         img = decode_image(data)
         img.thumbnail((128, 128))
         if max(img.size) < 96:  # tiny images (Fashion-MNIST's 28 px) are shown enlarged
-            scale = 96 // max(img.size)
+            scale = -(-96 // max(img.size))  # round up: 28 px -> 4x = 112 px
             img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.Resampling.NEAREST)
         img.save(path, format="PNG")
         return True

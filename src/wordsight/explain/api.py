@@ -143,9 +143,9 @@ def explain(model, images, method: str = "gradcam", target=None, *, encoder: str
 def gradcam_overlay(model, path, out=None, target=None, method: str = "gradcam") -> str:
     """Write the heatmap overlay of ``path`` as a PNG and return its path (for reports).
 
-    ``out``: the PNG path or a folder (default: next to nothing, in the wordsight cache's
-    ``explain/`` folder). CNN encoders get Grad-CAM, ViT encoders attention rollout, and models
-    Grad-CAM cannot reach (a random-forest head) LIME with a small sample budget.
+    ``out``: the PNG path or a folder (default: the wordsight cache's ``explain/`` folder). CNN
+    encoders get Grad-CAM, ViT encoders attention rollout, and models Grad-CAM cannot reach (a
+    random-forest head) LIME with a small sample budget.
     """
     subject = as_subject(model)
     if method in ("gradcam", "gradcam++") and not hasattr(subject.encoder(), "forward_features"):
