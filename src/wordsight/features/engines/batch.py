@@ -10,7 +10,8 @@ cache look-up, decode in a thread pool) and ``finish`` (encode, store), on succe
 that decoding overlaps inference. Ray Data calls it per batch in ``map_batches`` (one instance per
 actor: the model loads once per actor). Dask and Spark users call it the same way::
 
-    ddf.map_partitions(lambda df: pd.DataFrame(EmbedBatch(model)(df.to_dict("list"))))
+    fn = EmbedBatch(model)
+    ddf.map_partitions(lambda df: df.assign(embedding=list(fn({"path": df.path.to_numpy()})["embedding"])))
 
 Input keys: ``path`` (required), ``bytes`` (optional image bytes, None to read ``path``),
 ``label`` (optional); any other column (an id) passes through. Output keys: ``path``, ``label``,
