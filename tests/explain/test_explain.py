@@ -87,11 +87,12 @@ def test_gradcam_through_the_whole_classifier(concat_model, grid_path):
     assert shares["cat"][0] > 0.6, shares["cat"]  # measured 0.77
     assert shares["coffee"].argmax() == 1, shares["coffee"]
     assert shares["astronaut"].argmax() == 3, shares["astronaut"]
-    # Fitted on 8 photos, the model calls the grid "rocket", and its rocket map points at the cat
-    # (!): hiding the cat quadrant does take most of the rocket score away (the rocket quadrant
-    # holds the rest, which the map misses: Grad-CAM shows the strongest evidence).
-    assert explain(concat_model, grid_path)[0].target == "rocket"
-    assert shares["rocket"].argmax() == 0
+    # The predicted class's map points at a quadrant that really carries its evidence: hiding it
+    # takes away at least half as much of the class score as hiding the most important quadrant.
+    # (Fitted on 8 photos, the model has called the grid "rocket" because of the cat in some
+    # versions of the classifier code: the map said so, and hiding the cat confirmed it.)
+    top = explain(concat_model, grid_path)[0]
+    q_map = int(quadrant_shares(top.heatmap).argmax())
     s = as_subject(concat_model)
     view = s.view(Image.open(grid_path)).image
     batch = [view]
@@ -101,8 +102,9 @@ def test_gradcam_through_the_whole_classifier(concat_model, grid_path):
         im[y:y + 112, x:x + 112] = s.fill_colour()
         batch.append(im)
     with torch.no_grad():
-        z = s.scores(s.inputs(np.stack(batch))).numpy()[:, s.class_index("rocket")]
-    assert z[1] < z[0] - 15 and z[1] < min(z[2], z[4]), z  # measured 18.6 -> -4.7 (coffee 6.8, astronaut 11.5)
+        z = s.scores(s.inputs(np.stack(batch))).numpy()[:, s.class_index(top.target)]
+    loss = z[0] - z[1:]
+    assert loss[q_map] > 0.5 * loss.max() and loss[q_map] > 0, (top.target, q_map, z)
 
 
 def test_gradcam_plus_plus(concat_model, grid_path):
