@@ -67,3 +67,14 @@ def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tm
     probs = np.concatenate([c["probabilities"] for c in cols])
     assert [p for c in cols for p in c["path"]] == paths
     np.testing.assert_allclose(probs[:10], want, atol=1e-5)
+    out_csv = tmp_path / "pred.csv"
+    from wordsight.cli import main
+
+    rc = main(["predict", str(tmp_path / "model"), *paths, "--engine", "ray", "--concurrency", "1",
+               "--out", str(out_csv), "--quiet", "--no-cache"])
+    assert rc == 0
+    import csv
+
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [r["predicted"] for r in rows[:10]] == [str(c) for c in clf.predict(images)]
+    assert rows[10]["predicted"] == "" and rows[10]["error"]

@@ -15,7 +15,9 @@ from wordsight.models import Classifier
 def results(fashion_blocks):
     train, test = fashion_blocks
     clf = Classifier(C=0.1).fit(train)
-    return evaluate(clf, test, train=train, few_shot_ks=(1, 2), few_shot_draws=2, mistakes=5)
+    results = evaluate(clf, test, train=train, few_shot_ks=(1, 2), few_shot_draws=2, mistakes=5)
+    results["_clf"] = clf
+    return results
 
 
 def test_evaluation_numbers(results, fashion_blocks):
@@ -58,8 +60,17 @@ def test_few_shot_never_looks_at_test_labels(fashion_blocks, results):
 
 
 def test_report_files(results, tmp_path):
-    html = write_report(results, tmp_path / "report")
+    results = dict(results)
+    clf = results.pop("_clf")
+    html = write_report(results, tmp_path / "report", model=clf, heatmaps=2)
     text = html.read_text()
+    mk = results["mistakes"]
+    assert [m["heatmap"] for m in mk[:2]] == ["images/mistake_00.cam.png", "images/mistake_01.cam.png"]
+    assert all(m["heatmap"] is None for m in mk[2:])
+    with Image.open(tmp_path / "report" / "images" / "mistake_00.cam.png") as im:
+        assert im.size == (28, 28)  # the overlay has the original image's size
+        assert len(set(im.convert("RGB").getdata())) > 5  # a coloured map, not a blank square
+    assert "mistake_00.cam.png" in text
     for needle in ("Ablation", "Few-shot curve", "Per class", "Confusion matrix", "Calibration",
                    "Most confident mistakes", "resembles:"):
         assert needle in text, needle

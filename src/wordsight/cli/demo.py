@@ -44,7 +44,7 @@ def run(args) -> int:
     clf.save(out / "model")
     say(f"fitted: {describe_fit(clf)} -> {out / 'model'}")
     results = evaluate(clf, test, train=train, few_shot_ks=parse_ks(args.few_shot), few_shot_draws=args.draws, log=say)
-    path = write_report(results, out / "report", title="wordsight demo: Fashion-MNIST")
+    path = write_report(results, out / "report", title="wordsight demo: Fashion-MNIST", model=clf)
     print(headline_table(results))
     print(f"\nreport: {path}\nmodel:  {out / 'model'}\ntime:   {time.time() - t0:.0f} s")
     return 0

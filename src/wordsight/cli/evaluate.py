@@ -38,7 +38,7 @@ def run(args) -> int:
                        few_shot_draws=args.draws, mistakes=args.mistakes, log=log)
     print(headline_table(results))
     if args.report:
-        path = write_report(results, args.report, title=f"wordsight evaluation of {args.model}")
+        path = write_report(results, args.report, title=f"wordsight evaluation of {args.model}", model=clf)
         print(f"report: {path}", file=sys.stderr)
     from ..io.sources import Problem
 

@@ -15,17 +15,47 @@ def add_parser(sub):
     p.add_argument("--out", default=None, help="write one row per image to .csv or .json (default: print)")
     p.add_argument("--no-describe", action="store_true", help="leave out the description in words")
     add_feature_options(p, model_default=None)
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: the same batch callable on a Ray actor pool (no descriptions)")
+    g = p.add_argument_group("ray engine")
+    g.add_argument("--address", default=None, help="Ray cluster: 'auto' or ray://HOST:10001 (default: start a local Ray)")
+    g.add_argument("--concurrency", type=int, default=None, help="actors (default: cluster CPUs / --num-cpus)")
+    g.add_argument("--num-cpus", type=float, default=1, help="CPUs per actor")
+    g.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
     p.set_defaults(func=run)
+
+
+def ray_records(args, data) -> list[dict]:
+    """The rows of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
+    import numpy as np
+
+    from ..features.engines.predict import PredictBatch, ray_predict
+
+    classes = PredictBatch(args.model).classes
+    rows = []
+    for part in ray_predict(args.model, data, address=args.address, concurrency=args.concurrency,
+                            num_cpus=args.num_cpus, num_gpus=args.num_gpus, cache=cache_arg(args),
+                            quiet=args.quiet):
+        for path, status, proba in zip(part["path"], part["status"], part["probabilities"]):
+            ok = status == "ok"
+            top = np.argsort(-proba)[: args.top_k] if ok else []
+            rows.append({"path": str(path), "label": None, "predicted": classes[top[0]] if ok else None,
+                         "top_k": [(classes[j], float(proba[j])) for j in top], "description": None,
+                         "error": None if ok else str(status).removeprefix("error: ")})
+    return rows
 
 
 def run(args) -> int:
     from ..io.sources import Problem
     from ..models import Classifier
 
-    clf = Classifier.load(args.model)
-    clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
     data = args.images[0] if len(args.images) == 1 else args.images
-    rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)
+    if args.engine == "ray":
+        rows = ray_records(args, data)
+    else:
+        clf = Classifier.load(args.model)
+        clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+        rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)
     ok = [r for r in rows if r["error"] is None]
     if args.out:
         write_rows(rows, args.out)

@@ -60,6 +60,8 @@ def _load_model(ident: str):
 
 
 class CaptionEncoder(ImageEncoder):
+    generates_text = True  # engines run it with torch (generation does not export to one ONNX graph)
+
     def __init__(self, model, tokenizer, config: EncoderConfig, text_model: str = DEFAULT_CAPTION_TEXT_MODEL,
                  max_new_tokens: int = 30, num_beams: int = 1):
         super().__init__()

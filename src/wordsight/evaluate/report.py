@@ -232,8 +232,22 @@ def _thumbnail(sample, path: Path) -> bool:
         return False
 
 
-def write_report(results: dict, folder, title: str = "wordsight evaluation") -> Path:
-    """``folder/index.html`` + ``metrics.json`` + PNG plots; returns the HTML path."""
+def _heatmap(model, sample, path: Path, target: str) -> bool:
+    """Grad-CAM (or rollout / LIME where Grad-CAM cannot reach) overlay of a mistake."""
+    from ..explain import gradcam_overlay
+
+    try:
+        source = sample.data if getattr(sample, "data", None) is not None else sample.path
+        gradcam_overlay(model, source, out=path, target=target)
+        return True
+    except Exception:  # a heatmap is a bonus: the report stands without it
+        return False
+
+
+def write_report(results: dict, folder, title: str = "wordsight evaluation", model=None,
+                 heatmaps: int = 6) -> Path:
+    """``folder/index.html`` + ``metrics.json`` + PNG plots; returns the HTML path. With the
+    fitted ``model``, the first ``heatmaps`` mistakes also get a heatmap of the wrong class."""
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     m = results["metrics"]
@@ -247,6 +261,9 @@ def write_report(results: dict, folder, title: str = "wordsight evaluation") -> 
         sample = mk.pop("_sample", None)
         name = f"images/mistake_{i:02d}.png"
         mk["thumbnail"] = name if sample is not None and _thumbnail(sample, folder / name) else None
+        cam = f"images/mistake_{i:02d}.cam.png"
+        wanted = model is not None and sample is not None and i < heatmaps
+        mk["heatmap"] = cam if wanted and _heatmap(model, sample, folder / cam, mk["predicted"]) else None
     (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=_json_default))
     (folder / "index.html").write_text(_html(results, folder, title))
     return folder / "index.html"
@@ -319,7 +336,8 @@ def _html(r: dict, folder: Path, title: str) -> str:
     if r.get("mistakes"):
         parts.append("<h2>Most confident mistakes</h2>")
         for mk in r["mistakes"]:
-            img = f"<img src='{e(mk['thumbnail'])}' width=96 height=96 alt=''>" if mk.get("thumbnail") else ""
+            img = "".join(f"<img src='{e(mk[k])}' width=96 height=96 alt='{k}'>" for k in ("thumbnail", "heatmap")
+                          if mk.get(k))
             parts.append(f"<div class='mk'>{img}<div><b>{e(mk['predicted'])}</b> ({mk['confidence']:.0%}) but is "
                          f"<b>{e(mk['true'])}</b><br><small>{e(str(mk['path']))}</small><br>"
                          f"<i>{e(mk.get('description') or '')}</i></div></div>")

@@ -57,6 +57,11 @@ class FeatureSet:
 
     @property
     def embeddings(self) -> np.ndarray:
+        """(N, D); (0, D) when no image could be read."""
+        if "embedding" not in self.arrays:
+            from ..encoders import get_config
+
+            return np.zeros((0, get_config(self.model).dim if self.model else 0), np.float32)
         return self.arrays["embedding"]
 
     @property

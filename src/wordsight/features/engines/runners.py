@@ -104,6 +104,8 @@ def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_d
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     encoder = load_model(model) if isinstance(model, str) else model
+    if engine == "auto" and getattr(encoder, "generates_text", False):
+        engine = "torch"  # caption models generate token by token: nothing to gain from an export
     if engine == "torch":
         if precision != "fp32":
             raise ValueError("int8 runs on the ONNX engine: use engine='onnx' or 'auto'")
@@ -117,9 +119,10 @@ def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_d
     try:
         path = fp32_model(encoder, cache_dir)
     except Exception as e:  # an architecture the exporter cannot trace
+        reason = (str(e).strip().splitlines() or [""])[0][:300]  # exporter messages can embed whole tensors
         if engine == "onnx" or precision != "fp32":
-            raise RuntimeError(f"ONNX export of {encoder.config.name} failed: {e}") from e
-        warnings.warn(f"ONNX export of {encoder.config.name} failed ({type(e).__name__}: {e}); "
+            raise RuntimeError(f"ONNX export of {encoder.config.name} failed: {reason}") from e
+        warnings.warn(f"ONNX export of {encoder.config.name} failed ({type(e).__name__}: {reason}); "
                       "using the torch engine", RuntimeWarning, stacklevel=2)
         return TorchRunner(encoder)
     if precision == "int8":
