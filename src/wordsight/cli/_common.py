@@ -27,3 +27,14 @@ def report_failures(failures, n_ok: int, strict: bool) -> int:
     if strict and failures:
         return 1
     return 0 if n_ok or not failures else 1
+
+
+def add_ray_options(p, shards: bool = False) -> None:
+    """Where and how the Ray engine runs (verbs with ``--engine ray``)."""
+    g = p.add_argument_group("ray engine")
+    g.add_argument("--address", default=None, help="Ray cluster: 'auto' or ray://HOST:10001 (default: start a local Ray)")
+    g.add_argument("--concurrency", type=int, default=None, help="actors (default: cluster CPUs / --num-cpus)")
+    g.add_argument("--num-cpus", type=float, default=1, help="CPUs per actor")
+    g.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
+    if shards:
+        g.add_argument("--shard-size", type=int, default=1000, help="images per Parquet shard")

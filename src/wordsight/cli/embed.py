@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_feature_options, cache_arg, report_failures
+from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 
 
 def add_engine_options(p) -> None:
@@ -12,12 +12,7 @@ def add_engine_options(p) -> None:
                    "cluster (--out becomes a folder of Parquet shards, resumable)")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                    help="int8 (ONNX) is used only if its top-1 agrees with fp32 on >= 99%% of held-out images")
-    g = p.add_argument_group("ray engine")
-    g.add_argument("--address", default=None, help="Ray cluster: 'auto' or ray://HOST:10001 (default: start a local Ray)")
-    g.add_argument("--concurrency", type=int, default=None, help="actors (default: cluster CPUs / --num-cpus)")
-    g.add_argument("--num-cpus", type=float, default=1, help="CPUs per actor")
-    g.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
-    g.add_argument("--shard-size", type=int, default=1000, help="images per Parquet shard")
+    add_ray_options(p, shards=True)
 
 
 def engine_kwargs(args) -> dict:

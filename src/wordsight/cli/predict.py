@@ -4,7 +4,7 @@ import csv
 import json
 import sys
 
-from ._common import add_feature_options, cache_arg, report_failures
+from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 
 
 def add_parser(sub):
@@ -17,11 +17,7 @@ def add_parser(sub):
     add_feature_options(p, model_default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the same batch callable on a Ray actor pool (no descriptions)")
-    g = p.add_argument_group("ray engine")
-    g.add_argument("--address", default=None, help="Ray cluster: 'auto' or ray://HOST:10001 (default: start a local Ray)")
-    g.add_argument("--concurrency", type=int, default=None, help="actors (default: cluster CPUs / --num-cpus)")
-    g.add_argument("--num-cpus", type=float, default=1, help="CPUs per actor")
-    g.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
+    add_ray_options(p)
     p.set_defaults(func=run)
 
 
