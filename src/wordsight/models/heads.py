@@ -108,6 +108,20 @@ class LinearHead(Head):
         b = self.arrays["intercept"] - W @ mean
         return W * t, b * t
 
+    def _search_and_fit(self, X, y, n_classes, make, default_grid):
+        """Scale, choose C by cross-validation over the grid (or take the given C), refit on all.
+        ``make(c, class_weight, seed)`` builds the scikit-learn estimator."""
+        Xs = self._fit_scaler(X)
+        cw = _class_weight(y, n_classes, self.params.get("class_weight"))
+        seed = self.params.get("random_state", 0)
+        C = self.params.get("C")
+        grid = tuple(C) if isinstance(C, (list, tuple)) else ((float(C),) if C is not None else default_grid)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings at extreme C on tiny folds
+            best, scores = self._choose_c(Xs, y, lambda c: make(c, cw, seed), grid)
+            model = make(best, cw, seed).fit(Xs, y)
+        return model, best, scores
+
     def _choose_c(self, Xs, y, make, grid):
         folds = _cv_folds(y)
         if len(grid) == 1 or folds == 0:
@@ -135,20 +149,11 @@ class LogisticHead(LinearHead):
     def _fit(self, X, y, n_classes):
         from sklearn.linear_model import LogisticRegression
 
-        Xs = self._fit_scaler(X)
-        cw = _class_weight(y, n_classes, self.params.get("class_weight"))
-        seed = self.params.get("random_state", 0)
-        C = self.params.get("C")
-        grid = tuple(C) if isinstance(C, (list, tuple)) else ((float(C),) if C is not None else DEFAULT_C_GRID)
-
-        def make(c):
+        def make(c, cw, seed):
             return LogisticRegression(C=c, max_iter=self.params.get("max_iter", 1000), class_weight=cw,
                                       random_state=seed)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence warnings at extreme C on tiny folds
-            best, scores = self._choose_c(Xs, y, make, grid)
-            model = make(best).fit(Xs, y)
+        model, best, scores = self._search_and_fit(X, y, n_classes, make, DEFAULT_C_GRID)
         coef = np.zeros((n_classes, X.shape[1]))
         intercept = np.full(n_classes, -1e3)  # classes absent from training get no probability
         present = model.classes_
@@ -171,19 +176,10 @@ class SVMHead(LinearHead):
     def _fit(self, X, y, n_classes):
         from sklearn.svm import LinearSVC
 
-        Xs = self._fit_scaler(X)
-        cw = _class_weight(y, n_classes, self.params.get("class_weight"))
-        seed = self.params.get("random_state", 0)
-        C = self.params.get("C")
-        grid = tuple(C) if isinstance(C, (list, tuple)) else ((float(C),) if C is not None else DEFAULT_C_GRID[:5])
-
-        def make(c):
+        def make(c, cw, seed):
             return LinearSVC(C=c, class_weight=cw, random_state=seed, max_iter=5000)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            best, scores = self._choose_c(Xs, y, make, grid)
-            model = make(best).fit(Xs, y)
+        model, best, scores = self._search_and_fit(X, y, n_classes, make, DEFAULT_C_GRID[:5])
         coef = np.zeros((n_classes, X.shape[1]))
         intercept = np.full(n_classes, -1e3)
         present = model.classes_
