@@ -29,7 +29,7 @@ def test_evaluation_numbers(results, fashion_blocks):
     assert np.trace(np.asarray(m["confusion"])) == round(m["accuracy"] * 40)
     assert 0 <= m["ece"] <= 1
     names = [r["name"] for r in results["ablation"]]
-    assert names == ["this model (image)", "zero-shot (no training images)", "image (image)", "text (text)",
+    assert names == ["this model (image)", "zero-shot (no training labels)", "image (image)", "text (text)",
                      "fused (concat)", "prior (prior)"]
     assert all("accuracy" in r for r in results["ablation"]), results["ablation"]
     zs = results["ablation"][1]["accuracy"]

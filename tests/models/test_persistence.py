@@ -42,14 +42,17 @@ def test_round_trip_predicts_identically(saved, fashion_blocks, fashion_folder):
 def test_folder_holds_json_and_safetensors_only(saved):
     _, folder = saved
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    assert files == ["config.json", "head.safetensors", "zero_shot/class_embeddings.safetensors",
-                     "zero_shot/zeroshot.json"]
+    prior = ["zero_shot/conse/class_embeddings.safetensors", "zero_shot/conse/zeroshot.json",
+             "zero_shot/linear/class_embeddings.safetensors", "zero_shot/linear/zeroshot.json", "zero_shot/prior.json",
+             "zero_shot/text_map/text_map.json", "zero_shot/text_map/text_map.safetensors"]
+    assert files == ["config.json", "head.safetensors"] + prior
     config = json.loads((folder / "config.json").read_text())
     assert config["classes"][:2] == ["Ankle boot", "Bag"]
     assert config["encoders"][0]["name"] == "efficientnet-lite0"
     assert config["encoders"][0]["preprocessing"]["input_size"] == 224
     assert config["head"]["name"] == "logistic" and config["head"]["info"]["C"] == 0.1
-    assert set(config["files"]) == {"head.safetensors", "zero_shot/class_embeddings.safetensors", "zero_shot/zeroshot.json"}
+    assert set(config["files"]) == {"head.safetensors", *prior}
+    assert config["prior"]["view"] == "light-background"  # Fashion-MNIST: light garments on black
     assert all(len(v) == 64 for v in config["files"].values())
     for p in folder.rglob("*"):
         if p.is_file():

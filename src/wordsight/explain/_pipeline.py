@@ -14,9 +14,11 @@ The torch path mirrors ``wordsight.models.fusion`` (L2-normalised image blocks, 
 the ConSE semantic vector) and the heads' learned arrays (linear heads with the standardisation
 folded in via ``Classifier.linear_head()``, MLP layers, cosine kNN). ConSE's top-T selection is
 piecewise constant, so within it the semantic vector is a smooth function of the ImageNet softmax
-and gradients flow through the text block too. The zero-shot prior (``fusion="prior"``) is
-rebuilt from the zero-shot classifier's arrays when they reproduce its numbers, else it enters as
-a constant (the maps then show the image head's share of the decision).
+and gradients flow through the text block too. The language prior (``fusion="prior"``) reads
+its own view of the image (e.g. inverted, at full input size): it is computed with the model's
+own code and enters the scores as a constant (``inputs[PRIOR_KEY]``), so gradient maps show the
+image head's share of the decision, and LIME and the deletion check, which re-run the whole
+model on perturbed images, include the prior.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..encoders.preprocess import resize_and_crop, to_tensor_array
+
+PRIOR_KEY = "language-prior"  # inputs() entry holding the prior's log-probabilities
 
 
 def _l2n(x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +140,7 @@ class Subject:
         probs = []
         probs_enc = self.probs_encoder
         for i in range(0, len(views), batch_size):
-            inp = self.inputs(views[i:i + batch_size])
+            inp = Subject.inputs(self, views[i:i + batch_size])
             with torch.inference_mode():
                 for name in self.encoder_names:
                     out = self.encoder(name)(inp[name])
@@ -215,12 +219,7 @@ class ClassifierSubject(Subject):
 
     # ---------------------------------------------------------------- language pieces
     def bank(self):
-        bank = getattr(self.model, "_bank", None)
-        if callable(bank):
-            return bank()
-        from ..language.concepts import default_bank
-
-        return default_bank()
+        return self.model.concept_bank()
 
     def _semantic_torch(self, probs: torch.Tensor) -> torch.Tensor:
         """ConSE (``wordsight.language.semantic.semantic_vectors``) in torch."""
@@ -295,31 +294,45 @@ class ClassifierSubject(Subject):
         z = self._torch_head()(X)
         m = self.model
         if m.fusion == "prior" and m.prior_weight_:
-            prior = self._prior_torch(semantic)
+            prior = inputs[PRIOR_KEY].to(z.dtype)
             z = torch.log_softmax(z, 1) + m.prior_weight_ * torch.log_softmax(m.prior_temperature_ * prior, 1)
         return z
 
-    def _prior_torch(self, semantic: torch.Tensor) -> torch.Tensor:
-        """The zero-shot prior's log-probabilities, differentiable when the zero-shot classifier's
-        scoring (centred, L2-normalised semantic vector . class embeddings * scale) reproduces its
-        own numbers; otherwise those numbers as a constant."""
-        const = torch.from_numpy(np.asarray(self.model._prior_logits(semantic.detach().numpy()), np.float64))
-        zs = self.model.zero_shot_
-        C, scale = getattr(zs, "class_embeddings_", None), getattr(zs, "scale_", None)
-        if C is None or scale is None:
-            return const
-        X = semantic.double()
-        mean = getattr(zs, "image_mean_", None)
-        if mean is not None:
-            X = _l2n(X - torch.from_numpy(np.asarray(mean, np.float64)))
-        z = torch.log_softmax(float(scale) * (X @ torch.from_numpy(np.asarray(C, np.float64)).T), 1)
-        return z if torch.allclose(z.detach(), const, atol=1e-4) else const
+    def inputs(self, views: np.ndarray) -> dict[str, torch.Tensor]:
+        out = super().inputs(views)
+        if self.model.fusion == "prior":  # the prior reads its own view of the image: a constant here
+            out[PRIOR_KEY] = torch.from_numpy(self.model.prior_.log_proba(*self.prior_features(views)))
+        return out
+
+    def prior_features(self, views: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """The language prior's reading of uint8 views (B, S, S, 3): ImageNet probabilities and
+        embeddings of its encoder on its image view (e.g. inverted) at full input size."""
+        from ..language.views import get_view
+
+        m = self.model
+        view, _ = get_view(m.prior_view_)
+        enc = self.encoder(m.probs_encoder_)
+        probs, emb = [], []
+        for i in range(0, len(views), batch_size):
+            pil = [Image.fromarray(v) for v in views[i:i + batch_size]]
+            pil = [view(p) for p in pil] if view else pil
+            # the explained encoder reads the view as is (as inputs() does); another resizes it
+            x = np.stack([to_tensor_array(p, enc.config) if m.probs_encoder_ == self.encoder_name else enc.preprocess(p)
+                          for p in pil])
+            with torch.inference_mode():
+                out = enc(torch.from_numpy(x))
+            probs.append(torch.softmax(out["logits"].float(), 1).numpy())
+            emb.append(out["embedding"].float().numpy())
+        return np.concatenate(probs), np.concatenate(emb)
 
     def blocks(self, views: np.ndarray, batch_size: int = 32):
         from ..models.fusion import FeatureBlocks
 
         emb, probs = self.encode_views(views, batch_size)
-        return FeatureBlocks([None] * len(views), emb, probs, self.probs_encoder if probs is not None else None)
+        fb = FeatureBlocks([None] * len(views), emb, probs, self.probs_encoder if probs is not None else None)
+        if self.model.fusion == "prior":
+            fb.prior_features[(self.model.probs_encoder_, self.model.prior_view_)] = self.prior_features(views, batch_size)
+        return fb
 
     def proba_views(self, views, batch_size=32):
         # The model's own prediction code on FeatureBlocks: every head and fusion mode, exactly

@@ -191,5 +191,5 @@ def imagenet_concepts() -> tuple[list[str], list[str | None]]:
     return names, descriptions
 
 
-def default_bank() -> ConceptBank:
-    return ConceptBank.imagenet("minilm")
+def default_bank(text_model: str = "minilm") -> ConceptBank:
+    return ConceptBank.imagenet(text_model)

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from .augment import Augment
 from .fusion import FUSIONS, FeatureBlocks, block_layout, fuse
 from .heads import HEADS, LinearHead, log_softmax, make_head, softmax
-from .prior import choose_weight, leave_one_shot_out_folds, mix, prior_temperature
+from .prior import PRIOR_VIEWS, LanguagePrior, choose_view, choose_weight, leave_one_shot_out_folds, mix, prior_temperature
 
 
 @dataclass
@@ -72,6 +72,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
     zero_shot_method : str
         The zero-shot classifier's method ("names", "templates", "descriptions", ...); "auto" is
         "descriptions" when ``class_descriptions`` are given, else "names" (no LLM is run).
+    prior_view : {"auto", "plain", "light-background", "invert"}
+        The image view the zero-shot prior reads; "auto" is "light-background" when most training
+        images show a light object on a dark background (Fashion-MNIST, scans), else "plain".
     augment : int
         Augmented views per training image (embedded once, cached).
     augment_params : dict or None
@@ -89,7 +92,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, encoders=("efficientnet-lite0",), fusion="image", head="logistic",
                  text_model="minilm", text_weight=1.0, C=None, class_weight=None, head_params=None,
-                 prior_weight="auto", class_descriptions=None, zero_shot_method="auto",
+                 prior_weight="auto", class_descriptions=None, zero_shot_method="auto", prior_view="auto",
                  augment=0, augment_params=None, tta=0, small_input="auto", cache=None, batch_size=16,
                  random_state=0, quiet=True):
         self.encoders = encoders
@@ -103,6 +106,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.prior_weight = prior_weight
         self.class_descriptions = class_descriptions
         self.zero_shot_method = zero_shot_method
+        self.prior_view = prior_view
         self.augment = augment
         self.augment_params = augment_params
         self.tta = tta
@@ -129,6 +133,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"head must be one of {', '.join(HEADS)}, not {self.head!r}")
         if not self.encoder_names:
             raise ValueError("encoders must name at least one image encoder")
+        if self.prior_view not in PRIOR_VIEWS:
+            raise ValueError(f"prior_view must be one of {', '.join(PRIOR_VIEWS)}, not {self.prior_view!r}")
         if self.prior_weight != "auto" and not (isinstance(self.prior_weight, (int, float)) and self.prior_weight >= 0):
             raise ValueError(f"prior_weight must be 'auto' or a number >= 0, not {self.prior_weight!r}")
         for name in ("augment", "tta"):
@@ -200,31 +206,74 @@ class Classifier(ClassifierMixin, BaseEstimator):
             blocks.views[v] = vb.take([pos[s.path] for s in blocks.samples])
         return blocks
 
-    def _semantic(self, blocks: FeatureBlocks) -> np.ndarray | None:
+    def semantic_vectors(self, blocks: FeatureBlocks) -> np.ndarray | None:
+        """The ConSE semantic vectors of ``blocks`` (None without ImageNet probabilities)."""
         if blocks.probs is None:
             return None
         from ..language import semantic_vectors
 
-        return semantic_vectors(blocks.probs, bank=self._bank())
+        return semantic_vectors(blocks.probs, bank=self.concept_bank())
 
-    def _bank(self):
+    def concept_bank(self):
+        """The concept bank (ImageNet concepts embedded by ``text_model``) behind the words."""
         from ..language.concepts import default_bank
 
-        try:
-            return default_bank(self.text_model)
-        except TypeError:
-            return default_bank()
+        return default_bank(self.text_model)
 
     def _fuse(self, blocks: FeatureBlocks) -> tuple[np.ndarray, np.ndarray | None]:
-        need_text = self.fusion in ("text", "concat", "prior")
-        semantic = self._semantic(blocks) if need_text else None
+        need_text = self.fusion in ("text", "concat")
+        semantic = self.semantic_vectors(blocks) if need_text else None
         if need_text and semantic is None:
             raise ValueError(f"fusion {self.fusion!r} needs ImageNet probabilities: one of the encoders "
                              f"{self.encoder_names} must have an ImageNet head")
         return fuse(blocks, self.encoder_names, self.fusion, semantic, self.text_weight), semantic
 
-    def _prior_logits(self, semantic: np.ndarray) -> np.ndarray:
-        return self.zero_shot_.predict_log_proba(semantic)
+    # ------------------------------------------------------------------ the language prior
+    def prior_features(self, blocks: FeatureBlocks) -> tuple[np.ndarray, np.ndarray]:
+        """ImageNet probabilities and embeddings of ``blocks``'s images as the language prior
+        reads them (its view, full input size), extracted once per FeatureBlocks (cached)."""
+        key = (self.probs_encoder_, self.prior_view_)
+        if key not in blocks.prior_features:
+            blocks.prior_features[key] = self._extract_prior_features(blocks.samples)
+        return blocks.prior_features[key]
+
+    def _extract_prior_features(self, samples) -> tuple[np.ndarray, np.ndarray]:
+        from ..features import extract_features
+        from ..io.sources import Source
+        from ..language.views import get_view
+
+        if any(getattr(s, "path", None) is None for s in samples):
+            raise ValueError("the language prior reads the images, and these features carry none: pass "
+                             "images, or FeatureBlocks extracted from images")
+        encoder = self.probs_encoder_
+        view, key = get_view(self.prior_view_)
+        fs = extract_features(Source(list(samples), []), encoder, cache=self.cache, batch_size=self.batch_size,
+                              view=view, view_key=key, quiet=self.quiet, small_input=None)
+        pos = {s.path: i for i, s in enumerate(fs.samples)}
+        missing = [s.path for s in samples if s.path not in pos]
+        if missing:
+            raise RuntimeError(f"the prior's view of {len(missing)} image(s) failed: {missing[:3]}")
+        rows = [pos[s.path] for s in samples]
+        return fs.probabilities[rows], fs.embeddings[rows]
+
+    def prior_log_proba(self, blocks: FeatureBlocks) -> np.ndarray:
+        """The language prior's zero-shot log-probabilities for ``blocks`` (``fusion='prior'``)."""
+        return self.prior_.log_proba(*self.prior_features(blocks))
+
+    def _resolve_prior_view(self, samples) -> str:
+        if self.prior_view != "auto":
+            return self.prior_view
+        from ..features.engines.batch import read_bytes
+        from ..io.images import ImageError, decode_image
+
+        images = []
+        for s in [samples[i] for i in np.linspace(0, len(samples) - 1, min(32, len(samples))).astype(int)]:
+            data, err = read_bytes(s)
+            try:
+                images.append(decode_image(data)) if data else None
+            except ImageError:
+                pass
+        return choose_view(images)
 
     def featurize(self, X) -> Featurized:
         """Fused feature matrix of ``X``, the samples kept (row order) and the failures."""
@@ -237,10 +286,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
         src = X if isinstance(X, FeatureBlocks) else (None if _is_feature_set(X) else open_source(X))
         blocks = self.extract(src if src is not None else X)
-        M, semantic = self._fuse(blocks)
+        M = self._fuse(blocks)[0]
         if M.shape[1] != self.n_features_in_:
             raise ValueError(f"fused features have {M.shape[1]} columns; this model was fitted on {self.n_features_in_}")
-        prior = self._prior_logits(semantic) if self.fusion == "prior" else None
+        prior = self.prior_log_proba(blocks) if self.fusion == "prior" else None
         if src is not None and not isinstance(src, FeatureBlocks):
             pos = {s.path: i for i, s in enumerate(src.samples)}
             rows, n = np.array([pos[s.path] for s in blocks.samples], np.int64), len(src.samples)
@@ -289,7 +338,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.fit_failures_ = []
         self.head_ = make_head(self.head, **self._head_params()).fit(np.asarray(X, np.float64), y_idx, len(classes))
-        self.prior_weight_, self.prior_temperature_, self.zero_shot_, self.prior_scores_ = 0.0, 1.0, None, {}
+        self._no_prior()
         self.feature_dims_ = {}
         self.probs_encoder_ = None
         return self
@@ -315,10 +364,16 @@ class Classifier(ClassifierMixin, BaseEstimator):
         X_train = np.concatenate([M] + [view_M[v] for v in sorted(view_M)]).astype(np.float64)
         y_train = np.tile(y_idx, 1 + len(view_M))
         self.head_ = make_head(self.head, **self._head_params()).fit(X_train, y_train, n_classes)
-        self.prior_weight_, self.prior_temperature_, self.zero_shot_, self.prior_scores_ = 0.0, 1.0, None, {}
+        self._no_prior()
         if self.fusion == "prior":
-            self.zero_shot_ = self._make_zero_shot()
-            prior = self._prior_logits(semantic)
+            if self.probs_encoder_ is None:
+                raise ValueError(f"fusion 'prior' needs ImageNet probabilities: one of the encoders "
+                                 f"{self.encoder_names} must have an ImageNet head")
+            self.prior_view_ = self._resolve_prior_view(blocks.samples)
+            feats = self.prior_features(blocks)
+            self.prior_ = LanguagePrior.fit(self.zero_shot_classifier(), self.probs_encoder_, self.prior_view_, *feats)
+            self.zero_shot_ = self.prior_.conse
+            prior = self.prior_.log_proba(*feats)
             self.prior_temperature_ = prior_temperature(prior, y_idx)
             if self.prior_weight == "auto":
                 self.prior_weight_, self.prior_scores_ = self._choose_prior_weight(blocks, M, view_M, prior, y_idx, n_classes)
@@ -326,16 +381,19 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 self.prior_weight_ = float(self.prior_weight)
         return self
 
-    def _make_zero_shot(self):
-        try:
-            from ..language import ZeroShotClassifier
-        except ImportError as e:  # pragma: no cover - the language layer ships with wordsight
-            raise RuntimeError(f"fusion='prior' needs wordsight.language.ZeroShotClassifier: {e}") from e
+    def _no_prior(self):
+        self.prior_weight_, self.prior_temperature_, self.prior_scores_ = 0.0, 1.0, {}
+        self.zero_shot_ = self.prior_ = self.prior_view_ = None
+
+    def zero_shot_classifier(self):
+        """The (unfitted) zero-shot classifier of this model's classes that the prior is made of."""
+        from ..language import ZeroShotClassifier
+
         method = self.zero_shot_method
         if method == "auto":
             method = "descriptions" if self.class_descriptions else "names"
         return ZeroShotClassifier([str(c) for c in self.classes_], descriptions=self.class_descriptions,
-                                  method=method, text_model=self.text_model).fit()
+                                  method=method, text_model=self.text_model)
 
     def _choose_prior_weight(self, blocks, M, view_M, prior, y_idx, n_classes):
         """Held-out head logits from the training images only (see :mod:`.prior`)."""
@@ -354,13 +412,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 if not blocks.samples or blocks.samples[0] is None or not hasattr(blocks.samples[0], "path"):
                     return 0.0, {"how": "no held-out data (one image per class, no images for views): image-only"}
                 vb = self._extra_views(blocks, 2)
-            parts_h, parts_p, parts_y = [], [], []
-            for v, b in sorted(vb.items()):
-                Mv, sv = self._fuse(b)
-                parts_h.append(self.head_.logits(Mv.astype(np.float64)))
-                parts_p.append(self._prior_logits(sv))
-                parts_y.append(y_idx)
-            held_head, held_prior, held_y = np.concatenate(parts_h), np.concatenate(parts_p), np.concatenate(parts_y)
+            # the prior never saw the training images, so its predictions on them stand for its
+            # predictions on each view
+            held_head = np.concatenate([self.head_.logits(self._fuse(b)[0].astype(np.float64)) for _, b in sorted(vb.items())])
+            held_prior, held_y = np.tile(prior, (len(vb), 1)), np.tile(y_idx, len(vb))
             how = f"augmented views of the training images ({len(vb)} per image)"
         w, scores = choose_weight(held_head, held_prior, held_y, self.prior_temperature_)
         return w, {"how": how, "scores": scores}
@@ -389,9 +444,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
             from ..io.sources import Source
 
             vb = self.extract(Source(list(F.samples), []), views=self.tta).views
-            for v, b in sorted(vb.items()):
-                Mv, sv = self._fuse(b)
-                Fv = Featurized(Mv, b.samples, [], b, self._prior_logits(sv) if self.fusion == "prior" else None)
+            for v, b in sorted(vb.items()):  # the prior reads the image itself, not its views
+                Fv = Featurized(self._fuse(b)[0], b.samples, [], b, F.prior_logits)
                 P = P + softmax(self._logits_featurized(Fv))
             P = P / (1 + len(vb))
         return P
@@ -459,7 +513,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
             return [None] * (0 if blocks is None else len(blocks))
         from ..language import describe
 
-        return describe(blocks.probs, bank=self._bank())
+        return describe(blocks.probs, bank=self.concept_bank())
 
     # ------------------------------------------------------------------ introspection
     def linear_head(self) -> tuple[np.ndarray, np.ndarray]:
@@ -496,9 +550,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
             "head": self.head,
             "head_logits": "fused @ W.T + b (linear_head())" if isinstance(self.head_, LinearHead) else "head_.logits(fused)",
             "prior": None if self.fusion != "prior" else {
-                "formula": "log_softmax(head) + weight * log_softmax(temperature * log p_zero_shot(semantic))",
+                "formula": "log_softmax(head) + weight * log_softmax(temperature * prior_log_proba)",
+                "prior_log_proba": "mean of the zero-shot log-probabilities of the ConSE vector and the linear "
+                                   "text-space map, read from the prior's view at full input size",
                 "weight": self.prior_weight_, "temperature": self.prior_temperature_,
-                "probs_encoder": self.probs_encoder_},
+                "encoder": self.probs_encoder_, "view": self.prior_view_},
             "classes": [_py(c) for c in self.classes_],
         }
 

@@ -37,6 +37,10 @@ class FeatureBlocks:
     probs_encoder: str | None = None
     failures: list = field(default_factory=list)
     views: dict[int, "FeatureBlocks"] = field(default_factory=dict)  # augmented views, by index
+    # The language prior's reading of the images, by (encoder, view): ImageNet probabilities and
+    # embeddings of that view at full input size; filled on first use by Classifier.prior_features,
+    # or given (explanations).
+    prior_features: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -49,7 +53,8 @@ class FeatureBlocks:
         idx = np.asarray(idx, np.int64)
         return FeatureBlocks([self.samples[i] for i in idx], {k: v[idx] for k, v in self.embeddings.items()},
                              None if self.probs is None else self.probs[idx], self.probs_encoder, [],
-                             {v: b.take(idx) for v, b in self.views.items()})
+                             {v: b.take(idx) for v, b in self.views.items()},
+                             {k: tuple(a[idx] for a in v) for k, v in self.prior_features.items()})
 
 
 def block_layout(encoders, dims: dict[str, int], fusion: str, text_dim: int | None) -> list[dict]:

@@ -13,6 +13,9 @@ import numpy as np
 HEADS = ("logistic", "svm", "mlp", "knn", "random_forest")
 # The CLIP linear-probe protocol searches the inverse penalty over a wide log grid.
 DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
+# Above this many matrix entries (images x features) a head uses every BLAS thread, and the C
+# search uses one held-out split with warm starts instead of k-fold cross-validation.
+LARGE_PROBLEM = 5_000_000
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -48,10 +51,12 @@ class Head:
         """Learn from ``X`` (N, F) and class indices ``y`` (N,) in ``range(n_classes)``."""
         from threadpoolctl import threadpool_limits
 
-        # One BLAS thread: these problems are small, and on a busy 2-core machine multi-threaded
-        # BLAS spin-waits made logistic regression 20x slower (9 s -> 0.5 s for 600 x 1280).
-        with threadpool_limits(1, user_api="blas"):
-            return self._fit(np.asarray(X, np.float64), np.asarray(y, np.int64), int(n_classes))
+        # One BLAS thread for small problems: on a busy 2-core machine multi-threaded BLAS
+        # spin-waits made logistic regression 20x slower (9 s -> 0.5 s for 600 x 1280). Large
+        # ones (full Fashion-MNIST: 60,000 x 1280) are worth every core.
+        X = np.asarray(X, np.float64)
+        with threadpool_limits(1 if X.size < LARGE_PROBLEM else None, user_api="blas"):
+            return self._fit(X, np.asarray(y, np.int64), int(n_classes))
 
     def logits(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -126,20 +131,33 @@ class LinearHead(Head):
         folds = _cv_folds(y)
         if len(grid) == 1 or folds == 0:
             return float(grid[len(grid) // 2] if folds == 0 and len(grid) > 1 else grid[0]), {}
-        from sklearn.model_selection import StratifiedKFold
+        from sklearn.model_selection import StratifiedKFold, train_test_split
 
         seed = self.params.get("random_state", 0)
-        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(Xs, y))
-        scores = {}
-        for c in grid:
-            acc = []
-            for tr, va in splits:
-                if len(np.unique(y[tr])) < 2:
-                    continue
-                m = make(c).fit(Xs[tr], y[tr])
-                acc.append(np.mean(m.predict(Xs[va]) == y[va]))
-            scores[c] = float(np.mean(acc)) if acc else 0.0
+        if Xs.size >= LARGE_PROBLEM:
+            # One stratified held-out split (at most 10,000 images), C from small to large, each
+            # fit warm-started from the previous one: minutes instead of hours at 60,000 images.
+            tr, va = train_test_split(np.arange(len(y)), test_size=min(0.2, 10_000 / len(y)),
+                                      stratify=y, random_state=seed)
+            splits, warm = [(tr, va)], True
+        else:
+            splits, warm = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(Xs, y)), False
+        acc = {c: [] for c in grid}
+        for tr, va in splits:
+            if len(np.unique(y[tr])) < 2:
+                continue
+            model = None
+            for c in sorted(grid):
+                if warm and model is not None and hasattr(model, "warm_start"):
+                    model.set_params(C=c, warm_start=True)
+                else:
+                    model = make(c)
+                model.fit(Xs[tr], y[tr])
+                acc[c].append(np.mean(model.predict(Xs[va]) == y[va]))
+        scores = {c: float(np.mean(a)) if a else 0.0 for c, a in acc.items()}
         best = max(grid, key=lambda c: (round(scores[c], 6), -abs(np.log10(c))))  # ties: milder C
+        self.info["c_search"] = (f"one held-out split of {len(splits[0][1])} images, warm-started" if warm
+                                 else f"{len(splits)}-fold stratified cross-validation")
         return float(best), {str(k): v for k, v in scores.items()}
 
 
@@ -202,37 +220,68 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, grid=None) -> float:
 
 
 class MLPHead(Head):
-    """One or more ReLU layers (scikit-learn's MLPClassifier), run in numpy after fitting."""
+    """ReLU layers trained in torch (AdamW, one-cycle learning rate, dropout on the input and
+    hidden layers, label smoothing), then run in numpy from the learned arrays.
+
+    On all 60,000 Fashion-MNIST training images (EfficientNet-Lite0 embeddings) one hidden layer of
+    1,024 with dropout 0.3 reached 91.9% test accuracy where the best logistic probe reached 89.5%
+    (benchmarks/fashion_mnist.py). Options (``head_params``): ``hidden`` (default (512,)),
+    ``dropout`` (0.3), ``weight_decay`` (0.05), ``epochs`` (20; small sets get at least
+    ``min_steps`` = 300 updates), ``lr`` (1e-3), ``label_smoothing`` (0.1), ``batch`` (256).
+    """
 
     name = "mlp"
 
     def _fit(self, X, y, n_classes):
-        from sklearn.neural_network import MLPClassifier
+        import torch
 
+        p = self.params
         Xs = self._fit_scaler(X)
-        hidden = tuple(self.params.get("hidden", (256,)))
-        early = len(y) >= 200 and _cv_folds(y, 10) >= 10
-        model = MLPClassifier(hidden_layer_sizes=hidden, alpha=self.params.get("alpha", 1e-3),
-                              max_iter=self.params.get("max_iter", 300), early_stopping=early,
-                              random_state=self.params.get("random_state", 0))
-        cw = _class_weight(y, n_classes, self.params.get("class_weight"))
-        sw = None if cw is None else np.asarray([cw.get(c, 1.0) for c in y], np.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(Xs, y, sample_weight=sw) if sw is not None else model.fit(Xs, y)
-        present = model.classes_
-        for i, (w, b) in enumerate(zip(model.coefs_, model.intercepts_)):
-            last = i == len(model.coefs_) - 1
-            if last:
-                if len(present) == 2:  # logistic output unit: logits (0, z)
-                    w = np.concatenate([np.zeros_like(w), w], 1)
-                    b = np.concatenate([np.zeros_like(b), b])
-                W = np.zeros((w.shape[0], n_classes))
-                B = np.full(n_classes, -1e3)
-                W[:, present], B[present] = w, b
-                w, b = W, B
+        hidden = tuple(int(h) for h in p.get("hidden", (512,)))
+        drop = float(p.get("dropout", 0.3))
+        seed = int(p.get("random_state", 0) or 0)
+        torch.manual_seed(seed)
+        layers, d = [torch.nn.Dropout(drop)], Xs.shape[1]
+        for h in hidden:
+            layers += [torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Dropout(drop)]
+            d = h
+        layers.append(torch.nn.Linear(d, n_classes))
+        net = torch.nn.Sequential(*layers)
+        batch = int(min(p.get("batch", 256), len(y)))
+        per_epoch = -(-len(y) // batch)
+        steps = max(int(p.get("epochs", 20)) * per_epoch, int(p.get("min_steps", 300)))
+        lr = float(p.get("lr", 1e-3))
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=float(p.get("weight_decay", 0.05)))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+        cw = _class_weight(y, n_classes, p.get("class_weight"))
+        weight = None if cw is None else torch.tensor([cw.get(c, 1.0) for c in range(n_classes)], dtype=torch.float32)
+        present = np.zeros(n_classes, bool)
+        present[np.unique(y)] = True
+        Xt, yt = torch.from_numpy(Xs.astype(np.float32)), torch.from_numpy(y)
+        g = torch.Generator().manual_seed(seed)
+        net.train()
+        step = 0
+        while step < steps:
+            order = torch.randperm(len(yt), generator=g)
+            for i in range(0, len(order), batch):
+                idx = order[i : i + batch]
+                loss = torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx], weight=weight,
+                                                         label_smoothing=float(p.get("label_smoothing", 0.1)))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                if step == steps:
+                    break
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        for i, lin in enumerate(linears):
+            w = lin.weight.detach().double().numpy().T.copy()
+            b = lin.bias.detach().double().numpy().copy()
+            if i == len(linears) - 1:
+                b[~present] = -1e3  # classes absent from training get no probability
             self.arrays[f"w{i}"], self.arrays[f"b{i}"] = w, b
-        self.info["layers"] = len(model.coefs_)
+        self.info.update(layers=len(linears), steps=steps)
         return self
 
     def logits(self, X):

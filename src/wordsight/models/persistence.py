@@ -65,14 +65,14 @@ def save_classifier(clf, folder) -> str:
     save_file(arrays, str(folder / HEAD_FILE))
     files = {HEAD_FILE: _sha256(folder / HEAD_FILE)}
     prior = None
-    if clf.zero_shot_ is not None:
-        zs = clf.zero_shot_
-        zs.save(folder / PRIOR_DIR)
-        for p in sorted((folder / PRIOR_DIR).iterdir()):
-            files[f"{PRIOR_DIR}/{p.name}"] = _sha256(p)
+    if getattr(clf, "prior_", None) is not None:
+        clf.prior_.save(folder / PRIOR_DIR)
+        for p in sorted((folder / PRIOR_DIR).rglob("*")):
+            if p.is_file():
+                files[p.relative_to(folder).as_posix()] = _sha256(p)
         prior = {"weight": clf.prior_weight_, "temperature": clf.prior_temperature_,
-                 "scores": _jsonable(clf.prior_scores_), "zero_shot": PRIOR_DIR,
-                 "zero_shot_method": zs.method, "text_model": clf.text_model}
+                 "scores": _jsonable(clf.prior_scores_), "folder": PRIOR_DIR, "view": clf.prior_view_,
+                 "zero_shot_method": clf.prior_.conse.method, "text_model": clf.text_model}
     encoders = []
     if clf.feature_dims_:
         for name in clf.encoder_names:
@@ -174,16 +174,18 @@ def load_classifier(folder):
     clf.probs_encoder_ = config.get("probs_encoder")
     clf.fit_failures_ = []
     prior = config.get("prior")
-    clf.zero_shot_, clf.prior_weight_, clf.prior_temperature_, clf.prior_scores_ = None, 0.0, 1.0, {}
+    clf._no_prior()
     if prior:
         clf.prior_weight_, clf.prior_temperature_ = float(prior["weight"]), float(prior["temperature"])
         clf.prior_scores_ = prior.get("scores") or {}
-        from ..language import ZeroShotClassifier
+        clf.prior_view_ = prior.get("view", "plain")
+        from .prior import LanguagePrior
 
         try:
-            clf.zero_shot_ = ZeroShotClassifier.load(folder / prior["zero_shot"])
+            clf.prior_ = LanguagePrior.load(folder / prior["folder"])
         except Exception as e:
-            raise ModelFolderError(f"{folder / prior['zero_shot']}: cannot load the zero-shot prior ({e})") from e
+            raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
+        clf.zero_shot_ = clf.prior_.conse
         if [str(c) for c in clf.zero_shot_.classes_] != [str(c) for c in classes]:
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
     return clf

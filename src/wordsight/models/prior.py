@@ -1,4 +1,12 @@
-"""Mixing a zero-shot language prior into a trained head, with choices made on training data only.
+"""The zero-shot language prior, and mixing it into a trained head with choices made on training
+data only.
+
+:class:`LanguagePrior` is the zero-shot text classifier of the language layer, read the way that
+suits the images: the image view it looks at (``light-background`` inverts light-on-dark images
+such as Fashion-MNIST so that the ImageNet head reads them like its product photos), always at the
+encoder's full input size (the ImageNet head was trained at it), through two ways into the text
+space whose log-probabilities are averaged: ConSE (the probability-weighted concept texts) and
+the DeViSE-style linear map of the embedding; both centred on the training images.
 
 The mixed prediction is ``log_softmax(head logits) + weight * log_softmax(t * prior logits)``:
 weight 0 is the image-only head. The prior's temperature ``t`` is fitted on the training images
@@ -12,11 +20,109 @@ its place, and weight 0 (image-only) is always a candidate.
 """
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
 
 from .heads import fit_temperature, log_softmax
 
-WEIGHT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+# Large weights are there for heads that are very sure of themselves (a large C).
+WEIGHT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+PRIOR_VIEWS = ("auto", "plain", "light-background", "invert")
+# Ridge strength of the linear map into the text space, chosen on Fashion-MNIST training images
+# (benchmarks/zeroshot_fashion_mnist.py).
+TEXT_MAP_ALPHA = 10.0
+
+
+def choose_view(images, threshold: float = 96.0) -> str:
+    """``light-background`` when most ``images`` (PIL) have a dark border (a light object on a
+    dark background, unlike ImageNet's photos), else ``plain``."""
+    from ..language.views import border_brightness
+
+    levels = [border_brightness(im) for im in images]
+    return "light-background" if levels and float(np.median(levels)) < threshold else "plain"
+
+
+@lru_cache(maxsize=4)
+def _text_map(encoder: str, text_model: str):
+    from ..language.concepts import default_bank
+    from ..language.semantic import TextSpaceMap
+
+    return TextSpaceMap.from_encoder(encoder, default_bank(text_model), alpha=TEXT_MAP_ALPHA)
+
+
+class LanguagePrior:
+    """Zero-shot log-probabilities of images from the ImageNet probabilities and embeddings of
+    ``encoder`` on the ``view`` of each image at full input size (see the module doc)."""
+
+    def __init__(self, encoder: str, view: str, conse, linear=None, text_map=None):
+        self.encoder, self.view = encoder, view
+        self.conse, self.linear, self.text_map = conse, linear, text_map
+
+    @classmethod
+    def fit(cls, zero_shot, encoder: str, view: str, probs: np.ndarray, embeddings: np.ndarray) -> "LanguagePrior":
+        """``zero_shot``: an unfitted ZeroShotClassifier (classes, texts, method); ``probs`` and
+        ``embeddings``: the training images seen the prior's way (the centring means)."""
+        from sklearn.base import clone
+
+        from ..encoders import get_config
+        from ..language import semantic_vectors
+        from ..language.concepts import default_bank
+
+        bank = default_bank(zero_shot.text_model)
+        center = len(probs) >= 2
+        conse = clone(zero_shot).set_params(center=center).fit(semantic_vectors(probs, bank) if center else None)
+        linear = text_map = None
+        if get_config(encoder).has_imagenet_head:
+            text_map = _text_map(encoder, zero_shot.text_model)
+            linear = clone(conse).fit(text_map.transform(embeddings) if center else None)
+        return cls(encoder, view, conse, linear, text_map)
+
+    @property
+    def classes_(self):
+        return self.conse.classes_
+
+    def ways(self, probs: np.ndarray, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+        """Log-probabilities per way into the text space."""
+        from ..language import semantic_vectors
+        from ..language.concepts import default_bank
+
+        out = {"conse": self.conse.predict_log_proba(semantic_vectors(probs, default_bank(self.conse.text_model)))}
+        if self.linear is not None:
+            out["linear"] = self.linear.predict_log_proba(self.text_map.transform(embeddings))
+        return out
+
+    def log_proba(self, probs: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        """(N, n_classes) log-probabilities: the mean over the ways, renormalised."""
+        ways = self.ways(probs, embeddings)
+        return log_softmax(sum(ways.values()) / len(ways))
+
+    def save(self, folder) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.conse.save(folder / "conse")
+        if self.linear is not None:
+            self.linear.save(folder / "linear")
+            self.text_map.save(folder / "text_map")
+        meta = {"encoder": self.encoder, "view": self.view, "ways": ["conse"] + (["linear"] if self.linear else [])}
+        (folder / "prior.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "LanguagePrior":
+        from ..language import ZeroShotClassifier
+        from ..language.semantic import TextSpaceMap
+
+        folder = Path(folder)
+        if not (folder / "prior.json").exists():
+            raise FileNotFoundError(f"{folder / 'prior.json'}: missing (not a saved language prior)")
+        meta = json.loads((folder / "prior.json").read_text())
+        linear = "linear" in meta["ways"]
+        return cls(meta["encoder"], meta["view"], ZeroShotClassifier.load(folder / "conse"),
+                   ZeroShotClassifier.load(folder / "linear") if linear else None,
+                   TextSpaceMap.load(folder / "text_map") if linear else None)
 
 
 def mix(head_logits: np.ndarray, prior_logits: np.ndarray, weight: float, temperature: float) -> np.ndarray:
