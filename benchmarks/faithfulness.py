@@ -5,8 +5,8 @@
 On scikit-image's colour photos (each a different subject), for the encoder's ImageNet head and
 for a wordsight Classifier (concat fusion, logistic head) fitted on flipped copies of them plus
 crops: for each method, the mean drop of the predicted class's probability when its most salient
-20% of the model's view is deleted (replaced by a blurred copy; --fill mean: the encoder's mean
-colour), against a random 20%
+20% of the model's view is deleted (filled in from the surrounding pixels, ROAD's imputation;
+--fill blur: a blurred copy; --fill mean: the encoder's mean colour), against a random 20%
 (scattered pixels, and smooth random blobs as coarse as a Grad-CAM map), and how often the
 salient deletion hurts more. Prints one line per (model, method) and the seconds per image.
 """
@@ -60,9 +60,11 @@ def main() -> None:
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--lime-samples", type=int, default=200)
     ap.add_argument("--methods", default="gradcam,gradcam++,lime")
-    ap.add_argument("--fill", default="blur", choices=["blur", "mean"])
+    ap.add_argument("--fill", default="impute", choices=["impute", "blur", "mean"])
     ap.add_argument("--all", action="store_true", help="add microscopy, astronomy, retina and colour-wheel images")
     ap.add_argument("--subjects", default="imagenet,classifier")
+    ap.add_argument("--fashion", type=int, default=0,
+                    help="also: a Classifier fitted on 50 Fashion-MNIST images per class, on this many test images")
     args = ap.parse_args()
     from wordsight.explain import deletion_check
     from wordsight.models import Classifier
@@ -76,7 +78,16 @@ def main() -> None:
         clf = Classifier(encoders=(args.model,), fusion="concat", C=1.0).fit(train_folder(tmp))
         subjects[f"Classifier({args.model}, concat, logistic)"] = clf
     print(f"{len(images)} images: {', '.join(p.stem for p in images)}; 20% of the view deleted (fill: {args.fill})")
-    for label, subject in subjects.items():
+    runs = [(label, subject, images) for label, subject in subjects.items()]
+    if args.fashion:
+        from wordsight.io.datasets import write_image_folder
+
+        write_image_folder(tmp / "fm", "train", per_class=50)
+        write_image_folder(tmp / "fm", "test", per_class=max(1, args.fashion // 10))
+        fm = sorted((tmp / "fm" / "test").rglob("*.png"))[: args.fashion]
+        runs.append((f"Classifier({args.model}, image, logistic) on Fashion-MNIST ({len(fm)} test images)",
+                     Classifier(encoders=(args.model,)).fit(tmp / "fm" / "train"), fm))
+    for label, subject, images in runs:
         for method in args.methods.split(","):
             opts = {"lime_samples": args.lime_samples} if method == "lime" else {}
             t = time.perf_counter()

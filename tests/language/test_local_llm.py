@@ -24,3 +24,23 @@ def test_local_llm_converts_once_and_writes_descriptions(_isolated_cache):
     assert llm.generate(prompts, max_new_tokens=8, seed=3) == llm.generate(prompts, max_new_tokens=8, seed=3)
     assert llm.generate(prompts, max_new_tokens=8, temperature=0) == llm.generate(prompts, max_new_tokens=8,
                                                                                    temperature=0, seed=9)
+
+
+@pytest.mark.slow
+def test_local_llm_writes_the_explanation_sentence_from_the_evidence(tmp_path):
+    from wordsight.explain import evidence_prompt, explain
+
+    from skimage import data
+    from PIL import Image
+
+    path = tmp_path / "cat.png"
+    Image.fromarray(data.chelsea()).save(path)
+    llm = LocalLLM()
+    e = explain("efficientnet-lite0", path, sentence=True, llm=llm)[0]
+    sentence = e.evidence["sentence"]
+    assert sentence["llm"] == llm.describe() and "smollm2" in sentence["llm"].lower()
+    assert len(sentence["text"].split()) >= 4 and "\n" not in sentence["text"]
+    prompt = evidence_prompt(e.evidence)  # the facts it was given, and nothing else
+    assert e.evidence["concepts"][0]["name"] in prompt and "tabby" in prompt.lower()
+    again = explain("efficientnet-lite0", path, sentence=True, llm=llm)[0]
+    assert again.evidence["sentence"] == sentence  # seeded

@@ -147,3 +147,35 @@ def test_two_encoders_are_concatenated(fashion_folder):
     assert clf.n_features_in_ == 2560
     assert [b["name"] for b in clf.pipeline_spec()["blocks"]] == ["image:efficientnet-lite0", "image:mobilenetv2"]
     assert clf.score(files, labels) == 1.0
+
+
+def test_prior_weight_needs_a_real_held_out_gain():
+    from wordsight.models.prior import choose_weight
+
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    head = np.eye(3)[y] * 2.0
+    wrong = [1, 4, 7]  # the head gets three images wrong (sure of class 0 instead)
+    head[wrong] = np.eye(3)[[0, 0, 0]] * 2.0
+    prior = np.log(np.full((10, 3), 0.05) + np.eye(3)[y] * 0.9)  # a prior that knows the answer
+    w, scores = choose_weight(head, prior, y, temperature=1.0)
+    assert w > 0 and scores[str(w)]["accuracy"] == 1.0 and scores["0.0"]["accuracy"] == 0.7
+    w_one, _ = choose_weight(head, prior, y, temperature=1.0, grid=(0.0, 0.1), min_gain=2)
+    assert w_one == 0.0  # a weight too small to fix two images is no gain
+    useless = np.log(np.full((10, 3), 1 / 3))
+    assert choose_weight(head, useless, y, temperature=1.0)[0] == 0.0
+
+
+def test_language_prior_reads_inverted_garments_and_beats_chance(fashion_blocks):
+    train, test = fashion_blocks
+    clf = Classifier(fusion="prior", C=0.1).fit(train)
+    assert clf.prior_view_ == "light-background" and clf.prior_.view == "light-background"
+    assert set(clf.prior_.ways(*clf.prior_features(test))) == {"conse", "linear"}
+    logp = clf.prior_log_proba(test)
+    np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, rtol=1e-6)
+    zero_shot = np.mean(clf.classes_[logp.argmax(1)] == np.asarray(test.labels))
+    assert zero_shot >= 0.25, zero_shot  # chance is 0.1; 33% on 1,000 test images (README)
+    plain = Classifier(fusion="prior", C=0.1, prior_view="plain").fit(train)
+    assert plain.prior_view_ == "plain"
+    assert not np.allclose(plain.prior_log_proba(test), logp)
+    with pytest.raises(ValueError, match="prior_view must be one of"):
+        Classifier(fusion="prior", prior_view="upside-down").fit(train)

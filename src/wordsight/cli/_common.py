@@ -7,7 +7,8 @@ import sys
 def add_feature_options(p, model_default: str | None = "efficientnet-lite0") -> None:
     if model_default is not None:
         p.add_argument("--model", default=model_default, help="image encoder name (see `wordsight models`)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per model call")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per model call (default: measured once per machine, model and input size)")
     p.add_argument("--cache-dir", default=None, help="feature cache folder (default ~/.cache/wordsight)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

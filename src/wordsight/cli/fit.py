@@ -18,6 +18,8 @@ def add_model_options(p) -> None:
     p.add_argument("--text-weight", type=float, default=1.0, help="scale of the text block in concat fusion")
     p.add_argument("--prior-weight", default="auto", help="'auto' (chosen on the training images) or a number")
     p.add_argument("--class-descriptions", default=None, help="JSON {class: [texts]} for the zero-shot prior")
+    p.add_argument("--prior-view", default="auto", choices=["auto", "plain", "light-background", "invert"],
+                   help="image view the prior reads (auto: light-background for light-on-dark images)")
     p.add_argument("--augment", type=int, default=0, help="augmented views per training image")
     p.add_argument("--tta", type=int, default=0, help="test-time augmentation views")
     p.add_argument("--seed", type=int, default=0)
@@ -36,7 +38,8 @@ def classifier_from_args(args):
     return Classifier(encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()), fusion=args.fusion,
                       head=args.head, C=args.C, class_weight=args.class_weight, text_model=args.text_model,
                       text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,
-                      augment=args.augment, tta=args.tta, cache=cache_arg(args), batch_size=args.batch_size,
+                      prior_view=args.prior_view, augment=args.augment, tta=args.tta, cache=cache_arg(args),
+                      batch_size=args.batch_size,
                       random_state=args.seed, quiet=args.quiet)
 
 
@@ -47,7 +50,8 @@ def describe_fit(clf) -> str:
     if info.get("C") is not None:
         parts.append(f"C={info['C']:g}")
     if clf.fusion == "prior":
-        parts.append(f"prior weight {clf.prior_weight_:g} ({clf.prior_scores_.get('how', 'given')})")
+        parts.append(f"prior weight {clf.prior_weight_:g} ({clf.prior_scores_.get('how', 'given')}), "
+                     f"prior view {clf.prior_view_}")
     return ", ".join(parts)
 
 

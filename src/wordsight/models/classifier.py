@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from .augment import Augment
 from .fusion import FUSIONS, FeatureBlocks, block_layout, fuse
 from .heads import HEADS, LinearHead, log_softmax, make_head, softmax
-from .prior import PRIOR_VIEWS, LanguagePrior, choose_view, choose_weight, leave_one_shot_out_folds, mix, prior_temperature
+from .prior import (MIN_GAIN, PRIOR_VIEWS, LanguagePrior, choose_view, choose_weight, leave_one_shot_out_folds, mix,
+                    prior_temperature)
 
 
 @dataclass
@@ -86,14 +87,15 @@ class Classifier(ClassifierMixin, BaseEstimator):
         extraction ("auto": the extractor's measured choice, None: the model's full input size).
     cache : None, False, path or FeatureCache
         Feature cache (None: the default on-disk cache; False: none).
-    batch_size : int
+    batch_size : int or None
+        Images per model call (None: measured once per machine, see ``features.engines.tuning``).
     random_state : int
     """
 
     def __init__(self, encoders=("efficientnet-lite0",), fusion="image", head="logistic",
                  text_model="minilm", text_weight=1.0, C=None, class_weight=None, head_params=None,
                  prior_weight="auto", class_descriptions=None, zero_shot_method="auto", prior_view="auto",
-                 augment=0, augment_params=None, tta=0, small_input="auto", cache=None, batch_size=16,
+                 augment=0, augment_params=None, tta=0, small_input="auto", cache=None, batch_size=None,
                  random_state=0, quiet=True):
         self.encoders = encoders
         self.fusion = fusion
@@ -305,14 +307,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         if _is_array(X):
             return self._fit_array(X, y)
-        if self.fusion == "prior" and self.prior_weight == "auto":
-            views = self.augment
-        else:
-            views = self.augment
         src = X
         if y is not None and not isinstance(X, (FeatureBlocks,)) and not _is_feature_set(X):
             src = _relabel(X, y)
-        blocks = self.extract(src, views=views)
+        blocks = self.extract(src, views=self.augment)
         labels = blocks.labels if not (y is not None and isinstance(X, FeatureBlocks)) else list(y)
         if not len(blocks):
             raise ValueError("no training image could be read: " + "; ".join(f"{p.path}: {p.reason}" for p in blocks.failures[:5]))
@@ -400,12 +398,14 @@ class Classifier(ClassifierMixin, BaseEstimator):
         folds = leave_one_shot_out_folds(y_idx, self.random_state)
         if folds:
             held_head = np.zeros((len(y_idx), n_classes))
+            params = self._head_params()
             for tr, va in folds:
                 Xtr = np.concatenate([M[tr]] + [view_M[v][tr] for v in sorted(view_M)]).astype(np.float64)
                 ytr = np.tile(y_idx[tr], 1 + len(view_M))
-                h = make_head(self.head, **self._head_params()).fit(Xtr, ytr, n_classes)
+                h = make_head(self.head, **params).fit(Xtr, ytr, n_classes)
                 held_head[va] = h.logits(M[va].astype(np.float64))
             held_prior, held_y, how = prior, y_idx, f"leave-one-shot-out ({len(folds)} folds)"
+            min_gain = MIN_GAIN
         else:
             vb = blocks.views
             if not vb:
@@ -417,7 +417,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
             held_head = np.concatenate([self.head_.logits(self._fuse(b)[0].astype(np.float64)) for _, b in sorted(vb.items())])
             held_prior, held_y = np.tile(prior, (len(vb), 1)), np.tile(y_idx, len(vb))
             how = f"augmented views of the training images ({len(vb)} per image)"
-        w, scores = choose_weight(held_head, held_prior, held_y, self.prior_temperature_)
+            min_gain = 0
+        w, scores = choose_weight(held_head, held_prior, held_y, self.prior_temperature_, min_gain=min_gain)
         return w, {"how": how, "scores": scores}
 
     def _extra_views(self, blocks: FeatureBlocks, n: int) -> dict:

@@ -10,13 +10,15 @@ the DeViSE-style linear map of the embedding; both centred on the training image
 
 The mixed prediction is ``log_softmax(head logits) + weight * log_softmax(t * prior logits)``:
 weight 0 is the image-only head. The prior's temperature ``t`` is fitted on the training images
-(the zero-shot classifier never saw them, so its predictions on them are honest held-out ones).
-The weight is chosen by cross-validation on the training images alone: "leave one shot out" folds
-(fold j holds out the j-th image of every class, so every class keeps k-1 images) give the head's
+(the zero-shot classifier never saw their labels, so its predictions on them are honest held-out
+ones). The weight is chosen on the training images alone: "leave one shot out" folds (fold j
+holds out the j-th image of every class, so every class keeps k-1 images) give the head's
 held-out predictions. With one image per class no fold keeps every class; the held-out images are
 then augmented views of the training images (an optimistic stand-in for new images, so the
-chosen weight errs towards the image head). Ties go to the smaller weight: the prior must earn
-its place, and weight 0 (image-only) is always a candidate.
+chosen weight errs towards the image head; as the head gets nearly every view right, the log-loss
+decides among the weights that lose no view). The prior must earn its place: with folds, a weight
+above 0 is kept only when it gets at least ``MIN_GAIN`` more held-out images right than the head
+alone; ties go to the smaller weight.
 """
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ import numpy as np
 
 from .heads import fit_temperature, log_softmax
 
+# With leave-one-shot-out folds a prior weight above 0 must get at least this many more held-out
+# images right than the image head alone (on augmented views the head is right about every view,
+# so there the log-loss decides among the weights that lose nothing).
+MIN_GAIN = 1
 # Large weights are there for heads that are very sure of themselves (a large C).
 WEIGHT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 PRIOR_VIEWS = ("auto", "plain", "light-background", "invert")
@@ -150,17 +156,20 @@ def leave_one_shot_out_folds(y: np.ndarray, seed: int = 0) -> list[tuple[np.ndar
 
 
 def choose_weight(held_head_logits: np.ndarray, held_prior_logits: np.ndarray, y: np.ndarray,
-                  temperature: float, grid=WEIGHT_GRID) -> tuple[float, dict]:
-    """The weight with the best held-out accuracy (ties: lower log-loss, then smaller weight)."""
+                  temperature: float, grid=WEIGHT_GRID, min_gain: int = MIN_GAIN) -> tuple[float, dict]:
+    """The weight with the best held-out accuracy (ties: lower log-loss, then smaller weight), if
+    it gets at least ``min_gain`` more held-out images right than the image head alone; else 0."""
     scores = {}
     for w in grid:
         z = mix(held_head_logits, held_prior_logits, w, temperature)
         lp = log_softmax(z)
-        acc = float(np.mean(z.argmax(1) == y))
+        correct = int(np.sum(z.argmax(1) == y))
         nll = float(-lp[np.arange(len(y)), y].mean())
-        scores[float(w)] = (acc, nll)
-    best = max(scores, key=lambda w: (round(scores[w][0], 9), -round(scores[w][1], 6), -w))
-    return best, {str(w): {"accuracy": a, "log_loss": n} for w, (a, n) in scores.items()}
+        scores[float(w)] = (correct, nll)
+    best = max(scores, key=lambda w: (scores[w][0], -round(scores[w][1], 6), -w))
+    if scores[best][0] - scores.get(0.0, (0, 0))[0] < min_gain:
+        best = 0.0
+    return best, {str(w): {"accuracy": c / len(y), "log_loss": n} for w, (c, n) in scores.items()}
 
 
 def prior_temperature(prior_logits: np.ndarray, y: np.ndarray) -> float:

@@ -33,6 +33,7 @@ from ...encoders.preprocess import preprocess
 from ...io.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from ...io.sources import Problem, Sample
 from ..cache import content_hash, feature_key, open_cache
+from .tuning import tuned_batch_size
 
 # Images whose shorter side is at most input_size / TINY_FRACTION (28-px Fashion-MNIST, icons) run at
 # SMALL_INPUT px instead of the model's full input size; see EmbedBatch.small_config.
@@ -183,7 +184,6 @@ class EmbedBatch:
     def finish(self, p: Prepared) -> Done:
         """Encode the decoded misses in batches, store them, and gather the chunk's features."""
         runner = self.runner
-        size = self.batch_size or runner.batch_size
         ok = [(s, k, t.result() if hasattr(t, "result") else t) for s, k, t in p.todo]
         good = [(s, k, x) for s, k, (x, err) in ok if x is not None]
         failures = p.failures + [Problem(s.path, err) for s, k, (x, err) in ok if x is None]
@@ -192,7 +192,7 @@ class EmbedBatch:
         for item in good:
             by_shape.setdefault(item[2].shape, []).append(item)
         for shape, group in by_shape.items():
-            step = size if shape[-1] >= runner.config.input_size else size * 2
+            step = self.batch_size or tuned_batch_size(runner, shape[-1])
             for i in range(0, len(group), step):
                 part = group[i : i + step]
                 out = runner(np.stack([x for _, _, x in part]))

@@ -18,7 +18,8 @@ import torch
 RTOL, ATOL = 1e-3, 1e-4
 
 # Batch sizes measured on 2 CPU cores (docs/MODELS speed table): torch is fastest per image at
-# 8-16; ONNX Runtime gains a little up to 32.
+# 8-16; ONNX Runtime gains a little up to 32. These size the chunks read ahead; each model call's
+# batch is measured per machine (engines.tuning) unless given.
 DEFAULT_BATCH = {"torch": 16, "onnx": 32}
 
 ENGINES = ("auto", "torch", "onnx", "ray")
@@ -39,6 +40,7 @@ class TorchRunner:
         self.preprocess = encoder.preprocess
         self.fingerprint = encoder.config.fingerprint
         self.batch_size = DEFAULT_BATCH["torch"]
+        self.threads = torch.get_num_threads()
         self.channels_last = channels_last
         from ...encoders.base import CNNEncoder
 
@@ -68,7 +70,8 @@ class OnnxRunner:
         self.config = config
         self.preprocess = preprocess
         self.precision = precision
-        self.session = session(path, threads or default_threads())
+        self.threads = threads or default_threads()
+        self.session = session(path, self.threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         base = fingerprint or config.fingerprint
