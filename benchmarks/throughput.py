@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import tempfile
 import threading
@@ -162,6 +163,7 @@ def main():
     ap.add_argument("--n-fashion-ray", type=int, default=None, help="Fashion-MNIST images for Ray (default: --n-fashion)")
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--model-only", action="store_true", help="only the FLOP-limit figures (no images)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "wordsight-bench"))
     args = ap.parse_args()
 
@@ -170,31 +172,37 @@ def main():
     from wordsight.encoders import load_model
     from wordsight.features.engines import batch as batch_mod
     from wordsight.features.engines import make_runner
+    from wordsight.features.engines.tuning import tuned_batch_size, tuning_entry
     from wordsight.io.sources import Sample
 
     work = Path(args.workdir)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start, torch threads "
           f"{torch.get_num_threads()}")
-    jpegs = [Sample(p) for p in make_jpegs(work / "jpegs", args.n_images)]
-    fashion = fashion_samples(args.n_fashion)
     peak = matmul_peak_gflops()
     enc = load_model(args.model)
     g224 = model_gflops(enc, enc.config.input_size)
     small = batch_mod.SMALL_INPUT
     g_small = model_gflops(enc, small) if small else g224
     runner = make_runner(args.model)  # exports once (cached), outside the timings
-    x = np.random.default_rng(0).normal(size=(runner.batch_size, 3, 224, 224)).astype(np.float32)
+    size = enc.config.input_size
+    batch = tuned_batch_size(runner, size)  # measured once per machine (cached), outside the timings
+    print("batch sizes measured for the engine (img/s): " + json.dumps(tuning_entry(runner, size)["images_per_second"]))
+    x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
     runner(x)
     t = time.perf_counter()
-    for _ in range(3):
+    for _ in range(5):
         runner(x)
-    model_only = 3 * len(x) / (time.perf_counter() - t)
+    model_only = 5 * len(x) / (time.perf_counter() - t)
     print(f"peak fp32 matmul {peak:.0f} GFLOP/s; {args.model} {g224:.2f} GFLOP/image at {enc.config.input_size} px"
           f" -> FLOP limit {peak / g224:.0f} img/s; tiny images run at "
           f"{small or enc.config.input_size} px ({g_small:.3f} GFLOP)")
-    print(f"model alone ({runner.engine} {runner.precision}, batch {runner.batch_size}, no decoding): "
+    print(f"model alone ({runner.engine} {runner.precision}, batch {batch}, no decoding): "
           f"{model_only:.1f} img/s = {model_only * g224 / peak:.0%} of the FLOP limit\n")
 
+    if args.model_only:
+        return
+    jpegs = [Sample(p) for p in make_jpegs(work / "jpegs", args.n_images)]
+    fashion = fashion_samples(args.n_fashion)
     rows = []
 
     def row(name, data, rate, rss, gflop):

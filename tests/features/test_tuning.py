@@ -35,6 +35,7 @@ def test_fixed_cost_per_call_favours_large_batches_and_is_measured_once(tmp_path
     assert entry["batch_size"] == 64 and set(entry["images_per_second"]) == {"4", "8", "16", "32", "64"}
     rates = {int(b): r for b, r in entry["images_per_second"].items()}
     assert rates[64] > 3 * rates[4]
+    assert tuning.tuning_entry(runner, 8, cache_dir=tmp_path) == entry
     # a new process (empty memory) reads the file instead of measuring again
     tuning._memory.clear()
     runner.calls.clear()
@@ -60,3 +61,11 @@ def test_the_engine_uses_the_measured_size_unless_one_is_given(tmp_path, monkeyp
     (key, entry), = saved.items()
     assert "|160px|" in key and entry["batch_size"] in tuning.CANDIDATES  # 28-px images run at 160 px
     assert fs.embeddings.shape == (6, 1280) and np.isfinite(fs.embeddings).all()
+
+
+def test_runners_are_built_once_per_process():
+    from wordsight.features.engines.batch import EmbedBatch
+
+    a, b = EmbedBatch("efficientnet-lite0").runner, EmbedBatch("efficientnet-lite0").runner
+    assert a is b  # one ONNX session, not one per predict call
+    assert EmbedBatch("efficientnet-lite0", engine="torch").runner is not a

@@ -33,6 +33,7 @@ def test_round_trip_predicts_identically(saved, fashion_blocks, fashion_folder):
     np.testing.assert_array_equal(back.predict_proba(test), clf.predict_proba(test))
     assert back.class_names == clf.class_names
     assert back.prior_weight_ == clf.prior_weight_ and back.prior_temperature_ == clf.prior_temperature_
+    assert back.prior_head_temperature_ == clf.prior_head_temperature_ and back.prior_view_ == clf.prior_view_
     assert back.get_params()["fusion"] == "prior"
     # and on files, through feature extraction
     files = [str(p) for p in sorted((fashion_folder / "test").rglob("*.png"))[:5]]

@@ -295,7 +295,8 @@ class ClassifierSubject(Subject):
         m = self.model
         if m.fusion == "prior" and m.prior_weight_:
             prior = inputs[PRIOR_KEY].to(z.dtype)
-            z = torch.log_softmax(z, 1) + m.prior_weight_ * torch.log_softmax(m.prior_temperature_ * prior, 1)
+            z = torch.log_softmax(m.prior_head_temperature_ * z, 1) + m.prior_weight_ * torch.log_softmax(
+                m.prior_temperature_ * prior, 1)
         return z
 
     def inputs(self, views: np.ndarray) -> dict[str, torch.Tensor]:

@@ -145,8 +145,8 @@ def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
         return head.logits(v[None])[0]
 
     if model.fusion == "prior" and prior_logits is not None:
-        lz = _log_softmax(z(x))
-        contrib["image"] = _margin(lz, target) - _margin(_log_softmax(z(base)), target)
+        s = float(model.prior_head_temperature_)
+        contrib["image"] = _margin(_log_softmax(s * z(x)), target) - _margin(_log_softmax(s * z(base)), target)
         contrib["text"] = float(model.prior_weight_) * _margin(
             _log_softmax(model.prior_temperature_ * np.asarray(prior_logits[0], np.float64)), target)
     else:

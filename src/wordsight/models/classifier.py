@@ -380,7 +380,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _no_prior(self):
-        self.prior_weight_, self.prior_temperature_, self.prior_scores_ = 0.0, 1.0, {}
+        self.prior_weight_, self.prior_temperature_, self.prior_head_temperature_, self.prior_scores_ = 0.0, 1.0, 1.0, {}
         self.zero_shot_ = self.prior_ = self.prior_view_ = None
 
     def zero_shot_classifier(self):
@@ -398,7 +398,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
         folds = leave_one_shot_out_folds(y_idx, self.random_state)
         if folds:
             held_head = np.zeros((len(y_idx), n_classes))
-            params = self._head_params()
+            # the fitted head's penalty, not one chosen again per fold: the held-out logits must
+            # be as sure of themselves as the head that the prior is mixed into (a small C makes
+            # a timid head that a prior overrules, a large one a head it cannot move)
+            params = dict(self._head_params(), C=self.head_.info.get("C", self.C))
             for tr, va in folds:
                 Xtr = np.concatenate([M[tr]] + [view_M[v][tr] for v in sorted(view_M)]).astype(np.float64)
                 ytr = np.tile(y_idx[tr], 1 + len(view_M))
@@ -406,6 +409,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 held_head[va] = h.logits(M[va].astype(np.float64))
             held_prior, held_y, how = prior, y_idx, f"leave-one-shot-out ({len(folds)} folds)"
             min_gain = MIN_GAIN
+            self.prior_head_temperature_ = prior_temperature(held_head, y_idx)
         else:
             vb = blocks.views
             if not vb:
@@ -418,7 +422,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
             held_prior, held_y = np.tile(prior, (len(vb), 1)), np.tile(y_idx, len(vb))
             how = f"augmented views of the training images ({len(vb)} per image)"
             min_gain = 0
-        w, scores = choose_weight(held_head, held_prior, held_y, self.prior_temperature_, min_gain=min_gain)
+        w, scores = choose_weight(self.prior_head_temperature_ * held_head, held_prior, held_y,
+                                  self.prior_temperature_, min_gain=min_gain)
         return w, {"how": how, "scores": scores}
 
     def _extra_views(self, blocks: FeatureBlocks, n: int) -> dict:
@@ -436,7 +441,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def _logits_featurized(self, F: Featurized) -> np.ndarray:
         z = self.head_.logits(F.matrix.astype(np.float64))
         if self.fusion == "prior" and F.prior_logits is not None:
-            z = mix(z, F.prior_logits, self.prior_weight_, self.prior_temperature_)
+            z = mix(z, F.prior_logits, self.prior_weight_, self.prior_temperature_, self.prior_head_temperature_)
         return log_softmax(z)
 
     def _proba_featurized(self, F: Featurized) -> np.ndarray:
@@ -551,10 +556,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
             "head": self.head,
             "head_logits": "fused @ W.T + b (linear_head())" if isinstance(self.head_, LinearHead) else "head_.logits(fused)",
             "prior": None if self.fusion != "prior" else {
-                "formula": "log_softmax(head) + weight * log_softmax(temperature * prior_log_proba)",
+                "formula": "log_softmax(head_temperature * head) + weight * log_softmax(temperature * prior_log_proba)",
                 "prior_log_proba": "mean of the zero-shot log-probabilities of the ConSE vector and the linear "
                                    "text-space map, read from the prior's view at full input size",
                 "weight": self.prior_weight_, "temperature": self.prior_temperature_,
+                "head_temperature": self.prior_head_temperature_,
                 "encoder": self.probs_encoder_, "view": self.prior_view_},
             "classes": [_py(c) for c in self.classes_],
         }

@@ -71,6 +71,7 @@ def save_classifier(clf, folder) -> str:
             if p.is_file():
                 files[p.relative_to(folder).as_posix()] = _sha256(p)
         prior = {"weight": clf.prior_weight_, "temperature": clf.prior_temperature_,
+                 "head_temperature": clf.prior_head_temperature_,
                  "scores": _jsonable(clf.prior_scores_), "folder": PRIOR_DIR, "view": clf.prior_view_,
                  "zero_shot_method": clf.prior_.conse.method, "text_model": clf.text_model}
     encoders = []
@@ -177,6 +178,7 @@ def load_classifier(folder):
     clf._no_prior()
     if prior:
         clf.prior_weight_, clf.prior_temperature_ = float(prior["weight"]), float(prior["temperature"])
+        clf.prior_head_temperature_ = float(prior.get("head_temperature", 1.0))
         clf.prior_scores_ = prior.get("scores") or {}
         clf.prior_view_ = prior.get("view", "plain")
         from .prior import LanguagePrior

@@ -8,12 +8,14 @@ encoder's full input size (the ImageNet head was trained at it), through two way
 space whose log-probabilities are averaged: ConSE (the probability-weighted concept texts) and
 the DeViSE-style linear map of the embedding; both centred on the training images.
 
-The mixed prediction is ``log_softmax(head logits) + weight * log_softmax(t * prior logits)``:
+The mixed prediction is ``log_softmax(s * head logits) + weight * log_softmax(t * prior logits)``:
 weight 0 is the image-only head. The prior's temperature ``t`` is fitted on the training images
 (the zero-shot classifier never saw their labels, so its predictions on them are honest held-out
 ones). The weight is chosen on the training images alone: "leave one shot out" folds (fold j
-holds out the j-th image of every class, so every class keeps k-1 images) give the head's
-held-out predictions. With one image per class no fold keeps every class; the held-out images are
+holds out the j-th image of every class, so every class keeps k-1 images; the folds' heads keep
+the fitted head's penalty) give the head's held-out predictions, on which the head's own
+temperature ``s`` is fitted, so that both are calibrated before they are weighed (a strongly
+penalised head is timid, and a prior would overrule it more than it deserves). With one image per class no fold keeps every class; the held-out images are
 then augmented views of the training images (an optimistic stand-in for new images, so the
 chosen weight errs towards the image head; as the head gets nearly every view right, the log-loss
 decides among the weights that lose no view). The prior must earn its place: with folds, a weight
@@ -131,11 +133,12 @@ class LanguagePrior:
                    TextSpaceMap.load(folder / "text_map") if linear else None)
 
 
-def mix(head_logits: np.ndarray, prior_logits: np.ndarray, weight: float, temperature: float) -> np.ndarray:
+def mix(head_logits: np.ndarray, prior_logits: np.ndarray, weight: float, temperature: float,
+        head_temperature: float = 1.0) -> np.ndarray:
     """Log-probabilities (unnormalised logits) of the mixed prediction."""
     if weight == 0:
         return log_softmax(head_logits)
-    return log_softmax(head_logits) + weight * log_softmax(temperature * prior_logits)
+    return log_softmax(head_temperature * head_logits) + weight * log_softmax(temperature * prior_logits)
 
 
 def leave_one_shot_out_folds(y: np.ndarray, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -42,6 +43,27 @@ TINY_FRACTION = 4
 # 224 px 0.834, 160 px 0.830, 128 px 0.822, 96 px 0.809, 64 px 0.796 accuracy; 160 px costs half
 # the FLOPs of 224 for a loss within the noise of 1000 test images.
 SMALL_INPUT = 160
+
+
+_RUNNERS: dict = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
+def shared_runner(model, engine: str = "auto", precision: str = "fp32", threads: int | None = None):
+    """One runner per (model name, engine, precision, threads, cache folder) and process: a new ONNX
+    session costs ~0.2 s, which every ``predict`` call and server request would otherwise pay.
+    Exported models live in the default cache folder ($WORDSIGHT_CACHE), whatever feature cache a
+    run uses: one export per machine. An encoder object (not a name) gets a runner of its own."""
+    from ..cache import default_cache_dir
+    from .runners import make_runner
+
+    if not isinstance(model, str):
+        return make_runner(model, engine, precision, threads=threads)
+    key = (model, engine, precision, threads, str(default_cache_dir()))
+    with _RUNNERS_LOCK:
+        if key not in _RUNNERS:
+            _RUNNERS[key] = make_runner(model, engine, precision, threads=threads)
+        return _RUNNERS[key]
 
 
 def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
@@ -102,11 +124,7 @@ class EmbedBatch:
     @property
     def runner(self):
         if self._runner is None:
-            from .runners import make_runner
-
-            # Exported models live in the default cache dir ($WORDSIGHT_CACHE), whatever feature
-            # cache this run uses: one export per machine.
-            self._runner = make_runner(self.model, self.engine, self.precision, threads=self.threads)
+            self._runner = shared_runner(self.model, self.engine, self.precision, self.threads)
         return self._runner
 
     @property

@@ -72,6 +72,14 @@ def tuned_batch_size(runner, size: int, cache_dir: Path | None = None) -> int:
     return _memory[key]
 
 
+def tuning_entry(runner, size: int, cache_dir: Path | None = None) -> dict:
+    """The stored measurement behind :func:`tuned_batch_size` (batch size, images per second)."""
+    from ..cache import default_cache_dir
+
+    tuned_batch_size(runner, size, cache_dir)
+    return _read(Path(cache_dir or default_cache_dir()) / FILE)[tuning_key(runner, size)]
+
+
 def _read(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
