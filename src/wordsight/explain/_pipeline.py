@@ -272,8 +272,8 @@ class ClassifierSubject(Subject):
                                  "cannot reach the image; use method='lime', which works for every head")
         return self._head
 
-    def fused(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(fused features (B, F) float64, ConSE semantic vectors or None), differentiable."""
+    def fused(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The fused features (B, F) float64, differentiable."""
         m = self.model
         emb, probs = {}, None
         for name in self.encoder_names:
@@ -284,13 +284,12 @@ class ClassifierSubject(Subject):
         parts = []
         if m.fusion in ("image", "concat", "prior"):
             parts += [_l2n(emb[n]) for n in self.encoder_names]
-        semantic = self._semantic_torch(probs) if probs is not None and m.fusion != "image" else None
         if m.fusion in ("text", "concat"):
-            parts.append(float(m.text_weight) * _l2n(semantic))
-        return torch.cat(parts, 1).double(), semantic
+            parts.append(float(m.text_weight) * _l2n(self._semantic_torch(probs)))
+        return torch.cat(parts, 1).double()
 
     def scores(self, inputs):
-        X, semantic = self.fused(inputs)
+        X = self.fused(inputs)
         z = self._torch_head()(X)
         m = self.model
         if m.fusion == "prior" and m.prior_weight_:
