@@ -18,15 +18,14 @@ import asyncio
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+from wordsight.serve.process import ServeProcess
 
 MODES = {"micro-batched": ["--max-batch", "16", "--max-wait-ms", "10"],
          "one-per-call": ["--max-batch", "1", "--max-wait-ms", "0"]}
@@ -60,32 +59,6 @@ def fit_small_model(folder: Path) -> str:
                     Sample(f"{label}/1.jpg", label, data=flipped.getvalue())]
     Classifier(C=1.0, cache=False).fit(samples).save(folder)
     return str(folder)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, extra: list[str], timeout: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "wordsight", "serve", model, "--port", str(port), "--log-level", "warning",
-           "--timeout", str(timeout), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("server did not start within 600 s")
 
 
 def batch_stats(url: str) -> tuple[float, float]:
@@ -144,19 +117,13 @@ def main():
               f"cpus: {os.cpu_count()}  load average at start: {os.getloadavg()[0]:.1f}")
         results = {}
         for mode, extra in MODES.items():
-            proc, url = start_server(model, extra, args.timeout)
-            try:
+            with ServeProcess([model, "--log-level", "warning", "--timeout", str(args.timeout), *extra]) as server:
+                url = server.url
                 asyncio.run(load(url, images, 4, 3))  # warm the connections and the process
                 s0, c0 = batch_stats(url)
                 results[mode] = r = asyncio.run(load(url, images, args.clients, args.seconds))
                 s1, c1 = batch_stats(url)
                 r["mean_batch"] = (s1 - s0) / max(c1 - c0, 1)
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
         print(f"{'mode':<14} {'requests':>8} {'errors':>6} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} "
               f"{'p99 ms':>8} {'img/call':>8}")
         for mode, r in results.items():

@@ -60,22 +60,21 @@ def test_folder_holds_json_and_safetensors_only(saved):
             assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
 
 
-def test_modified_weights_are_refused(saved, tmp_path):
-    _, folder = saved
-    dst = _copy(folder, tmp_path)
-    data = bytearray((dst / "head.safetensors").read_bytes())
-    data[-5] ^= 0xFF
-    (dst / "head.safetensors").write_bytes(bytes(data))
-    with pytest.raises(ModelFolderError, match="head.safetensors: checksum mismatch"):
-        Classifier.load(dst)
+def _flip_a_byte(data: bytes) -> bytes:
+    out = bytearray(data)
+    out[-5] ^= 0xFF
+    return bytes(out)
 
 
-def test_truncated_weights_are_refused(saved, tmp_path):
+@pytest.mark.parametrize("damage, message", [
+    (_flip_a_byte, "head.safetensors: checksum mismatch"),
+    (lambda data: data[: len(data) // 2], "modified or truncated"),
+], ids=["modified", "truncated"])
+def test_damaged_weights_are_refused(saved, tmp_path, damage, message):
     _, folder = saved
     dst = _copy(folder, tmp_path)
-    data = (dst / "head.safetensors").read_bytes()
-    (dst / "head.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelFolderError, match="modified or truncated"):
+    (dst / "head.safetensors").write_bytes(damage((dst / "head.safetensors").read_bytes()))
+    with pytest.raises(ModelFolderError, match=message):
         Classifier.load(dst)
 
 

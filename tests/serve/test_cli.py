@@ -2,19 +2,12 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from wordsight.serve.process import ServeProcess
 
 
 def test_cli_defaults_bind_loopback_and_match_the_issue():
@@ -38,24 +31,9 @@ def test_cli_refuses_a_missing_model_and_an_unset_key_variable(tmp_path):
 
 
 def test_wordsight_serve_process_with_api_key(model_dir, images, api_key):
-    port = free_port()
-    env = {**os.environ, "WS_TEST_KEY": api_key}
-    proc = subprocess.Popen([sys.executable, "-m", "wordsight", "serve", model_dir, "--port", str(port),
-                             "--api-key-env", "WS_TEST_KEY", "--max-batch", "4", "--log-level", "warning"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"wordsight serve exited with {proc.returncode}:\n{proc.stdout.read()}")
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "wordsight serve did not start in time"
-            time.sleep(0.5)
+    args = [str(model_dir), "--api-key-env", "WS_TEST_KEY", "--max-batch", "4", "--log-level", "warning"]
+    with ServeProcess(args, env={"WS_TEST_KEY": api_key}, start_timeout=240) as server:
+        url = server.url
         files = [("files", ("cat.jpg", images["cat"], "image/jpeg"))]
         assert httpx.post(url + "/v1/predict", files=files, timeout=60).status_code == 401
         r = httpx.post(url + "/v1/predict", files=files, headers={"X-API-Key": api_key}, timeout=60)
@@ -63,13 +41,6 @@ def test_wordsight_serve_process_with_api_key(model_dir, images, api_key):
         assert r.json()["results"][0]["predicted"] == "cat"
         info = httpx.get(url + "/v1/model", headers={"X-API-Key": api_key}).json()
         assert info["batching"]["max_batch"] == 4
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_slow_requests_time_out_with_a_json_504():
