@@ -374,7 +374,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
             prior = self.prior_.log_proba(*feats)
             self.prior_temperature_ = prior_temperature(prior, y_idx)
             if self.prior_weight == "auto":
-                self.prior_weight_, self.prior_scores_ = self._choose_prior_weight(blocks, M, view_M, prior, y_idx, n_classes)
+                (self.prior_weight_, self.prior_head_temperature_,
+                 self.prior_scores_) = self._choose_prior_weight(blocks, M, view_M, prior, y_idx, n_classes)
             else:
                 self.prior_weight_ = float(self.prior_weight)
         return self
@@ -409,22 +410,21 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 held_head[va] = h.logits(M[va].astype(np.float64))
             held_prior, held_y, how = prior, y_idx, f"leave-one-shot-out ({len(folds)} folds)"
             min_gain = MIN_GAIN
-            self.prior_head_temperature_ = prior_temperature(held_head, y_idx)
+            head_t = prior_temperature(held_head, y_idx)
         else:
             vb = blocks.views
             if not vb:
                 if not blocks.samples or blocks.samples[0] is None or not hasattr(blocks.samples[0], "path"):
-                    return 0.0, {"how": "no held-out data (one image per class, no images for views): image-only"}
+                    return 0.0, 1.0, {"how": "no held-out data (one image per class, no images for views): image-only"}
                 vb = self._extra_views(blocks, 2)
             # the prior never saw the training images, so its predictions on them stand for its
             # predictions on each view
             held_head = np.concatenate([self.head_.logits(self._fuse(b)[0].astype(np.float64)) for _, b in sorted(vb.items())])
             held_prior, held_y = np.tile(prior, (len(vb), 1)), np.tile(y_idx, len(vb))
             how = f"augmented views of the training images ({len(vb)} per image)"
-            min_gain = 0
-        w, scores = choose_weight(self.prior_head_temperature_ * held_head, held_prior, held_y,
-                                  self.prior_temperature_, min_gain=min_gain)
-        return w, {"how": how, "scores": scores}
+            head_t, min_gain = 1.0, 0
+        w, scores = choose_weight(head_t * held_head, held_prior, held_y, self.prior_temperature_, min_gain=min_gain)
+        return w, head_t, {"how": how, "scores": scores}
 
     def _extra_views(self, blocks: FeatureBlocks, n: int) -> dict:
         from ..io.sources import Source

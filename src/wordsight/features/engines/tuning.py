@@ -15,6 +15,7 @@ import os
 import platform
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ _memory: dict[str, int] = {}
 _lock = threading.Lock()
 
 
+@lru_cache(maxsize=1)
 def machine_id() -> str:
     return f"{platform.machine()}|{platform.processor() or '-'}|{os.cpu_count()} cpus"
 
