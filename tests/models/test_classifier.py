@@ -9,7 +9,7 @@ import torch
 
 import wordsight
 from wordsight.models import Augment, Classifier
-from wordsight.models.heads import log_softmax
+from wordsight._util.numerics import log_softmax
 
 CLASSES = ["Ankle boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker", "T-shirt-top", "Trouser"]
 
@@ -46,11 +46,11 @@ def test_featurize_keeps_rows_aligned_and_reports_failures(fashion_folder, fitte
     assert pred[1] is None and all(isinstance(p, str) for p in pred[[0, 2, 3]])
     assert np.isnan(fitted.predict_proba(inputs)[1]).all()
     records = fitted.predict_records(inputs, top_k=3)
-    assert [r["error"] is None for r in records] == [True, True, True, False]
-    assert len(records[0]["top_k"]) == 3 and records[0]["top_k"][0][0] == records[0]["predicted"]
-    assert records[0]["description"].startswith("resembles: ")
+    assert [r.error is None for r in records] == [True, True, True, False]
+    assert len(records[0].top_k) == 3 and records[0].top_k[0][0] == records[0].predicted
+    assert records[0].description.startswith("resembles: ")
     texts = fitted.describe(inputs)
-    assert texts[1] is None and texts[0] == records[0]["description"]
+    assert texts[1] is None and texts[0] == records[0].description
 
 
 def test_labels_given_as_y_with_a_list_of_paths(fashion_folder, fashion_blocks):
@@ -99,16 +99,16 @@ def test_concat_fusion_appends_the_semantic_vector(fashion_blocks):
 def test_prior_fusion_weight_is_chosen_on_training_images_only(fashion_blocks):
     train, test = fashion_blocks
     clf = Classifier(fusion="prior", C=0.1).fit(train)
-    assert clf.prior_scores_["how"].startswith("leave-one-shot-out")
-    assert str(clf.prior_weight_) in clf.prior_scores_["scores"]
-    assert 0.01 < clf.prior_temperature_ < 100
+    assert clf.prior_mix_.scores["how"].startswith("leave-one-shot-out")
+    assert str(clf.prior_mix_.weight) in clf.prior_mix_.scores["scores"]
+    assert 0.01 < clf.prior_mix_.temperature < 100
     # Fitting never sees the test images: any test set gives the same fitted model.
     again = Classifier(fusion="prior", C=0.1).fit(train)
-    assert again.prior_weight_ == clf.prior_weight_
+    assert again.prior_mix_.weight == clf.prior_mix_.weight
     P = clf.predict_proba(test)
     np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-9)
     image_only = Classifier(C=0.1).fit(train)
-    if clf.prior_weight_ == 0:
+    if clf.prior_mix_.weight == 0:
         np.testing.assert_allclose(P, image_only.predict_proba(test), atol=1e-12)
     fixed = Classifier(fusion="prior", prior_weight=0.0, C=0.1).fit(train)
     np.testing.assert_allclose(fixed.predict_proba(test), image_only.predict_proba(test), atol=1e-9)
@@ -120,8 +120,8 @@ def test_one_shot_prior_uses_augmented_views(fashion_blocks):
     train, _ = fashion_blocks
     one = train.take(draw_k_shot(train.labels, 1, seed=0))
     clf = Classifier(fusion="prior").fit(one)
-    assert clf.prior_scores_["how"].startswith("augmented views")
-    assert clf.prior_weight_ >= 0
+    assert clf.prior_mix_.scores["how"].startswith("augmented views")
+    assert clf.prior_mix_.weight >= 0
 
 
 def test_augmentation_is_deterministic_and_adds_training_rows(fashion_folder, cat_image):
@@ -168,14 +168,14 @@ def test_prior_weight_needs_a_real_held_out_gain():
 def test_language_prior_reads_inverted_garments_and_beats_chance(fashion_blocks):
     train, test = fashion_blocks
     clf = Classifier(fusion="prior", C=0.1).fit(train)
-    assert clf.prior_view_ == "light-background" and clf.prior_.view == "light-background"
-    assert set(clf.prior_.ways(*clf.prior_features(test))) == {"conse", "linear"}
+    assert clf.prior_.view_ == "light-background"
+    assert set(clf.prior_.ways_log_proba(clf.prior_features(test))) == {"conse", "linear"}
     logp = clf.prior_log_proba(test)
     np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, rtol=1e-6)
     zero_shot = np.mean(clf.classes_[logp.argmax(1)] == np.asarray(test.labels))
     assert zero_shot >= 0.25, zero_shot  # chance is 0.1; 33% on 1,000 test images (README)
     plain = Classifier(fusion="prior", C=0.1, prior_view="plain").fit(train)
-    assert plain.prior_view_ == "plain"
+    assert plain.prior_.view_ == "plain"
     assert not np.allclose(plain.prior_log_proba(test), logp)
-    with pytest.raises(ValueError, match="prior_view must be one of"):
+    with pytest.raises(ValueError, match="prior_view"):
         Classifier(fusion="prior", prior_view="upside-down").fit(train)

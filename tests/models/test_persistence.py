@@ -32,8 +32,8 @@ def test_round_trip_predicts_identically(saved, fashion_blocks, fashion_folder):
     back = Classifier.load(folder)
     np.testing.assert_array_equal(back.predict_proba(test), clf.predict_proba(test))
     assert back.class_names == clf.class_names
-    assert back.prior_weight_ == clf.prior_weight_ and back.prior_temperature_ == clf.prior_temperature_
-    assert back.prior_head_temperature_ == clf.prior_head_temperature_ and back.prior_view_ == clf.prior_view_
+    assert back.prior_mix_ == clf.prior_mix_
+    assert back.prior_.view_ == clf.prior_.view_
     assert back.get_params()["fusion"] == "prior"
     # and on files, through feature extraction
     files = [str(p) for p in sorted((fashion_folder / "test").rglob("*.png"))[:5]]
@@ -44,8 +44,8 @@ def test_folder_holds_json_and_safetensors_only(saved):
     _, folder = saved
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     prior = ["zero_shot/conse/class_embeddings.safetensors", "zero_shot/conse/zeroshot.json",
-             "zero_shot/linear/class_embeddings.safetensors", "zero_shot/linear/zeroshot.json", "zero_shot/prior.json",
-             "zero_shot/text_map/text_map.json", "zero_shot/text_map/text_map.safetensors"]
+             "zero_shot/linear/class_embeddings.safetensors", "zero_shot/linear/zeroshot.json",
+             "zero_shot/pipeline.json"]
     assert files == ["config.json", "head.safetensors"] + prior
     config = json.loads((folder / "config.json").read_text())
     assert config["classes"][:2] == ["Ankle boot", "Bag"]

@@ -49,9 +49,9 @@ def describe_fit(clf) -> str:
              f"head {clf.head}"]
     if info.get("C") is not None:
         parts.append(f"C={info['C']:g}")
-    if clf.fusion == "prior":
-        parts.append(f"prior weight {clf.prior_weight_:g} ({clf.prior_scores_.get('how', 'given')}), "
-                     f"prior view {clf.prior_view_}")
+    if clf.prior_mix_ is not None:
+        mix = clf.prior_mix_
+        parts.append(f"prior weight {mix.weight:g} ({mix.scores.get('how', 'given')}), prior view {clf.prior_.view_}")
     return ", ".join(parts)
 
 

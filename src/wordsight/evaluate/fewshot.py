@@ -12,7 +12,7 @@ import time
 import numpy as np
 from sklearn.base import clone
 
-from ..models.fusion import FeatureBlocks
+from ..models.blocks import FeatureBlocks
 
 
 def draw_k_shot(labels, k: int, seed: int) -> np.ndarray:
@@ -44,7 +44,7 @@ def few_shot_curve(methods: dict, pool: FeatureBlocks, test: FeatureBlocks, ks=(
                 clf = clone(proto).fit(pool.take(idx))
                 acc = float(np.mean(clf.predict(test) == y_test))
                 accs.append(acc)
-                weights.append(float(getattr(clf, "prior_weight_", 0.0)))
+                weights.append(clf.prior_mix_.weight if clf.prior_mix_ is not None else 0.0)
                 if log:
                     log(f"{name} k={k} draw={d}: {acc:.4f} (prior weight {weights[-1]}, {time.time() - t:.1f}s)")
             res[str(k)] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "runs": accs,

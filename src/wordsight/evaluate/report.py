@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
-from ..models.fusion import FeatureBlocks
+from ..models.blocks import FeatureBlocks
 from .metrics import classification_metrics
 
 ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": {"fusion": "concat"},
@@ -30,7 +30,7 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
     if any(v is None for v in labels):
         raise ValueError("evaluation needs labelled images (class sub-folders or a manifest with labels)")
     F = clf.featurize(test_blocks)
-    proba = clf._proba_featurized(F)
+    proba = clf.proba_featurized(F)
     y = _coerce(labels, clf.classes_)
     known = np.isin(np.asarray(y, dtype=object), np.asarray(clf.classes_, dtype=object))
     if not known.all():
@@ -44,7 +44,7 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
              "macro_f1": results["metrics"]["macro_f1"], "ece": results["metrics"]["ece"]}]
     has_probs = test_blocks.probs is not None
     zero_shot_row = None
-    if zero_shot and has_probs and getattr(clf, "prior_", None) is not None:
+    if zero_shot and has_probs and clf.prior_ is not None:
         zero_shot_row = _zero_shot_row(clf, test_blocks, y, say)
     if train is not None and ablation:
         train_blocks = train if isinstance(train, FeatureBlocks) else clf.extract(train, views=clf.augment)
@@ -54,9 +54,9 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
             try:
                 t = time.time()
                 v = clone(clf).set_params(**params).fit(train_blocks)
-                m = classification_metrics(y, v._proba_featurized(v.featurize(test_blocks)), v.classes_)
+                m = classification_metrics(y, v.proba_featurized(v.featurize(test_blocks)), v.classes_)
                 rows.append({"name": f"{name} ({params['fusion']})", "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-                             "ece": m["ece"], "prior_weight": getattr(v, "prior_weight_", None) if name == "prior" else None})
+                             "ece": m["ece"], "prior_weight": v.prior_mix_.weight if v.prior_mix_ is not None else None})
                 say(f"ablation {name}: {m['accuracy']:.4f} ({time.time() - t:.1f}s)")
                 if name == "prior" and zero_shot and zero_shot_row is None:
                     zero_shot_row = _zero_shot_row(v, test_blocks, y, say)
@@ -87,7 +87,7 @@ def _coerce(labels, classes):
 def _zero_shot_row(prior_model, test_blocks, y, say) -> dict:
     """The language prior of a fitted ``fusion='prior'`` model alone: zero-shot accuracy (no
     training label used; the training images only centre the text vectors)."""
-    from ..models.heads import softmax
+    from .._util.numerics import softmax
 
     try:
         zp = softmax(prior_model.prior_log_proba(test_blocks))
@@ -101,7 +101,7 @@ def _zero_shot_row(prior_model, test_blocks, y, say) -> dict:
 def _model_summary(clf) -> dict:
     return {"encoders": clf.encoder_names, "fusion": clf.fusion, "head": clf.head,
             "classes": clf.class_names, "head_info": {k: v for k, v in clf.head_.info.items() if k != "cv_accuracy"},
-            "prior_weight": getattr(clf, "prior_weight_", None), "augment": clf.augment, "tta": clf.tta}
+            "prior_weight": clf.prior_mix_.weight if clf.prior_mix_ is not None else None, "augment": clf.augment, "tta": clf.tta}
 
 
 def _mistakes(clf, F, proba, y, n) -> list[dict]:
@@ -110,7 +110,7 @@ def _mistakes(clf, F, proba, y, n) -> list[dict]:
     y_idx = np.asarray([idx.get(v, -1) for v in y])
     wrong = np.flatnonzero(pred != y_idx)
     wrong = wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][:n]
-    texts = clf._describe_blocks(F.blocks.take(wrong)) if len(wrong) and F.blocks is not None else []
+    texts = clf.describe_blocks(F.blocks.take(wrong)) if len(wrong) and F.blocks is not None else []
     out = []
     for j, i in enumerate(wrong):
         s = F.samples[i]

@@ -10,10 +10,9 @@ fusion -> head [-> language prior]) or a bare encoder's ImageNet head. Both offe
 - ``proba_views(views)``: numpy, the model's own prediction code on a batch of perturbed views
   (LIME, the deletion check): every head, including the non-differentiable ones, works there.
 
-The torch path mirrors ``wordsight.models.fusion`` (L2-normalised image blocks, ``text_weight *``
-the ConSE semantic vector) and the heads' learned arrays (linear heads with the standardisation
-folded in via ``Classifier.linear_head()``, MLP layers, cosine kNN). ConSE's top-T selection is
-piecewise constant, so within it the semantic vector is a smooth function of the ImageNet softmax
+The torch path is made of each piece's own torch form (``Fusion.fuse_torch``, ``Head.to_torch()``,
+``PriorMix.torch``, ``semantic_vectors_torch``): nothing here re-derives the maths, and a parity
+test holds it equal to ``predict_proba``. ConSE's top-T selection is piecewise constant, so within it the semantic vector is a smooth function of the ImageNet softmax
 and gradients flow through the text block too. The language prior (``fusion="prior"``) reads
 its own view of the image (e.g. inverted, at full input size): it is computed with the model's
 own code and enters the scores as a constant (``inputs[PRIOR_KEY]``), so gradient maps show the
@@ -30,21 +29,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .._util.numerics import l2_normalize_torch
 from ..encoders.preprocess import resize_and_crop, to_tensor_array
 
 PRIOR_KEY = "language-prior"  # inputs() entry holding the prior's log-probabilities
-
-
-def _l2n(x: torch.Tensor) -> torch.Tensor:
-    """L2 normalisation whose norm is a constant for gradients (values are unchanged).
-
-    Differentiating through the norm adds a term ``-(w . e_hat) e_hat`` to every class's gradient,
-    proportional to the embedding itself: for a class the image does not look like (negative
-    score), Grad-CAM would then light up whatever the encoder sees most, i.e. the evidence for the
-    *predicted* class. With the norm held constant, the image block's score is exactly a sum over
-    feature-map positions (CAM), and Grad-CAM for a class shows that class's evidence.
-    """
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12).detach()
 
 
 def view_box(size: tuple[int, int], cfg) -> tuple[float, float, float, float]:
@@ -214,94 +202,43 @@ class ClassifierSubject(Subject):
         if encoder not in self.encoder_names:
             raise ValueError(f"encoder {encoder!r} is not one of this model's encoders {self.encoder_names}")
         self.encoder_name = encoder
-        self._head = None
         self._bank_emb = None
 
-    # ---------------------------------------------------------------- language pieces
+    # ---------------------------------------------------------------- the model in torch
     def bank(self):
         return self.model.concept_bank()
 
-    def _semantic_torch(self, probs: torch.Tensor) -> torch.Tensor:
-        """ConSE (``wordsight.language.semantic.semantic_vectors``) in torch."""
-        from ..language.semantic import DEFAULT_TOP_T
-
-        if self._bank_emb is None:
-            self._bank_emb = torch.from_numpy(np.asarray(self.bank().embeddings, np.float32))
-        t = min(DEFAULT_TOP_T, probs.shape[1])
-        top, idx = probs.topk(t, dim=1)
-        w = top / top.sum(1, keepdim=True).clamp_min(1e-12)
-        sem = torch.einsum("bt,btd->bd", w, self._bank_emb[idx])
-        return _l2n(sem)
-
-    # ---------------------------------------------------------------- head in torch
-    def _torch_head(self):
-        if self._head is None:
-            from ..models.heads import LinearHead
-
-            head = self.model.head_
-            a = {k: torch.from_numpy(np.asarray(v, np.float64)) for k, v in head.arrays.items()}
-            if isinstance(head, LinearHead):
-                W, b = self.model.linear_head()
-                W, b = torch.from_numpy(np.asarray(W, np.float64)), torch.from_numpy(np.asarray(b, np.float64))
-                self._head = lambda X: X @ W.T + b
-            elif head.name == "mlp":
-                n = int(head.info["layers"])
-
-                def mlp(X):
-                    h = (X - a["mean"]) / a["scale"]
-                    for i in range(n):
-                        h = h @ a[f"w{i}"] + a[f"b{i}"]
-                        if i < n - 1:
-                            h = h.clamp_min(0)
-                    return h
-
-                self._head = mlp
-            elif head.name == "knn":
-                k, n_classes = int(head.info["k"]), int(head.info["n_classes"])
-
-                def knn(X):  # mirrors KNNHead.predict_proba
-                    sims = _l2n(X) @ a["train"].T
-                    top, idx = sims.topk(k, dim=1)
-                    P = torch.zeros(len(X), n_classes, dtype=X.dtype).scatter_add(1, a["labels"].long()[idx], torch.exp(top / 0.1))
-                    P = P + 1e-6
-                    return torch.log(P / P.sum(1, keepdim=True))
-
-                self._head = knn
-            else:
-                raise ValueError(f"the {head.name!r} head is not differentiable, so gradient maps (Grad-CAM) "
-                                 "cannot reach the image; use method='lime', which works for every head")
-        return self._head
-
     def fused(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The fused features (B, F) float64, differentiable."""
-        m = self.model
+        """The fused features (B, F) float64, differentiable: the model's fusion in torch."""
+        from ..language.semantic import semantic_vectors_torch
+
+        fusion = self.model.fusion_
         emb, probs = {}, None
         for name in self.encoder_names:
             out = self.run_encoder(name, inputs[name])
             emb[name] = out["embedding"].float()
             if name == self.probs_encoder and "logits" in out:
                 probs = torch.softmax(out["logits"].float(), 1)
-        parts = []
-        if m.fusion in ("image", "concat", "prior"):
-            parts += [_l2n(emb[n]) for n in self.encoder_names]
-        if m.fusion in ("text", "concat"):
-            parts.append(float(m.text_weight) * _l2n(self._semantic_torch(probs)))
-        return torch.cat(parts, 1).double()
+        semantic = None
+        if fusion.text:
+            if self._bank_emb is None:
+                self._bank_emb = torch.from_numpy(np.asarray(self.bank().embeddings, np.float32))
+            semantic = semantic_vectors_torch(probs, self._bank_emb)
+        return fusion.fuse_torch(emb, semantic)
 
     def scores(self, inputs):
-        X = self.fused(inputs)
-        z = self._torch_head()(X)
-        m = self.model
-        if m.fusion == "prior" and m.prior_weight_:
-            prior = inputs[PRIOR_KEY].to(z.dtype)
-            z = torch.log_softmax(m.prior_head_temperature_ * z, 1) + m.prior_weight_ * torch.log_softmax(
-                m.prior_temperature_ * prior, 1)
-        return z
+        """Log-probabilities (B, n_classes): the head's torch form, the prior mixed in."""
+        head = self.model.head_
+        if not head.differentiable:
+            raise ValueError(f"the {head.name!r} head is not differentiable, so gradient maps (Grad-CAM) "
+                             "cannot reach the image; use method='lime', which works for every head")
+        return self.model.state_.logits_torch(self.fused(inputs), inputs.get(PRIOR_KEY))
 
     def inputs(self, views: np.ndarray) -> dict[str, torch.Tensor]:
         out = super().inputs(views)
-        if self.model.fusion == "prior":  # the prior reads its own view of the image: a constant here
-            out[PRIOR_KEY] = torch.from_numpy(self.model.prior_.log_proba(*self.prior_features(views)))
+        if self.model.prior_ is not None:  # the prior reads its own view of the image: a constant here
+            probs, emb = self.prior_features(views)
+            out[PRIOR_KEY] = torch.from_numpy(self.model.prior_.log_proba_reading({"probs": probs, "embedding": emb}))
         return out
 
     def prior_features(self, views: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -309,15 +246,15 @@ class ClassifierSubject(Subject):
         embeddings of its encoder on its image view (e.g. inverted) at full input size."""
         from ..language.views import get_view
 
-        m = self.model
-        view, _ = get_view(m.prior_view_)
-        enc = self.encoder(m.probs_encoder_)
+        prior = self.model.prior_
+        view, _ = get_view(prior.view_)
+        enc = self.encoder(prior.encoder)
         probs, emb = [], []
         for i in range(0, len(views), batch_size):
             pil = [Image.fromarray(v) for v in views[i:i + batch_size]]
             pil = [view(p) for p in pil] if view else pil
             # the explained encoder reads the view as is (as inputs() does); another resizes it
-            x = np.stack([to_tensor_array(p, enc.config) if m.probs_encoder_ == self.encoder_name else enc.preprocess(p)
+            x = np.stack([to_tensor_array(p, enc.config) if prior.encoder == self.encoder_name else enc.preprocess(p)
                           for p in pil])
             with torch.inference_mode():
                 out = enc(torch.from_numpy(x))
@@ -326,12 +263,13 @@ class ClassifierSubject(Subject):
         return np.concatenate(probs), np.concatenate(emb)
 
     def blocks(self, views: np.ndarray, batch_size: int = 32):
-        from ..models.fusion import FeatureBlocks
+        from ..models.blocks import FeatureBlocks
 
         emb, probs = self.encode_views(views, batch_size)
         fb = FeatureBlocks([None] * len(views), emb, probs, self.probs_encoder if probs is not None else None)
-        if self.model.fusion == "prior":
-            fb.prior_features[(self.model.probs_encoder_, self.model.prior_view_)] = self.prior_features(views, batch_size)
+        prior = self.model.prior_
+        if prior is not None:
+            fb.prior_features[(prior.encoder, prior.view_)] = self.prior_features(views, batch_size)
         return fb
 
     def proba_views(self, views, batch_size=32):

@@ -22,17 +22,6 @@ def _margin(z: np.ndarray, c: int) -> float:
     return float(z[c] - z.mean())
 
 
-def _softmax(z):
-    z = z - z.max()
-    e = np.exp(z)
-    return e / e.sum()
-
-
-def _log_softmax(z):
-    z = z - z.max()
-    return z - np.log(np.exp(z).sum())
-
-
 def class_texts(model, cls) -> list[str]:
     """The texts that stand for a class: its name, then any descriptions (the Classifier's
     ``class_descriptions``, else the zero-shot classifier's)."""
@@ -40,7 +29,7 @@ def class_texts(model, cls) -> list[str]:
 
     texts = [display_name(cls)]
     sources = [getattr(model, "class_descriptions", None)]
-    zs = getattr(model, "zero_shot_", None)
+    zs = getattr(model, "prior_", None) if hasattr(model, "state_") else None
     for attr in ("class_texts_", "descriptions_", "descriptions"):
         sources.append(getattr(zs, attr, None))
     for src in sources:
@@ -102,18 +91,18 @@ def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int
 
 def _concept_contributions(model, p: np.ndarray, bank, x: np.ndarray, target: int, concepts: list) -> None:
     """Exact per-concept terms of the class margin for a linear head over a text block."""
-    from ..language.semantic import DEFAULT_TOP_T
+    from ..language.semantic import conse_weights
     from ..models.heads import LinearHead
 
-    if model.fusion not in ("text", "concat") or not isinstance(model.head_, LinearHead):
+    if not model.fusion_.text or not isinstance(model.head_, LinearHead):
         return
     block = next(b for b in model.pipeline_spec()["blocks"] if b["name"] == "text")
     W, _ = model.linear_head()
     Wt = W[:, block["start"]:block["stop"]]
     w = Wt[target] - Wt.mean(0)
-    t = min(DEFAULT_TOP_T, len(p))
-    idx = np.argpartition(-p, t - 1)[:t]
-    pt = p[idx] / max(p[idx].sum(), 1e-12)
+    weights = conse_weights(p[None])[0]
+    idx = np.flatnonzero(weights)
+    pt = weights[idx]
     raw = pt @ bank.embeddings[idx]
     scale = float(model.text_weight) / max(float(np.linalg.norm(raw)), 1e-12)
     terms = {bank.names[j]: float(scale * q * (bank.embeddings[j] @ w)) for j, q in zip(idx, pt)}
@@ -144,11 +133,13 @@ def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
     def z(v):
         return head.logits(v[None])[0]
 
-    if model.fusion == "prior" and prior_logits is not None:
-        s = float(model.prior_head_temperature_)
-        contrib["image"] = _margin(_log_softmax(s * z(x)), target) - _margin(_log_softmax(s * z(base)), target)
-        contrib["text"] = float(model.prior_weight_) * _margin(
-            _log_softmax(model.prior_temperature_ * np.asarray(prior_logits[0], np.float64)), target)
+    mix = model.prior_mix_
+    if mix is not None and prior_logits is not None:
+        # the mixed margin is the head's part plus the prior's part; a uniform prior adds nothing
+        p = np.asarray(prior_logits[:1], np.float64)
+        full = _margin(mix(z(x)[None], p)[0], target)
+        contrib["image"] = full - _margin(mix(z(base)[None], p)[0], target)
+        contrib["text"] = full - _margin(mix(z(x)[None], np.zeros_like(p))[0], target)
     else:
         m = _margin(z(x), target)
         for b in spec["blocks"]:

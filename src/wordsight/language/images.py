@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._text import normalize_rows
+from .._util.caches import ProcessCache
+from .._util.numerics import l2_normalize, softmax
 from .concepts import ConceptBank
 from .semantic import DEFAULT_TOP_T, TextSpaceMap, describe, semantic_vectors
 
@@ -18,7 +19,21 @@ WAYS = ("conse", "linear")
 # Chosen on 1000 Fashion-MNIST training images (benchmarks/zeroshot_fashion_mnist.py): with
 # centring, the linear map beat ConSE by 2-4 points for every method.
 DEFAULT_WAY = "linear"
-_maps: dict = {}
+# Ridge strength of the linear map into the text space: 10 was best for class names on
+# Fashion-MNIST training images (benchmarks/zeroshot_fashion_mnist.py, README zero-shot table).
+TEXT_MAP_ALPHA = 10.0
+_maps = ProcessCache("text-space-maps", maxsize=8)
+
+
+def text_space_map(encoder: str, text_model: str = "minilm", alpha: float = TEXT_MAP_ALPHA,
+                   bank: ConceptBank | None = None) -> TextSpaceMap:
+    """The DeViSE-style map of ``encoder``'s embeddings into ``text_model``'s space, computed once
+    per process (from the ImageNet head's weights and the concept bank's embeddings)."""
+    from .concepts import default_bank
+
+    bank = bank or default_bank(text_model)
+    key = (encoder, bank.text_model if isinstance(bank.text_model, str) else id(bank), bank.texts, len(bank), alpha)
+    return _maps.get_or_create(key, lambda: TextSpaceMap.from_encoder(encoder, bank, alpha=alpha))
 
 
 def encoder_kind(model: str) -> str:
@@ -47,11 +62,6 @@ def _arrays(features) -> dict:
     return features.arrays if hasattr(features, "arrays") else dict(features)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
-
-
 def image_text_vectors(features, model: str, text_model: str = "minilm", way: str = DEFAULT_WAY,
                        top_t: int = DEFAULT_TOP_T, bank: ConceptBank | None = None,
                        text_map: TextSpaceMap | None = None) -> np.ndarray:
@@ -64,7 +74,7 @@ def image_text_vectors(features, model: str, text_model: str = "minilm", way: st
     arrays = _arrays(features)
     kind = encoder_kind(model)
     if kind in ("joint", "caption"):
-        return normalize_rows(arrays["embedding"])
+        return l2_normalize(arrays["embedding"])
     if kind != "imagenet":
         raise ValueError(f"{model}: an image-only encoder without an ImageNet head has no way into the "
                          "text space; use a CNN with an ImageNet head, a clip: model or a caption: model")
@@ -72,12 +82,9 @@ def image_text_vectors(features, model: str, text_model: str = "minilm", way: st
         raise ValueError(f"way must be one of {', '.join(WAYS)}, not {way!r}")
     bank = bank or ConceptBank.imagenet(text_model)
     if way == "conse":
-        return semantic_vectors(_softmax(arrays["logits"]), bank, top_t=top_t)
+        return semantic_vectors(softmax(arrays["logits"]), bank, top_t=top_t)
     if text_map is None:
-        key = (model, bank.text_model if isinstance(bank.text_model, str) else id(bank), bank.texts, len(bank))
-        if key not in _maps:
-            _maps[key] = TextSpaceMap.from_encoder(model, bank)
-        text_map = _maps[key]
+        text_map = text_space_map(model, text_model, bank=bank)
     return text_map.transform(arrays["embedding"])
 
 
@@ -97,7 +104,7 @@ def describe_features(features, model: str, top: int = 3, concepts: ConceptBank 
     if concepts is None and kind == "caption":
         return load_model(model).decode_captions(arrays["caption_ids"])
     if concepts is None and kind == "imagenet":
-        return describe(_softmax(arrays["logits"]), ConceptBank.imagenet(text_model), top)
+        return describe(softmax(arrays["logits"]), ConceptBank.imagenet(text_model), top)
     if concepts is None and kind == "joint":
         concepts = ConceptBank.imagenet(model)
     if concepts is None:
@@ -109,4 +116,4 @@ def describe_features(features, model: str, top: int = 3, concepts: ConceptBank 
     scale = float(getattr(load_model(model), "logit_scale", 0) or 0) if kind == "joint" else 0.0
     from .zeroshot import DEFAULT_TEXT_SCALE
 
-    return describe(_softmax(X @ concepts.embeddings.T * (scale or DEFAULT_TEXT_SCALE)), concepts, top)
+    return describe(softmax(X @ concepts.embeddings.T * (scale or DEFAULT_TEXT_SCALE)), concepts, top)

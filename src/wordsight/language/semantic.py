@@ -30,32 +30,47 @@ def _probs(probs) -> np.ndarray:
     return p
 
 
+def conse_weights(probs: np.ndarray, top_t: int = DEFAULT_TOP_T) -> np.ndarray:
+    """ConSE's mixing weights: each row keeps its ``top_t`` largest probabilities, renormalised to
+    sum to one (the rest are 0). ``semantic_vectors = conse_weights(p) @ bank.embeddings``."""
+    if top_t < 1:
+        raise ValueError(f"top_t must be >= 1, not {top_t}")
+    p = _probs(probs)
+    t = min(int(top_t), p.shape[1])
+    if t < p.shape[1]:
+        idx = np.argpartition(-p, t - 1, axis=1)[:, :t]
+        sparse = np.zeros_like(p)
+        np.put_along_axis(sparse, idx, np.take_along_axis(p, idx, 1), 1)
+        p = sparse
+    return p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+
+
 def semantic_vectors(probs, bank: ConceptBank | None = None, top_t: int = DEFAULT_TOP_T,
                      chunk: int = 4096) -> np.ndarray:
     """ConSE semantic vectors: (N, D) float32, L2-normalised.
 
-    ``probs`` (N, C) are concept probabilities (an ImageNet softmax, C = ``len(bank)``). Each row
-    keeps its ``top_t`` concepts, renormalises their probabilities to sum to one, and mixes the
-    concepts' text embeddings with those weights.
+    ``probs`` (N, C) are concept probabilities (an ImageNet softmax, C = ``len(bank)``); each row
+    mixes the text embeddings of its ``top_t`` concepts with :func:`conse_weights`.
     """
     bank = bank or default_bank()
     p = _probs(probs)
     if p.shape[1] != len(bank):
         raise ValueError(f"probabilities have {p.shape[1]} columns but the concept bank has {len(bank)} concepts")
-    if top_t < 1:
-        raise ValueError(f"top_t must be >= 1, not {top_t}")
-    t = min(int(top_t), p.shape[1])
     out = np.empty((len(p), bank.dim), np.float32)
     for i in range(0, len(p), chunk):
-        part = p[i : i + chunk]
-        if t < p.shape[1]:
-            idx = np.argpartition(-part, t - 1, axis=1)[:, :t]
-            sparse = np.zeros_like(part)
-            np.put_along_axis(sparse, idx, np.take_along_axis(part, idx, 1), 1)
-            part = sparse
-        part = part / np.maximum(part.sum(1, keepdims=True), 1e-12)
-        out[i : i + chunk] = part @ bank.embeddings
+        out[i : i + chunk] = conse_weights(p[i : i + chunk], top_t) @ bank.embeddings
     return normalize_rows(out)
+
+
+def semantic_vectors_torch(probs, bank_embeddings, top_t: int = DEFAULT_TOP_T):
+    """:func:`semantic_vectors` in torch (differentiable in the probabilities: the top-T choice is
+    piecewise constant). ``bank_embeddings``: the bank's (C, D) embeddings as a tensor."""
+    from .._util.numerics import l2_normalize_torch
+
+    t = min(int(top_t), probs.shape[1])
+    top, idx = probs.topk(t, dim=1)
+    w = top / top.sum(1, keepdim=True).clamp_min(1e-12)
+    return l2_normalize_torch((w.unsqueeze(1) @ bank_embeddings.to(w.dtype)[idx]).squeeze(1))
 
 
 def top_concepts(probs, bank: ConceptBank | None = None, top: int = 3) -> list[list[tuple[str, float]]]:

@@ -49,3 +49,37 @@ def get_view(name: str | None):
     if name not in VIEWS:
         raise ValueError(f"unknown view {name!r}: choose one of {', '.join(VIEWS)}")
     return VIEWS[name]
+
+
+VIEW_CHOICES = ("auto", *VIEWS)
+# A frame darker than this (0-255 grey) marks a light object on a dark background.
+DARK_BORDER = 96.0
+# How many images (spread over the set) the automatic choice looks at.
+VIEW_SAMPLE = 32
+
+
+def choose_view(images) -> str:
+    """``light-background`` when most ``images`` (PIL) have a dark border (a light object on a
+    dark background, unlike ImageNet's photos: Fashion-MNIST, scans), else ``plain``."""
+    levels = [border_brightness(im) for im in images]
+    return "light-background" if levels and float(np.median(levels)) < DARK_BORDER else "plain"
+
+
+def choose_view_of_samples(samples) -> str:
+    """:func:`choose_view` on up to :data:`VIEW_SAMPLE` of ``samples`` spread over the set;
+    unreadable ones are skipped (they fail later, with their reason, in feature extraction)."""
+    from ..features.engines.batch import read_bytes
+    from ..io.images import ImageError, decode_image
+
+    if not samples:
+        return "plain"
+    images = []
+    for i in np.linspace(0, len(samples) - 1, min(VIEW_SAMPLE, len(samples))).astype(int):
+        data, _ = read_bytes(samples[i])
+        if not data:
+            continue
+        try:
+            images.append(decode_image(data))
+        except ImageError:
+            continue
+    return choose_view(images)

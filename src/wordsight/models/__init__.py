@@ -1,9 +1,10 @@
-"""Fusion, heads, the Classifier and its saved form (JSON + safetensors)."""
+"""Blocks, fusions, heads, the language prior, the Classifier and its saved form (JSON + safetensors)."""
 from .augment import Augment
-from .classifier import Classifier, Featurized
-from .fusion import FUSIONS, FeatureBlocks
+from .blocks import FeatureBlocks, Featurized
+from .classifier import Classifier
+from .fusion import FUSIONS, make_fusion
 from .heads import HEADS, make_head
 from .persistence import ModelFolderError, read_config
 
 __all__ = ["Augment", "Classifier", "FUSIONS", "FeatureBlocks", "Featurized", "HEADS", "ModelFolderError",
-           "make_head", "read_config"]
+           "make_fusion", "make_head", "read_config"]

@@ -1,36 +1,31 @@
 """``wordsight.Classifier``: images (or precomputed features) in, a fitted scikit-learn estimator out.
 
 image -> encoder embedding(s) -> fusion (image / text / concat / prior) -> head -> classes.
-Features come from the shared content-addressed cache, so fitting several heads or fusion modes on
+The estimator only composes: blocks (:mod:`.blocks`), a fusion (:mod:`.fusion`), a head
+(:mod:`.heads`) and, for ``fusion='prior'``, the zero-shot pipeline mixed in (:mod:`.prior`).
+What it learned is one :class:`~.state.FittedState` (``state_``), which persistence writes.
+Features come from the shared content-addressed cache, so fitting several heads or fusions on
 the same images embeds them once.
 """
 from __future__ import annotations
 
 import os
-import sys
-from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._util.numerics import softmax
 from .augment import Augment
-from .fusion import FUSIONS, FeatureBlocks, block_layout, fuse
-from .heads import HEADS, LinearHead, log_softmax, make_head, softmax
-from .prior import (MIN_GAIN, PRIOR_VIEWS, LanguagePrior, choose_view, choose_weight, leave_one_shot_out_folds, mix,
-                    prior_temperature)
+from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set
+from .fusion import FUSIONS, make_fusion
+from .heads import HEADS, LinearHead, make_head
+from .persistence import load_classifier, save_classifier
+from .prior import PriorMix, choose_mix, prior_temperature
+from .state import FittedState
 
-
-@dataclass
-class Featurized:
-    """Fused features of the images that could be read (``matrix[i]`` is ``samples[i]``)."""
-
-    matrix: np.ndarray
-    samples: list
-    failures: list = field(default_factory=list)
-    blocks: FeatureBlocks | None = None
-    prior_logits: np.ndarray | None = None
-    n_inputs: int = 0
-    rows: np.ndarray | None = None  # position of each kept sample among the inputs
+PRIOR_VIEWS = ("auto", "plain", "light-background", "invert")
 
 
 def _is_array(X) -> bool:
@@ -45,6 +40,10 @@ def _is_array(X) -> bool:
     return hasattr(X, "__array__") and not isinstance(X, (str, os.PathLike))
 
 
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
 class Classifier(ClassifierMixin, BaseEstimator):
     """Image classifier over pretrained encoders, with optional text fusion and a language prior.
 
@@ -54,7 +53,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         Image encoder names; several are concatenated (model fusion).
     fusion : {"image", "text", "concat", "prior"}
         What the head sees (image embeddings, the ConSE semantic vector, both), or image
-        embeddings plus the zero-shot text classifier as a prior mixed into the head's logits.
+        embeddings plus the zero-shot pipeline as a prior mixed into the head's logits.
     head : {"logistic", "svm", "mlp", "knn", "random_forest"}
     text_model : str
         Text encoder of the language layer (semantic vectors, zero-shot prior).
@@ -69,13 +68,12 @@ class Classifier(ClassifierMixin, BaseEstimator):
     prior_weight : "auto" or float
         Weight of the zero-shot log-probabilities; "auto" chooses it on the training images only.
     class_descriptions : dict or None
-        Class name -> description text(s) for the zero-shot prior (default: the language layer's).
+        Class name -> description text(s) for the zero-shot prior.
     zero_shot_method : str
-        The zero-shot classifier's method ("names", "templates", "descriptions", ...); "auto" is
+        The zero-shot method ("names", "templates", "descriptions", ...); "auto" is
         "descriptions" when ``class_descriptions`` are given, else "names" (no LLM is run).
     prior_view : {"auto", "plain", "light-background", "invert"}
-        The image view the zero-shot prior reads; "auto" is "light-background" when most training
-        images show a light object on a dark background (Fashion-MNIST, scans), else "plain".
+        The image view the zero-shot prior reads ("auto": chosen from the training images).
     augment : int
         Augmented views per training image (embedded once, cached).
     augment_params : dict or None
@@ -83,16 +81,41 @@ class Classifier(ClassifierMixin, BaseEstimator):
     tta : int
         Test-time augmentation: average predictions over the image and this many views.
     small_input : "auto", int or None
-        Input size for tiny images (e.g. 28-px Fashion-MNIST) on CNNs, passed to feature
-        extraction ("auto": the extractor's measured choice, None: the model's full input size).
+        Input size for tiny images (e.g. 28-px Fashion-MNIST) on CNNs ("auto": the extractor's
+        measured choice, None: the model's full input size).
     cache : None, False, path or FeatureCache
         Feature cache (None: the default on-disk cache; False: none).
     batch_size : int or None
-        Images per model call (None: measured once per machine, see ``features.engines.tuning``).
+        Images per model call (None: measured once per machine).
     random_state : int
+    quiet : bool
+        No progress bars.
     """
 
-    def __init__(self, encoders=("efficientnet-lite0",), fusion="image", head="logistic",
+    _parameter_constraints = {
+        "encoders": [str, tuple, list],
+        "fusion": [StrOptions(set(FUSIONS))],
+        "head": [StrOptions(set(HEADS))],
+        "text_model": [str],
+        "text_weight": [Interval(Real, 0, None, closed="left")],
+        "C": [Interval(Real, 0, None, closed="neither"), tuple, list, None],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "head_params": [dict, None],
+        "prior_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "class_descriptions": [dict, str, os.PathLike, None],
+        "zero_shot_method": [str],
+        "prior_view": [StrOptions(set(PRIOR_VIEWS))],
+        "augment": [Interval(Integral, 0, 64, closed="both")],
+        "augment_params": [dict, None],
+        "tta": [Interval(Integral, 0, 64, closed="both")],
+        "small_input": [StrOptions({"auto"}), Interval(Integral, 16, 4096, closed="both"), None],
+        "cache": "no_validation",
+        "batch_size": [Interval(Integral, 1, 4096, closed="both"), None],
+        "random_state": ["random_state"],
+        "quiet": ["boolean"],
+    }
+
+    def __init__(self, *, encoders=("efficientnet-lite0",), fusion="image", head="logistic",
                  text_model="minilm", text_weight=1.0, C=None, class_weight=None, head_params=None,
                  prior_weight="auto", class_descriptions=None, zero_shot_method="auto", prior_view="auto",
                  augment=0, augment_params=None, tta=0, small_input="auto", cache=None, batch_size=None,
@@ -118,45 +141,60 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.quiet = quiet
 
-    # ------------------------------------------------------------------ configuration helpers
+    # ------------------------------------------------------------------ configuration
+    @property
+    def encoder_names(self) -> list[str]:
+        return [self.encoders] if isinstance(self.encoders, str) else list(self.encoders)
+
     @property
     def class_names(self) -> list[str]:
         """``classes_`` as a plain list of str (JSON-friendly)."""
         return [str(_py(c)) for c in self.classes_]
 
     @property
-    def encoder_names(self) -> list[str]:
-        return [self.encoders] if isinstance(self.encoders, str) else list(self.encoders)
+    def fusion_(self):
+        return make_fusion(self.fusion, self.encoder_names, self.text_weight)
 
-    def _check_params(self):
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, not {self.head!r}")
+    def check_params(self) -> None:
+        """Validate the parameters (scikit-learn's declared constraints, plus a few relations)."""
+        self._validate_params()
         if not self.encoder_names:
             raise ValueError("encoders must name at least one image encoder")
-        if self.prior_view not in PRIOR_VIEWS:
-            raise ValueError(f"prior_view must be one of {', '.join(PRIOR_VIEWS)}, not {self.prior_view!r}")
-        if self.prior_weight != "auto" and not (isinstance(self.prior_weight, (int, float)) and self.prior_weight >= 0):
-            raise ValueError(f"prior_weight must be 'auto' or a number >= 0, not {self.prior_weight!r}")
-        for name in ("augment", "tta"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, not {v!r}")
 
-    def _augment(self) -> Augment:
-        return Augment.from_dict(self.augment_params)
+    def _head_params(self, **override) -> dict:
+        return {"C": self.C, "class_weight": self.class_weight, "random_state": self.random_state,
+                **(self.head_params or {}), **override}
 
-    def _head_params(self) -> dict:
-        p = {"C": self.C, "class_weight": self.class_weight, "random_state": self.random_state}
-        p.update(self.head_params or {})
-        return p
+    def _options(self) -> dict:
+        return {"cache": self.cache, "batch_size": self.batch_size, "quiet": self.quiet}
+
+    # ------------------------------------------------------------------ fitted state, read-only views
+    @property
+    def head_(self):
+        return self.state_.head
+
+    @property
+    def prior_(self):
+        """The zero-shot pipeline of a ``fusion='prior'`` model (None otherwise)."""
+        return self.state_.prior
+
+    @property
+    def prior_mix_(self) -> PriorMix | None:
+        return self.state_.mix
+
+    @property
+    def feature_dims_(self) -> dict:
+        return self.state_.feature_dims
+
+    @property
+    def probs_encoder_(self):
+        return self.state_.probs_encoder
 
     # ------------------------------------------------------------------ features
     def extract(self, X, views: int = 0) -> FeatureBlocks:
         """Per-encoder embeddings and ImageNet probabilities of ``X`` (not fused), with
-        ``views`` augmented views of each image. Reusable across fusion modes and heads."""
-        from ..features import FeatureSet, extract_features
+        ``views`` augmented views of each image. Reusable across fusions and heads."""
+        from ..features import FeatureSet
         from ..io.sources import open_source
 
         if isinstance(X, FeatureBlocks):
@@ -166,47 +204,17 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if isinstance(X, FeatureSet):
             if views:
                 raise ValueError("augmented views need images, not a FeatureSet")
-            names = self.encoder_names
-            if len(names) != 1 or (X.model and X.model != names[0]):
-                raise ValueError(f"a FeatureSet of {X.model!r} cannot feed encoders {names}")
-            return FeatureBlocks(list(X.samples), {names[0]: X.embeddings}, X.probabilities,
-                                 names[0] if X.probabilities is not None else None, list(X.failures))
+            return from_feature_set(X, self.encoder_names)
         source = open_source(X)
-        aug = self._augment()
+        opts = dict(self._options(), small_input=self.small_input)
+        blocks = extract_blocks(source, self.encoder_names, **opts)
+        return add_views(blocks, source, views, Augment.from_dict(self.augment_params), **opts) if views else blocks
 
-        def run(view_index: int) -> FeatureBlocks:
-            view = aug.view(view_index) if view_index else None
-            key = aug.view_key(view_index) if view_index else ""
-            per, failures, probs, probs_enc = {}, [], None, None
-            for enc in self.encoder_names:
-                fs = extract_features(source, enc, cache=self.cache, batch_size=self.batch_size,
-                                      view=view, view_key=key, quiet=self.quiet, small_input=self.small_input)
-                per[enc] = fs
-                failures += [f for f in fs.failures if f.path not in {g.path for g in failures}]
-            keep = None
-            for fs in per.values():  # keep the images every encoder could read
-                paths = {s.path for s in fs.samples}
-                keep = paths if keep is None else keep & paths
-            first = per[self.encoder_names[0]]
-            samples = [s for s in first.samples if s.path in keep]
-            emb = {}
-            for enc, fs in per.items():
-                pos = {s.path: i for i, s in enumerate(fs.samples)}
-                rows = [pos[s.path] for s in samples]
-                emb[enc] = fs.embeddings[rows]
-                if probs is None and fs.probabilities is not None:
-                    probs, probs_enc = fs.probabilities[rows], enc
-            return FeatureBlocks(samples, emb, probs, probs_enc, failures)
+    def concept_bank(self):
+        """The concept bank (ImageNet concepts embedded by ``text_model``) behind the words."""
+        from ..language.concepts import default_bank
 
-        blocks = run(0)
-        for v in range(1, views + 1):
-            vb = run(v)
-            pos = {s.path: i for i, s in enumerate(vb.samples)}
-            if not all(s.path in pos for s in blocks.samples):  # a view failed where the image did not
-                missing = [s.path for s in blocks.samples if s.path not in pos]
-                raise RuntimeError(f"augmented view {v} failed for {missing[:3]}")
-            blocks.views[v] = vb.take([pos[s.path] for s in blocks.samples])
-        return blocks
+        return default_bank(self.text_model)
 
     def semantic_vectors(self, blocks: FeatureBlocks) -> np.ndarray | None:
         """The ConSE semantic vectors of ``blocks`` (None without ImageNet probabilities)."""
@@ -216,41 +224,44 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
         return semantic_vectors(blocks.probs, bank=self.concept_bank())
 
-    def concept_bank(self):
-        """The concept bank (ImageNet concepts embedded by ``text_model``) behind the words."""
-        from ..language.concepts import default_bank
-
-        return default_bank(self.text_model)
-
-    def _fuse(self, blocks: FeatureBlocks) -> tuple[np.ndarray, np.ndarray | None]:
-        need_text = self.fusion in ("text", "concat")
-        semantic = self.semantic_vectors(blocks) if need_text else None
-        if need_text and semantic is None:
+    def fuse(self, blocks: FeatureBlocks) -> np.ndarray:
+        """The fused rows the head sees."""
+        fusion = self.fusion_
+        semantic = self.semantic_vectors(blocks) if fusion.text else None
+        if fusion.text and semantic is None:
             raise ValueError(f"fusion {self.fusion!r} needs ImageNet probabilities: one of the encoders "
                              f"{self.encoder_names} must have an ImageNet head")
-        return fuse(blocks, self.encoder_names, self.fusion, semantic, self.text_weight), semantic
+        return fusion.fuse(blocks.embeddings, semantic, len(blocks))
 
     # ------------------------------------------------------------------ the language prior
-    def prior_features(self, blocks: FeatureBlocks) -> tuple[np.ndarray, np.ndarray]:
-        """ImageNet probabilities and embeddings of ``blocks``'s images as the language prior
-        reads them (its view, full input size), extracted once per FeatureBlocks (cached)."""
-        key = (self.probs_encoder_, self.prior_view_)
-        if key not in blocks.prior_features:
-            blocks.prior_features[key] = self._extract_prior_features(blocks.samples)
-        return blocks.prior_features[key]
+    def zero_shot_pipeline(self, view: str | None = None):
+        """The (unfitted) zero-shot pipeline of this model's classes that the prior is made of."""
+        from ..language.pipeline import ZeroShotPipeline
 
-    def _extract_prior_features(self, samples) -> tuple[np.ndarray, np.ndarray]:
-        from ..features import extract_features
+        encoder = getattr(self, "state_", None) and self.state_.probs_encoder
+        return ZeroShotPipeline([str(c) for c in self.classes_], encoder=encoder or self.encoder_names[0],
+                                text_model=self.text_model, method=self.zero_shot_method,
+                                descriptions=self.class_descriptions, view=view or self.prior_view, center="yes",
+                                **self._options())
+
+    def prior_features(self, blocks: FeatureBlocks) -> dict[str, np.ndarray]:
+        """The prior's reading of ``blocks``'s images (its view, full input size), extracted once
+        per FeatureBlocks and kept there."""
+        prior = self.prior_
+        key = (prior.encoder, prior.view_)
+        if key not in blocks.prior_features:
+            blocks.prior_features[key] = self._read_prior(prior, blocks.samples)
+        probs, emb = blocks.prior_features[key]
+        return {"probs": probs, "embedding": emb}
+
+    @staticmethod
+    def _read_prior(prior, samples) -> tuple[np.ndarray, np.ndarray]:
         from ..io.sources import Source
-        from ..language.views import get_view
 
         if any(getattr(s, "path", None) is None for s in samples):
             raise ValueError("the language prior reads the images, and these features carry none: pass "
                              "images, or FeatureBlocks extracted from images")
-        encoder = self.probs_encoder_
-        view, key = get_view(self.prior_view_)
-        fs = extract_features(Source(list(samples), []), encoder, cache=self.cache, batch_size=self.batch_size,
-                              view=view, view_key=key, quiet=self.quiet, small_input=None)
+        fs = prior.read(Source(list(samples), []))
         pos = {s.path: i for i, s in enumerate(fs.samples)}
         missing = [s.path for s in samples if s.path not in pos]
         if missing:
@@ -260,58 +271,23 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def prior_log_proba(self, blocks: FeatureBlocks) -> np.ndarray:
         """The language prior's zero-shot log-probabilities for ``blocks`` (``fusion='prior'``)."""
-        return self.prior_.log_proba(*self.prior_features(blocks))
-
-    def _resolve_prior_view(self, samples) -> str:
-        if self.prior_view != "auto":
-            return self.prior_view
-        from ..features.engines.batch import read_bytes
-        from ..io.images import ImageError, decode_image
-
-        images = []
-        for s in [samples[i] for i in np.linspace(0, len(samples) - 1, min(32, len(samples))).astype(int)]:
-            data, err = read_bytes(s)
-            try:
-                images.append(decode_image(data)) if data else None
-            except ImageError:
-                pass
-        return choose_view(images)
-
-    def featurize(self, X) -> Featurized:
-        """Fused feature matrix of ``X``, the samples kept (row order) and the failures."""
-        if _is_array(X):
-            from sklearn.utils.validation import validate_data
-
-            M = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-            return Featurized(np.asarray(M, np.float32), [None] * len(M), [], None, None, len(M), np.arange(len(M)))
-        from ..io.sources import open_source
-
-        src = X if isinstance(X, FeatureBlocks) else (None if _is_feature_set(X) else open_source(X))
-        blocks = self.extract(src if src is not None else X)
-        M = self._fuse(blocks)[0]
-        if M.shape[1] != self.n_features_in_:
-            raise ValueError(f"fused features have {M.shape[1]} columns; this model was fitted on {self.n_features_in_}")
-        prior = self.prior_log_proba(blocks) if self.fusion == "prior" else None
-        if src is not None and not isinstance(src, FeatureBlocks):
-            pos = {s.path: i for i, s in enumerate(src.samples)}
-            rows, n = np.array([pos[s.path] for s in blocks.samples], np.int64), len(src.samples)
-        else:
-            rows, n = np.arange(len(blocks)), len(blocks)
-        return Featurized(M, blocks.samples, blocks.failures, blocks, prior, n, rows)
+        return self.prior_.log_proba_reading(self.prior_features(blocks))
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
         """Fit on images (folder, manifest, list of paths, Source, list of Sample), a FeatureSet,
         :class:`FeatureBlocks` or a precomputed feature matrix. ``y`` is optional when the images
         are labelled (class folders, a manifest's label column)."""
-        self._check_params()
+        self.check_params()
         if _is_array(X):
             return self._fit_array(X, y)
+        from ..features import FeatureSet
+
         src = X
-        if y is not None and not isinstance(X, (FeatureBlocks,)) and not _is_feature_set(X):
+        if y is not None and not isinstance(X, (FeatureBlocks, FeatureSet)):
             src = _relabel(X, y)
         blocks = self.extract(src, views=self.augment)
-        labels = blocks.labels if not (y is not None and isinstance(X, FeatureBlocks)) else list(y)
+        labels = list(y) if (y is not None and isinstance(X, FeatureBlocks)) else blocks.labels
         if not len(blocks):
             raise ValueError("no training image could be read: " + "; ".join(f"{p.path}: {p.reason}" for p in blocks.failures[:5]))
         if any(lab is None for lab in labels):
@@ -335,141 +311,123 @@ class Classifier(ClassifierMixin, BaseEstimator):
         classes, y_idx = np.unique(y, return_inverse=True)
         self.classes_ = classes
         self.fit_failures_ = []
-        self.head_ = make_head(self.head, **self._head_params()).fit(np.asarray(X, np.float64), y_idx, len(classes))
-        self._no_prior()
-        self.feature_dims_ = {}
-        self.probs_encoder_ = None
+        head = make_head(self.head, **self._head_params()).fit(np.asarray(X, np.float64), y_idx, len(classes))
+        self.state_ = FittedState(classes, head, int(X.shape[1]))
         return self
 
     def _fit_blocks(self, blocks: FeatureBlocks, labels):
         from sklearn.utils.multiclass import check_classification_targets
 
-        y = np.asarray(labels, dtype=object)
         check_classification_targets(np.asarray([str(v) for v in labels]))
         classes = sorted(set(labels))
+        if len(classes) < 2:
+            raise ValueError(f"at least two classes are needed to fit, got {classes}")
         self.classes_ = np.asarray(classes)
         index = {c: i for i, c in enumerate(classes)}
-        y_idx = np.asarray([index[v] for v in y], np.int64)
-        n_classes = len(classes)
-        if n_classes < 2:
-            raise ValueError(f"at least two classes are needed to fit, got {classes}")
-        M, semantic = self._fuse(blocks)
+        y = np.asarray([index[v] for v in labels], np.int64)
+        M = self.fuse(blocks)
+        view_M = [self.fuse(blocks.views[v]) for v in sorted(blocks.views)]
+        X_train = np.concatenate([M, *view_M]).astype(np.float64)
+        head = make_head(self.head, **self._head_params()).fit(X_train, np.tile(y, 1 + len(view_M)), len(classes))
         self.n_features_in_ = M.shape[1]
-        self.feature_dims_ = {e: int(v.shape[1]) for e, v in blocks.embeddings.items()}
-        self.text_dim_ = None if semantic is None else int(semantic.shape[1])
-        self.probs_encoder_ = blocks.probs_encoder
-        view_M = {v: self._fuse(b)[0] for v, b in blocks.views.items()}
-        X_train = np.concatenate([M] + [view_M[v] for v in sorted(view_M)]).astype(np.float64)
-        y_train = np.tile(y_idx, 1 + len(view_M))
-        self.head_ = make_head(self.head, **self._head_params()).fit(X_train, y_train, n_classes)
-        self._no_prior()
-        if self.fusion == "prior":
-            if self.probs_encoder_ is None:
-                raise ValueError(f"fusion 'prior' needs ImageNet probabilities: one of the encoders "
-                                 f"{self.encoder_names} must have an ImageNet head")
-            self.prior_view_ = self._resolve_prior_view(blocks.samples)
-            feats = self.prior_features(blocks)
-            self.prior_ = LanguagePrior.fit(self.zero_shot_classifier(), self.probs_encoder_, self.prior_view_, *feats)
-            self.zero_shot_ = self.prior_.conse
-            prior = self.prior_.log_proba(*feats)
-            self.prior_temperature_ = prior_temperature(prior, y_idx)
-            if self.prior_weight == "auto":
-                (self.prior_weight_, self.prior_head_temperature_,
-                 self.prior_scores_) = self._choose_prior_weight(blocks, M, view_M, prior, y_idx, n_classes)
-            else:
-                self.prior_weight_ = float(self.prior_weight)
+        semantic_dim = self.concept_bank().dim if self.fusion_.text else None
+        self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
+                                  {e: int(v.shape[1]) for e, v in blocks.embeddings.items()}, semantic_dim,
+                                  blocks.probs_encoder)
+        if self.fusion_.prior:
+            self._fit_prior(blocks, M, view_M, y)
         return self
 
-    def _no_prior(self):
-        self.prior_weight_, self.prior_temperature_, self.prior_head_temperature_, self.prior_scores_ = 0.0, 1.0, 1.0, {}
-        self.zero_shot_ = self.prior_ = self.prior_view_ = None
+    def _fit_prior(self, blocks: FeatureBlocks, M, view_M, y) -> None:
+        if self.state_.probs_encoder is None:
+            raise ValueError(f"fusion 'prior' needs ImageNet probabilities: one of the encoders "
+                             f"{self.encoder_names} must have an ImageNet head")
+        from ..language.views import choose_view_of_samples
 
-    def zero_shot_classifier(self):
-        """The (unfitted) zero-shot classifier of this model's classes that the prior is made of."""
-        from ..language import ZeroShotClassifier
+        view = self.prior_view if self.prior_view != "auto" else choose_view_of_samples(blocks.samples)
+        pipeline = self.zero_shot_pipeline(view)
+        pipeline.view_ = view  # the reading below uses it before fit
+        reading = dict(zip(("probs", "embedding"), self._read_prior(pipeline, blocks.samples)))
+        blocks.prior_features[(pipeline.encoder, view)] = (reading["probs"], reading["embedding"])
+        self.state_.prior = pipeline.fit(reading=reading, view=view)
+        prior = pipeline.log_proba_reading(reading)
+        if self.prior_weight != "auto":
+            self.state_.mix = PriorMix(float(self.prior_weight), prior_temperature(prior, y), 1.0, {"how": "given"})
+            return
+        head, n_classes = self.state_.head, len(self.classes_)
 
-        method = self.zero_shot_method
-        if method == "auto":
-            method = "descriptions" if self.class_descriptions else "names"
-        return ZeroShotClassifier([str(c) for c in self.classes_], descriptions=self.class_descriptions,
-                                  method=method, text_model=self.text_model)
+        def extra_views():
+            if not blocks.samples or not hasattr(blocks.samples[0], "path"):
+                return []
+            from ..io.sources import Source
 
-    def _choose_prior_weight(self, blocks, M, view_M, prior, y_idx, n_classes):
-        """Held-out head logits from the training images only (see :mod:`.prior`)."""
-        folds = leave_one_shot_out_folds(y_idx, self.random_state)
-        if folds:
-            held_head = np.zeros((len(y_idx), n_classes))
-            # the fitted head's penalty, not one chosen again per fold: the held-out logits must
-            # be as sure of themselves as the head that the prior is mixed into (a small C makes
-            # a timid head that a prior overrules, a large one a head it cannot move)
-            params = dict(self._head_params(), C=self.head_.info.get("C", self.C))
-            for tr, va in folds:
-                Xtr = np.concatenate([M[tr]] + [view_M[v][tr] for v in sorted(view_M)]).astype(np.float64)
-                ytr = np.tile(y_idx[tr], 1 + len(view_M))
-                h = make_head(self.head, **params).fit(Xtr, ytr, n_classes)
-                held_head[va] = h.logits(M[va].astype(np.float64))
-            held_prior, held_y, how = prior, y_idx, f"leave-one-shot-out ({len(folds)} folds)"
-            min_gain = MIN_GAIN
-            head_t = prior_temperature(held_head, y_idx)
-        else:
-            vb = blocks.views
-            if not vb:
-                if not blocks.samples or blocks.samples[0] is None or not hasattr(blocks.samples[0], "path"):
-                    return 0.0, 1.0, {"how": "no held-out data (one image per class, no images for views): image-only"}
-                vb = self._extra_views(blocks, 2)
-            # the prior never saw the training images, so its predictions on them stand for its
-            # predictions on each view
-            held_head = np.concatenate([self.head_.logits(self._fuse(b)[0].astype(np.float64)) for _, b in sorted(vb.items())])
-            held_prior, held_y = np.tile(prior, (len(vb), 1)), np.tile(y_idx, len(vb))
-            how = f"augmented views of the training images ({len(vb)} per image)"
-            head_t, min_gain = 1.0, 0
-        w, scores = choose_weight(head_t * held_head, held_prior, held_y, self.prior_temperature_, min_gain=min_gain)
-        return w, head_t, {"how": how, "scores": scores}
+            vb = self.extract(Source(list(blocks.samples), []), views=2).views
+            return [self.fuse(b) for _, b in sorted(vb.items())]
 
-    def _extra_views(self, blocks: FeatureBlocks, n: int) -> dict:
-        from ..io.sources import Source
-
-        src = Source([s for s in blocks.samples], [])
-        return self.extract(src, views=n).views
+        # the fitted head's penalty, not one chosen again per fold: the held-out logits must be as
+        # sure of themselves as the head that the prior is mixed into
+        params = self._head_params(C=head.info.get("C", self.C))
+        self.state_.mix = choose_mix(lambda: make_head(self.head, **params), M, view_M, prior, y, n_classes, head,
+                                     extra_views, seed=self.random_state)
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self):
         from sklearn.utils.validation import check_is_fitted
 
-        check_is_fitted(self, "head_")
+        check_is_fitted(self, "state_")
 
-    def _logits_featurized(self, F: Featurized) -> np.ndarray:
-        z = self.head_.logits(F.matrix.astype(np.float64))
-        if self.fusion == "prior" and F.prior_logits is not None:
-            z = mix(z, F.prior_logits, self.prior_weight_, self.prior_temperature_, self.prior_head_temperature_)
-        return log_softmax(z)
+    def featurize(self, X) -> Featurized:
+        """Fused feature matrix of ``X``, the samples kept (row order) and the failures."""
+        self._check_fitted()
+        if _is_array(X):
+            from sklearn.utils.validation import validate_data
 
-    def _proba_featurized(self, F: Featurized) -> np.ndarray:
-        P = softmax(self._logits_featurized(F))
+            M = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+            return Featurized(np.asarray(M, np.float32), [None] * len(M), [], None, None, len(M), np.arange(len(M)))
+        from ..features import FeatureSet
+        from ..io.sources import open_source
+
+        src = None if isinstance(X, (FeatureBlocks, FeatureSet)) else open_source(X)
+        blocks = self.extract(X if src is None else src)
+        M = self.fuse(blocks)
+        if M.shape[1] != self.n_features_in_:
+            raise ValueError(f"fused features have {M.shape[1]} columns; this model was fitted on {self.n_features_in_}")
+        prior = self.prior_log_proba(blocks) if self.prior_ is not None else None
+        if src is not None:
+            pos = {s.path: i for i, s in enumerate(src.samples)}
+            rows, n = np.array([pos[s.path] for s in blocks.samples], np.int64), len(src.samples)
+        else:
+            rows, n = np.arange(len(blocks)), len(blocks)
+        return Featurized(M, blocks.samples, blocks.failures, blocks, prior, n, rows)
+
+    def log_proba_featurized(self, F: Featurized) -> np.ndarray:
+        """Log-probabilities of the kept rows of ``F`` (no test-time augmentation)."""
+        return self.state_.logits(F.matrix, F.prior_logits)
+
+    def proba_featurized(self, F: Featurized) -> np.ndarray:
+        """Probabilities of the kept rows of ``F``: what :meth:`predict_proba` reports."""
+        P = softmax(self.log_proba_featurized(F))
         if self.tta and F.blocks is not None and F.samples and hasattr(F.samples[0], "path"):
             from ..io.sources import Source
 
             vb = self.extract(Source(list(F.samples), []), views=self.tta).views
-            for v, b in sorted(vb.items()):  # the prior reads the image itself, not its views
-                Fv = Featurized(self._fuse(b)[0], b.samples, [], b, F.prior_logits)
-                P = P + softmax(self._logits_featurized(Fv))
+            for _, b in sorted(vb.items()):  # the prior reads the image itself, not its views
+                P = P + softmax(self.state_.logits(self.fuse(b), F.prior_logits))
             P = P / (1 + len(vb))
         return P
 
     def decision_function(self, X) -> np.ndarray:
         """Log-probabilities per class, (n, n_classes); with two classes the log-odds of the second
         class, (n,), as scikit-learn expects. Rows of failed images are NaN."""
-        self._check_fitted()
         F = self.featurize(X)
-        z = _scatter(self._logits_featurized(F), F, len(self.classes_))
+        z = F.scatter(self.log_proba_featurized(F))
         return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
     def predict_proba(self, X) -> np.ndarray:
         """(n_inputs, n_classes) probabilities, columns in ``classes_`` order; the row of an
         image that could not be read is NaN (see :meth:`featurize` for the reasons)."""
-        self._check_fitted()
         F = self.featurize(X)
-        return _scatter(self._proba_featurized(F), F, len(self.classes_))
+        return F.scatter(self.proba_featurized(F))
 
     def predict(self, X) -> np.ndarray:
         """Class per input; ``None`` for an image that could not be read."""
@@ -481,40 +439,31 @@ class Classifier(ClassifierMixin, BaseEstimator):
             out[~ok] = None
         return out
 
-    def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list[dict]:
-        """One dict per input image: path, predicted class, top-k (class, probability), its
-        description in words and, for a failure, the error instead."""
-        self._check_fitted()
+    def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list:
+        """One :class:`~wordsight.io.records.Prediction` per input image (inputs in order, then
+        the failures): predicted class, top-k with probabilities, its description, or the error."""
+        from ..io.records import Prediction, predictions
+
         F = self.featurize(X)
-        P = self._proba_featurized(F)
-        texts = self._describe_blocks(F.blocks) if describe and F.blocks is not None else [None] * len(P)
-        out = []
-        k = min(top_k, len(self.classes_))
-        for s, p, text in zip(F.samples, P, texts):
-            order = np.argsort(-p)[:k]
-            out.append({"path": getattr(s, "path", None), "label": getattr(s, "label", None),
-                        "predicted": _py(self.classes_[order[0]]),
-                        "top_k": [(_py(self.classes_[j]), float(p[j])) for j in order],
-                        "description": text, "error": None})
-        for f in F.failures:
-            out.append({"path": f.path, "label": None, "predicted": None, "top_k": [], "description": None,
-                        "error": f.reason})
-        return out
+        P = self.proba_featurized(F)
+        texts = self.describe_blocks(F.blocks) if describe and F.blocks is not None else None
+        out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
+                          self.classes_, P, top_k, texts)
+        return out + [Prediction(f.path, error=f.reason) for f in F.failures]
 
     def describe(self, X) -> list[str | None]:
         """Per-image descriptions in words (the ImageNet concepts each image resembles), one per
         input; ``None`` for an image that could not be read."""
-        F = self.featurize(X) if hasattr(self, "head_") else None
-        blocks = F.blocks if F is not None else self.extract(X)
-        texts = self._describe_blocks(blocks)
-        if F is None:
-            return texts
+        if not hasattr(self, "state_"):
+            return self.describe_blocks(self.extract(X))
+        F = self.featurize(X)
         out = [None] * F.n_inputs
-        for r, t in zip(F.rows, texts):
+        for r, t in zip(F.rows, self.describe_blocks(F.blocks)):
             out[r] = t
         return out
 
-    def _describe_blocks(self, blocks: FeatureBlocks) -> list[str | None]:
+    def describe_blocks(self, blocks: FeatureBlocks) -> list[str | None]:
+        """Descriptions of the images of ``blocks``, in order."""
         if blocks is None or blocks.probs is None:
             return [None] * (0 if blocks is None else len(blocks))
         from ..language import describe
@@ -533,64 +482,48 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def model_input(self, data: bytes, encoder: str | None = None) -> np.ndarray:
         """The preprocessed (3, H, W) array that ``encoder`` (default: the first) sees for the
         image bytes ``data``, exactly as feature extraction makes it (tiny images at the reduced
-        input size); ``load_model(encoder)(torch.from_numpy(x)[None])["embedding"]`` is then the
-        embedding that :meth:`pipeline_spec`'s blocks start from."""
+        input size)."""
         from ..features.engines.batch import EmbedBatch
 
         fn = EmbedBatch(encoder or self.encoder_names[0], engine="torch", small_input=self.small_input)
-        small = fn.small_config()
-        x, err = fn.decode(data, small if small is not None and fn._is_tiny(data) else None)
+        x, err = fn.decode_for_model(data)
         if x is None:
             raise ValueError(err)
         return x
 
     def pipeline_spec(self) -> dict:
-        """How an image becomes logits, for reproducing the path in torch (explanations)."""
+        """How an image becomes logits, for reproducing the path elsewhere (explanations, export)."""
         self._check_fitted()
+        s = self.state_
+        mix = s.mix
         return {
             "encoders": self.encoder_names,
             "fusion": self.fusion,
-            "blocks": block_layout(self.encoder_names, self.feature_dims_, self.fusion, self.text_dim_)
-            if self.feature_dims_ else [{"name": "precomputed", "start": 0, "stop": self.n_features_in_}],
+            "blocks": self.fusion_.layout(s.feature_dims, s.text_dim) if s.feature_dims
+            else [{"name": "precomputed", "start": 0, "stop": s.n_features}],
             "text_weight": float(self.text_weight),
             "head": self.head,
-            "head_logits": "fused @ W.T + b (linear_head())" if isinstance(self.head_, LinearHead) else "head_.logits(fused)",
-            "prior": None if self.fusion != "prior" else {
+            "prior": None if mix is None else {
                 "formula": "log_softmax(head_temperature * head) + weight * log_softmax(temperature * prior_log_proba)",
-                "prior_log_proba": "mean of the zero-shot log-probabilities of the ConSE vector and the linear "
-                                   "text-space map, read from the prior's view at full input size",
-                "weight": self.prior_weight_, "temperature": self.prior_temperature_,
-                "head_temperature": self.prior_head_temperature_,
-                "encoder": self.probs_encoder_, "view": self.prior_view_},
+                "weight": mix.weight, "temperature": mix.temperature, "head_temperature": mix.head_temperature,
+                "encoder": s.prior.encoder, "view": s.prior.view_, "ways": list(s.prior.ways_)},
             "classes": [_py(c) for c in self.classes_],
         }
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder) -> str:
-        from .persistence import save_classifier
-
+        """Write the model to ``folder`` (JSON + safetensors + checksums; see :mod:`.persistence`)."""
         return save_classifier(self, folder)
 
     @classmethod
     def load(cls, folder) -> "Classifier":
-        from .persistence import load_classifier
-
-        return load_classifier(folder)
+        """A model saved by :meth:`save`, every file verified."""
+        return load_classifier(folder, cls)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = False
         return tags
-
-
-def _py(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _is_feature_set(X) -> bool:
-    from ..features import FeatureSet
-
-    return isinstance(X, FeatureSet)
 
 
 def _relabel(X, y):
@@ -604,9 +537,3 @@ def _relabel(X, y):
     if len(y) != len(src.samples):
         raise ValueError(f"y has {len(y)} labels but {len(src.samples)} images were listed")
     return Source([replace(s, label=lab) for s, lab in zip(src.samples, y)], list(src.problems))
-
-
-def _scatter(values: np.ndarray, F: Featurized, n_classes: int) -> np.ndarray:
-    out = np.full((F.n_inputs, n_classes), np.nan)
-    out[F.rows] = values
-    return out

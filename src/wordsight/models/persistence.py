@@ -19,7 +19,7 @@ FORMAT = "wordsight-classifier"
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 HEAD_FILE = "head.safetensors"
-PRIOR_DIR = "zero_shot"  # the prior's ZeroShotClassifier, saved by its own save()
+PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
 
 
 class ModelFolderError(ValueError):
@@ -53,41 +53,40 @@ def _jsonable(v):
 
 
 def save_classifier(clf, folder) -> str:
+    """Write ``clf``'s parameters and :class:`~.state.FittedState` to ``folder``."""
     from safetensors.numpy import save_file
 
     from .._version import __version__
     from ..encoders import get_config
 
     clf._check_fitted()
+    state = clf.state_
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    arrays, info = clf.head_.to_arrays()
+    arrays, info = state.head.state()
     save_file(arrays, str(folder / HEAD_FILE))
     files = {HEAD_FILE: _sha256(folder / HEAD_FILE)}
     prior = None
-    if getattr(clf, "prior_", None) is not None:
-        clf.prior_.save(folder / PRIOR_DIR)
+    if state.prior is not None:
+        state.prior.save(folder / PRIOR_DIR)
         for p in sorted((folder / PRIOR_DIR).rglob("*")):
             if p.is_file():
                 files[p.relative_to(folder).as_posix()] = _sha256(p)
-        prior = {"weight": clf.prior_weight_, "temperature": clf.prior_temperature_,
-                 "head_temperature": clf.prior_head_temperature_,
-                 "scores": _jsonable(clf.prior_scores_), "folder": PRIOR_DIR, "view": clf.prior_view_,
-                 "zero_shot_method": clf.prior_.conse.method, "text_model": clf.text_model}
+        prior = {**_jsonable(state.mix.to_json()), "folder": PRIOR_DIR, "view": state.prior.view_,
+                 "zero_shot_method": state.prior._method(), "text_model": clf.text_model}
     encoders = []
-    if clf.feature_dims_:
-        for name in clf.encoder_names:
-            cfg = get_config(name)
-            encoders.append({"name": name, "fingerprint": cfg.fingerprint, "preprocessing": _jsonable(cfg.preprocessing()),
-                             "dim": clf.feature_dims_[name]})
-    classes = [_jsonable(c) for c in clf.classes_]
+    for name in clf.encoder_names if state.feature_dims else []:
+        cfg = get_config(name)
+        encoders.append({"name": name, "fingerprint": cfg.fingerprint, "preprocessing": _jsonable(cfg.preprocessing()),
+                         "dim": state.feature_dims[name]})
+    classes = [_jsonable(c) for c in state.classes]
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
         "params": {k: _jsonable(v) for k, v in clf.get_params().items() if k != "cache"},
         "classes": classes, "class_type": type(classes[0]).__name__,
         "encoders": encoders, "fusion": clf.fusion,
-        "n_features_in": int(clf.n_features_in_), "text_dim": getattr(clf, "text_dim_", None),
-        "probs_encoder": clf.probs_encoder_,
+        "n_features_in": int(state.n_features), "text_dim": state.text_dim,
+        "probs_encoder": state.probs_encoder,
         "head": {"name": clf.head, "info": _jsonable(info), "arrays": sorted(arrays)},
         "prior": prior, "files": files,
     }
@@ -121,13 +120,15 @@ def read_config(folder) -> dict:
     return config
 
 
-def load_classifier(folder):
+def load_classifier(folder, cls):
+    """A ``cls`` (the Classifier class) rebuilt from ``folder``, every file verified first."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     from ..encoders import get_config
-    from .classifier import Classifier
     from .heads import head_class
+    from .prior import PriorMix
+    from .state import FittedState
 
     folder = Path(folder)
     config = read_config(folder)
@@ -156,38 +157,29 @@ def load_classifier(folder):
     if sorted(arrays) != sorted(config["head"]["arrays"]):
         raise ModelFolderError(f"{folder / HEAD_FILE}: holds {sorted(arrays)}, config lists {config['head']['arrays']}")
     params = dict(config["params"])
-    for k in ("encoders",):
+    for k in ("encoders", "C"):
         if isinstance(params.get(k), list):
             params[k] = tuple(params[k])
-    if isinstance(params.get("C"), list):
-        params["C"] = tuple(params["C"])
     try:
-        clf = Classifier(**params)
-    except TypeError as e:
+        clf = cls(**params)
+        clf.check_params()
+    except (TypeError, ValueError) as e:
         raise ModelFolderError(f"{folder}: parameters do not fit this wordsight's Classifier ({e})") from e
-    clf._check_params()
-    clf.head_ = head_class(config["head"]["name"]).from_arrays(arrays, config["head"]["info"], clf._head_params())
-    classes = config["classes"]
-    clf.classes_ = np.asarray(classes)
-    clf.n_features_in_ = int(config["n_features_in"])
-    clf.feature_dims_ = {e["name"]: int(e["dim"]) for e in config["encoders"]}
-    clf.text_dim_ = config.get("text_dim")
-    clf.probs_encoder_ = config.get("probs_encoder")
-    clf.fit_failures_ = []
+    head = head_class(config["head"]["name"]).from_state(arrays, config["head"]["info"], clf._head_params())
+    classes = np.asarray(config["classes"])
+    state = FittedState(classes, head, int(config["n_features_in"]),
+                        {e["name"]: int(e["dim"]) for e in config["encoders"]}, config.get("text_dim"),
+                        config.get("probs_encoder"))
     prior = config.get("prior")
-    clf._no_prior()
     if prior:
-        clf.prior_weight_, clf.prior_temperature_ = float(prior["weight"]), float(prior["temperature"])
-        clf.prior_head_temperature_ = float(prior.get("head_temperature", 1.0))
-        clf.prior_scores_ = prior.get("scores") or {}
-        clf.prior_view_ = prior.get("view", "plain")
-        from .prior import LanguagePrior
+        from ..language.pipeline import ZeroShotPipeline
 
         try:
-            clf.prior_ = LanguagePrior.load(folder / prior["folder"])
+            state.prior = ZeroShotPipeline.load(folder / prior["folder"])
         except Exception as e:
             raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
-        clf.zero_shot_ = clf.prior_.conse
-        if [str(c) for c in clf.zero_shot_.classes_] != [str(c) for c in classes]:
+        state.mix = PriorMix.from_json(prior)
+        if [str(c) for c in state.prior.classes_] != [str(c) for c in classes]:
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
+    clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
     return clf

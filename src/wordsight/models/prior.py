@@ -1,36 +1,30 @@
-"""The zero-shot language prior, and mixing it into a trained head with choices made on training
-data only.
+"""The language prior: the zero-shot pipeline's log-probabilities mixed into a trained head, with
+every choice made on the training images only.
 
-:class:`LanguagePrior` is the zero-shot text classifier of the language layer, read the way that
-suits the images: the image view it looks at (``light-background`` inverts light-on-dark images
-such as Fashion-MNIST so that the ImageNet head reads them like its product photos), always at the
-encoder's full input size (the ImageNet head was trained at it), through two ways into the text
-space whose log-probabilities are averaged: ConSE (the probability-weighted concept texts) and
-the DeViSE-style linear map of the embedding; both centred on the training images.
-
-The mixed prediction is ``log_softmax(s * head logits) + weight * log_softmax(t * prior logits)``:
-weight 0 is the image-only head. The prior's temperature ``t`` is fitted on the training images
-(the zero-shot classifier never saw their labels, so its predictions on them are honest held-out
-ones). The weight is chosen on the training images alone: "leave one shot out" folds (fold j
-holds out the j-th image of every class, so every class keeps k-1 images; the folds' heads keep
-the fitted head's penalty) give the head's held-out predictions, on which the head's own
-temperature ``s`` is fitted, so that both are calibrated before they are weighed (a strongly
-penalised head is timid, and a prior would overrule it more than it deserves). With one image per class no fold keeps every class; the held-out images are
-then augmented views of the training images (an optimistic stand-in for new images, so the
-chosen weight errs towards the image head; as the head gets nearly every view right, the log-loss
-decides among the weights that lose no view). The prior must earn its place: with folds, a weight
-above 0 is kept only when it gets at least ``MIN_GAIN`` more held-out images right than the head
-alone; ties go to the smaller weight.
+The prior itself is a :class:`~wordsight.language.pipeline.ZeroShotPipeline` (its view of each
+image at full input size, both ways into the text space, centred on the training images). The
+mixed prediction is ``log_softmax(s * head logits) + weight * log_softmax(t * prior logits)``
+(:class:`PriorMix`); weight 0 is the image-only head. The prior's temperature ``t`` is fitted on
+the training images (the zero-shot classifier never saw their labels, so its predictions on them
+are honest held-out ones). The weight is chosen on the training images alone: "leave one shot
+out" folds (fold j holds out the j-th image of every class, so every class keeps k-1 images; the
+folds' heads keep the fitted head's penalty) give the head's held-out predictions, on which the
+head's own temperature ``s`` is fitted, so that both are calibrated before they are weighed (a
+strongly penalised head is timid, and a prior would overrule it more than it deserves). With one
+image per class no fold keeps every class; the held-out images are then augmented views of the
+training images (an optimistic stand-in for new images, so the chosen weight errs towards the
+image head; as the head gets nearly every view right, the log-loss decides among the weights
+that lose no view). With folds, a weight above 0 is kept only when it gets at least ``MIN_GAIN``
+more held-out images right than the head alone; ties go to the smaller weight.
 """
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .heads import fit_temperature, log_softmax
+from .._util.numerics import log_softmax
+from .heads import fit_temperature
 
 # With leave-one-shot-out folds a prior weight above 0 must get at least this many more held-out
 # images right than the image head alone (on augmented views the head is right about every view,
@@ -38,107 +32,45 @@ from .heads import fit_temperature, log_softmax
 MIN_GAIN = 1
 # Large weights are there for heads that are very sure of themselves (a large C).
 WEIGHT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
-PRIOR_VIEWS = ("auto", "plain", "light-background", "invert")
-# Ridge strength of the linear map into the text space, chosen on Fashion-MNIST training images
-# (benchmarks/zeroshot_fashion_mnist.py).
-TEXT_MAP_ALPHA = 10.0
-
-
-def choose_view(images, threshold: float = 96.0) -> str:
-    """``light-background`` when most ``images`` (PIL) have a dark border (a light object on a
-    dark background, unlike ImageNet's photos), else ``plain``."""
-    from ..language.views import border_brightness
-
-    levels = [border_brightness(im) for im in images]
-    return "light-background" if levels and float(np.median(levels)) < threshold else "plain"
-
-
-@lru_cache(maxsize=4)
-def _text_map(encoder: str, text_model: str):
-    from ..language.concepts import default_bank
-    from ..language.semantic import TextSpaceMap
-
-    return TextSpaceMap.from_encoder(encoder, default_bank(text_model), alpha=TEXT_MAP_ALPHA)
-
-
-class LanguagePrior:
-    """Zero-shot log-probabilities of images from the ImageNet probabilities and embeddings of
-    ``encoder`` on the ``view`` of each image at full input size (see the module doc)."""
-
-    def __init__(self, encoder: str, view: str, conse, linear=None, text_map=None):
-        self.encoder, self.view = encoder, view
-        self.conse, self.linear, self.text_map = conse, linear, text_map
-
-    @classmethod
-    def fit(cls, zero_shot, encoder: str, view: str, probs: np.ndarray, embeddings: np.ndarray) -> "LanguagePrior":
-        """``zero_shot``: an unfitted ZeroShotClassifier (classes, texts, method); ``probs`` and
-        ``embeddings``: the training images seen the prior's way (the centring means)."""
-        from sklearn.base import clone
-
-        from ..encoders import get_config
-        from ..language import semantic_vectors
-        from ..language.concepts import default_bank
-
-        bank = default_bank(zero_shot.text_model)
-        center = len(probs) >= 2
-        conse = clone(zero_shot).set_params(center=center).fit(semantic_vectors(probs, bank) if center else None)
-        linear = text_map = None
-        if get_config(encoder).has_imagenet_head:
-            text_map = _text_map(encoder, zero_shot.text_model)
-            linear = clone(conse).fit(text_map.transform(embeddings) if center else None)
-        return cls(encoder, view, conse, linear, text_map)
-
-    @property
-    def classes_(self):
-        return self.conse.classes_
-
-    def ways(self, probs: np.ndarray, embeddings: np.ndarray) -> dict[str, np.ndarray]:
-        """Log-probabilities per way into the text space."""
-        from ..language import semantic_vectors
-        from ..language.concepts import default_bank
-
-        out = {"conse": self.conse.predict_log_proba(semantic_vectors(probs, default_bank(self.conse.text_model)))}
-        if self.linear is not None:
-            out["linear"] = self.linear.predict_log_proba(self.text_map.transform(embeddings))
-        return out
-
-    def log_proba(self, probs: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        """(N, n_classes) log-probabilities: the mean over the ways, renormalised."""
-        ways = self.ways(probs, embeddings)
-        return log_softmax(sum(ways.values()) / len(ways))
-
-    def save(self, folder) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.conse.save(folder / "conse")
-        if self.linear is not None:
-            self.linear.save(folder / "linear")
-            self.text_map.save(folder / "text_map")
-        meta = {"encoder": self.encoder, "view": self.view, "ways": ["conse"] + (["linear"] if self.linear else [])}
-        (folder / "prior.json").write_text(json.dumps(meta, indent=2))
-        return folder
-
-    @classmethod
-    def load(cls, folder) -> "LanguagePrior":
-        from ..language import ZeroShotClassifier
-        from ..language.semantic import TextSpaceMap
-
-        folder = Path(folder)
-        if not (folder / "prior.json").exists():
-            raise FileNotFoundError(f"{folder / 'prior.json'}: missing (not a saved language prior)")
-        meta = json.loads((folder / "prior.json").read_text())
-        linear = "linear" in meta["ways"]
-        return cls(meta["encoder"], meta["view"], ZeroShotClassifier.load(folder / "conse"),
-                   ZeroShotClassifier.load(folder / "linear") if linear else None,
-                   TextSpaceMap.load(folder / "text_map") if linear else None)
 
 
 def mix(head_logits: np.ndarray, prior_logits: np.ndarray, weight: float, temperature: float,
         head_temperature: float = 1.0) -> np.ndarray:
-    """Log-probabilities (unnormalised logits) of the mixed prediction."""
+    """Log-probabilities (unnormalised) of the mixed prediction (weight 0: the head alone)."""
     if weight == 0:
         return log_softmax(head_logits)
     return log_softmax(head_temperature * head_logits) + weight * log_softmax(temperature * prior_logits)
+
+
+@dataclass
+class PriorMix:
+    """How the prior enters a head's logits: ``weight``, the prior's ``temperature``, the head's
+    ``head_temperature`` and the held-out ``scores`` the weight was chosen on."""
+
+    weight: float = 0.0
+    temperature: float = 1.0
+    head_temperature: float = 1.0
+    scores: dict = field(default_factory=dict)
+
+    def __call__(self, head_logits: np.ndarray, prior_logits: np.ndarray) -> np.ndarray:
+        return mix(head_logits, prior_logits, self.weight, self.temperature, self.head_temperature)
+
+    def torch(self, head_logits, prior_logits):
+        """The same mixing in torch (``prior_logits`` enter as a constant)."""
+        import torch
+
+        if self.weight == 0:
+            return torch.log_softmax(head_logits, 1)
+        return (torch.log_softmax(self.head_temperature * head_logits, 1)
+                + self.weight * torch.log_softmax(self.temperature * prior_logits.to(head_logits.dtype), 1))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PriorMix":
+        return cls(float(d["weight"]), float(d["temperature"]), float(d.get("head_temperature", 1.0)),
+                   dict(d.get("scores") or {}))
 
 
 def leave_one_shot_out_folds(y: np.ndarray, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -176,4 +108,36 @@ def choose_weight(held_head_logits: np.ndarray, held_prior_logits: np.ndarray, y
 
 
 def prior_temperature(prior_logits: np.ndarray, y: np.ndarray) -> float:
+    """The scale t that calibrates the prior's log-probabilities on labelled images."""
     return fit_temperature(prior_logits, y)
+
+
+def choose_mix(make_head, M: np.ndarray, view_M: list[np.ndarray], prior: np.ndarray, y: np.ndarray,
+               n_classes: int, head, extra_views, seed: int = 0) -> PriorMix:
+    """Fit the prior's temperature and choose its weight on the training images (module doc).
+
+    ``make_head()`` builds an unfitted head like ``head`` (same penalty); ``M`` are the fused
+    training rows, ``view_M`` their augmented views' rows; ``extra_views()`` returns fused rows of
+    new augmented views (list of arrays), for when there is one image per class and no views.
+    """
+    t = prior_temperature(prior, y)
+    folds = leave_one_shot_out_folds(y, seed)
+    if folds:
+        held_head = np.zeros((len(y), n_classes))
+        for tr, va in folds:
+            Xtr = np.concatenate([M[tr]] + [v[tr] for v in view_M]).astype(np.float64)
+            held_head[va] = make_head().fit(Xtr, np.tile(y[tr], 1 + len(view_M)), n_classes).logits(M[va])
+        held_prior, held_y, how = prior, y, f"leave-one-shot-out ({len(folds)} folds)"
+        min_gain, head_t = MIN_GAIN, prior_temperature(held_head, y)
+    else:
+        rows = view_M or (extra_views() if extra_views is not None else [])
+        if not rows:
+            return PriorMix(0.0, t, 1.0, {"how": "no held-out data (one image per class, no images for views): image-only"})
+        # the prior never saw the training images, so its predictions on them stand for its
+        # predictions on each view
+        held_head = np.concatenate([head.logits(r) for r in rows])
+        held_prior, held_y = np.tile(prior, (len(rows), 1)), np.tile(y, len(rows))
+        how = f"augmented views of the training images ({len(rows)} per image)"
+        head_t, min_gain = 1.0, 0
+    w, scores = choose_weight(head_t * held_head, held_prior, held_y, t, min_gain=min_gain)
+    return PriorMix(w, t, head_t, {"how": how, "scores": scores})

@@ -177,6 +177,11 @@ class EmbedBatch:
         except Exception as e:  # a broken file must never stop the run
             return None, f"cannot decode image: {type(e).__name__}: {e}"
 
+    def decode_for_model(self, data: bytes) -> tuple[np.ndarray | None, str | None]:
+        """:meth:`decode` with the input size extraction picks for these bytes (tiny images small)."""
+        small = self.small_config()
+        return self.decode(data, small if small is not None and self._is_tiny(data) else None)
+
     def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None) -> Prepared:
         """Read and hash ``samples``, look them up in the cache, start decoding the misses."""
         runner = self.runner

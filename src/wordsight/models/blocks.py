@@ -1,0 +1,104 @@
+"""Feature blocks: per-encoder embeddings (and ImageNet probabilities) of images and of their
+augmented views, extracted once through the shared feature cache and reused by every fusion and
+head."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FeatureBlocks:
+    """Per-image features before fusion: ``embeddings[encoder][i]`` and ``probs[i]`` (ImageNet
+    softmax of ``probs_encoder``) belong to ``samples[i]``; ``failures`` were skipped."""
+
+    samples: list
+    embeddings: dict[str, np.ndarray]
+    probs: np.ndarray | None = None
+    probs_encoder: str | None = None
+    failures: list = field(default_factory=list)
+    views: dict[int, "FeatureBlocks"] = field(default_factory=dict)  # augmented views, by index
+    # The language prior's reading of the images, by (encoder, view): ImageNet probabilities and
+    # embeddings of that view at full input size; filled on first use by Classifier.prior_features,
+    # or given (explanations).
+    prior_features: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> list:
+        return [getattr(s, "label", None) for s in self.samples]
+
+    def take(self, idx) -> "FeatureBlocks":
+        idx = np.asarray(idx, np.int64)
+        return FeatureBlocks([self.samples[i] for i in idx], {k: v[idx] for k, v in self.embeddings.items()},
+                             None if self.probs is None else self.probs[idx], self.probs_encoder, [],
+                             {v: b.take(idx) for v, b in self.views.items()},
+                             {k: tuple(a[idx] for a in v) for k, v in self.prior_features.items()})
+
+
+@dataclass
+class Featurized:
+    """Fused features of the images that could be read (``matrix[i]`` is ``samples[i]``)."""
+
+    matrix: np.ndarray
+    samples: list
+    failures: list = field(default_factory=list)
+    blocks: FeatureBlocks | None = None
+    prior_logits: np.ndarray | None = None
+    n_inputs: int = 0
+    rows: np.ndarray | None = None  # position of each kept sample among the inputs
+
+    def scatter(self, values: np.ndarray) -> np.ndarray:
+        """Per-input rows: ``values`` at the kept inputs, NaN where an image failed."""
+        out = np.full((self.n_inputs, values.shape[1]), np.nan)
+        out[self.rows] = values
+        return out
+
+
+def from_feature_set(fs, encoders: list[str]) -> FeatureBlocks:
+    """FeatureBlocks of a single-encoder :class:`~wordsight.features.FeatureSet`."""
+    if len(encoders) != 1 or (fs.model and fs.model != encoders[0]):
+        raise ValueError(f"a FeatureSet of {fs.model!r} cannot feed encoders {encoders}")
+    probs = fs.probabilities
+    return FeatureBlocks(list(fs.samples), {encoders[0]: fs.embeddings}, probs,
+                         encoders[0] if probs is not None else None, list(fs.failures))
+
+
+def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = "", cache=None,
+                   batch_size=None, quiet=True, small_input="auto") -> FeatureBlocks:
+    """Every encoder's features of ``source`` (one view), keeping the images all encoders read."""
+    from ..features import extract_features
+
+    per, failures = {}, []
+    for enc in encoders:
+        fs = extract_features(source, enc, cache=cache, batch_size=batch_size, view=view, view_key=view_key,
+                              quiet=quiet, small_input=small_input)
+        per[enc] = fs
+        seen = {g.path for g in failures}
+        failures += [f for f in fs.failures if f.path not in seen]
+    keep = set.intersection(*({s.path for s in fs.samples} for fs in per.values()))
+    samples = [s for s in per[encoders[0]].samples if s.path in keep]
+    emb, probs, probs_enc = {}, None, None
+    for enc, fs in per.items():
+        pos = {s.path: i for i, s in enumerate(fs.samples)}
+        rows = [pos[s.path] for s in samples]
+        emb[enc] = fs.embeddings[rows]
+        if probs is None and fs.probabilities is not None:
+            probs, probs_enc = fs.probabilities[rows], enc
+    return FeatureBlocks(samples, emb, probs, probs_enc, failures)
+
+
+def add_views(blocks: FeatureBlocks, source, n_views: int, augment, **options) -> FeatureBlocks:
+    """``blocks`` with ``n_views`` augmented views of each image (deterministic per image, cached)."""
+    for v in range(1, n_views + 1):
+        vb = extract_blocks(source, list(blocks.embeddings), view=augment.view(v), view_key=augment.view_key(v),
+                            **options)
+        pos = {s.path: i for i, s in enumerate(vb.samples)}
+        missing = [s.path for s in blocks.samples if s.path not in pos]
+        if missing:  # a view failed where the image did not
+            raise RuntimeError(f"augmented view {v} failed for {missing[:3]}")
+        blocks.views[v] = vb.take([pos[s.path] for s in blocks.samples])
+    return blocks

@@ -1,0 +1,124 @@
+"""The head interface: fit on fused feature arrays, then predict from learned arrays alone.
+
+A head is fitted with scikit-learn (or torch, or a few lines of numpy) and keeps only its learned
+arrays, so a head rebuilt from a saved folder (safetensors, no pickle) predicts exactly what the
+fitted one did. Each head holds its maths once in three forms that parity tests keep equal:
+``logits`` (numpy: what ``predict_proba`` runs), ``to_torch()`` (what explanations run) and
+``onnx_nodes()`` (what the ONNX export runs). A head never sees an image.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..._util.errors import NotSupportedError
+from ..._util.numerics import softmax
+
+# Above this many matrix entries (images x features) a head uses every BLAS thread, and the C
+# search uses one held-out split with warm starts instead of k-fold cross-validation.
+LARGE_PROBLEM = 5_000_000
+
+
+class Head:
+    """Base class: ``fit(X, y, n_classes)``, ``logits(X)``, ``to_torch()``, ``onnx_nodes()``,
+    ``state()`` / ``from_state()``. Subclasses set ``name`` and implement ``_fit`` and ``logits``."""
+
+    name: ClassVar[str] = ""
+    differentiable: ClassVar[bool] = True  # gradients reach the features (Grad-CAM works)
+    params_help: ClassVar[str] = ""
+
+    def __init__(self, **params):
+        self.params = params
+        self.arrays: dict[str, np.ndarray] = {}
+        self.info: dict = {}
+
+    def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":
+        """Learn from ``X`` (N, F) and class indices ``y`` (N,) in ``range(n_classes)``."""
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread for small problems: on a busy 2-core machine multi-threaded BLAS
+        # spin-waits made logistic regression 20x slower (9 s -> 0.5 s for 600 x 1280). Large
+        # ones (full Fashion-MNIST: 60,000 x 1280) are worth every core.
+        X = np.asarray(X, np.float64)
+        with threadpool_limits(1 if X.size < LARGE_PROBLEM else None, user_api="blas"):
+            return self._fit(X, np.asarray(y, np.int64), int(n_classes))
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":  # pragma: no cover
+        raise NotImplementedError
+
+    def logits(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """(N, n_classes) scores whose softmax is the head's probabilities."""
+        raise NotImplementedError
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(np.asarray(X, np.float64)))
+
+    def to_torch(self):  # pragma: no cover
+        """A float64 ``torch.nn.Module``: (B, F) features -> (B, n_classes) logits, equal to ``logits``."""
+        raise NotImplementedError
+
+    def onnx_nodes(self, features: str, logits: str) -> tuple[list, list]:
+        """ONNX nodes and initialisers computing ``logits`` from ``features`` (float32)."""
+        raise NotSupportedError(f"the {self.name!r} head has no ONNX form; exportable heads: "
+                                f"{', '.join(exportable_heads())}")
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Learned arrays (for safetensors) and JSON-able facts (for config.json)."""
+        return {k: np.ascontiguousarray(v) for k, v in self.arrays.items()}, dict(self.info)
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], info: dict, params: dict) -> "Head":
+        head = cls(**params)
+        head.arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        head.info = dict(info)
+        missing = sorted(set(cls.state_arrays(head.info)) - set(head.arrays))
+        if missing:
+            raise ValueError(f"the {cls.name!r} head's state lacks arrays {missing}")
+        return head
+
+    @classmethod
+    def state_arrays(cls, info: dict) -> list[str]:
+        """Names of the arrays a fitted head of this kind holds."""
+        return []
+
+    @property
+    def n_classes(self) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared pieces
+    def _standardise(self, X):
+        return (X - self.arrays["mean"]) / self.arrays["scale"]
+
+    def _fit_scaler(self, X):
+        # Centre each feature but scale all by one number: per-feature standard deviations from
+        # a few images are noise (k=1 Fashion-MNIST: 45% with them, 55-63% with one global scale).
+        mean = X.mean(0)
+        overall = float(np.sqrt(np.mean((X - mean) ** 2)))
+        scale = np.full(X.shape[1], overall if overall > 1e-12 else 1.0)
+        self.arrays["mean"], self.arrays["scale"] = mean.astype(np.float64), scale.astype(np.float64)
+        return self._standardise(X)
+
+
+def class_weights(y: np.ndarray, n_classes: int, class_weight) -> dict | None:
+    """scikit-learn's ``class_weight``: None, ``"balanced"`` (n / (n_classes * count)) or a dict."""
+    if class_weight is None:
+        return None
+    if class_weight == "balanced":
+        counts = np.bincount(y, minlength=n_classes).astype(float)
+        return {c: len(y) / (n_classes * counts[c]) for c in range(n_classes) if counts[c]}
+    return class_weight
+
+
+def torch_arrays(head: Head) -> dict:
+    """The head's arrays as float64 torch tensors (int64 for integer arrays)."""
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in head.arrays.items()}
+
+
+def exportable_heads() -> list[str]:
+    from . import HEAD_CLASSES
+
+    return [n for n, c in HEAD_CLASSES.items() if c.onnx_nodes is not Head.onnx_nodes]

@@ -1,0 +1,111 @@
+"""A random forest (scikit-learn), kept as its trees' arrays and evaluated in numpy or torch."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Head, class_weights
+
+# Added to every class's probability so that log-probabilities stay finite.
+PROBA_FLOOR = 1e-9
+
+
+class RandomForestHead(Head):
+    """Trees as arrays (children, feature, threshold, leaf class distributions): no pickle."""
+
+    name = "random_forest"
+    differentiable = False
+
+    @classmethod
+    def state_arrays(cls, info):
+        return ["children_left", "children_right", "feature", "threshold", "value", "offsets"]
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.arrays["value"].shape[1])
+
+    def _fit(self, X, y, n_classes):
+        from sklearn.ensemble import RandomForestClassifier
+
+        cw = class_weights(y, n_classes, self.params.get("class_weight"))
+        model = RandomForestClassifier(n_estimators=self.params.get("n_estimators", 200),
+                                       max_depth=self.params.get("max_depth"), class_weight=cw,
+                                       n_jobs=self.params.get("n_jobs", 2),
+                                       random_state=self.params.get("random_state", 0))
+        model.fit(X, y)
+        present = model.classes_
+        left, right, feat, thr, value, offsets = [], [], [], [], [], [0]
+        for est in model.estimators_:
+            t = est.tree_
+            v = t.value[:, 0, :]
+            v = v / np.maximum(v.sum(1, keepdims=True), 1e-12)
+            full = np.zeros((t.node_count, n_classes))
+            full[:, present] = v
+            left.append(t.children_left)
+            right.append(t.children_right)
+            feat.append(t.feature)
+            thr.append(t.threshold)
+            value.append(full)
+            offsets.append(offsets[-1] + t.node_count)
+        self.arrays.update(children_left=np.concatenate(left).astype(np.int64),
+                           children_right=np.concatenate(right).astype(np.int64),
+                           feature=np.concatenate(feat).astype(np.int64),
+                           threshold=np.concatenate(thr).astype(np.float64),
+                           value=np.concatenate(value), offsets=np.asarray(offsets, np.int64))
+        return self
+
+    def logits(self, X):
+        X = np.asarray(X, np.float64)
+        a = self.arrays
+        offsets = a["offsets"]
+        P = np.zeros((len(X), self.n_classes))
+        rows = np.arange(len(X))
+        for t in range(len(offsets) - 1):
+            base = offsets[t]
+            node = np.zeros(len(X), np.int64)
+            while True:
+                g = base + node
+                leaf = a["children_left"][g] == -1
+                if leaf.all():
+                    break
+                f = np.where(leaf, 0, a["feature"][g])
+                go_left = X[rows, f] <= a["threshold"][g]
+                node = np.where(leaf, node, np.where(go_left, a["children_left"][g], a["children_right"][g]))
+            P += a["value"][base + node]
+        P /= len(offsets) - 1
+        P += PROBA_FLOOR
+        return np.log(P / P.sum(1, keepdims=True))
+
+    def to_torch(self):
+        """The same walk down every tree in torch (no gradients: a forest is piecewise constant)."""
+        import torch
+
+        from .base import torch_arrays
+
+        a = torch_arrays(self)
+        n_trees = len(self.arrays["offsets"]) - 1
+
+        class Forest(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                for name, v in a.items():
+                    self.register_buffer(name, v)
+
+            def forward(self, X):
+                rows = torch.arange(len(X))
+                P = torch.zeros(len(X), self.value.shape[1], dtype=X.dtype)
+                for t in range(n_trees):
+                    base = self.offsets[t]
+                    node = torch.zeros(len(X), dtype=torch.int64)
+                    while True:
+                        g = base + node
+                        leaf = self.children_left[g] == -1
+                        if bool(leaf.all()):
+                            break
+                        f = torch.where(leaf, torch.zeros_like(node), self.feature[g])
+                        go_left = X[rows, f] <= self.threshold[g]
+                        node = torch.where(leaf, node, torch.where(go_left, self.children_left[g], self.children_right[g]))
+                    P = P + self.value[base + node].to(X.dtype)
+                P = P / n_trees + PROBA_FLOOR
+                return torch.log(P / P.sum(1, keepdim=True))
+
+        return Forest()

@@ -1,0 +1,182 @@
+"""Linear heads: logistic regression and a linear SVM, with the penalty C chosen by cross-validation.
+
+Both keep ``coef``/``intercept`` over standardised features, and predict
+``logits = temperature * (((X - mean) / scale) @ coef.T + intercept)``; :meth:`LinearHead.linear`
+folds the standardisation and temperature in (``X @ W.T + b``), which the torch and ONNX forms use.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..._util.numerics import log_softmax
+from .base import Head, class_weights
+
+# The CLIP linear-probe protocol searches the inverse penalty over a wide log grid.
+DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, grid=None) -> float:
+    """The scale t minimising the negative log-likelihood of softmax(t * logits)."""
+    grid = np.logspace(-2, 2, 41) if grid is None else grid
+    nll = [-log_softmax(t * logits)[np.arange(len(y)), y].mean() for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def _cv_folds(y: np.ndarray, max_folds: int = 3) -> int:
+    """Stratified folds possible on ``y`` (0 when a class has fewer than two samples)."""
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    n = int(min(max_folds, counts.min())) if len(counts) > 1 else 0
+    return n if n >= 2 else 0
+
+
+class LinearHead(Head):
+    """A linear map over standardised features (see the module doc)."""
+
+    @classmethod
+    def state_arrays(cls, info):
+        return ["mean", "scale", "coef", "intercept"]
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.arrays["coef"].shape[0])
+
+    def logits(self, X):
+        z = self._standardise(np.asarray(X, np.float64)) @ self.arrays["coef"].T + self.arrays["intercept"]
+        return z * float(self.info.get("temperature", 1.0))
+
+    def linear(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W (n_classes, F), b (n_classes,)) with logits = X @ W.T + b."""
+        t = float(self.info.get("temperature", 1.0))
+        W = self.arrays["coef"] / self.arrays["scale"]
+        b = self.arrays["intercept"] - W @ self.arrays["mean"]
+        return W * t, b * t
+
+    def to_torch(self):
+        import torch
+
+        W, b = self.linear()
+
+        class Linear(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("W", torch.from_numpy(np.ascontiguousarray(W, np.float64)))
+                self.register_buffer("b", torch.from_numpy(np.ascontiguousarray(b, np.float64)))
+
+            def forward(self, X):
+                return X @ self.W.T + self.b
+
+        return Linear()
+
+    def onnx_nodes(self, features, logits):
+        from onnx import helper, numpy_helper
+
+        W, b = self.linear()
+        inits = [numpy_helper.from_array(np.ascontiguousarray(W, np.float32), "head_W"),
+                 numpy_helper.from_array(np.ascontiguousarray(b, np.float32), "head_b")]
+        return [helper.make_node("Gemm", [features, "head_W", "head_b"], [logits], transB=1)], inits
+
+    def _store(self, model, n_features: int, n_classes: int, symmetric_binary: bool) -> None:
+        """Scatter scikit-learn's coefficients into (n_classes, F): classes absent from training
+        get no probability; a binary model's single row is the second class's log-odds (the SVM
+        mirrors it onto the first class, the logistic model leaves the first at 0)."""
+        coef = np.zeros((n_classes, n_features))
+        intercept = np.full(n_classes, -1e3)
+        present = model.classes_
+        if len(present) == 2:
+            coef[present[1]], intercept[present[1]] = model.coef_[0], model.intercept_[0]
+            if symmetric_binary:
+                coef[present[0]], intercept[present[0]] = -model.coef_[0], -model.intercept_[0]
+            else:
+                intercept[present[0]] = 0.0
+        else:
+            coef[present], intercept[present] = model.coef_, model.intercept_
+        self.arrays.update(coef=coef, intercept=intercept)
+
+    def _search_and_fit(self, X, y, n_classes, make, default_grid):
+        """Scale, choose C by cross-validation over the grid (or take the given C), refit on all.
+        ``make(c, class_weight, seed)`` builds the scikit-learn estimator."""
+        Xs = self._fit_scaler(X)
+        cw = class_weights(y, n_classes, self.params.get("class_weight"))
+        seed = self.params.get("random_state", 0)
+        C = self.params.get("C")
+        grid = tuple(C) if isinstance(C, (list, tuple)) else ((float(C),) if C is not None else default_grid)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings at extreme C on tiny folds
+            best, scores = self._choose_c(Xs, y, lambda c: make(c, cw, seed), grid)
+            model = make(best, cw, seed).fit(Xs, y)
+        return model, best, scores
+
+    def _choose_c(self, Xs, y, make, grid):
+        from .base import LARGE_PROBLEM
+
+        folds = _cv_folds(y)
+        if len(grid) == 1 or folds == 0:
+            return float(grid[len(grid) // 2] if folds == 0 and len(grid) > 1 else grid[0]), {}
+        from sklearn.model_selection import StratifiedKFold, train_test_split
+
+        seed = self.params.get("random_state", 0)
+        if Xs.size >= LARGE_PROBLEM:
+            # One stratified held-out split (at most 10,000 images), C from small to large, each
+            # fit warm-started from the previous one: minutes instead of hours at 60,000 images.
+            tr, va = train_test_split(np.arange(len(y)), test_size=min(0.2, 10_000 / len(y)),
+                                      stratify=y, random_state=seed)
+            splits, warm = [(tr, va)], True
+        else:
+            splits, warm = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(Xs, y)), False
+        acc = {c: [] for c in grid}
+        for tr, va in splits:
+            if len(np.unique(y[tr])) < 2:
+                continue
+            model = None
+            for c in sorted(grid):
+                if warm and model is not None and hasattr(model, "warm_start"):
+                    model.set_params(C=c, warm_start=True)
+                else:
+                    model = make(c)
+                model.fit(Xs[tr], y[tr])
+                acc[c].append(np.mean(model.predict(Xs[va]) == y[va]))
+        scores = {c: float(np.mean(a)) if a else 0.0 for c, a in acc.items()}
+        best = max(grid, key=lambda c: (round(scores[c], 6), -abs(np.log10(c))))  # ties: milder C
+        self.info["c_search"] = (f"one held-out split of {len(splits[0][1])} images, warm-started" if warm
+                                 else f"{len(splits)}-fold stratified cross-validation")
+        return float(best), {str(k): v for k, v in scores.items()}
+
+
+class LogisticHead(LinearHead):
+    """Multinomial logistic regression (scikit-learn), C cross-validated over 1e-4..1e2."""
+
+    name = "logistic"
+
+    def _fit(self, X, y, n_classes):
+        from sklearn.linear_model import LogisticRegression
+
+        def make(c, cw, seed):
+            return LogisticRegression(C=c, max_iter=self.params.get("max_iter", 1000), class_weight=cw,
+                                      random_state=seed)
+
+        model, best, scores = self._search_and_fit(X, y, n_classes, make, DEFAULT_C_GRID)
+        self._store(model, X.shape[1], n_classes, symmetric_binary=False)
+        self.info.update(C=best, cv_accuracy=scores)
+        return self
+
+
+class SVMHead(LinearHead):
+    """Linear SVM (one-vs-rest); decision values become probabilities by a softmax whose
+    temperature is fitted on the training decisions."""
+
+    name = "svm"
+
+    def _fit(self, X, y, n_classes):
+        from sklearn.svm import LinearSVC
+
+        def make(c, cw, seed):
+            return LinearSVC(C=c, class_weight=cw, random_state=seed, max_iter=5000)
+
+        model, best, scores = self._search_and_fit(X, y, n_classes, make, DEFAULT_C_GRID[:5])
+        self._store(model, X.shape[1], n_classes, symmetric_binary=True)
+        self.info.update(C=best, cv_accuracy=scores, temperature=1.0)
+        self.info["temperature"] = fit_temperature(self.logits(X), y)
+        return self

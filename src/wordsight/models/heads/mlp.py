@@ -1,0 +1,127 @@
+"""A small ReLU network trained in torch, kept as arrays and run in numpy."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Head, class_weights
+
+
+class MLPHead(Head):
+    """ReLU layers trained in torch (AdamW, one-cycle learning rate, dropout on the input and
+    hidden layers, label smoothing), then run in numpy from the learned arrays.
+
+    On all 60,000 Fashion-MNIST training images (EfficientNet-Lite0 embeddings) the default head
+    reached 91.27% test accuracy where the logistic head reached 89.68% (benchmarks/fashion_mnist.py,
+    README). Options (``head_params``): ``hidden`` (default (512,)),
+    ``dropout`` (0.3), ``weight_decay`` (0.05), ``epochs`` (20; small sets get at least
+    ``min_steps`` = 300 updates), ``lr`` (1e-3), ``label_smoothing`` (0.1), ``batch`` (256).
+    """
+
+    name = "mlp"
+
+    @classmethod
+    def state_arrays(cls, info):
+        n = int(info.get("layers", 0))
+        return ["mean", "scale"] + [f"{p}{i}" for i in range(n) for p in ("w", "b")]
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.arrays[f"b{int(self.info['layers']) - 1}"].shape[0])
+
+    def _fit(self, X, y, n_classes):
+        import torch
+
+        p = self.params
+        Xs = self._fit_scaler(X)
+        hidden = tuple(int(h) for h in p.get("hidden", (512,)))
+        drop = float(p.get("dropout", 0.3))
+        seed = int(p.get("random_state", 0) or 0)
+        torch.manual_seed(seed)
+        layers, d = [torch.nn.Dropout(drop)], Xs.shape[1]
+        for h in hidden:
+            layers += [torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Dropout(drop)]
+            d = h
+        layers.append(torch.nn.Linear(d, n_classes))
+        net = torch.nn.Sequential(*layers)
+        batch = int(min(p.get("batch", 256), len(y)))
+        per_epoch = -(-len(y) // batch)
+        steps = max(int(p.get("epochs", 20)) * per_epoch, int(p.get("min_steps", 300)))
+        lr = float(p.get("lr", 1e-3))
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=float(p.get("weight_decay", 0.05)))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+        cw = class_weights(y, n_classes, p.get("class_weight"))
+        weight = None if cw is None else torch.tensor([cw.get(c, 1.0) for c in range(n_classes)], dtype=torch.float32)
+        present = np.zeros(n_classes, bool)
+        present[np.unique(y)] = True
+        Xt, yt = torch.from_numpy(Xs.astype(np.float32)), torch.from_numpy(y)
+        g = torch.Generator().manual_seed(seed)
+        net.train()
+        step = 0
+        while step < steps:
+            order = torch.randperm(len(yt), generator=g)
+            for i in range(0, len(order), batch):
+                idx = order[i : i + batch]
+                loss = torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx], weight=weight,
+                                                         label_smoothing=float(p.get("label_smoothing", 0.1)))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                if step == steps:
+                    break
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        for i, lin in enumerate(linears):
+            w = lin.weight.detach().double().numpy().T.copy()
+            b = lin.bias.detach().double().numpy().copy()
+            if i == len(linears) - 1:
+                b[~present] = -1e3  # classes absent from training get no probability
+            self.arrays[f"w{i}"], self.arrays[f"b{i}"] = w, b
+        self.info.update(layers=len(linears), steps=steps)
+        return self
+
+    def logits(self, X):
+        h = self._standardise(np.asarray(X, np.float64))
+        n = int(self.info["layers"])
+        for i in range(n):
+            h = h @ self.arrays[f"w{i}"] + self.arrays[f"b{i}"]
+            if i < n - 1:
+                h = np.maximum(h, 0)
+        return h
+
+    def to_torch(self):
+        import torch
+
+        from .base import torch_arrays
+
+        a, n = torch_arrays(self), int(self.info["layers"])
+
+        class MLP(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                for k, v in a.items():
+                    self.register_buffer(k, v)
+
+            def forward(self, X):
+                h = (X - self.mean) / self.scale
+                for i in range(n):
+                    h = h @ getattr(self, f"w{i}") + getattr(self, f"b{i}")
+                    if i < n - 1:
+                        h = h.clamp_min(0)
+                return h
+
+        return MLP()
+
+    def onnx_nodes(self, features, logits):
+        from onnx import helper, numpy_helper
+
+        a, n = self.arrays, int(self.info["layers"])
+        inits = [numpy_helper.from_array(np.ascontiguousarray(a[k], np.float32), f"head_{k}") for k in self.state_arrays(self.info)]
+        nodes = [helper.make_node("Sub", [features, "head_mean"], ["head_centred"]),
+                 helper.make_node("Div", ["head_centred", "head_scale"], ["head_h0"])]
+        for i in range(n):
+            out = logits if i == n - 1 else f"head_z{i + 1}"
+            nodes.append(helper.make_node("Gemm", [f"head_h{i}", f"head_w{i}", f"head_b{i}"], [out]))
+            if i < n - 1:
+                nodes.append(helper.make_node("Relu", [out], [f"head_h{i + 1}"]))
+        return nodes, inits

@@ -1,0 +1,45 @@
+"""What a fitted Classifier learned, as one object: persistence writes and reads exactly this."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .heads import Head
+from .prior import PriorMix
+
+
+@dataclass
+class FittedState:
+    """``classes`` in column order; the ``head`` over fused rows of ``n_features`` columns; the
+    image encoders' output ``feature_dims`` (empty when fitted on a precomputed matrix) and the
+    text block's ``text_dim``; ``probs_encoder`` (the first encoder with an ImageNet head); for
+    ``fusion='prior'`` the zero-shot ``prior`` pipeline and how it is mixed in (``mix``)."""
+
+    classes: np.ndarray
+    head: Head
+    n_features: int
+    feature_dims: dict[str, int] = field(default_factory=dict)
+    text_dim: int | None = None
+    probs_encoder: str | None = None
+    prior: object | None = None  # a fitted ZeroShotPipeline
+    mix: PriorMix | None = None
+
+    def logits(self, fused: np.ndarray, prior_logits: np.ndarray | None) -> np.ndarray:
+        """Log-probabilities of fused rows, the prior mixed in where the model has one."""
+        z = self.head.logits(np.asarray(fused, np.float64))
+        if self.mix is not None and prior_logits is not None:
+            return self.mix(z, prior_logits)
+        from .._util.numerics import log_softmax
+
+        return log_softmax(z)
+
+    def logits_torch(self, fused, prior_logits=None):
+        """Scores in torch whose softmax equals :meth:`logits`'s: ``head.to_torch()``, then the
+        mixing where the model has a prior (explanations, parity tests)."""
+        if not hasattr(self, "_torch_head"):
+            self._torch_head = self.head.to_torch()
+        z = self._torch_head(fused)
+        if self.mix is not None and prior_logits is not None:
+            return self.mix.torch(z, prior_logits)
+        return z  # the head's own scores (Grad-CAM differentiates a class score, not its log-probability)
