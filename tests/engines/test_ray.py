@@ -50,7 +50,7 @@ def test_ray_cli_writes_shards_and_resumes(ray_local, mixed_folder, tmp_path):
 
 
 def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tmp_path):
-    from wordsight.features.engines.predict import PredictBatch, ray_predict
+    from wordsight.models.batch_predict import PredictBatch, ray_predict
     from wordsight.models import Classifier
 
     clf = Classifier(head="logistic", C=1.0).fit(fashion_folder / "train")

@@ -39,22 +39,25 @@ def test_zeroshot_with_class_names(fashion_test, tmp_path, capsys):
     rows = json.loads(out.read_text())
     assert len(rows) == 40
     for r in rows:
-        assert r["predicted"] in FASHION_MNIST_CLASSES and r["predicted"] == r["top"][0]["class"]
-        scores = [t["score"] for t in r["top"]]
+        assert r["predicted"] in FASHION_MNIST_CLASSES and r["predicted"] == r["top_k"][0]["class"]
+        scores = [t["probability"] for t in r["top_k"]]
         assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
     printed = captured.out.strip().splitlines()
     assert len(printed) == 40 and printed[0].split("\t")[1] == rows[0]["predicted"]
     # the same images plain (not inverted) are other features, predicted differently somewhere
     rc = main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--method", "names", "--llm", "none",
-               "--quiet", "--out", str(tmp_path / "plain.json")])
+               "--view", "plain", "--quiet", "--out", str(tmp_path / "plain.json")])
     plain = json.loads((tmp_path / "plain.json").read_text())
-    assert rc == 0 and [r["top"] for r in plain] != [r["top"] for r in rows]
+    assert rc == 0 and [r["top_k"] for r in plain] != [r["top_k"] for r in rows]
+    # the automatic view of these light-on-black garments is light-background: the same numbers
+    rc = main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--quiet", "--out", str(tmp_path / "auto.json")])
+    assert rc == 0 and json.loads((tmp_path / "auto.json").read_text()) == rows
     # centring on these 40 images (auto centres from 50 on) and the ConSE way are other numbers
-    for extra, name in ((["--center", "yes"], "centred.json"), (["--way", "conse"], "conse.json")):
+    for extra, name in ((["--center", "yes"], "centred.json"), (["--ways", "conse"], "conse.json")):
         assert main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--method", "names", "--llm", "none",
                      "--view", "light-background", "--quiet", "--out", str(tmp_path / name)] + extra) == 0
         other = json.loads((tmp_path / name).read_text())
-        assert len(other) == 40 and [r["top"] for r in other] != [r["top"] for r in rows]
+        assert len(other) == 40 and [r["top_k"] for r in other] != [r["top_k"] for r in rows]
 
 
 def test_zeroshot_reports_missing_descriptions(fashion_test, tmp_path, capsys):
@@ -77,7 +80,7 @@ def test_zeroshot_with_an_openai_endpoint(fashion_test, tmp_path, chat_server, c
     assert list(written) == ["Sandal", "Bag", "Coat"] and all(len(v) == 2 for v in written.values())
     assert {b["model"] for b in chat_server.requests} == {"tiny"}
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 40 and {"path", "label", "predicted", "class_1", "score_1", "class_3", "score_3"} <= set(rows[0])
+    assert len(rows) == 40 and {"path", "label", "predicted", "top1", "p1", "top3", "p3"} <= set(rows[0])
 
 
 def test_zeroshot_and_describe_with_joint_and_caption_models(fashion_test, tiny_clip_dir, tiny_caption_dir, capsys):

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import csv
-import json
 import sys
 
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
@@ -12,7 +10,7 @@ def add_parser(sub):
     p.add_argument("model", help="model folder written by `wordsight fit`")
     p.add_argument("images", nargs="+", help="image files, folders or a .csv/.jsonl manifest")
     p.add_argument("--top-k", type=int, default=5, help="classes listed per image")
-    p.add_argument("--out", default=None, help="write one row per image to .csv or .json (default: print)")
+    p.add_argument("--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet (default: print)")
     p.add_argument("--no-describe", action="store_true", help="leave out the description in words")
     add_feature_options(p, model_default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -21,27 +19,19 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def ray_records(args, data) -> list[dict]:
-    """The rows of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
-    import numpy as np
+def ray_records(args, data) -> list:
+    """The records of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
+    from ..models.batch_predict import PredictBatch, ray_predict, to_records
 
-    from ..features.engines.predict import PredictBatch, ray_predict
-
-    classes = PredictBatch(args.model).classes
-    rows = []
+    classes, rows = PredictBatch(args.model).classes, []
     for part in ray_predict(args.model, data, address=args.address, concurrency=args.concurrency,
-                            num_cpus=args.num_cpus, num_gpus=args.num_gpus, cache=cache_arg(args),
-                            quiet=args.quiet):
-        for path, status, proba in zip(part["path"], part["status"], part["probabilities"]):
-            ok = status == "ok"
-            top = np.argsort(-proba)[: args.top_k] if ok else []
-            rows.append({"path": str(path), "label": None, "predicted": classes[top[0]] if ok else None,
-                         "top_k": [(classes[j], float(proba[j])) for j in top], "description": None,
-                         "error": None if ok else str(status).removeprefix("error: ")})
+                            num_cpus=args.num_cpus, num_gpus=args.num_gpus, cache=cache_arg(args), quiet=args.quiet):
+        rows += to_records(part, classes, args.top_k)
     return rows
 
 
 def run(args) -> int:
+    from ..io.records import write_records
     from ..io.sources import Problem
     from ..models import Classifier
 
@@ -52,32 +42,13 @@ def run(args) -> int:
         clf = Classifier.load(args.model)
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
         rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)
-    ok = [r for r in rows if r["error"] is None]
+    ok = [r for r in rows if r.ok]
     if args.out:
-        write_rows(rows, args.out)
+        write_records(rows, args.out)
         print(f"{len(ok)} image(s) classified -> {args.out}", file=sys.stderr)
     else:
         for r in ok:
-            top = ", ".join(f"{c} {p:.2f}" for c, p in r["top_k"])
-            print(f"{r['path']}\t{r['predicted']}\t{top}" + (f"\t{r['description']}" if r["description"] else ""))
-    failures = [Problem(r["path"], r["error"]) for r in rows if r["error"] is not None]
+            top = ", ".join(f"{c} {p:.2f}" for c, p in r.top_k)
+            print(f"{r.path}\t{r.predicted}\t{top}" + (f"\t{r.description}" if r.description else ""))
+    failures = [Problem(r.path, r.error) for r in rows if not r.ok]
     return report_failures(failures, len(ok), args.strict)
-
-
-def write_rows(rows: list[dict], out: str) -> None:
-    if out.lower().endswith(".json"):
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump([{**r, "top_k": [{"class": c, "probability": p} for c, p in r["top_k"]]} for r in rows], f, indent=2)
-        return
-    if not out.lower().endswith(".csv"):
-        raise ValueError(f"--out must end in .csv or .json, not {out!r}")
-    k = max((len(r["top_k"]) for r in rows), default=0)
-    with open(out, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "predicted", "probability"] + [x for i in range(1, k + 1) for x in (f"top{i}", f"p{i}")]
-                   + ["description", "error"])
-        for r in rows:
-            top = [x for c, p in r["top_k"] for x in (c, f"{p:.6f}")]
-            top += [""] * (2 * k - len(top))
-            prob = f"{r['top_k'][0][1]:.6f}" if r["top_k"] else ""
-            w.writerow([r["path"], r["predicted"] or "", prob] + top + [r["description"] or "", r["error"] or ""])

@@ -5,6 +5,8 @@ import sys
 
 
 def add_parser(sub):
+    from ..language.views import VIEW_CHOICES
+
     p = sub.add_parser("serve", help="serve a saved model (or zero-shot only) over HTTP, with a web page at /")
     p.add_argument("model_dir", nargs="?", default=None,
                    help="a saved Classifier folder; omit it to serve zero-shot only")
@@ -26,6 +28,8 @@ def add_parser(sub):
     p.add_argument("--zero-shot-encoder", default=None,
                    help="encoder for zero-shot (default: the model's own, else efficientnet-lite0)")
     p.add_argument("--text-model", default="minilm", help="text encoder for zero-shot (default minilm)")
+    p.add_argument("--zero-shot-view", default="auto", choices=VIEW_CHOICES,
+                   help="image view zero-shot reads (auto: chosen from each request's images)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
 
@@ -39,7 +43,7 @@ def settings_from_args(args):
     return ServeSettings(model_dir=args.model_dir, limits=limits,
                          batching=Batching(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms),
                          api_key_env=args.api_key_env, top_k=args.top_k, zero_shot_encoder=args.zero_shot_encoder,
-                         text_model=args.text_model)
+                         zero_shot_view=args.zero_shot_view, text_model=args.text_model)
 
 
 def run(args) -> int:

@@ -8,39 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .onnx import OnnxTextEncoder, export_image_encoder, export_text_encoder, weights_digest
-
-EXPORTABLE_HEADS = ("logistic", "svm", "mlp")
-
+from ..encoders.onnx import OnnxTextEncoder, export_image_encoder, export_text_encoder, weights_digest
 
 def head_graph(clf):
-    """The classifier's head as an ONNX graph: ``features`` (B, F) -> ``logits``, ``probabilities``."""
+    """The classifier's head as an ONNX graph: ``features`` (B, F) -> ``logits``, ``probabilities``.
+    The nodes are the head's own (``Head.onnx_nodes``); a head without an ONNX form refuses."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    head = clf.head_
-    inits, nodes = [], []
-
-    def const(name, arr):
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr, np.float32), name))
-        return name
-
-    if clf.head in ("logistic", "svm"):
-        W, b = head.linear()  # standardisation and temperature folded in
-        nodes.append(helper.make_node("Gemm", ["features", const("W", W), const("b", b)], ["logits"], transB=1))
-    elif clf.head == "mlp":
-        a = head.arrays
-        nodes += [helper.make_node("Sub", ["features", const("mean", a["mean"])], ["centred"]),
-                  helper.make_node("Div", ["centred", const("scale", a["scale"])], ["h0"])]
-        n = int(head.info["layers"])
-        for i in range(n):
-            out = "logits" if i == n - 1 else f"z{i + 1}"
-            nodes.append(helper.make_node("Gemm", [f"h{i}", const(f"w{i}", a[f"w{i}"]), const(f"b{i}", a[f"b{i}"])], [out]))
-            if i < n - 1:
-                nodes.append(helper.make_node("Relu", [out], [f"h{i + 1}"]))
-    else:
-        raise ValueError(f"head {clf.head!r} cannot be exported to ONNX; exportable heads: {', '.join(EXPORTABLE_HEADS)}")
-    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    nodes, inits = clf.head_.onnx_nodes("features", "logits")
+    nodes = [*nodes, helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
     n_cls = len(clf.classes_)
     graph = helper.make_graph(
         nodes, "wordsight_head",
@@ -102,5 +79,5 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     return out
 
 
-__all__ = ["EXPORTABLE_HEADS", "OnnxTextEncoder", "export_image_encoder", "export_onnx", "export_text_encoder",
+__all__ = ["OnnxTextEncoder", "export_image_encoder", "export_onnx", "export_text_encoder",
            "head_graph", "weights_digest"]

@@ -35,6 +35,16 @@ CENTER_CHOICES = ("auto", "yes", "no")
 FORMAT = "wordsight-zero-shot-pipeline"
 
 
+def read_images(X, encoder: str, view: str, cache=None, batch_size=None, quiet: bool = True):
+    """Features of images ``X`` as zero-shot reads them: ``view`` at the encoder's full input size."""
+    from ..features import extract_features
+    from .views import get_view
+
+    fn, key = get_view(view)
+    return extract_features(X, encoder, cache=cache, batch_size=batch_size, view=fn, view_key=key, quiet=quiet,
+                            small_input=None)
+
+
 class ZeroShotPipeline:
     """Zero-shot classification of images from class names (and descriptions); see the module doc.
 
@@ -107,12 +117,8 @@ class ZeroShotPipeline:
     # ------------------------------------------------------------------ reading images
     def read(self, X, view: str | None = None):
         """Features of images ``X`` on the pipeline's view at full input size: a FeatureSet."""
-        from ..features import extract_features
-        from .views import get_view
-
-        fn, key = get_view(view or self.view_)
-        return extract_features(X, self.encoder, cache=self.cache, batch_size=self.batch_size, view=fn,
-                                view_key=key, quiet=self.quiet, small_input=None)
+        return read_images(X, self.encoder, view or self.view_, cache=self.cache, batch_size=self.batch_size,
+                           quiet=self.quiet)
 
     @staticmethod
     def reading(features) -> dict[str, np.ndarray]:

@@ -15,19 +15,33 @@ import numpy as np
 from PIL import Image, ImageOps
 
 
-def border_brightness(img: Image.Image, width: int = 2) -> float:
-    """Mean grey level (0-255) of a ``width``-pixel frame around the image."""
+# A light object on a plain dark background: at least DARK_SHARE of the frame's pixels are
+# near-black (grey < NEAR_BLACK). Measured: Fashion-MNIST test images 99.8% qualify (median 85% of
+# the frame near-black, objects often touch the border); scikit-image's natural photos 0-23%
+# (the rocket's dark evening frame 2%); its Hubble deep field (light stars on black) 57%.
+NEAR_BLACK = 16
+DARK_SHARE = 0.5
+
+
+def _frame(img: Image.Image, width: int = 2) -> np.ndarray:
     g = np.asarray(img.convert("L"), dtype=np.float32)
     w = max(1, min(width, min(g.shape) // 4))
-    frame = np.concatenate([g[:w].ravel(), g[-w:].ravel(), g[:, :w].ravel(), g[:, -w:].ravel()])
-    return float(frame.mean())
+    return np.concatenate([g[:w].ravel(), g[-w:].ravel(), g[:, :w].ravel(), g[:, -w:].ravel()])
 
 
-def light_background(img: Image.Image, threshold: float = 96.0) -> Image.Image:
-    """Invert images whose border is dark (a light object on a dark background); others pass."""
-    if border_brightness(img) >= threshold:
-        return img
-    return ImageOps.invert(img.convert("RGB"))
+def border_brightness(img: Image.Image, width: int = 2) -> float:
+    """Mean grey level (0-255) of a ``width``-pixel frame around the image."""
+    return float(_frame(img, width).mean())
+
+
+def on_dark_background(img: Image.Image) -> bool:
+    """Whether the image shows a light object on a plain dark background (see DARK_SHARE)."""
+    return float(np.mean(_frame(img) < NEAR_BLACK)) >= DARK_SHARE
+
+
+def light_background(img: Image.Image) -> Image.Image:
+    """Invert images with a plain dark background (a light object on it); others pass."""
+    return ImageOps.invert(img.convert("RGB")) if on_dark_background(img) else img
 
 
 def invert(img: Image.Image) -> Image.Image:
@@ -37,7 +51,7 @@ def invert(img: Image.Image) -> Image.Image:
 # name -> (function, cache key). The key names the code version: change it when the code changes.
 VIEWS: dict[str, tuple[Callable[[Image.Image], Image.Image], str]] = {
     "plain": (None, ""),
-    "light-background": (light_background, "light-background-v1"),
+    "light-background": (light_background, "light-background-v2"),
     "invert": (invert, "invert-v1"),
 }
 
@@ -52,17 +66,15 @@ def get_view(name: str | None):
 
 
 VIEW_CHOICES = ("auto", *VIEWS)
-# A frame darker than this (0-255 grey) marks a light object on a dark background.
-DARK_BORDER = 96.0
 # How many images (spread over the set) the automatic choice looks at.
 VIEW_SAMPLE = 32
 
 
 def choose_view(images) -> str:
-    """``light-background`` when most ``images`` (PIL) have a dark border (a light object on a
-    dark background, unlike ImageNet's photos: Fashion-MNIST, scans), else ``plain``."""
-    levels = [border_brightness(im) for im in images]
-    return "light-background" if levels and float(np.median(levels)) < DARK_BORDER else "plain"
+    """``light-background`` when most ``images`` (PIL) show a light object on a plain dark
+    background (unlike ImageNet's photos: Fashion-MNIST, scans), else ``plain``."""
+    dark = [on_dark_background(im) for im in images]
+    return "light-background" if dark and sum(dark) > len(dark) / 2 else "plain"
 
 
 def choose_view_of_samples(samples) -> str:

@@ -29,7 +29,7 @@ from .._version import __version__
 from .batcher import MicroBatcher
 from .errors import ApiError, error_body, install_handlers
 from .metrics import CONTENT_TYPE, ServerMetrics
-from .predictor import ZERO_SHOT_METHODS, Predictor
+from .predictor import ZERO_SHOT_METHODS, Predictor, _py
 from .settings import Batching, ServeSettings
 from .uploads import read_uploads
 
@@ -291,11 +291,11 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         except ApiError as e:
             _fail(request, e)
         rows = await state.predict_batcher.submit([u.sample for u in uploads])
-        _results(request, uploads, rows)
+        _results(request, uploads, [{"error": r.error} if r.error else {} for r in rows])
         return {"results": [
-            {"file": u.name, "width": u.width, "height": u.height, "predicted": r["top_k"][0][0],
-             "top_k": [{"class": c, "probability": p_} for c, p_ in r["top_k"][:k]],
-             "description": r.get("description")}
+            {"file": u.name, "width": u.width, "height": u.height, "predicted": _py(r.predicted),
+             "top_k": [{"class": _py(c), "probability": p_} for c, p_ in r.top_k[:k]],
+             "description": r.description}
             for u, r in zip(uploads, rows)]}
 
     @app.post("/v1/zeroshot", tags=["model"], summary="Classify images among class names given now",
@@ -324,18 +324,19 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
             uploads = await read_uploads(files, limits)
         except ApiError as e:
             _fail(request, e)
-        rows = await state.concepts_batcher.submit([u.sample for u in uploads])
-        _results(request, uploads, rows)
-        vectors = np.stack([r["vector"] for r in rows])
         loop = asyncio.get_running_loop()
-        P = await loop.run_in_executor(state.executor, p.zero_shot_proba, names, desc, method, vectors)
+        view = await loop.run_in_executor(state.executor, p.zero_shot_view, [u.sample.data for u in uploads])
+        rows = await state.concepts_batcher.submit([(u.sample, view) for u in uploads])
+        _results(request, uploads, rows)
+        P = await loop.run_in_executor(state.executor, p.zero_shot_proba, names, desc, method,
+                                       [r["reading"] for r in rows])
         out = []
         for u, r, probs in zip(uploads, rows, np.asarray(P)):
             order = np.argsort(-probs)[:k]
             out.append({"file": u.name, "width": u.width, "height": u.height, "predicted": names[order[0]],
                         "top_k": [{"class": names[j], "probability": float(probs[j])} for j in order],
                         "description": r.get("description")})
-        return {"classes": names, "method": method, "results": out}
+        return {"classes": names, "method": method, "view": view, "results": out}
 
     if _explain_importable():
         _add_explain_route(app, state, auth, Files)

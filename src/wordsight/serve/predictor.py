@@ -1,10 +1,11 @@
 """The pipeline one worker process serves, loaded once: a fitted Classifier and/or zero-shot.
 
 Nothing here computes features or probabilities itself: trained predictions are
-:meth:`wordsight.Classifier.predict_records`; zero-shot is the language layer's
-``image_text_vectors`` / ``describe_features`` on :func:`wordsight.extract_features` and a
-``ZeroShotClassifier`` per class list. The batch methods run on the model thread (see
-:mod:`.batcher`) with the images of several requests at once.
+:meth:`wordsight.Classifier.predict_records`; zero-shot is the
+:class:`~wordsight.language.pipeline.ZeroShotPipeline` that ``wordsight zeroshot`` and the
+Classifier's prior run (one fitted pipeline per class list, kept for the last few lists). The
+batch methods run on the model thread (see :mod:`.batcher`) with the images of several requests
+at once.
 """
 from __future__ import annotations
 
@@ -19,27 +20,35 @@ import numpy as np
 
 from .._version import __version__
 from ..io.sources import Sample
+from ..language.zeroshot import METHODS
 from .settings import ServeSettings
 
 DEFAULT_ZERO_SHOT_ENCODER = "efficientnet-lite0"
-# What a request may ask for: methods that need no LLM call at request time.
-ZERO_SHOT_METHODS = ("names", "templates", "descriptions")
+# What a request may ask for: every method (a class without a description given in the request
+# is represented by its name: no LLM runs at request time).
+ZERO_SHOT_METHODS = METHODS
 OVERLAY_SIDE = 1024  # explanation overlays are sent at most this large
 
 
 def _language():
-    """The language layer's public functions, or None while it cannot be imported."""
+    """The language layer, or None while it cannot be imported."""
     try:
         from .. import language
+        from ..language import pipeline  # noqa: F401
 
-        needed = ("ZeroShotClassifier", "image_text_vectors", "describe_features", "encoder_kind", "text_side")
-        return language if all(hasattr(language, n) for n in needed) else None
+        return language
     except ImportError:
         return None
 
 
 def _py(v):
     return v.item() if isinstance(v, np.generic) else v
+
+
+def _reading(fs) -> dict[str, np.ndarray]:
+    from ..language.pipeline import ZeroShotPipeline
+
+    return ZeroShotPipeline.reading(fs)
 
 
 class Predictor:
@@ -74,8 +83,7 @@ class Predictor:
         if self._zs_failure:
             return self._zs_failure
         if self.language is None:
-            return ("zero-shot needs wordsight.language (ZeroShotClassifier, image_text_vectors, describe_features, "
-                    "encoder_kind, text_side)")
+            return "zero-shot needs wordsight.language, which cannot be imported here"
         try:
             if self.language.encoder_kind(self.zero_shot_encoder) == "image":
                 return (f"{self.zero_shot_encoder} has no way into the text space (zero-shot needs an encoder "
@@ -111,29 +119,22 @@ class Predictor:
                 "descriptions": {"available": self.describe_error is None, "why_not": self.describe_error}}
 
     # ------------------------------------------------------------------ batch functions
-    def predict_batch(self, samples: list[Sample]) -> list[dict]:
-        """Per image: ``{"top_k": [(class, p), ...] (every class, best first), "description"}``
-        or ``{"error": reason}`` for an image the pipeline could not read."""
+    def predict_batch(self, samples: list[Sample]) -> list:
+        """Per image, its :class:`~wordsight.io.records.Prediction` (every class in ``top_k``,
+        best first), or one whose ``error`` says why the pipeline could not read it."""
+        from ..io.records import Prediction
+
         try:
             records = self.classifier.predict_records(samples, top_k=len(self.classes),
                                                       describe=self.describe_error is None)
         except Exception:
             reasons = [self._decode_error(s) for s in samples]
             if all(reasons):  # nothing readable in this batch: say why, per image
-                return [{"error": r} for r in reasons]
+                return [Prediction(s.path, error=r) for s, r in zip(samples, reasons)]
             raise
-        by_path = {r["path"]: r for r in records}
-        out = []
-        for s in samples:
-            r = by_path.get(s.path)
-            if r is None:
-                out.append({"error": "the pipeline returned no result for this image"})
-            elif r.get("error"):
-                out.append({"error": r["error"]})
-            else:
-                out.append({"top_k": [(_py(c), float(p)) for c, p in r["top_k"]],
-                            "description": r.get("description")})
-        return out
+        by_path = {r.path: r for r in records}
+        return [by_path.get(s.path) or Prediction(s.path, error="the pipeline returned no result for this image")
+                for s in samples]
 
     def _decode_error(self, sample: Sample) -> str | None:
         from ..io.images import ImageError, decode_image
@@ -144,32 +145,44 @@ class Predictor:
             return str(e)
         return None
 
-    def concepts_batch(self, samples: list[Sample]) -> list[dict]:
-        """Per image, for zero-shot: its vector in the text space and its description, or the error."""
-        from ..features import extract_features
+    def zero_shot_view(self, datas: list[bytes]) -> str:
+        """The view of one request's images, chosen as ``wordsight zeroshot`` chooses it for a folder."""
+        from ..language.views import choose_view_of_samples
 
-        lang, enc, text_model = self.language, self.zero_shot_encoder, self.settings.text_model
-        fs = extract_features(samples, enc, cache=False, quiet=True)
-        reasons = {f.path: f.reason for f in fs.failures}
-        if not fs.samples:
-            return [{"error": reasons.get(s.path, "could not be read")} for s in samples]
-        vectors = lang.image_text_vectors(fs, enc, text_model=text_model)
-        texts = lang.describe_features(fs, enc, text_model=text_model)
-        row = {s.path: i for i, s in enumerate(fs.samples)}
-        out = []
-        for s in samples:
-            i = row.get(s.path)
-            out.append({"error": reasons.get(s.path, "could not be read")} if i is None
-                       else {"vector": vectors[i], "description": texts[i]})
+        if self.settings.zero_shot_view != "auto":
+            return self.settings.zero_shot_view
+        return choose_view_of_samples([Sample(f"view-{i}", data=d) for i, d in enumerate(datas)])
+
+    def concepts_batch(self, items: list[tuple[Sample, str]]) -> list[dict]:
+        """Per (image, view): the zero-shot pipeline's reading of it and its description, or the error."""
+        from ..language.images import describe_features
+        from ..language.pipeline import read_images
+
+        out: list[dict | None] = [None] * len(items)
+        for view in sorted({v for _, v in items}):
+            idx = [i for i, (_, v) in enumerate(items) if v == view]
+            samples = [items[i][0] for i in idx]
+            fs = read_images(samples, self.zero_shot_encoder, view, cache=False)
+            reasons = {f.path: f.reason for f in fs.failures}
+            row = {s.path: i for i, s in enumerate(fs.samples)}
+            texts = describe_features(fs, self.zero_shot_encoder, text_model=self.settings.text_model) if fs.samples else []
+            for i, s in zip(idx, samples):
+                r = row.get(s.path)
+                out[i] = ({"error": reasons.get(s.path, "could not be read")} if r is None else
+                          {"reading": {k: v[r] for k, v in _reading(fs).items()}, "description": texts[r]})
         return out
 
     def zero_shot_proba(self, classes: list[str], descriptions: dict | None, method: str,
-                        vectors: np.ndarray) -> np.ndarray:
-        """(n, len(classes)) zero-shot probabilities of text-space ``vectors``. The class texts of
-        the last few class lists are kept, so that a repeated request embeds nothing."""
-        return self._zero_shot_model(classes, descriptions, method).predict_proba(vectors)
+                        readings: list[dict]) -> np.ndarray:
+        """(n, len(classes)) zero-shot probabilities of the pipeline's readings of n images. The
+        fitted pipelines of the last few class lists are kept, so that a repeated request embeds
+        no text."""
+        reading = {k: np.stack([r[k] for r in readings]) for k in readings[0]}
+        return np.exp(self._zero_shot_pipeline(classes, descriptions, method).log_proba_reading(reading))
 
-    def _zero_shot_model(self, classes, descriptions, method):
+    def _zero_shot_pipeline(self, classes, descriptions, method):
+        from ..language.pipeline import ZeroShotPipeline
+
         descriptions = descriptions or {}
         key = (tuple(classes), json.dumps(descriptions, sort_keys=True), method)
         with self._zs_lock:
@@ -179,8 +192,8 @@ class Predictor:
                 return zs
         # Classes without a description are represented by their name (never by an LLM call).
         desc = {c: descriptions.get(c, []) for c in classes} if method == "descriptions" else None
-        zs = self.language.ZeroShotClassifier(list(classes), descriptions=desc, method=method,
-                                              text_model=self.zero_shot_text_model).fit()
+        zs = ZeroShotPipeline(list(classes), encoder=self.zero_shot_encoder, text_model=self.settings.text_model,
+                              method=method, descriptions=desc, center="no", cache=False).fit()
         with self._zs_lock:
             self._zero_shot_models[key] = zs
             while len(self._zero_shot_models) > 32:
@@ -252,12 +265,12 @@ class Predictor:
                 self.predict_batch([sample])
         if self.zero_shot_error is None:
             try:
-                rows = self.concepts_batch([sample])
+                rows = self.concepts_batch([(sample, "plain")])
                 from ..encoders import load_model
 
                 load_model(self.zero_shot_text_model)  # cached per process: class texts embed at once
-                if "vector" in rows[0]:
-                    self.zero_shot_proba(["cat", "dog"], None, "names", np.stack([rows[0]["vector"]]))
+                if "reading" in rows[0]:
+                    self.zero_shot_proba(["cat", "dog"], None, "names", [rows[0]["reading"]])
             except Exception as e:  # serve the trained model without zero-shot; /v1/model says why
                 self._zs_failure = f"zero-shot failed at start-up: {type(e).__name__}: {e}"
                 warnings.warn(f"wordsight serve: {self._zs_failure}", RuntimeWarning, stacklevel=2)

@@ -63,7 +63,8 @@ class ServeSettings:
     process, so that the key never travels in settings): when set, ``/v1/*`` and ``/metrics`` need
     it in the ``X-API-Key`` header (or ``Authorization: Bearer``). ``zero_shot_encoder``: the
     encoder whose images zero-shot classifies (an ImageNet-head CNN, a ``clip:`` or ``caption:``
-    model; default: the model's own, else efficientnet-lite0).
+    model; default: the model's own, else efficientnet-lite0); ``zero_shot_view``: the view it reads
+    (``auto``: chosen from each request's images, as ``wordsight zeroshot`` chooses it for a folder).
     ``warm_up``: run one image through the model at start-up so that the first request does not
     pay for loading it.
     """
@@ -75,6 +76,7 @@ class ServeSettings:
     api_key_env: str | None = None
     top_k: int = 5
     zero_shot_encoder: str | None = None
+    zero_shot_view: str = "auto"
     text_model: str = "minilm"
     warm_up: bool = True
 

@@ -39,7 +39,7 @@ class QuantizationRefused(RuntimeError):
 
 
 def model_dir(encoder, cache_dir=None) -> Path:
-    from ...export.onnx import weights_digest
+    from ...encoders.onnx import weights_digest
 
     digest = getattr(encoder, "_wordsight_weights_digest", None)
     if digest is None:
@@ -54,7 +54,7 @@ def model_dir(encoder, cache_dir=None) -> Path:
 
 def fp32_model(encoder, cache_dir=None) -> Path:
     """Path of the fp32 ONNX export of ``encoder``, exporting it the first time."""
-    from ...export.onnx import export_image_encoder
+    from ...encoders.onnx import export_image_encoder
 
     path = model_dir(encoder, cache_dir) / "image-fp32.onnx"
     if not path.exists():
@@ -143,7 +143,7 @@ def _quantize_and_measure(encoder, fp32: Path, path: Path, holdout, n_calibratio
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from ...export.onnx import session
+    from ...encoders.onnx import session
 
     cfg = encoder.config
     calib = reference_images(CALIBRATION_PHOTOS, n_calibration, cfg, seed=0)

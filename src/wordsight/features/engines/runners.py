@@ -63,7 +63,7 @@ class OnnxRunner:
 
     def __init__(self, path, config, preprocess, *, precision: str = "fp32", fingerprint: str | None = None,
                  threads: int | None = None, flexible_size: bool = False):
-        from ...export.onnx import session
+        from ...encoders.onnx import session
 
         self.flexible_size = flexible_size
         self.path = path

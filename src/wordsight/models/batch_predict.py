@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...io.sources import Sample
+from ..io.sources import Sample
 
 
 class PredictBatch:
@@ -23,7 +23,7 @@ class PredictBatch:
     @property
     def classifier(self):
         if self._clf is None:
-            from ...models import Classifier
+            from .classifier import Classifier
 
             clf = Classifier.load(self.model_dir)
             clf.set_params(cache=self.cache)
@@ -66,8 +66,8 @@ class PredictBatch:
 def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int | None = None,
                 num_cpus: float = 1, num_gpus: float = 0, batch_size: int = 32, cache=False, quiet: bool = True):
     """Predict ``data`` (anything ``open_source`` takes) on Ray; yields column dicts in input order."""
-    from ...io.sources import open_source
-    from .ray_engine import init_ray
+    from ..features.engines.ray_engine import init_ray
+    from ..io.sources import open_source
 
     source = open_source(data)
     ray = init_ray(address, quiet)
@@ -86,3 +86,16 @@ def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int
                         batch_size=batch_size, batch_format="numpy", num_cpus=num_cpus,
                         num_gpus=num_gpus or None, compute=ray.data.ActorPoolStrategy(size=concurrency))
     yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def to_records(columns: dict, classes: list[str], top_k: int = 5) -> list:
+    """The :class:`~wordsight.io.records.Prediction` of each row of a :class:`PredictBatch` output."""
+    from ..io.records import Prediction, predictions
+
+    out = []
+    for path, status, proba in zip(columns["path"], columns["status"], columns["probabilities"]):
+        if status == "ok":
+            out += predictions([str(path)], [None], classes, proba[None], top_k)
+        else:
+            out.append(Prediction(str(path), error=str(status).removeprefix("error: ")))
+    return out
