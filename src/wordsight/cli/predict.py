@@ -66,13 +66,14 @@ def run(args) -> int:
 
 def write_rows(rows: list[dict], out: str) -> None:
     if out.lower().endswith(".json"):
-        with open(out, "w", encoding="utf-8") as f:
+        with open(out, "w", encoding="utf-8", errors="surrogateescape") as f:
             json.dump([{**r, "top_k": [{"class": c, "probability": p} for c, p in r["top_k"]]} for r in rows], f, indent=2)
         return
     if not out.lower().endswith(".csv"):
         raise ValueError(f"--out must end in .csv or .json, not {out!r}")
     k = max((len(r["top_k"]) for r in rows), default=0)
-    with open(out, "w", encoding="utf-8", newline="") as f:
+    # surrogateescape: a file name that is not UTF-8 is written as its own bytes, like ls does
+    with open(out, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "predicted", "probability"] + [x for i in range(1, k + 1) for x in (f"top{i}", f"p{i}")]
                    + ["description", "error"])
