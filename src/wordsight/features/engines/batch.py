@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
