@@ -7,6 +7,7 @@ import csv
 import os
 import sqlite3
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_case9_folder_link_loop_lists_each_image_once(tmp_path, capsys):
     _images(d, 1)  # d/img0.png: unlabelled (beside a class folder)
     _images(d / "sub", 1, start=1)
     (d / "sub" / "up").symlink_to("..")
-    (d / "alias").symlink_to("sub")  # a second name for the same folder
+    (d / "zalias").symlink_to("sub")  # a second name for the same folder (listed after sub)
     code, err = _embed(capsys, d, "--out", tmp_path / "f.parquet", "--no-cache")
     rows = _rows(tmp_path / "f.parquet")
     ok = sorted((os.path.basename(r["path"]), r["label"]) for r in rows if r["status"] == "ok")
@@ -154,11 +155,21 @@ def test_case11_manifest_errors_through_the_cli(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- case 12: damaged caches
+def _whole_file(db):
+    con = sqlite3.connect(db)  # fold the write-ahead log in, then damage the file itself
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for extra in ("-wal", "-shm"):
+        Path(str(db) + extra).unlink(missing_ok=True)
+
+
 def _damage_random(db):
+    _whole_file(db)
     db.write_bytes(os.urandom(8192))
 
 
 def _damage_truncate(db):
+    _whole_file(db)
     data = db.read_bytes()
     db.write_bytes(data[: len(data) // 3])
 
@@ -186,8 +197,6 @@ def test_case12_damaged_feature_cache_is_set_aside_or_repaired(tmp_path, capsys,
     cache = tmp_path / "cache"
     code, _ = _embed(capsys, d, "--out", tmp_path / "a.parquet", "--cache-dir", cache)
     assert code == 0
-    for extra in ("features.sqlite-wal", "features.sqlite-shm"):
-        (cache / extra).unlink(missing_ok=True)
     damage(cache / "features.sqlite")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -214,7 +223,9 @@ def test_case12_damaged_cache_does_not_break_predict(model_dir, tmp_path, capsys
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "features.sqlite").write_bytes(b"SQLite format 3\0" + os.urandom(5000))
-    with time_limit(120):
+    from wordsight.features.cache import CacheWarning
+
+    with time_limit(120), pytest.warns(CacheWarning, match=r"features.sqlite: damaged feature cache .* moved aside"):
         code = main(["predict", str(model_dir), str(d), "--no-describe", "--cache-dir", str(cache), "--quiet"])
     out = capsys.readouterr()
     assert code == 0 and out.out.count("img") == 2

@@ -36,7 +36,13 @@ def test_the_untouched_copy_loads(model_copy):
 def test_case14_head_linked_to_dev_zero(model_copy):
     (model_copy / "head.safetensors").unlink()
     (model_copy / "head.safetensors").symlink_to("/dev/zero")
-    _refused(model_copy, r"head.safetensors: is a character device, not a regular file")
+    _refused(model_copy, r"listed file 'head.safetensors' is a link that leads out of the folder")
+
+
+def test_case14_head_replaced_by_a_fifo(model_copy):
+    (model_copy / "head.safetensors").unlink()
+    os.mkfifo(model_copy / "head.safetensors")
+    _refused(model_copy, r"head.safetensors: is a FIFO \(named pipe\), not a regular file")
 
 
 def test_case14_config_linked_to_dev_zero(model_copy):
@@ -89,9 +95,10 @@ def test_case15_link_out_of_the_folder(model_copy, tmp_path):
     (lambda c: c.update(head=None), "'head' must be"),
     (lambda c: c["encoders"][0].update(name="hf:../../etc"), "'hf:../../etc', a local path"),
     (lambda c: c.update(n_features_in="1280"), "'n_features_in' must be an integer"),
-    (lambda c: c.update(prior={"folder": "../x"}), "prior folder '../x' leaves the folder"),
+    (lambda c: c.update(prior={"folder": "../x", "weight": 0.5, "temperature": 1.0}), "'../x' leaves the folder"),
+    (lambda c: c.update(prior={"folder": "zero_shot"}), "'prior.weight' must be a finite number"),
 ], ids=["no-classes", "three-of-four", "string-classes", "string-encoders", "files-list", "head-null",
-        "encoder-path", "n-features-string", "prior-outside"])
+        "encoder-path", "n-features-string", "prior-outside", "prior-no-weight"])
 def test_case16_malformed_config_fields(model_copy, edit, match):
     resign(model_copy, edit)
     _refused(model_copy, match)

@@ -124,9 +124,13 @@ def check_config(config: dict, path: Path) -> None:
         _need(isinstance(prior, dict) and isinstance(prior.get("folder"), str), path, "prior",
               "must be null or {folder, weight, temperature, ...}")
         for name in ("weight", "temperature", "head_temperature"):
-            v = prior.get(name, 1.0)
+            v = prior.get(name, 1.0 if name == "head_temperature" else None)
             _need(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), path,
                   f"prior.{name}", "must be a finite number")
+        try:
+            confined(path.parent, prior["folder"], "prior folder")
+        except UnsafeFileError as e:
+            raise _error(str(e)) from None
 
 
 def checked_files(folder: Path, files: dict) -> dict[str, Path]:
