@@ -350,13 +350,15 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
     auth = [Depends(_auth_dependency(state))]
 
     # ------------------------------------------------------------------ pages and probes
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.head("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["service"], summary="Liveness and readiness")
+    @app.head("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["service"], summary="Liveness and readiness")
     async def healthz():
         return {"status": "ok" if state.ready else "starting", "version": __version__}
 
