@@ -9,6 +9,7 @@ import sqlite3
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from wordsight.cli import main
@@ -184,8 +185,6 @@ def _damage_row(db, blob):
 def _wrong_shape(db):
     from safetensors.numpy import save
 
-    import numpy as np
-
     _damage_row(db, save({"embedding": np.ones(7, np.float32), "logits": np.ones(1000, np.float32)}))
 
 
@@ -204,8 +203,6 @@ def test_case12_damaged_feature_cache_is_set_aside_or_repaired(tmp_path, capsys,
     assert code == 0 and "Traceback" not in err
     a, b = _rows(tmp_path / "a.parquet"), _rows(tmp_path / "b.parquet")
     assert [r["status"] for r in b] == ["ok"] * 3
-    import numpy as np
-
     np.testing.assert_allclose([r["embedding"] for r in b], [r["embedding"] for r in a], rtol=1e-5, atol=1e-6)
     messages = [str(w.message) for w in caught]
     aside = sorted(p.name for p in cache.glob("features.sqlite.damaged-*"))

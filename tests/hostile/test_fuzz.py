@@ -116,7 +116,8 @@ def mutated_body(draw):
         else:
             body[i:i] = b"\r\n"
     ctype = draw(st.sampled_from([b"multipart/form-data; boundary=fuzzb0undary", b"multipart/form-data",
-                                  b"multipart/form-data; boundary=other", b"multipart/form-data; boundary=\"fuzzb0undary\"",
+                                  b"multipart/form-data; boundary=other",
+                                  b'multipart/form-data; boundary="fuzzb0undary"',
                                   b"application/x-www-form-urlencoded"]))
     return bytes(body), ctype.decode()
 

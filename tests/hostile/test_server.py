@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from .conftest import API_KEY, png
@@ -60,13 +61,13 @@ def test_case1_elongated_image_refused_from_its_header(client, size):
     assert time.monotonic() - start < 5  # refused before decoding (it took 5.9 s and 2.8 GB)
 
 
-def test_case1_side_limit_and_aspect_limit_values(model_dir):
+def test_case1_side_limit_and_aspect_limit_values():
     """The limits themselves: 50:1 passes, 51:1 does not; a side over max_side is refused."""
+    from PIL import Image
+
     from wordsight.serve.errors import ApiError
     from wordsight.serve.settings import Limits
     from wordsight.serve.uploads import check_header
-
-    from PIL import Image
 
     def header(size):
         buf = io.BytesIO()
@@ -162,8 +163,6 @@ def test_case3_text_cache_on_disk_and_in_memory_is_bounded(tmp_path, monkeypatch
 
         def encode(self, texts):
             return np.ones((len(texts), 4), np.float32)
-
-    import numpy as np
 
     monkeypatch.setenv("WORDSIGHT_CACHE", str(tmp_path))
     monkeypatch.setenv("WORDSIGHT_TEXT_CACHE_MB", str(3000 / (1 << 20)))  # 3000 bytes on disk

@@ -14,8 +14,6 @@ import os
 import stat
 from pathlib import Path
 
-MB = 1 << 20
-
 
 class UnsafeFileError(ValueError):
     """A path that is not a regular file, is too large, or leaves its folder; ``str`` says which and why."""
