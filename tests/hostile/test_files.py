@@ -4,6 +4,7 @@ blocking the suite)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sqlite3
 import warnings
@@ -114,6 +115,12 @@ def test_case10_non_utf8_names_embed_and_predict(model_dir, tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and all(r["predicted"] for r in rows)  # it left 5 of 8 rows before
     assert all(os.path.exists(r["path"]) for r in rows)  # read back with surrogateescape: the real names
+    with time_limit(120):
+        code = main(["predict", str(model_dir), str(d), "--out", str(tmp_path / "p.json"), "--no-describe",
+                     "--no-cache", "--quiet"])
+    capsys.readouterr()
+    rows = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
+    assert code == 0 and len(rows) == 4 and all(os.path.exists(r["path"]) for r in rows)
 
 
 # ---------------------------------------------------------------- case 11: manifests

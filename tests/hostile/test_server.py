@@ -254,3 +254,20 @@ def test_held_stalled_body_gets_504_while_others_are_served(short_server, photos
     raw, seconds = result["raw"]
     assert raw.startswith(b"HTTP/1.1 504") and _json_body(raw)["error"] == "timeout"
     assert 2.5 < seconds < 15
+
+
+def test_case5_protocol_and_timeouts_travel_to_worker_processes(monkeypatch):
+    """``--workers N`` hands uvicorn the protocol class by name (it is pickled to each worker);
+    the header timeout goes by environment variable."""
+    import os
+    import pickle
+
+    from wordsight.serve import Limits, ServeSettings
+    from wordsight.serve.protocol import HEADER_TIMEOUT_ENV, GuardedH11Protocol
+    from wordsight.serve.server import connection_options
+
+    monkeypatch.delenv(HEADER_TIMEOUT_ENV, raising=False)
+    opts = connection_options(ServeSettings(limits=Limits(header_timeout_s=7, keep_alive_s=3)), by_name=True)
+    assert opts["http"] is GuardedH11Protocol and pickle.loads(pickle.dumps(opts["http"])) is GuardedH11Protocol
+    assert os.environ[HEADER_TIMEOUT_ENV] == "7.0" and opts["timeout_keep_alive"] == 3
+    assert connection_options(ServeSettings(limits=Limits(header_timeout_s=2)))["http"].header_timeout == 2.0

@@ -425,7 +425,7 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
             method = method or ("descriptions" if desc else "names")
             if method not in ZERO_SHOT_METHODS:
                 raise ApiError(422, "invalid_method", f"method must be one of {', '.join(ZERO_SHOT_METHODS)}, "
-                               f"not {method!r}")
+                               f"not {method[:100]!r}")
             n_texts = zero_shot_texts(names, desc, method)
             if n_texts > limits.max_zero_shot_texts:
                 raise ApiError(422, "too_many_texts", f"classes and descriptions: {n_texts:,} texts to embed with "
@@ -488,9 +488,9 @@ def _add_explain_route(app: FastAPI, state: ServeState, auth, Files) -> None:
             _fail(request, ApiError(404, "no_model", f"explanations are not served here: {p.explain_error}"))
         if method not in METHODS:
             _fail(request, ApiError(422, "invalid_method",
-                                    f"method must be one of {', '.join(METHODS)}, not {method!r}"))
+                                    f"method must be one of {', '.join(METHODS)}, not {method[:100]!r}"))
         if target is not None and target not in [str(c) for c in p.classes]:
-            _fail(request, ApiError(422, "invalid_target", f"target {target!r} is not one of the model's classes "
+            _fail(request, ApiError(422, "invalid_target", f"target {target[:100]!r} is not one of the model's classes "
                                     f"{p.classes}"))
         if target is not None:
             target = next(c for c in p.classes if str(c) == target)
