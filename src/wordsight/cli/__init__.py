@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import warnings
+
+    format_warning = warnings.formatwarning
     _plain_output(args.command)
     try:
         return int(args.func(args) or 0)
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"wordsight {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = format_warning
 
 
 def _plain_output(command: str) -> None:
