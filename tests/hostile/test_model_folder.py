@@ -3,6 +3,7 @@ knows the format), then loaded; plus ``wordsight serve`` refusing in one line.""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -190,3 +191,10 @@ def test_case17_forest_nodes_that_loop_are_refused(photo_folder, tmp_path):
 
     write_head(folder, loop)
     _refused(folder, r"'children_left' points outside its tree or backwards")
+
+
+def test_held_unsigned_edits_are_refused(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    config["classes"][0] = "zebra"
+    (model_copy / "config.json").write_text(json.dumps(config))
+    _refused(model_copy, "checksum mismatch: the config was edited")

@@ -269,5 +269,53 @@ def test_case5_protocol_and_timeouts_travel_to_worker_processes(monkeypatch):
     monkeypatch.delenv(HEADER_TIMEOUT_ENV, raising=False)
     opts = connection_options(ServeSettings(limits=Limits(header_timeout_s=7, keep_alive_s=3)), by_name=True)
     assert opts["http"] is GuardedH11Protocol and pickle.loads(pickle.dumps(opts["http"])) is GuardedH11Protocol
-    assert os.environ[HEADER_TIMEOUT_ENV] == "7.0" and opts["timeout_keep_alive"] == 3
+    assert float(os.environ[HEADER_TIMEOUT_ENV]) == 7.0 and opts["timeout_keep_alive"] == 3
     assert connection_options(ServeSettings(limits=Limits(header_timeout_s=2)))["http"].header_timeout == 2.0
+
+
+# ---------------------------------------------------------------- held: awkward but valid images, a storm
+def _awkward_images() -> list[tuple[str, bytes]]:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    base = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    out = []
+
+    def save(name, img, fmt, **kw):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        out.append((name, buf.getvalue()))
+
+    save("16bit.png", Image.fromarray((rng.integers(0, 65535, (48, 64))).astype(np.uint16)), "PNG")
+    save("cmyk.jpg", base.convert("CMYK"), "JPEG")
+    save("palette-alpha.png", base.convert("P"), "PNG", transparency=0)
+    save("rgba.png", base.convert("RGBA"), "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    save("exif-rotated.jpg", base, "JPEG", exif=exif)
+    return out
+
+
+def test_held_awkward_modes_are_classified(client):
+    images = _awkward_images()
+    r = _post(client, "/v1/predict", [(n, b, "application/octet-stream") for n, b in images[:4]])
+    assert r.status_code == 200, r.text
+    r2 = _post(client, "/v1/predict", [(n, b, "application/octet-stream") for n, b in images[4:]])
+    assert r2.status_code == 200 and r2.json()["results"][0]["height"] == 48  # header size, before rotation
+    assert [x["file"] for x in r.json()["results"]] == [n for n, _ in images[:4]]
+
+
+def test_held_a_storm_leaves_answers_unchanged(client, photos):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask():
+        return _post(client, "/v1/predict", [("cat.jpg", photos["cat"], "image/jpeg")]).json()
+
+    before = ask()
+    hostile = [[("long.png", png((5000, 10)), "image/png")],
+               [("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 50, "image/png")],
+               [("e.png", b"", "image/png")], [("cat.jpg", photos["cat"], "image/jpeg")]]
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: _post(client, "/v1/predict", hostile[i % 4]).status_code, range(24)))
+    assert 500 not in codes and codes.count(200) == 6
+    assert ask() == before  # bit-identical probabilities after the storm
