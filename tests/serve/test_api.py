@@ -28,7 +28,9 @@ def test_health_model_info_and_docs(client, server):
     assert info["model"]["classes"] == ["astronaut", "cat", "coffee", "rocket"]
     assert info["model"]["encoders"] == ["efficientnet-lite0"]
     assert info["model"]["name"] == "photos-model"
-    assert info["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 1_000_000, "max_images": 4, "timeout_s": 120}
+    assert info["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 1_000_000, "max_side": 20_000,
+                              "max_aspect": 50.0, "max_images": 4, "max_request_bytes": 4 * 300_000 + 2**20,
+                              "max_zero_shot_texts": 1024, "timeout_s": 120}
     assert info["batching"] == {"max_batch": 8, "max_wait_ms": 30}
     assert info["zero_shot"]["available"] and info["descriptions"]["available"]
     assert server.url.startswith("http://127.0.0.1:")

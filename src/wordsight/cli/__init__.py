@@ -30,11 +30,32 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import warnings
+
+    format_warning = warnings.formatwarning
+    _plain_output(args.command)
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"wordsight {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = format_warning
+
+
+def _plain_output(command: str) -> None:
+    """File names that are not UTF-8 are printed as their own bytes (as ``ls`` does) instead of
+    failing the run; warnings are one line each, naming the command."""
+    import warnings
+
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
+
+    def one_line(message, category, filename, lineno, line=None):
+        return f"wordsight {command}: warning: {message}\n"
+
+    warnings.formatwarning = one_line
 
 

@@ -18,8 +18,16 @@ def add_parser(sub):
     g = p.add_argument_group("limits")
     g.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image file, in MiB (default 20)")
     g.add_argument("--max-megapixels", type=float, default=40.0, help="largest image, in megapixels (default 40)")
+    g.add_argument("--max-side", type=int, default=20_000, help="longest image side, in pixels (default 20000)")
+    g.add_argument("--max-aspect", type=float, default=50.0, help="largest aspect ratio, long:short (default 50)")
     g.add_argument("--max-images", type=int, default=32, help="images per request (default 32)")
+    g.add_argument("--max-request-mb", type=float, default=64.0, help="whole request body, in MiB (default 64)")
+    g.add_argument("--max-zero-shot-texts", type=int, default=1024,
+                   help="texts one zero-shot request may embed: classes x templates or descriptions (default 1024)")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    g.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a client has to send a request's headers (default 10)")
+    g.add_argument("--keep-alive", type=float, default=5.0, help="seconds an idle connection is kept (default 5)")
     g = p.add_argument_group("micro-batching")
     g.add_argument("--max-batch", type=int, default=16, help="images per model call (1: no batching; default 16)")
     g.add_argument("--max-wait-ms", type=float, default=10.0,
@@ -39,7 +47,9 @@ def settings_from_args(args):
 
     api_key_from_env(args.api_key_env)  # fail now, not in each worker, when the variable is unset
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=int(args.max_megapixels * 1e6),
-                    max_images=args.max_images, timeout_s=args.timeout)
+                    max_side=args.max_side, max_aspect=args.max_aspect, max_images=args.max_images,
+                    max_request_bytes=int(args.max_request_mb * MB), max_zero_shot_texts=args.max_zero_shot_texts,
+                    timeout_s=args.timeout, header_timeout_s=args.header_timeout, keep_alive_s=args.keep_alive)
     return ServeSettings(model_dir=args.model_dir, limits=limits,
                          batching=Batching(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms),
                          api_key_env=args.api_key_env, top_k=args.top_k, zero_shot_encoder=args.zero_shot_encoder,
@@ -53,9 +63,9 @@ def run(args) -> int:
         raise RuntimeError(f"serving needs the serve extra: pip install 'wordsight[serve]' ({e})") from None
     settings = settings_from_args(args)
     if args.model_dir:
-        from ..models import read_config
+        from ..models._folder_checks import verify_loadable
 
-        read_config(args.model_dir)  # a clear error before uvicorn starts
+        verify_loadable(args.model_dir)  # every check of Classifier.load, as one line, before uvicorn starts
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key_env:
         print(f"wordsight serve: warning: listening on {args.host} without --api-key-env: anyone who can "
               "reach this address can use the API", file=sys.stderr)

@@ -11,9 +11,12 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
@@ -33,15 +36,34 @@ def feature_key(content: str, fingerprint: str, view: str = "") -> str:
     return f"{content}|{fingerprint}|{view}"
 
 
+class CacheWarning(UserWarning):
+    """The feature cache was damaged and has been set aside; the run goes on without its old entries."""
+
+
 class FeatureCache:
-    """Persistent cache under ``root`` (default ``$WORDSIGHT_CACHE`` or ``~/.cache/wordsight``)."""
+    """Persistent cache under ``root`` (default ``$WORDSIGHT_CACHE`` or ``~/.cache/wordsight``).
+
+    A damaged database (truncated, overwritten, not SQLite) is renamed aside to
+    ``features.sqlite.damaged-<time>`` with a :class:`CacheWarning` naming it, and a fresh one is
+    started: the run recomputes instead of failing. A single entry that does not decode, or whose
+    arrays are not what the caller expects, is treated as missing, deleted and recomputed.
+    """
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_cache_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"{self.root}: the cache folder is a file, not a folder (--cache-dir names "
+                                     "a folder; it is created when missing)")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"{self.root}: cannot create the cache folder ({e.strerror or e})") from None
         self.path = self.root / "features.sqlite"
         self._local = threading.local()
-        with self._connect() as db:
+        self._guarded(self._create)
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        with db:  # no integrity check here: it reads the whole file; damage shows when a page is read
             db.execute("CREATE TABLE IF NOT EXISTS features (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
@@ -53,25 +75,93 @@ class FeatureCache:
             self._local.db = db
         return db
 
-    def get_many(self, keys: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    def _guarded(self, fn):
+        """``fn(db)``; a damaged database is quarantined and ``fn`` runs once more on a fresh one."""
+        try:
+            return fn(self._connect())
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                raise
+            self._quarantine(e)
+            return fn(self._connect())
+
+    def _quarantine(self, err: Exception) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+            self._local.db = None
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            try:
+                if src.exists():
+                    src.replace(Path(str(aside) + suffix))
+            except OSError:
+                pass
+        warnings.warn(f"{self.path}: damaged feature cache ({err}); moved aside to {aside.name} and started "
+                      "afresh (features are recomputed)", CacheWarning, stacklevel=3)
+
+    def get_many(self, keys: list[str], expect: dict[str, int] | None = None) -> dict[str, dict[str, np.ndarray]]:
+        """Entries found for ``keys``. ``expect``: {array name: length} every entry must hold
+        (finite float32 vectors); an entry that does not decode or fit is dropped and deleted."""
+        def read(db):
+            rows = []
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                marks = ",".join("?" * len(part))
+                rows += db.execute(f"SELECT key, data FROM features WHERE key IN ({marks})", part).fetchall()
+            return rows
+
         found: dict[str, dict[str, np.ndarray]] = {}
-        db = self._connect()
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for key, blob in db.execute(f"SELECT key, data FROM features WHERE key IN ({marks})", part):
-                found[key] = st_load(blob)
+        bad: list[str] = []
+        for key, blob in self._guarded(read):
+            try:
+                arrays = st_load(bytes(blob))
+            except (SafetensorError, TypeError, ValueError):
+                bad.append(key)
+                continue
+            if expect is not None and not _fits(arrays, expect):
+                bad.append(key)
+                continue
+            found[key] = arrays
+        if bad:
+            self._delete(bad)
         return found
+
+    def _delete(self, keys: list[str]) -> None:
+        def delete(db):
+            with db:
+                db.executemany("DELETE FROM features WHERE key = ?", [(k,) for k in keys])
+
+        try:
+            self._guarded(delete)
+        except sqlite3.Error:
+            pass  # a read-only cache: the entry is recomputed each time, which only costs speed
 
     def put_many(self, items: dict[str, dict[str, np.ndarray]]) -> None:
         if not items:
             return
         rows = [(k, st_save({n: np.ascontiguousarray(a) for n, a in v.items()})) for k, v in items.items()]
-        with self._connect() as db:  # one transaction per batch
-            db.executemany("INSERT OR REPLACE INTO features (key, data) VALUES (?, ?)", rows)
+
+        def write(db):
+            with db:  # one transaction per batch
+                db.executemany("INSERT OR REPLACE INTO features (key, data) VALUES (?, ?)", rows)
+
+        self._guarded(write)
 
     def __len__(self) -> int:
-        return self._connect().execute("SELECT COUNT(*) FROM features").fetchone()[0]
+        return self._guarded(lambda db: db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+
+
+def _fits(arrays: dict[str, np.ndarray], expect: dict[str, int]) -> bool:
+    for name, dim in expect.items():
+        a = arrays.get(name)
+        if a is None or a.dtype != np.float32 or a.shape != (dim,) or not np.isfinite(a).all():
+            return False
+    return True
 
 
 class MemoryCache(FeatureCache):
@@ -81,7 +171,7 @@ class MemoryCache(FeatureCache):
         self.root = None
         self._data: dict[str, dict[str, np.ndarray]] = {}
 
-    def get_many(self, keys):
+    def get_many(self, keys, expect=None):
         return {k: self._data[k] for k in keys if k in self._data}
 
     def put_many(self, items):

@@ -12,7 +12,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..io.safe_files import display_path
 from .extract import iter_features
+
+
+def _text(v):
+    """Parquet strings must be UTF-8: bytes of a file name that are not (kept by Python as lone
+    surrogates) are written as ``\\xNN`` escapes instead of failing the whole file."""
+    return None if v is None else display_path(str(v))
 
 
 @dataclass
@@ -47,8 +54,8 @@ def batch_table(batch, schema: pa.Schema, names: list[str] | None) -> pa.Table:
     head = names is not None
     rows = {n: [] for n in schema.names}
     for i, s in enumerate(batch.samples):
-        rows["path"].append(s.path)
-        rows["label"].append(s.label)
+        rows["path"].append(_text(s.path))
+        rows["label"].append(_text(s.label))
         rows["status"].append("ok")
         rows["embedding"].append(batch.arrays["embedding"][i])
     if head and batch.samples:
@@ -59,9 +66,9 @@ def batch_table(batch, schema: pa.Schema, names: list[str] | None) -> pa.Table:
         rows["imagenet_top5"] += [[names[j] for j in t] for t in top]
         rows["imagenet_top5_prob"] += [p[i, t].astype(np.float32) for i, t in enumerate(top)]
     for f in batch.failures:
-        rows["path"].append(f.path)
+        rows["path"].append(_text(f.path))
         rows["label"].append(None)
-        rows["status"].append(f"error: {f.reason}")
+        rows["status"].append(_text(f"error: {f.reason}"))
         rows["embedding"].append(None)
         if head:
             rows["imagenet_top5"].append(None)

@@ -13,7 +13,17 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # Images above this many pixels are refused (decompression bombs). Configurable per call.
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default warning threshold
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif"}
+# A side and an aspect-ratio limit, read from the header like the pixel limit: preprocessing scales
+# the shorter side up to the model's resize size (256 px), so the work grows with the aspect ratio,
+# not the pixel count. A 20000x1 PNG of 139 bytes took 5.9 s and 2.8 GB in a server before these
+# limits. At 50:1 the resized image is at most 12,800 x 256 px (10 MB of RGB), and long screenshots
+# and panoramas (2:1 to 20:1) still pass.
+DEFAULT_MAX_SIDE = 30_000
+DEFAULT_MAX_ASPECT = 50.0
+# The largest image file read from disk (a regular file; FIFOs and devices are refused before reading).
+DEFAULT_MAX_FILE_BYTES = 256 << 20
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif",
+                    ".ppm", ".pgm", ".pbm", ".pnm"}
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -55,11 +65,26 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def check_size(w: int, h: int, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE,
+               max_aspect: float = DEFAULT_MAX_ASPECT) -> None:
+    """Refuse a header's size before anything is decoded; the message says which limit."""
+    if w == 0 or h == 0:
+        raise ImageError(f"image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(f"too many pixels: {w}x{h} exceeds the limit of {max_pixels:,}")
+    if max(w, h) > max_side:
+        raise ImageError(f"too large: {w}x{h} has a side longer than the limit of {max_side:,} pixels")
+    if max(w, h) / min(w, h) > max_aspect:
+        raise ImageError(f"too elongated: {w}x{h} has an aspect ratio above the limit of {max_aspect:g}:1")
+
+
 def decode_image(
     data: bytes,
     *,
     draft_size: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_aspect: float = DEFAULT_MAX_ASPECT,
 ) -> Image.Image:
     """Decode ``data`` into an RGB image with EXIF orientation applied.
 
@@ -74,10 +99,7 @@ def decode_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             w, h = img.size
-            if w * h > max_pixels:
-                raise ImageError(f"too many pixels: {w}x{h} exceeds the limit of {max_pixels:,}")
-            if w == 0 or h == 0:
-                raise ImageError(f"image has no pixels ({w}x{h})")
+            check_size(w, h, max_pixels, max_side, max_aspect)
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.seek(0)
@@ -99,11 +121,12 @@ def decode_image(
 
 def read_image(path, **kwargs) -> Image.Image:
     """Read and decode a file; errors name the file and the problem."""
+    from .safe_files import UnsafeFileError, read_regular
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
+        data = read_regular(path, DEFAULT_MAX_FILE_BYTES)
+    except UnsafeFileError as e:
+        raise ImageError(str(e)) from None
     try:
         return decode_image(data, **kwargs)
     except ImageError as e:

@@ -7,6 +7,7 @@ decode failures instead of stopping the run.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -53,23 +54,66 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__MACOSX")
 
 
-def _walk_images(root: Path, problems: list[Problem]) -> list[Path]:
-    """Image files under ``root`` (sorted, hidden entries skipped, bad links reported)."""
+def _is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _folder_id(path: Path, problems: list[Problem]):
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        problems.append(Problem(str(path), f"cannot list folder: {e.strerror or e}"))
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _walk_images(root: Path, problems: list[Problem], seen: set | None = None) -> list[Path]:
+    """Image files under ``root`` (sorted, depth first, hidden entries skipped, bad entries reported).
+
+    Symlinked folders are followed, each real folder once: a link to a folder already listed (a
+    loop such as ``sub/up -> ..``, or a second name for the same folder) is reported and skipped,
+    so no image is listed twice and no walk runs forever. ``seen`` holds the (device, inode) of the
+    folders listed so far (shared across the class folders of one tree).
+    """
+    seen = set() if seen is None else seen
     found: list[Path] = []
-
-    def onerror(err: OSError):
-        problems.append(Problem(str(err.filename), f"cannot list folder: {err.strerror}"))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        for name in sorted(filenames):
-            if _hidden(name) or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        key = _folder_id(folder, problems)
+        if key is None:
+            continue
+        if key in seen:
+            problems.append(Problem(str(folder), "a link to a folder already listed (a loop or a second name "
+                                                 "for it): skipped"))
+            continue
+        seen.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            problems.append(Problem(str(folder), f"cannot list folder: {e.strerror or e}"))
+            continue
+        subfolders = []
+        for e in entries:
+            if _hidden(e.name):
                 continue
-            p = Path(dirpath) / name
-            if p.is_symlink() and not p.exists():
-                problems.append(Problem(str(p), "dangling link"))
-                continue
-            found.append(p)
+            p = Path(folder) / e.name
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if _is_image_name(e.name):
+                    problems.append(Problem(str(p), "a folder named like an image file, not an image: skipped"))
+                else:
+                    subfolders.append(p)
+            elif _is_image_name(e.name):
+                if e.is_symlink() and not os.path.exists(p):
+                    problems.append(Problem(str(p), "dangling link"))
+                else:
+                    found.append(p)  # not a regular file (FIFO, device): reading it reports why
+        stack.extend(reversed(subfolders))
     return found
 
 
@@ -80,49 +124,127 @@ def from_folder(root: str | os.PathLike) -> Source:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     problems: list[Problem] = []
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not _hidden(d.name))
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as e:
+        raise FileNotFoundError(f"{root}: cannot list folder: {e.strerror or e}") from None
+    class_dirs = []
+    for d in entries:
+        if _hidden(d.name) or not d.is_dir():
+            continue
+        if _is_image_name(d.name):
+            problems.append(Problem(str(d), "a folder named like an image file, not an image: skipped"))
+        else:
+            class_dirs.append(d)
     samples: list[Sample] = []
     if class_dirs:
+        root_id = _folder_id(root, problems)
+        seen = {root_id} if root_id else set()
         for d in class_dirs:
-            samples += [Sample(str(p), d.name) for p in _walk_images(d, problems)]
-        for p in sorted(root.iterdir()):
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(p.name):
+            samples += [Sample(str(p), d.name) for p in _walk_images(d, problems, seen)]
+        for p in entries:
+            if _hidden(p.name) or not _is_image_name(p.name) or p.is_dir():
+                continue
+            if p.is_symlink() and not p.exists():
+                problems.append(Problem(str(p), "dangling link"))
+            else:
                 samples.append(Sample(str(p), None))
     else:
         samples = [Sample(str(p)) for p in _walk_images(root, problems)]
     return Source(samples, problems)
 
 
+# Manifest fields: a text column may hold a long description, but not an unbounded one.
+MAX_MANIFEST_FIELD = 1 << 20
+
+
+def _manifest_row(row, where: str, base: Path) -> Sample | Problem:
+    if not isinstance(row, dict):
+        return Problem(where, f"row is a JSON {type(row).__name__}, not an object with a 'path'")
+    path, label, text = row.get("path"), row.get("label"), row.get("text")
+    if path is None or path == "":
+        return Problem(where, "row has no 'path'")
+    if not isinstance(path, str):
+        return Problem(where, f"'path' must be a string, not {type(path).__name__}")
+    if isinstance(label, bool) or not isinstance(label, (str, int, type(None))):
+        return Problem(where, f"'label' must be a string, not {type(label).__name__}")
+    if text is not None and not isinstance(text, str):
+        return Problem(where, f"'text' must be a string, not {type(text).__name__}")
+    p = Path(path)
+    p = p if p.is_absolute() else base / p
+    label = None if label is None or label == "" else str(label)
+    return Sample(str(p), label, text or None)
+
+
+def _jsonl_rows(f, manifest: Path):
+    """(line number, row or Problem) for each non-blank line; lines are numbered as an editor does."""
+    for i, raw in enumerate(f, 1):
+        try:
+            line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            yield i, Problem(f"{manifest}:{i}", f"not UTF-8 text ({e.reason} at byte {e.start})")
+            continue
+        if not line.strip():
+            continue
+        if len(line) > MAX_MANIFEST_FIELD:
+            yield i, Problem(f"{manifest}:{i}", f"line longer than {MAX_MANIFEST_FIELD:,} characters")
+            continue
+        try:
+            yield i, json.loads(line)
+        except json.JSONDecodeError as e:
+            yield i, Problem(f"{manifest}:{i}", f"bad JSON line: {e.msg}")
+        except RecursionError:
+            yield i, Problem(f"{manifest}:{i}", "bad JSON line: nested too deeply")
+
+
+def _csv_rows(f, manifest: Path):
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    old = csv.field_size_limit()
+    csv.field_size_limit(MAX_MANIFEST_FIELD)
+    try:
+        reader = csv.DictReader(text)
+        try:
+            fields = reader.fieldnames
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise ValueError(f"{manifest}:1: cannot read the CSV header ({e})") from None
+        if not fields or "path" not in fields:
+            raise ValueError(f"{manifest}: CSV manifest needs a header with a 'path' column "
+                             f"(found {', '.join(map(repr, fields or []))})")
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{manifest}: not UTF-8 text after line {start - 1} ({e.reason}); fix the "
+                                 "file's encoding") from None
+            except csv.Error as e:
+                yield start, Problem(f"{manifest}:{start}", f"bad CSV row: {e}")
+                continue
+            yield start, row
+    finally:
+        csv.field_size_limit(old)
+
+
 def from_manifest(manifest: str | os.PathLike) -> Source:
     """CSV (header ``path,label[,text]``) or JSONL (objects with those keys). Relative paths are
-    taken relative to the manifest's folder."""
+    taken relative to the manifest's folder. A bad row is reported with its line number and skipped."""
+    from .safe_files import UnsafeFileError, open_regular
+
     manifest = Path(manifest)
     base = manifest.parent
-    rows: list[dict] = []
+    samples: list[Sample] = []
     problems: list[Problem] = []
-    with open(manifest, encoding="utf-8", newline="") as f:
-        if manifest.suffix.lower() in (".jsonl", ".ndjson"):
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    problems.append(Problem(f"{manifest}:{i}", f"bad JSON line: {e.msg}"))
-        else:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise ValueError(f"{manifest}: CSV manifest needs a header with a 'path' column")
-            rows = list(reader)
-    samples = []
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not row.get("path"):
-            problems.append(Problem(f"{manifest}:{i}", "row has no 'path'"))
-            continue
-        p = Path(row["path"])
-        p = p if p.is_absolute() else base / p
-        label = row.get("label") or None
-        samples.append(Sample(str(p), None if label is None else str(label), row.get("text") or None))
+    try:
+        f = open_regular(manifest)
+    except UnsafeFileError as e:
+        raise FileNotFoundError(str(e)) from None
+    with f:
+        jsonl = manifest.suffix.lower() in (".jsonl", ".ndjson")
+        for line, row in (_jsonl_rows(f, manifest) if jsonl else _csv_rows(f, manifest)):
+            item = row if isinstance(row, Problem) else _manifest_row(row, f"{manifest}:{line}", base)
+            (problems if isinstance(item, Problem) else samples).append(item)
     return Source(samples, problems)
 
 

@@ -39,7 +39,7 @@ def write_records(records: list[dict], path) -> Path:
         raise ValueError(f"{path}: output must end in .json, .jsonl or .csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:  # non-UTF-8 names as bytes
         if suffix == ".json":
             json.dump(records, f, indent=1, ensure_ascii=False)
         elif suffix == ".jsonl":

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.safe_files import confined
+from . import _folder_checks as _checks
+
 FORMAT = "wordsight-classifier"
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -104,10 +107,7 @@ def read_config(folder) -> dict:
     path = folder / CONFIG
     if not path.exists():
         raise ModelFolderError(f"{path}: missing; {folder} is not a saved wordsight model")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFolderError(f"{path}: not valid JSON ({e}); the file is damaged or truncated") from e
+    config = _checks.read_config_bytes(path)  # a regular file, size-capped, bounded JSON depth
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFolderError(f"{path}: not a wordsight classifier config (format {config.get('format') if isinstance(config, dict) else None!r})")
     version = config.get("format_version")
@@ -123,7 +123,7 @@ def read_config(folder) -> dict:
 def load_classifier(folder, cls):
     """A ``cls`` (the Classifier class) rebuilt from ``folder``, every file verified first."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load as load_bytes
 
     from ..encoders import get_config
     from .heads import head_class
@@ -132,18 +132,18 @@ def load_classifier(folder, cls):
 
     folder = Path(folder)
     config = read_config(folder)
-    for name, digest in config["files"].items():
-        p = folder / name
-        if not p.exists():
-            raise ModelFolderError(f"{p}: missing (listed in {CONFIG})")
-        actual = _sha256(p)
-        if actual != digest:
-            raise ModelFolderError(f"{p}: checksum mismatch (expected sha256 {digest[:12]}..., got {actual[:12]}...): "
+    _checks.check_config(config, folder / CONFIG)
+    contents = {}
+    for name, p in _checks.checked_files(folder, config["files"]).items():  # confined, regular, size-capped
+        contents[name] = _checks.read_weights(p)
+        if hashlib.sha256(contents[name]).hexdigest() != config["files"][name]:
+            raise ModelFolderError(f"{p}: checksum mismatch (expected sha256 {config['files'][name][:12]}...): "
                                    "the file was modified or truncated after saving")
+    _checks.report_unlisted(folder, config["files"])
     for enc in config["encoders"]:
         try:
             cfg = get_config(enc["name"])
-        except (KeyError, ValueError) as e:
+        except Exception as e:
             raise ModelFolderError(f"{folder}: encoder {enc['name']!r} is not available here ({e})") from e
         if cfg.fingerprint != enc["fingerprint"]:
             raise ModelFolderError(
@@ -151,9 +151,10 @@ def load_classifier(folder, cls):
                 f"saved {enc['fingerprint']}: preprocessing {enc['preprocessing']}); its features would not "
                 "match the head: refit the model")
     try:
-        arrays = load_file(str(folder / HEAD_FILE))
+        arrays = load_bytes(contents[HEAD_FILE])  # the bytes whose checksum was checked
     except (SafetensorError, OSError) as e:
         raise ModelFolderError(f"{folder / HEAD_FILE}: cannot read safetensors ({e})") from e
+    _checks.check_arrays(arrays, folder / HEAD_FILE)
     if sorted(arrays) != sorted(config["head"]["arrays"]):
         raise ModelFolderError(f"{folder / HEAD_FILE}: holds {sorted(arrays)}, config lists {config['head']['arrays']}")
     params = dict(config["params"])
@@ -167,6 +168,7 @@ def load_classifier(folder, cls):
         raise ModelFolderError(f"{folder}: parameters do not fit this wordsight's Classifier ({e})") from e
     head = head_class(config["head"]["name"]).from_state(arrays, config["head"]["info"], clf._head_params())
     classes = np.asarray(config["classes"])
+    _checks.check_head(head, config["classes"], int(config["n_features_in"]), folder / HEAD_FILE)
     state = FittedState(classes, head, int(config["n_features_in"]),
                         {e["name"]: int(e["dim"]) for e in config["encoders"]}, config.get("text_dim"),
                         config.get("probs_encoder"))
@@ -175,7 +177,7 @@ def load_classifier(folder, cls):
         from ..language.pipeline import ZeroShotPipeline
 
         try:
-            state.prior = ZeroShotPipeline.load(folder / prior["folder"])
+            state.prior = ZeroShotPipeline.load(confined(folder, prior["folder"], "prior folder"))
         except Exception as e:
             raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
         state.mix = PriorMix.from_json(prior)

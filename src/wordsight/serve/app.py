@@ -26,6 +26,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.staticfiles import StaticFiles
 
 from .._version import __version__
+from ..language._text import TextDeadlineExceeded
+from ..language._text import deadline as text_deadline
 from .batcher import MicroBatcher
 from .errors import ApiError, error_body, install_handlers
 from .metrics import CONTENT_TYPE, ServerMetrics
@@ -37,6 +39,11 @@ STATIC = Path(__file__).parent / "static"
 SETTINGS_ENV = "WORDSIGHT_SERVE_SETTINGS"
 MAX_CLASSES = 1000
 MAX_CLASS_NAME = 200
+MAX_DESCRIPTIONS_PER_CLASS = 32
+MAX_DESCRIPTION = 500  # characters per description (MiniLM reads 256 word pieces at most anyway)
+MAX_FORM_FIELD = 256 * 1024  # bytes of one non-file form field (classes, descriptions)
+MAX_JSON_DEPTH = 3  # {"class": ["text", ...]} is 2 deep; 1,000-deep JSON raised RecursionError
+PROTECTED = ("/v1/", "/metrics")  # what needs the API key when one is set
 
 
 class ServeState:
@@ -52,19 +59,24 @@ class ServeState:
         self.concepts_batcher: MicroBatcher | None = None
         self.explain_batcher: MicroBatcher | None = None
         self.ready = False
+        self.startup_error: str | None = None
 
 
 class RequestGuard:
-    """Pure ASGI middleware: the body-size limit (413, checked on Content-Length and again while
-    the body streams in), the request timeout (504), and per-route metrics for every answer."""
+    """Pure ASGI middleware: the API key (401 before a byte of the body is read), the body-size
+    limit (413, checked on Content-Length and again while the body streams in), the request timeout
+    (504), per-route metrics for every answer, and a one-line start-up failure."""
 
     def __init__(self, app, state: ServeState):
         self.app, self.state = app, state
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await self.app(scope, receive, self._lifespan_send(send))
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
+        scope.setdefault("wordsight", {})["start"] = time.monotonic()
         sent = {"status": None}
 
         async def tracked_send(message):
@@ -91,6 +103,11 @@ class RequestGuard:
         except ValueError:
             length = -1
         try:
+            if not self._authorized(scope):
+                scope["wordsight"]["error"] = "unauthorized"
+                await _send_json(tracked_send, 401, error_body(401, UNAUTHORIZED, "unauthorized"),
+                                 [(b"www-authenticate", b"Bearer")])
+                return
             if length > max_body:
                 scope.setdefault("wordsight", {})["error"] = "request_too_large"
                 await _send_json(tracked_send, 413, error_body(413, too_large, "request_too_large"))
@@ -112,10 +129,39 @@ class RequestGuard:
                 m.errors.inc(label, scope.get("wordsight", {}).get("error") or str(status))
 
 
-async def _send_json(send, status: int, body: dict) -> None:
+    def _authorized(self, scope) -> bool:
+        """The key, from the headers alone: a request without it is refused before its body is read."""
+        key = self.state.api_key
+        if key is None or not scope.get("path", "").startswith(PROTECTED):
+            return True
+        given = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-api-key":
+                given = value
+            elif name == b"authorization" and given is None and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+        return given is not None and hmac.compare_digest(given, key.encode())
+
+    def _lifespan_send(self, send):
+        """Start-up failures as one line (``model: why``), not the traceback Starlette sends."""
+        async def lifespan_send(message):
+            if message.get("type") == "lifespan.startup.failed" and self.state.startup_error:
+                message = {**message, "message": self.state.startup_error}
+            await send(message)
+
+        return lifespan_send
+
+
+UNAUTHORIZED = "missing or wrong API key: send it in the X-API-Key header (or Authorization: Bearer)"
+
+
+async def _send_json(send, status: int, body: dict, headers=()) -> None:
+    """An answer sent before the body was read: the connection closes after it, so that the unread
+    body is never received."""
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"connection", b"close"), *headers]})
     await send({"type": "http.response.body", "body": data})
 
 
@@ -142,6 +188,10 @@ def _lifespan(state: ServeState):
                 state.explain_batcher.start()
             state.ready = True
             yield
+        except Exception as e:
+            what = state.settings.model_dir or "zero-shot"
+            state.startup_error = f"wordsight serve: cannot start ({what}): {e}".splitlines()[0]
+            raise
         finally:
             state.ready = False
             for batcher in (state.predict_batcher, state.concepts_batcher, state.explain_batcher):
@@ -160,11 +210,10 @@ def _auth_dependency(state: ServeState):
                           token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]):
         if state.api_key is None:
             return
-        given = key or (token.credentials if token else None)
+        given = key or (token.credentials if token else None)  # RequestGuard checked it already; kept for /docs
         if given is None or not hmac.compare_digest(given.encode(), state.api_key.encode()):
             request.scope.setdefault("wordsight", {})["error"] = "unauthorized"
-            raise ApiError(401, "unauthorized", "missing or wrong API key: send it in the X-API-Key header "
-                           "(or Authorization: Bearer)", headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(401, "unauthorized", UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
     return require_key
 
@@ -188,37 +237,70 @@ def _results(request: Request, uploads, rows) -> None:
             _fail(request, ApiError(422, r.get("code", "unreadable_image"), f"{u.name}: {r['error']}", u.name))
 
 
+def json_depth(text: str) -> int:
+    """How deeply ``text``'s JSON arrays and objects nest, counted without parsing (brackets inside
+    strings do not count), so that a 1,000-deep value is refused before ``json.loads`` recurses."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _json_field(field: str, text: str, code: str, max_depth: int):
+    if len(text) > MAX_FORM_FIELD:
+        raise ApiError(413, code, f"{field}: {len(text):,} characters, more than the limit of {MAX_FORM_FIELD:,}")
+    if json_depth(text) > max_depth:
+        raise ApiError(422, code, f"{field}: JSON nested deeper than {max_depth} levels")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ApiError(422, code, f"{field}: not valid JSON ({e.msg})") from None
+    except RecursionError:  # json_depth should have caught it; never a 500
+        raise ApiError(422, code, f"{field}: JSON nested too deeply") from None
+
+
 def parse_classes(text: str) -> list[str]:
     """Class names from a form field: a JSON list, or one per line, or comma-separated."""
     text = (text or "").strip()
     if text.startswith("["):
-        try:
-            names = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ApiError(422, "invalid_classes", f"classes: not a valid JSON list ({e.msg})") from None
+        names = _json_field("classes", text, "invalid_classes", 1)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ApiError(422, "invalid_classes", "classes: a JSON value must be a list of strings")
     else:
+        if len(text) > MAX_FORM_FIELD:
+            raise ApiError(413, "invalid_classes", f"classes: more than {MAX_FORM_FIELD:,} characters")
         names = text.splitlines() if "\n" in text else text.split(",")
     names = [n.strip() for n in names if n.strip()]
     if len(names) < 2:
-        raise ApiError(422, "invalid_classes", f"classes: at least two class names are needed, got {names}")
+        shown = names if len(repr(names)) < 200 else f"{repr(names)[:200]}..."
+        raise ApiError(422, "invalid_classes", f"classes: at least two class names are needed, got {shown}")
     if len(names) > MAX_CLASSES or any(len(n) > MAX_CLASS_NAME for n in names):
         raise ApiError(422, "invalid_classes", f"classes: at most {MAX_CLASSES} names of at most "
                        f"{MAX_CLASS_NAME} characters")
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
     if dup:
-        raise ApiError(422, "invalid_classes", f"classes: repeated names: {', '.join(dup)}")
+        raise ApiError(422, "invalid_classes", f"classes: repeated names: {', '.join(dup)[:500]}")
     return names
 
 
 def parse_descriptions(text: str | None, classes: list[str]) -> dict | None:
     if not text or not text.strip():
         return None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ApiError(422, "invalid_descriptions", f"descriptions: not valid JSON ({e.msg})") from None
+    d = _json_field("descriptions", text, "invalid_descriptions", MAX_JSON_DEPTH - 1)
     ok = isinstance(d, dict) and all(isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
                                      for v in d.values())
     if not ok:
@@ -226,8 +308,28 @@ def parse_descriptions(text: str | None, classes: list[str]) -> dict | None:
                        "[texts]}")
     unknown = sorted(set(d) - set(classes))
     if unknown:
-        raise ApiError(422, "invalid_descriptions", f"descriptions: not among the classes: {', '.join(unknown)}")
+        raise ApiError(422, "invalid_descriptions", f"descriptions: not among the classes: {', '.join(unknown)[:500]}")
+    for c, v in d.items():
+        texts = [v] if isinstance(v, str) else v
+        if len(texts) > MAX_DESCRIPTIONS_PER_CLASS:
+            raise ApiError(422, "invalid_descriptions", f"descriptions: {c}: {len(texts)} descriptions; the limit "
+                           f"is {MAX_DESCRIPTIONS_PER_CLASS} per class")
+        if any(len(t) > MAX_DESCRIPTION for t in texts):
+            raise ApiError(422, "invalid_descriptions", f"descriptions: {c}: a description longer than "
+                           f"{MAX_DESCRIPTION} characters")
     return d or None
+
+
+def zero_shot_texts(classes: list[str], descriptions: dict | None, method: str) -> int:
+    """How many texts the text encoder embeds for this class list (what a zero-shot request costs)."""
+    if method == "templates":
+        from ..language.zeroshot import DEFAULT_TEMPLATES
+
+        return len(classes) * len(DEFAULT_TEMPLATES)
+    if method == "descriptions" and descriptions:
+        return sum(max(1, len([v] if isinstance(v, str) else v)) for v in
+                   (descriptions.get(c, []) for c in classes))
+    return len(classes)
 
 
 def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
@@ -240,7 +342,7 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         title="wordsight", version=__version__, lifespan=_lifespan(state),
         description="Image classification with language models: top-k classes with each image's "
         "description in words, and zero-shot classification from class names.",
-        form_limits={"max_files": limits.max_images, "max_fields": 16},
+        form_limits={"max_files": limits.max_images, "max_fields": 16, "max_part_size": MAX_FORM_FIELD},
     )
     app.state.wordsight = state
     install_handlers(app)
@@ -248,12 +350,14 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
     auth = [Depends(_auth_dependency(state))]
 
     # ------------------------------------------------------------------ pages and probes
+    @app.head("/", include_in_schema=False)
     @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    @app.head("/healthz", include_in_schema=False)
     @app.get("/healthz", tags=["service"], summary="Liveness and readiness")
     async def healthz():
         return {"status": "ok" if state.ready else "starting", "version": __version__}
@@ -267,7 +371,9 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
     async def model_info():
         info = state.predictor.info()
         info["limits"] = {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
-                          "max_images": limits.max_images, "timeout_s": limits.timeout_s}
+                          "max_side": limits.max_side, "max_aspect": limits.max_aspect,
+                          "max_images": limits.max_images, "max_request_bytes": limits.max_body_bytes,
+                          "max_zero_shot_texts": limits.max_zero_shot_texts, "timeout_s": limits.timeout_s}
         info["batching"] = {"max_batch": settings.batching.max_batch, "max_wait_ms": settings.batching.max_wait_ms}
         info["top_k"] = settings.top_k
         info["explain"] = state.explain_batcher is not None
@@ -319,7 +425,11 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
             method = method or ("descriptions" if desc else "names")
             if method not in ZERO_SHOT_METHODS:
                 raise ApiError(422, "invalid_method", f"method must be one of {', '.join(ZERO_SHOT_METHODS)}, "
-                               f"not {method!r}")
+                               f"not {method[:100]!r}")
+            n_texts = zero_shot_texts(names, desc, method)
+            if n_texts > limits.max_zero_shot_texts:
+                raise ApiError(422, "too_many_texts", f"classes and descriptions: {n_texts:,} texts to embed with "
+                               f"method {method}; the limit is {limits.max_zero_shot_texts:,} per request")
             k = _top_k(request, top_k, settings.top_k, len(names))
             uploads = await read_uploads(files, limits)
         except ApiError as e:
@@ -328,8 +438,18 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         view = await loop.run_in_executor(state.executor, p.zero_shot_view, [u.sample.data for u in uploads])
         rows = await state.concepts_batcher.submit([(u.sample, view) for u in uploads])
         _results(request, uploads, rows)
-        P = await loop.run_in_executor(state.executor, p.zero_shot_proba, names, desc, method,
-                                       [r["reading"] for r in rows])
+        readings = [r["reading"] for r in rows]
+        left = limits.timeout_s - (time.monotonic() - request.scope.get("wordsight", {}).get("start", time.monotonic()))
+
+        def classify():  # on the model thread; the text embedding stops at the request's deadline
+            with text_deadline(max(left, 0.0)):
+                return p.zero_shot_proba(names, desc, method, readings)
+
+        try:
+            P = await loop.run_in_executor(state.executor, classify)
+        except TextDeadlineExceeded:
+            _fail(request, ApiError(504, "timeout", f"the request took longer than the limit of {limits.timeout_s:g} s "
+                                    "(embedding the class texts)"))
         out = []
         for u, r, probs in zip(uploads, rows, np.asarray(P)):
             order = np.argsort(-probs)[:k]
@@ -369,9 +489,9 @@ def _add_explain_route(app: FastAPI, state: ServeState, auth, Files) -> None:
             _fail(request, ApiError(404, "no_model", f"explanations are not served here: {p.explain_error}"))
         if method not in METHODS:
             _fail(request, ApiError(422, "invalid_method",
-                                    f"method must be one of {', '.join(METHODS)}, not {method!r}"))
+                                    f"method must be one of {', '.join(METHODS)}, not {method[:100]!r}"))
         if target is not None and target not in [str(c) for c in p.classes]:
-            _fail(request, ApiError(422, "invalid_target", f"target {target!r} is not one of the model's classes "
+            _fail(request, ApiError(422, "invalid_target", f"target {target[:100]!r} is not one of the model's classes "
                                     f"{p.classes}"))
         if target is not None:
             target = next(c for c in p.classes if str(c) == target)

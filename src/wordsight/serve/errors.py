@@ -33,6 +33,9 @@ def install_handlers(app: FastAPI) -> None:
         if status == 400 and "Too many files" in str(detail):  # the multipart parser's own file limit
             status, code = 413, "too_many_images"
             detail = f"too many images in one request: {detail}"
+        elif status == 400 and "exceeded maximum size" in str(detail):  # a form field over max_part_size
+            status, code = 413, "field_too_large"
+            detail = f"a form field is too large: {detail}"
         body = error_body(status, detail, code, file=file)
         request.scope.setdefault("wordsight", {})["error"] = body["error"]  # labels the error metric
         return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None))

@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 from .app import SETTINGS_ENV, create_app
+from .protocol import HEADER_TIMEOUT_ENV, GuardedH11Protocol
 from .settings import ServeSettings
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise
@@ -21,7 +22,8 @@ def serve(settings: ServeSettings, host: str = DEFAULT_HOST, port: int = 8000, w
     API key is never put there, only the name of the variable that holds it."""
     import uvicorn
 
-    common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
+                  **connection_options(settings, by_name=True))
     if workers <= 1:
         uvicorn.run(create_app(settings), **common)
         return
@@ -32,6 +34,19 @@ def serve(settings: ServeSettings, host: str = DEFAULT_HOST, port: int = 8000, w
     # for longer than uvicorn's default 5 s on a busy machine; it would then be killed and respawned.
     uvicorn.run("wordsight.serve.app:app_from_env", factory=True, workers=workers,
                 timeout_worker_healthcheck=120, **common)
+
+
+def connection_options(settings: ServeSettings, by_name: bool = False) -> dict:
+    """uvicorn options for the connection limits: the header timeout and JSON 400s of
+    :class:`~.protocol.GuardedH11Protocol`, the keep-alive timeout, and no ``Server:`` header.
+    ``by_name``: worker processes may need the class (then the timeout goes by environment)."""
+    limits = settings.limits
+    if by_name:
+        os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout_s)
+        protocol = GuardedH11Protocol
+    else:
+        protocol = GuardedH11Protocol.configured(limits.header_timeout_s)
+    return dict(http=protocol, timeout_keep_alive=limits.keep_alive_s, server_header=False)
 
 
 class BackgroundServer:
@@ -65,7 +80,8 @@ class BackgroundServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self.app = create_app(self.settings)
-        config = uvicorn.Config(self.app, log_level=self.log_level, lifespan="on", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(self.app, log_level=self.log_level, lifespan="on", timeout_graceful_shutdown=2,
+                                **connection_options(self.settings))
         self._server = uvicorn.Server(config)
 
         def run():

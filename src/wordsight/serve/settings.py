@@ -15,24 +15,44 @@ MB = 1 << 20
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-request limits. Uploads beyond them are refused with 413 and a JSON error."""
+    """Per-request and per-connection limits. Uploads beyond them are refused with 413 and a JSON error."""
 
     max_upload_bytes: int = 20 * MB  # one image file
     max_pixels: int = 40_000_000  # width x height, read from the header before decoding
+    # Each side and the aspect ratio, also from the header: preprocessing scales the shorter side up
+    # to 256 px, so a 20000x1 image (139 bytes as PNG) cost 5.9 s and 2.8 GB before these limits.
+    max_side: int = 20_000
+    max_aspect: float = 50.0
     max_images: int = 32  # files in one request
+    # The whole body. 32 images of 20 MiB would allow 641 MiB; photos from phones are 2-8 MB, so
+    # 64 MiB holds several at once while a client cannot make the server spool more than that.
+    max_request_bytes: int = 64 * MB
     timeout_s: float = 30.0  # the whole request: upload, queueing, model
+    # Zero-shot: texts (class names, descriptions or names x templates) one request may embed. The
+    # text encoder embedded ~60 texts/s on the loaded 2-core VM (2000 in 32 s), so 1024 stays well
+    # within the timeout; the work is stopped at the timeout in any case.
+    max_zero_shot_texts: int = 1024
+    # Connections: a client must send a request's headers within header_timeout_s of connecting (or
+    # of its previous answer), and an idle keep-alive connection is closed after keep_alive_s.
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
 
     def __post_init__(self):
-        for name in ("max_upload_bytes", "max_pixels", "max_images"):
+        for name in ("max_upload_bytes", "max_pixels", "max_side", "max_images", "max_request_bytes",
+                     "max_zero_shot_texts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)!r}")
-        if not self.timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, not {self.timeout_s!r}")
+        for name in ("timeout_s", "header_timeout_s", "keep_alive_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, not {getattr(self, name)!r}")
+        if not self.max_aspect >= 1:
+            raise ValueError(f"max_aspect must be >= 1, not {self.max_aspect!r}")
 
     @property
     def max_body_bytes(self) -> int:
-        """A whole multipart body: every allowed file at its largest plus room for form fields."""
-        return self.max_images * self.max_upload_bytes + MB
+        """A whole multipart body: ``max_request_bytes``, or less when every allowed file at its
+        largest plus 1 MiB of form fields is smaller."""
+        return min(self.max_request_bytes, self.max_images * self.max_upload_bytes + MB)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fastapi import UploadFile
 from PIL import Image, UnidentifiedImageError
 
+from ..io.images import ImageError, check_size
 from ..io.sources import Sample
 from .errors import ApiError
 from .settings import Limits
@@ -49,11 +50,16 @@ def check_header(name: str, data: bytes, limits: Limits) -> tuple[int, int]:
         raise ApiError(413, "too_many_pixels", f"{name}: {e}", name) from None
     except Exception as e:  # a header so broken that PIL cannot even read the size
         raise ApiError(422, "corrupt_image", f"{name}: cannot read the image header: {e}", name) from None
+    if w == 0 or h == 0:
+        raise ApiError(422, "corrupt_image", f"{name}: image has no pixels ({w}x{h})", name)
     if w * h > limits.max_pixels:
         raise ApiError(413, "too_many_pixels", f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
                        f"{limits.max_pixels:,} pixels", name)
-    if w == 0 or h == 0:
-        raise ApiError(422, "corrupt_image", f"{name}: image has no pixels ({w}x{h})", name)
+    try:
+        check_size(w, h, limits.max_pixels, limits.max_side, limits.max_aspect)
+    except ImageError as e:
+        code = "too_elongated" if "aspect" in str(e) else "too_large_side"
+        raise ApiError(413, code, f"{name}: {e}", name) from None
     return w, h
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ...encoders.preprocess import preprocess
-from ...io.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
+from ...io.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageError, decode_image
 from ...io.sources import Problem, Sample
 from ..cache import content_hash, feature_key, open_cache
 from .tuning import tuned_batch_size
@@ -67,17 +66,14 @@ def shared_runner(model, engine: str = "auto", precision: str = "fp32", threads:
 
 
 def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
+    from ...io.safe_files import UnsafeFileError, read_regular
+
     if sample.data is not None:
         return sample.data, None
-    try:
-        with open(sample.path, "rb") as f:
-            return f.read(), None
-    except IsADirectoryError:
-        return None, "is a folder, not a file"
-    except FileNotFoundError:
-        return None, "dangling link" if os.path.islink(sample.path) else "file not found"
-    except OSError as e:
-        return None, f"cannot read: {e.strerror or e}"
+    try:  # regular files only (a FIFO would block, /dev/zero never end), at most DEFAULT_MAX_FILE_BYTES
+        return read_regular(sample.path, DEFAULT_MAX_FILE_BYTES), None
+    except UnsafeFileError as e:
+        return None, str(e).removeprefix(f"{sample.path}: ")
 
 
 @dataclass
@@ -198,7 +194,7 @@ class EmbedBatch:
                 view = self.view_key + (f"|px{small.input_size}" if tiny else "")
                 keys.append(feature_key(content_hash(data), runner.fingerprint, view))
                 smalls.append(tiny)
-        hits = self.store.get_many([k for k in keys if k])
+        hits = self.store.get_many([k for k in keys if k], expect=self.output_dims())
         for s, k, (data, _), tiny in zip(samples, keys, reads, smalls):
             if k and k not in hits:
                 todo.append((s, k, pool.submit(self.decode, data, tiny) if pool else self.decode(data, tiny)))
