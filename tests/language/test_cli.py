@@ -25,7 +25,7 @@ def test_describe_prints_and_writes(fashion_test, tmp_path, capsys):
     path, text = lines[0].split("\t")
     assert path.endswith(".png") and text.startswith("resembles: ") and text.count("(0.") + text.count("(1.") == 2
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 40 and set(rows[0]) == {"path", "label", "description"}
+    assert len(rows) == 40 and set(rows[0]) == {"path", "label", "predicted", "probability", "description", "error"}
     assert {r["label"] for r in rows} == {c.replace("/", "-") for c in FASHION_MNIST_CLASSES}
 
 

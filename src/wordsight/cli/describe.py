@@ -6,15 +6,17 @@ from ._common import add_feature_options, cache_arg, report_failures
 
 
 def add_parser(sub):
+    from ..language.views import VIEWS
+
     p = sub.add_parser("describe", help="put images into words: concepts they resemble, or a caption")
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
     p.add_argument("--top", type=int, default=3, help="concepts per description (default 3)")
     p.add_argument("--concepts", default=None,
                    help="your own concept list (.txt one per line, .json list or {name: description}, .csv name,description) "
                         "instead of the 1000 ImageNet concepts")
-    p.add_argument("--view", default=None, choices=["plain", "light-background", "invert"],
+    p.add_argument("--view", default=None, choices=list(VIEWS),
                    help="transform images first (light-background: invert light-on-dark images)")
-    p.add_argument("--out", default=None, help="write path,description rows to .json, .jsonl or .csv")
+    p.add_argument("--out", default=None, help="write one record per image to .json, .jsonl, .csv or .parquet")
     add_feature_options(p)
     p.add_argument("--text-model", default="minilm", help="text encoder for --concepts with an ImageNet CNN")
     p.set_defaults(func=run)
@@ -24,7 +26,7 @@ def run(args) -> int:
     from ..features import extract_features
     from ..language import ConceptBank, get_view
     from ..language.images import describe_features, text_side
-    from ..language.records import write_records
+    from ..io.records import Prediction, write_records
 
     data = args.data[0] if len(args.data) == 1 else args.data
     view, view_key = get_view(args.view)
@@ -37,7 +39,6 @@ def run(args) -> int:
     for s, text in zip(feats.samples, texts):
         print(f"{s.path}\t{text}")
     if args.out:
-        write_records([{"path": s.path, "label": s.label, "description": t} for s, t in zip(feats.samples, texts)],
-                      args.out)
+        write_records([Prediction(s.path, s.label, description=t) for s, t in zip(feats.samples, texts)], args.out)
         print(f"{len(texts)} description(s) -> {args.out}", file=sys.stderr)
     return report_failures(feats.failures, len(feats.samples), args.strict)
