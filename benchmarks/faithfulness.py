@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")  # the natural colour photos that ship offline

@@ -18,11 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
-
 from wordsight.evaluate import few_shot_curve  # noqa: E402
 from wordsight.models import Classifier  # noqa: E402
 

@@ -22,11 +22,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
-
 from wordsight.features import extract_features  # noqa: E402
 from wordsight.io.datasets import FASHION_MNIST_CLASSES  # noqa: E402
-from wordsight.language import (ConceptBank, TextSpaceMap, ZeroShotClassifier, cached_class_descriptions,  # noqa: E402
-                                get_view, load_class_descriptions, save_class_descriptions, semantic_vectors)
+from wordsight.language import (  # noqa: E402
+    ConceptBank,
+    TextSpaceMap,
+    ZeroShotClassifier,
+    cached_class_descriptions,
+    get_view,
+    load_class_descriptions,
+    save_class_descriptions,
+    semantic_vectors,
+)
 
 MODEL = "efficientnet-lite0"
 TEXT_MODEL = "minilm"

@@ -1,12 +1,27 @@
-"""wordsight: image classification with language models."""
+"""wordsight: image classification with language models.
+
+Public API: :class:`Classifier`, :class:`ZeroShotClassifier`, :class:`ZeroShotPipeline`,
+:func:`extract_features`, :func:`load_model`, :func:`list_models`. Names load lazily, so that
+``import wordsight`` (and the CLI's start) pays for torch and scikit-learn only when they are used.
+"""
+from ._util.lazy import lazy_exports
 from ._version import __version__
-from .encoders import get_config, list_models, load_model
-from .features import FeatureCache, FeatureSet, extract_features, iter_features
-from .io.sources import Sample, Source, open_source
-from .language import ZeroShotClassifier
-from .models import Classifier
 
-embed = extract_features
+_EXPORTS = {
+    "Classifier": ".models", "ZeroShotClassifier": ".language.zeroshot", "ZeroShotPipeline": ".language.pipeline",
+    "FeatureCache": ".features", "FeatureSet": ".features", "extract_features": ".features",
+    "iter_features": ".features", "get_config": ".encoders", "list_models": ".encoders", "load_model": ".encoders",
+    "Sample": ".io.sources", "Source": ".io.sources", "open_source": ".io.sources",
+    "cache_report": "._util.caches", "clear_caches": "._util.caches",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-__all__ = ["Classifier", "ZeroShotClassifier", "FeatureCache", "FeatureSet", "Sample", "Source", "__version__", "embed",
-           "extract_features", "get_config", "iter_features", "list_models", "load_model", "open_source"]
+
+def embed(*args, **kwargs):
+    """Alias of :func:`extract_features`."""
+    from .features import extract_features
+
+    return extract_features(*args, **kwargs)
+
+
+__all__ = ["__version__", "embed", *_EXPORTS]

@@ -7,8 +7,7 @@ import pytest
 
 from wordsight.encoders import load_model
 from wordsight.features import extract_features
-from wordsight.features.engines import (ATOL, RTOL, EmbedBatch, QuantizationRefused, TorchRunner, fp32_model,
-                                        make_runner)
+from wordsight.features.engines import ATOL, RTOL, EmbedBatch, QuantizationRefused, TorchRunner, fp32_model, make_runner
 from wordsight.features.engines.onnx_cache import HOLDOUT_PHOTOS, model_dir, reference_images
 
 pytest.importorskip("onnxruntime")
@@ -80,8 +79,8 @@ def test_int8_refused_below_agreement_with_the_measure(tmp_path):
     report = json.loads((model_dir(enc) / "int8.json").read_text())
     assert report["agreement"] == err.value.agreement and report["accepted"] is False
     # a looser gate accepts the same model; int8 features never share fp32's cache entries
-    from wordsight.features.engines.onnx_cache import int8_model
     from wordsight.features.engines import OnnxRunner
+    from wordsight.features.engines.onnx_cache import int8_model
 
     path = int8_model(enc, holdout=holdout, min_agreement=0.0)
     int8 = OnnxRunner(path, enc.config, enc.preprocess, precision="int8")

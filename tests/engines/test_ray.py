@@ -50,8 +50,8 @@ def test_ray_cli_writes_shards_and_resumes(ray_local, mixed_folder, tmp_path):
 
 
 def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tmp_path):
-    from wordsight.models.batch_predict import PredictBatch, ray_predict
     from wordsight.models import Classifier
+    from wordsight.models.batch_predict import PredictBatch, ray_predict
 
     clf = Classifier(head="logistic", C=1.0).fit(fashion_folder / "train")
     clf.save(tmp_path / "model")

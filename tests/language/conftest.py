@@ -50,8 +50,14 @@ def tiny_caption_dir(tmp_path_factory):
     """A random VisionEncoderDecoder captioner (tiny ViT encoder + tiny BERT decoder) with a
     WordPiece tokenizer from a vocabulary written here, and a ViT image processor."""
     import torch
-    from transformers import (BertConfig, BertTokenizer, VisionEncoderDecoderConfig, VisionEncoderDecoderModel,
-                              ViTConfig, ViTImageProcessor)
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     d = tmp_path_factory.mktemp("tiny-caption")
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "cat", "dog", "shoe", "bag", "on",

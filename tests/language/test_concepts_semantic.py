@@ -6,8 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from wordsight.language import (ConceptBank, TextSpaceMap, describe, head_weights, semantic_vectors,
-                                short_description, top_concepts)
+from wordsight.language import (
+    ConceptBank,
+    TextSpaceMap,
+    describe,
+    head_weights,
+    semantic_vectors,
+    short_description,
+    top_concepts,
+)
 from wordsight.language._text import embed_texts
 
 SHOES = ["sandal", "clog", "sneaker", "cowboy boot"]

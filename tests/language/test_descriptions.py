@@ -6,8 +6,13 @@ import warnings
 
 import pytest
 
-from wordsight.language import (MissingClassesError, clean_description, generate_class_descriptions,
-                                load_class_descriptions, save_class_descriptions)
+from wordsight.language import (
+    MissingClassesError,
+    clean_description,
+    generate_class_descriptions,
+    load_class_descriptions,
+    save_class_descriptions,
+)
 from wordsight.language.descriptions import cached_class_descriptions, clean_description  # noqa: F811
 
 

@@ -28,10 +28,10 @@ def test_local_llm_converts_once_and_writes_descriptions(_isolated_cache):
 
 @pytest.mark.slow
 def test_local_llm_writes_the_explanation_sentence_from_the_evidence(tmp_path):
-    from wordsight.explain import evidence_prompt, explain
-
-    from skimage import data
     from PIL import Image
+    from skimage import data
+
+    from wordsight.explain import evidence_prompt, explain
 
     path = tmp_path / "cat.png"
     Image.fromarray(data.chelsea()).save(path)

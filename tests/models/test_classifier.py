@@ -1,15 +1,13 @@
 """The Classifier on real images (the small Fashion-MNIST folder) with the real default encoder."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
 
 import wordsight
-from wordsight.models import Augment, Classifier
 from wordsight._util.numerics import log_softmax
+from wordsight.models import Augment, Classifier
 
 CLASSES = ["Ankle boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker", "T-shirt-top", "Trouser"]
 

@@ -6,8 +6,8 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import check_estimator
 
-from wordsight.models import Classifier, make_head
 from wordsight._util.numerics import log_softmax
+from wordsight.models import Classifier, make_head
 from wordsight.models.heads import HEADS
 
 

@@ -5,7 +5,6 @@ import os
 import time
 
 import httpx
-import pytest
 
 from wordsight.serve.process import ServeProcess
 

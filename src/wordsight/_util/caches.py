@@ -61,6 +61,15 @@ class ProcessCache:
             self._data.clear()
 
 
+_stores: dict[str, object] = {}  # other dict-like caches (len() and clear())
+
+
+def register_store(name: str, store):
+    """Report and clear a dict-like cache (anything with ``len()`` and ``clear()``) with the others."""
+    _stores[name] = store
+    return store
+
+
 def register_function(name: str, fn: Callable) -> Callable:
     """Report and clear an ``functools.lru_cache`` function with the other caches."""
     _functions[name] = fn
@@ -73,16 +82,22 @@ def cache_report() -> dict[str, dict]:
     for name, fn in _functions.items():
         info = fn.cache_info()
         out[name] = {"entries": info.currsize, "maxsize": info.maxsize}
+    for name, store in _stores.items():
+        out[name] = {"entries": len(store), "maxsize": None}
     return dict(sorted(out.items()))
 
 
 def clear_caches(name: str | None = None) -> None:
     """Drop one cache (by name) or all of them."""
-    if name is not None and name not in _registry and name not in _functions:
-        raise KeyError(f"no process cache named {name!r}; known: {', '.join(sorted([*_registry, *_functions]))}")
+    known = {*_registry, *_functions, *_stores}
+    if name is not None and name not in known:
+        raise KeyError(f"no process cache named {name!r}; known: {', '.join(sorted(known))}")
     for n, c in _registry.items():
         if name in (None, n):
             c.clear()
     for n, fn in _functions.items():
         if name in (None, n):
             fn.cache_clear()
+    for n, store in _stores.items():
+        if name in (None, n):
+            store.clear()

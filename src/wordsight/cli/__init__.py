@@ -11,7 +11,11 @@ from .._version import __version__
 COMMANDS = ["models", "embed", "data", "describe", "zeroshot", "export", "serve", "fit", "evaluate", "predict", "explain", "demo"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the verb named in ``argv`` (all verbs when ``argv`` is None) gets its
+    options, the others only their one-line help, so that ``wordsight --help`` and every verb
+    start without importing what the other verbs need."""
+    chosen = next((a for a in argv if a in COMMANDS), None) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="wordsight",
         description="Image classification with language models: embed, describe, fit, evaluate, "
@@ -20,12 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wordsight {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f".{name}", __name__).add_parser(sub)
+        module = importlib.import_module(f".{name}", __name__)
+        if argv is None or name == chosen:
+            module.add_parser(sub)
+        else:
+            sub.add_parser(name, help=module.HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

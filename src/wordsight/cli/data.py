@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import sys
 
+HELP = "datasets: write Fashion-MNIST as an ImageFolder tree of PNGs"
+
 
 def add_parser(sub):
-    p = sub.add_parser("data", help="datasets: write Fashion-MNIST as an ImageFolder tree of PNGs")
+    p = sub.add_parser("data", help=HELP)
     p.add_argument("name", choices=["fashion-mnist"])
     p.add_argument("--out", required=True, help="output folder (gets train/ and test/)")
     p.add_argument("--split", choices=["train", "test", "both"], default="both")

@@ -4,11 +4,13 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import add_feature_options, cache_arg
+from ._common import add_feature_options
+
+HELP = "Fashion-MNIST end to end: fit, evaluate, zero-shot, HTML report"
 
 
 def add_parser(sub):
-    p = sub.add_parser("demo", help="Fashion-MNIST end to end: fit, evaluate, zero-shot, HTML report")
+    p = sub.add_parser("demo", help=HELP)
     p.add_argument("--out", default="demo-output", help="folder for the data, the model and the report")
     p.add_argument("--full", action="store_true", help="all 60,000 / 10,000 images (hours on a small CPU)")
     p.add_argument("--per-class", type=int, default=100, help="training images per class (subset)")

@@ -4,11 +4,13 @@ import sys
 
 from ._common import add_feature_options, cache_arg, report_failures
 
+HELP = "put images into words: concepts they resemble, or a caption"
+
 
 def add_parser(sub):
     from ..language.views import VIEWS
 
-    p = sub.add_parser("describe", help="put images into words: concepts they resemble, or a caption")
+    p = sub.add_parser("describe", help=HELP)
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
     p.add_argument("--top", type=int, default=3, help="concepts per description (default 3)")
     p.add_argument("--concepts", default=None,
@@ -24,9 +26,9 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..features import extract_features
+    from ..io.records import Prediction, write_records
     from ..language import ConceptBank, get_view
     from ..language.images import describe_features, text_side
-    from ..io.records import Prediction, write_records
 
     data = args.data[0] if len(args.data) == 1 else args.data
     view, view_key = get_view(args.view)

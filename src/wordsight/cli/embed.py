@@ -4,6 +4,8 @@ import sys
 
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 
+HELP = "embed images into a Parquet file (one row per image)"
+
 
 def add_engine_options(p) -> None:
     """``--engine`` and the Ray options (shared by the verbs that embed images)."""
@@ -24,7 +26,7 @@ def engine_kwargs(args) -> dict:
 
 
 def add_parser(sub):
-    p = sub.add_parser("embed", help="embed images into a Parquet file (one row per image)")
+    p = sub.add_parser("embed", help=HELP)
     p.add_argument("data", nargs="+", help="a folder (class sub-folders = labels), a .csv/.jsonl manifest, or files")
     p.add_argument("--out", required=True, help="output .parquet file (--engine ray: a folder of shards)")
     add_feature_options(p)

@@ -4,6 +4,8 @@ import sys
 
 from ._common import add_feature_options, cache_arg, report_failures
 
+HELP = "metrics of a saved model on labelled images, and an HTML report"
+
 
 def parse_ks(text: str | None):
     if not text:
@@ -15,7 +17,7 @@ def parse_ks(text: str | None):
 
 
 def add_parser(sub):
-    p = sub.add_parser("evaluate", help="metrics of a saved model on labelled images, and an HTML report")
+    p = sub.add_parser("evaluate", help=HELP)
     p.add_argument("model", help="model folder written by `wordsight fit`")
     p.add_argument("data", help="labelled test images (class folders or a manifest)")
     p.add_argument("--report", default=None, help="write metrics.json, PNG plots and index.html to this folder")

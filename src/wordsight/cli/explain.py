@@ -4,9 +4,11 @@ import json
 import sys
 from pathlib import Path
 
+HELP = "heatmaps and the words behind a model's predictions"
+
 
 def add_parser(sub):
-    p = sub.add_parser("explain", help="heatmaps and the words behind a model's predictions")
+    p = sub.add_parser("explain", help=HELP)
     p.add_argument("model", help="a saved wordsight model folder, or an encoder name (explains its ImageNet head)")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--out", required=True, help="output folder: <image>.<method>.png overlays, .npy maps, "
@@ -22,8 +24,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..explain.api import explain_one
     from ..explain._pipeline import as_subject
+    from ..explain.api import explain_one
     from ..io.images import ImageError
 
     subject = as_subject(args.model, args.encoder)

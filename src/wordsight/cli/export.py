@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import sys
 
+HELP = "export a saved model to ONNX (image encoder, text encoder, head, runner)"
+
 
 def add_parser(sub):
-    p = sub.add_parser("export", help="export a saved model to ONNX (image encoder, text encoder, head, runner)")
+    p = sub.add_parser("export", help=HELP)
     p.add_argument("model_dir", help="a folder written by Classifier.save / `wordsight fit`")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", required=True, help="output folder")

@@ -4,6 +4,8 @@ import sys
 
 from ._common import add_feature_options, cache_arg, report_failures
 
+HELP = "train a classifier on labelled images and save it"
+
 
 def add_model_options(p) -> None:
     """Classifier options shared by ``fit`` and ``demo``."""
@@ -56,7 +58,7 @@ def describe_fit(clf) -> str:
 
 
 def add_parser(sub):
-    p = sub.add_parser("fit", help="train a classifier on labelled images and save it")
+    p = sub.add_parser("fit", help=HELP)
     p.add_argument("data", nargs="+", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl manifest")
     p.add_argument("--out", required=True, help="model folder to write (config.json + safetensors)")
     add_model_options(p)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+HELP = "list the registered models and whether their weights are here"
+
 
 def add_parser(sub):
-    p = sub.add_parser("models", help="list the registered models and whether their weights are here")
+    p = sub.add_parser("models", help=HELP)
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'efficientnet*'")
     p.set_defaults(func=run)
 

@@ -4,9 +4,11 @@ import sys
 
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 
+HELP = "classify images with a saved model"
+
 
 def add_parser(sub):
-    p = sub.add_parser("predict", help="classify images with a saved model")
+    p = sub.add_parser("predict", help=HELP)
     p.add_argument("model", help="model folder written by `wordsight fit`")
     p.add_argument("images", nargs="+", help="image files, folders or a .csv/.jsonl manifest")
     p.add_argument("--top-k", type=int, default=5, help="classes listed per image")

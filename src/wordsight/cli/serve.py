@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import sys
 
+HELP = "serve a saved model (or zero-shot only) over HTTP, with a web page at /"
+
 
 def add_parser(sub):
     from ..language.views import VIEW_CHOICES
 
-    p = sub.add_parser("serve", help="serve a saved model (or zero-shot only) over HTTP, with a web page at /")
+    p = sub.add_parser("serve", help=HELP)
     p.add_argument("model_dir", nargs="?", default=None,
                    help="a saved Classifier folder; omit it to serve zero-shot only")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -3,9 +3,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ._common import add_feature_options, cache_arg, report_failures
+
+HELP = "classify images from class names and descriptions, without training"
 
 
 def add_parser(sub):
@@ -13,7 +13,7 @@ def add_parser(sub):
     from ..language.views import VIEW_CHOICES
     from ..language.zeroshot import METHODS
 
-    p = sub.add_parser("zeroshot", help="classify images from class names and descriptions, without training")
+    p = sub.add_parser("zeroshot", help=HELP)
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--classes", help='comma-separated class names: "cat,dog,bird"')
@@ -65,8 +65,12 @@ def read_classes(args) -> list[str]:
 
 
 def _descriptions(args, classes, llm_options) -> dict | None:
-    from ..language import (cached_class_descriptions, generate_class_descriptions, load_class_descriptions,
-                            save_class_descriptions)
+    from ..language import (
+        cached_class_descriptions,
+        generate_class_descriptions,
+        load_class_descriptions,
+        save_class_descriptions,
+    )
 
     if args.method not in ("descriptions", "descriptors") and not (args.method == "auto" and args.descriptions):
         return None
@@ -89,6 +93,8 @@ def _descriptions(args, classes, llm_options) -> dict | None:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..io.records import predictions, write_records
     from ..language.pipeline import ZeroShotPipeline
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import hf, image, text  # noqa: F401  (registration side effects)
-from . import caption, joint  # noqa: F401  (clip:, caption: prefixes)
+from .._util.caches import register_function
+from . import caption, hf, image, joint, text  # noqa: F401  (registration side effects)  # noqa: F401  (clip:, caption: prefixes)
 from ._registry import create, get_config, list_models, list_prefixes, register_model, register_prefix
 from .base import CNNEncoder, ImageEncoder, TextEncoder
 from .config import EncoderConfig, MissingWeightsError
@@ -17,6 +17,9 @@ DEFAULT_TEXT_MODEL = "minilm"
 def load_model(name: str):
     """Build the model that ``name`` names (cached per process: load once, reuse)."""
     return create(name)
+
+
+register_function("models", load_model)
 
 
 __all__ = [

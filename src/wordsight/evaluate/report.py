@@ -3,7 +3,6 @@ plots (matplotlib, Agg) and a static ``index.html`` that needs nothing but a bro
 from __future__ import annotations
 
 import html
-import io
 import json
 import time
 from pathlib import Path

@@ -26,10 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from .._util.numerics import l2_normalize_torch
 from ..encoders.preprocess import resize_and_crop, to_tensor_array
 
 PRIOR_KEY = "language-prior"  # inputs() entry holding the prior's log-probabilities

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..encoders.onnx import OnnxTextEncoder, export_image_encoder, export_text_encoder, weights_digest
 
+
 def head_graph(clf):
     """The classifier's head as an ONNX graph: ``features`` (B, F) -> ``logits``, ``probabilities``.
     The nodes are the head's own (``Head.onnx_nodes``); a head without an ONNX form refuses."""

@@ -70,8 +70,9 @@ class FeatureSet:
         logits = self.arrays.get("logits")
         if logits is None:
             return None
-        z = np.exp(logits - logits.max(1, keepdims=True))
-        return z / z.sum(1, keepdims=True)
+        from .._util.numerics import softmax
+
+        return softmax(logits)
 
 
 def _progress(total: int, quiet: bool, desc: str):

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._util.numerics import softmax
 from ..io.safe_files import display_path
 from .extract import iter_features
 
@@ -59,9 +60,7 @@ def batch_table(batch, schema: pa.Schema, names: list[str] | None) -> pa.Table:
         rows["status"].append("ok")
         rows["embedding"].append(batch.arrays["embedding"][i])
     if head and batch.samples:
-        logits = batch.arrays["logits"]
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
+        p = softmax(batch.arrays["logits"])
         top = np.argsort(-p, axis=1)[:, :5]
         rows["imagenet_top5"] += [[names[j] for j in t] for t in top]
         rows["imagenet_top5_prob"] += [p[i, t].astype(np.float32) for i, t in enumerate(top)]

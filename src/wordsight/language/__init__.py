@@ -7,23 +7,26 @@ classification where the two meet in a text space.
 - :func:`get_llm`: ``local`` (packaged SmolLM2), ``openai`` (any chat-completions endpoint), ``none``.
 - :func:`generate_class_descriptions` / :func:`save_class_descriptions` /
   :func:`load_class_descriptions`: CuPL-style class descriptions, JSON keyed by class name.
-- :class:`ZeroShotClassifier`: names, templates, descriptions, descriptors, waffle.
-"""
-from .concepts import ConceptBank, imagenet_concepts, short_description
-from .descriptions import (DESCRIPTION_PROMPTS, MissingClassesError, cached_class_descriptions,
-                           clean_description,
-                           generate_class_descriptions, load_class_descriptions, save_class_descriptions)
-from .images import describe_features, encoder_kind, image_text_vectors, text_side
-from .llm import LLMBackend, LLMError, LocalLLM, NoLLM, OpenAIChat, get_llm
-from .semantic import DEFAULT_TOP_T, TextSpaceMap, describe, head_weights, semantic_vectors, top_concepts
-from .views import VIEWS, get_view, light_background
-from .zeroshot import DEFAULT_TEMPLATES, METHODS, ZeroShotClassifier, waffle_descriptors
+- :class:`ZeroShotClassifier`: names, templates, descriptions, descriptors, waffle, over text vectors.
+- :class:`ZeroShotPipeline`: images -> view -> text space -> class scores, the one zero-shot path.
 
-__all__ = [
-    "DEFAULT_TEMPLATES", "DEFAULT_TOP_T", "DESCRIPTION_PROMPTS", "METHODS", "VIEWS", "ConceptBank", "LLMBackend",
-    "LLMError", "LocalLLM", "MissingClassesError", "NoLLM", "OpenAIChat", "TextSpaceMap", "ZeroShotClassifier",
-    "cached_class_descriptions", "clean_description", "describe", "describe_features", "encoder_kind", "generate_class_descriptions",
-    "get_llm", "get_view", "head_weights", "image_text_vectors", "imagenet_concepts", "light_background",
-    "load_class_descriptions", "save_class_descriptions", "semantic_vectors", "short_description", "text_side",
-    "top_concepts", "waffle_descriptors",
-]
+Names load lazily (see :mod:`wordsight._util.lazy`).
+"""
+from .._util.lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["ConceptBank", "imagenet_concepts", "short_description"], ".concepts"),
+    **dict.fromkeys(["DESCRIPTION_PROMPTS", "MissingClassesError", "cached_class_descriptions", "clean_description",
+                     "generate_class_descriptions", "load_class_descriptions", "save_class_descriptions"],
+                    ".descriptions"),
+    **dict.fromkeys(["describe_features", "encoder_kind", "image_text_vectors", "text_side", "text_space_map"],
+                    ".images"),
+    **dict.fromkeys(["LLMBackend", "LLMError", "LocalLLM", "NoLLM", "OpenAIChat", "get_llm"], ".llm"),
+    **dict.fromkeys(["DEFAULT_TOP_T", "TextSpaceMap", "describe", "head_weights", "semantic_vectors", "top_concepts"],
+                    ".semantic"),
+    **dict.fromkeys(["VIEWS", "VIEW_CHOICES", "choose_view", "get_view", "light_background"], ".views"),
+    **dict.fromkeys(["DEFAULT_TEMPLATES", "METHODS", "ZeroShotClassifier", "waffle_descriptors"], ".zeroshot"),
+    **dict.fromkeys(["ZeroShotPipeline", "read_images"], ".pipeline"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

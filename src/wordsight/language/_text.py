@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._util.caches import register_store
+from .._util.numerics import l2_normalize
+
 # Bounds on what embedded texts may hold, whoever asks (a server gets class lists from clients).
 # The concept bank (1000 texts x 384 floats) is 1.5 MB; a zero-shot request of 1000 classes with
 # descriptions a few MB. Least recently used entries go first.
@@ -24,7 +27,7 @@ MEMORY_CACHE_BYTES = 256 << 20
 DEFAULT_DISK_CACHE_MB = 512
 CHUNK = 256  # texts per encoder call when a deadline is set (MiniLM on 2 cores: ~0.5-1 s per chunk)
 
-_memory: OrderedDict[str, np.ndarray] = OrderedDict()
+_memory: OrderedDict[str, np.ndarray] = register_store("text-embeddings", OrderedDict())
 _lock = threading.Lock()
 _deadline = threading.local()
 
@@ -158,7 +161,7 @@ def embed_texts(texts: list[str], text_model="minilm", cache: bool = True) -> np
             except (OSError, ValueError):
                 pass  # a broken cache file is recomputed and replaced
     vecs = _encode(text_encoder(text_model), texts)
-    vecs = normalize_rows(vecs)
+    vecs = l2_normalize(vecs)
     if cache and named:
         _remember(key, vecs)
         try:
@@ -171,12 +174,6 @@ def embed_texts(texts: list[str], text_model="minilm", cache: bool = True) -> np
         except OSError:
             pass  # a read-only cache folder only costs speed
     return vecs
-
-
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
 
 
 def display_name(name: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._util.caches import register_store
 from ._text import embed_texts, text_model_name
 
 # What text stands for a concept in the text space (measured on Fashion-MNIST training images,
@@ -152,7 +153,7 @@ class ConceptBank:
                 "text_model": text_model_name(self.text_model), "texts": self.texts}
 
 
-_imagenet_banks: dict = {}
+_imagenet_banks: dict = register_store("concept-banks", {})
 
 
 def _as_text(v):

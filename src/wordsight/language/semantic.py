@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._text import normalize_rows, text_model_name
+from .._util.numerics import l2_normalize
+from ._text import text_model_name
 from .concepts import ConceptBank, default_bank
 
 # Chosen on Fashion-MNIST training images (benchmarks/zeroshot_fashion_mnist.py); ConSE's paper
@@ -59,7 +60,7 @@ def semantic_vectors(probs, bank: ConceptBank | None = None, top_t: int = DEFAUL
     out = np.empty((len(p), bank.dim), np.float32)
     for i in range(0, len(p), chunk):
         out[i : i + chunk] = conse_weights(p[i : i + chunk], top_t) @ bank.embeddings
-    return normalize_rows(out)
+    return l2_normalize(out)
 
 
 def semantic_vectors_torch(probs, bank_embeddings, top_t: int = DEFAULT_TOP_T):
@@ -164,7 +165,7 @@ class TextSpaceMap:
             raise ValueError(f"features must be (N, {self.matrix_.shape[0]}), got {X.shape}")
         # The map's columns lie in the span of the centred class weights, so X @ matrix_ sees
         # only the centred logits W x - mean_c(w_c . x): no feature centring is needed.
-        return normalize_rows(X @ self.matrix_)
+        return l2_normalize(X @ self.matrix_)
 
     def save(self, folder) -> Path:
         from safetensors.numpy import save_file

@@ -14,7 +14,6 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
-
 # A light object on a plain dark background: at least DARK_SHARE of the frame's pixels are
 # near-black (grey < NEAR_BLACK). Measured: Fashion-MNIST test images 99.8% qualify (median 85% of
 # the frame near-black, objects often touch the border); scikit-image's natural photos 0-23%

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._text import display_name, embed_texts, normalize_rows, text_encoder, text_model_name
+from .._util.numerics import l2_normalize
+from ._text import display_name, embed_texts, text_encoder, text_model_name
 
 METHODS = ("names", "templates", "descriptions", "descriptors", "waffle")
 
@@ -138,7 +139,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         means = np.zeros((len(classes), emb.shape[1]), np.float32)
         np.add.at(means, owner, emb)
         means /= counts[:, None]
-        self.class_embeddings_ = means if self.method in ("descriptors", "waffle") else normalize_rows(means)
+        self.class_embeddings_ = means if self.method in ("descriptors", "waffle") else l2_normalize(means)
         self.scale_ = float(self.scale) if self.scale is not None else self._default_scale()
         self.n_features_in_ = int(emb.shape[1])
         self.image_mean_ = None
@@ -146,7 +147,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
             X = self._shape(X)
             if len(X) < 2:
                 raise ValueError("centring needs the mean of several images; fit with more images or center=False")
-            self.image_mean_ = normalize_rows(X).mean(0).astype(np.float32)
+            self.image_mean_ = l2_normalize(X).mean(0).astype(np.float32)
         return self
 
     def _default_scale(self) -> float:
@@ -212,9 +213,9 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
     def _check(self, X) -> np.ndarray:
         if not hasattr(self, "class_embeddings_"):
             self.fit()
-        X = normalize_rows(self._shape(X))
+        X = l2_normalize(self._shape(X))
         if getattr(self, "image_mean_", None) is not None:
-            X = normalize_rows(X - self.image_mean_)
+            X = l2_normalize(X - self.image_mean_)
         return X
 
     def decision_function(self, X) -> np.ndarray:

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from ..._util.caches import register_store
 from ...encoders.preprocess import preprocess
 from ...io.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageError, decode_image
 from ...io.sources import Problem, Sample
@@ -44,7 +45,7 @@ TINY_FRACTION = 4
 SMALL_INPUT = 160
 
 
-_RUNNERS: dict = {}
+_RUNNERS: dict = register_store("runners", {})
 _RUNNERS_LOCK = threading.Lock()
 
 

@@ -118,8 +118,8 @@ def write_shards(data, out, model="efficientnet-lite0", *, shard_size: int = 100
     import pyarrow.parquet as pq
 
     from ...encoders import get_config
-    from ..parquet import WriteStats, batch_table, schema_for
     from ..extract import Batch, _progress
+    from ..parquet import WriteStats, batch_table, schema_for
 
     name = model if isinstance(model, str) else model.config.name
     schema, names = schema_for(name)

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._util.caches import register_store
+
 # Up to 32: on 2 idle cores ONNX Runtime ran EfficientNet-Lite0 at 117-122 img/s for every size
 # from 4 to 64, and 64 costs ~0.5 GB more peak memory than 32 for 224-px photos.
 CANDIDATES = (4, 8, 16, 32)
 FILE = "batch_sizes.json"
-_memory: dict[str, int] = {}
+_memory: dict[str, int] = register_store("batch-sizes", {})
 _lock = threading.Lock()
 
 

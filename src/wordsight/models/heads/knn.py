@@ -60,13 +60,12 @@ class KNNHead(Head):
         class KNN(torch.nn.Module):
             def __init__(self):
                 super().__init__()
-                for name, v in a.items():
-                    self.register_buffer(name, v)
+                self.a = a  # plain tensors: "train" would shadow Module.train as a buffer
 
             def forward(self, X):
-                top, idx = (l2_normalize_torch(X) @ self.train.T).topk(k, dim=1)
-                lab = self.labels[idx]
-                votes = torch.exp((top - 1.0) / VOTE_TEMPERATURE) * self.class_weight[lab]
+                top, idx = (l2_normalize_torch(X) @ self.a["train"].T).topk(k, dim=1)
+                lab = self.a["labels"][idx]
+                votes = torch.exp((top - 1.0) / VOTE_TEMPERATURE) * self.a["class_weight"][lab]
                 P = torch.zeros(len(X), n_classes, dtype=X.dtype).scatter_add(1, lab, votes) + VOTE_FLOOR
                 return torch.log(P / P.sum(1, keepdim=True))
 
