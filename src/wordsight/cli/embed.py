@@ -9,10 +9,12 @@ HELP = "embed images into a Parquet file (one row per image)"
 
 def add_engine_options(p) -> None:
     """``--engine`` and the Ray options (shared by the verbs that embed images)."""
-    p.add_argument("--engine", choices=["auto", "torch", "onnx", "ray"], default="auto",
+    from ..features.engines.runners import ENGINES, PRECISIONS
+
+    p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: ONNX Runtime when installed, else torch; ray: the same pipeline on a Ray "
                    "cluster (--out becomes a folder of Parquet shards, resumable)")
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="int8 (ONNX) is used only if its top-1 agrees with fp32 on >= 99%% of held-out images")
     add_ray_options(p, shards=True)
 

@@ -8,12 +8,14 @@ HELP = "heatmaps and the words behind a model's predictions"
 
 
 def add_parser(sub):
+    from ..explain.api import METHODS
+
     p = sub.add_parser("explain", help=HELP)
     p.add_argument("model", help="a saved wordsight model folder, or an encoder name (explains its ImageNet head)")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--out", required=True, help="output folder: <image>.<method>.png overlays, .npy maps, "
                    "evidence.json")
-    p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "rollout", "lime"],
+    p.add_argument("--method", default="gradcam", choices=METHODS,
                    help="gradcam/gradcam++ (CNN encoders), rollout (hf: ViTs), lime (any model)")
     p.add_argument("--class", dest="target", default=None, help="class to explain (default: the predicted one)")
     p.add_argument("--encoder", default=None, help="which encoder's pixels to explain (models with several)")

@@ -8,19 +8,23 @@ HELP = "train a classifier on labelled images and save it"
 
 
 def add_model_options(p) -> None:
-    """Classifier options shared by ``fit`` and ``demo``."""
+    """Classifier options shared by ``fit`` and ``demo`` (option lists from the registries)."""
+    from ..language.views import VIEW_CHOICES
+    from ..models.fusion import FUSIONS
+    from ..models.heads import HEADS
+
     p.add_argument("--encoders", default="efficientnet-lite0",
                    help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2)")
-    p.add_argument("--fusion", default="image", choices=["image", "text", "concat", "prior"],
+    p.add_argument("--fusion", default="image", choices=FUSIONS,
                    help="image embeddings, the ConSE text vector, both, or image + the zero-shot prior")
-    p.add_argument("--head", default="logistic", choices=["logistic", "svm", "mlp", "knn", "random_forest"])
+    p.add_argument("--head", default="logistic", choices=HEADS)
     p.add_argument("--C", type=float, default=None, help="penalty of logistic/svm (default: cross-validated)")
     p.add_argument("--class-weight", default=None, choices=["balanced"], help="reweight classes for imbalance")
     p.add_argument("--text-model", default="minilm", help="text encoder of the language layer")
     p.add_argument("--text-weight", type=float, default=1.0, help="scale of the text block in concat fusion")
     p.add_argument("--prior-weight", default="auto", help="'auto' (chosen on the training images) or a number")
     p.add_argument("--class-descriptions", default=None, help="JSON {class: [texts]} for the zero-shot prior")
-    p.add_argument("--prior-view", default="auto", choices=["auto", "plain", "light-background", "invert"],
+    p.add_argument("--prior-view", default="auto", choices=VIEW_CHOICES,
                    help="image view the prior reads (auto: light-background for light-on-dark images)")
     p.add_argument("--augment", type=int, default=0, help="augmented views per training image")
     p.add_argument("--tta", type=int, default=0, help="test-time augmentation views")

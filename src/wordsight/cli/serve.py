@@ -65,9 +65,9 @@ def run(args) -> int:
         raise RuntimeError(f"serving needs the serve extra: pip install 'wordsight[serve]' ({e})") from None
     settings = settings_from_args(args)
     if args.model_dir:
-        from ..models._folder_checks import verify_loadable
+        from ..models import Classifier
 
-        verify_loadable(args.model_dir)  # every check of Classifier.load, as one line, before uvicorn starts
+        Classifier.load(args.model_dir)  # every check of loading, as one line, before uvicorn starts
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key_env:
         print(f"wordsight serve: warning: listening on {args.host} without --api-key-env: anyone who can "
               "reach this address can use the API", file=sys.stderr)

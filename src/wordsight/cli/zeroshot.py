@@ -9,6 +9,7 @@ HELP = "classify images from class names and descriptions, without training"
 
 
 def add_parser(sub):
+    from ..language.llm import BACKENDS
     from ..language.pipeline import CENTER_CHOICES, WAY_CHOICES
     from ..language.views import VIEW_CHOICES
     from ..language.zeroshot import METHODS
@@ -22,7 +23,7 @@ def add_parser(sub):
                    "lacks are generated with --llm (or reported with --llm none)")
     p.add_argument("--method", default="auto", choices=["auto", *METHODS],
                    help="auto: descriptions when --descriptions is given, else the class names (no LLM run)")
-    p.add_argument("--llm", default="local", choices=["local", "openai", "none"],
+    p.add_argument("--llm", default="local", choices=list(BACKENDS),
                    help="who writes missing class descriptions for --method descriptions|descriptors "
                    "(default: the packaged SmolLM2)")
     p.add_argument("--llm-url", default=None, help="openai: base URL of a chat-completions endpoint")

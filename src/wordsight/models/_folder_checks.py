@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._util.errors import WordsightError
 from ..io.safe_files import UnsafeFileError, check_regular, confined, read_regular
 
 MAX_CONFIG_BYTES = 8 << 20  # a config with a 1000-class prior is ~100 kB
@@ -32,9 +33,15 @@ INT_ARRAYS = {"labels", "children_left", "children_right", "feature", "offsets"}
 # Bounded parameters: tta runs the encoders once per view for every image (1,000,000 hung predict).
 PARAM_BOUNDS = {"tta": (0, 64), "augment": (0, 256), "batch_size": (1, 4096)}
 
+HEAD_FILE = "head.safetensors"
+
+
+class ModelFolderError(WordsightError):
+    """A saved-model folder is missing, damaged, tampered with or incompatible."""
+
+
 
 def _error(msg: str) -> Exception:
-    from .persistence import ModelFolderError
 
     return ModelFolderError(msg)
 
@@ -76,7 +83,6 @@ def _local_path(ident: str) -> bool:
 
 def check_config(config: dict, path: Path) -> None:
     """Types and ranges of every field :func:`~.persistence.load_classifier` uses."""
-    from .persistence import HEAD_FILE
 
     classes = config.get("classes")
     _need(isinstance(classes, list) and len(classes) >= 2, path, "classes", "must be a list of at least two names")
@@ -164,34 +170,10 @@ def check_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
                   "value(s)")
 
 
-def check_forest(arrays: dict[str, np.ndarray], n_features: int, n_classes: int, path: Path) -> None:
-    """Random-forest nodes: children after their parent (so every walk ends), indices in range."""
-    off = arrays["offsets"]
-    n = len(arrays["children_left"])
-    _need(off.ndim == 1 and len(off) >= 2 and off[0] == 0 and off[-1] == n and bool((np.diff(off) > 0).all()),
-          path, "offsets", "do not cut the nodes into trees")
-    for k in ("children_right", "feature", "threshold"):
-        _need(len(arrays[k]) == n, path, k, f"has {len(arrays[k])} nodes, not {n}")
-    _need(arrays["value"].ndim == 2 and arrays["value"].shape == (n, n_classes), path, "value",
-          f"must be ({n}, {n_classes})")
-    local = np.arange(n) - np.repeat(off[:-1], np.diff(off))
-    size = np.repeat(np.diff(off), np.diff(off))
-    for k in ("children_left", "children_right"):
-        c = arrays[k]
-        _need(bool(((c == -1) | ((c > local) & (c < size))).all()), path, k, "points outside its tree or backwards")
-    leaf = arrays["children_left"] == -1
-    f = arrays["feature"]
-    _need(bool((leaf | ((f >= 0) & (f < n_features))).all()), path, "feature", f"indexes outside 0..{n_features - 1}")
-
-
 def check_head(head, classes: list, n_features: int, path: Path) -> None:
     """The head answers one finite probability per class for an input of the saved width."""
-    if getattr(head, "name", "") == "random_forest":
-        check_forest(head.arrays, n_features, len(classes), path)
-    if getattr(head, "name", "") == "knn":
-        labels = head.arrays.get("labels")
-        _need(labels is not None and bool(((labels >= 0) & (labels < len(classes))).all()), path, "labels",
-              f"must be class indices in 0..{len(classes) - 1}")
+    for field, what in head.state_problems(n_features, len(classes)):  # the head's own invariants
+        _need(False, path, field, what)
     try:
         P = np.asarray(head.predict_proba(np.zeros((2, n_features), np.float64)))
     except Exception as e:
@@ -228,17 +210,3 @@ def report_unlisted(folder: Path, files: dict) -> list[str]:
 
 class ModelFolderWarning(UserWarning):
     """A saved-model folder holds files its config does not list."""
-
-
-def verify_loadable(folder) -> None:
-    """Load ``folder`` as :meth:`Classifier.load` does, every refusal as one :class:`ModelFolderError`
-    (for ``wordsight serve``, before the server starts)."""
-    from .classifier import Classifier
-    from .persistence import ModelFolderError
-
-    try:
-        Classifier.load(folder)
-    except ModelFolderError:
-        raise
-    except Exception as e:
-        raise _error(f"{folder}: cannot load the model ({type(e).__name__}: {e})") from None

@@ -21,7 +21,7 @@ from .augment import Augment
 from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set
 from .fusion import FUSIONS, make_fusion
 from .heads import HEADS, LinearHead, make_head
-from .persistence import load_classifier, save_classifier
+from .persistence import ModelFolderError, load_classifier, save_classifier
 from .prior import PriorMix, choose_mix, prior_temperature
 from .state import FittedState
 
@@ -517,8 +517,14 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, folder) -> "Classifier":
-        """A model saved by :meth:`save`, every file verified."""
-        return load_classifier(folder, cls)
+        """A model saved by :meth:`save`, every file verified; any refusal is one
+        :class:`~.persistence.ModelFolderError` naming the folder and the problem."""
+        try:
+            return load_classifier(folder, cls)
+        except ModelFolderError:
+            raise
+        except Exception as e:
+            raise ModelFolderError(f"{folder}: cannot load the model ({type(e).__name__}: {e})") from None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -17,16 +17,12 @@ import numpy as np
 
 from ..io.safe_files import confined
 from . import _folder_checks as _checks
+from ._folder_checks import HEAD_FILE, ModelFolderError
 
 FORMAT = "wordsight-classifier"
 FORMAT_VERSION = 1
 CONFIG = "config.json"
-HEAD_FILE = "head.safetensors"
 PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
-
-
-class ModelFolderError(ValueError):
-    """A saved-model folder is missing, damaged, tampered with or incompatible."""
 
 
 def _sha256(path: Path) -> str:

@@ -11,10 +11,8 @@ workers (a shared file system), and the shards are written by the driver.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -101,84 +99,3 @@ def from_columns(cols: dict, samples: list[Sample]) -> tuple[list[Sample], Done]
     done = Done([s for s, good in zip(rows, ok) if good], arrays, failures,
                 computed=int((ok & ~cached).sum()), cached=int((ok & cached).sum()), from_cache=from_cache)
     return rows, done
-
-
-def shard_name(index: int, samples: list[Sample], fingerprint: str) -> str:
-    h = hashlib.sha256(fingerprint.encode())
-    for s in samples:
-        h.update(s.path.encode() + b"\0")
-    return f"part-{index:05d}-{h.hexdigest()[:10]}.parquet"
-
-
-def write_shards(data, out, model="efficientnet-lite0", *, shard_size: int = 1000, quiet: bool = False,
-                 precision: str = "fp32", view_key: str = "", **options):
-    """Embed ``data`` on Ray into ``out/part-*.parquet`` (one row per image, the columns of
-    :func:`~wordsight.features.parquet.write_embeddings`); finished shards are skipped."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ...encoders import get_config
-    from ..extract import Batch, _progress
-    from ..parquet import WriteStats, batch_table, schema_for
-
-    name = model if isinstance(model, str) else model.config.name
-    schema, names = schema_for(name)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    source = open_source(data)
-    fingerprint = get_config(name).fingerprint + (f"+{precision}" if precision != "fp32" else "") + view_key
-    shards = [source.samples[i : i + shard_size] for i in range(0, len(source.samples), shard_size)]
-    files = [out / shard_name(i, s, fingerprint) for i, s in enumerate(shards)]
-    todo = [i for i, f in enumerate(files) if not f.exists()]
-    stats = WriteStats(failures=list(source.problems), shards_skipped=len(shards) - len(todo))
-    if source.problems:
-        listing = Batch([], {}, list(source.problems))
-        pq.write_table(batch_table(listing, schema, names), out / "part-listing.parquet")
-    pending = [s for i in todo for s in shards[i]]
-    bar = _progress(len(pending), quiet, f"{name} on ray")
-    buffered = None  # rows received but not yet written, in input order
-    current = 0  # position in todo
-    try:
-        for rows, done in ray_batches(pending, model, precision=precision, view_key=view_key, quiet=quiet, **options):
-            bar.update(len(rows))
-            stats.ok += len(done.samples)
-            stats.computed += done.computed
-            stats.cached += done.cached
-            stats.failures += done.failures
-            table = _in_input_order(rows, done, schema, names)
-            buffered = table if buffered is None else pa.concat_tables([buffered, table])
-            while current < len(todo) and buffered.num_rows >= len(shards[todo[current]]):
-                n = len(shards[todo[current]])
-                _write_atomic(buffered.slice(0, n), files[todo[current]])
-                buffered = buffered.slice(n)
-                stats.shards_written += 1
-                current += 1
-    finally:
-        bar.close()
-    return stats
-
-
-def _in_input_order(rows, done, schema, names):
-    """The rows of one batch as a table, in the order of ``rows`` (images and failures mixed)."""
-    from ..extract import Batch
-    from ..parquet import batch_table
-
-    table = batch_table(Batch(done.samples, done.arrays, done.failures), schema, names)
-    good = {id(s) for s in done.samples}
-    n_ok, ok_rank, bad_rank, order = len(done.samples), 0, 0, []
-    for s in rows:
-        if id(s) in good:
-            order.append(ok_rank)
-            ok_rank += 1
-        else:
-            order.append(n_ok + bad_rank)
-            bad_rank += 1
-    return table.take(order)
-
-
-def _write_atomic(table, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)

@@ -78,6 +78,11 @@ class Head:
             raise ValueError(f"the {cls.name!r} head's state lacks arrays {missing}")
         return head
 
+    def state_problems(self, n_features: int, n_classes: int) -> list[tuple[str, str]]:
+        """(array, what is wrong) for learned arrays that break this head's invariants (a loaded
+        folder is checked before any prediction; shapes and finiteness are checked for all heads)."""
+        return []
+
     @classmethod
     def state_arrays(cls, info: dict) -> list[str]:
         """Names of the arrays a fitted head of this kind holds."""

@@ -23,6 +23,28 @@ class RandomForestHead(Head):
     def n_classes(self) -> int:
         return int(self.arrays["value"].shape[1])
 
+    def state_problems(self, n_features, n_classes):
+        """Nodes after their parent within their tree (so every walk ends), indices in range."""
+        a = self.arrays
+        off, n = a["offsets"], len(a["children_left"])
+        if not (off.ndim == 1 and len(off) >= 2 and off[0] == 0 and off[-1] == n and bool((np.diff(off) > 0).all())):
+            return [("offsets", "do not cut the nodes into trees")]
+        for k in ("children_right", "feature", "threshold"):
+            if len(a[k]) != n:
+                return [(k, f"has {len(a[k])} nodes, not {n}")]
+        if a["value"].ndim != 2 or a["value"].shape != (n, n_classes):
+            return [("value", f"must be ({n}, {n_classes})")]
+        local = np.arange(n) - np.repeat(off[:-1], np.diff(off))
+        size = np.repeat(np.diff(off), np.diff(off))
+        for k in ("children_left", "children_right"):
+            c = a[k]
+            if not bool(((c == -1) | ((c > local) & (c < size))).all()):
+                return [(k, "points outside its tree or backwards")]
+        leaf, f = a["children_left"] == -1, a["feature"]
+        if not bool((leaf | ((f >= 0) & (f < n_features))).all()):
+            return [("feature", f"indexes outside 0..{n_features - 1}")]
+        return []
+
     def _fit(self, X, y, n_classes):
         from sklearn.ensemble import RandomForestClassifier
 

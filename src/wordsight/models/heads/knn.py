@@ -26,6 +26,12 @@ class KNNHead(Head):
     def n_classes(self) -> int:
         return int(self.info["n_classes"])
 
+    def state_problems(self, n_features, n_classes):
+        labels = self.arrays["labels"]
+        if not bool(((labels >= 0) & (labels < n_classes)).all()):
+            return [("labels", f"must be class indices in 0..{n_classes - 1}")]
+        return []
+
     def _fit(self, X, y, n_classes):
         Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
         cw = class_weights(y, n_classes, self.params.get("class_weight"))
