@@ -131,3 +131,10 @@ def test_fit_matches_an_independent_computation():
 def test_bad_input_is_refused_with_the_reason(args, message):
     with pytest.raises(ValueError, match=message):
         PriorProbe().fit(*args)
+
+
+@pytest.mark.parametrize("C, message", [((0.1, 1.0), "one C"), (0.0, "C must be > 0")])
+def test_c_is_one_positive_number(C, message):
+    X, y = blobs(2)
+    with pytest.raises(ValueError, match=message):
+        PriorProbe(C=C).fit(X, y, useless_prior(len(y), 4, 0), 4)

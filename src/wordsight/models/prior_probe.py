@@ -94,6 +94,8 @@ class PriorProbe:
         from threadpoolctl import threadpool_limits
 
         X, y, prior = _check(X, y, prior, n_classes)
+        if self.C is not None and not isinstance(self.C, (int, float, np.number)):
+            raise ValueError(f"PriorProbe takes one C, not {self.C!r}: it makes no held-out search")
         C = float(DEFAULT_C if self.C is None else self.C)
         if not C > 0:
             raise ValueError(f"C must be > 0, got {self.C!r}")
