@@ -134,7 +134,8 @@ def run_seed(task: str, seed: int, ks, draws: int, base: dict, arrays: dict | No
             if arrays is not None:
                 arrays.setdefault(f"seed{seed}/X_pool", mixed._fuse(pool)[0])
                 arrays.setdefault(f"seed{seed}/X_test", X_t.astype(np.float32))
-                arrays.setdefault(f"seed{seed}/y_pool", np.searchsorted(mixed.classes_, np.asarray(pool.labels, dtype=object)))
+                pool_labels = np.asarray(pool.labels, dtype=object)
+                arrays.setdefault(f"seed{seed}/y_pool", np.searchsorted(mixed.classes_, pool_labels))
                 arrays.setdefault(f"seed{seed}/y_test", np.searchsorted(mixed.classes_, y_test))
                 arrays[f"seed{seed}/k{k}/d{d}/idx"] = idx
                 arrays[f"seed{seed}/k{k}/d{d}/prior_support"] = prior_s
@@ -158,7 +159,8 @@ def table(results: dict, ks) -> str:
         mean = [np.mean([results["seeds"][s][m][str(k)]["mean"] for s in seeds]) for k in ks]
         lines.append(f"{m + ' (mean)':<28}" + "".join(f"{v:>9.1%}" for v in mean))
         for s in seeds:
-            lines.append(f"{'  seed ' + s:<28}" + "".join(f"{results['seeds'][s][m][str(k)]['mean']:>9.1%}" for k in ks))
+            per = [results["seeds"][s][m][str(k)]["mean"] for k in ks]
+            lines.append(f"{'  seed ' + s:<28}" + "".join(f"{v:>9.1%}" for v in per))
     for ref in ("image-only", "zero-shot"):
         gain = [np.mean([results["seeds"][s]["prior-probe"][str(k)]["mean"] - results["seeds"][s][ref][str(k)]["mean"]
                          for s in seeds]) * 100 for k in ks]
@@ -178,14 +180,16 @@ def main(argv=None) -> int:
     ks = [int(k) for k in args.ks.split(",")]
     base = dict(small_input="auto", quiet=True, batch_size=16)
     arrays = {} if args.save_arrays else None
-    results = {"command": " ".join(["python"] + sys.argv), "task": args.task, "ks": ks, "draws": args.draws, "seeds": {}}
+    results = {"command": " ".join(["python"] + sys.argv), "task": args.task, "ks": ks, "draws": args.draws,
+               "seeds": {}}
     out = Path(args.out) if args.out else RESULTS / f"fewshot_prior_{args.task}.json"
     for seed in (int(s) for s in args.seeds.split(",")):
         results["seeds"][str(seed)] = run_seed(args.task, seed, ks, args.draws, base, arrays)
         out.write_text(json.dumps(results, indent=2))
         if arrays is not None:
             np.savez_compressed(args.save_arrays, **arrays)
-    print(f"\nFew-shot on {args.task} (efficientnet-lite0, {args.draws} draws per k and seed; accuracy on the test images)")
+    print(f"\nFew-shot on {args.task} (efficientnet-lite0, {args.draws} draws per k and seed; "
+          "accuracy on the test images)")
     print(table(results, ks))
     say(f"wrote {out}")
     return 0
