@@ -94,21 +94,35 @@ def test_concat_fusion_appends_the_semantic_vector(fashion_blocks):
     assert text_only.score(test, test.labels) > 0.3  # chance is 0.1
 
 
-def test_prior_fusion_weight_is_chosen_on_training_images_only(fashion_blocks):
+def test_prior_fusion_with_the_logistic_head_is_the_prior_probe(fashion_blocks):
+    from wordsight.models.prior_probe import PriorProbe
+
     train, test = fashion_blocks
     clf = Classifier(fusion="prior", C=0.1).fit(train)
+    assert clf.state_.probe is not None and clf.prior_mix_.scores["how"].startswith("prior probe")
+    # the probe fitted by hand on the same fused rows and prior log-probabilities predicts the same
+    y = np.searchsorted(clf.classes_, np.asarray(train.labels))
+    probe = PriorProbe(C=0.1).fit(clf.fuse(train), y, clf.prior_log_proba(train), len(clf.classes_))
+    want = np.exp(probe.logits(clf.fuse(test), clf.prior_log_proba(test)))
+    np.testing.assert_allclose(clf.predict_proba(test), want, atol=1e-9)
+    assert clf.prior_mix_.weight == probe.info["strength"] > 0
+
+
+def test_prior_fusion_weight_is_chosen_on_training_images_only(fashion_blocks):
+    train, test = fashion_blocks
+    clf = Classifier(fusion="prior", head="svm", C=0.1).fit(train)
     assert clf.prior_mix_.scores["how"].startswith("leave-one-shot-out")
     assert str(clf.prior_mix_.weight) in clf.prior_mix_.scores["scores"]
     assert 0.01 < clf.prior_mix_.temperature < 100
     # Fitting never sees the test images: any test set gives the same fitted model.
-    again = Classifier(fusion="prior", C=0.1).fit(train)
+    again = Classifier(fusion="prior", head="svm", C=0.1).fit(train)
     assert again.prior_mix_.weight == clf.prior_mix_.weight
     P = clf.predict_proba(test)
     np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-9)
-    image_only = Classifier(C=0.1).fit(train)
+    image_only = Classifier(head="svm", C=0.1).fit(train)
     if clf.prior_mix_.weight == 0:
         np.testing.assert_allclose(P, image_only.predict_proba(test), atol=1e-12)
-    fixed = Classifier(fusion="prior", prior_weight=0.0, C=0.1).fit(train)
+    fixed = Classifier(fusion="prior", head="svm", prior_weight=0.0, C=0.1).fit(train)
     np.testing.assert_allclose(fixed.predict_proba(test), image_only.predict_proba(test), atol=1e-9)
 
 
@@ -117,7 +131,7 @@ def test_one_shot_prior_uses_augmented_views(fashion_blocks):
 
     train, _ = fashion_blocks
     one = train.take(draw_k_shot(train.labels, 1, seed=0))
-    clf = Classifier(fusion="prior").fit(one)
+    clf = Classifier(fusion="prior", head="svm").fit(one)
     assert clf.prior_mix_.scores["how"].startswith("augmented views")
     assert clf.prior_mix_.weight >= 0
 

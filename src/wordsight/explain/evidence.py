@@ -133,13 +133,18 @@ def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
     def z(v):
         return head.logits(v[None])[0]
 
-    mix = model.prior_mix_
-    if mix is not None and prior_logits is not None:
-        # the mixed margin is the head's part plus the prior's part; a uniform prior adds nothing
+    state = model.state_
+    if state.mix is not None and prior_logits is not None:
+        # the model's own mixed scores; the image part is the change from the training mean, the
+        # prior's part the change from a uniform prior (which adds nothing to any class)
         p = np.asarray(prior_logits[:1], np.float64)
-        full = _margin(mix(z(x)[None], p)[0], target)
-        contrib["image"] = full - _margin(mix(z(base)[None], p)[0], target)
-        contrib["text"] = full - _margin(mix(z(x)[None], np.zeros_like(p))[0], target)
+
+        def mixed(v, q):
+            return state.logits(v[None], q)[0]
+
+        full = _margin(mixed(x, p), target)
+        contrib["image"] = full - _margin(mixed(base, p), target)
+        contrib["text"] = full - _margin(mixed(x, np.zeros_like(p)), target)
     else:
         m = _margin(z(x), target)
         for b in spec["blocks"]:

@@ -23,6 +23,7 @@ from .fusion import FUSIONS, make_fusion
 from .heads import HEADS, LinearHead, make_head
 from .persistence import ModelFolderError, load_classifier, save_classifier
 from .prior import PriorMix, choose_mix, prior_temperature
+from .prior_probe import PriorProbe
 from .state import FittedState
 
 PRIOR_VIEWS = ("auto", "plain", "light-background", "invert")
@@ -66,7 +67,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
     head_params : dict or None
         Extra head options: ``hidden`` (mlp), ``k`` (knn), ``n_estimators``/``max_depth`` (forest).
     prior_weight : "auto" or float
-        Weight of the zero-shot log-probabilities; "auto" chooses it on the training images only.
+        Weight of the zero-shot log-probabilities. "auto": with the logistic head, the few-shot
+        learner on the zero-shot classifier (:mod:`.prior_probe`: a residual probe on the
+        calibrated prior, no held-out split); with other heads, a weight chosen on the training
+        images (:mod:`.prior`).
     class_descriptions : dict or None
         Class name -> description text(s) for the zero-shot prior.
     zero_shot_method : str
@@ -351,6 +355,17 @@ class Classifier(ClassifierMixin, BaseEstimator):
         blocks.prior_features[(pipeline.encoder, view)] = (reading["probs"], reading["embedding"])
         self.state_.prior = pipeline.fit(reading=reading, view=view)
         prior = pipeline.log_proba_reading(reading)
+        if self.prior_weight == "auto" and self.head == "logistic":
+            # the few-shot learner on the zero-shot classifier: no held-out split (models.prior_probe)
+            X_train = np.concatenate([M, *view_M]).astype(np.float64)
+            C = self.C if isinstance(self.C, (int, float)) else None
+            probe = PriorProbe(C=C, class_weight=self.class_weight, random_state=self.random_state)
+            self.state_.probe = probe.fit(X_train, np.tile(y, 1 + len(view_M)), np.tile(prior, (1 + len(view_M), 1)),
+                                          len(self.classes_))
+            info = probe.info
+            self.state_.mix = PriorMix(float(info["strength"]), 1.0, 1.0, {"how": f"prior probe: {info['how']}",
+                                       "calibration": info["calibration"], "C": info["C"]})
+            return
         if self.prior_weight != "auto":
             self.state_.mix = PriorMix(float(self.prior_weight), prior_temperature(prior, y), 1.0, {"how": "given"})
             return

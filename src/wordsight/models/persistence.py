@@ -22,6 +22,7 @@ from ._folder_checks import HEAD_FILE, ModelFolderError
 FORMAT = "wordsight-classifier"
 FORMAT_VERSION = 1
 CONFIG = "config.json"
+PROBE_FILE = "prior_probe.safetensors"  # the few-shot learner on the prior, when it is the learner
 PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
 
 
@@ -72,7 +73,13 @@ def save_classifier(clf, folder) -> str:
             if p.is_file():
                 files[p.relative_to(folder).as_posix()] = _sha256(p)
         prior = {**_jsonable(state.mix.to_json()), "folder": PRIOR_DIR, "view": state.prior.view_,
-                 "zero_shot_method": state.prior._method(), "text_model": clf.text_model}
+                 "zero_shot_method": state.prior._method(), "text_model": clf.text_model, "learner": "mix"}
+        if state.probe is not None:
+            probe_arrays, probe_info = state.probe.state()
+            save_file(probe_arrays, str(folder / PROBE_FILE))
+            files[PROBE_FILE] = _sha256(folder / PROBE_FILE)
+            prior.update(learner="probe", probe={"info": _jsonable(probe_info), "file": PROBE_FILE,
+                                                 "arrays": sorted(probe_arrays)})
     encoders = []
     for name in clf.encoder_names if state.feature_dims else []:
         cfg = get_config(name)
@@ -177,6 +184,20 @@ def load_classifier(folder, cls):
         except Exception as e:
             raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
         state.mix = PriorMix.from_json(prior)
+        if prior.get("learner", "mix") == "probe":
+            from .prior_probe import PriorProbe
+
+            arrays = load_bytes(contents[PROBE_FILE]) if PROBE_FILE in contents else {}
+            _checks.check_arrays(arrays, folder / PROBE_FILE)
+            try:
+                state.probe = PriorProbe.from_state(arrays, prior["probe"]["info"],
+                                                    {"C": prior["probe"]["info"].get("C"),
+                                                     "class_weight": clf.class_weight})
+            except (KeyError, TypeError, ValueError) as e:
+                raise ModelFolderError(f"{folder / PROBE_FILE}: not a prior probe of this model ({e})") from None
+            if state.probe.arrays["W"].shape != (len(classes), state.n_features):
+                raise ModelFolderError(f"{folder / PROBE_FILE}: shape {state.probe.arrays['W'].shape} does not fit "
+                                       f"{len(classes)} classes x {state.n_features} features")
         if [str(c) for c in state.prior.classes_] != [str(c) for c in classes]:
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
     clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state

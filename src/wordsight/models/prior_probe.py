@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import log_softmax
+from .._util.numerics import log_softmax
 
 # The image heads' inverse penalty where they cannot cross-validate (see the module doc).
 DEFAULT_C = 0.1

@@ -7,6 +7,7 @@ import numpy as np
 
 from .heads import Head
 from .prior import PriorMix
+from .prior_probe import PriorProbe
 
 
 @dataclass
@@ -24,9 +25,12 @@ class FittedState:
     probs_encoder: str | None = None
     prior: object | None = None  # a fitted ZeroShotPipeline
     mix: PriorMix | None = None
+    probe: PriorProbe | None = None  # the few-shot learner on the prior (replaces head + mix)
 
     def logits(self, fused: np.ndarray, prior_logits: np.ndarray | None) -> np.ndarray:
         """Log-probabilities of fused rows, the prior mixed in where the model has one."""
+        if self.probe is not None and prior_logits is not None:
+            return self.probe.logits(np.asarray(fused, np.float64), prior_logits)
         z = self.head.logits(np.asarray(fused, np.float64))
         if self.mix is not None and prior_logits is not None:
             return self.mix(z, prior_logits)
@@ -37,6 +41,8 @@ class FittedState:
     def logits_torch(self, fused, prior_logits=None):
         """Scores in torch whose softmax equals :meth:`logits`'s: ``head.to_torch()``, then the
         mixing where the model has a prior (explanations, parity tests)."""
+        if self.probe is not None and prior_logits is not None:
+            return self.probe.to_torch()(fused, prior_logits)
         if not hasattr(self, "_torch_head"):
             self._torch_head = self.head.to_torch()
         z = self._torch_head(fused)
