@@ -54,7 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--heads", default="logistic,mlp", help="heads for the fusion and encoder-set tables")
     p.add_argument("--ks", default="1,2,4,8,16")
     p.add_argument("--draws", type=int, default=5)
-    p.add_argument("--augment-per-class", type=int, default=50, help="training images per class for augmentation on/off")
+    p.add_argument(
+        "--augment-per-class", type=int, default=50, help="training images per class for augmentation on/off"
+    )
     p.add_argument("--augment", type=int, default=2, help="views per training image when augmentation is on")
     p.add_argument("--sections", default="fewshot,fusion,augment,sets")
     p.add_argument("--small-input", default="auto", help="'none' (224 px), 'auto' (160 px) or a size in px")

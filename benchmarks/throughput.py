@@ -140,8 +140,8 @@ def naive_loop(samples, model: str) -> float:
         w, h = img.size
         sc = cfg.resize_size / min(w, h)
         img = img.resize((max(cfg.input_size, round(w * sc)), max(cfg.input_size, round(h * sc))), Image.BICUBIC)
-        l, tp = (img.size[0] - cfg.input_size) // 2, (img.size[1] - cfg.input_size) // 2
-        img = img.crop((l, tp, l + cfg.input_size, tp + cfg.input_size))
+        left, tp = (img.size[0] - cfg.input_size) // 2, (img.size[1] - cfg.input_size) // 2
+        img = img.crop((left, tp, left + cfg.input_size, tp + cfg.input_size))
         x = torch.from_numpy(((np.asarray(img, np.float32) / 255 - mean) / std).transpose(2, 0, 1).copy())
         enc(x.unsqueeze(0))["embedding"].detach().numpy()
     return (len(samples) - 1) / (time.perf_counter() - t)
@@ -160,7 +160,9 @@ def main():
     ap.add_argument("--n-images", type=int, default=1000, help="photo-sized JPEGs")
     ap.add_argument("--naive-n", type=int, default=100, help="images the (slow) naive loop is timed on")
     ap.add_argument("--n-fashion", type=int, default=70000, help="Fashion-MNIST images for the local engine")
-    ap.add_argument("--n-fashion-ray", type=int, default=None, help="Fashion-MNIST images for Ray (default: --n-fashion)")
+    ap.add_argument(
+        "--n-fashion-ray", type=int, default=None, help="Fashion-MNIST images for Ray (default: --n-fashion)"
+    )
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--model-only", action="store_true", help="only the FLOP-limit figures (no images)")

@@ -47,13 +47,27 @@ SCALES = [5, 10, 20, 30, 50, 75, 100, 150]
 
 # Hand-written reference descriptions (not used for the LLM rows; shown as a reference row).
 HAND_WRITTEN = {
-    "T-shirt/top": ["a short-sleeved casual top", "a plain t-shirt with short sleeves and a round neck",
-                    "a sleeveless top or tank top"],
-    "Trouser": ["a pair of long trousers with two legs", "jeans or pants seen from the front",
-                "long pants reaching down to the ankles"],
-    "Pullover": ["a long-sleeved knitted sweater", "a warm jumper pulled over the head", "a wool pullover with long sleeves"],
+    "T-shirt/top": [
+        "a short-sleeved casual top",
+        "a plain t-shirt with short sleeves and a round neck",
+        "a sleeveless top or tank top",
+    ],
+    "Trouser": [
+        "a pair of long trousers with two legs",
+        "jeans or pants seen from the front",
+        "long pants reaching down to the ankles",
+    ],
+    "Pullover": [
+        "a long-sleeved knitted sweater",
+        "a warm jumper pulled over the head",
+        "a wool pullover with long sleeves",
+    ],
     "Dress": ["a one-piece dress for women", "a long dress with a skirt", "a summer dress without sleeves"],
-    "Coat": ["a long coat with buttons or a zipper", "a warm winter jacket with long sleeves", "an overcoat with a collar"],
+    "Coat": [
+        "a long coat with buttons or a zipper",
+        "a warm winter jacket with long sleeves",
+        "an overcoat with a collar",
+    ],
     "Sandal": ["an open shoe held on by straps", "a summer sandal with thin straps", "a flat sandal or flip-flop"],
     "Shirt": ["a button-down shirt with a collar", "a long-sleeved shirt with buttons", "a casual shirt or blouse"],
     "Sneaker": ["a low athletic shoe with laces", "a sports shoe or trainer", "a running shoe with a rubber sole"],

@@ -8,7 +8,20 @@ import sys
 from .._version import __version__
 
 # One module per verb, each with ``add_parser(subparsers)`` setting ``func(args) -> int``.
-COMMANDS = ["models", "embed", "data", "describe", "zeroshot", "export", "serve", "fit", "evaluate", "predict", "explain", "demo"]
+COMMANDS = [
+    "models",
+    "embed",
+    "data",
+    "describe",
+    "zeroshot",
+    "export",
+    "serve",
+    "fit",
+    "evaluate",
+    "predict",
+    "explain",
+    "demo",
+]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -33,7 +33,9 @@ def report_failures(failures, n_ok: int, strict: bool) -> int:
 def add_ray_options(p, shards: bool = False) -> None:
     """Where and how the Ray engine runs (verbs with ``--engine ray``)."""
     g = p.add_argument_group("ray engine")
-    g.add_argument("--address", default=None, help="Ray cluster: 'auto' or ray://HOST:10001 (default: start a local Ray)")
+    g.add_argument(
+        "--address", default=None, help="Ray cluster: 'auto' or ray://HOST:10001 (default: start a local Ray)"
+    )
     g.add_argument("--concurrency", type=int, default=None, help="actors (default: cluster CPUs / --num-cpus)")
     g.add_argument("--num-cpus", type=float, default=1, help="CPUs per actor")
     g.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")

@@ -11,7 +11,9 @@ def add_parser(sub):
     p.add_argument("--out", required=True, help="output folder (gets train/ and test/)")
     p.add_argument("--split", choices=["train", "test", "both"], default="both")
     p.add_argument("--per-class", type=int, default=None, help="a seeded, balanced subset of this many per class")
-    p.add_argument("--root", default=None, help="folder with the IDX files (default: $WORDSIGHT_DATA, Debian's, download)")
+    p.add_argument(
+        "--root", default=None, help="folder with the IDX files (default: $WORDSIGHT_DATA, Debian's, download)"
+    )
     p.set_defaults(func=run)
 
 

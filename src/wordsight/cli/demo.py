@@ -33,7 +33,9 @@ def run(args) -> int:
 
     t0 = time.time()
     out = Path(args.out)
-    say = (lambda msg: None) if args.quiet else (lambda msg: print(f"[{time.time() - t0:6.0f}s] {msg}", file=sys.stderr))
+    say = (
+        (lambda msg: None) if args.quiet else (lambda msg: print(f"[{time.time() - t0:6.0f}s] {msg}", file=sys.stderr))
+    )
     per_train = None if args.full else args.per_class
     per_test = None if args.full else args.test_per_class
     data = out / ("data-full" if args.full else f"data-{per_train}-{per_test}")

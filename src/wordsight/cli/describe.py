@@ -13,9 +13,12 @@ def add_parser(sub):
     p = sub.add_parser("describe", help=HELP)
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
     p.add_argument("--top", type=int, default=3, help="concepts per description (default 3)")
-    p.add_argument("--concepts", default=None,
-                   help="your own concept list (.txt one per line, .json list or {name: description}, .csv name,description) "
-                        "instead of the 1000 ImageNet concepts")
+    p.add_argument(
+        "--concepts",
+        default=None,
+        help="your own concept list (.txt one per line, .json list or {name: description}, .csv name,description) "
+        "instead of the 1000 ImageNet concepts",
+    )
     p.add_argument("--view", default=None, choices=list(VIEWS),
                    help="transform images first (light-background: invert light-on-dark images)")
     p.add_argument("--out", default=None, help="write one record per image to .json, .jsonl, .csv or .parquet")

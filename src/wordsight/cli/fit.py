@@ -13,8 +13,11 @@ def add_model_options(p) -> None:
     from ..models.fusion import FUSIONS
     from ..models.heads import HEADS
 
-    p.add_argument("--encoders", default="efficientnet-lite0",
-                   help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2)")
+    p.add_argument(
+        "--encoders",
+        default="efficientnet-lite0",
+        help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2)",
+    )
     p.add_argument("--fusion", default="image", choices=FUSIONS,
                    help="image embeddings, the ConSE text vector, both, or image + the zero-shot prior")
     p.add_argument("--head", default="logistic", choices=HEADS)

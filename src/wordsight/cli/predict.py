@@ -12,7 +12,9 @@ def add_parser(sub):
     p.add_argument("model", help="model folder written by `wordsight fit`")
     p.add_argument("images", nargs="+", help="image files, folders or a .csv/.jsonl manifest")
     p.add_argument("--top-k", type=int, default=5, help="classes listed per image")
-    p.add_argument("--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet (default: print)")
+    p.add_argument(
+        "--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet (default: print)"
+    )
     p.add_argument("--no-describe", action="store_true", help="leave out the description in words")
     add_feature_options(p, model_default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",

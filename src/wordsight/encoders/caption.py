@@ -25,7 +25,9 @@ DEFAULT_CAPTION_TEXT_MODEL = "minilm"
 
 def caption_config(ident: str) -> EncoderConfig:
     cfg = hf_config(ident, prefix="caption")
-    return dataclasses.replace(cfg, modality="caption", weight_source=f"Hugging Face transformers (image-to-text): {ident}")
+    return dataclasses.replace(
+        cfg, modality="caption", weight_source=f"Hugging Face transformers (image-to-text): {ident}"
+    )
 
 
 def _model_type(ident: str) -> str | None:
@@ -78,9 +80,12 @@ class CaptionEncoder(ImageEncoder):
     def generate_ids(self, x: torch.Tensor) -> torch.Tensor:
         kwargs = dict(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams, do_sample=False)
         gen_cfg = getattr(self.model, "generation_config", None)
-        if (getattr(self.model.config, "is_encoder_decoder", False) and gen_cfg is not None
-                and gen_cfg.decoder_start_token_id is None
-                and getattr(self.model.config, "decoder_start_token_id", None) is None):
+        if (
+            getattr(self.model.config, "is_encoder_decoder", False)
+            and gen_cfg is not None
+            and gen_cfg.decoder_start_token_id is None
+            and getattr(self.model.config, "decoder_start_token_id", None) is None
+        ):
             start = self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
             kwargs["decoder_start_token_id"] = start
         if getattr(gen_cfg, "pad_token_id", None) is None and self.tokenizer.pad_token_id is not None:

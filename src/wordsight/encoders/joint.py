@@ -23,7 +23,9 @@ _FIXED_LENGTH_TEXT = {"siglip": 64, "siglip2": 64}
 
 def clip_config(ident: str) -> EncoderConfig:
     cfg = hf_config(ident, prefix="clip")
-    return dataclasses.replace(cfg, modality="joint", weight_source=f"Hugging Face transformers (joint image-text): {ident}")
+    return dataclasses.replace(
+        cfg, modality="joint", weight_source=f"Hugging Face transformers (joint image-text): {ident}"
+    )
 
 
 def _features(out) -> torch.Tensor:

@@ -54,8 +54,15 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
                 t = time.time()
                 v = clone(clf).set_params(**params).fit(train_blocks)
                 m = classification_metrics(y, v.proba_featurized(v.featurize(test_blocks)), v.classes_)
-                rows.append({"name": f"{name} ({params['fusion']})", "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-                             "ece": m["ece"], "prior_weight": v.prior_mix_.weight if v.prior_mix_ is not None else None})
+                rows.append(
+                    {
+                        "name": f"{name} ({params['fusion']})",
+                        "accuracy": m["accuracy"],
+                        "macro_f1": m["macro_f1"],
+                        "ece": m["ece"],
+                        "prior_weight": v.prior_mix_.weight if v.prior_mix_ is not None else None,
+                    }
+                )
                 say(f"ablation {name}: {m['accuracy']:.4f} ({time.time() - t:.1f}s)")
                 if name == "prior" and zero_shot and zero_shot_row is None:
                     zero_shot_row = _zero_shot_row(v, test_blocks, y, say)
@@ -290,18 +297,21 @@ def _html(r: dict, folder: Path, title: str) -> str:
     m = r["metrics"]
     model = r["model"]
     top = next(k for k in m if k.startswith("top") and k.endswith("_accuracy"))
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
-             "body{font-family:system-ui,sans-serif;max-width:1050px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
-             "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.cards{display:flex;gap:1em;flex-wrap:wrap}"
-             ".card{border:1px solid #ddd;border-radius:8px;padding:.6em 1em;min-width:8em}.card b{font-size:1.6em;display:block}"
-             ".mk{display:flex;gap:1em;align-items:center;border-bottom:1px solid #eee;padding:.4em 0}.mk img{image-rendering:pixelated}"
-             "img.plot{max-width:100%}</style></head><body>",
-             f"<h1>{e(title)}</h1>",
-             f"<p>Model: encoders <code>{e(', '.join(model['encoders']))}</code>, fusion <code>{e(model['fusion'])}</code>, "
-             f"head <code>{e(model['head'])}</code>; {m['n']} test images, {len(model['classes'])} classes"
-             + (f"; {len(r['failures'])} unreadable file(s) skipped" if r.get("failures") else "") + ".</p>",
-             "<div class='cards'>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;max-width:1050px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
+        "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.cards{display:flex;gap:1em;flex-wrap:wrap}"
+        ".card{border:1px solid #ddd;border-radius:8px;padding:.6em 1em;min-width:8em}.card b{font-size:1.6em;display:block}"
+        ".mk{display:flex;gap:1em;align-items:center;border-bottom:1px solid #eee;padding:.4em 0}.mk img{image-rendering:pixelated}"
+        "img.plot{max-width:100%}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f"<p>Model: encoders <code>{e(', '.join(model['encoders']))}</code>, fusion <code>{e(model['fusion'])}</code>, "
+        f"head <code>{e(model['head'])}</code>; {m['n']} test images, {len(model['classes'])} classes"
+        + (f"; {len(r['failures'])} unreadable file(s) skipped" if r.get("failures") else "")
+        + ".</p>",
+        "<div class='cards'>",
+    ]
     for label, v in (("accuracy", _pct(m["accuracy"])), (top.replace("_accuracy", "").replace("top", "top-"), _pct(m[top])),
                      ("macro-F1", f"{m['macro_f1']:.3f}"), ("ECE", f"{m['ece']:.3f}"), ("log-loss", f"{m['log_loss']:.3f}")):
         parts.append(f"<div class='card'>{e(label)}<b>{e(v)}</b></div>")

@@ -12,7 +12,8 @@ fusion -> head [-> language prior]) or a bare encoder's ImageNet head. Both offe
 
 The torch path is made of each piece's own torch form (``Fusion.fuse_torch``, ``Head.to_torch()``,
 ``PriorMix.torch``, ``semantic_vectors_torch``): nothing here re-derives the maths, and a parity
-test holds it equal to ``predict_proba``. ConSE's top-T selection is piecewise constant, so within it the semantic vector is a smooth function of the ImageNet softmax
+test holds it equal to ``predict_proba``. ConSE's top-T selection is piecewise constant, so
+within it the semantic vector is a smooth function of the ImageNet softmax
 and gradients flow through the text block too. The language prior (``fusion="prior"``) reads
 its own view of the image (e.g. inverted, at full input size): it is computed with the model's
 own code and enters the scores as a constant (``inputs[PRIOR_KEY]``), so gradient maps show the

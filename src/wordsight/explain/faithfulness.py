@@ -101,7 +101,9 @@ def deletion_check(model, images, method: str = "gradcam", fraction: float = 0.2
         rows.append({"path": e.path, "class": e.target, "p": float(p[0]), "p_salient": float(p[1]),
                      "p_random_pixels": float(p[2:2 + n_random].mean()),
                      "p_random_blobs": float(p[2 + n_random:].mean())})
-    drop = {k: float(np.mean([r["p"] - r[f"p_{k}"] for r in rows])) for k in ("salient", "random_pixels", "random_blobs")}
+    drop = {
+        k: float(np.mean([r["p"] - r[f"p_{k}"] for r in rows])) for k in ("salient", "random_pixels", "random_blobs")
+    }
     wins = {k: float(np.mean([r["p_salient"] < r[f"p_{k}"] for r in rows])) for k in ("random_pixels", "random_blobs")}
     return {"method": method, "fraction": fraction, "fill": fill, "images": len(rows), "mean_drop": drop,
             "salient_beats_random": wins, "rows": rows}

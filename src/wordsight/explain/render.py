@@ -13,7 +13,9 @@ def to_original(view_map: np.ndarray, view: View) -> np.ndarray:
     w, h = view.size
     left, top, right, bottom = view.box
     bw, bh = max(1, int(round(right - left))), max(1, int(round(bottom - top)))
-    part = np.asarray(Image.fromarray(view_map.astype(np.float32), mode="F").resize((bw, bh), Image.Resampling.BILINEAR))
+    part = np.asarray(
+        Image.fromarray(view_map.astype(np.float32), mode="F").resize((bw, bh), Image.Resampling.BILINEAR)
+    )
     out = np.zeros((h, w), np.float32)
     x0, y0 = int(round(left)), int(round(top))
     x1, y1 = min(w, x0 + bw), min(h, y0 + bh)

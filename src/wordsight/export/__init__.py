@@ -6,8 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from ..encoders.onnx import OnnxTextEncoder, export_image_encoder, export_text_encoder, weights_digest
 
 

@@ -69,7 +69,9 @@ def predictions(paths, labels, classes, proba: np.ndarray, top_k: int = 5, descr
     out = []
     for path, label, p, text in zip(paths, labels, np.asarray(proba), descriptions):
         order = np.argsort(-p, kind="stable")[:k]
-        out.append(Prediction(path, label, _py(classes[order[0]]), [(_py(classes[j]), float(p[j])) for j in order], text))
+        out.append(
+            Prediction(path, label, _py(classes[order[0]]), [(_py(classes[j]), float(p[j])) for j in order], text)
+        )
     return out
 
 

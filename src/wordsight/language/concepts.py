@@ -87,7 +87,9 @@ class ConceptBank:
         return len(self.names)
 
     def __repr__(self) -> str:
-        return f"ConceptBank({len(self)} concepts, text_model={text_model_name(self.text_model)!r}, texts={self.texts!r})"
+        return (
+            f"ConceptBank({len(self)} concepts, text_model={text_model_name(self.text_model)!r}, texts={self.texts!r})"
+        )
 
     @property
     def embeddings(self) -> np.ndarray:

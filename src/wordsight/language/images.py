@@ -111,8 +111,10 @@ def describe_features(features, model: str, top: int = 3, concepts: ConceptBank 
         raise ValueError(f"{model}: this encoder has no concept head to describe images with")
     X = image_text_vectors(arrays, model, text_model=text_side(model, text_model))
     if X.shape[1] != concepts.dim:
-        raise ValueError(f"the concepts were embedded by {concepts.text_model!r} ({concepts.dim}-d) but {model}'s "
-                         f"images live in a {X.shape[1]}-d space; embed the concepts with {text_side(model, text_model)!r}")
+        raise ValueError(
+            f"the concepts were embedded by {concepts.text_model!r} ({concepts.dim}-d) but {model}'s "
+            f"images live in a {X.shape[1]}-d space; embed the concepts with {text_side(model, text_model)!r}"
+        )
     scale = float(getattr(load_model(model), "logit_scale", 0) or 0) if kind == "joint" else 0.0
     from .zeroshot import DEFAULT_TEXT_SCALE
 

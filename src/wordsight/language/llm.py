@@ -253,8 +253,11 @@ class OpenAIChat(LLMBackend):
                 raise LLMError(f"{self.url}: the endpoint refused the request ({last})") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
                 reason = getattr(e, "reason", e)
-                last = f"cannot connect: {reason}" if not isinstance(reason, TimeoutError) and "timed out" not in str(reason) \
+                last = (
+                    f"cannot connect: {reason}"
+                    if not isinstance(reason, TimeoutError) and "timed out" not in str(reason)
                     else f"no answer within {self.timeout:g} s"
+                )
                 continue
             try:
                 return json.loads(raw)

@@ -190,7 +190,9 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(d, (str, Path)):
             return load_class_descriptions(d, classes)
         if not isinstance(d, dict):
-            raise TypeError(f"descriptions must be a dict {{class: [texts]}} or a JSON file path, not {type(d).__name__}")
+            raise TypeError(
+                f"descriptions must be a dict {{class: [texts]}} or a JSON file path, not {type(d).__name__}"
+            )
         absent = [c for c in classes if c not in d]
         if absent:
             raise MissingClassesError(f"descriptions lack {len(absent)} class(es): {', '.join(absent)}", absent)

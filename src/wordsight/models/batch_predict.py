@@ -71,7 +71,7 @@ def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int
 
     source = open_source(data)
     ray = init_ray(address, quiet)
-    import ray.data
+    import ray.data  # noqa: F811  (the submodule, on the package init_ray returned)
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     ray.data.DataContext.get_current().enable_progress_bars = not quiet

@@ -293,7 +293,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         blocks = self.extract(src, views=self.augment)
         labels = list(y) if (y is not None and isinstance(X, FeatureBlocks)) else blocks.labels
         if not len(blocks):
-            raise ValueError("no training image could be read: " + "; ".join(f"{p.path}: {p.reason}" for p in blocks.failures[:5]))
+            raise ValueError(
+                "no training image could be read: " + "; ".join(f"{p.path}: {p.reason}" for p in blocks.failures[:5])
+            )
         if any(lab is None for lab in labels):
             n = sum(lab is None for lab in labels)
             raise ValueError(f"{n} training image(s) have no label: give y, class sub-folders or a manifest label column")

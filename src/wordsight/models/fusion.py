@@ -38,7 +38,9 @@ class Fusion:
         parts = [l2_normalize(embeddings[e]) for e in self.encoders] if self.image else []
         if self.text:
             if semantic is None:
-                raise ValueError(f"fusion {self.name!r} needs ImageNet probabilities (an encoder with an ImageNet head)")
+                raise ValueError(
+                    f"fusion {self.name!r} needs ImageNet probabilities (an encoder with an ImageNet head)"
+                )
             parts.append(self.text_weight * l2_normalize(semantic))
         return np.concatenate(parts, 1).astype(np.float32) if parts else np.zeros((n, 0), np.float32)
 

@@ -112,7 +112,9 @@ def read_config(folder) -> dict:
         raise ModelFolderError(f"{path}: missing; {folder} is not a saved wordsight model")
     config = _checks.read_config_bytes(path)  # a regular file, size-capped, bounded JSON depth
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFolderError(f"{path}: not a wordsight classifier config (format {config.get('format') if isinstance(config, dict) else None!r})")
+        raise ModelFolderError(
+            f"{path}: not a wordsight classifier config (format {config.get('format') if isinstance(config, dict) else None!r})"
+        )
     version = config.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFolderError(f"{path}: format version {version!r} is newer than this wordsight reads "

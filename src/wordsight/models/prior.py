@@ -132,7 +132,9 @@ def choose_mix(make_head, M: np.ndarray, view_M: list[np.ndarray], prior: np.nda
     else:
         rows = view_M or (extra_views() if extra_views is not None else [])
         if not rows:
-            return PriorMix(0.0, t, 1.0, {"how": "no held-out data (one image per class, no images for views): image-only"})
+            return PriorMix(
+                0.0, t, 1.0, {"how": "no held-out data (one image per class, no images for views): image-only"}
+            )
         # the prior never saw the training images, so its predictions on them stand for its
         # predictions on each view
         held_head = np.concatenate([head.logits(r) for r in rows])

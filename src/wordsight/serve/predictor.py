@@ -165,7 +165,9 @@ class Predictor:
             fs = read_images(samples, self.zero_shot_encoder, view, cache=False)
             reasons = {f.path: f.reason for f in fs.failures}
             row = {s.path: i for i, s in enumerate(fs.samples)}
-            texts = describe_features(fs, self.zero_shot_encoder, text_model=self.settings.text_model) if fs.samples else []
+            texts = (
+                describe_features(fs, self.zero_shot_encoder, text_model=self.settings.text_model) if fs.samples else []
+            )
             for i, s in zip(idx, samples):
                 r = row.get(s.path)
                 out[i] = ({"error": reasons.get(s.path, "could not be read")} if r is None else

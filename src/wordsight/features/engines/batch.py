@@ -152,7 +152,9 @@ class EmbedBatch:
         cfg = self.runner.config
         if not size or not getattr(self.runner, "flexible_size", False) or size >= cfg.input_size:
             return None
-        return dataclasses.replace(cfg, input_size=int(size), resize_size=round(size * cfg.resize_size / cfg.input_size))
+        return dataclasses.replace(
+            cfg, input_size=int(size), resize_size=round(size * cfg.resize_size / cfg.input_size)
+        )
 
     def _is_tiny(self, data: bytes) -> bool:
         try:  # the header only: no decoding

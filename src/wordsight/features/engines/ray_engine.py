@@ -12,11 +12,10 @@ workers (a shared file system), and the shards are written by the driver.
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
-from ...io.sources import Problem, Sample, open_source
+from ...io.sources import Problem, Sample
 from .batch import Done, EmbedBatch
 
 
@@ -55,7 +54,7 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
     if not samples:
         return
     ray = init_ray(address, quiet)
-    import ray.data
+    import ray.data  # noqa: F811  (the submodule, on the package init_ray returned)
 
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True

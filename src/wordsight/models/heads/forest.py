@@ -125,7 +125,9 @@ class RandomForestHead(Head):
                             break
                         f = torch.where(leaf, torch.zeros_like(node), self.feature[g])
                         go_left = X[rows, f] <= self.threshold[g]
-                        node = torch.where(leaf, node, torch.where(go_left, self.children_left[g], self.children_right[g]))
+                        node = torch.where(
+                            leaf, node, torch.where(go_left, self.children_left[g], self.children_right[g])
+                        )
                     P = P + self.value[base + node].to(X.dtype)
                 P = P / n_trees + PROBA_FLOOR
                 return torch.log(P / P.sum(1, keepdim=True))

@@ -35,7 +35,9 @@ class KNNHead(Head):
     def _fit(self, X, y, n_classes):
         Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
         cw = class_weights(y, n_classes, self.params.get("class_weight"))
-        weights = np.ones(n_classes) if cw is None else np.asarray([cw.get(c, 1.0) for c in range(n_classes)], np.float64)
+        weights = (
+            np.ones(n_classes) if cw is None else np.asarray([cw.get(c, 1.0) for c in range(n_classes)], np.float64)
+        )
         self.arrays.update(train=Xn.astype(np.float64), labels=y.astype(np.int64), class_weight=weights)
         self.info.update(n_classes=int(n_classes), k=int(min(self.params.get("k", 5), len(y))))
         return self

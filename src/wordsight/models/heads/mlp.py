@@ -116,7 +116,10 @@ class MLPHead(Head):
         from onnx import helper, numpy_helper
 
         a, n = self.arrays, int(self.info["layers"])
-        inits = [numpy_helper.from_array(np.ascontiguousarray(a[k], np.float32), f"head_{k}") for k in self.state_arrays(self.info)]
+        inits = [
+            numpy_helper.from_array(np.ascontiguousarray(a[k], np.float32), f"head_{k}")
+            for k in self.state_arrays(self.info)
+        ]
         nodes = [helper.make_node("Sub", [features, "head_mean"], ["head_centred"]),
                  helper.make_node("Div", ["head_centred", "head_scale"], ["head_h0"])]
         for i in range(n):
