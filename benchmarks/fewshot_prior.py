@@ -8,11 +8,13 @@ from the k-shot images alone.
     nice python benchmarks/fewshot_prior.py --task fashion-mnist --seeds 0,1
     nice python benchmarks/fewshot_prior.py --task lfw-faces --seeds 0,1 --ks 1,2,4,8,16
 
-Per draw: ``image-only`` is ``Classifier().fit`` (today's default), ``prior (mix)`` is
-``Classifier(fusion="prior")`` (weight chosen by leave-one-shot-out folds or augmented views),
+Per draw: ``image-only`` is ``Classifier().fit`` (the default), ``prior (mix)`` is
+``Classifier(fusion="prior", prior_weight="held-out")`` (weight chosen by leave-one-shot-out folds
+or augmented views: the previous default),
 ``zero-shot`` is that model's language prior alone (centred on the k-shot images, as the prior
 that the other two methods use) and ``prior-probe`` is :class:`PriorProbe` fitted on the fused
-image features and the prior's log-probabilities of the same k-shot images. Features go through
+image features and the prior's log-probabilities of the same k-shot images (what
+``Classifier(fusion="prior")`` now fits by default). Features go through
 the shared cache, so a second run only reads them. ``--save-arrays`` writes the arrays every
 learner saw (features, prior log-probabilities per draw, labels) for offline comparisons.
 """
@@ -117,22 +119,22 @@ def run_seed(task: str, seed: int, ks, draws: int, base: dict, arrays: dict | No
             t = time.time()
             image = clone(Classifier(**base)).fit(support)
             accs["image-only"].append(float(np.mean(image.predict(test) == y_test)))
-            mixed = clone(Classifier(fusion="prior", **base)).fit(support)
+            mixed = clone(Classifier(fusion="prior", prior_weight="held-out", **base)).fit(support)
             accs["prior (mix)"].append(float(np.mean(mixed.predict(test) == y_test)))
-            weights.append(float(mixed.prior_weight_))
+            weights.append(float(mixed.prior_mix_.weight))
             if not pool.prior_features:
                 mixed.prior_features(pool)  # read once for the whole pool; draws carry it along
                 mixed.prior_features(test)
                 support = pool.take(idx)
             prior_s, prior_t = mixed.prior_log_proba(support), mixed.prior_log_proba(test)
             accs["zero-shot"].append(float(np.mean(mixed.classes_[prior_t.argmax(1)] == y_test)))
-            X_s = mixed._fuse(support)[0].astype(np.float64)
-            X_t = mixed._fuse(test)[0].astype(np.float64)
+            X_s = mixed.fuse(support).astype(np.float64)
+            X_t = mixed.fuse(test).astype(np.float64)
             y_s = np.searchsorted(mixed.classes_, np.asarray(support.labels, dtype=object))
             probe = PriorProbe(random_state=base.get("random_state", 0)).fit(X_s, y_s, prior_s, len(mixed.classes_))
             accs["prior-probe"].append(float(np.mean(mixed.classes_[probe.logits(X_t, prior_t).argmax(1)] == y_test)))
             if arrays is not None:
-                arrays.setdefault(f"seed{seed}/X_pool", mixed._fuse(pool)[0])
+                arrays.setdefault(f"seed{seed}/X_pool", mixed.fuse(pool))
                 arrays.setdefault(f"seed{seed}/X_test", X_t.astype(np.float32))
                 pool_labels = np.asarray(pool.labels, dtype=object)
                 arrays.setdefault(f"seed{seed}/y_pool", np.searchsorted(mixed.classes_, pool_labels))

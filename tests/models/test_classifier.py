@@ -112,6 +112,8 @@ def test_prior_fusion_weight_is_chosen_on_training_images_only(fashion_blocks):
     train, test = fashion_blocks
     clf = Classifier(fusion="prior", head="svm", C=0.1).fit(train)
     assert clf.prior_mix_.scores["how"].startswith("leave-one-shot-out")
+    held = Classifier(fusion="prior", prior_weight="held-out", C=0.1).fit(train)  # logistic, the weight chosen
+    assert held.state_.probe is None and held.prior_mix_.scores["how"].startswith("leave-one-shot-out")
     assert str(clf.prior_mix_.weight) in clf.prior_mix_.scores["scores"]
     assert 0.01 < clf.prior_mix_.temperature < 100
     # Fitting never sees the test images: any test set gives the same fitted model.

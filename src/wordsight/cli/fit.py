@@ -25,7 +25,9 @@ def add_model_options(p) -> None:
     p.add_argument("--class-weight", default=None, choices=["balanced"], help="reweight classes for imbalance")
     p.add_argument("--text-model", default="minilm", help="text encoder of the language layer")
     p.add_argument("--text-weight", type=float, default=1.0, help="scale of the text block in concat fusion")
-    p.add_argument("--prior-weight", default="auto", help="'auto' (chosen on the training images) or a number")
+    p.add_argument("--prior-weight", default="auto",
+                   help="'auto' (the prior probe with the logistic head), 'held-out' (a weight chosen on "
+                   "leave-one-shot-out folds) or a number")
     p.add_argument("--class-descriptions", default=None, help="JSON {class: [texts]} for the zero-shot prior")
     p.add_argument("--prior-view", default="auto", choices=VIEW_CHOICES,
                    help="image view the prior reads (auto: light-background for light-on-dark images)")
@@ -43,7 +45,7 @@ def classifier_from_args(args):
     if args.class_descriptions:
         with open(args.class_descriptions, encoding="utf-8") as f:
             descriptions = json.load(f)
-    weight = args.prior_weight if args.prior_weight == "auto" else float(args.prior_weight)
+    weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
     return Classifier(encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()), fusion=args.fusion,
                       head=args.head, C=args.C, class_weight=args.class_weight, text_model=args.text_model,
                       text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,

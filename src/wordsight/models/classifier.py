@@ -66,11 +66,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
     class_weight : None, "balanced" or dict
     head_params : dict or None
         Extra head options: ``hidden`` (mlp), ``k`` (knn), ``n_estimators``/``max_depth`` (forest).
-    prior_weight : "auto" or float
+    prior_weight : "auto", "held-out" or float
         Weight of the zero-shot log-probabilities. "auto": with the logistic head, the few-shot
         learner on the zero-shot classifier (:mod:`.prior_probe`: a residual probe on the
-        calibrated prior, no held-out split); with other heads, a weight chosen on the training
-        images (:mod:`.prior`).
+        calibrated prior, no held-out split); with other heads, "held-out": a weight chosen on
+        leave-one-shot-out folds of the training images (:mod:`.prior`).
     class_descriptions : dict or None
         Class name -> description text(s) for the zero-shot prior.
     zero_shot_method : str
@@ -105,7 +105,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         "C": [Interval(Real, 0, None, closed="neither"), tuple, list, None],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "head_params": [dict, None],
-        "prior_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "prior_weight": [StrOptions({"auto", "held-out"}), Interval(Real, 0, None, closed="left")],
         "class_descriptions": [dict, str, os.PathLike, None],
         "zero_shot_method": [str],
         "prior_view": [StrOptions(set(PRIOR_VIEWS))],
@@ -368,7 +368,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
             self.state_.mix = PriorMix(float(info["strength"]), 1.0, 1.0, {"how": f"prior probe: {info['how']}",
                                        "calibration": info["calibration"], "C": info["C"]})
             return
-        if self.prior_weight != "auto":
+        if self.prior_weight not in ("auto", "held-out"):
             self.state_.mix = PriorMix(float(self.prior_weight), prior_temperature(prior, y), 1.0, {"how": "given"})
             return
         head, n_classes = self.state_.head, len(self.classes_)
