@@ -111,7 +111,7 @@ def main(argv=None) -> int:
                 clf = Classifier(fusion=fusion, head=head, **base).fit(train)
                 key = f"{fusion} / {head}"
                 rows[key] = {"accuracy": accuracy(clf, test), "C": clf.head_.info.get("C"),
-                             "prior_weight": clf.prior_mix_.weight, "seconds": round(time.time() - t, 1)}
+                             "prior_weight": clf.prior_mix_.weight if clf.prior_mix_ else None, "seconds": round(time.time() - t, 1)}
                 say(f"{key}: {rows[key]}")
                 print(f"{key:<22}{rows[key]['accuracy']:>9.2%}", flush=True)
                 if fusion == "prior" and "zero-shot" not in rows:  # its language prior alone

@@ -119,3 +119,35 @@ def test_incompatible_folders_are_refused(saved, tmp_path):
         Classifier.load(dst)
     with pytest.raises(ModelFolderError, match="not a folder"):
         Classifier.load(tmp_path / "nothing")
+
+
+def test_a_folder_saved_by_the_previous_version_still_loads(saved, fashion_blocks, tmp_path):
+    """0.x saved the prior as ``zero_shot/prior.json`` (plus a ``text_map/`` folder), mixed in with
+    a weight, and had no probe file: such a folder loads, and predicts with its mixing weights."""
+    import hashlib
+
+    from wordsight._util.numerics import log_softmax, softmax
+
+    clf, folder = saved
+    _, test = fashion_blocks
+    old = _copy(folder, tmp_path)
+    meta = json.loads((old / "zero_shot" / "pipeline.json").read_text())
+    (old / "zero_shot" / "pipeline.json").unlink()
+    (old / "zero_shot" / "prior.json").write_text(json.dumps({"encoder": meta["encoder"], "view": meta["view"],
+                                                              "ways": meta["ways"]}))
+    (old / "prior_probe.safetensors").unlink()
+    config = json.loads((old / "config.json").read_text())
+    config.pop("config_sha256")
+    for key in ("learner", "probe"):
+        config["prior"].pop(key)
+    config["prior"].update(weight=0.75, temperature=2.0, head_temperature=0.5)
+    config["files"] = {p.relative_to(old).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                       for p in sorted(old.rglob("*")) if p.is_file() and p.name != "config.json"}
+    config["config_sha256"] = _canonical(config)
+    (old / "config.json").write_text(json.dumps(config))
+    back = Classifier.load(old)
+    assert back.state_.probe is None and back.prior_.view_ == meta["view"]
+    head = back.head_.logits(back.fuse(test).astype(np.float64))
+    want = softmax(log_softmax(0.5 * head) + 0.75 * log_softmax(2.0 * back.prior_log_proba(test)))
+    np.testing.assert_allclose(back.predict_proba(test), want, atol=1e-12)
+    np.testing.assert_allclose(back.prior_log_proba(test), clf.prior_log_proba(test), atol=1e-12)
