@@ -126,7 +126,7 @@ def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
     base = _baseline(model, len(x))
     contrib: dict[str, float] = {}
     if base is None:
-        keys = ["image"] + (["text"] if model.fusion != "image" else [])
+        keys = ["image"] + (["text"] if model.fusion_.text or model.fusion_.prior else [])
         return {"note": f"the {model.head!r} head keeps no training mean to compare with",
                 **{k: {"contribution": None, "share": None} for k in keys}}
 

@@ -40,7 +40,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..models import Classifier
 
     clf = Classifier.load(model_dir)
-    if clf.fusion != "image":
+    if clf.fusion_.text or clf.fusion_.prior:
         raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces fusion "
                          "'image' (the text and prior blocks need the language layer)")
     if clf.tta:

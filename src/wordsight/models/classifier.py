@@ -20,7 +20,7 @@ from .._util.numerics import softmax
 from .augment import Augment
 from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set
 from .fusion import FUSIONS, make_fusion
-from .heads import HEADS, LinearHead, make_head
+from .heads import HEADS, LinearHead, LogisticHead, head_class, make_head
 from .persistence import ModelFolderError, load_classifier, save_classifier
 from .prior import PriorMix, choose_mix, prior_temperature
 from .prior_probe import PriorProbe
@@ -306,7 +306,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import validate_data
 
-        if self.fusion != "image":
+        if self.fusion_.text or self.fusion_.prior:
             raise ValueError(f"fusion {self.fusion!r} needs images or FeatureBlocks, not a precomputed matrix "
                              "(a matrix is taken as fused image features: use fusion='image')")
         if y is None:
@@ -357,7 +357,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         blocks.prior_features[(pipeline.encoder, view)] = (reading["probs"], reading["embedding"])
         self.state_.prior = pipeline.fit(reading=reading, view=view)
         prior = pipeline.log_proba_reading(reading)
-        if self.prior_weight == "auto" and self.head == "logistic":
+        if self.prior_weight == "auto" and issubclass(head_class(self.head), LogisticHead):
             # the few-shot learner on the zero-shot classifier: no held-out split (models.prior_probe)
             X_train = np.concatenate([M, *view_M]).astype(np.float64)
             C = self.C if isinstance(self.C, (int, float)) else None
