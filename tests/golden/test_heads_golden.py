@@ -1,0 +1,217 @@
+"""Golden numbers for every head: probabilities recomputed in the test with scikit-learn, torch and
+numpy directly (never with wordsight's code), compared to 1e-6.
+
+Heads are reached only through ``make_head(name, **params).fit(X, y_idx, n_classes)`` and
+``predict_proba``/``logits``, so these tests survive a change of the heads' internals.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import log_softmax, softmax
+
+from wordsight.models import make_head
+
+TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Three unbalanced, overlapping classes in 6 dimensions (seeded): 14 + 8 + 5 training rows."""
+    rng = np.random.default_rng(16)
+    centres = rng.normal(size=(3, 6)) * 1.5
+    y = np.repeat([0, 1, 2], [14, 8, 5])
+    X = centres[y] + rng.normal(size=(len(y), 6))
+    y_test = np.array([0, 1, 2, 0, 1, 2, 0, 2, 1, 0])
+    X_test = centres[y_test] + rng.normal(size=(len(y_test), 6)) * 1.3
+    return X * 3.0 + 1.0, y, X_test * 3.0 + 1.0  # off-centre, off-scale: the scaler matters
+
+
+def standardise(X, X_test):
+    """Centre per feature, scale all features by one overall standard deviation."""
+    mean = X.mean(0)
+    scale = np.sqrt(np.mean((X - mean) ** 2))
+    return (X - mean) / scale, (X_test - mean) / scale
+
+
+def test_logistic_head_probabilities_equal_scikit_learn_on_standardised_features(data):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, X_test = data
+    Xs, Ts = standardise(X, X_test)
+    ref = LogisticRegression(C=0.5, max_iter=1000, random_state=0).fit(Xs, y).predict_proba(Ts)
+    head = make_head("logistic", C=0.5).fit(X, y, 3)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+    np.testing.assert_allclose(softmax(head.logits(X_test), axis=1), ref, atol=TOL)
+    assert ref.max(1).min() < 0.9  # not a saturated output that any scale would give
+
+
+def test_logistic_head_binary_probabilities_are_the_sigmoid_of_the_log_odds(data):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, X_test = data
+    keep = y < 2
+    Xs, Ts = standardise(X[keep], X_test)
+    ref = LogisticRegression(C=0.5, max_iter=1000, random_state=0).fit(Xs, y[keep]).predict_proba(Ts)
+    head = make_head("logistic", C=0.5).fit(X[keep], y[keep], 2)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+
+
+def test_logistic_head_class_weight_balanced_changes_the_probabilities_like_scikit_learn(data):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, X_test = data
+    Xs, Ts = standardise(X, X_test)
+    ref = LogisticRegression(C=0.5, max_iter=1000, random_state=0, class_weight="balanced").fit(Xs, y)
+    head = make_head("logistic", C=0.5, class_weight="balanced").fit(X, y, 3)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref.predict_proba(Ts), atol=TOL)
+    plain = make_head("logistic", C=0.5).fit(X, y, 3)
+    assert np.abs(head.predict_proba(X_test) - plain.predict_proba(X_test)).max() > 1e-3
+
+
+def svm_reference(X, y, X_test, C=1.0):
+    """LinearSVC decision values, softmax at the temperature with the lowest training NLL on the
+    grid 10^-2 .. 10^2 (41 points); returns (probabilities, temperature, test decisions)."""
+    from sklearn.svm import LinearSVC
+
+    Xs, Ts = standardise(X, X_test)
+    svc = LinearSVC(C=C, random_state=0, max_iter=5000).fit(Xs, y)
+    d_train, d_test = svc.decision_function(Xs), svc.decision_function(Ts)
+    grid = np.logspace(-2, 2, 41)
+    nll = [-log_softmax(t * d_train, axis=1)[np.arange(len(y)), y].mean() for t in grid]
+    t = grid[int(np.argmin(nll))]
+    return softmax(t * d_test, axis=1), t, d_test
+
+
+def test_svm_head_probability_temperature_is_fitted_on_training_decisions(data):
+    """Protects the SVM's calibration: with the temperature forced to 1 the probabilities differ."""
+    X, y, X_test = data
+    ref, t, decisions = svm_reference(X, y, X_test)
+    assert abs(t - 1.0) > 0.2, t  # the data must make the fitted temperature matter
+    assert np.abs(softmax(decisions, axis=1) - ref).max() > 1e-2  # temperature 1 would be caught
+    head = make_head("svm", C=1.0).fit(X, y, 3)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+    np.testing.assert_allclose(softmax(head.logits(X_test), axis=1), ref, atol=TOL)
+
+
+def mlp_reference(X, y, X_test, n_classes, hidden=(8,), dropout=0.3, weight_decay=0.05, steps=40,
+                  lr=1e-3, smoothing=0.1, batch=16, seed=0):
+    """The MLP head's documented recipe written out in torch: scale, dropout-ReLU layers, AdamW,
+    one-cycle schedule, label smoothing, seeded shuffles; probabilities from the float64 weights."""
+    import torch
+
+    mean = X.mean(0)
+    scale = np.sqrt(np.mean((X - mean) ** 2))
+    Xs, Ts = (X - mean) / scale, (X_test - mean) / scale
+    torch.manual_seed(seed)
+    layers, d = [torch.nn.Dropout(dropout)], X.shape[1]
+    for h in hidden:
+        layers += [torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Dropout(dropout)]
+        d = h
+    layers.append(torch.nn.Linear(d, n_classes))
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    Xt, yt = torch.from_numpy(Xs.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    g = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < steps:
+        order = torch.randperm(len(yt), generator=g)
+        for i in range(0, len(order), batch):
+            idx = order[i : i + batch]
+            loss = torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx], label_smoothing=smoothing)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            done += 1
+            if done == steps:
+                break
+    h = Ts
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        h = h @ lin.weight.detach().double().numpy().T + lin.bias.detach().double().numpy()
+        if i < len(linears) - 1:
+            h = np.maximum(h, 0)
+    return softmax(h, axis=1)
+
+
+def test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch(data):
+    X, y, X_test = data
+    ref = mlp_reference(X, y, X_test, 3)
+    head = make_head("mlp", hidden=(8,), epochs=1, min_steps=40, batch=16).fit(X, y, 3)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+    assert np.ptp(ref, axis=1).min() > 1e-3  # not uniform
+
+
+def knn_reference(X, y, X_test, n_classes, k=5, balanced=False):
+    """Cosine neighbours (scikit-learn's brute-force search), votes exp((cos - 1) / 0.1) times the
+    class weight n / (n_classes * count), plus 1e-6, normalised."""
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(X)
+    dist, idx = nn.kneighbors(X_test)
+    cw = len(y) / (n_classes * np.bincount(y, minlength=n_classes)) if balanced else np.ones(n_classes)
+    P = np.full((len(X_test), n_classes), 1e-6)
+    for row in range(len(X_test)):
+        for dd, j in zip(dist[row], idx[row]):
+            P[row, y[j]] += np.exp(-dd / 0.1) * cw[y[j]]
+    return P / P.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("balanced", [False, True], ids=["plain", "class_weight_balanced"])
+def test_knn_head_probabilities_equal_cosine_neighbour_votes(data, balanced):
+    X, y, X_test = data
+    ref = knn_reference(X, y, X_test, 3, k=5, balanced=balanced)
+    params = {"class_weight": "balanced"} if balanced else {}
+    head = make_head("knn", k=5, **params).fit(X, y, 3)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+    np.testing.assert_allclose(softmax(head.logits(X_test), axis=1), ref, atol=TOL)
+
+
+def test_knn_class_weight_balanced_favours_the_rare_class(data):
+    X, y, X_test = data
+    plain = make_head("knn", k=5).fit(X, y, 3).predict_proba(X_test)
+    balanced = make_head("knn", k=5, class_weight="balanced").fit(X, y, 3).predict_proba(X_test)
+    voted = plain[:, 2] > 0.01  # rows where the rare class has neighbours
+    assert voted.sum() >= 2 and (balanced[voted, 2] > plain[voted, 2] + 0.05).all()
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_random_forest_head_probabilities_equal_scikit_learn(data, class_weight):
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y, X_test = data
+    rf = RandomForestClassifier(n_estimators=15, max_depth=4, random_state=5, class_weight=class_weight, n_jobs=1)
+    P = rf.fit(X, y).predict_proba(X_test) + 1e-9
+    ref = P / P.sum(1, keepdims=True)
+    head = make_head("random_forest", n_estimators=15, max_depth=4, random_state=5, class_weight=class_weight).fit(X, y, 3)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+
+
+def test_image_fusion_l2_normalises_each_encoder_block_before_the_head():
+    """The Classifier on two encoders' embeddings: each block L2-normalised (float32), then
+    concatenated, then the logistic head: probabilities equal that pipeline written out."""
+    from sklearn.linear_model import LogisticRegression
+
+    from wordsight.io.sources import Sample
+    from wordsight.models import Classifier
+    from wordsight.models.fusion import FeatureBlocks
+
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], 6)
+    a, b = rng.normal(size=(18, 5)) * 7 + y[:, None], rng.normal(size=(18, 3)) * 0.01 + 0.01 * y[:, None]
+    names = np.array(["ant", "bee", "cow"])
+    samples = [Sample(f"img{i}.png", names[c]) for i, c in enumerate(y)]
+    blocks = FeatureBlocks(samples, {"efficientnet-lite0": a.astype(np.float32), "mobilenetv2": b.astype(np.float32)})
+    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), C=2.0).fit(blocks)
+
+    def l2n(v):
+        v = v.astype(np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    M = np.concatenate([l2n(a), l2n(b)], 1).astype(np.float64)
+    Ms, _ = standardise(M, M)
+    ref = LogisticRegression(C=2.0, max_iter=1000, random_state=0).fit(Ms, y).predict_proba(Ms)
+    np.testing.assert_allclose(clf.predict_proba(blocks), ref, atol=TOL)
+    assert clf.classes_.tolist() == names.tolist()
