@@ -1,0 +1,78 @@
+"""Golden numbers for the evaluation metrics: ECE worked out by hand and by a loop, macro-F1
+with a class absent from the test set (scikit-learn), top-k, log-loss and the confusion matrix."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
+
+from wordsight.evaluate.metrics import calibration, classification_metrics
+
+TOL = 1e-6
+
+
+def test_ece_of_four_predictions_worked_out_by_hand():
+    """15 equal-width bins. Confidences 0.95 (right), 0.7 (wrong), 0.5 (right), 0.7 (right):
+    bin (0.933, 1]: |1 - 0.95| * 1/4; bin (0.667, 0.733]: |0.5 - 0.7| * 2/4; bin (0.467, 0.533]:
+    |1 - 0.5| * 1/4; ECE = 0.0125 + 0.1 + 0.125 = 0.2375."""
+    proba = np.array([[0.95, 0.03, 0.02], [0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.1, 0.7]])
+    y = ["a", "b", "b", "c"]
+    m = classification_metrics(y, proba, ["a", "b", "c"])
+    assert m["ece"] == pytest.approx(0.2375, abs=TOL)
+    assert [(b["count"], b["accuracy"], round(b["confidence"], 6)) for b in m["calibration"]["bins"]] == [
+        (1, 1.0, 0.5), (2, 0.5, 0.7), (1, 1.0, 0.95)]
+    assert [round(b["lo"], 6) for b in m["calibration"]["bins"]] == [round(7 / 15, 6), round(10 / 15, 6), round(14 / 15, 6)]
+
+
+def ece_loop(y, proba, n_bins):
+    """Bin b holds confidences in (b/n, (b+1)/n] (0 goes to bin 0); ECE = sum |acc - conf| * share."""
+    conf, pred = proba.max(1), proba.argmax(1)
+    which = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        m = which == b
+        if m.any():
+            total += m.mean() * abs((pred[m] == y[m]).mean() - conf[m].mean())
+    return total
+
+
+@pytest.mark.parametrize("n_bins", [15, 10, 4])
+def test_ece_on_random_predictions_equals_a_plain_loop(n_bins):
+    rng = np.random.default_rng(n_bins)
+    proba = rng.dirichlet(np.ones(5) * 0.4, size=200)
+    y = rng.integers(0, 5, 200)
+    got = calibration(y, proba, n_bins)
+    assert got["ece"] == pytest.approx(ece_loop(y, proba, n_bins), abs=TOL)
+    assert sum(b["count"] for b in got["bins"]) == 200
+
+
+def test_macro_f1_averages_only_the_classes_present_in_the_test_set():
+    """Protects macro-F1 with an absent class: class 'd' has no test image (but is predicted once);
+    macro-F1 is the mean over a, b, c (0.5, 2/3, 1) = 0.7222, not over all four (0.5417)."""
+    classes = ["a", "b", "c", "d"]
+    y = np.array(["a", "a", "b", "b", "c", "c"])
+    pred = np.array(["a", "d", "b", "a", "c", "c"])
+    proba = np.full((6, 4), 0.1)
+    proba[np.arange(6), [classes.index(p) for p in pred]] = 0.7
+    m = classification_metrics(y, proba, classes)
+    expected = f1_score(y, pred, labels=["a", "b", "c"], average="macro")
+    assert expected == pytest.approx((0.5 + 2 / 3 + 1.0) / 3)
+    assert m["macro_f1"] == pytest.approx(expected, abs=TOL)
+    assert m["macro_f1"] != pytest.approx(f1_score(y, pred, labels=classes, average="macro", zero_division=0), abs=1e-3)
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=classes, zero_division=0)
+    for i, c in enumerate(classes):
+        assert m["per_class"][c] == pytest.approx({"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]}, abs=TOL)
+    assert m["confusion"] == confusion_matrix(y, pred, labels=classes).tolist()
+    assert m["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_log_loss_and_top_k_equal_scikit_learn():
+    from sklearn.metrics import top_k_accuracy_score
+
+    rng = np.random.default_rng(5)
+    proba = rng.dirichlet(np.ones(6), size=50)
+    y = rng.integers(0, 6, 50)
+    m = classification_metrics(y, proba, list(range(6)), top_k=3)
+    assert m["log_loss"] == pytest.approx(log_loss(y, proba, labels=list(range(6))), abs=TOL)
+    assert m["top3_accuracy"] == pytest.approx(top_k_accuracy_score(y, proba, k=3, labels=list(range(6))), abs=TOL)
+    assert m["macro_f1"] == pytest.approx(f1_score(y, proba.argmax(1), average="macro"), abs=TOL)
