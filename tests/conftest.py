@@ -10,8 +10,13 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """A fresh feature cache for the whole session, never the user's ~/.cache."""
-    path = tmp_path_factory.mktemp("wordsight-cache")
+    """A fresh feature cache for the whole session, never the user's ~/.cache.
+
+    ``WORDSIGHT_TEST_CACHE`` names a folder to use instead, kept between sessions: the mutation
+    run (scripts/mutation.py) reruns a few test files hundreds of times and would otherwise embed
+    the 1,000 ImageNet concept texts again each time (70 s on 2 cores)."""
+    keep = os.environ.get("WORDSIGHT_TEST_CACHE")
+    path = Path(keep) if keep else tmp_path_factory.mktemp("wordsight-cache")
     old = os.environ.get("WORDSIGHT_CACHE")
     os.environ["WORDSIGHT_CACHE"] = str(path)
     yield path

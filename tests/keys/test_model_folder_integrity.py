@@ -1,0 +1,125 @@
+"""Every file of a saved model folder is verified on load, the prior's ``zero_shot/`` files
+included, and a model saved under another preprocessing version is refused (as documented in
+``models/persistence.py``: "refit the model").
+
+The prior model is fitted on small made-up features (the prior's own reading of the images given
+with them), so no image folder is needed; the real text model and encoder build the prior.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from wordsight.io.sources import Sample
+from wordsight.models import Classifier, ModelFolderError
+from wordsight.models.fusion import FeatureBlocks
+
+ENC = "efficientnet-lite0"
+NAMES = ["boot", "cup", "kite"]
+
+
+@pytest.fixture(scope="module")
+def prior_model(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 4)
+    emb = (rng.normal(size=(3, 1280))[y] + rng.normal(size=(12, 1280))).astype(np.float32)
+    logits = rng.normal(size=(12, 1000)) * 2
+    probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    samples = [Sample(f"img{i}.png", NAMES[c]) for i, c in enumerate(y)]
+    blocks = FeatureBlocks(samples, {ENC: emb}, probs, ENC, prior_features={(ENC, "plain"): (probs, emb)})
+    clf = Classifier(fusion="prior", prior_view="plain", prior_weight=0.5, C=1.0).fit(blocks)
+    folder = tmp_path_factory.mktemp("prior-model") / "model"
+    clf.save(folder)
+    return clf, blocks, folder
+
+
+def saved_files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_saved_prior_model_round_trips(prior_model):
+    clf, blocks, folder = prior_model
+    back = Classifier.load(folder)
+    np.testing.assert_array_equal(back.predict_proba(blocks), clf.predict_proba(blocks))
+    assert back.prior_weight_ == 0.5 and back.prior_temperature_ == clf.prior_temperature_
+    assert any(f.startswith("zero_shot/") for f in saved_files(folder))
+
+
+def _flip_middle_byte(data: bytes) -> bytes:
+    out = bytearray(data)
+    out[len(out) // 2] ^= 0x01
+    return bytes(out)
+
+
+WEIGHT_FILES = ["head.safetensors", "zero_shot/prior.json", "zero_shot/conse/zeroshot.json",
+                "zero_shot/conse/class_embeddings.safetensors", "zero_shot/linear/zeroshot.json",
+                "zero_shot/linear/class_embeddings.safetensors", "zero_shot/text_map/text_map.json",
+                "zero_shot/text_map/text_map.safetensors"]
+
+
+def test_every_file_of_a_prior_model_is_listed_with_its_checksum(prior_model):
+    _, _, folder = prior_model
+    config = json.loads((folder / "config.json").read_text())
+    assert saved_files(folder) == sorted(["config.json", *WEIGHT_FILES])
+    assert sorted(config["files"]) == sorted(WEIGHT_FILES)
+
+
+@pytest.mark.parametrize("name", WEIGHT_FILES)
+def test_checksum_covers_every_file_including_zero_shot(prior_model, tmp_path, name):
+    """Protects the integrity of each weight file: one changed bit anywhere is refused by name."""
+    _, _, folder = prior_model
+    dst = tmp_path / "m"
+    shutil.copytree(folder, dst)
+    (dst / name).write_bytes(_flip_middle_byte((dst / name).read_bytes()))
+    with pytest.raises(ModelFolderError, match=f"{name}: checksum mismatch"):
+        Classifier.load(dst)
+
+
+@pytest.mark.parametrize("name", WEIGHT_FILES)
+def test_a_missing_weight_file_is_refused_by_name(prior_model, tmp_path, name):
+    _, _, folder = prior_model
+    dst = tmp_path / "m"
+    shutil.copytree(folder, dst)
+    (dst / name).unlink()
+    with pytest.raises(ModelFolderError, match=f"{name}: missing"):
+        Classifier.load(dst)
+
+
+def test_a_swapped_zero_shot_folder_is_refused(prior_model, tmp_path):
+    """A prior from another model (same file names, other contents) cannot be slipped in."""
+    _, _, folder = prior_model
+    dst = tmp_path / "m"
+    shutil.copytree(folder, dst)
+    meta = json.loads((dst / "zero_shot/conse/zeroshot.json").read_text())
+    meta["classes"] = ["boot", "kite", "cup"]
+    (dst / "zero_shot/conse/zeroshot.json").write_text(json.dumps(meta, indent=2))
+    with pytest.raises(ModelFolderError, match="zero_shot/conse/zeroshot.json: checksum mismatch"):
+        Classifier.load(dst)
+
+
+def test_an_edited_config_is_refused(prior_model, tmp_path):
+    _, _, folder = prior_model
+    dst = tmp_path / "m"
+    shutil.copytree(folder, dst)
+    config = json.loads((dst / "config.json").read_text())
+    config["prior"]["weight"] = 3.0
+    (dst / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="config.json: checksum mismatch"):
+        Classifier.load(dst)
+
+
+def test_a_model_saved_under_an_older_preprocess_version_is_refused(prior_model, tmp_path, monkeypatch):
+    """Protects the preprocessing version in the saved fingerprint: features computed by older
+    preprocessing would not match the head, so loading says to refit."""
+    import wordsight.encoders.config as config_module
+
+    clf, _, _ = prior_model
+    monkeypatch.setattr(config_module, "PREPROCESS_VERSION", config_module.PREPROCESS_VERSION - 1)
+    clf.save(tmp_path / "old")
+    monkeypatch.undo()
+    with pytest.raises(ModelFolderError, match="efficientnet-lite0.*preprocesses differently.*refit the model"):
+        Classifier.load(tmp_path / "old")
+    Classifier.load(prior_model[2])  # the current version loads
