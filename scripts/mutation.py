@@ -1,0 +1,326 @@
+"""A bounded mutation run over wordsight's core modules: do the tests notice a small wrong change?
+
+Mutants are made by mutmut's operators (``mutmut==2.5.1``: numbers +1, ``<`` to ``<=``, ``*`` to
+``/``, ``and`` to ``or``, strings changed, a value replaced by ``None``, ...), one at a time, in
+the functions listed in :data:`TARGETS`; each mutant runs only its module's fast test selection.
+A mutant is *killed* when a test fails (or the run times out) and *survives* when every test passes.
+
+Speed: each worker process imports the heavy libraries (numpy, scikit-learn, torch, transformers,
+fastapi) once and forks a fresh child per mutant, which imports wordsight from the mutated copy
+and runs pytest; ``WORDSIGHT_TEST_CACHE`` keeps the text embeddings between runs. Designed for
+under 30 minutes on 2 cores (``make mutation``); the measured time is written with the score.
+
+    python scripts/mutation.py [--jobs 2] [--only heads.py] [--budget-min 28] [--list]
+
+Writes ``benchmarks/results/mutation.json``: the score, per module counts, and every surviving
+mutant (file, function, line, original, mutated), with the reason where it is equivalent (a
+change that no test can observe because the behaviour is the same: see :data:`EQUIVALENT`).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "mutation.json"
+
+
+@dataclass
+class Target:
+    file: str  # under src/wordsight
+    tests: list[str]  # pytest arguments (files, node ids, -k expressions)
+    include: list[str] | None = None  # qualified function names (a class name takes its methods); None: all
+    exclude: list[str] = field(default_factory=list)
+    why_limited: str = ""
+
+
+G = "tests/golden/"
+TARGETS = [
+    Target("models/heads.py", [G + "test_heads_golden.py", G + "test_prior_golden.py"],
+           exclude=["Head.fit"],
+           why_limited="Head.fit only picks the BLAS thread count (same numbers either way)"),
+    Target("models/fusion.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py"]),
+    Target("models/prior.py", [G + "test_prior_golden.py"],
+           include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "choose_view"],
+           why_limited="LanguagePrior (fit/ways/save/load) needs the encoders and text model: covered by "
+                       "tests/keys/test_model_folder_integrity.py and tests/models, not mutated here"),
+    Target("language/zeroshot.py", [G + "test_zeroshot_golden.py"],
+           include=["ZeroShotClassifier.fit", "ZeroShotClassifier._check", "ZeroShotClassifier._shape",
+                    "ZeroShotClassifier.decision_function", "ZeroShotClassifier.predict_log_proba",
+                    "ZeroShotClassifier.predict_proba", "ZeroShotClassifier.predict", "ZeroShotClassifier.save",
+                    "ZeroShotClassifier.load"],
+           why_limited="the class-text builders (LLM descriptions, WaffleCLIP words, templates) and explain() "
+                       "are left out: their tests need the LLM or compare whole texts"),
+    Target("evaluate/metrics.py", [G + "test_metrics_golden.py", "tests/evaluate/test_metrics.py"]),
+    Target("evaluate/fewshot.py", [G + "test_fewshot_golden.py"]),
+    Target("features/cache.py", ["tests/keys/test_feature_cache_keys.py", "-k", "not int8"],
+           exclude=["default_cache_dir", "FeatureCache._connect"],
+           why_limited="SQLite connection pragmas (WAL, synchronous) and the cache folder's location are "
+                       "not observable in one process"),
+    Target("encoders/config.py", ["tests/keys/test_feature_cache_keys.py", "-k", "fingerprint or preprocess or fields"],
+           include=["<module>", "EncoderConfig.preprocessing", "EncoderConfig.fingerprint"]),
+    Target("models/persistence.py", ["tests/keys/test_model_folder_integrity.py"]),
+    Target("serve/uploads.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
+    Target("serve/settings.py", ["tests/serve/test_limits.py", "-k", "settings"], include=["Limits"]),
+]
+
+# Survivors that no test can tell apart from the original, by (file, original line, mutated line).
+EQUIVALENT: dict[tuple[str, str, str], str] = {}
+
+HEAVY = ["numpy", "scipy.special", "scipy.optimize", "sklearn.linear_model", "sklearn.svm", "sklearn.ensemble",
+         "sklearn.neighbors", "sklearn.metrics", "sklearn.model_selection", "sklearn.utils.estimator_checks",
+         "torch", "torchvision", "safetensors.numpy", "safetensors.torch", "PIL.Image", "threadpoolctl",
+         "transformers", "sentence_transformers", "fastapi", "starlette.datastructures", "uvicorn", "httpx",
+         "pyarrow", "pytest", "_pytest.python"]
+
+
+# ----------------------------------------------------------------------------- the mutants
+def functions_by_line(source: str) -> dict[int, str]:
+    """0-based line -> qualified name of the innermost enclosing function ("<module>" outside)."""
+    out: dict[int, str] = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                start = min([child.lineno] + [d.lineno for d in getattr(child, "decorator_list", [])])
+                if not isinstance(child, ast.ClassDef):
+                    for ln in range(start - 1, child.end_lineno):
+                        out[ln] = name
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(source), "")
+    return out
+
+
+def selected(name: str, target: Target) -> bool:
+    def match(pattern):
+        return name == pattern or name.startswith(pattern + ".")
+
+    if any(match(p) for p in target.exclude):
+        return False
+    return target.include is None or any(match(p) for p in target.include)
+
+
+def enumerate_mutants(target: Target) -> list[dict]:
+    from mutmut import Context, list_mutations, mutate
+
+    path = ROOT / "src" / "wordsight" / target.file
+    source = path.read_text()
+    where = functions_by_line(source)
+    out = []
+    for mid in list_mutations(Context(source=source, filename=str(path))):
+        func = where.get(mid.line_number, "<module>")
+        if not selected(func, target):
+            continue
+        mutated, n = mutate(Context(source=source, mutation_id=mid, filename=str(path)))
+        if n != 1:
+            continue
+        before = source.splitlines()
+        after = mutated.splitlines()
+        line = mid.line_number
+        out.append({"file": target.file, "function": func, "line": line + 1, "index": mid.index,
+                    "original": before[line].strip(), "mutated": after[line].strip() if line < len(after) else "",
+                    "source": mutated})
+    return out
+
+
+# ----------------------------------------------------------------------------- running
+def preload():
+    import importlib
+
+    for name in HEAVY:
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional extra not installed: its tests skip
+            pass
+
+
+def run_child(copy: Path, tests: list[str], log: Path, timeout: float) -> tuple[str, float]:
+    """Fork; the child runs pytest on ``copy``. Returns (status, seconds): passed, failed, timeout."""
+    t0 = time.time()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.setpgid(0, 0)
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.chdir(copy)
+            sys.path.insert(0, str(copy / "src"))
+            sys.dont_write_bytecode = True
+            import pytest
+
+            rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--rootdir", str(copy), *tests])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(int(rc))
+        except BaseException:
+            os._exit(99)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            return ("passed" if code == 0 else "failed"), time.time() - t0
+        if time.time() - t0 > timeout:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return "timeout", time.time() - t0
+        time.sleep(0.05)
+
+
+def worker(index: int, copy: Path, jobs: list[dict], deadline: float, results: Path):
+    """One process: preload, then per target a baseline run, then its share of the mutants."""
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    preload()
+    log = copy / "mutant.log"
+    baselines: dict[str, float] = {}
+    with open(results, "w") as out:
+        for job in jobs:
+            target = next(t for t in TARGETS if t.file == job["file"])
+            path = copy / "src" / "wordsight" / target.file
+            if target.file not in baselines:
+                status, secs = run_child(copy, target.tests, log, 600)
+                if status != "passed":
+                    shutil.copy(log, results.with_suffix(f".baseline-{Path(target.file).stem}.log"))
+                    out.write(json.dumps({"baseline_failed": target.file}) + "\n")
+                    out.flush()
+                    baselines[target.file] = -1
+                else:
+                    baselines[target.file] = secs
+            if baselines[target.file] < 0:
+                continue
+            if time.time() > deadline:
+                out.write(json.dumps({**_public(job), "status": "not_run"}) + "\n")
+                continue
+            original = path.read_text()
+            path.write_text(job["source"])
+            try:
+                status, secs = run_child(copy, target.tests, log, max(30.0, 3 * baselines[target.file] + 15))
+            finally:
+                path.write_text(original)
+            out.write(json.dumps({**_public(job), "status": status, "seconds": round(secs, 2)}) + "\n")
+            out.flush()
+
+
+def _public(job):
+    return {k: v for k, v in job.items() if k != "source"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", help="run only targets whose file ends with this")
+    ap.add_argument("--budget-min", type=float, default=28.0, help="stop starting mutants after this")
+    ap.add_argument("--list", action="store_true", help="count the mutants per target and stop")
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args(argv)
+
+    targets = [t for t in TARGETS if not args.only or t.file.endswith(args.only)]
+    mutants = [m for t in targets for m in enumerate_mutants(t)]
+    if args.list:
+        for t in targets:
+            print(f"{t.file}: {sum(m['file'] == t.file for m in mutants)} mutants")
+        print(f"total: {len(mutants)}")
+        return 0
+
+    os.environ.setdefault("WORDSIGHT_TEST_CACHE", str(Path(tempfile.gettempdir()) / "wordsight-mutation-cache"))
+    Path(os.environ["WORDSIGHT_TEST_CACHE"]).mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    deadline = t0 + args.budget_min * 60
+    work = Path(tempfile.mkdtemp(prefix="wordsight-mutation-"))
+    procs = []
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    # target by target, spread over the workers, so that each worker pays few baselines
+    shares = [[] for _ in range(args.jobs)]
+    for i, m in enumerate(mutants):
+        shares[i % args.jobs].append(m)
+    for w in range(args.jobs):
+        copy = work / f"w{w}"
+        copy.mkdir()
+        shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+        p = ctx.Process(target=worker, args=(w, copy, shares[w], deadline, work / f"w{w}.jsonl"))
+        p.start()
+        procs.append(p)
+    for p in procs:
+        p.join()
+    rows = []
+    for w in range(args.jobs):
+        f = work / f"w{w}.jsonl"
+        if f.exists():
+            rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    report = summarise(rows, targets, time.time() - t0, args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"mutation score {report['score']:.1%} ({report['killed']} killed of {report['scored']} scored; "
+          f"{report['survived']} survived, {report['equivalent']} equivalent, {report['not_run']} not run) "
+          f"in {report['wall_min']:.1f} min -> {args.out}")
+    for s in report["survivors"]:
+        tag = " [equivalent]" if s.get("equivalent") else ""
+        print(f"  {s['file']}:{s['line']} {s['function']}: {s['original']}  ->  {s['mutated']}{tag}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if not report["baseline_failed"] else 1
+
+
+def summarise(rows, targets, wall, args) -> dict:
+    failed_baselines = sorted({r["baseline_failed"] for r in rows if "baseline_failed" in r})
+    done = [r for r in rows if "status" in r]
+    for r in done:
+        why = EQUIVALENT.get((r["file"], r["original"], r["mutated"]))
+        if why and r["status"] == "passed":
+            r["equivalent"] = why
+    per = []
+    for t in targets:
+        mine = [r for r in done if r["file"] == t.file]
+        per.append({"file": f"src/wordsight/{t.file}", "tests": " ".join(t.tests),
+                    "functions": "all" if t.include is None else t.include, "excluded": t.exclude,
+                    "limited_because": t.why_limited or None, "mutants": len(mine),
+                    "killed": sum(r["status"] in ("failed", "timeout") for r in mine),
+                    "survived": sum(r["status"] == "passed" and not r.get("equivalent") for r in mine),
+                    "equivalent": sum(bool(r.get("equivalent")) for r in mine),
+                    "not_run": sum(r["status"] == "not_run" for r in mine)})
+    killed = sum(p["killed"] for p in per)
+    equivalent = sum(p["equivalent"] for p in per)
+    survived = sum(p["survived"] for p in per)
+    scored = killed + survived
+    return {
+        "command": "make mutation  (python scripts/mutation.py --jobs %d --budget-min %g)" % (args.jobs, args.budget_min),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
+        "mutation_tool": "mutmut 2.5.1 operators, scripts/mutation.py driver",
+        "wall_min": round(wall / 60, 1),
+        "score": killed / scored if scored else 0.0,
+        "score_counting_equivalent_as_survivors": killed / (scored + equivalent) if scored + equivalent else 0.0,
+        "killed": killed, "survived": survived, "equivalent": equivalent, "scored": scored,
+        "timeouts": sum(r["status"] == "timeout" for r in done),
+        "not_run": sum(p["not_run"] for p in per),
+        "baseline_failed": failed_baselines,
+        "targets": per,
+        "survivors": [{k: r[k] for k in ("file", "function", "line", "original", "mutated")}
+                      | ({"equivalent": r["equivalent"]} if r.get("equivalent") else {})
+                      for r in sorted(done, key=lambda r: (r["file"], r["line"], r["index"]))
+                      if r["status"] == "passed"],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
