@@ -12,6 +12,10 @@ under 30 minutes on 2 cores (``make mutation``); the measured time is written wi
 
     python scripts/mutation.py [--jobs 2] [--only heads.py] [--budget-min 28] [--list]
 
+Left out everywhere, to keep the run under 30 minutes: the wording of error messages (string
+changes inside ``raise``, ``warn``, ``log``, ``print``), default values in signatures, and
+mutmut's "assign None" mutants (``x = value`` -> ``x = None``: the next use of ``x`` crashes).
+
 Writes ``benchmarks/results/mutation.json``: the score, per module counts, and every surviving
 mutant (file, function, line, original, mutated), with the reason where it is equivalent (a
 change that no test can observe because the behaviour is the same: see :data:`EQUIVALENT`).
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import os
 import platform
@@ -46,9 +51,12 @@ class Target:
 
 G = "tests/golden/"
 TARGETS = [
-    Target("models/heads.py", [G + "test_heads_golden.py", G + "test_prior_golden.py"],
-           exclude=["Head.fit"],
-           why_limited="Head.fit only picks the BLAS thread count (same numbers either way)"),
+    Target("models/heads.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", "-k", "not mlp"],
+           exclude=["<module>", "Head.__init__", "Head.fit", "MLPHead", "RandomForestHead._fit"],
+           why_limited="MLPHead (its torch training loop: 80 mutants at 1.5 s of training each) is pinned by "
+                       "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated, to keep "
+                       "the run short; RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the golden "
+                       "forest test); Head.fit only picks the BLAS thread count (same numbers either way)"),
     Target("models/fusion.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py"]),
     Target("models/prior.py", [G + "test_prior_golden.py"],
            include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "choose_view"],
@@ -57,10 +65,9 @@ TARGETS = [
     Target("language/zeroshot.py", [G + "test_zeroshot_golden.py"],
            include=["ZeroShotClassifier.fit", "ZeroShotClassifier._check", "ZeroShotClassifier._shape",
                     "ZeroShotClassifier.decision_function", "ZeroShotClassifier.predict_log_proba",
-                    "ZeroShotClassifier.predict_proba", "ZeroShotClassifier.predict", "ZeroShotClassifier.save",
-                    "ZeroShotClassifier.load"],
-           why_limited="the class-text builders (LLM descriptions, WaffleCLIP words, templates) and explain() "
-                       "are left out: their tests need the LLM or compare whole texts"),
+                    "ZeroShotClassifier.predict_proba", "ZeroShotClassifier.predict"],
+           why_limited="the class-text builders (LLM descriptions, WaffleCLIP words, templates), explain() and "
+                       "save/load (their files are checksummed by models/persistence) are left out for time"),
     Target("evaluate/metrics.py", [G + "test_metrics_golden.py", "tests/evaluate/test_metrics.py"]),
     Target("evaluate/fewshot.py", [G + "test_fewshot_golden.py"]),
     Target("features/cache.py", ["tests/keys/test_feature_cache_keys.py", "-k", "not int8"],
@@ -85,9 +92,13 @@ HEAVY = ["numpy", "scipy.special", "scipy.optimize", "sklearn.linear_model", "sk
 
 
 # ----------------------------------------------------------------------------- the mutants
-def functions_by_line(source: str) -> dict[int, str]:
-    """0-based line -> qualified name of the innermost enclosing function ("<module>" outside)."""
+def functions_by_line(source: str) -> tuple[dict[int, str], set[int], set[int]]:
+    """0-based line -> qualified name of the innermost enclosing function ("<module>" outside);
+    the lines of function signatures (default values); the lines of messages (``raise``,
+    ``warnings.warn``, ``log``, ``print`` calls), whose wording is not mutated."""
     out: dict[int, str] = {}
+    signature: set[int] = set()
+    messages: set[int] = set()
 
     def visit(node, prefix):
         for child in ast.iter_child_nodes(node):
@@ -97,12 +108,21 @@ def functions_by_line(source: str) -> dict[int, str]:
                 if not isinstance(child, ast.ClassDef):
                     for ln in range(start - 1, child.end_lineno):
                         out[ln] = name
+                    signature.update(range(child.lineno - 1, child.body[0].lineno - 1))
                 visit(child, name + ".")
             else:
+                if isinstance(child, ast.Raise) or (
+                        isinstance(child, ast.Call) and _called(child) in ("warn", "log", "print")):
+                    messages.update(range(child.lineno - 1, child.end_lineno))
                 visit(child, prefix)
 
     visit(ast.parse(source), "")
-    return out
+    return out, signature, messages
+
+
+def _called(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
 
 
 def selected(name: str, target: Target) -> bool:
@@ -119,11 +139,11 @@ def enumerate_mutants(target: Target) -> list[dict]:
 
     path = ROOT / "src" / "wordsight" / target.file
     source = path.read_text()
-    where = functions_by_line(source)
+    where, signature, messages = functions_by_line(source)
     out = []
     for mid in list_mutations(Context(source=source, filename=str(path))):
         func = where.get(mid.line_number, "<module>")
-        if not selected(func, target):
+        if not selected(func, target) or mid.line_number in signature:
             continue
         mutated, n = mutate(Context(source=source, mutation_id=mid, filename=str(path)))
         if n != 1:
@@ -131,6 +151,10 @@ def enumerate_mutants(target: Target) -> list[dict]:
         before = source.splitlines()
         after = mutated.splitlines()
         line = mid.line_number
+        if line in messages and len(after) == len(before) and "XX" in after[line] and "XX" not in before[line]:
+            continue  # the wording of an error message
+        if len(after) == len(before) and after[line].rstrip().endswith("= None") and not before[line].rstrip().endswith("= None"):
+            continue  # "x = None": the next use of x crashes; left out to halve the run
         out.append({"file": target.file, "function": func, "line": line + 1, "index": mid.index,
                     "original": before[line].strip(), "mutated": after[line].strip() if line < len(after) else "",
                     "source": mutated})
@@ -163,7 +187,8 @@ def run_child(copy: Path, tests: list[str], log: Path, timeout: float) -> tuple[
             sys.dont_write_bytecode = True
             import pytest
 
-            rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--rootdir", str(copy), *tests])
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # no third-party plugin is needed
+            rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--assert=plain", "--rootdir", str(copy), *tests])
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(int(rc))
@@ -249,8 +274,11 @@ def main(argv=None) -> int:
 
     ctx = mp.get_context("fork")
     # target by target, spread over the workers, so that each worker pays few baselines
+    # interleaved across modules, so that a run cut short by the budget has sampled every module
+    by_file = [[m for m in mutants if m["file"] == t.file] for t in targets]
+    order = [m for group in itertools.zip_longest(*by_file) for m in group if m is not None]
     shares = [[] for _ in range(args.jobs)]
-    for i, m in enumerate(mutants):
+    for i, m in enumerate(order):
         shares[i % args.jobs].append(m)
     for w in range(args.jobs):
         copy = work / f"w{w}"

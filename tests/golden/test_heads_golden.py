@@ -215,3 +215,42 @@ def test_image_fusion_l2_normalises_each_encoder_block_before_the_head():
     ref = LogisticRegression(C=2.0, max_iter=1000, random_state=0).fit(Ms, y).predict_proba(Ms)
     np.testing.assert_allclose(clf.predict_proba(blocks), ref, atol=TOL)
     assert clf.classes_.tolist() == names.tolist()
+
+
+@pytest.mark.parametrize("name", ["logistic", "svm"])
+def test_penalty_search_is_stratified_3_fold_cv_over_the_log_grid(data, name):
+    """Protects the C search: 3 shuffled stratified folds (seed 0) on the scaled features, every
+    C of 10^-4 .. 10^2 (the SVM stops at 1), best mean accuracy, ties to the C nearest 1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import LinearSVC
+
+    X, y, X_test = data
+    Xs, Ts = standardise(X, X_test)
+    grid = [float(c) for c in np.logspace(-4, 2, 7)][: 7 if name == "logistic" else 5]
+
+    def make(c):
+        if name == "logistic":
+            return LogisticRegression(C=c, max_iter=1000, random_state=0)
+        return LinearSVC(C=c, random_state=0, max_iter=5000)
+
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(Xs, y))
+    scores = {c: float(np.mean([np.mean(make(c).fit(Xs[tr], y[tr]).predict(Xs[va]) == y[va]) for tr, va in folds]))
+              for c in grid}
+    best = max(grid, key=lambda c: (round(scores[c], 6), -abs(np.log10(c))))
+    head = make_head(name).fit(X, y, 3)
+    assert head.info["C"] == best
+    assert head.info["cv_accuracy"] == pytest.approx({str(c): s for c, s in scores.items()}, abs=TOL)
+    assert len(set(scores.values())) > 1  # the grid is not flat on these data
+    if name == "logistic":
+        ref = make(best).fit(Xs, y).predict_proba(Ts)
+        np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+
+
+def test_a_given_c_grid_is_searched_and_a_single_c_is_taken_as_is(data):
+    X, y, _ = data
+    assert make_head("logistic", C=(0.01, 1.0)).fit(X, y, 3).info["C"] in (0.01, 1.0)
+    assert make_head("logistic", C=0.37).fit(X, y, 3).info["C"] == 0.37
+    one_each = np.array([0, 1, 2])
+    # a class with a single image: no folds, the middle of the grid
+    assert make_head("logistic").fit(X[[0, 14, 22]], one_each, 3).info["C"] == float(np.logspace(-4, 2, 7)[3])
