@@ -53,8 +53,12 @@ def test_few_shot_curve_per_draw_accuracies_and_distinct_draws(pool_and_test):
     the draws differ and the curve's spread is real."""
     X_pool, y_pool, X_test, y_test = pool_and_test
     pool, test = blocks_of(X_pool, y_pool, "p"), blocks_of(X_test, y_test, "t")
-    out = few_shot_curve({"logistic": Classifier(C=1.0)}, pool, test, ks=(1, 3), draws=4, seed=5)
-    assert out["ks"] == [1, 3] and out["draws"] == 4 and out["n_test"] == 36
+    lines = []
+    out = few_shot_curve({"logistic": Classifier(C=1.0)}, pool, test, ks=(1, 3), draws=4, seed=5, log=lines.append)
+    assert out["ks"] == [1, 3] and out["draws"] == 4 and out["n_test"] == 36 and out["seed"] == 5
+    assert len(lines) == 8
+    first = out["methods"]["logistic"]["1"]["runs"][0]
+    assert lines[0].startswith(f"logistic k=1 draw=0: {first:.4f} (prior weight 0.0, ") and lines[0].endswith("s)")
     for k in (1, 3):
         draws = [reference_draw(y_pool, k, 5 + 1000 * d + k) for d in range(4)]
         assert len({tuple(d) for d in draws}) == 4  # the draws differ

@@ -88,3 +88,5 @@ def test_unknown_fusion_and_missing_probabilities_are_refused(blocks):
         Classifier(fusion="late").fit(fb)
     with pytest.raises(ValueError, match="needs ImageNet probabilities"):
         Classifier(fusion="concat").fit(no_probs)
+    with pytest.raises(ValueError, match="fusion 'prior' needs ImageNet probabilities"):
+        Classifier(fusion="prior", prior_view="plain").fit(no_probs)

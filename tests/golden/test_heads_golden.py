@@ -254,3 +254,37 @@ def test_a_given_c_grid_is_searched_and_a_single_c_is_taken_as_is(data):
     one_each = np.array([0, 1, 2])
     # a class with a single image: no folds, the middle of the grid
     assert make_head("logistic").fit(X[[0, 14, 22]], one_each, 3).info["C"] == float(np.logspace(-4, 2, 7)[3])
+
+
+def test_probabilities_stay_exact_for_very_large_logits(data):
+    X, y, X_test = data
+    head = make_head("logistic", C=100.0).fit(X, y, 3)
+    far = X_test * 1e3  # logits in the thousands
+    assert np.abs(head.logits(far)).max() > 800
+    P = head.predict_proba(far)
+    assert np.isfinite(P).all()
+    np.testing.assert_allclose(P, softmax(head.logits(far), axis=1), atol=TOL)
+
+
+def test_penalty_search_ignores_a_class_absent_from_training(data):
+    """With n_classes=4 and class 3 never seen, the folds come from the classes present."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y, X_test = data
+    Xs, Ts = standardise(X, X_test)
+    grid = [float(c) for c in np.logspace(-4, 2, 7)]
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(Xs, y))
+    scores = {c: np.mean([np.mean(LogisticRegression(C=c, max_iter=1000, random_state=0).fit(Xs[tr], y[tr])
+                                  .predict(Xs[va]) == y[va]) for tr, va in folds]) for c in grid}
+    best = max(grid, key=lambda c: (round(scores[c], 6), -abs(np.log10(c))))
+    head = make_head("logistic").fit(X, y, 4)
+    assert head.info["C"] == best and "3-fold" in head.info["c_search"]
+    assert head.predict_proba(X_test)[:, 3].max() < 1e-6
+
+
+def test_a_class_with_one_image_means_no_folds_and_the_middle_of_the_grid(data):
+    X, y, _ = data
+    keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1), np.flatnonzero(y == 2)[:1]]
+    head = make_head("logistic").fit(X[keep], y[keep], 3)
+    assert head.info["C"] == float(np.logspace(-4, 2, 7)[3]) and "c_search" not in head.info

@@ -76,3 +76,20 @@ def test_log_loss_and_top_k_equal_scikit_learn():
     assert m["log_loss"] == pytest.approx(log_loss(y, proba, labels=list(range(6))), abs=TOL)
     assert m["top3_accuracy"] == pytest.approx(top_k_accuracy_score(y, proba, k=3, labels=list(range(6))), abs=TOL)
     assert m["macro_f1"] == pytest.approx(f1_score(y, proba.argmax(1), average="macro"), abs=TOL)
+
+
+def test_a_class_never_predicted_has_precision_zero_not_nan():
+    y = np.array(["a", "b", "c", "c"])
+    pred = np.array(["a", "b", "b", "a"])  # c is never predicted
+    proba = np.full((4, 3), 0.1)
+    proba[np.arange(4), [["a", "b", "c"].index(p) for p in pred]] = 0.8
+    m = classification_metrics(y, proba, ["a", "b", "c"])
+    p, r, f, _ = precision_recall_fscore_support(y, pred, labels=["a", "b", "c"], zero_division=0)
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0), abs=TOL)
+    assert [m["per_class"][c]["precision"] for c in "abc"] == pytest.approx(list(p), abs=TOL)
+
+
+def test_unknown_labels_are_named_five_at_most():
+    with pytest.raises(ValueError, match=r"labels \['u', 'v', 'w', 'x', 'y'\] are not among the model's classes \['a', 'b'\]"):
+        classification_metrics(list("uvwxyz"), np.full((6, 2), 0.5), ["a", "b"])

@@ -46,6 +46,14 @@ def test_mix_prior_temperature_multiplies_the_prior_logits_not_divides():
     assert not np.allclose(got, log_softmax(head, axis=1) + log_softmax(prior / 0.25, axis=1), atol=1e-3)
 
 
+def test_mix_is_finite_and_exact_for_very_large_logits():
+    head = np.array([[1000.0, 0.0, -1000.0], [5.0, 900.0, 0.0]])
+    prior = np.array([[0.0, 800.0, 1.0], [700.0, 0.0, -700.0]])
+    got = mix(head, prior, 0.5, 2.0, 3.0)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, log_softmax(3.0 * head, axis=1) + 0.5 * log_softmax(2.0 * prior, axis=1), atol=TOL)
+
+
 def test_mix_weight_zero_is_the_untempered_head_alone():
     head, prior = np.array([[3.0, 1.0, 0.0]]), np.array([[0.0, 9.0, 0.0]])
     np.testing.assert_allclose(mix(head, prior, 0.0, 2.0, 5.0), log_softmax(head, axis=1), atol=TOL)
@@ -119,6 +127,21 @@ def test_choose_weight_min_gain_boundary_exactly_one_image():
     w, scores = choose_weight(head, prior, y, temperature=1.0, grid=(0.0, 1.0), min_gain=1)
     assert w == 1.0 and scores["1.0"]["accuracy"] == 1.0 and scores["0.0"]["accuracy"] == pytest.approx(5 / 6)
     assert choose_weight(head, prior, y, temperature=1.0, grid=(0.0, 1.0), min_gain=2)[0] == 0.0
+
+
+def test_choose_weight_searches_the_documented_grid_and_needs_one_more_image_by_default():
+    """The weight grid and MIN_GAIN = 1, written down from the module's documentation."""
+    y = np.array([0, 1, 2, 0, 1, 2])
+    head = np.eye(3)[y] * 2.0
+    head[1] = np.eye(3)[0] * 2.0  # one image wrong
+    prior = np.log(np.full((6, 3), 0.05) + np.eye(3)[y] * 0.9)
+    w, scores = choose_weight(head, prior, y, temperature=1.0)
+    assert list(scores) == ["0.0", "0.1", "0.2", "0.35", "0.5", "0.75", "1.0", "1.5", "2.0", "3.0", "5.0", "10.0"]
+    assert w > 0  # one image more right is enough by default
+    _, ref = reference_weight(head, prior, y, 1.0, [float(k) for k in scores], 1)
+    assert w == reference_weight(head, prior, y, 1.0, [float(k) for k in scores], 1)[0]
+    for key, (acc, loss) in ref.items():
+        assert scores[key]["log_loss"] == pytest.approx(loss, abs=TOL)
 
 
 def test_choose_weight_ties_go_to_the_lower_log_loss_then_the_smaller_weight():

@@ -102,5 +102,17 @@ def test_zero_shot_input_checks(images):
         ZeroShotClassifier(list(TEXTS), descriptions=DESCRIPTIONS).fit(X_fit[:1])
     with pytest.raises(ValueError, match="class names must be unique; repeated: cat"):
         ZeroShotClassifier(["cat", "cat", "dog"], method="names").fit()
+    with pytest.raises(ValueError, match=r"repeated: cat$"):
+        ZeroShotClassifier(["cat", "cat", "dog"], method="names").fit()
     with pytest.raises(ValueError, match="method must be one of"):
         ZeroShotClassifier(["cat"], method="guess").fit()
+
+
+def test_waffle_method_averages_similarities_without_renormalising(images):
+    X, _ = images
+    zs = ZeroShotClassifier(["cat", "truck"], method="waffle", k=4, scale=3.0).fit()
+    texts = zs.class_texts_
+    assert [len(texts[c]) for c in ("cat", "truck")] == [4, 4]
+    C = np.asarray([embed_texts(texts[c]).astype(np.float64).mean(0) for c in ("cat", "truck")])
+    assert np.linalg.norm(C, axis=1).max() < 0.99  # a plain mean of unit vectors is shorter than 1
+    np.testing.assert_allclose(zs.decision_function(X), unit(X) @ C.T, atol=TOL)

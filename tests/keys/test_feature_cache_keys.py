@@ -152,3 +152,42 @@ def test_int8_and_fp32_runners_never_share_keys():
     int8 = OnnxRunner(path, enc.config, enc.preprocess, precision="int8")
     assert fp32.fingerprint == enc.config.fingerprint
     assert feature_key("h", int8.fingerprint, "") != feature_key("h", fp32.fingerprint, "")
+
+
+# Written down once (wordsight 2026-11, PREPROCESS_VERSION 1) from the published preprocessing of
+# each packaged model: TF-style [-1, 1] input for EfficientNet-Lite (mean 127/255, std 128/255,
+# resize to size / 0.875, bicubic) and torchvision's ImageNet statistics for MobileNetV2. A change
+# here changes every cache key and makes every saved model refuse to load: update on purpose only.
+PACKAGED = {
+    "efficientnet-lite0": (224, 256, "bicubic", (127 / 255,) * 3, (128 / 255,) * 3, "efficientnet-lite0@e3d24f545290"),
+    "efficientnet-lite1": (240, 274, "bicubic", (127 / 255,) * 3, (128 / 255,) * 3, "efficientnet-lite1@c5d65bd2265c"),
+    "efficientnet-lite2": (260, 297, "bicubic", (127 / 255,) * 3, (128 / 255,) * 3, "efficientnet-lite2@a44163144a82"),
+    "mobilenetv2": (224, 256, "bilinear", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "mobilenetv2@a3ce3585b6cd"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_packaged_encoders_preprocessing_and_fingerprint_are_pinned(name):
+    size, resize, interp, mean, std, fingerprint = PACKAGED[name]
+    cfg = get_config(name)
+    assert cfg.preprocessing() == {"input_size": size, "resize_size": resize, "resize_mode": "shorter",
+                                   "interpolation": interp, "mean": pytest.approx(mean), "std": pytest.approx(std)}
+    assert cfg.fingerprint == fingerprint
+
+
+def test_text_model_config_has_no_image_preprocessing():
+    cfg = get_config("minilm")
+    assert (cfg.modality, cfg.dim, cfg.input_size, cfg.resize_size, cfg.has_imagenet_head) == ("text", 384, 0, 0, False)
+    assert cfg.fingerprint == "minilm@a9db5096cdef"
+
+
+def test_encoder_config_is_immutable():
+    cfg = get_config("efficientnet-lite0")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.input_size = 300
+
+
+def test_feature_cache_file_lives_in_its_folder_made_on_demand(tmp_path):
+    cache = FeatureCache(tmp_path / "a" / "b" / "c")
+    assert cache.path == tmp_path / "a" / "b" / "c" / "features.sqlite" and cache.path.exists()
+    assert len(cache) == 0

@@ -123,3 +123,45 @@ def test_a_model_saved_under_an_older_preprocess_version_is_refused(prior_model,
     with pytest.raises(ModelFolderError, match="efficientnet-lite0.*preprocesses differently.*refit the model"):
         Classifier.load(tmp_path / "old")
     Classifier.load(prior_model[2])  # the current version loads
+
+
+def test_saved_format_and_config_checksum_scheme_are_pinned(prior_model):
+    """The on-disk contract that older saved models rely on: format name and version, and
+    config_sha256 = sha256 of the config without it, as compact JSON with sorted keys."""
+    import hashlib
+
+    _, _, folder = prior_model
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["format"], config["format_version"]) == ("wordsight-classifier", 1)
+    stored = config.pop("config_sha256")
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    assert stored == hashlib.sha256(blob).hexdigest()
+    for name, digest in config["files"].items():
+        assert digest == hashlib.sha256((folder / name).read_bytes()).hexdigest(), name
+
+
+def test_a_newer_format_version_is_refused_with_the_upgrade_hint(prior_model, tmp_path):
+    import hashlib
+
+    _, _, folder = prior_model
+    dst = tmp_path / "m"
+    shutil.copytree(folder, dst)
+    config = json.loads((dst / "config.json").read_text())
+    config.pop("config_sha256")
+    config["format_version"] = 2
+    config["config_sha256"] = hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    (dst / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="format version 2 is newer than this wordsight reads \\(1\\); upgrade"):
+        Classifier.load(dst)
+
+
+def test_a_model_fitted_on_feature_arrays_round_trips(tmp_path):
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(30, 5)), np.repeat(["a", "b", "c"], 10)
+    X[y == "b"] += 2
+    clf = Classifier(head="knn", head_params={"k": 3}).fit(X, y)
+    clf.save(tmp_path / "arr")
+    back = Classifier.load(tmp_path / "arr")
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    assert back.classes_.tolist() == ["a", "b", "c"] and back.head_.info == clf.head_.info
+    assert back.pipeline_spec()["blocks"] == [{"name": "precomputed", "start": 0, "stop": 5}]

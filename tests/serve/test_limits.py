@@ -65,6 +65,26 @@ def test_check_header_refuses_empty_and_non_images_with_their_own_codes():
     assert check_header("one.png", png(1, 1), Limits(max_pixels=1)) == (1, 1)  # the smallest limit
 
 
+def png_header_claiming(w, h) -> bytes:
+    """A 1 x 1 PNG whose header is rewritten to say w x h (CRC fixed): readers see the size only."""
+    import struct
+    import zlib
+
+    data = bytearray(png(1, 1))
+    ihdr = bytes(data[12:16]) + struct.pack(">II", w, h) + bytes(data[24:29])
+    data[16:24] = ihdr[4:12]
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
+    return bytes(data)
+
+
+def test_check_header_refuses_a_decompression_bomb_from_its_header():
+    """A 20,000 x 20,000 header (400 Mpx, past PIL's own bomb limit): 413 before any decoding."""
+    e = refused(check_header, "bomb.png", png_header_claiming(20_000, 20_000), Limits(max_pixels=10**9))
+    assert (e.status_code, e.code, e.file) == (413, "too_many_pixels", "bomb.png")
+    e = refused(check_header, "big.png", png_header_claiming(3_000, 3_000), Limits(max_pixels=8_999_999))
+    assert (e.status_code, e.code) == (413, "too_many_pixels") and "9,000,000 pixels" in e.detail
+
+
 def uploads(*datas):
     from starlette.datastructures import UploadFile
 
