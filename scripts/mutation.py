@@ -243,6 +243,10 @@ def worker(index: int, copy: Path, jobs: list[dict], deadline: float, results: P
             out.flush()
 
 
+def _key(m) -> tuple:
+    return (m["file"], m["line"], m["original"], m["mutated"])
+
+
 def _public(job):
     return {k: v for k, v in job.items() if k != "source"}
 
@@ -254,10 +258,19 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-min", type=float, default=28.0, help="stop starting mutants after this")
     ap.add_argument("--list", action="store_true", help="count the mutants per target and stop")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--rerun", metavar="RESULT_JSON",
+                    help="run again only the mutants that survived or were not run in an earlier result; the "
+                         "others keep their earlier verdict (valid while tests are only added)")
     args = ap.parse_args(argv)
 
     targets = [t for t in TARGETS if not args.only or t.file.endswith(args.only)]
     mutants = [m for t in targets for m in enumerate_mutants(t)]
+    earlier: list[dict] = []
+    if args.rerun:
+        old = {_key(r): r for r in json.loads(Path(args.rerun).read_text())["rows"]}
+        again = [m for m in mutants if _key(m) not in old or old[_key(m)]["status"] in ("passed", "not_run")]
+        earlier = [old[_key(m)] for m in mutants if _key(m) in old and old[_key(m)]["status"] in ("failed", "timeout")]
+        mutants = again
     if args.list:
         for t in targets:
             print(f"{t.file}: {sum(m['file'] == t.file for m in mutants)} mutants")
@@ -291,7 +304,7 @@ def main(argv=None) -> int:
         procs.append(p)
     for p in procs:
         p.join()
-    rows = []
+    rows = list(earlier)
     for w in range(args.jobs):
         f = work / f"w{w}.jsonl"
         if f.exists():
@@ -331,7 +344,8 @@ def summarise(rows, targets, wall, args) -> dict:
     survived = sum(p["survived"] for p in per)
     scored = killed + survived
     return {
-        "command": "make mutation  (python scripts/mutation.py --jobs %d --budget-min %g)" % (args.jobs, args.budget_min),
+        "command": "make mutation  (python scripts/mutation.py --jobs %d --budget-min %g%s)" % (
+            args.jobs, args.budget_min, f" --rerun {args.rerun}" if args.rerun else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
         "mutation_tool": "mutmut 2.5.1 operators, scripts/mutation.py driver",
@@ -343,6 +357,8 @@ def summarise(rows, targets, wall, args) -> dict:
         "not_run": sum(p["not_run"] for p in per),
         "baseline_failed": failed_baselines,
         "targets": per,
+        "rows": [{k: r[k] for k in ("file", "function", "line", "index", "original", "mutated", "status")}
+                 for r in sorted(done, key=lambda r: (r["file"], r["line"], r["index"]))],
         "survivors": [{k: r[k] for k in ("file", "function", "line", "original", "mutated")}
                       | ({"equivalent": r["equivalent"]} if r.get("equivalent") else {})
                       for r in sorted(done, key=lambda r: (r["file"], r["line"], r["index"]))
