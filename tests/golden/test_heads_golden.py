@@ -288,3 +288,31 @@ def test_a_class_with_one_image_means_no_folds_and_the_middle_of_the_grid(data):
     keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1), np.flatnonzero(y == 2)[:1]]
     head = make_head("logistic").fit(X[keep], y[keep], 3)
     assert head.info["C"] == float(np.logspace(-4, 2, 7)[3]) and "c_search" not in head.info
+
+
+def test_two_images_per_class_give_two_folds_and_two_classes_three(data):
+    X, y, _ = data
+    keep = np.r_[np.flatnonzero(y == 0)[:5], np.flatnonzero(y == 1)[:5], np.flatnonzero(y == 2)[:2]]
+    assert make_head("logistic").fit(X[keep], y[keep], 3).info["c_search"] == "2-fold stratified cross-validation"
+    binary = y < 2
+    assert make_head("logistic").fit(X[binary], y[binary], 2).info["c_search"] == "3-fold stratified cross-validation"
+
+
+@pytest.mark.parametrize("name", ["logistic", "svm"])
+def test_linear_form_folds_scaling_and_temperature_into_w_and_b(data, name):
+    """``linear()`` (used by explanations in torch): X @ W.T + b equals the head's logits."""
+    X, y, X_test = data
+    head = make_head(name, C=1.0).fit(X, y, 3)
+    W, b = head.linear()
+    np.testing.assert_allclose(X_test @ W.T + b, head.logits(X_test), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["logistic", "svm", "knn", "random_forest"])
+def test_heads_rebuilt_from_a_saved_folder_predict_the_same(data, name, tmp_path):
+    from wordsight.models import Classifier
+
+    X, y, X_test = data
+    params = {"n_estimators": 5} if name == "random_forest" else None
+    clf = Classifier(head=name, C=1.0, head_params=params).fit(X, y)
+    clf.save(tmp_path / name)
+    np.testing.assert_array_equal(Classifier.load(tmp_path / name).predict_proba(X_test), clf.predict_proba(X_test))

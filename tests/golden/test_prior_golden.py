@@ -152,3 +152,68 @@ def test_choose_weight_ties_go_to_the_lower_log_loss_then_the_smaller_weight():
     assert w == 1.0  # same accuracy, lowest log-loss
     useless = np.zeros((4, 2))  # adds a constant: same accuracy, same log-loss
     assert choose_weight(head, useless, y, temperature=1.0, grid=(0.0, 0.5, 1.0), min_gain=0)[0] == 0.0
+
+
+def test_choose_weight_without_zero_in_the_grid_counts_gain_from_nothing():
+    y = np.array([0, 1, 0, 1])
+    head = np.zeros((4, 2))
+    prior = np.log(np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]]))
+    assert choose_weight(head, prior, y, temperature=1.0, grid=(0.5,), min_gain=4)[0] == 0.5
+    assert choose_weight(head, prior, y, temperature=1.0, grid=(0.5,), min_gain=5)[0] == 0.0
+
+
+def reference_folds(y, seed):
+    """Fold f holds out the f-th image (in a seeded order) of each class; min(k, 5) folds."""
+    k = np.bincount(y)[np.bincount(y) > 0].min()
+    n = min(k, 5)
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(y), int)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        fold_of[idx] = np.arange(len(idx)) % n
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(n)]
+
+
+@pytest.mark.parametrize("counts, n_folds", [((2, 2, 2), 2), ((3, 7, 4), 3), ((6, 9, 8), 5), ((0, 5, 3), 3)])
+def test_leave_one_shot_out_folds(counts, n_folds):
+    from wordsight.models.prior import leave_one_shot_out_folds
+
+    y = np.repeat(np.arange(len(counts)), counts)
+    folds = leave_one_shot_out_folds(y, seed=4)
+    assert len(folds) == n_folds
+    for (tr, va), (rtr, rva) in zip(folds, reference_folds(y, 4)):
+        np.testing.assert_array_equal(tr, rtr)
+        np.testing.assert_array_equal(va, rva)
+        assert set(tr).isdisjoint(va) and len(tr) + len(va) == len(y)
+        present = [c for c, n in enumerate(counts) if n]
+        assert sorted(set(y[va])) == present  # every fold holds out an image of every class
+    assert sorted(np.concatenate([va for _, va in folds]).tolist()) == list(range(len(y)))
+
+
+def test_no_folds_when_a_class_has_one_image():
+    from wordsight.models.prior import leave_one_shot_out_folds
+
+    assert leave_one_shot_out_folds(np.array([0, 0, 1, 2, 2])) == []
+    assert leave_one_shot_out_folds(np.array([], dtype=np.int64)) == []
+
+
+def test_prior_views_and_the_automatic_choice():
+    from PIL import Image
+
+    from wordsight.language.views import VIEWS
+    from wordsight.models.prior import PRIOR_VIEWS, TEXT_MAP_ALPHA, choose_view
+
+    assert PRIOR_VIEWS == ("auto", "plain", "light-background", "invert")
+    assert set(PRIOR_VIEWS[1:]) == set(VIEWS)
+    assert TEXT_MAP_ALPHA == 10.0  # chosen on Fashion-MNIST (benchmarks/zeroshot_fashion_mnist.py)
+
+    def bordered(level):
+        a = np.full((16, 16), level, np.uint8)
+        a[4:12, 4:12] = 255 - level
+        return Image.fromarray(a)
+
+    assert choose_view([bordered(10)] * 3) == "light-background"  # light garments on black
+    assert choose_view([bordered(240)] * 3) == "plain"
+    assert choose_view([bordered(95), bordered(95), bordered(200)]) == "light-background"  # the median decides
+    assert choose_view([bordered(96)]) == "plain"  # the threshold itself is not dark
+    assert choose_view([]) == "plain"

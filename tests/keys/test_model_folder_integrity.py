@@ -30,8 +30,12 @@ def prior_model(tmp_path_factory):
     probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
     samples = [Sample(f"img{i}.png", NAMES[c]) for i, c in enumerate(y)]
     blocks = FeatureBlocks(samples, {ENC: emb}, probs, ENC, prior_features={(ENC, "plain"): (probs, emb)})
-    clf = Classifier(fusion="prior", prior_view="plain", prior_weight=0.5, C=1.0).fit(blocks)
-    folder = tmp_path_factory.mktemp("prior-model") / "model"
+    blocks.prior_features[(ENC, "invert")] = (probs, emb)
+    clf = Classifier(fusion="prior", prior_view="invert", prior_weight=0.5, C=1.0).fit(blocks)
+    # as a weight chosen on held-out folds leaves them (a head temperature, the scores seen)
+    clf.prior_head_temperature_ = 1.7
+    clf.prior_scores_ = {"how": "leave-one-shot-out (2 folds)", "scores": {"0.0": {"accuracy": 0.5, "log_loss": 1.0}}}
+    folder = tmp_path_factory.mktemp("prior-model") / "nested" / "model"  # parents made on demand
     clf.save(folder)
     return clf, blocks, folder
 
@@ -45,7 +49,29 @@ def test_saved_prior_model_round_trips(prior_model):
     back = Classifier.load(folder)
     np.testing.assert_array_equal(back.predict_proba(blocks), clf.predict_proba(blocks))
     assert back.prior_weight_ == 0.5 and back.prior_temperature_ == clf.prior_temperature_
+    assert back.prior_head_temperature_ == 1.7 and back.prior_view_ == "invert" and back.prior_.view == "invert"
+    assert back.prior_scores_ == clf.prior_scores_
     assert any(f.startswith("zero_shot/") for f in saved_files(folder))
+    clf.save(folder)  # saving again into the same folder replaces the model
+    np.testing.assert_array_equal(Classifier.load(folder).predict_proba(blocks), clf.predict_proba(blocks))
+
+
+def test_saved_config_holds_the_documented_fields(prior_model):
+    import wordsight
+
+    clf, _, folder = prior_model
+    config = json.loads((folder / "config.json").read_text())
+    assert set(config) == {"format", "format_version", "library_version", "params", "classes", "class_type", "encoders",
+                           "fusion", "n_features_in", "text_dim", "probs_encoder", "head", "prior", "files",
+                           "config_sha256"}
+    assert (config["library_version"], config["fusion"]) == (wordsight.__version__, "prior")
+    assert config["class_type"].startswith("str")  # numpy's str_ for string labels
+    assert (config["n_features_in"], config["text_dim"], config["probs_encoder"]) == (1280, None, ENC)
+    assert "cache" not in config["params"] and config["params"]["prior_view"] == "invert"
+    assert config["prior"] == {"weight": 0.5, "temperature": clf.prior_temperature_, "head_temperature": 1.7,
+                               "scores": clf.prior_scores_, "folder": "zero_shot", "view": "invert",
+                               "zero_shot_method": "names", "text_model": "minilm"}
+    assert config["head"]["name"] == "logistic" and config["head"]["arrays"] == ["coef", "intercept", "mean", "scale"]
 
 
 def _flip_middle_byte(data: bytes) -> bytes:
@@ -159,9 +185,11 @@ def test_a_model_fitted_on_feature_arrays_round_trips(tmp_path):
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(30, 5)), np.repeat(["a", "b", "c"], 10)
     X[y == "b"] += 2
-    clf = Classifier(head="knn", head_params={"k": 3}).fit(X, y)
+    clf = Classifier(head="knn", C=np.float64(0.5), head_params={"k": np.int64(3)}).fit(X, y)  # numpy scalars
     clf.save(tmp_path / "arr")
     back = Classifier.load(tmp_path / "arr")
     np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
     assert back.classes_.tolist() == ["a", "b", "c"] and back.head_.info == clf.head_.info
     assert back.pipeline_spec()["blocks"] == [{"name": "precomputed", "start": 0, "stop": 5}]
+    config = json.loads((tmp_path / "arr" / "config.json").read_text())
+    assert config["prior"] is None and config["encoders"] == [] and config["head"]["info"] == {"n_classes": 3, "k": 3}
