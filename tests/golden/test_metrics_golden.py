@@ -93,3 +93,35 @@ def test_a_class_never_predicted_has_precision_zero_not_nan():
 def test_unknown_labels_are_named_five_at_most():
     with pytest.raises(ValueError, match=r"labels \['u', 'v', 'w', 'x', 'y'\] are not among the model's classes \['a', 'b'\]"):
         classification_metrics(list("uvwxyz"), np.full((6, 2), 0.5), ["a", "b"])
+
+
+def test_ece_bins_are_closed_on_the_right_at_exact_edges():
+    """Confidences exactly on bin edges (0.5, 0.75 with 4 bins) belong to the lower bin: (lo, hi]."""
+    proba = np.array([[0.5, 0.5, 0.0], [0.75, 0.25, 0.0], [0.0, 1.0, 0.0]])
+    cal = calibration(np.array([0, 1, 1]), proba, n_bins=4)
+    assert [(b["lo"], b["hi"], b["count"]) for b in cal["bins"]] == [(0.25, 0.5, 1), (0.5, 0.75, 1), (0.75, 1.0, 1)]
+    assert set(cal) == {"ece", "bins", "n_bins"} and cal["n_bins"] == 4
+    assert cal["ece"] == pytest.approx((0.5 + 0.75 + 0.0) / 3, abs=TOL)
+
+
+def test_ece_first_bin_holds_low_confidences():
+    proba = np.full((2, 20), 0.05)  # 20 classes, uniform: confidence 0.05 < 1/15
+    cal = calibration(np.array([0, 3]), proba, n_bins=15)
+    assert [(b["lo"], b["count"]) for b in cal["bins"]] == [(0.0, 2)]
+    assert cal["ece"] == pytest.approx(abs(0.5 - 0.05), abs=TOL)
+
+
+def test_metrics_report_keys_and_a_class_with_one_test_image():
+    y = np.array(["a", "a", "b", "c", "c"])
+    pred = np.array(["a", "b", "b", "c", "a"])
+    proba = np.full((5, 3), 0.1)
+    proba[np.arange(5), [["a", "b", "c"].index(p) for p in pred]] = 0.8
+    m = classification_metrics(y, proba, ["a", "b", "c"])
+    assert set(m) == {"n", "accuracy", "top5_accuracy", "macro_f1", "log_loss", "ece", "per_class", "confusion",
+                      "calibration", "classes"}
+    assert m["n"] == 5 and m["classes"] == ["a", "b", "c"] and m["per_class"]["b"]["support"] == 1
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"), abs=TOL)
+    with pytest.raises(ValueError, match=r"proba must be \(N, 3\), got \(15,\)"):
+        classification_metrics(y, proba.ravel(), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="5 labels for 4 predictions"):
+        classification_metrics(y, proba[:4], ["a", "b", "c"])

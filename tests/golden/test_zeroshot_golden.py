@@ -116,3 +116,12 @@ def test_waffle_method_averages_similarities_without_renormalising(images):
     C = np.asarray([embed_texts(texts[c]).astype(np.float64).mean(0) for c in ("cat", "truck")])
     assert np.linalg.norm(C, axis=1).max() < 0.99  # a plain mean of unit vectors is shorter than 1
     np.testing.assert_allclose(zs.decision_function(X), unit(X) @ C.T, atol=TOL)
+
+
+def test_centring_works_from_two_images_and_large_scales_stay_finite(images):
+    X, X_fit = images
+    zs = ZeroShotClassifier(list(TEXTS), descriptions=DESCRIPTIONS, scale=5000.0).fit(X_fit[:2])
+    logp = zs.predict_log_proba(X)
+    assert np.isfinite(logp).all()
+    _, ref = reference("descriptions", X, X_fit[:2], 5000.0)
+    np.testing.assert_allclose(logp, ref, atol=1e-2)  # float32 scores times 5000

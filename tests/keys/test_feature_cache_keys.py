@@ -191,3 +191,15 @@ def test_feature_cache_file_lives_in_its_folder_made_on_demand(tmp_path):
     cache = FeatureCache(tmp_path / "a" / "b" / "c")
     assert cache.path == tmp_path / "a" / "b" / "c" / "features.sqlite" and cache.path.exists()
     assert len(cache) == 0
+
+
+def test_open_cache_and_the_in_memory_cache(tmp_path):
+    from wordsight.features.cache import MemoryCache, open_cache
+
+    mem = open_cache(False)
+    assert isinstance(mem, MemoryCache) and mem.root is None and len(mem) == 0
+    mem.put_many({"k": {"e": np.ones(2, np.float32)}})
+    assert list(mem.get_many(["k", "other"])) == ["k"] and len(mem) == 1
+    disk = open_cache(tmp_path / "d")
+    assert type(disk) is FeatureCache and disk.root == tmp_path / "d"
+    assert open_cache(disk) is disk
