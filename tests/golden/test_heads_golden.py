@@ -185,7 +185,8 @@ def test_random_forest_head_probabilities_equal_scikit_learn(data, class_weight)
     rf = RandomForestClassifier(n_estimators=15, max_depth=4, random_state=5, class_weight=class_weight, n_jobs=1)
     P = rf.fit(X, y).predict_proba(X_test) + 1e-9
     ref = P / P.sum(1, keepdims=True)
-    head = make_head("random_forest", n_estimators=15, max_depth=4, random_state=5, class_weight=class_weight).fit(X, y, 3)
+    head = make_head("random_forest", n_estimators=15, max_depth=4, random_state=5, class_weight=class_weight)
+    head.fit(X, y, 3)
     np.testing.assert_allclose(head.predict_proba(X_test), ref, atol=TOL)
 
 

@@ -21,7 +21,8 @@ def test_ece_of_four_predictions_worked_out_by_hand():
     assert m["ece"] == pytest.approx(0.2375, abs=TOL)
     assert [(b["count"], b["accuracy"], round(b["confidence"], 6)) for b in m["calibration"]["bins"]] == [
         (1, 1.0, 0.5), (2, 0.5, 0.7), (1, 1.0, 0.95)]
-    assert [round(b["lo"], 6) for b in m["calibration"]["bins"]] == [round(7 / 15, 6), round(10 / 15, 6), round(14 / 15, 6)]
+    lo_hi = [(round(b["lo"], 6), round(b["hi"], 6)) for b in m["calibration"]["bins"]]
+    assert lo_hi == [(round(k / 15, 6), round((k + 1) / 15, 6)) for k in (7, 10, 14)]
 
 
 def ece_loop(y, proba, n_bins):
@@ -61,7 +62,8 @@ def test_macro_f1_averages_only_the_classes_present_in_the_test_set():
     assert m["macro_f1"] != pytest.approx(f1_score(y, pred, labels=classes, average="macro", zero_division=0), abs=1e-3)
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=classes, zero_division=0)
     for i, c in enumerate(classes):
-        assert m["per_class"][c] == pytest.approx({"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]}, abs=TOL)
+        expected = {"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]}
+        assert m["per_class"][c] == pytest.approx(expected, abs=TOL)
     assert m["confusion"] == confusion_matrix(y, pred, labels=classes).tolist()
     assert m["accuracy"] == pytest.approx(4 / 6)
 
@@ -91,7 +93,8 @@ def test_a_class_never_predicted_has_precision_zero_not_nan():
 
 
 def test_unknown_labels_are_named_five_at_most():
-    with pytest.raises(ValueError, match=r"labels \['u', 'v', 'w', 'x', 'y'\] are not among the model's classes \['a', 'b'\]"):
+    with pytest.raises(ValueError, match=r"labels \['u', 'v', 'w', 'x', 'y'\] are not among the model's "
+                                         r"classes \['a', 'b'\]"):
         classification_metrics(list("uvwxyz"), np.full((6, 2), 0.5), ["a", "b"])
 
 

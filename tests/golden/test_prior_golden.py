@@ -34,8 +34,8 @@ def test_mix_is_tempered_head_plus_weighted_tempered_prior_log_probabilities():
     expected = log_softmax(1.7 * head, axis=1) + 0.35 * log_softmax(0.4 * prior, axis=1)
     np.testing.assert_allclose(mix(head, prior, 0.35, 0.4, 1.7), expected, atol=TOL)
     # the default head temperature is 1
-    np.testing.assert_allclose(mix(head, prior, 2.0, 3.0), log_softmax(head, axis=1) + 2.0 * log_softmax(3.0 * prior, axis=1),
-                               atol=TOL)
+    expected = log_softmax(head, axis=1) + 2.0 * log_softmax(3.0 * prior, axis=1)
+    np.testing.assert_allclose(mix(head, prior, 2.0, 3.0), expected, atol=TOL)
 
 
 def test_mix_prior_temperature_multiplies_the_prior_logits_not_divides():

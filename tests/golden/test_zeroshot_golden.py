@@ -31,7 +31,8 @@ def images():
     rng = np.random.default_rng(3)
     means = {c: embed_texts(TEXTS[c]).mean(0) for c in TEXTS}
     offset = rng.normal(size=384) * 0.08
-    rows = [means[c] + offset + rng.normal(size=384) * 0.03 for c in ["cat", "truck", "violin", "truck", "cat", "violin"]]
+    order = ["cat", "truck", "violin", "truck", "cat", "violin"]
+    rows = [means[c] + offset + rng.normal(size=384) * 0.03 for c in order]
     fit_rows = [means[c] + offset + rng.normal(size=384) * 0.03 for c in ["violin", "cat", "truck", "cat"]]
     return np.asarray(rows, np.float32), np.asarray(fit_rows, np.float32)
 

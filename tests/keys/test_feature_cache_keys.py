@@ -126,7 +126,8 @@ def test_other_weights_under_the_same_name_miss_the_cache(two_images, tmp_path):
     import torch
 
     cache = FeatureCache(tmp_path / "cache")
-    packaged = extract_features(two_images, model="efficientnet-lite0", cache=cache, quiet=True, engine="torch", batch_size=4)
+    packaged = extract_features(two_images, model="efficientnet-lite0", cache=cache, quiet=True, engine="torch",
+                                batch_size=4)
     tuned = copy.deepcopy(load_model("efficientnet-lite0"))
     with torch.no_grad():
         p = next(p for n, p in tuned.named_parameters() if p.ndim == 4)

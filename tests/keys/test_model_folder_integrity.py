@@ -175,7 +175,8 @@ def test_a_newer_format_version_is_refused_with_the_upgrade_hint(prior_model, tm
     config = json.loads((dst / "config.json").read_text())
     config.pop("config_sha256")
     config["format_version"] = 2
-    config["config_sha256"] = hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    config["config_sha256"] = hashlib.sha256(blob).hexdigest()
     (dst / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFolderError, match="format version 2 is newer than this wordsight reads \\(1\\); upgrade"):
         Classifier.load(dst)
