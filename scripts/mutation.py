@@ -75,7 +75,7 @@ TARGETS = [
            exclude=["default_cache_dir", "FeatureCache._connect"],
            why_limited="SQLite connection pragmas (WAL, synchronous) and the cache folder's location are "
                        "not observable in one process"),
-    Target("encoders/config.py", ["tests/keys/test_feature_cache_keys.py", "-k", "fingerprint or preprocess or fields"],
+    Target("encoders/config.py", ["tests/keys/test_feature_cache_keys.py", "-k", "fingerprint or preprocess or fields or immutable"],
            include=["<module>", "EncoderConfig.preprocessing", "EncoderConfig.fingerprint"]),
     Target("models/persistence.py", ["tests/keys/test_model_folder_integrity.py"]),
     Target("serve/uploads.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
@@ -131,6 +131,19 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("evaluate/metrics.py", "n_bins - 1)", "n_bins + 1)", "a confidence is at most 1, always in the last bin"),
     ("evaluate/metrics.py", "if present.any() else 0.0", "else 1.0", "only an empty test set has no class present"),
     ("features/cache.py", "self.root = None", 'self.root = ""', "MemoryCache.root is only read as 'no folder'"),
+    ("encoders/config.py", 'install_hint: str = ""', "", "the default of a hint text shown to users"),
+    ("encoders/config.py", "available: Callable", "compare=True", "configs are never compared for equality"),
+    ("encoders/config.py", "available: Callable", "repr=True", "the repr of a config"),
+    ("models/fusion.py", "int(text_dim or 0)", "or 1", "a text block always has its dimension (never None)"),
+    ("models/heads.py", "if folds == 0 and len(grid) > 1 else grid[0]", "len(grid) >= 1", "a one-C grid gives grid[0] "
+     "either way"),
+    ("models/heads.py", "if folds == 0 and len(grid) > 1 else grid[0]", "folds == 0 or", "same: reached only when "
+     "the grid has one C or there are no folds"),
+    ("models/heads.py", "model = None", 'model = ""', "both make the first C a fresh fit"),
+    ("models/heads.py", "P += 1e-9", "2e-09", "a pseudo-count below the tests' tolerance, only there to keep log() finite"),
+    ("models/persistence.py", "json.dumps(config, indent=2)", "indent=3", "whitespace in config.json"),
+    ("models/persistence.py", "{digest[:12]}", "", "how many hex digits an error message shows"),
+    ("models/persistence.py", "{actual[:12]}", "", "how many hex digits an error message shows"),
     ("encoders/config.py", "PREPROCESS_VERSION = 1", "", "bumping the version is the documented way to renew the "
      "keys; the fingerprint tests compute with the module's value"),
 ]

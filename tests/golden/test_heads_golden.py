@@ -424,3 +424,17 @@ def test_knn_default_is_five_neighbours(data):
     X, y, X_test = data
     np.testing.assert_allclose(make_head("knn").fit(X, y, 3).predict_proba(X_test), knn_reference(X, y, X_test, 3, k=5),
                                atol=TOL)
+
+
+def test_folds_ignore_a_class_missing_in_the_middle(overlapping):
+    X, y, _ = overlapping
+    y02 = np.where(y == 1, 2, 0)  # classes 0 and 2 of three: class 1 has no image
+    head = make_head("logistic").fit(X, y02, 3)
+    assert head.info["c_search"] == "3-fold stratified cross-validation"
+    assert head.predict_proba(X)[:, 1].max() < 1e-6
+
+
+def test_knn_uses_the_given_k(data):
+    X, y, X_test = data
+    np.testing.assert_allclose(make_head("knn", k=3).fit(X, y, 3).predict_proba(X_test),
+                               knn_reference(X, y, X_test, 3, k=3), atol=TOL)

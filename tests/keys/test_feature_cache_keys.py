@@ -179,7 +179,7 @@ def test_packaged_encoders_preprocessing_and_fingerprint_are_pinned(name):
 def test_text_model_config_has_no_image_preprocessing():
     cfg = get_config("minilm")
     assert (cfg.modality, cfg.dim, cfg.input_size, cfg.resize_size, cfg.has_imagenet_head) == ("text", 384, 0, 0, False)
-    assert cfg.fingerprint == "minilm@a9db5096cdef"
+    assert cfg.fingerprint == "minilm@a9db5096cdef" and cfg.available() is True
 
 
 def test_encoder_config_is_immutable():

@@ -194,3 +194,71 @@ def test_a_model_fitted_on_feature_arrays_round_trips(tmp_path):
     assert back.pipeline_spec()["blocks"] == [{"name": "precomputed", "start": 0, "stop": 5}]
     config = json.loads((tmp_path / "arr" / "config.json").read_text())
     assert config["prior"] is None and config["encoders"] == [] and config["head"]["info"] == {"n_classes": 3, "k": 3}
+
+
+def resign(folder, edit):
+    """Apply ``edit`` to config.json and recompute its checksum (a deliberate, consistent edit)."""
+    import hashlib
+
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("config_sha256")
+    edit(config)
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    config["config_sha256"] = hashlib.sha256(blob).hexdigest()
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_older_prior_configs_without_new_fields_load_with_the_defaults(prior_model, tmp_path):
+    """A model saved before the head temperature and the prior's view were recorded."""
+    _, blocks, folder = prior_model
+    dst = tmp_path / "m"
+    shutil.copytree(folder, dst)
+
+    def drop(config):
+        del config["prior"]["head_temperature"], config["prior"]["view"]
+
+    resign(dst, drop)
+    back = Classifier.load(dst)
+    assert back.prior_head_temperature_ == 1.0 and back.prior_view_ == "plain"
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("garbage_head", "head.safetensors: cannot read safetensors"),
+    ("other_arrays", "head.safetensors: holds"),
+    ("no_prior_json", "zero_shot: cannot load the language prior"),
+])
+def test_consistent_but_broken_folders_are_refused_by_name(prior_model, tmp_path, damage, message):
+    """Checksums right (the config re-signed), contents wrong: each is still a one-line refusal."""
+    import hashlib
+
+    _, _, folder = prior_model
+    dst = tmp_path / "m"
+    shutil.copytree(folder, dst)
+    if damage == "garbage_head":
+        (dst / "head.safetensors").write_bytes(b"not safetensors at all")
+        digest = hashlib.sha256(b"not safetensors at all").hexdigest()
+        resign(dst, lambda c: c["files"].__setitem__("head.safetensors", digest))
+    elif damage == "other_arrays":
+        resign(dst, lambda c: c["head"].__setitem__("arrays", ["coef", "intercept"]))
+    else:
+        (dst / "zero_shot" / "prior.json").unlink()
+        resign(dst, lambda c: c["files"].pop("zero_shot/prior.json"))
+    with pytest.raises(ModelFolderError, match=message):
+        Classifier.load(dst)
+
+
+@pytest.mark.parametrize("content", ["[]", '{"format": "something-else"}'])
+def test_a_config_of_another_kind_is_refused(tmp_path, content):
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ModelFolderError, match="not a wordsight classifier config"):
+        Classifier.load(tmp_path)
+
+
+def test_concat_model_keeps_its_text_block_and_tuple_params(prior_model, tmp_path):
+    _, blocks, _ = prior_model
+    clf = Classifier(fusion="concat", C=(0.1, 1.0), text_weight=0.5).fit(blocks)
+    clf.save(tmp_path / "concat")
+    back = Classifier.load(tmp_path / "concat")
+    assert back.text_dim_ == 384 and back.C == (0.1, 1.0) and back.encoders == ("efficientnet-lite0",)
+    np.testing.assert_array_equal(back.predict_proba(blocks), clf.predict_proba(blocks))
+    assert back.pipeline_spec()["blocks"][-1]["stop"] == 1280 + 384
