@@ -75,7 +75,8 @@ TARGETS = [
            exclude=["default_cache_dir", "FeatureCache._connect"],
            why_limited="SQLite connection pragmas (WAL, synchronous) and the cache folder's location are "
                        "not observable in one process"),
-    Target("encoders/config.py", ["tests/keys/test_feature_cache_keys.py", "-k", "fingerprint or preprocess or fields or immutable"],
+    Target("encoders/config.py", ["tests/keys/test_feature_cache_keys.py", "-k",
+                                  "fingerprint or preprocess or fields or immutable"],
            include=["<module>", "EncoderConfig.preprocessing", "EncoderConfig.fingerprint"]),
     Target("models/persistence.py", ["tests/keys/test_model_folder_integrity.py"]),
     Target("serve/uploads.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
@@ -140,7 +141,7 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("models/heads.py", "if folds == 0 and len(grid) > 1 else grid[0]", "folds == 0 or", "same: reached only when "
      "the grid has one C or there are no folds"),
     ("models/heads.py", "model = None", 'model = ""', "both make the first C a fresh fit"),
-    ("models/heads.py", "P += 1e-9", "2e-09", "a pseudo-count below the tests' tolerance, only there to keep log() finite"),
+    ("models/heads.py", "P += 1e-9", "2e-09", "a pseudo-count below the tests' tolerance, there to keep log() finite"),
     ("models/persistence.py", "json.dumps(config, indent=2)", "indent=3", "whitespace in config.json"),
     ("models/persistence.py", "{digest[:12]}", "", "how many hex digits an error message shows"),
     ("models/persistence.py", "{actual[:12]}", "", "how many hex digits an error message shows"),
