@@ -153,7 +153,8 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
 # Real survivors that the fast selection cannot reach, with the reason (not counted as equivalent).
 NOT_REACHED: list[tuple[str, str, str]] = [
     ("models/heads.py", "LinearHead._choose_c", "the large-problem path (one held-out split, warm starts) starts at "
-     "5,000,000 matrix entries: exercised by benchmarks/fashion_mnist.py only; stratified folds always hold every class"),
+     "5,000,000 matrix entries: exercised by benchmarks/fashion_mnist.py only; stratified folds hold every "
+     "class"),
     ("encoders/config.py", "<module>", "the default of EncoderConfig.available is used only by hub-prefixed models "
      "(hf:, clip:, st:), which need the network"),
 ]
