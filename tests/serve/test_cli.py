@@ -21,12 +21,17 @@ def test_cli_defaults_bind_loopback_and_match_the_issue():
     assert s.limits.max_upload_bytes == 20 * 2**20 and s.limits.max_pixels == 40_000_000
 
 
-def test_cli_refuses_a_missing_model_and_an_unset_key_variable(tmp_path):
+def test_cli_refuses_a_missing_model_and_an_unset_key_variable(tmp_path, capsys):
     from wordsight.cli import main
 
     assert main(["serve", str(tmp_path / "nothing-here")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"wordsight serve: error: {tmp_path / 'nothing-here'}: not a folder (a saved model is a folder with config.json)"]
     os.environ.pop("WORDSIGHT_TEST_UNSET_KEY", None)
     assert main(["serve", "--api-key-env", "WORDSIGHT_TEST_UNSET_KEY"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "wordsight serve: error: --api-key-env WORDSIGHT_TEST_UNSET_KEY: the environment variable "
+        "WORDSIGHT_TEST_UNSET_KEY is unset or empty"]
 
 
 def test_wordsight_serve_process_with_api_key(model_dir, images, api_key):

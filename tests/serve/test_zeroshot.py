@@ -113,4 +113,6 @@ def test_zero_shot_needs_classes_and_valid_images(zs_client, images):
     r = zs_client.post("/v1/zeroshot", files=up(("cat.jpg", images["cat"])))
     assert r.status_code == 422 and "classes" in r.json()["detail"]
     r = zs_client.post("/v1/zeroshot", files=up(("x.gif", b"GIF89a-but-not-really")), data={"classes": "a, b"})
-    assert r.status_code in (415, 422) and r.json()["file"] == "x.gif"
+    assert r.status_code == 415 and r.json() == {
+        "error": "not_an_image", "file": "x.gif",
+        "detail": "x.gif: not a recognised image format (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"}

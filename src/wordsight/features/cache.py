@@ -83,7 +83,9 @@ class FeatureCache:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise
             self._quarantine(e)
-            return fn(self._connect())
+            db = self._connect()
+            self._create(db)  # the fresh database needs its table before fn reads or writes it
+            return fn(db)
 
     def _quarantine(self, err: Exception) -> None:
         db = getattr(self._local, "db", None)

@@ -342,7 +342,9 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         title="wordsight", version=__version__, lifespan=_lifespan(state),
         description="Image classification with language models: top-k classes with each image's "
         "description in words, and zero-shot classification from class names.",
-        form_limits={"max_files": limits.max_images, "max_fields": 16, "max_part_size": MAX_FORM_FIELD},
+        # One file more than the limit: read_uploads' own check then answers one image too many with
+        # the count and the limit; the multipart parser stays the backstop against thousands of parts.
+        form_limits={"max_files": limits.max_images + 1, "max_fields": 16, "max_part_size": MAX_FORM_FIELD},
     )
     app.state.wordsight = state
     install_handlers(app)

@@ -107,6 +107,21 @@ def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_d
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     encoder = load_model(model) if isinstance(model, str) else model
+    runner = _make_runner(encoder, engine, precision, cache_dir=cache_dir, threads=threads, holdout=holdout)
+    if not isinstance(model, str):
+        # An encoder object may hold other weights than the packaged model of its name (fine-tuned,
+        # perturbed): its features are cached under its own weights.
+        runner.fingerprint = f"{runner.fingerprint}+w{_weights_digest(encoder)}"
+    return runner
+
+
+def _weights_digest(encoder) -> str:
+    from ...export.onnx import weights_digest
+
+    return weights_digest(encoder)
+
+
+def _make_runner(encoder, engine, precision, *, cache_dir, threads, holdout):
     if engine == "auto" and getattr(encoder, "generates_text", False):
         engine = "torch"  # caption models generate token by token: nothing to gain from an export
     if engine == "torch":

@@ -1,0 +1,461 @@
+"""A bounded mutation run over wordsight's core modules: do the tests notice a small wrong change?
+
+Mutants are made by mutmut's operators (``mutmut==2.5.1``: numbers +1, ``<`` to ``<=``, ``*`` to
+``/``, ``and`` to ``or``, strings changed, a value replaced by ``None``, ...), one at a time, in
+the functions listed in :data:`TARGETS`; each mutant runs only its module's fast test selection.
+A mutant is *killed* when a test fails (or the run times out) and *survives* when every test passes.
+
+Speed: each worker process imports the heavy libraries (numpy, scikit-learn, torch, transformers,
+fastapi) once and forks a fresh child per mutant, which imports wordsight from the mutated copy
+and runs pytest; ``WORDSIGHT_TEST_CACHE`` keeps the text embeddings between runs. Designed for
+under 30 minutes on 2 cores (``make mutation``); the measured time is written with the score.
+
+    python scripts/mutation.py [--jobs 2] [--only heads.py] [--budget-min 28] [--list]
+
+Left out everywhere, to keep the run under 30 minutes: the wording of error messages (string
+changes inside ``raise``, ``warn``, ``log``, ``print``), default values in signatures, and
+mutmut's "assign None" mutants (``x = value`` -> ``x = None``: the next use of ``x`` crashes).
+
+Writes ``benchmarks/results/mutation.json``: the score, per module counts, and every surviving
+mutant (file, function, line, original, mutated), with the reason where it is equivalent (a
+change that no test can observe because the behaviour is the same: see :data:`EQUIVALENT`).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "mutation.json"
+
+
+@dataclass
+class Target:
+    file: str  # under src/wordsight
+    tests: list[str]  # pytest arguments (files, node ids, -k expressions)
+    include: list[str] | None = None  # qualified function names (a class name takes its methods); None: all
+    exclude: list[str] = field(default_factory=list)
+    why_limited: str = ""
+
+
+G = "tests/golden/"
+TARGETS = [
+    Target("models/heads.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", "-k", "not mlp"],
+           exclude=["<module>", "Head.__init__", "Head.fit", "MLPHead", "RandomForestHead._fit"],
+           why_limited="MLPHead (its torch training loop: 80 mutants at 1.5 s of training each) is pinned by "
+                       "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated, to keep "
+                       "the run short; RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the "
+                       "golden "
+                       "forest test); Head.fit only picks the BLAS thread count (same numbers either way)"),
+    Target("models/fusion.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py"]),
+    Target("models/prior.py", [G + "test_prior_golden.py"],
+           include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "choose_view"],
+           why_limited="LanguagePrior (fit/ways/save/load) needs the encoders and text model: covered by "
+                       "tests/keys/test_model_folder_integrity.py and tests/models, not mutated here"),
+    Target("language/zeroshot.py", [G + "test_zeroshot_golden.py"],
+           include=["ZeroShotClassifier.fit", "ZeroShotClassifier._check", "ZeroShotClassifier._shape",
+                    "ZeroShotClassifier.decision_function", "ZeroShotClassifier.predict_log_proba",
+                    "ZeroShotClassifier.predict_proba", "ZeroShotClassifier.predict"],
+           why_limited="the class-text builders (LLM descriptions, WaffleCLIP words, templates), explain() and "
+                       "save/load (their files are checksummed by models/persistence) are left out for time"),
+    Target("evaluate/metrics.py", [G + "test_metrics_golden.py", "tests/evaluate/test_metrics.py"]),
+    Target("evaluate/fewshot.py", [G + "test_fewshot_golden.py"]),
+    Target("features/cache.py", ["tests/keys/test_feature_cache_keys.py", "-k", "not int8"],
+           exclude=["default_cache_dir", "FeatureCache._connect"],
+           why_limited="SQLite connection pragmas (WAL, synchronous) and the cache folder's location are "
+                       "not observable in one process"),
+    Target("encoders/config.py", ["tests/keys/test_feature_cache_keys.py", "-k",
+                                  "fingerprint or preprocess or fields or immutable"],
+           include=["<module>", "EncoderConfig.preprocessing", "EncoderConfig.fingerprint"]),
+    Target("models/persistence.py", ["tests/keys/test_model_folder_integrity.py"]),
+    Target("serve/uploads.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
+    Target("serve/settings.py", ["tests/serve/test_limits.py", "-k", "settings"], include=["Limits"]),
+]
+
+# Survivors that no test can tell apart from the original (or whose difference is not a defect):
+# (file, text in the original line, text in the mutated line, why). Reviewed by hand after each run.
+EQUIVALENT: list[tuple[str, str, str, str]] = [
+    ("models/fusion.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon: any tiny value gives the same rows"),
+    ("models/fusion.py", "| None", "& None", "an annotation (postponed by `from __future__ import annotations`)"),
+    ("models/fusion.py", 'dict[int, "FeatureBlocks"]', "XXFeatureBlocksXX", "an annotation string"),
+    ("models/heads.py", "overall if overall > 1e-12 else 1.0", "", "the scale of a constant training set: every "
+     "centred value is 0, so the coefficients it multiplies are 0 whatever the scale"),
+    ("models/heads.py", 'seed = self.params.get("random_state", 0)', "", "the estimator's seed: lbfgs and LinearSVC's "
+     "primal solver are deterministic; the folds' seed is read in _choose_c"),
+    ("models/heads.py", "if len(counts) > 1 else 0", "else 1", "n = 1 is returned as 0 by the next line"),
+    ("models/heads.py", "if len(counts) > 1 else 0", ">= 1 else",
+     "one class present: scikit-learn refuses to fit it anyway"),
+    ("models/persistence.py", "f.read(1 << 20)", "", "the read chunk size of the checksum: same digest"),
+    ("models/persistence.py", 'CONFIG + ".tmp"', "", "the temporary file's name before the atomic rename"),
+    ("models/persistence.py", "type(classes[0])", "classes[1]", "every class label has the same type"),
+    ("models/persistence.py", "prior = None", 'prior = ""', "both are falsy where the loader reads them"),
+    ("models/prior.py", "round(scores[w][1], 6)", "round(scores[w][1], 7)", "the tie-break's rounding of the log-loss: "
+     "any precision between float noise and a visible difference is equally right"),
+    ("models/prior.py", "scores.get(0.0, (0, 0))", "(0, 1)", "the default's log-loss is never read"),
+    ("models/prior.py", "if len(counts) else 0", "else 1", "k = 1 gives no folds like k = 0"),
+    ("evaluate/fewshot.py", 'getattr(clf, "prior_weight_", 0.0)', "", "every fitted Classifier has prior_weight_"),
+    ("features/cache.py", "500", "501", "the SQL IN-list chunk size: same rows found"),
+    ("serve/uploads.py", "itertools.count(1)", "count(2)", "request ids only need to be unique"),
+    ("serve/uploads.py", "@dataclass(frozen=True)", "frozen=False", "Upload is internal and never modified"),
+    ("serve/uploads.py", "max_upload_bytes + 1)", "max_upload_bytes + 2)", "reading one or two bytes past the limit "
+     "refuses the same files"),
+    ("serve/uploads.py", 'f"upload-{rid}/{i}"', "", "the in-memory sample's name only needs to be unique"),
+    ("serve/uploads.py", 'rsplit("/", 1)[-1]', 'rsplit("/", 2)[-1]', "the last part is the same"),
+    ("serve/uploads.py", "if w == 0 or h == 0:", "", "defensive: PIL refuses zero-sized headers before this line "
+     "(a PNG, GIF or BMP header saying 0 pixels is 'not an image')"),
+    ("serve/uploads.py", "image has no pixels", "", "defensive line, see above"),
+    ("models/heads.py", "P += a[\"value\"][base + node]", "P -= a", "the final normalisation removes the sign"),
+    ("models/heads.py", "P /= len(offsets) - 1", "", "the final normalisation removes any scale"),
+    ("models/heads.py", "P += 1e-9", "P -= 1e-9", "1e-9 only keeps log() finite; it is below the tests' 1e-6"),
+    ("models/heads.py", "return P / P.sum(1, keepdims=True)", "return P * P.sum", "P already sums to 1 (+3e-9)"),
+    ("models/heads.py", "f = np.where(leaf, 0, a[\"feature\"][g])", "", "a leaf's feature index is never used"),
+    ("models/heads.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon"),
+    ("models/heads.py", "cw.get(c, 1.0)", "cw.get(c, 2.0)", "a class with no training image never votes"),
+    ("models/heads.py", "max_iter", "", "the iteration cap: both fits converge well before it"),
+    ("models/heads.py", "intercept = np.full(n_classes, -1e3)", "-1001.0", "any very negative logit works"),
+    ("models/heads.py", "round(scores[c], 6)", "round(scores[c], 7)", "the tie-break's rounding of an accuracy"),
+    ("models/fusion.py", "parts += [l2n(", "parts = [l2n(", "parts is empty at that point"),
+    ("models/fusion.py", "if parts else np.zeros", "", "unreachable: every valid fusion has a part"),
+    ("evaluate/fewshot.py", "time.time() - t", "time.time() + t", "the elapsed seconds in a progress line"),
+    ("evaluate/metrics.py", "1e-12, None", "2e-12, None", "the log-loss floor for a zero probability"),
+    ("evaluate/metrics.py", "n_bins - 1)", "n_bins + 1)", "a confidence is at most 1, always in the last bin"),
+    ("evaluate/metrics.py", "if present.any() else 0.0", "else 1.0", "only an empty test set has no class present"),
+    ("features/cache.py", "self.root = None", 'self.root = ""', "MemoryCache.root is only read as 'no folder'"),
+    ("encoders/config.py", 'install_hint: str = ""', "", "the default of a hint text shown to users"),
+    ("encoders/config.py", "available: Callable", "compare=True", "configs are never compared for equality"),
+    ("encoders/config.py", "available: Callable", "repr=True", "the repr of a config"),
+    ("models/fusion.py", "int(text_dim or 0)", "or 1", "a text block always has its dimension (never None)"),
+    ("models/heads.py", "if folds == 0 and len(grid) > 1 else grid[0]", "len(grid) >= 1", "a one-C grid gives grid[0] "
+     "either way"),
+    ("models/heads.py", "if folds == 0 and len(grid) > 1 else grid[0]", "folds == 0 or", "same: reached only when "
+     "the grid has one C or there are no folds"),
+    ("models/heads.py", "model = None", 'model = ""', "both make the first C a fresh fit"),
+    ("models/heads.py", "P += 1e-9", "2e-09", "a pseudo-count below the tests' tolerance, there to keep log() finite"),
+    ("models/persistence.py", "json.dumps(config, indent=2)", "indent=3", "whitespace in config.json"),
+    ("models/persistence.py", "{digest[:12]}", "", "how many hex digits an error message shows"),
+    ("models/persistence.py", "{actual[:12]}", "", "how many hex digits an error message shows"),
+    ("encoders/config.py", "PREPROCESS_VERSION = 1", "", "bumping the version is the documented way to renew the "
+     "keys; the fingerprint tests compute with the module's value"),
+]
+
+
+# Real survivors that the fast selection cannot reach, with the reason (not counted as equivalent).
+NOT_REACHED: list[tuple[str, str, str]] = [
+    ("models/heads.py", "LinearHead._choose_c", "the large-problem path (one held-out split, warm starts) starts at "
+     "5,000,000 matrix entries: exercised by benchmarks/fashion_mnist.py only; stratified folds hold every "
+     "class"),
+    ("encoders/config.py", "<module>", "the default of EncoderConfig.available is used only by hub-prefixed models "
+     "(hf:, clip:, st:), which need the network"),
+]
+
+
+def not_reached_reason(row) -> str | None:
+    for file, function, why in NOT_REACHED:
+        if row["file"] == file and row["function"] == function:
+            return why
+    return None
+
+
+def equivalent_reason(row) -> str | None:
+    for file, before, after, why in EQUIVALENT:
+        if row["file"] == file and before in row["original"] and (after in row["mutated"]):
+            return why
+    return None
+
+HEAVY = ["numpy", "scipy.special", "scipy.optimize", "sklearn.linear_model", "sklearn.svm", "sklearn.ensemble",
+         "sklearn.neighbors", "sklearn.metrics", "sklearn.model_selection", "sklearn.utils.estimator_checks",
+         "torch", "torchvision", "safetensors.numpy", "safetensors.torch", "PIL.Image", "threadpoolctl",
+         "transformers", "sentence_transformers", "fastapi", "starlette.datastructures", "uvicorn", "httpx",
+         "pyarrow", "pytest", "_pytest.python"]
+
+
+# ----------------------------------------------------------------------------- the mutants
+def functions_by_line(source: str) -> tuple[dict[int, str], set[int], set[int]]:
+    """0-based line -> qualified name of the innermost enclosing function ("<module>" outside);
+    the lines of function signatures (default values); the lines of messages (``raise``,
+    ``warnings.warn``, ``log``, ``print`` calls), whose wording is not mutated."""
+    out: dict[int, str] = {}
+    signature: set[int] = set()
+    messages: set[int] = set()
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                start = min([child.lineno] + [d.lineno for d in getattr(child, "decorator_list", [])])
+                if not isinstance(child, ast.ClassDef):
+                    for ln in range(start - 1, child.end_lineno):
+                        out[ln] = name
+                    signature.update(range(child.lineno - 1, child.body[0].lineno - 1))
+                visit(child, name + ".")
+            else:
+                if isinstance(child, ast.Raise) or (
+                        isinstance(child, ast.Call) and _called(child) in ("warn", "log", "print")):
+                    messages.update(range(child.lineno - 1, child.end_lineno))
+                visit(child, prefix)
+
+    visit(ast.parse(source), "")
+    return out, signature, messages
+
+
+def _called(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+def selected(name: str, target: Target) -> bool:
+    def match(pattern):
+        return name == pattern or name.startswith(pattern + ".")
+
+    if any(match(p) for p in target.exclude):
+        return False
+    return target.include is None or any(match(p) for p in target.include)
+
+
+def enumerate_mutants(target: Target) -> list[dict]:
+    from mutmut import Context, list_mutations, mutate
+
+    path = ROOT / "src" / "wordsight" / target.file
+    source = path.read_text()
+    where, signature, messages = functions_by_line(source)
+    out = []
+    for mid in list_mutations(Context(source=source, filename=str(path))):
+        func = where.get(mid.line_number, "<module>")
+        if not selected(func, target) or mid.line_number in signature:
+            continue
+        mutated, n = mutate(Context(source=source, mutation_id=mid, filename=str(path)))
+        if n != 1:
+            continue
+        before = source.splitlines()
+        after = mutated.splitlines()
+        line = mid.line_number
+        if line in messages and len(after) == len(before) and "XX" in after[line] and "XX" not in before[line]:
+            continue  # the wording of an error message
+        to_none = after[line].rstrip().endswith("= None") and not before[line].rstrip().endswith("= None")
+        if len(after) == len(before) and to_none:
+            continue  # "x = None": the next use of x crashes; left out to halve the run
+        out.append({"file": target.file, "function": func, "line": line + 1, "index": mid.index,
+                    "original": before[line].strip(), "mutated": after[line].strip() if line < len(after) else "",
+                    "source": mutated})
+    return out
+
+
+# ----------------------------------------------------------------------------- running
+def preload():
+    import importlib
+
+    for name in HEAVY:
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional extra not installed: its tests skip
+            pass
+
+
+def run_child(copy: Path, tests: list[str], log: Path, timeout: float) -> tuple[str, float]:
+    """Fork; the child runs pytest on ``copy``. Returns (status, seconds): passed, failed, timeout."""
+    t0 = time.time()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.setpgid(0, 0)
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.chdir(copy)
+            sys.path.insert(0, str(copy / "src"))
+            sys.dont_write_bytecode = True
+            import pytest
+
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # no third-party plugin is needed
+            rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--assert=plain", "--rootdir", str(copy), *tests])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(int(rc))
+        except BaseException:
+            os._exit(99)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            return ("passed" if code == 0 else "failed"), time.time() - t0
+        if time.time() - t0 > timeout:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return "timeout", time.time() - t0
+        time.sleep(0.05)
+
+
+def worker(index: int, copy: Path, jobs: list[dict], deadline: float, results: Path):
+    """One process: preload, then per target a baseline run, then its share of the mutants."""
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    preload()
+    log = copy / "mutant.log"
+    baselines: dict[str, float] = {}
+    with open(results, "w") as out:
+        for job in jobs:
+            target = next(t for t in TARGETS if t.file == job["file"])
+            path = copy / "src" / "wordsight" / target.file
+            if target.file not in baselines:
+                status, secs = run_child(copy, target.tests, log, 600)
+                if status != "passed":
+                    shutil.copy(log, results.with_suffix(f".baseline-{Path(target.file).stem}.log"))
+                    out.write(json.dumps({"baseline_failed": target.file}) + "\n")
+                    out.flush()
+                    baselines[target.file] = -1
+                else:
+                    baselines[target.file] = secs
+            if baselines[target.file] < 0:
+                continue
+            if time.time() > deadline:
+                out.write(json.dumps({**_public(job), "status": "not_run"}) + "\n")
+                continue
+            original = path.read_text()
+            path.write_text(job["source"])
+            try:
+                status, secs = run_child(copy, target.tests, log, max(30.0, 3 * baselines[target.file] + 15))
+            finally:
+                path.write_text(original)
+            out.write(json.dumps({**_public(job), "status": status, "seconds": round(secs, 2)}) + "\n")
+            out.flush()
+
+
+def _key(m) -> tuple:
+    return (m["file"], m["line"], m["original"], m["mutated"])
+
+
+def _public(job):
+    return {k: v for k, v in job.items() if k != "source"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", help="run only targets whose file ends with this")
+    ap.add_argument("--budget-min", type=float, default=28.0, help="stop starting mutants after this")
+    ap.add_argument("--list", action="store_true", help="count the mutants per target and stop")
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--rerun", metavar="RESULT_JSON",
+                    help="run again only the mutants that survived or were not run in an earlier result; the "
+                         "others keep their earlier verdict (valid while tests are only added)")
+    args = ap.parse_args(argv)
+
+    targets = [t for t in TARGETS if not args.only or t.file.endswith(args.only)]
+    mutants = [m for t in targets for m in enumerate_mutants(t)]
+    earlier: list[dict] = []
+    if args.rerun:
+        old = {_key(r): r for r in json.loads(Path(args.rerun).read_text())["rows"]}
+        again = [m for m in mutants if _key(m) not in old or old[_key(m)]["status"] in ("passed", "not_run")]
+        earlier = [old[_key(m)] for m in mutants if _key(m) in old and old[_key(m)]["status"] in ("failed", "timeout")]
+        mutants = again
+    if args.list:
+        for t in targets:
+            print(f"{t.file}: {sum(m['file'] == t.file for m in mutants)} mutants")
+        print(f"total: {len(mutants)}")
+        return 0
+
+    os.environ.setdefault("WORDSIGHT_TEST_CACHE", str(Path(tempfile.gettempdir()) / "wordsight-mutation-cache"))
+    Path(os.environ["WORDSIGHT_TEST_CACHE"]).mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    deadline = t0 + args.budget_min * 60
+    work = Path(tempfile.mkdtemp(prefix="wordsight-mutation-"))
+    procs = []
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    # target by target, spread over the workers, so that each worker pays few baselines
+    # interleaved across modules, so that a run cut short by the budget has sampled every module
+    by_file = [[m for m in mutants if m["file"] == t.file] for t in targets]
+    order = [m for group in itertools.zip_longest(*by_file) for m in group if m is not None]
+    shares = [[] for _ in range(args.jobs)]
+    for i, m in enumerate(order):
+        shares[i % args.jobs].append(m)
+    for w in range(args.jobs):
+        copy = work / f"w{w}"
+        copy.mkdir()
+        shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+        p = ctx.Process(target=worker, args=(w, copy, shares[w], deadline, work / f"w{w}.jsonl"))
+        p.start()
+        procs.append(p)
+    for p in procs:
+        p.join()
+    rows = list(earlier)
+    for w in range(args.jobs):
+        f = work / f"w{w}.jsonl"
+        if f.exists():
+            rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    report = summarise(rows, targets, time.time() - t0, args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"mutation score {report['score']:.1%} ({report['killed']} killed of {report['scored']} scored; "
+          f"{report['survived']} survived, {report['equivalent']} equivalent, {report['not_run']} not run) "
+          f"in {report['wall_min']:.1f} min -> {args.out}")
+    for s in report["survivors"]:
+        tag = " [equivalent]" if s.get("equivalent") else ""
+        print(f"  {s['file']}:{s['line']} {s['function']}: {s['original']}  ->  {s['mutated']}{tag}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if not report["baseline_failed"] else 1
+
+
+def summarise(rows, targets, wall, args) -> dict:
+    failed_baselines = sorted({r["baseline_failed"] for r in rows if "baseline_failed" in r})
+    done = [r for r in rows if "status" in r]
+    for r in done:
+        why = equivalent_reason(r)
+        if why and r["status"] == "passed":
+            r["equivalent"] = why
+    per = []
+    for t in targets:
+        mine = [r for r in done if r["file"] == t.file]
+        per.append({"file": f"src/wordsight/{t.file}", "tests": " ".join(t.tests),
+                    "functions": "all" if t.include is None else t.include, "excluded": t.exclude,
+                    "limited_because": t.why_limited or None, "mutants": len(mine),
+                    "killed": sum(r["status"] in ("failed", "timeout") for r in mine),
+                    "survived": sum(r["status"] == "passed" and not r.get("equivalent") for r in mine),
+                    "equivalent": sum(bool(r.get("equivalent")) for r in mine),
+                    "not_run": sum(r["status"] == "not_run" for r in mine)})
+    killed = sum(p["killed"] for p in per)
+    equivalent = sum(p["equivalent"] for p in per)
+    survived = sum(p["survived"] for p in per)
+    scored = killed + survived
+    return {
+        "command": "make mutation  (python scripts/mutation.py --jobs %d --budget-min %g%s)" % (
+            args.jobs, args.budget_min, f" --rerun {args.rerun}" if args.rerun else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
+        "mutation_tool": "mutmut 2.5.1 operators, scripts/mutation.py driver",
+        "wall_min": round(wall / 60, 1),
+        "score": killed / scored if scored else 0.0,
+        "score_counting_equivalent_as_survivors": killed / (scored + equivalent) if scored + equivalent else 0.0,
+        "killed": killed, "survived": survived, "equivalent": equivalent, "scored": scored,
+        "timeouts": sum(r["status"] == "timeout" for r in done),
+        "not_run": sum(p["not_run"] for p in per),
+        "baseline_failed": failed_baselines,
+        "targets": per,
+        "rows": [{k: r[k] for k in ("file", "function", "line", "index", "original", "mutated", "status")}
+                 for r in sorted(done, key=lambda r: (r["file"], r["line"], r["index"]))],
+        "survivors": [{k: r[k] for k in ("file", "function", "line", "original", "mutated")}
+                      | ({"equivalent": r["equivalent"]} if r.get("equivalent") else
+                         {"not_killed_because": not_reached_reason(r)} if not_reached_reason(r) else {})
+                      for r in sorted(done, key=lambda r: (r["file"], r["line"], r["index"]))
+                      if r["status"] == "passed"],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Each image view (plain, light-background, invert), checked pixel by pixel against numpy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wordsight.language.views import VIEWS, border_brightness, get_view, invert, light_background
+
+
+def frame(inside: int, border: int, size=12, width=2) -> Image.Image:
+    a = np.full((size, size, 3), border, np.uint8)
+    a[width:-width, width:-width] = inside
+    return Image.fromarray(a)
+
+
+def test_border_brightness_is_the_mean_of_a_two_pixel_frame():
+    img = frame(inside=250, border=10)
+    assert border_brightness(img) == pytest.approx(10.0)
+    a = np.zeros((12, 12), np.uint8)
+    a[0] = 240  # the top row: 12 pixels of the top strip, and 2 + 2 of the side strips (corners count twice)
+    assert border_brightness(Image.fromarray(a)) == pytest.approx(240 * 16 / (4 * 24))
+
+
+def test_invert_view_is_255_minus_every_channel():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(np.asarray(invert(Image.fromarray(a))), 255 - a)
+    grey = rng.integers(0, 256, (5, 5), dtype=np.uint8)
+    out = np.asarray(invert(Image.fromarray(grey)))
+    assert out.shape == (5, 5, 3) and (out == (255 - grey)[..., None]).all()
+
+
+@pytest.mark.parametrize("border, inverted", [(95, True), (96, False), (200, False), (0, True)])
+def test_light_background_view_inverts_only_dark_borders(border, inverted):
+    """The threshold is 96: a border at 95 is dark (a light object on black), 96 is not."""
+    img = frame(inside=230, border=border)
+    out = np.asarray(light_background(img))
+    expected = 255 - np.asarray(img) if inverted else np.asarray(img)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_views_by_name_and_their_cache_keys():
+    assert get_view(None) == (None, "") and get_view("plain") == (None, "")
+    assert get_view("invert") == (invert, "invert-v1")
+    assert get_view("light-background") == (light_background, "light-background-v1")
+    assert set(VIEWS) == {"plain", "light-background", "invert"}
+    assert len({key for _, key in VIEWS.values()}) == 3  # each view cached apart
+    with pytest.raises(ValueError, match="unknown view 'sepia': choose one of plain, light-background, invert"):
+        get_view("sepia")
