@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from wordsight.evaluate import draw_k_shot, few_shot_curve
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier
-from wordsight.models.fusion import FeatureBlocks
+from wordsight.models.blocks import FeatureBlocks
 
 ENC = "efficientnet-lite0"
 NAMES = ["cat", "dog", "emu"]

@@ -9,7 +9,7 @@ from scipy.special import softmax
 
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier
-from wordsight.models.fusion import FeatureBlocks
+from wordsight.models.blocks import FeatureBlocks
 
 A, B = "efficientnet-lite0", "mobilenetv2"
 TOL = 1e-6
@@ -84,7 +84,7 @@ def test_take_keeps_rows_aligned_across_blocks(blocks):
 def test_unknown_fusion_and_missing_probabilities_are_refused(blocks):
     fb, _ = blocks
     no_probs = FeatureBlocks(fb.samples, {A: fb.embeddings[A]})
-    with pytest.raises(ValueError, match="fusion must be one of"):
+    with pytest.raises(ValueError, match="'fusion' parameter of Classifier must be a str among"):
         Classifier(fusion="late").fit(fb)
     with pytest.raises(ValueError, match="needs ImageNet probabilities"):
         Classifier(fusion="concat").fit(no_probs)

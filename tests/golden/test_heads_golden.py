@@ -197,7 +197,7 @@ def test_image_fusion_l2_normalises_each_encoder_block_before_the_head():
 
     from wordsight.io.sources import Sample
     from wordsight.models import Classifier
-    from wordsight.models.fusion import FeatureBlocks
+    from wordsight.models.blocks import FeatureBlocks
 
     rng = np.random.default_rng(3)
     y = np.repeat([0, 1, 2], 6)

@@ -200,8 +200,9 @@ def test_no_folds_when_a_class_has_one_image():
 def test_prior_views_and_the_automatic_choice():
     from PIL import Image
 
-    from wordsight.language.views import VIEWS
-    from wordsight.models.prior import PRIOR_VIEWS, TEXT_MAP_ALPHA, choose_view
+    from wordsight.language.images import TEXT_MAP_ALPHA
+    from wordsight.language.views import VIEWS, choose_view
+    from wordsight.models.classifier import PRIOR_VIEWS
 
     assert PRIOR_VIEWS == ("auto", "plain", "light-background", "invert")
     assert set(PRIOR_VIEWS[1:]) == set(VIEWS)
@@ -214,6 +215,7 @@ def test_prior_views_and_the_automatic_choice():
 
     assert choose_view([bordered(10)] * 3) == "light-background"  # light garments on black
     assert choose_view([bordered(240)] * 3) == "plain"
-    assert choose_view([bordered(95), bordered(95), bordered(200)]) == "light-background"  # the median decides
-    assert choose_view([bordered(96)]) == "plain"  # the threshold itself is not dark
+    assert choose_view([bordered(15), bordered(15), bordered(200)]) == "light-background"  # the majority decides
+    assert choose_view([bordered(15), bordered(200)]) == "plain"  # half is no majority
+    assert choose_view([bordered(16)]) == "plain"  # the threshold itself is not near-black
     assert choose_view([]) == "plain"

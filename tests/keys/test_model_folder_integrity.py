@@ -15,7 +15,8 @@ import pytest
 
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier, ModelFolderError
-from wordsight.models.fusion import FeatureBlocks
+from wordsight.models.blocks import FeatureBlocks
+from wordsight.models.prior import PriorMix
 
 ENC = "efficientnet-lite0"
 NAMES = ["boot", "cup", "kite"]
@@ -33,8 +34,8 @@ def prior_model(tmp_path_factory):
     blocks.prior_features[(ENC, "invert")] = (probs, emb)
     clf = Classifier(fusion="prior", prior_view="invert", prior_weight=0.5, C=1.0).fit(blocks)
     # as a weight chosen on held-out folds leaves them (a head temperature, the scores seen)
-    clf.prior_head_temperature_ = 1.7
-    clf.prior_scores_ = {"how": "leave-one-shot-out (2 folds)", "scores": {"0.0": {"accuracy": 0.5, "log_loss": 1.0}}}
+    clf.state_.mix = PriorMix(clf.prior_mix_.weight, clf.prior_mix_.temperature, 1.7,
+                              {"how": "leave-one-shot-out (2 folds)", "scores": {"0.0": {"accuracy": 0.5, "log_loss": 1.0}}})
     folder = tmp_path_factory.mktemp("prior-model") / "nested" / "model"  # parents made on demand
     clf.save(folder)
     return clf, blocks, folder
@@ -48,9 +49,8 @@ def test_saved_prior_model_round_trips(prior_model):
     clf, blocks, folder = prior_model
     back = Classifier.load(folder)
     np.testing.assert_array_equal(back.predict_proba(blocks), clf.predict_proba(blocks))
-    assert back.prior_weight_ == 0.5 and back.prior_temperature_ == clf.prior_temperature_
-    assert back.prior_head_temperature_ == 1.7 and back.prior_view_ == "invert" and back.prior_.view == "invert"
-    assert back.prior_scores_ == clf.prior_scores_
+    assert back.prior_mix_ == clf.prior_mix_ and back.prior_mix_.weight == 0.5
+    assert back.prior_mix_.head_temperature == 1.7 and back.prior_.view_ == "invert"
     assert any(f.startswith("zero_shot/") for f in saved_files(folder))
     clf.save(folder)  # saving again into the same folder replaces the model
     np.testing.assert_array_equal(Classifier.load(folder).predict_proba(blocks), clf.predict_proba(blocks))
@@ -68,9 +68,9 @@ def test_saved_config_holds_the_documented_fields(prior_model):
     assert config["class_type"].startswith("str")  # numpy's str_ for string labels
     assert (config["n_features_in"], config["text_dim"], config["probs_encoder"]) == (1280, None, ENC)
     assert "cache" not in config["params"] and config["params"]["prior_view"] == "invert"
-    assert config["prior"] == {"weight": 0.5, "temperature": clf.prior_temperature_, "head_temperature": 1.7,
-                               "scores": clf.prior_scores_, "folder": "zero_shot", "view": "invert",
-                               "zero_shot_method": "names", "text_model": "minilm"}
+    assert config["prior"] == {"weight": 0.5, "temperature": clf.prior_mix_.temperature, "head_temperature": 1.7,
+                               "scores": clf.prior_mix_.scores, "folder": "zero_shot", "view": "invert",
+                               "zero_shot_method": "names", "text_model": "minilm", "learner": "mix"}
     assert config["head"]["name"] == "logistic" and config["head"]["arrays"] == ["coef", "intercept", "mean", "scale"]
 
 
@@ -80,16 +80,15 @@ def _flip_middle_byte(data: bytes) -> bytes:
     return bytes(out)
 
 
-WEIGHT_FILES = ["head.safetensors", "zero_shot/prior.json", "zero_shot/conse/zeroshot.json",
+WEIGHT_FILES = ["head.safetensors", "zero_shot/pipeline.json", "zero_shot/conse/zeroshot.json",
                 "zero_shot/conse/class_embeddings.safetensors", "zero_shot/linear/zeroshot.json",
-                "zero_shot/linear/class_embeddings.safetensors", "zero_shot/text_map/text_map.json",
-                "zero_shot/text_map/text_map.safetensors"]
+                "zero_shot/linear/class_embeddings.safetensors"]
 
 
 def test_every_file_of_a_prior_model_is_listed_with_its_checksum(prior_model):
     _, _, folder = prior_model
     config = json.loads((folder / "config.json").read_text())
-    assert saved_files(folder) == sorted(["config.json", *WEIGHT_FILES])
+    assert saved_files(folder) == sorted(["config.json", *WEIGHT_FILES])  # prior_weight=0.5: mixed, no probe
     assert sorted(config["files"]) == sorted(WEIGHT_FILES)
 
 
@@ -110,7 +109,7 @@ def test_a_missing_weight_file_is_refused_by_name(prior_model, tmp_path, name):
     dst = tmp_path / "m"
     shutil.copytree(folder, dst)
     (dst / name).unlink()
-    with pytest.raises(ModelFolderError, match=f"{name}: missing"):
+    with pytest.raises(ModelFolderError, match=f"{name}: file not found"):
         Classifier.load(dst)
 
 
@@ -219,7 +218,8 @@ def test_older_prior_configs_without_new_fields_load_with_the_defaults(prior_mod
 
     resign(dst, drop)
     back = Classifier.load(dst)
-    assert back.prior_head_temperature_ == 1.0 and back.prior_view_ == "plain"
+    # the head temperature defaults to 1; the view is the one the prior's own folder records
+    assert back.prior_mix_.head_temperature == 1.0 and back.prior_.view_ == "invert"
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -241,8 +241,8 @@ def test_consistent_but_broken_folders_are_refused_by_name(prior_model, tmp_path
     elif damage == "other_arrays":
         resign(dst, lambda c: c["head"].__setitem__("arrays", ["coef", "intercept"]))
     else:
-        (dst / "zero_shot" / "prior.json").unlink()
-        resign(dst, lambda c: c["files"].pop("zero_shot/prior.json"))
+        (dst / "zero_shot" / "pipeline.json").unlink()
+        resign(dst, lambda c: c["files"].pop("zero_shot/pipeline.json"))
     with pytest.raises(ModelFolderError, match=message):
         Classifier.load(dst)
 
@@ -259,6 +259,6 @@ def test_concat_model_keeps_its_text_block_and_tuple_params(prior_model, tmp_pat
     clf = Classifier(fusion="concat", C=(0.1, 1.0), text_weight=0.5).fit(blocks)
     clf.save(tmp_path / "concat")
     back = Classifier.load(tmp_path / "concat")
-    assert back.text_dim_ == 384 and back.C == (0.1, 1.0) and back.encoders == ("efficientnet-lite0",)
+    assert back.state_.text_dim == 384 and back.C == (0.1, 1.0) and back.encoders == ("efficientnet-lite0",)
     np.testing.assert_array_equal(back.predict_proba(blocks), clf.predict_proba(blocks))
     assert back.pipeline_spec()["blocks"][-1]["stop"] == 1280 + 384

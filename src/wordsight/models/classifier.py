@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._util.numerics import softmax
+from ..language.views import VIEW_CHOICES
 from .augment import Augment
 from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set
 from .fusion import FUSIONS, make_fusion
@@ -26,7 +27,7 @@ from .prior import PriorMix, choose_mix, prior_temperature
 from .prior_probe import PriorProbe
 from .state import FittedState
 
-PRIOR_VIEWS = ("auto", "plain", "light-background", "invert")
+PRIOR_VIEWS = VIEW_CHOICES
 
 
 def _is_array(X) -> bool:
@@ -353,8 +354,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
         view = self.prior_view if self.prior_view != "auto" else choose_view_of_samples(blocks.samples)
         pipeline = self.zero_shot_pipeline(view)
         pipeline.view_ = view  # the reading below uses it before fit
-        reading = dict(zip(("probs", "embedding"), self._read_prior(pipeline, blocks.samples)))
-        blocks.prior_features[(pipeline.encoder, view)] = (reading["probs"], reading["embedding"])
+        key = (pipeline.encoder, view)
+        if key not in blocks.prior_features:  # given with the blocks (explanations, tests) or read now
+            blocks.prior_features[key] = self._read_prior(pipeline, blocks.samples)
+        reading = dict(zip(("probs", "embedding"), blocks.prior_features[key]))
         self.state_.prior = pipeline.fit(reading=reading, view=view)
         prior = pipeline.log_proba_reading(reading)
         if self.prior_weight == "auto" and issubclass(head_class(self.head), LogisticHead):

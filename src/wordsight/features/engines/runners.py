@@ -116,7 +116,7 @@ def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_d
 
 
 def _weights_digest(encoder) -> str:
-    from ...export.onnx import weights_digest
+    from ...encoders.onnx import weights_digest
 
     return weights_digest(encoder)
 
