@@ -13,8 +13,9 @@ Per draw: ``image-only`` is ``Classifier().fit`` (the default), ``prior (mix)`` 
 or augmented views: the previous default),
 ``zero-shot`` is that model's language prior alone (centred on the k-shot images, as the prior
 that the other two methods use) and ``prior-probe`` is :class:`PriorProbe` fitted on the fused
-image features and the prior's log-probabilities of the same k-shot images (what
-``Classifier(fusion="prior")`` now fits by default). Features go through
+image features and the prior's log-probabilities of the same k-shot images, as
+``Classifier(fusion="prior")`` fits it by default (C: the image head's cross-validated penalty
+where it has one, else 0.1). Features go through
 the shared cache, so a second run only reads them. ``--save-arrays`` writes the arrays every
 learner saw (features, prior log-probabilities per draw, labels) for offline comparisons.
 """
@@ -35,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from wordsight.evaluate.fewshot import draw_k_shot  # noqa: E402
 from wordsight.io.sources import Sample  # noqa: E402
 from wordsight.models import Classifier  # noqa: E402
-from wordsight.models.prior_probe import PriorProbe  # noqa: E402
 
 T0 = time.time()
 RESULTS = Path(__file__).parent / "results"
@@ -128,11 +128,10 @@ def run_seed(task: str, seed: int, ks, draws: int, base: dict, arrays: dict | No
                 support = pool.take(idx)
             prior_s, prior_t = mixed.prior_log_proba(support), mixed.prior_log_proba(test)
             accs["zero-shot"].append(float(np.mean(mixed.classes_[prior_t.argmax(1)] == y_test)))
-            X_s = mixed.fuse(support).astype(np.float64)
             X_t = mixed.fuse(test).astype(np.float64)
-            y_s = np.searchsorted(mixed.classes_, np.asarray(support.labels, dtype=object))
-            probe = PriorProbe(random_state=base.get("random_state", 0)).fit(X_s, y_s, prior_s, len(mixed.classes_))
-            accs["prior-probe"].append(float(np.mean(mixed.classes_[probe.logits(X_t, prior_t).argmax(1)] == y_test)))
+            probe = clone(Classifier(fusion="prior", **base)).fit(support)  # the default: the prior probe
+            assert probe.state_.probe is not None
+            accs["prior-probe"].append(float(np.mean(probe.predict(test) == y_test)))
             if arrays is not None:
                 arrays.setdefault(f"seed{seed}/X_pool", mixed.fuse(pool))
                 arrays.setdefault(f"seed{seed}/X_test", X_t.astype(np.float32))
