@@ -206,3 +206,22 @@ def test_language_prior_reads_inverted_garments_and_beats_chance(fashion_blocks)
     assert not np.allclose(plain.prior_log_proba(test), logp)
     with pytest.raises(ValueError, match="prior_view"):
         Classifier(fusion="prior", prior_view="upside-down").fit(train)
+
+
+@pytest.mark.parametrize("per_class, takes_head_c", [(31, False), (32, True)])
+def test_prior_probe_takes_the_heads_cross_validated_penalty_from_32_images_per_class(per_class, takes_head_c):
+    from wordsight.io.sources import Sample
+    from wordsight.models.blocks import FeatureBlocks
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], per_class)
+    emb = (rng.normal(size=(3, 1280))[y] * 0.5 + rng.normal(size=(len(y), 1280))).astype(np.float32)
+    logits = rng.normal(size=(len(y), 1000))
+    probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    samples = [Sample(f"i{i}.png", "abc"[c]) for i, c in enumerate(y)]
+    blocks = FeatureBlocks(samples, {"efficientnet-lite0": emb}, probs, "efficientnet-lite0",
+                           prior_features={("efficientnet-lite0", "plain"): (probs, emb)})
+    clf = Classifier(fusion="prior", prior_view="plain").fit(blocks)
+    head_c, probe_c = clf.head_.info["C"], clf.state_.probe.info["C"]
+    assert "c_search" in clf.head_.info and head_c != 0.1
+    assert probe_c == (head_c if takes_head_c else 0.1)
