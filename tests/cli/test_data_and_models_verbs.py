@@ -78,7 +78,12 @@ def test_data_verb_without_the_data_set_fails_in_one_line(tmp_path, monkeypatch,
     from wordsight.cli import main
     from wordsight.io import datasets
 
+    import urllib.request
+
     monkeypatch.setattr(datasets, "_DEBIAN_DIR", str(tmp_path / "no-debian"))
+    # urllib builds its global opener (and reads the proxy variables) once: a fresh one here, and
+    # the previous one back afterwards, so that the proxy below stays in this test
+    monkeypatch.setattr(urllib.request, "_opener", None)
     monkeypatch.delenv("WORDSIGHT_DATA", raising=False)
     for var in ("http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")

@@ -223,18 +223,18 @@ def test_server_body_size_at_the_limit_and_one_past(server, chunked):
 
 
 @pytest.fixture(scope="module")
-def broken_server(model_dir, tmp_path_factory):
-    """A server whose model raises on every prediction: a saved model whose head's weights have
-    one column too many (valid files, checksums right, wrong shape)."""
-    from wordsight.models import Classifier
+def broken_server(model_dir):
+    """A server whose model raises on every prediction. A saved folder that cannot predict is now
+    refused at load (tests/hostile), so the failure is put into the loaded model's head."""
     from wordsight.serve import BackgroundServer, ServeSettings
 
-    clf = Classifier.load(model_dir)
-    coef = clf.head_.arrays["coef"]
-    clf.head_.arrays["coef"] = np.concatenate([coef, np.zeros((len(coef), 1))], 1)
-    folder = tmp_path_factory.mktemp("broken") / "model"
-    clf.save(folder)
-    with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as s:
+    with BackgroundServer(ServeSettings(model_dir=model_dir, warm_up=False)) as s:
+        head = s.app.state.wordsight.predictor.classifier.head_
+
+        def broken(X):
+            raise ValueError("matmul: the head broke")
+
+        head.logits = broken
         yield s
 
 
