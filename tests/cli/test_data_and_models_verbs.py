@@ -75,10 +75,10 @@ def test_data_verb_per_class_subset_and_one_split(idx_root, tmp_path):
 def test_data_verb_without_the_data_set_fails_in_one_line(tmp_path, monkeypatch, capsys):
     """No IDX files anywhere (the Debian folder moved away for this test) and the canonical site
     unreachable (an HTTP proxy on a closed loopback port): one error line, no traceback."""
+    import urllib.request
+
     from wordsight.cli import main
     from wordsight.io import datasets
-
-    import urllib.request
 
     monkeypatch.setattr(datasets, "_DEBIAN_DIR", str(tmp_path / "no-debian"))
     # urllib builds its global opener (and reads the proxy variables) once: a fresh one here, and

@@ -11,7 +11,6 @@ import asyncio
 import io
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
