@@ -51,18 +51,19 @@ class Target:
 
 G = "tests/golden/"
 TARGETS = [
-    Target("models/heads.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", "-k", "not mlp"],
-           exclude=["<module>", "Head.__init__", "Head.fit", "MLPHead", "RandomForestHead._fit"],
-           why_limited="MLPHead (its torch training loop: 80 mutants at 1.5 s of training each) is pinned by "
-                       "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated, to keep "
-                       "the run short; RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the "
-                       "golden "
-                       "forest test); Head.fit only picks the BLAS thread count (same numbers either way)"),
+    Target("models/heads/base.py", [G + "test_heads_golden.py", "-k", "not mlp"],
+           exclude=["<module>", "Head.__init__", "Head.fit"],
+           why_limited="Head.fit only picks the BLAS thread count (same numbers either way)"),
+    Target("models/heads/linear.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", "-k", "not mlp"]),
+    Target("models/heads/knn.py", [G + "test_heads_golden.py", "-k", "knn"]),
+    Target("models/heads/forest.py", [G + "test_heads_golden.py", "-k", "forest"], exclude=["RandomForestHead._fit"],
+           why_limited="RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the golden forest "
+                       "test); the MLP head (its torch training loop: 80 mutants at 1.5 s each) is pinned by "
+                       "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated"),
     Target("models/fusion.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py"]),
     Target("models/prior.py", [G + "test_prior_golden.py"],
-           include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "choose_view"],
-           why_limited="LanguagePrior (fit/ways/save/load) needs the encoders and text model: covered by "
-                       "tests/keys/test_model_folder_integrity.py and tests/models, not mutated here"),
+           include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "PriorMix"],
+           why_limited="choose_mix needs fitted heads and folds: covered by tests/models, not mutated here"),
     Target("language/zeroshot.py", [G + "test_zeroshot_golden.py"],
            include=["ZeroShotClassifier.fit", "ZeroShotClassifier._check", "ZeroShotClassifier._shape",
                     "ZeroShotClassifier.decision_function", "ZeroShotClassifier.predict_log_proba",
@@ -89,12 +90,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("models/fusion.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon: any tiny value gives the same rows"),
     ("models/fusion.py", "| None", "& None", "an annotation (postponed by `from __future__ import annotations`)"),
     ("models/fusion.py", 'dict[int, "FeatureBlocks"]', "XXFeatureBlocksXX", "an annotation string"),
-    ("models/heads.py", "overall if overall > 1e-12 else 1.0", "", "the scale of a constant training set: every "
+    ("models/heads/base.py", "overall if overall > 1e-12 else 1.0", "", "the scale of a constant training set: every "
      "centred value is 0, so the coefficients it multiplies are 0 whatever the scale"),
-    ("models/heads.py", 'seed = self.params.get("random_state", 0)', "", "the estimator's seed: lbfgs and LinearSVC's "
+    ("models/heads/linear.py", 'seed = self.params.get("random_state", 0)', "", "the estimator's seed: lbfgs and LinearSVC's "
      "primal solver are deterministic; the folds' seed is read in _choose_c"),
-    ("models/heads.py", "if len(counts) > 1 else 0", "else 1", "n = 1 is returned as 0 by the next line"),
-    ("models/heads.py", "if len(counts) > 1 else 0", ">= 1 else",
+    ("models/heads/linear.py", "if len(counts) > 1 else 0", "else 1", "n = 1 is returned as 0 by the next line"),
+    ("models/heads/linear.py", "if len(counts) > 1 else 0", ">= 1 else",
      "one class present: scikit-learn refuses to fit it anyway"),
     ("models/persistence.py", "f.read(1 << 20)", "", "the read chunk size of the checksum: same digest"),
     ("models/persistence.py", 'CONFIG + ".tmp"', "", "the temporary file's name before the atomic rename"),
@@ -115,16 +116,16 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("serve/uploads.py", "if w == 0 or h == 0:", "", "defensive: PIL refuses zero-sized headers before this line "
      "(a PNG, GIF or BMP header saying 0 pixels is 'not an image')"),
     ("serve/uploads.py", "image has no pixels", "", "defensive line, see above"),
-    ("models/heads.py", "P += a[\"value\"][base + node]", "P -= a", "the final normalisation removes the sign"),
-    ("models/heads.py", "P /= len(offsets) - 1", "", "the final normalisation removes any scale"),
-    ("models/heads.py", "P += 1e-9", "P -= 1e-9", "1e-9 only keeps log() finite; it is below the tests' 1e-6"),
-    ("models/heads.py", "return P / P.sum(1, keepdims=True)", "return P * P.sum", "P already sums to 1 (+3e-9)"),
-    ("models/heads.py", "f = np.where(leaf, 0, a[\"feature\"][g])", "", "a leaf's feature index is never used"),
-    ("models/heads.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon"),
-    ("models/heads.py", "cw.get(c, 1.0)", "cw.get(c, 2.0)", "a class with no training image never votes"),
-    ("models/heads.py", "max_iter", "", "the iteration cap: both fits converge well before it"),
-    ("models/heads.py", "intercept = np.full(n_classes, -1e3)", "-1001.0", "any very negative logit works"),
-    ("models/heads.py", "round(scores[c], 6)", "round(scores[c], 7)", "the tie-break's rounding of an accuracy"),
+    ("models/heads/forest.py", "P += a[\"value\"][base + node]", "P -= a", "the final normalisation removes the sign"),
+    ("models/heads/forest.py", "P /= len(offsets) - 1", "", "the final normalisation removes any scale"),
+    ("models/heads/linear.py", "P += 1e-9", "P -= 1e-9", "1e-9 only keeps log() finite; it is below the tests' 1e-6"),
+    ("models/heads/linear.py", "return P / P.sum(1, keepdims=True)", "return P * P.sum", "P already sums to 1 (+3e-9)"),
+    ("models/heads/linear.py", "f = np.where(leaf, 0, a[\"feature\"][g])", "", "a leaf's feature index is never used"),
+    ("models/heads/linear.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon"),
+    ("models/heads/linear.py", "cw.get(c, 1.0)", "cw.get(c, 2.0)", "a class with no training image never votes"),
+    ("models/heads/linear.py", "max_iter", "", "the iteration cap: both fits converge well before it"),
+    ("models/heads/linear.py", "intercept = np.full(n_classes, -1e3)", "-1001.0", "any very negative logit works"),
+    ("models/heads/linear.py", "round(scores[c], 6)", "round(scores[c], 7)", "the tie-break's rounding of an accuracy"),
     ("models/fusion.py", "parts += [l2n(", "parts = [l2n(", "parts is empty at that point"),
     ("models/fusion.py", "if parts else np.zeros", "", "unreachable: every valid fusion has a part"),
     ("evaluate/fewshot.py", "time.time() - t", "time.time() + t", "the elapsed seconds in a progress line"),
@@ -136,12 +137,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("encoders/config.py", "available: Callable", "compare=True", "configs are never compared for equality"),
     ("encoders/config.py", "available: Callable", "repr=True", "the repr of a config"),
     ("models/fusion.py", "int(text_dim or 0)", "or 1", "a text block always has its dimension (never None)"),
-    ("models/heads.py", "if folds == 0 and len(grid) > 1 else grid[0]", "len(grid) >= 1", "a one-C grid gives grid[0] "
+    ("models/heads/linear.py", "if folds == 0 and len(grid) > 1 else grid[0]", "len(grid) >= 1", "a one-C grid gives grid[0] "
      "either way"),
-    ("models/heads.py", "if folds == 0 and len(grid) > 1 else grid[0]", "folds == 0 or", "same: reached only when "
+    ("models/heads/linear.py", "if folds == 0 and len(grid) > 1 else grid[0]", "folds == 0 or", "same: reached only when "
      "the grid has one C or there are no folds"),
-    ("models/heads.py", "model = None", 'model = ""', "both make the first C a fresh fit"),
-    ("models/heads.py", "P += 1e-9", "2e-09", "a pseudo-count below the tests' tolerance, there to keep log() finite"),
+    ("models/heads/linear.py", "model = None", 'model = ""', "both make the first C a fresh fit"),
+    ("models/heads/linear.py", "P += 1e-9", "2e-09", "a pseudo-count below the tests' tolerance, there to keep log() finite"),
     ("models/persistence.py", "json.dumps(config, indent=2)", "indent=3", "whitespace in config.json"),
     ("models/persistence.py", "{digest[:12]}", "", "how many hex digits an error message shows"),
     ("models/persistence.py", "{actual[:12]}", "", "how many hex digits an error message shows"),
@@ -152,7 +153,7 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
 
 # Real survivors that the fast selection cannot reach, with the reason (not counted as equivalent).
 NOT_REACHED: list[tuple[str, str, str]] = [
-    ("models/heads.py", "LinearHead._choose_c", "the large-problem path (one held-out split, warm starts) starts at "
+    ("models/heads/linear.py", "LinearHead._choose_c", "the large-problem path (one held-out split, warm starts) starts at "
      "5,000,000 matrix entries: exercised by benchmarks/fashion_mnist.py only; stratified folds hold every "
      "class"),
     ("encoders/config.py", "<module>", "the default of EncoderConfig.available is used only by hub-prefixed models "
