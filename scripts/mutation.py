@@ -51,12 +51,14 @@ class Target:
 
 G = "tests/golden/"
 TARGETS = [
-    Target("models/heads/base.py", [G + "test_heads_golden.py", "-k", "not mlp"],
+    Target("models/heads/base.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "not mlp"],
            exclude=["<module>", "Head.__init__", "Head.fit"],
            why_limited="Head.fit only picks the BLAS thread count (same numbers either way)"),
-    Target("models/heads/linear.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", "-k", "not mlp"]),
-    Target("models/heads/knn.py", [G + "test_heads_golden.py", "-k", "knn"]),
-    Target("models/heads/forest.py", [G + "test_heads_golden.py", "-k", "forest"], exclude=["RandomForestHead._fit"],
+    Target("models/heads/linear.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", G + "test_head_forms.py",
+                                      "-k", "not mlp"]),
+    Target("models/heads/knn.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "knn"]),
+    Target("models/heads/forest.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "forest"],
+           exclude=["RandomForestHead._fit"],
            why_limited="RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the golden forest "
                        "test); the MLP head (its torch training loop: 80 mutants at 1.5 s each) is pinned by "
                        "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated"),
