@@ -26,6 +26,7 @@ class FittedState:
     prior: object | None = None  # a fitted ZeroShotPipeline
     mix: PriorMix | None = None
     probe: PriorProbe | None = None  # the few-shot learner on the prior (replaces head + mix)
+    _torch: dict = field(default_factory=dict, repr=False, compare=False)  # torch forms, built on first use
 
     def logits(self, fused: np.ndarray, prior_logits: np.ndarray | None) -> np.ndarray:
         """Log-probabilities of fused rows, the prior mixed in where the model has one."""
@@ -42,10 +43,12 @@ class FittedState:
         """Scores in torch whose softmax equals :meth:`logits`'s: ``head.to_torch()``, then the
         mixing where the model has a prior (explanations, parity tests)."""
         if self.probe is not None and prior_logits is not None:
-            return self.probe.to_torch()(fused, prior_logits)
-        if not hasattr(self, "_torch_head"):
-            self._torch_head = self.head.to_torch()
-        z = self._torch_head(fused)
+            if "probe" not in self._torch:
+                self._torch["probe"] = self.probe.to_torch()
+            return self._torch["probe"](fused, prior_logits)
+        if "head" not in self._torch:
+            self._torch["head"] = self.head.to_torch()
+        z = self._torch["head"](fused)
         if self.mix is not None and prior_logits is not None:
             return self.mix.torch(z, prior_logits)
         return z  # the head's own scores (Grad-CAM differentiates a class score, not its log-probability)

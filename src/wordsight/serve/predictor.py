@@ -45,12 +45,6 @@ def _py(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _reading(fs) -> dict[str, np.ndarray]:
-    from ..language.pipeline import ZeroShotPipeline
-
-    return ZeroShotPipeline.reading(fs)
-
-
 class Predictor:
     """Loads the model folder (or nothing, for a zero-shot-only server) and answers batches."""
 
@@ -156,7 +150,7 @@ class Predictor:
     def concepts_batch(self, items: list[tuple[Sample, str]]) -> list[dict]:
         """Per (image, view): the zero-shot pipeline's reading of it and its description, or the error."""
         from ..language.images import describe_features
-        from ..language.pipeline import read_images
+        from ..language.pipeline import ZeroShotPipeline, read_images
 
         out: list[dict | None] = [None] * len(items)
         for view in sorted({v for _, v in items}):
@@ -168,10 +162,11 @@ class Predictor:
             texts = (
                 describe_features(fs, self.zero_shot_encoder, text_model=self.settings.text_model) if fs.samples else []
             )
+            reading = ZeroShotPipeline.reading(fs) if fs.samples else {}  # once per view, not per image
             for i, s in zip(idx, samples):
                 r = row.get(s.path)
                 out[i] = ({"error": reasons.get(s.path, "could not be read")} if r is None else
-                          {"reading": {k: v[r] for k, v in _reading(fs).items()}, "description": texts[r]})
+                          {"reading": {k: v[r] for k, v in reading.items()}, "description": texts[r]})
         return out
 
     def zero_shot_proba(self, classes: list[str], descriptions: dict | None, method: str,
