@@ -162,3 +162,31 @@ def test_describe_classes_verb_writes_an_editable_file_that_zeroshot_reads(fashi
     rc = main(["zeroshot", str(images), "--classes", classes, "--class-descriptions", str(out), "--llm", "none",
                "--model", f"clip:{tiny_clip_dir}", "--quiet"])
     assert rc == 0 and "accuracy on 18 labelled image(s)" in capsys.readouterr().err
+
+
+def test_describe_classes_refines_the_pairs_the_pipeline_confuses(fashion_folder, tiny_clip_dir):
+    from wordsight.language.pipeline import ZeroShotPipeline
+    from wordsight.language.refine import base_entries, describe_classes
+
+    classes = ["Sandal", "Bag", "Coat", "Trouser"]
+    images = [str(p) for c in classes for p in sorted((fashion_folder / "train" / c).glob("*.png"))]
+    start = {"Sandal": ["an open shoe"], "Bag": ["a handbag"], "Coat": ["a long coat"], "Trouser": ["long pants"]}
+    rec = Recorder()
+
+    def pipeline():
+        return ZeroShotPipeline(classes, encoder=f"clip:{tiny_clip_dir}", method="descriptions")
+
+    pool, prov = describe_classes(classes, images, descriptions=start, llm=rec, pairs=2, fudd_k=1, select="pseudo",
+                                  pipeline=pipeline())
+    # the same pairs, found independently from the pipeline fitted on the texts before refinement
+    zs = pipeline()
+    fs = zs.fit(images).read(images)
+    zs.descriptions = base_entries(classes, start)
+    proba = np.exp(zs.fit(images).log_proba_reading(ZeroShotPipeline.reading(fs)))
+    want = confused_pairs(proba, top=2)
+    assert prov["pairs"] == [[classes[a], classes[b], n] for a, b, n in want] and len(rec.asked) == 2 * len(want)
+    for a, b, _ in want:
+        assert [e["source"] for e in pool[classes[a]]].count(f"fudd:{classes[b]}") == 1
+        assert [e["source"] for e in pool[classes[b]]].count(f"fudd:{classes[a]}") == 1
+    assert prov["steps"] == ["names", "templates", "given", "fudd", "select:pseudo"] and prov["images"] == 24
+    assert all(any(e["weight"] == 1.0 for e in v) for v in pool.values())
