@@ -88,7 +88,7 @@ def run(args) -> int:
     save_class_descriptions(pool, args.out, provenance=provenance)
     kept = sum(entry_weight(e) > 0 for v in pool.values() for e in v)
     total = sum(len(v) for v in pool.values())
-    pairs = ", ".join(f"{a}/{b}" for a, b, _ in provenance.get("pairs", [])) or "none"
+    pairs = ", ".join(f"{a} vs {b}" for a, b, _ in provenance.get("pairs", [])) or "none"
     print(f"{len(classes)} classes, {kept} of {total} texts kept (selection: {provenance.get('selection', 'none')}; "
           f"differential pairs: {pairs}) -> {args.out}", file=sys.stderr)
     return 0
