@@ -190,3 +190,19 @@ def test_describe_classes_refines_the_pairs_the_pipeline_confuses(fashion_folder
         assert [e["source"] for e in pool[classes[b]]].count(f"fudd:{classes[a]}") == 1
     assert prov["steps"] == ["names", "templates", "given", "fudd", "select:pseudo"] and prov["images"] == 24
     assert all(any(e["weight"] == 1.0 for e in v) for v in pool.values())
+
+
+def test_base_entries_ask_the_llm_when_no_file_is_given_and_labels_are_needed_for_label_selection():
+    from wordsight.language.refine import base_entries, describe_classes
+
+    rec = Recorder()
+    pool = base_entries(["cat", "dog"], llm=rec, k=2)
+    assert [e["source"] for e in pool["cat"]] == ["name"] + ["template"] * 8 + ["llm", "llm"]
+    assert pool["cat"][0] == {"text": "cat", "weight": 1.0, "source": "name"} and len(rec.asked) == 4
+    assert base_entries(["cat", "dog"], {"cat": ["Cat"], "dog": []}, templates=False) == {
+        "cat": [{"text": "cat", "weight": 1.0, "source": "name"}],  # "Cat" repeats the name: kept once
+        "dog": [{"text": "dog", "weight": 1.0, "source": "name"}]}
+    reading = {"embedding": np.ones((4, 3))}
+    with pytest.raises(ValueError, match="needs images labelled"):
+        describe_classes(["cat", "dog"], reading=reading, descriptions={"cat": [], "dog": []}, llm="none",
+                         select="labels")
