@@ -13,6 +13,7 @@ COMMANDS = [
     "embed",
     "data",
     "describe",
+    "describe-classes",
     "zeroshot",
     "export",
     "serve",
@@ -37,7 +38,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wordsight {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f".{name}", __name__)
+        module = importlib.import_module(f".{name.replace('-', '_')}", __name__)
         if argv is None or name == chosen:
             module.add_parser(sub)
         else:

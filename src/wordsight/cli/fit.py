@@ -29,7 +29,8 @@ def add_model_options(p) -> None:
     p.add_argument("--prior-weight", default="auto",
                    help="'auto' (the prior probe with the logistic head), 'held-out' (a weight chosen on "
                    "leave-one-shot-out folds) or a number")
-    p.add_argument("--class-descriptions", default=None, help="JSON {class: [texts]} for the zero-shot prior")
+    p.add_argument("--class-descriptions", default=None,
+                   help="JSON {class: [texts]} for the zero-shot prior (or as `wordsight describe-classes` writes it)")
     p.add_argument("--prior-view", default="auto", choices=VIEW_CHOICES,
                    help="image view the prior reads (auto: light-background for light-on-dark images)")
     p.add_argument("--augment", type=int, default=0, help="augmented views per training image")
@@ -38,14 +39,12 @@ def add_model_options(p) -> None:
 
 
 def classifier_from_args(args):
-    import json
-
+    from ..language.descriptions import load_class_descriptions
     from ..models import Classifier
 
     descriptions = None
-    if args.class_descriptions:
-        with open(args.class_descriptions, encoding="utf-8") as f:
-            descriptions = json.load(f)
+    if args.class_descriptions:  # a user's file: regular, bounded, checked (weights as describe-classes writes)
+        descriptions = load_class_descriptions(args.class_descriptions)
     weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
     fusion = "image" if args.fusion == "auto" else args.fusion  # resolved from the labels in fit_data
     return Classifier(encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()), fusion=fusion,

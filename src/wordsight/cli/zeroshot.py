@@ -19,8 +19,9 @@ def add_parser(sub):
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--classes", help='comma-separated class names: "cat,dog,bird"')
     g.add_argument("--classes-file", help="class names, one per line (.txt) or a JSON list")
-    p.add_argument("--descriptions", default=None, help="class descriptions JSON {class: [texts]}; classes it "
-                   "lacks are generated with --llm (or reported with --llm none)")
+    p.add_argument("--descriptions", "--class-descriptions", dest="descriptions", default=None,
+                   help="class descriptions JSON {class: [texts]} (or as `wordsight describe-classes` writes it, with "
+                   "weights); classes it lacks are generated with --llm (or reported with --llm none)")
     p.add_argument("--method", default="auto", choices=["auto", *METHODS],
                    help="auto: descriptions when --descriptions is given, else the class names (no LLM run)")
     p.add_argument("--llm", default="local", choices=list(BACKENDS),

@@ -36,7 +36,8 @@ def class_texts(model, cls) -> list[str]:
         if isinstance(src, dict):
             d = src.get(cls, src.get(str(cls)))
             if d:
-                texts += [d] if isinstance(d, str) else [str(x) for x in d]
+                texts += [d] if isinstance(d, str) else [str(x.get("text", "")) if isinstance(x, dict) else str(x)
+                                                         for x in d]
                 break
     return list(dict.fromkeys(t for t in texts if t))
 

@@ -7,6 +7,8 @@ classification where the two meet in a text space.
 - :func:`get_llm`: ``local`` (packaged SmolLM2), ``openai`` (any chat-completions endpoint), ``none``.
 - :func:`generate_class_descriptions` / :func:`save_class_descriptions` /
   :func:`load_class_descriptions`: CuPL-style class descriptions, JSON keyed by class name.
+- :func:`describe_classes`: descriptions that discriminate on the user's images (FuDD
+  differential descriptions for the confused pairs, selection by class separation), weighted.
 - :class:`ZeroShotClassifier`: names, templates, descriptions, descriptors, waffle, over text vectors.
 - :class:`ZeroShotPipeline`: images -> view -> text space -> class scores, the one zero-shot path.
 
@@ -27,6 +29,9 @@ _EXPORTS = {
     **dict.fromkeys(["VIEWS", "VIEW_CHOICES", "choose_view", "get_view", "light_background"], ".views"),
     **dict.fromkeys(["DEFAULT_TEMPLATES", "METHODS", "ZeroShotClassifier", "waffle_descriptors"], ".zeroshot"),
     **dict.fromkeys(["ZeroShotPipeline", "read_images"], ".pipeline"),
+    **dict.fromkeys(["confused_pairs", "differential_descriptions"], ".differential"),
+    **dict.fromkeys(["selection_weights", "separation_scores"], ".selection"),
+    **dict.fromkeys(["describe_classes"], ".refine"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

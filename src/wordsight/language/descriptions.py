@@ -87,38 +87,79 @@ def generate_class_descriptions(classes, llm="local", k: int = 5, seed: int = 0,
     return result
 
 
-def save_class_descriptions(descriptions: dict[str, list[str]], path) -> Path:
-    """Write ``{class: [descriptions]}`` as indented UTF-8 JSON (atomic replace)."""
+# A descriptions file is user-supplied: its size and contents are bounded before any work.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_CLASSES = 10_000
+MAX_PER_CLASS = 256
+MAX_TEXT_CHARS = 1000
+# The one key of a descriptions file that is not a class name: how the file was made.
+PROVENANCE_KEY = "_provenance"
+# What one description may say about itself; ``score`` is the selection's measure (informative).
+ENTRY_KEYS = {"text", "weight", "source", "score"}
+
+
+def entry_text(entry) -> str:
+    """The text of one description: a string, or ``{"text": ..., "weight": ..., "source": ...}``."""
+    return entry["text"] if isinstance(entry, dict) else entry
+
+
+def entry_weight(entry) -> float:
+    """The weight of one description (1 for a plain string)."""
+    return float(entry.get("weight", 1.0)) if isinstance(entry, dict) else 1.0
+
+
+def save_class_descriptions(descriptions: dict, path, provenance: dict | None = None) -> Path:
+    """Write ``{class: [descriptions]}`` as indented UTF-8 JSON (atomic replace). A description
+    is a string or ``{"text", "weight", "source"}``; ``provenance`` (how the file was made) goes
+    under :data:`PROVENANCE_KEY`."""
     path = Path(path)
     _validate(descriptions, str(path))
+    data = dict(descriptions)
+    if provenance:
+        data[PROVENANCE_KEY] = provenance
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(descriptions, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
 
-def load_class_descriptions(path, classes=None, missing: str = "error") -> dict[str, list[str]]:
-    """Read a descriptions file (``{class: [text, ...]}``; a single string is one description).
+def read_descriptions_file(path) -> dict:
+    """The ``{class: [descriptions]}`` of a file (its provenance left out): a regular file of at
+    most :data:`MAX_FILE_BYTES`, checked entry by entry; errors name the file and the problem."""
+    from ..io.safe_files import read_regular_text
 
-    With ``classes``: the result has exactly those keys, in that order. Classes the file lacks
-    raise :class:`MissingClassesError` naming them (``missing="error"``) or get an empty list
-    (``missing="empty"``); keys the file has beyond ``classes`` are reported with a warning.
-    """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"{path}: descriptions file not found")
+    text = read_regular_text(path, MAX_FILE_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply") from None
     if isinstance(data, list):
         raise ValueError(f"{path}: descriptions must be an object keyed by class name, not a list "
                          "(a list would tie descriptions to class positions)")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: descriptions must be an object {{class name: [descriptions]}}")
-    data = {k: [v] if isinstance(v, str) else v for k, v in data.items()}
+    data.pop(PROVENANCE_KEY, None)
+    data = {k: [v] if isinstance(v, (str, dict)) else v for k, v in data.items()}
     _validate(data, str(path))
+    return data
+
+
+def load_class_descriptions(path, classes=None, missing: str = "error") -> dict[str, list]:
+    """Read a descriptions file (``{class: [text, ...]}``; a single string is one description; a
+    description may also be ``{"text", "weight", "source"}``, as ``wordsight describe-classes``
+    writes them).
+
+    With ``classes``: the result has exactly those keys, in that order. Classes the file lacks
+    raise :class:`MissingClassesError` naming them (``missing="error"``) or get an empty list
+    (``missing="empty"``); keys the file has beyond ``classes`` are reported with a warning.
+    """
+    data = read_descriptions_file(path)
     if classes is None:
         return data
     classes = [str(c) for c in classes]
@@ -135,9 +176,39 @@ def load_class_descriptions(path, classes=None, missing: str = "error") -> dict[
 def _validate(data, where: str) -> None:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: descriptions must be an object {{class name: [descriptions]}}")
+    if len(data) > MAX_CLASSES:
+        raise ValueError(f"{where}: {len(data):,} classes, more than the limit of {MAX_CLASSES:,}")
     for k, v in data.items():
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ValueError(f"{where}: the value for {k!r} must be a list of strings, got {type(v).__name__}")
+        if not isinstance(v, list):
+            raise ValueError(f"{where}: the value for {k!r} must be a list of strings (or {{\"text\": ...}} "
+                             f"objects), got {type(v).__name__}")
+        if len(v) > MAX_PER_CLASS:
+            raise ValueError(f"{where}: {k!r} has {len(v):,} descriptions, more than the limit of {MAX_PER_CLASS}")
+        for x in v:
+            _validate_entry(x, k, where)
+
+
+def _validate_entry(x, cls, where: str) -> None:
+    if isinstance(x, dict):
+        unknown = set(x) - ENTRY_KEYS
+        if unknown:
+            raise ValueError(f"{where}: a description of {cls!r} has unknown key(s) {', '.join(sorted(unknown))} "
+                             "(allowed: text, weight, source, score)")
+        weight = x.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1e6:
+            raise ValueError(f"{where}: a description of {cls!r} has weight {weight!r}; "
+                             "weights are numbers from 0 (dropped) up")
+        if not isinstance(x.get("score", 0.0), (int, float)) or isinstance(x.get("score"), bool):
+            raise ValueError(f"{where}: a description of {cls!r} has a score that is not a number")
+        if not isinstance(x.get("source", ""), str) or len(x.get("source", "")) > MAX_TEXT_CHARS:
+            raise ValueError(f"{where}: a description of {cls!r} has a source that is not a short string")
+        x = x.get("text")
+    if not isinstance(x, str):
+        raise ValueError(f"{where}: the descriptions of {cls!r} must be strings or {{\"text\": ...}} objects, "
+                         f"got {type(x).__name__}")
+    if len(x) > MAX_TEXT_CHARS:
+        raise ValueError(f"{where}: a description of {cls!r} has {len(x):,} characters, more than the limit "
+                         f"of {MAX_TEXT_CHARS}")
 
 
 def descriptions_cache_path(classes, llm: LLMBackend, k: int, seed: int) -> Path:

@@ -125,6 +125,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
             dup = sorted({c for c in classes if classes.count(c) > 1})
             raise ValueError(f"class names must be unique; repeated: {', '.join(dup)}")
         self.classes_ = np.asarray(classes, dtype=object)
+        self.class_text_weights_ = None
         texts = self._class_texts(classes)
         flat = [t for c in classes for t in texts[c]]
         owner = np.repeat(np.arange(len(classes)), [len(texts[c]) for c in classes])
@@ -132,13 +133,16 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.class_texts_ = texts
         self.text_embeddings_ = emb
         self.text_owner_ = owner
-        # One (C, D) matrix for every method: the mean of a class's text embeddings. Mean
-        # similarity (descriptors, waffle) is the dot product with the plain mean; CuPL-style
-        # ensembles (names, templates, descriptions) renormalise the mean first.
-        counts = np.bincount(owner, minlength=len(classes)).astype(np.float32)
+        # One (C, D) matrix for every method: the (weighted) mean of a class's text embeddings.
+        # Mean similarity (descriptors, waffle) is the dot product with the plain mean; CuPL-style
+        # ensembles (names, templates, descriptions) renormalise the mean first. Weights come from
+        # a descriptions file (``wordsight describe-classes`` writes them; 1 when absent).
+        weights = self._text_weights(classes, texts)
+        sums = np.zeros(len(classes), np.float32)
+        np.add.at(sums, owner, weights)
         means = np.zeros((len(classes), emb.shape[1]), np.float32)
-        np.add.at(means, owner, emb)
-        means /= counts[:, None]
+        np.add.at(means, owner, emb * weights[:, None])
+        means /= sums[:, None]
         self.class_embeddings_ = means if self.method in ("descriptors", "waffle") else l2_normalize(means)
         self.scale_ = float(self.scale) if self.scale is not None else self._default_scale()
         self.n_features_in_ = int(emb.shape[1])
@@ -149,6 +153,12 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("centring needs the mean of several images; fit with more images or center=False")
             self.image_mean_ = l2_normalize(X).mean(0).astype(np.float32)
         return self
+
+    def _text_weights(self, classes, texts) -> np.ndarray:
+        w = self.class_text_weights_
+        if w is None:
+            return np.ones(sum(len(texts[c]) for c in classes), np.float32)
+        return np.asarray([x for c in classes for x in w[c]], np.float32)
 
     def _default_scale(self) -> float:
         if isinstance(self.text_model, str) and self.text_model.split(":", 1)[0] == "clip":
@@ -169,16 +179,23 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
             return {c: [t.format(names[c]) for t in templates] for c in classes}
         if self.method == "waffle":
             return {c: waffle_descriptors(c, self.k, self.seed) for c in classes}
+        from .descriptions import entry_text, entry_weight
+
         descriptions = self._descriptions(classes)
-        texts = {}
+        texts, weights = {}, {}
         for c in classes:
-            ds = [d.strip() for d in descriptions.get(c, []) if d and d.strip()]
-            if not ds:
-                texts[c] = [names[c]]
+            # weight 0: dropped (kept in the file so that a person can see and restore it)
+            kept = [(entry_text(d).strip(), entry_weight(d)) for d in descriptions.get(c, [])
+                    if entry_text(d) and entry_text(d).strip() and entry_weight(d) > 0]
+            if not kept:
+                texts[c], weights[c] = [names[c]], [1.0]
                 continue
+            ds = [d for d, _ in kept]
             if self.include_name:
                 ds = [d if names[c].lower() in d.lower() else f"{names[c]}: {d}" for d in ds]
-            texts[c] = ds
+            texts[c], weights[c] = ds, [w for _, w in kept]
+        if any(w != 1.0 for ws in weights.values() for w in ws):
+            self.class_text_weights_ = weights
         return texts
 
     def _descriptions(self, classes: list[str]) -> dict[str, list[str]]:
@@ -200,7 +217,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         if extra:
             warnings.warn(f"descriptions for {len(extra)} unknown class(es) are ignored: {', '.join(map(str, extra[:10]))}",
                           stacklevel=3)
-        return {c: [d[c]] if isinstance(d[c], str) else list(d[c]) for c in classes}
+        return {c: [d[c]] if isinstance(d[c], (str, dict)) else list(d[c]) for c in classes}
 
     # --------------------------------------------------------------------------- prediction
     def _shape(self, X) -> np.ndarray:
@@ -266,6 +283,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         meta = {"method": self.method, "text_model": text_model_name(self.text_model), "k": self.k,
                 "seed": self.seed, "scale": self.scale_, "include_name": self.include_name, "center": self.center,
                 "classes": [str(c) for c in self.classes_], "class_texts": self.class_texts_}
+        if getattr(self, "class_text_weights_", None) is not None:
+            meta["class_text_weights"] = self.class_text_weights_
         (folder / "zeroshot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         arrays = {"text_embeddings": self.text_embeddings_, "text_owner": self.text_owner_.astype(np.int64),
                   "class_embeddings": self.class_embeddings_}
@@ -285,11 +304,16 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         meta = json.loads((folder / "zeroshot.json").read_text(encoding="utf-8"))
         arrays = load_file(str(folder / "class_embeddings.safetensors"))
         descriptions = meta["class_texts"] if meta["method"] in ("descriptions", "descriptors") else None
+        weights = meta.get("class_text_weights")
+        if descriptions and weights:
+            descriptions = {c: [{"text": t, "weight": w} for t, w in zip(descriptions[c], weights[c])]
+                            for c in descriptions}
         model = cls(meta["classes"], descriptions=descriptions, method=meta["method"], text_model=meta["text_model"],
                     k=meta["k"], seed=meta["seed"], scale=meta["scale"], include_name=meta["include_name"],
                     center=meta.get("center", True))
         model.classes_ = np.asarray(meta["classes"], dtype=object)
         model.class_texts_ = meta["class_texts"]
+        model.class_text_weights_ = meta.get("class_text_weights")
         model.text_embeddings_ = arrays["text_embeddings"]
         model.text_owner_ = arrays["text_owner"]
         model.class_embeddings_ = arrays["class_embeddings"]
