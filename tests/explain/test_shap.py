@@ -65,7 +65,8 @@ def test_model_calls_are_bounded_and_the_cli_writes_the_same_map(photos, tmp_pat
     e = explain("efficientnet-lite0", photos[1], method="shap", shap_evals=30)[0]
     facts = e.evidence["method_facts"]
     assert facts["explainer"] == "kernel" and facts["max_evals"] == 30
-    assert facts["model_calls"] <= 30 and 20 <= facts["superpixels"] <= 60
+    # 30 calls: at most (30 - 2) / 4 = 7 superpixels asked of SLIC (it may cut a few more or fewer)
+    assert facts["model_calls"] <= 30 and 3 <= facts["superpixels"] <= 12, facts
     assert e.heatmap.shape == (400, 600) and np.abs(e.heatmap).max() == pytest.approx(1.0, abs=1e-6)
     assert facts["sum_of_values"] == pytest.approx(facts["p_view"] - facts["p_hidden"], abs=1e-6)
     assert e.evidence["probability"] == pytest.approx(facts["p_view"], abs=1e-6)
@@ -78,8 +79,8 @@ def test_model_calls_are_bounded_and_the_cli_writes_the_same_map(photos, tmp_pat
 
 
 def test_shap_maps_pass_the_faithfulness_check(photos):
-    r = deletion_check("efficientnet-lite0", photos[:3], method="shap", fraction=0.2, n_random=2, shap_evals=40)
+    r = deletion_check("efficientnet-lite0", photos, method="shap", fraction=0.2, n_random=2, shap_evals=40)
     d = r["mean_drop"]
-    print(d)
-    assert r["method"] == "shap" and r["images"] == 3
+    assert r["method"] == "shap" and r["images"] == 4
+    # measured: 0.061 salient, 0.013 random blobs, -0.021 random pixels (9 superpixels each)
     assert d["salient"] > d["random_blobs"] and d["salient"] > d["random_pixels"] + 0.05, d

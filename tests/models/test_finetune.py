@@ -10,11 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from wordsight.models.finetune import (
     FinetuneError,
@@ -28,21 +26,6 @@ from wordsight.models.finetune import (
 
 # Six training images, two held out; batches of two: 3 steps per epoch, 6 in all.
 OPTIONS = dict(epochs=2, batch_size=2, val_fraction=0.25, checkpoint_every=1, small_input=32, blocks=2)
-
-
-@pytest.fixture(scope="module")
-def stripes(tmp_path_factory) -> Path:
-    """Two classes of 24-px images: horizontal and vertical stripes under noise."""
-    root = tmp_path_factory.mktemp("stripes")
-    rng = np.random.default_rng(0)
-    for label in ("horizontal", "vertical"):
-        (root / label).mkdir()
-        for i in range(4):
-            bars = (np.arange(24) // 3 % 2 * 200)[:, None].repeat(24, 1)
-            arr = bars if label == "horizontal" else bars.T
-            arr = np.clip(arr + rng.normal(0, 30, (24, 24)), 0, 255).astype(np.uint8)
-            Image.fromarray(arr).convert("RGB").save(root / label / f"{i}.png")
-    return root
 
 
 def test_schedule_warms_up_then_follows_a_cosine():
