@@ -112,10 +112,10 @@ def test_killed_run_resumes_and_ends_with_the_uninterrupted_weights(stripes, tmp
     assert straight.resumed_at_step == 0 and straight.steps == 6
     assert [h["val_loss"] for h in resumed.history] == pytest.approx([h["val_loss"] for h in straight.history],
                                                                      abs=1e-5)
-    # the same weights: the same digest, so the same name
+    # the same weights (two processes, the same maths: equal up to float summation order)
     a, b = registered(resumed.name), registered(straight.name)
+    assert sorted(a) == sorted(b)
     assert max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in a) < 1e-5
-    assert resumed.name == straight.name or resumed.name.rsplit("@")[0] == straight.name.rsplit("@")[0]
     # a finished run is not trained again; other options are refused, not mixed in
     again = finetune(stripes, "efficientnet-lite0", out, FinetuneOptions(**OPTIONS), quiet=True)
     assert again.steps == 6 and again.name == resumed.name
