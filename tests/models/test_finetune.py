@@ -64,6 +64,12 @@ def test_last_blocks_are_the_end_of_the_block_stack():
     assert len(trainable_names(enc, "all", 2)) == len(list(enc.parameters()))
 
 
+def test_tiny_images_train_at_the_size_the_engine_extracts_them():
+    from wordsight.features.engines.batch import SMALL_INPUT
+
+    assert FinetuneOptions().small_input == SMALL_INPUT
+
+
 def test_options_are_checked(stripes, tmp_path):
     with pytest.raises(FinetuneError, match="mode must be one of last-blocks, all"):
         finetune(stripes, "efficientnet-lite0", tmp_path, FinetuneOptions(mode="some"))

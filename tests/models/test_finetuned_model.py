@@ -55,15 +55,15 @@ def test_the_same_image_gets_other_cache_keys_and_other_features(tuned, photo, t
     assert len(keys) == 2
 
     cache = tmp_path / "cache"
-    fa = extract_features([str(photo)], BASE, cache=cache, engine="torch", quiet=True)
-    fb = extract_features([str(photo)], name, cache=cache, engine="torch", quiet=True)
+    fa = extract_features([str(photo)], BASE, cache=cache, engine="torch", batch_size=1, quiet=True)
+    fb = extract_features([str(photo)], name, cache=cache, engine="torch", batch_size=1, quiet=True)
     assert fa.computed == fb.computed == 1  # the frozen entry is not a hit for the tuned encoder
     a, b = fa.embeddings, fb.embeddings
     with torch.no_grad():  # the fine-tuned module itself, on the same preprocessed pixels
         want = module(torch.from_numpy(preprocess(Image.open(photo), ft)[None]))["embedding"].numpy()
     np.testing.assert_allclose(b, want, rtol=1e-4, atol=1e-4)
     assert np.abs(a - b).max() > 1e-2  # the frozen encoder's features are not served for the tuned one
-    again = extract_features([str(photo)], name, cache=cache, engine="torch", quiet=True)
+    again = extract_features([str(photo)], name, cache=cache, engine="torch", batch_size=1, quiet=True)
     assert again.cached == 1 and again.computed == 0
     np.testing.assert_array_equal(again.embeddings, b)
 
