@@ -142,3 +142,39 @@ def test_a_weights_file_on_a_frozen_encoder_is_refused(copy):
 
     resign(copy, edit)
     _refused(copy, r"encoder 'efficientnet-lite0' is not fine-tuned but names a weights file")
+
+
+# ---------------------------------------------------------------- the fine-tuning checkpoint folder
+@pytest.fixture
+def two_classes(tmp_path) -> Path:
+    for label, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (40, 40), colour).save(tmp_path / "data" / label / f"{i}.png")
+    return tmp_path / "data"
+
+
+def test_a_checkpoint_state_linked_to_a_device_is_refused(two_classes, tmp_path):
+    from wordsight.models.finetune import FinetuneError, FinetuneOptions, finetune
+
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "state.json").symlink_to("/dev/zero")
+    with time_limit(120), pytest.raises(FinetuneError, match="cannot read the checkpoint state") as info:
+        finetune(two_classes, BASE, ck, FinetuneOptions(epochs=1, batch_size=2), quiet=True)
+    assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_state_with_fields_of_the_wrong_type_is_refused(two_classes, tmp_path):
+    import json
+
+    from wordsight.models.finetune import FinetuneError, FinetuneOptions, finetune
+
+    options = FinetuneOptions(epochs=1, batch_size=2, small_input=32, val_fraction=0)
+    ck = tmp_path / "ck"
+    finetune(two_classes, BASE, ck, options, quiet=True, stop_after=1)  # a real checkpoint, then edited
+    state = json.loads((ck / "state.json").read_text())
+    state["step"] = "1; rm -rf /"
+    (ck / "state.json").write_text(json.dumps(state))
+    with time_limit(120), pytest.raises(FinetuneError, match="fields of the wrong type"):
+        finetune(two_classes, BASE, ck, options, quiet=True)

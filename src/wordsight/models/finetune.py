@@ -454,7 +454,14 @@ def _resume(out: Path, identity: dict, encoder, head, optim, names) -> dict:
         diff = [k for k in identity if mine[k] != identity[k]]
         raise FinetuneError(f"{out}: holds a checkpoint of another fine-tuning run (different {', '.join(diff)}); "
                             "use another folder or delete it to start over")
-    _load_trained(out / CHECKPOINT, state.get("files", {}).get(CHECKPOINT), encoder, head, names, optim)
+    ok = (type(state.get("step")) is int and type(state.get("epoch")) is int and 0 <= state["epoch"]
+          and 0 <= state["step"] and type(state.get("bad_epochs")) is int and isinstance(state.get("history"), list)
+          and isinstance(state.get("files"), dict) and isinstance(state.get("finished"), bool)
+          and (state.get("best") is None or isinstance(state["best"], dict)))
+    if not ok:
+        raise FinetuneError(f"{out / STATE}: not a checkpoint state this wordsight wrote (fields of the wrong type); "
+                            f"delete {out} to start over")
+    _load_trained(out / CHECKPOINT, state["files"].get(CHECKPOINT), encoder, head, names, optim)
     return state
 
 
