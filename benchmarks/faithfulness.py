@@ -1,6 +1,6 @@
 """Faithfulness of the heatmaps: deleting the 20% most salient pixels vs a random 20%.
 
-    python benchmarks/faithfulness.py [--model efficientnet-lite0] [--lime-samples 200]
+    python benchmarks/faithfulness.py [--model efficientnet-lite0] [--lime-samples 200] [--shap-evals 200]
 
 On scikit-image's colour photos (each a different subject), for the encoder's ImageNet head and
 for a wordsight Classifier (concat fusion, logistic head) fitted on flipped copies of them plus
@@ -58,7 +58,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--lime-samples", type=int, default=200)
-    ap.add_argument("--methods", default="gradcam,gradcam++,lime")
+    ap.add_argument("--shap-evals", type=int, default=200, help="SHAP: model calls per image")
+    ap.add_argument("--methods", default="gradcam,gradcam++,lime,shap")
     ap.add_argument("--fill", default="impute", choices=["impute", "blur", "mean"])
     ap.add_argument("--all", action="store_true", help="add microscopy, astronomy, retina and colour-wheel images")
     ap.add_argument("--subjects", default="imagenet,classifier")
@@ -88,7 +89,7 @@ def main() -> None:
                      Classifier(encoders=(args.model,)).fit(tmp / "fm" / "train"), fm))
     for label, subject, images in runs:
         for method in args.methods.split(","):
-            opts = {"lime_samples": args.lime_samples} if method == "lime" else {}
+            opts = {"lime": {"lime_samples": args.lime_samples}, "shap": {"shap_evals": args.shap_evals}}.get(method, {})
             t = time.perf_counter()
             r = deletion_check(subject, images, method=method, fraction=0.2, fill=args.fill, **opts)
             dt = (time.perf_counter() - t) / len(images)

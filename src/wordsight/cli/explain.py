@@ -16,10 +16,12 @@ def add_parser(sub):
     p.add_argument("--out", required=True, help="output folder: <image>.<method>.png overlays, .npy maps, "
                    "evidence.json")
     p.add_argument("--method", default="gradcam", choices=METHODS,
-                   help="gradcam/gradcam++ (CNN encoders), rollout (hf: ViTs), lime (any model)")
+                   help="gradcam/gradcam++ (CNN encoders), rollout (hf: ViTs), lime or shap (any model)")
     p.add_argument("--class", dest="target", default=None, help="class to explain (default: the predicted one)")
     p.add_argument("--encoder", default=None, help="which encoder's pixels to explain (models with several)")
     p.add_argument("--lime-samples", type=int, default=None, help="LIME perturbations per image (default 200)")
+    p.add_argument("--shap-evals", type=int, default=None,
+                   help="SHAP: at most this many model calls per image (default 200)")
     p.add_argument("--sentence", action="store_true", help="also write a sentence from the evidence with an LLM")
     p.add_argument("--llm", default="local", help="LLM backend for --sentence: local, openai, none")
     p.set_defaults(func=run)
@@ -37,7 +39,7 @@ def run(args) -> int:
     for path in args.images:
         try:
             e = explain_one(subject, path, args.method, args.target, lime_samples=args.lime_samples,
-                            sentence=args.sentence, llm=args.llm)
+                            shap_evals=args.shap_evals, sentence=args.sentence, llm=args.llm)
         except ImageError as err:
             print(f"  {err}", file=sys.stderr)
             failed += 1

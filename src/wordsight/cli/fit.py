@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 
 from ._common import add_feature_options, cache_arg, report_failures
+from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
 
 HELP = "train a classifier on labelled images and save it"
 
@@ -73,6 +74,7 @@ def add_parser(sub):
     p.add_argument("--out", required=True, help="model folder to write (config.json + safetensors)")
     add_model_options(p)
     add_feature_options(p, model_default=None)
+    add_finetune_options(p)
     p.set_defaults(func=run)
 
 
@@ -89,10 +91,14 @@ def fit_data(clf, data, fusion: str):
 
 
 def run(args) -> int:
-    clf = classifier_from_args(args)
     data = args.data[0] if len(args.data) == 1 else args.data
+    if args.finetune:
+        args.encoders = finetune_from_args(args, data)  # the encoder's weights first, then the head
+    clf = classifier_from_args(args)
     fit_data(clf, data, args.fusion)
     clf.save(args.out)
+    if args.finetune:
+        remove_checkpoints(args)
     n = len(clf.fit_failures_)
     print(f"fitted on images of {describe_fit(clf)} -> {args.out}", file=sys.stderr)
     return report_failures(clf.fit_failures_, 1, args.strict) if n else 0

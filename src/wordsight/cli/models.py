@@ -21,6 +21,10 @@ def run(args) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
-    print("\nprefixes (weights from the Hugging Face hub or a local folder): "
-          + ", ".join(f"{p}:<id or folder>" for p in list_prefixes()))
+    from ..encoders.finetuned import PREFIX as FT
+
+    print(f"\nprefixes for fine-tuned encoders: {FT}:<base>@<weights digest>, loaded from the saved model that holds "
+          "them (wordsight fit --finetune)")
+    print("prefixes (weights from the Hugging Face hub or a local folder): "
+          + ", ".join(f"{p}:<id or folder>" for p in list_prefixes() if p != FT))
     return 0

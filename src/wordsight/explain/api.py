@@ -12,7 +12,7 @@ from PIL import Image
 
 from ._pipeline import Subject, View, _py, as_subject
 
-METHODS = ("gradcam", "gradcam++", "rollout", "lime")
+METHODS = ("gradcam", "gradcam++", "rollout", "lime", "shap")
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Explanation:
     """One image's explanation.
 
     ``heatmap`` (H, W) float32 at the original size: Grad-CAM/Grad-CAM++/rollout in [0, 1]; LIME
-    signed (each superpixel's weight, largest magnitude 1); zero outside the centre crop the
+    and SHAP signed (each superpixel's weight or Shapley value, largest magnitude 1); zero outside the centre crop the
     model saw. ``overlay`` is the image with the map on top (PIL, original size). ``evidence``
     is JSON-able (classes, probabilities, concepts, descriptors, image/text shares, method facts).
     """
@@ -69,7 +69,7 @@ def _open(image) -> tuple[Image.Image, str | None]:
 
 def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *, lime_samples: int | None = None,
                 lime_segments: int | None = None, rollout_discard: float = 0.0, sentence: bool = False,
-                llm="local", top: int = 5) -> Explanation:
+                llm="local", top: int = 5, shap_evals: int | None = None) -> Explanation:
     from . import evidence as ev_mod
     from .render import overlay, seen_mask, to_original
 
@@ -93,16 +93,21 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
         proba = subject.proba_views(view.image[None])[0]
         facts.update(class_agnostic=True, discard_ratio=rollout_discard)
     else:
+        from .shapley import DEFAULT_EVALS, shap_map
         from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
 
         proba = None
         if tidx is None:
             proba = subject.proba_views(view.image[None])[0]
             tidx = int(np.argmax(proba))
-        vmap, p0, lime_facts = lime_map(subject, view, tidx, lime_samples or DEFAULT_SAMPLES,
-                                        lime_segments or DEFAULT_SEGMENTS)
+        if method == "lime":
+            vmap, p0, sp_facts = lime_map(subject, view, tidx, lime_samples or DEFAULT_SAMPLES,
+                                          lime_segments or DEFAULT_SEGMENTS)
+        else:
+            vmap, p0, sp_facts = shap_map(subject, view, tidx, shap_evals or DEFAULT_EVALS,
+                                          lime_segments or DEFAULT_SEGMENTS)
         proba = p0 if proba is None else proba
-        facts.update(lime_facts)
+        facts.update(sp_facts)
     if tidx is None:
         tidx = int(np.argmax(proba))
     evidence = ev_mod.evidence(subject, view.image, np.asarray(proba, np.float64), tidx, top)
@@ -119,17 +124,18 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
 
 def explain(model, images, method: str = "gradcam", target=None, *, encoder: str | None = None,
             lime_samples: int | None = None, lime_segments: int | None = None, rollout_discard: float = 0.0,
-            sentence: bool = False, llm="local", top: int = 5) -> list[Explanation]:
+            sentence: bool = False, llm="local", top: int = 5, shap_evals: int | None = None) -> list[Explanation]:
     """Explain ``model``'s prediction on each image.
 
     ``model``: a fitted :class:`wordsight.Classifier`, a folder saved by ``Classifier.save``, or an
     encoder name (its ImageNet head is explained). ``images``: paths, PIL images, bytes or uint8
     arrays (one or a list). ``method``: ``gradcam``, ``gradcam++`` (CNN encoders, through the whole
-    model), ``rollout`` (``hf:`` ViT encoders; class-agnostic) or ``lime`` (any model;
-    ``lime_samples`` bounds its cost, default 200). ``target``: the class to explain (default: the
-    predicted one). ``encoder``: which of several encoders' pixels to explain. ``sentence``: also
-    ask an LLM backend (``llm``: ``local``, ``openai``, ``none`` or a backend object) for one or two
-    sentences written from the evidence; off by default. An unreadable image raises
+    model), ``rollout`` (``hf:`` ViT encoders; class-agnostic), ``lime`` (any model;
+    ``lime_samples`` bounds its cost, default 200) or ``shap`` (any model: kernel SHAP over the
+    same superpixels; ``shap_evals`` bounds its model calls, default 200). ``target``: the class
+    to explain (default: the predicted one). ``encoder``: which of several encoders' pixels to
+    explain. ``sentence``: also ask an LLM backend (``llm``: ``local``, ``openai``, ``none`` or a
+    backend object) for one or two sentences written from the evidence; off by default. An unreadable image raises
     :class:`wordsight.io.images.ImageError`.
     """
     subject = as_subject(model, encoder)
@@ -137,7 +143,8 @@ def explain(model, images, method: str = "gradcam", target=None, *, encoder: str
             isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.dtype == np.uint8):
         images = [images]
     return [explain_one(subject, im, method, target, lime_samples=lime_samples, lime_segments=lime_segments,
-                        rollout_discard=rollout_discard, sentence=sentence, llm=llm, top=top) for im in images]
+                        rollout_discard=rollout_discard, sentence=sentence, llm=llm, top=top,
+                        shap_evals=shap_evals) for im in images]
 
 
 def gradcam_overlay(model, path, out=None, target=None, method: str = "gradcam") -> str:

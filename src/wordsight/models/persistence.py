@@ -17,6 +17,7 @@ import numpy as np
 
 from ..io.safe_files import confined
 from . import _folder_checks as _checks
+from ._finetuned_files import load_weights, save_weights
 from ._folder_checks import HEAD_FILE, ModelFolderError
 
 FORMAT = "wordsight-classifier"
@@ -81,10 +82,11 @@ def save_classifier(clf, folder) -> str:
             prior.update(learner="probe", probe={"info": _jsonable(probe_info), "file": PROBE_FILE,
                                                  "arrays": sorted(probe_arrays)})
     encoders = []
+    weights = save_weights(folder, clf.encoder_names if state.feature_dims else [], files)  # fine-tuned encoders
     for name in clf.encoder_names if state.feature_dims else []:
         cfg = get_config(name)
         encoders.append({"name": name, "fingerprint": cfg.fingerprint, "preprocessing": _jsonable(cfg.preprocessing()),
-                         "dim": state.feature_dims[name]})
+                         "dim": state.feature_dims[name], **({"weights": weights[name]} if name in weights else {})})
     classes = [_jsonable(c) for c in state.classes]
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
@@ -145,6 +147,7 @@ def load_classifier(folder, cls):
             raise ModelFolderError(f"{p}: checksum mismatch (expected sha256 {config['files'][name][:12]}...): "
                                    "the file was modified or truncated after saving")
     _checks.report_unlisted(folder, config["files"])
+    load_weights(folder, config, contents)  # fine-tuned encoders: registered from the checked bytes
     for enc in config["encoders"]:
         try:
             cfg = get_config(enc["name"])
