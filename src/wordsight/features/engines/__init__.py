@@ -7,7 +7,8 @@ bf16 and int8 are used only when they pass the quality gate (:class:`Quantizatio
 otherwise). See README "Speed and scale".
 """
 from .batch import EmbedBatch
-from .onnx_cache import fp32_model, int8_model
+from .onnx_cache import fp32_model
+from .precisions import int8_model
 from .quality_gate import PrecisionRefused, QuantizationRefused
 from .runners import (
                       ATOL,

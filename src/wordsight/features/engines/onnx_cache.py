@@ -78,17 +78,6 @@ def reference_images(photos, n: int, cfg, seed: int) -> np.ndarray:
     return np.stack(out)
 
 
-def int8_model(encoder, cache_dir=None, *, holdout: np.ndarray | None = None, labels=None,
-               threads: int | None = None) -> Path:
-    """Path of the ONNX Runtime int8 model when it passes the quality gate (:mod:`.quality_gate`),
-    else ``QuantizationRefused`` with the measured figures. ``holdout``: preprocessed images
-    (N, 3, H, W) to measure on, ``labels`` their classes for the probe (default: crops of photos
-    that calibration never sees). The outcome is stored next to the model."""
-    from .precisions import gated_model
-
-    return gated_model(encoder, "onnx", "int8", cache_dir, holdout=holdout, labels=labels, threads=threads)
-
-
 def quantize_ort(encoder, fp32: Path, path: Path, n_calibration: int = 32) -> Path:
     """ONNX Runtime static int8 (QDQ, per-channel weights), calibrated on crops of photos."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

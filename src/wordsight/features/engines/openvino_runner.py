@@ -27,7 +27,7 @@ def compile_model(path, precision: str = "fp32", threads: int | None = None):
     """An OpenVINO CPU model compiled for ``precision``, one stream on ``threads`` threads."""
     import openvino as ov
 
-    from .runners import default_threads
+    from .basics import default_threads
 
     config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "NUM_STREAMS": 1,
               "INFERENCE_NUM_THREADS": int(threads or default_threads()),
@@ -42,7 +42,7 @@ class OpenVinoRunner:
 
     def __init__(self, path, config, preprocess, *, precision: str = "fp32", fingerprint: str | None = None,
                  threads: int | None = None, flexible_size: bool = False):
-        from .runners import DEFAULT_BATCH, default_threads
+        from .basics import DEFAULT_BATCH, default_threads
 
         if precision not in HINTS:
             raise ValueError(f"OpenVINO precision must be one of {', '.join(HINTS)}, not {precision!r}")

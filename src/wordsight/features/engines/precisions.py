@@ -117,6 +117,15 @@ def gate_report(encoder, engine: str, precision: str, cache_dir=None, *, holdout
     return report
 
 
+def int8_model(encoder, cache_dir=None, *, holdout: np.ndarray | None = None, labels=None,
+               threads: int | None = None) -> Path:
+    """Path of the ONNX Runtime int8 model when it passes the quality gate (:mod:`.quality_gate`),
+    else ``QuantizationRefused`` with the measured figures. ``holdout``: preprocessed images
+    (N, 3, H, W) to measure on, ``labels`` their classes for the probe (default: crops of photos
+    that calibration never sees). The outcome is stored next to the model."""
+    return gated_model(encoder, "onnx", "int8", cache_dir, holdout=holdout, labels=labels, threads=threads)
+
+
 def gated_model(encoder, engine: str, precision: str, cache_dir=None, *, holdout=None, labels=None,
                 threads=None) -> Path:
     """The model file for ``precision`` on ``engine`` if it passes the gate; else ``QuantizationRefused``

@@ -8,28 +8,16 @@ distinct one otherwise (bf16, int8).
 """
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import torch
 
-# fp32 ONNX Runtime vs torch, measured on the packaged CNNs: max |diff| about 1e-5 on embeddings of
-# magnitude up to ~6. Engines whose outputs agree within this share cache entries.
-RTOL, ATOL = 1e-3, 1e-4
-
-# Batch sizes measured on 2 CPU cores (docs/MODELS speed table): torch is fastest per image at
-# 8-16; ONNX Runtime gains a little up to 32. These size the chunks read ahead; each model call's
-# batch is measured per machine (engines.tuning) unless given.
-DEFAULT_BATCH = {"torch": 16, "onnx": 32}
+from .basics import ATOL, DEFAULT_BATCH, RTOL, default_threads, onnx_available  # noqa: F401  (re-exported)
 
 ENGINES = ("auto", "torch", "onnx", "openvino", "ray")
 # auto: the fastest precision this machine may use whose features pass the quality gate
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
-
-
-def default_threads() -> int:
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
 class TorchRunner:
@@ -83,15 +71,6 @@ class OnnxRunner:
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(x, np.float32)})
         return dict(zip(self.output_names, outs))
-
-
-def onnx_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_dir=None,

@@ -28,8 +28,8 @@ _lock = threading.Lock()
 
 def candidates(encoder, precision: str, cache_dir=None) -> list[tuple[str, str]]:
     """(engine, precision) pairs ``engine='auto'`` may pick for ``precision`` (best guess first)."""
+    from .basics import onnx_available
     from .openvino_runner import openvino_available
-    from .runners import onnx_available
 
     ov, ort = openvino_available() and onnx_available(), onnx_available()  # OpenVINO reads the ONNX export
     if precision == "bf16":
