@@ -77,3 +77,16 @@ def test_int8_refused_with_the_measured_figures_and_the_report_kept():
     assert report["accepted"] is False and report["figures"] == f and report["problems"]
     with pytest.raises(ValueError, match="runs on the ONNX or OpenVINO engine"):
         make_runner(enc, "torch", precision="int8")
+
+
+def test_quantize_command_refuses_with_the_figures(tmp_path):
+    """The CLI's refusal path: exit status 1 and the figures (the ONNX int8 built by the test above)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run([sys.executable, "-m", "wordsight", "quantize", "--engine", "onnx"], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 1 and "int8 (onnx) for efficientnet-lite0 refused" in r.stderr
+    assert "cosine mean" in r.stderr and "(200 held-out images)" in r.stderr

@@ -15,6 +15,7 @@ COMMANDS = [
     "describe",
     "zeroshot",
     "export",
+    "quantize",
     "serve",
     "fit",
     "evaluate",
