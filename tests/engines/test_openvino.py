@@ -92,3 +92,21 @@ def test_a_saved_model_records_its_features_precision_and_predicts_with_it(photo
     loaded.state_.precisions = {"efficientnet-lite0": "bf16"}
     with pytest.warns(RuntimeWarning, match="no bf16"):
         loaded.predict_proba(photo_folder)
+
+
+def test_int8_recipe_keeps_the_stem_and_classifier_and_picks_the_overflow_fix_per_cpu(monkeypatch):
+    import openvino as ov
+
+    from wordsight.features.engines import int8_recipe
+    from wordsight.features.engines.onnx_cache import fp32_model
+
+    model = ov.Core().read_model(str(fp32_model(load_model("efficientnet-lite0"))))
+    kept = int8_recipe.kept_in_fp32(model)
+    ops = {o.get_friendly_name(): o.get_type_name() for o in model.get_ordered_ops()}
+    first_conv = next(o.get_friendly_name() for o in model.get_ordered_ops() if o.get_type_name() == "Convolution")
+    assert kept[0] == first_conv and "_conv_stem" in first_conv
+    assert [ops[k] for k in kept[1:]] == ["MatMul"] and "_fc" in kept[1]
+    monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", "avx2 fma")
+    assert int8_recipe.overflow_fix() == "ENABLE" and "overflow-fix-enable" in int8_recipe.recipe()
+    monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", "avx2 avx512_vnni")
+    assert int8_recipe.overflow_fix() == "DISABLE" and "overflow-fix-disable" in int8_recipe.recipe()

@@ -53,9 +53,9 @@ def model_file(encoder, engine: str, precision: str, cache_dir=None) -> Path:
         return fp32
     folder = model_dir(encoder, cache_dir)
     if engine == "openvino":
-        from .int8_recipe import quantize
+        from .int8_recipe import overflow_fix, quantize
 
-        path = folder / "image-int8-nncf.xml"
+        path = folder / f"image-int8-nncf-{overflow_fix().lower()}.xml"
         if not path.exists() or not path.with_suffix(".bin").exists():
             quantize(fp32, path, encoder.config)
         return path
@@ -87,9 +87,9 @@ def _runner_fn(engine: str, path: Path, precision: str, threads):
 def gate_report(encoder, engine: str, precision: str, cache_dir=None, *, holdout=None, labels=None,
                 threads=None) -> dict:
     """The gate's figures for ``precision`` on ``engine`` (measured once per held-out set, stored)."""
-    from .int8_recipe import RECIPE
+    from .int8_recipe import recipe as nncf_recipe
 
-    recipe = RECIPE if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
+    recipe = nncf_recipe() if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
     report_path = model_dir(encoder, cache_dir) / f"gate-{engine}-{precision}.json"
     key = _key(holdout, labels, recipe)
     try:
