@@ -8,6 +8,11 @@ fast as answers come back, for a fixed time, and prints throughput, p50/p95/p99 
 error count and the mean images per model call (from /metrics). The last line is the ratio of
 the two throughputs (goal: >= 2x, with 0 errors at 32 clients).
 
+The local engine's end-to-end rate on the same JPEG bytes (decode + model, no cache) and its
+single-image latency are measured in this process before, between and after the server runs
+(medians), for the goals: server img/s >= 70% of the engine's, one-client p50 <= 2 x the
+engine's single-image latency + 10 ms.
+
 Without --model it fits a small Classifier on four scikit-image photos first (about 20 s).
 Clients and server share this machine's cores: the figures are for the whole loop on one box.
 """
@@ -31,16 +36,43 @@ MODES = {"micro-batched": ["--max-batch", "16", "--max-wait-ms", "10"],
          "one-per-call": ["--max-batch", "1", "--max-wait-ms", "0"]}
 
 
-def photos() -> list[tuple[str, bytes]]:
+def photos(size=(640, 480)) -> list[tuple[str, bytes]]:
     from PIL import Image
     from skimage import data
 
     out = []
     for name in ("chelsea", "coffee", "rocket", "astronaut"):
         buf = io.BytesIO()
-        Image.fromarray(getattr(data, name)()).convert("RGB").save(buf, "JPEG", quality=90)
+        img = Image.fromarray(getattr(data, name)()).convert("RGB")
+        img = img.resize(size, Image.Resampling.BILINEAR) if size else img
+        img.save(buf, "JPEG", quality=90)
         out.append((f"{name}.jpg", buf.getvalue()))
     return out
+
+
+def engine_rates(model: str, images, n: int = 96) -> tuple[float, float]:
+    """The local engine on the same JPEG bytes, in this process: end-to-end img/s over ``n`` images
+    (decode + preprocess + model, no cache) and the median latency of one image, in ms."""
+    from wordsight.features import extract_features
+    from wordsight.features.engines.batch import EmbedBatch
+    from wordsight.io.sources import Sample
+    from wordsight.models import Classifier
+
+    encoder = Classifier.load(model).encoder_names[0]
+    samples = [Sample(f"{i}-{images[i % len(images)][0]}", data=images[i % len(images)][1]) for i in range(n)]
+    extract_features(samples[:16], encoder, cache=False, quiet=True)  # warm: runner, batch size
+    t = time.perf_counter()
+    extract_features(samples, encoder, cache=False, quiet=True)
+    rate = n / (time.perf_counter() - t)
+    fn = EmbedBatch(encoder, cache=False)
+    times = []
+    for i in range(16):  # decode + preprocess + model on one image (the first call warms batch-1 shapes)
+        t = time.perf_counter()
+        x, _ = fn.decode(images[i % len(images)][1])
+        fn.runner(x[None])
+        times.append(time.perf_counter() - t)
+    times = times[1:]
+    return rate, float(np.median(times)) * 1000
 
 
 def fit_small_model(folder: Path) -> str:
@@ -115,8 +147,9 @@ def main():
         images = photos()
         print(f"model: {Path(model).name}  clients: {args.clients}  seconds per mode: {args.seconds:g}  "
               f"cpus: {os.cpu_count()}  load average at start: {os.getloadavg()[0]:.1f}")
-        results = {}
+        results, engine = {}, []
         for mode, extra in MODES.items():
+            engine.append(engine_rates(model, images))  # interleaved with the server runs
             with ServeProcess([model, "--log-level", "warning", "--timeout", str(args.timeout), *extra]) as server:
                 url = server.url
                 asyncio.run(load(url, images, 4, 3))  # warm the connections and the process
@@ -124,13 +157,25 @@ def main():
                 results[mode] = r = asyncio.run(load(url, images, args.clients, args.seconds))
                 s1, c1 = batch_stats(url)
                 r["mean_batch"] = (s1 - s0) / max(c1 - c0, 1)
+                if mode == "micro-batched":
+                    results["one client"] = r1 = asyncio.run(load(url, images, 1, min(args.seconds, 10)))
+                    r1["mean_batch"] = 1.0
+        engine.append(engine_rates(model, images))
         print(f"{'mode':<14} {'requests':>8} {'errors':>6} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} "
               f"{'p99 ms':>8} {'img/call':>8}")
         for mode, r in results.items():
             print(f"{mode:<14} {r['ok']:>8} {r['errors']:>6} {r['throughput']:>7.2f} {r['p50']:>8.0f} "
                   f"{r['p95']:>8.0f} {r['p99']:>8.0f} {r['mean_batch']:>8.1f}"
                   + (f"  errors: {r['kinds']}" if r["kinds"] else ""))
-        a, b = results["micro-batched"], results["one-per-call"]
+        rate = float(np.median([e[0] for e in engine]))
+        single = float(np.median([e[1] for e in engine]))
+        a, one = results["micro-batched"], results["one client"]
+        print(f"local engine, same files, this process: {rate:.2f} img/s end to end (runs: "
+              f"{', '.join(f'{e[0]:.1f}' for e in engine)}), one image {single:.0f} ms")
+        print(f"server / engine throughput: {a['throughput'] / rate:.2f} (goal >= 0.70); one-client p50 "
+              f"{one['p50']:.0f} ms vs 2 x engine single-image + 10 ms = {2 * single + 10:.0f} ms "
+              f"({'met' if one['p50'] <= 2 * single + 10 else 'not met'})")
+        b = results["one-per-call"]
         print(f"micro-batching throughput ratio: {a['throughput'] / b['throughput']:.2f}x (goal >= 2x); "
               f"errors with {args.clients} clients: {a['errors']} micro-batched, {b['errors']} one-per-call")
         print(f"load average at end: {os.getloadavg()[0]:.1f}")

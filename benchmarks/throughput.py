@@ -1,19 +1,21 @@
-"""Images/s of a naive tutorial loop vs the wordsight local engine vs the Ray engine, side by side.
+"""Images/s of a naive loop, a competent PyTorch baseline, ONNX Runtime, OpenVINO (fp32, bf16,
+int8) and wordsight's default engine, model alone and end to end, in interleaved rounds.
 
-    python benchmarks/throughput.py --n-images 1000 --n-fashion 70000 --naive-n 100
+    nice python benchmarks/throughput.py --n-images 1000 --rounds 3 [--int8] [--ray]
 
 Photo-sized JPEGs (1024x768, generated from scikit-image's photos with random crops, flips,
-exposure and JPEG quality) and 28-px Fashion-MNIST images (PNG bytes in memory). Prints images/s,
-ratios, peak RSS (the process tree: with Ray, the raylet and the actors too) and the share of the
-fp32 FLOP limit: model GFLOP per image x images/s / peak GFLOP/s of a large matmul measured in
-this run. The naive loop: PIL open + full decode + resize + crop, one image at a time through the
-PyTorch model without inference mode (timed on ``--naive-n`` images).
+exposure and JPEG quality). Prints images/s (medians of the rounds, every round listed), ratios,
+peak RSS and the share of the fp32 FLOP limit: model GFLOP per image x images/s / the fastest fp32
+GEMM measured in this run (torch, ONNX Runtime or OpenVINO). The naive loop: PIL open + full
+decode + resize + crop, one image at a time through the PyTorch model without inference mode
+(timed on ``--naive-n`` images). The competent baseline: a 2-worker DataLoader, batches of 32,
+inference mode, channels-last. Decode-only rates (Pillow's draft vs simplejpeg's DCT scaling, the
+engine's 4 threads) bound the end-to-end rate from the other side.
 """
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import tempfile
 import threading
@@ -84,33 +86,43 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[str]:
     return paths
 
 
-def fashion_samples(n: int):
-    from PIL import Image
-
-    from wordsight.io.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-    from wordsight.io.sources import Sample
-
-    xs, ys = zip(*(load_fashion_mnist(s) for s in ("train", "test")))
-    x, y = np.concatenate(xs)[:n], np.concatenate(ys)[:n]
-    out = []
-    for i in range(len(x)):
-        buf = io.BytesIO()
-        Image.fromarray(x[i], "L").save(buf, format="PNG", compress_level=1)
-        out.append(Sample(f"fashion-mnist/{i:05d}.png", FASHION_MNIST_CLASSES[y[i]], None, buf.getvalue()))
-    return out
-
-
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+def gemm_peaks(n: int = 1536, repeats: int = 5) -> dict[str, float]:
+    """Best fp32 GFLOP/s of an n x n matmul in each library: torch, ONNX Runtime, OpenVINO (the
+    fastest is the FLOP limit the shares below are taken against)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
-    return best
+    a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+    calls = {"torch": (lambda t=torch.from_numpy(a): torch.mm(t, t))}
+    try:
+        import onnx
+        from onnx import TensorProto, helper
+
+        from wordsight.encoders.onnx import session
+
+        g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                              [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in "ab"],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+        path = Path(tempfile.mkdtemp()) / "mm.onnx"
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        sess = session(path)
+        calls["onnxruntime"] = lambda: sess.run(None, {"a": a, "b": a})
+        from wordsight.features.engines.openvino_runner import compile_model
+
+        ov_mm = compile_model(path, "fp32")
+        req = ov_mm.create_infer_request()
+        calls["openvino"] = lambda: req.infer({0: a, 1: a})
+    except ImportError:
+        pass
+    out = {}
+    for name, f in calls.items():
+        f()
+        best = 0.0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f()
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+        out[name] = best
+    return out
 
 
 def model_gflops(encoder, size: int) -> float:
@@ -147,101 +159,214 @@ def naive_loop(samples, model: str) -> float:
     return (len(samples) - 1) / (time.perf_counter() - t)
 
 
-def local_engine(samples, model: str, out: Path | None = None, **kw) -> tuple[float, int]:
-    from wordsight.features.parquet import write_embeddings
+def local_engine(samples, model: str, **kw) -> float:
+    """wordsight's local engine end to end (read, decode, preprocess, model), no cache."""
+    from wordsight.features import iter_features
 
     t = time.perf_counter()
-    stats = write_embeddings(samples, out, model, cache=False, quiet=True, **kw)
-    return stats.ok / (time.perf_counter() - t), stats.ok
+    n = sum(len(b.samples) for b in iter_features(samples, model, cache=False, quiet=True, **kw))
+    return n / (time.perf_counter() - t)
+
+
+def ray_engine(samples, model: str, work: Path) -> float:
+    import shutil
+
+    from wordsight.features.parquet import write_embeddings
+
+    shutil.rmtree(work / "ray-shards", ignore_errors=True)
+    t = time.perf_counter()
+    stats = write_embeddings(samples, work / "ray-shards", model, cache=False, quiet=True, engine="ray", num_cpus=1,
+                             shard_size=1000)
+    return stats.ok / (time.perf_counter() - t)
+
+
+def competent_torch(paths: list[str], model: str, batch: int = 32, workers: int = 2) -> float:
+    """What a competent PyTorch user writes: a Dataset doing the torchvision-style preprocessing
+    (full decode, resize, centre crop, normalise), a 2-worker DataLoader, batches of 32, inference
+    mode, channels-last."""
+    import torch
+    from PIL import Image
+
+    from wordsight.encoders import load_model
+
+    enc = load_model(model).eval()
+    cfg = enc.config
+    mean, std = np.asarray(cfg.mean, np.float32), np.asarray(cfg.std, np.float32)
+
+    class Files(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(paths)
+
+        def __getitem__(self, i):
+            img = Image.open(paths[i]).convert("RGB")
+            w, h = img.size
+            sc = cfg.resize_size / min(w, h)
+            img = img.resize((round(w * sc), round(h * sc)), Image.BICUBIC)
+            left, top = (img.size[0] - cfg.input_size) // 2, (img.size[1] - cfg.input_size) // 2
+            img = img.crop((left, top, left + cfg.input_size, top + cfg.input_size))
+            return torch.from_numpy(((np.asarray(img, np.float32) / 255 - mean) / std).transpose(2, 0, 1).copy())
+
+    enc.to(memory_format=torch.channels_last)
+    loader = torch.utils.data.DataLoader(Files(), batch_size=batch, num_workers=workers)
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for x in loader:
+            enc(x.contiguous(memory_format=torch.channels_last))["embedding"].numpy()
+    return len(paths) / (time.perf_counter() - t)
+
+
+def decode_only(samples, model: str, how: str = "pillow-draft", workers: int = 4) -> float:
+    """Read + decode + preprocess only, in the engine's thread pool: the decoding side's limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wordsight.features.engines.batch import EmbedBatch, read_bytes
+
+    fn = EmbedBatch(model, cache=False)
+    cfg = fn.runner.config
+
+    def one(s):
+        data, _ = read_bytes(s)
+        if how == "simplejpeg":
+            import simplejpeg
+            from PIL import Image
+
+            img = Image.fromarray(simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=cfg.resize_size,
+                                                         min_width=cfg.resize_size))
+            return fn.runner.preprocess(img)
+        return fn.decode(data)[0]
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        n = sum(x is not None for x in pool.map(one, samples))
+    return n / (time.perf_counter() - t)
+
+
+def model_only(runner, size: int, batch: int, calls: int = 4) -> float:
+    x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
+    runner(x)
+    t = time.perf_counter()
+    for _ in range(calls):
+        runner(x)
+    return calls * batch / (time.perf_counter() - t)
+
+
+def lower_precision_runners(model: str, int8: bool) -> dict:
+    """OpenVINO bf16 (CPUs with bf16) and int8 (``--int8``: built by the NNCF recipe, minutes the
+    first time), each only past the quality gate; a refusal prints its figures."""
+    from wordsight.features.engines import QuantizationRefused, make_runner
+    from wordsight.features.engines.cpu import has_bf16
+
+    out = {}
+    for precision, wanted in (("bf16", has_bf16()), ("int8", int8)):
+        if not wanted:
+            print(f"OpenVINO {precision}: " + ("not run (this CPU has no AVX512_BF16/AMX)" if precision == "bf16"
+                                              else "not run (--int8 builds and gates it)"))
+            continue
+        try:
+            out[f"openvino {precision}"] = make_runner(model, "openvino", precision)
+        except QuantizationRefused as e:
+            print(f"OpenVINO {precision}: {e}")
+    return out
+
+
+def median(v):
+    return float(np.median(v)) if len(v) else float("nan")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-images", type=int, default=1000, help="photo-sized JPEGs")
-    ap.add_argument("--naive-n", type=int, default=100, help="images the (slow) naive loop is timed on")
-    ap.add_argument("--n-fashion", type=int, default=70000, help="Fashion-MNIST images for the local engine")
-    ap.add_argument(
-        "--n-fashion-ray", type=int, default=None, help="Fashion-MNIST images for Ray (default: --n-fashion)"
-    )
+    ap.add_argument("--naive-n", type=int, default=50, help="images the (slow) naive loop is timed on")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     ap.add_argument("--model", default="efficientnet-lite0")
-    ap.add_argument("--no-ray", action="store_true")
-    ap.add_argument("--model-only", action="store_true", help="only the FLOP-limit figures (no images)")
+    ap.add_argument("--int8", action="store_true", help="build (first time: minutes), gate and time OpenVINO int8")
+    ap.add_argument("--ray", action="store_true", help="also the Ray engine (2 actors, start-up included)")
+    ap.add_argument("--model-only", action="store_true", help="only the model-alone figures (no images)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "wordsight-bench"))
     args = ap.parse_args()
 
     import torch
 
     from wordsight.encoders import load_model
-    from wordsight.features.engines import batch as batch_mod
-    from wordsight.features.engines import make_runner
-    from wordsight.features.engines.tuning import tuned_batch_size, tuning_entry
+    from wordsight.features.engines import TorchRunner, make_runner
+    from wordsight.features.engines.cpu import has_bf16
+    from wordsight.features.engines.tuning import tuned_batch_size
     from wordsight.io.sources import Sample
 
     work = Path(args.workdir)
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start, torch threads "
-          f"{torch.get_num_threads()}")
-    peak = matmul_peak_gflops()
+    print(f"machine: {os.cpu_count()} CPUs, bf16: {has_bf16()}, load average {os.getloadavg()[0]:.1f} at start, "
+          f"torch threads {torch.get_num_threads()}")
     enc = load_model(args.model)
-    g224 = model_gflops(enc, enc.config.input_size)
-    small = batch_mod.SMALL_INPUT
-    g_small = model_gflops(enc, small) if small else g224
-    runner = make_runner(args.model)  # exports once (cached), outside the timings
     size = enc.config.input_size
-    batch = tuned_batch_size(runner, size)  # measured once per machine (cached), outside the timings
-    print("batch sizes measured for the engine (img/s): " + json.dumps(tuning_entry(runner, size)["images_per_second"]))
-    x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
-    runner(x)
-    t = time.perf_counter()
-    for _ in range(5):
-        runner(x)
-    model_only = 5 * len(x) / (time.perf_counter() - t)
-    print(f"peak fp32 matmul {peak:.0f} GFLOP/s; {args.model} {g224:.2f} GFLOP/image at {enc.config.input_size} px"
-          f" -> FLOP limit {peak / g224:.0f} img/s; tiny images run at "
-          f"{small or enc.config.input_size} px ({g_small:.3f} GFLOP)")
-    print(f"model alone ({runner.engine} {runner.precision}, batch {batch}, no decoding): "
-          f"{model_only:.1f} img/s = {model_only * g224 / peak:.0%} of the FLOP limit\n")
-
+    g224 = model_gflops(enc, size)
+    default = make_runner(args.model)  # engine='auto': measured once per machine (cached), outside the timings
+    runners = {"default (auto)": default, "onnxruntime fp32": make_runner(args.model, "onnx"),
+               "openvino fp32": make_runner(args.model, "openvino"),
+               **lower_precision_runners(args.model, args.int8), "pytorch (competent)": TorchRunner(enc)}
+    batches = {k: 32 if k.startswith("pytorch") else tuned_batch_size(r, size) for k, r in runners.items()}
+    print(f"default engine: {default.engine} {default.precision}; batch sizes {batches}")
+    model_rates: dict[str, list] = {k: [] for k in runners}
+    gemm: dict[str, list] = {}
+    for _ in range(args.rounds):  # interleaved: each round times every runner once
+        for k, r in runners.items():
+            model_rates[k].append(model_only(r, size, batches[k]))
+        for k, v in gemm_peaks().items():
+            gemm.setdefault(k, []).append(v)
+    peak_lib = max(gemm, key=lambda k: median(gemm[k]))
+    peak = median(gemm[peak_lib])
+    print("fp32 GEMM GFLOP/s (median): " + ", ".join(f"{k} {median(v):.0f}" for k, v in gemm.items())
+          + f" -> FLOP limit {peak / g224:.0f} img/s at {g224:.2f} GFLOP/image ({peak_lib})")
+    print(f"\nmodel alone, no decoding ({args.rounds} interleaved rounds, median img/s, share of the FLOP limit):")
+    m = {k: median(v) for k, v in model_rates.items()}
+    for k, v in model_rates.items():
+        print(f"  {k:<22} {m[k]:8.1f}  {m[k] * g224 / peak:5.0%}   rounds: {', '.join(f'{x:.1f}' for x in v)}")
+    ort = m["onnxruntime fp32"]
+    print(f"  default / ONNX Runtime fp32 = {m['default (auto)'] / ort:.2f}x (goal >= 2x: "
+          f"{'met' if m['default (auto)'] >= 2 * ort else 'not met'})")
+    for k in runners:
+        if k.startswith("openvino"):
+            print(f"  {k} / ONNX Runtime fp32 = {m[k] / ort:.2f}x")
     if args.model_only:
         return
-    jpegs = [Sample(p) for p in make_jpegs(work / "jpegs", args.n_images)]
-    fashion = fashion_samples(args.n_fashion)
-    rows = []
 
-    def row(name, data, rate, rss, gflop):
-        rows.append((name, data, rate, rss, rate * gflop / peak))
-        print(f"  {name:<28} {data:<22} {rate:8.1f} img/s  peak RSS {rss / 2**30:5.2f} GiB  "
-              f"{rate * gflop / peak:5.0%} of FLOP limit", flush=True)
+    paths = make_jpegs(work / "jpegs", args.n_images)
+    jpegs = [Sample(p) for p in paths]
+    with PeakRSS() as mem:
+        naive = naive_loop(jpegs[: args.naive_n + 1], args.model)
+    print(f"\n{args.n_images} JPEG 1024x768; naive loop {naive:.1f} img/s (timed on {args.naive_n}, peak RSS "
+          f"{mem.peak / 2**30:.2f} GiB)")
+    e2e = {"wordsight default (auto)": lambda: local_engine(jpegs, args.model),
+           "pytorch (competent)": lambda: competent_torch(paths, args.model),
+           "decode only (Pillow draft)": lambda: decode_only(jpegs, args.model),
+           "decode only (simplejpeg)": lambda: decode_only(jpegs, args.model, "simplejpeg")}
+    for k in runners:
+        if k.startswith("openvino") and not k.endswith("fp32"):
+            e2e[f"wordsight {k}"] = (lambda p=k.split()[1]: local_engine(jpegs, args.model, precision=p))
+    rates: dict[str, list] = {k: [] for k in e2e}
+    peaks: dict[str, int] = {}
+    for _ in range(args.rounds):
+        for k, f in e2e.items():
+            with PeakRSS() as mem:
+                rates[k].append(f())
+            peaks[k] = max(peaks.get(k, 0), mem.peak)
+    if args.ray:
+        from wordsight.features.engines.ray_engine import init_ray
 
-    sets = [("JPEG 1024x768", jpegs, g224), ("Fashion-MNIST 28 px", fashion, g_small)]
-    naive = {}
-    for label, samples, gflop in sets:
-        print(f"{label}, {len(samples)} images")
-        with PeakRSS() as m:
-            rate = naive_loop(samples[: args.naive_n + 1], args.model)
-        row("naive loop", f"(timed on {args.naive_n})", rate, m.peak, g224)
-        naive[label] = rate
-        with PeakRSS() as m:
-            rate, n = local_engine(samples, args.model, work / "local.parquet")
-        row("wordsight local (auto)", f"({n})", rate, m.peak, gflop)
-        print(f"  -> local / naive = {rate / naive[label]:.1f}x\n", flush=True)
-    if args.no_ray:
-        return
-    import shutil
-
-    from wordsight.features.engines.ray_engine import init_ray
-
-    t = time.perf_counter()
-    init_ray()
-    print(f"Ray: local cluster started in {time.perf_counter() - t:.1f} s (not counted below); peak RSS "
-          "is the whole process tree (driver, raylet, GCS, actors)")
-    for label, samples, gflop in sets:
-        ray_samples = samples if samples is jpegs else samples[: args.n_fashion_ray or len(samples)]
-        shutil.rmtree(work / "ray-shards", ignore_errors=True)
-        with PeakRSS(tree=True) as m:
-            rate, n = local_engine(ray_samples, args.model, work / "ray-shards", engine="ray", num_cpus=1,
-                                   shard_size=1000)
-        row("wordsight ray (2 actors)", f"({n}, actor start incl.)", rate, m.peak, gflop)
-        print(f"  -> ray / naive = {rate / naive[label]:.1f}x", flush=True)
+        init_ray()
+        with PeakRSS(tree=True) as mem:
+            rates["wordsight ray (2 actors, start-up incl.)"] = [ray_engine(jpegs, args.model, work)]
+        peaks["wordsight ray (2 actors, start-up incl.)"] = mem.peak
+    r = {k: median(v) for k, v in rates.items()}
+    print(f"end to end ({args.rounds} interleaved rounds, median img/s; vs naive; share of the FLOP limit):")
+    for k, v in rates.items():
+        print(f"  {k:<40} {r[k]:8.1f}  {r[k] / naive:5.1f}x  {r[k] * g224 / peak:5.0%}  peak RSS "
+              f"{peaks[k] / 2**30:.2f} GiB   rounds: {', '.join(f'{x:.1f}' for x in v)}")
+    d, c = r["wordsight default (auto)"], r["pytorch (competent)"]
+    limit = min(m["default (auto)"], r["decode only (Pillow draft)"])
+    print(f"  default / competent PyTorch = {d / c:.2f}x (goal >= 4x: {'met' if d >= 4 * c else 'not met'})")
+    print(f"  default end to end / min(model alone {m['default (auto)']:.1f}, decode alone "
+          f"{r['decode only (Pillow draft)']:.1f}) = {d / limit:.0%} (goal >= 80%: {'met' if d >= 0.8 * limit else 'not met'})")
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The local engine: ONNX Runtime equals torch, exports are cached, the batch callable, int8 gate."""
-import json
+"""The local engine: ONNX Runtime equals torch, exports are cached, the batch callable, tiny images.
+(OpenVINO and the auto choice: test_openvino.py; the bf16/int8 gate: test_quality_gate.py.)"""
 import os
 
 import numpy as np
@@ -7,8 +7,8 @@ import pytest
 
 from wordsight.encoders import load_model
 from wordsight.features import extract_features
-from wordsight.features.engines import ATOL, RTOL, EmbedBatch, QuantizationRefused, TorchRunner, fp32_model, make_runner
-from wordsight.features.engines.onnx_cache import HOLDOUT_PHOTOS, model_dir, reference_images
+from wordsight.features.engines import ATOL, RTOL, EmbedBatch, TorchRunner, fp32_model, make_runner
+from wordsight.features.engines.onnx_cache import model_dir
 
 pytest.importorskip("onnxruntime")
 
@@ -38,7 +38,7 @@ def test_export_is_cached_under_wordsight_cache_by_fingerprint():
     assert path.is_relative_to(os.environ["WORDSIGHT_CACHE"]) and path.exists()
     stamp = path.stat().st_mtime_ns
     runner = make_runner("efficientnet-lite0", "auto")
-    assert runner.engine == "onnx" and runner.path == path and path.stat().st_mtime_ns == stamp
+    assert runner.engine in ("onnx", "openvino") and runner.path == path and path.stat().st_mtime_ns == stamp
     assert runner.fingerprint == enc.config.fingerprint
     assert model_dir(enc) != model_dir(load_model("mobilenetv2"))
 
@@ -67,28 +67,6 @@ def test_batch_callable_dict_in_dict_out(mixed_folder, torch_features):
     assert out["embedding"].shape == (5, 1280) and np.isnan(out["embedding"][3]).all()
     np.testing.assert_allclose(out["embedding"][[0, 1, 2, 4]], ref.embeddings[:4], rtol=RTOL, atol=ATOL)
     assert out["logits"].shape == (5, 1000)
-
-
-def test_int8_refused_below_agreement_with_the_measure(tmp_path):
-    enc = load_model("efficientnet-lite0")
-    holdout = reference_images(HOLDOUT_PHOTOS, 24, enc.config, seed=1)
-    with pytest.raises(QuantizationRefused) as err:
-        make_runner(enc, "onnx", precision="int8", holdout=holdout)
-    assert err.value.agreement < 0.99 and err.value.n == 24
-    assert f"{err.value.agreement:.1%}" in str(err.value) and "99%" in str(err.value)
-    report = json.loads((model_dir(enc) / "int8.json").read_text())
-    assert report["agreement"] == err.value.agreement and report["accepted"] is False
-    # a looser gate accepts the same model; int8 features never share fp32's cache entries
-    from wordsight.features.engines import OnnxRunner
-    from wordsight.features.engines.onnx_cache import int8_model
-
-    path = int8_model(enc, holdout=holdout, min_agreement=0.0)
-    int8 = OnnxRunner(path, enc.config, enc.preprocess, precision="int8")
-    assert int8.fingerprint != enc.config.fingerprint and int8.fingerprint.endswith("+int8")
-    out = int8(holdout[:4])
-    assert out["embedding"].shape == (4, 1280) and np.isfinite(out["embedding"]).all()
-    with pytest.raises(ValueError, match="int8 runs on the ONNX engine"):
-        make_runner(enc, "torch", precision="int8")
 
 
 def test_tiny_images_run_at_the_small_input_size(mixed_folder):

@@ -198,3 +198,15 @@ def test_held_unsigned_edits_are_refused(model_copy):
     config["classes"][0] = "zebra"
     (model_copy / "config.json").write_text(json.dumps(config))
     _refused(model_copy, "checksum mismatch: the config was edited")
+
+
+@pytest.mark.parametrize("value", ["fp64", "../int8", 8, None])
+def test_case13_recorded_feature_precision_must_be_one_we_know(model_copy, value):
+    resign(model_copy, lambda c: c["encoders"][0].update(precision=value))
+    with pytest.raises(ModelFolderError, match=r"config\.json: encoder precision .* is not one of fp32, bf16, int8"):
+        Classifier.load(model_copy)
+
+
+def test_case13_a_folder_without_recorded_precision_loads_as_fp32(model_copy):
+    resign(model_copy, lambda c: c["encoders"][0].pop("precision"))
+    assert Classifier.load(model_copy).state_.precisions == {"efficientnet-lite0": "fp32"}

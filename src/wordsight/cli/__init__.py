@@ -16,6 +16,7 @@ COMMANDS = [
     "describe-classes",
     "zeroshot",
     "export",
+    "quantize",
     "serve",
     "fit",
     "evaluate",

@@ -12,10 +12,11 @@ def add_engine_options(p) -> None:
     from ..features.engines.runners import ENGINES, PRECISIONS
 
     p.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="auto: ONNX Runtime when installed, else torch; ray: the same pipeline on a Ray "
-                   "cluster (--out becomes a folder of Parquet shards, resumable)")
+                   help="auto: the fastest of ONNX Runtime and OpenVINO on this machine (measured once), else "
+                   "torch; ray: the same pipeline on a Ray cluster (--out becomes a folder of Parquet shards)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="int8 (ONNX) is used only if its top-1 agrees with fp32 on >= 99%% of held-out images")
+                   help="bf16 (CPUs with AVX512_BF16/AMX) and int8 only past the quality gate (wordsight quantize); "
+                   "auto: the fastest that passed")
     add_ray_options(p, shards=True)
 
 

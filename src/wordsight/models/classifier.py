@@ -103,6 +103,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
         :class:`Augment` fields (scale, ratio, flip, brightness, contrast, saturation, rotation, seed).
     tta : int
         Test-time augmentation: average predictions over the image and this many views.
+    precision : {"fp32", "bf16", "int8", "auto"}
+        Precision of the image features (:mod:`.precision`): bf16 and int8 only past the quality
+        gate; "auto" the fastest this machine may use. What was used is recorded at fit and saved,
+        and predictions use it again unless this names another.
     small_input : "auto", int or None
         Input size for tiny images (e.g. 28-px Fashion-MNIST) on CNNs ("auto": the extractor's
         measured choice, None: the model's full input size).
@@ -132,6 +136,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         "augment_params": [dict, None],
         "tta": [Interval(Integral, 0, 64, closed="both")],
         "small_input": [StrOptions({"auto"}), Interval(Integral, 16, 4096, closed="both"), None],
+        "precision": [StrOptions({"fp32", "bf16", "int8", "auto"})],
         "cache": "no_validation",
         "batch_size": [Interval(Integral, 1, 4096, closed="both"), None],
         "random_state": ["random_state"],
@@ -142,7 +147,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                  text_model="minilm", text_weight=1.0, C=None, class_weight=None, head_params=None,
                  prior_weight="auto", class_descriptions=None, zero_shot_method="auto", prior_view="auto",
                  augment=0, augment_params=None, tta=0, small_input="auto", cache=None, batch_size=None,
-                 random_state=0, quiet=True):
+                 random_state=0, quiet=True, precision="fp32"):
         self.encoders = encoders
         self.fusion = fusion
         self.head = head
@@ -163,6 +168,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
         self.quiet = quiet
+        self.precision = precision
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -229,7 +235,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("augmented views need images, not a FeatureSet")
             return from_feature_set(X, self.encoder_names)
         source = open_source(X)
-        opts = dict(self._options(), small_input=self.small_input)
+        from .precision import for_features
+
+        recorded = self.state_.precisions if hasattr(self, "state_") else None
+        opts = dict(self._options(), small_input=self.small_input,
+                    precision=for_features(self.encoder_names, self.precision, recorded))
         blocks = extract_blocks(source, self.encoder_names, **opts)
         return add_views(blocks, source, views, Augment.from_dict(self.augment_params), **opts) if views else blocks
 
@@ -359,6 +369,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
                                   {e: int(v.shape[1]) for e, v in blocks.embeddings.items()}, semantic_dim,
                                   blocks.probs_encoder)
+        from .precision import resolve
+
+        self.state_.precisions = resolve(self.encoder_names, self.precision)
         if self.fusion_.prior:
             self._fit_prior(blocks, M, view_M, y)
         return self

@@ -86,7 +86,8 @@ def save_classifier(clf, folder) -> str:
     for name in clf.encoder_names if state.feature_dims else []:
         cfg = get_config(name)
         encoders.append({"name": name, "fingerprint": cfg.fingerprint, "preprocessing": _jsonable(cfg.preprocessing()),
-                         "dim": state.feature_dims[name], **({"weights": weights[name]} if name in weights else {})})
+                         "dim": state.feature_dims[name], "precision": state.precisions.get(name, "fp32"),
+                         **({"weights": weights[name]} if name in weights else {})})
     classes = [_jsonable(c) for c in state.classes]
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
@@ -180,6 +181,7 @@ def load_classifier(folder, cls):
     state = FittedState(classes, head, int(config["n_features_in"]),
                         {e["name"]: int(e["dim"]) for e in config["encoders"]}, config.get("text_dim"),
                         config.get("probs_encoder"))
+    state.precisions = _precisions(config["encoders"], folder)
     prior = config.get("prior")
     if prior:
         from ..language.pipeline import ZeroShotPipeline
@@ -207,3 +209,14 @@ def load_classifier(folder, cls):
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
     clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
     return clf
+
+
+def _precisions(encoders: list, folder: Path) -> dict[str, str]:
+    """The precision each encoder's features had at fit (fp32 for folders saved before it was recorded)."""
+    from .precision import CONCRETE
+
+    out = {e["name"]: e.get("precision", "fp32") for e in encoders}
+    bad = {k: v for k, v in out.items() if v not in CONCRETE}
+    if bad:
+        raise ModelFolderError(f"{folder / CONFIG}: encoder precision {bad} is not one of {', '.join(CONCRETE)}")
+    return out

@@ -26,6 +26,7 @@ class FittedState:
     prior: object | None = None  # a fitted ZeroShotPipeline
     mix: PriorMix | None = None
     probe: PriorProbe | None = None  # the few-shot learner on the prior (replaces head + mix)
+    precisions: dict[str, str] = field(default_factory=dict)  # encoder -> precision its features had
     _torch: dict = field(default_factory=dict, repr=False, compare=False)  # torch forms, built on first use
 
     def logits(self, fused: np.ndarray, prior_logits: np.ndarray | None) -> np.ndarray:

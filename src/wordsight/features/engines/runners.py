@@ -1,33 +1,23 @@
 """Model runners: a batch of preprocessed images (B, 3, H, W) float32 in, named arrays out.
 
 ``TorchRunner`` runs the encoder module (inference mode, channels-last); ``OnnxRunner`` runs its
-ONNX export under ONNX Runtime, fp32 or int8. Every runner has a ``fingerprint`` for cache keys:
-the encoder's own when its outputs equal the torch encoder's within tolerance (fp32 ONNX), a
-distinct one otherwise (int8).
+ONNX export under ONNX Runtime, fp32 or int8; ``OpenVinoRunner`` (openvino_runner) the same export
+under OpenVINO, fp32, bf16 or int8. Every runner has a ``fingerprint`` for cache keys: the
+encoder's own when its outputs equal the torch encoder's within tolerance (every fp32 engine), a
+distinct one otherwise (bf16, int8).
 """
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import torch
 
-# fp32 ONNX Runtime vs torch, measured on the packaged CNNs: max |diff| about 1e-5 on embeddings of
-# magnitude up to ~6. Engines whose outputs agree within this share cache entries.
-RTOL, ATOL = 1e-3, 1e-4
+from .basics import ATOL, DEFAULT_BATCH, RTOL, default_threads, onnx_available  # noqa: F401  (re-exported)
 
-# Batch sizes measured on 2 CPU cores (docs/MODELS speed table): torch is fastest per image at
-# 8-16; ONNX Runtime gains a little up to 32. These size the chunks read ahead; each model call's
-# batch is measured per machine (engines.tuning) unless given.
-DEFAULT_BATCH = {"torch": 16, "onnx": 32}
-
-ENGINES = ("auto", "torch", "onnx", "ray")
-PRECISIONS = ("fp32", "int8")
-
-
-def default_threads() -> int:
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+ENGINES = ("auto", "torch", "onnx", "openvino", "ray")
+# auto: the fastest precision this machine may use whose features pass the quality gate
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
 
 
 class TorchRunner:
@@ -83,31 +73,26 @@ class OnnxRunner:
         return dict(zip(self.output_names, outs))
 
 
-def onnx_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_dir=None,
-                threads: int | None = None, holdout=None):
+                threads: int | None = None, holdout=None, labels=None):
     """The runner for ``model`` (a name or an ``ImageEncoder``).
 
-    ``engine``: ``torch``, ``onnx``, or ``auto`` (ONNX Runtime when installed and the model
-    exports, else torch). ``precision='int8'`` needs ONNX and passes the agreement gate
-    (:func:`~wordsight.features.engines.onnx_cache.int8_model`) or raises ``QuantizationRefused``.
+    ``engine``: ``torch``, ``onnx``, ``openvino``, or ``auto`` (the fastest of ONNX Runtime and
+    OpenVINO on this machine, measured once: :mod:`.selection`; torch when neither is installed or
+    the model does not export). ``precision``: ``fp32``; ``bf16`` (OpenVINO, CPUs with
+    AVX512_BF16/AMX) and ``int8`` pass the quality gate (:mod:`.quality_gate`) or raise
+    ``QuantizationRefused`` with the figures; ``auto`` lets ``engine='auto'`` pick the fastest
+    precision that passed. ``holdout``/``labels``: the gate's images (default: photo crops).
     """
     from ...encoders import load_model
 
-    if engine not in ("auto", "torch", "onnx"):
-        raise ValueError(f"engine must be one of auto, torch, onnx (ray wraps these), not {engine!r}")
+    if engine not in ("auto", "torch", "onnx", "openvino"):
+        raise ValueError(f"engine must be one of auto, torch, onnx, openvino (ray wraps these), not {engine!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     encoder = load_model(model) if isinstance(model, str) else model
-    runner = _make_runner(encoder, engine, precision, cache_dir=cache_dir, threads=threads, holdout=holdout)
+    runner = _make_runner(encoder, engine, precision, cache_dir=cache_dir, threads=threads, holdout=holdout,
+                          labels=labels)
     if not isinstance(model, str):
         # An encoder object may hold other weights than the packaged model of its name (fine-tuned,
         # perturbed): its features are cached under its own weights.
@@ -121,31 +106,52 @@ def _weights_digest(encoder) -> str:
     return weights_digest(encoder)
 
 
-def _make_runner(encoder, engine, precision, *, cache_dir, threads, holdout):
+def _make_runner(encoder, engine, precision, *, cache_dir, threads, holdout, labels):
     if engine == "auto" and getattr(encoder, "generates_text", False):
         engine = "torch"  # caption models generate token by token: nothing to gain from an export
     if engine == "torch":
-        if precision != "fp32":
-            raise ValueError("int8 runs on the ONNX engine: use engine='onnx' or 'auto'")
+        if precision not in ("fp32", "auto"):
+            raise ValueError(f"{precision} runs on the ONNX or OpenVINO engine: use engine='auto', 'onnx' or 'openvino'")
         return TorchRunner(encoder)
-    if not onnx_available():
-        if engine == "onnx" or precision != "fp32":
+    from .openvino_runner import openvino_available
+
+    if engine == "openvino" and not (openvino_available() and onnx_available()):
+        raise RuntimeError("the OpenVINO engine needs openvino, onnx and onnxruntime: pip install 'wordsight[fast]'")
+    if engine in ("onnx", "auto") and not onnx_available():
+        if engine == "onnx" or precision in ("bf16", "int8"):
             raise RuntimeError("the ONNX engine needs onnx and onnxruntime: pip install 'wordsight[fast]'")
         return TorchRunner(encoder)
-    from .onnx_cache import fp32_model, int8_model
+    from .onnx_cache import fp32_model
 
     try:
-        path = fp32_model(encoder, cache_dir)
+        fp32_model(encoder, cache_dir)
     except Exception as e:  # an architecture the exporter cannot trace
         reason = (str(e).strip().splitlines() or [""])[0][:300]  # exporter messages can embed whole tensors
-        if engine == "onnx" or precision != "fp32":
+        if engine != "auto" or precision in ("bf16", "int8"):
             raise RuntimeError(f"ONNX export of {encoder.config.name} failed: {reason}") from e
         warnings.warn(f"ONNX export of {encoder.config.name} failed ({type(e).__name__}: {reason}); "
                       "using the torch engine", RuntimeWarning, stacklevel=2)
         return TorchRunner(encoder)
-    if precision == "int8":
-        path = int8_model(encoder, cache_dir, holdout=holdout, threads=threads)
-    from ...encoders.base import CNNEncoder
 
-    return OnnxRunner(path, encoder.config, encoder.preprocess, precision=precision, threads=threads,
-                      flexible_size=isinstance(encoder, CNNEncoder))
+    def build(engine_: str, precision_: str):
+        return _export_runner(encoder, engine_, precision_, cache_dir=cache_dir, threads=threads,
+                              holdout=holdout, labels=labels)
+
+    if engine != "auto":
+        return build(engine, "fp32" if precision == "auto" else precision)
+    from .selection import choose
+
+    runner = choose(encoder, precision, build, cache_dir=cache_dir, threads=threads)
+    return runner if runner is not None else TorchRunner(encoder)
+
+
+def _export_runner(encoder, engine, precision, *, cache_dir, threads, holdout, labels):
+    from ...encoders.base import CNNEncoder
+    from .precisions import gated_model
+
+    path = gated_model(encoder, engine, precision, cache_dir, holdout=holdout, labels=labels, threads=threads)
+    cls = OnnxRunner
+    if engine == "openvino":
+        from .openvino_runner import OpenVinoRunner as cls
+    return cls(path, encoder.config, encoder.preprocess, precision=precision, threads=threads,
+               flexible_size=isinstance(encoder, CNNEncoder))

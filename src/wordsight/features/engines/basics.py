@@ -1,0 +1,28 @@
+"""What every engine module shares: tolerances, batch defaults, thread count, what is installed."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+# fp32 ONNX Runtime vs torch, measured on the packaged CNNs: max |diff| about 1e-5 on embeddings of
+# magnitude up to ~6. Engines whose outputs agree within this share cache entries.
+RTOL, ATOL = 1e-3, 1e-4
+
+# Batch sizes measured on 2 CPU cores (docs/MODELS speed table): torch is fastest per image at
+# 8-16; ONNX Runtime gains a little up to 32. These size the chunks read ahead; each model call's
+# batch is measured per machine (engines.tuning) unless given.
+DEFAULT_BATCH = {"torch": 16, "onnx": 32}
+
+
+def default_threads() -> int:
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True

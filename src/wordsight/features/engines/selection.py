@@ -1,0 +1,125 @@
+"""``engine='auto'``: the fastest engine (and, when allowed, precision) on this machine, measured once.
+
+Candidates: ONNX Runtime and OpenVINO at fp32 (whichever are installed). ``precision='auto'``
+adds the lower precisions this machine may use: OpenVINO bf16 where the CPU computes bf16 and the
+model passes the quality gate (measured here on first use), int8 where a gate report already
+accepted it (``wordsight quantize`` builds and gates it: minutes, never started implicitly).
+Each candidate is timed on random input at the model's input size, interleaved over a few rounds
+(the fastest call per candidate: robust to a neighbour's burst on a shared machine), and the
+winner is remembered in ``$WORDSIGHT_CACHE/engines.json`` beside ``batch_sizes.json``, keyed by
+model, what was allowed, threads and machine; later runs only read it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..._util.caches import register_store
+from . import tuning
+
+FILE = "engines.json"
+ROUNDS, BATCH = 3, 16
+_memory: dict[str, dict] = register_store("engine-choice", {})
+_lock = threading.Lock()
+
+
+def candidates(encoder, precision: str, cache_dir=None) -> list[tuple[str, str]]:
+    """(engine, precision) pairs ``engine='auto'`` may pick for ``precision`` (best guess first)."""
+    from .basics import onnx_available
+    from .openvino_runner import openvino_available
+
+    ov, ort = openvino_available() and onnx_available(), onnx_available()  # OpenVINO reads the ONNX export
+    if precision == "bf16":
+        return [("openvino", "bf16")] if ov else []
+    if precision == "int8":
+        return [("openvino", "int8")] if ov else [("onnx", "int8")] if ort else []
+    out = ([("openvino", "fp32")] if ov else []) + ([("onnx", "fp32")] if ort else [])
+    if precision == "auto":
+        out = _passed_lower(encoder, ov, ort, cache_dir) + out
+    return out
+
+
+def _passed_lower(encoder, ov: bool, ort: bool, cache_dir) -> list[tuple[str, str]]:
+    import json
+
+    from .cpu import has_bf16
+    from .onnx_cache import model_dir
+    from .precisions import gate_report
+
+    out = []
+    if ov and has_bf16():
+        try:
+            if gate_report(encoder, "openvino", "bf16", cache_dir)["accepted"]:
+                out.append(("openvino", "bf16"))
+        except Exception:  # a model OpenVINO cannot run in bf16: fp32 stays
+            pass
+    for engine, ok in (("openvino", ov), ("onnx", ort)):
+        path = model_dir(encoder, cache_dir) / f"gate-{engine}-int8.json"
+        try:
+            if ok and json.loads(path.read_text()).get("accepted"):
+                out.append((engine, "int8"))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _key(encoder, precision: str, threads, pairs) -> str:
+    allowed = ",".join(f"{e}/{p}" for e, p in pairs)
+    return f"{encoder.config.fingerprint}|precision={precision}|{allowed}|threads={threads or 'default'}|" \
+           f"{tuning.machine_id()}"
+
+
+def measure(runners: dict, size: int, rounds: int = ROUNDS, batch: int = BATCH) -> dict[str, float]:
+    """Images/s of each runner: one warm-up call, then ``rounds`` interleaved calls; the fastest call."""
+    x = np.random.default_rng(0).normal(size=(batch, 3, size, size)).astype(np.float32)
+    best = {}
+    for name, r in runners.items():
+        r(x)
+        best[name] = float("inf")
+    for _ in range(rounds):
+        for name, r in runners.items():
+            t = time.perf_counter()
+            r(x)
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: batch / max(t, 1e-9) for name, t in best.items()}
+
+
+def choose(encoder, precision: str, build, *, cache_dir=None, threads=None):
+    """The runner ``engine='auto'`` runs: ``build(engine, precision)`` makes one; the choice among
+    :func:`candidates` is measured once per machine and kept. Returns None when no candidate exists."""
+    pairs = candidates(encoder, precision, cache_dir)
+    if not pairs:
+        return None
+    if len(pairs) == 1:
+        return build(*pairs[0])
+    key = _key(encoder, precision, threads, pairs)
+    from ..cache import default_cache_dir
+
+    path = Path(default_cache_dir()) / FILE
+    with _lock:
+        entry = _memory.get(key) or tuning._read(path).get(key)
+        if entry is None:
+            runners = {f"{e}/{p}": build(e, p) for e, p in pairs}
+            rates = measure(runners, encoder.config.input_size or 224)
+            best = max(rates, key=rates.get)
+            entry = {"engine": best.split("/")[0], "precision": best.split("/")[1],
+                     "images_per_second": {k: round(v, 2) for k, v in rates.items()},
+                     "batch": BATCH, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+            data = tuning._read(path)
+            data[key] = entry
+            tuning._write(path, data)
+            _memory[key] = entry
+            return runners[best]
+        _memory[key] = entry
+    return build(entry["engine"], entry["precision"])
+
+
+def choice_entry(encoder, precision: str = "fp32", threads=None, cache_dir=None) -> dict | None:
+    """The stored measurement behind the choice (None before the first run)."""
+    from ..cache import default_cache_dir
+
+    pairs = candidates(encoder, precision, cache_dir)
+    return tuning._read(Path(default_cache_dir()) / FILE).get(_key(encoder, precision, threads, pairs))
