@@ -63,6 +63,7 @@ def test_a_text_at_the_limit_and_null_texts_are_served(paired_client):
     from wordsight.io.sources import Sample
 
     client, clf = paired_client
+    assert client.get("/v1/model").json()["model"]["reads_texts"] is True
     r = _predict(client, 2, ["y" * 2000, None])
     assert r.status_code == 200, r.text
     data = png(color=(200, 30, 30))

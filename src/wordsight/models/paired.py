@@ -42,9 +42,8 @@ def paired_text_vectors(texts, text_model, dim: int | None = None, cache: bool =
             if not dim:
                 raise ValueError("none of the images has a paired text, so the text block's size is unknown")
         return np.full((len(texts), int(dim)), np.nan, np.float32)
-    vecs = embed_texts(unique, text_model, cache=cache)  # each distinct text once
-    if dim is not None and vecs.shape[1] != dim:
-        raise ValueError(f"the text model gives {vecs.shape[1]} dimensions; this model was fitted on {dim}")
+    vecs = embed_texts(unique, text_model, cache=cache)  # each distinct text once (a width that does not
+    # fit the fitted model is refused where the fused rows are checked: Classifier.featurize)
     row = {t: i for i, t in enumerate(unique)}
     out = np.full((len(texts), vecs.shape[1]), np.nan, np.float32)
     have = [i for i, t in enumerate(texts) if t is not None]
