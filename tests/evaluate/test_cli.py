@@ -11,6 +11,9 @@ def test_fit_evaluate_predict(fashion_folder, tmp_path, capsys):
     model = tmp_path / "model"
     assert main(["fit", str(fashion_folder / "train"), "--out", str(model), "--C", "0.1", "--quiet"]) == 0
     assert (model / "config.json").exists() and (model / "head.safetensors").exists()
+    # 6 images per class: below 16 the default fusion is the language prior (the probe)
+    config = json.loads((model / "config.json").read_text())
+    assert config["fusion"] == "prior" and "fusion prior" in capsys.readouterr().err
     report = tmp_path / "report"
     assert main(["evaluate", str(model), str(fashion_folder / "test"), "--report", str(report), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -34,6 +37,16 @@ def test_fit_evaluate_predict(fashion_folder, tmp_path, capsys):
                  "--out", str(tmp_path / "p.json")]) == 1
     data = json.loads((tmp_path / "p.json").read_text())
     assert data[0]["top_k"][0]["class"] == data[0]["predicted"] and len(data[0]["top_k"]) == 5
+
+
+def test_the_default_fusion_follows_the_smallest_class():
+    from wordsight.models.classifier import FEW_SHOT_PER_CLASS, default_fusion
+
+    assert FEW_SHOT_PER_CLASS == 16
+    assert default_fusion(["a"] * 15 + ["b"] * 100) == "prior"
+    assert default_fusion(["a"] * 16 + ["b"] * 16 + [None] * 3) == "image"  # unlabelled rows not counted
+    assert default_fusion(["a"] * 16 + ["b"] * 15) == "prior"
+    assert default_fusion([]) == "image"
 
 
 def test_errors_are_one_line(tmp_path, capsys):

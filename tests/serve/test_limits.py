@@ -245,3 +245,26 @@ def test_server_answers_json_500_when_the_model_raises(broken_server, images):
     assert httpx.get(broken_server.url + "/healthz").json()["status"] == "ok"  # still serving
     metrics = httpx.get(broken_server.url + "/metrics").text
     assert 'wordsight_requests_total{route="/v1/predict",method="POST",status="500"} 1' in metrics
+
+
+def test_drain_after_an_early_413_is_bounded():
+    """The lingering read before an early 413: to the end of the body, but never more than its byte
+    budget, and not waiting for a client that stopped sending."""
+    import asyncio
+
+    from wordsight.serve import app as app_module
+
+    def receiver(chunks, pause_after=None):
+        sent = iter(range(chunks))
+
+        async def receive():
+            i = next(sent)
+            if i == pause_after:
+                await asyncio.sleep(app_module.LINGER_IDLE_S * 4)
+            return {"type": "http.request", "body": b"x" * 1000, "more_body": i < chunks - 1}
+
+        return receive
+
+    assert asyncio.run(app_module._drain(receiver(10), 1 << 20)) == 10_000  # to the end
+    assert asyncio.run(app_module._drain(receiver(10), 3_500)) == 4_000  # the budget, in whole messages
+    assert asyncio.run(app_module._drain(receiver(10, pause_after=3), 1 << 20)) == 3_000  # idle: stop

@@ -29,7 +29,7 @@ def run(args) -> int:
     from ..evaluate import evaluate, headline_table, write_report
     from ..io.datasets import write_image_folder
     from .evaluate import parse_ks
-    from .fit import classifier_from_args, describe_fit
+    from .fit import classifier_from_args, describe_fit, fit_data
 
     t0 = time.time()
     out = Path(args.out)
@@ -44,7 +44,7 @@ def run(args) -> int:
     test = write_image_folder(data, "test", per_class=per_test, root=args.root)
     clf = classifier_from_args(args)
     say("embedding and fitting the training images")
-    clf.fit(train)
+    clf = fit_data(clf, train, args.fusion)
     clf.save(out / "model")
     say(f"fitted: {describe_fit(clf)} -> {out / 'model'}")
     results = evaluate(clf, test, train=train, few_shot_ks=parse_ks(args.few_shot), few_shot_draws=args.draws, log=say)

@@ -18,9 +18,10 @@ def add_model_options(p) -> None:
         default="efficientnet-lite0",
         help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2)",
     )
-    p.add_argument("--fusion", default="image", choices=FUSIONS,
+    p.add_argument("--fusion", default="auto", choices=("auto", *FUSIONS),
                    help="image embeddings, the ConSE text vector, both, image + the zero-shot prior, or image + "
-                   "each image's own text (paired: one head; late: a head on each)")
+                   "each image's own text (paired: one head; late: a head on each); auto: the prior below 16 "
+                   "labelled images per class, image embeddings from there")
     p.add_argument("--head", default="logistic", choices=HEADS)
     p.add_argument("--C", type=float, default=None, help="penalty of logistic/svm (default: cross-validated)")
     p.add_argument("--class-weight", default=None, choices=["balanced"], help="reweight classes for imbalance")
@@ -50,7 +51,8 @@ def classifier_from_args(args):
         with open(args.class_descriptions, encoding="utf-8") as f:
             descriptions = json.load(f)
     weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
-    return Classifier(encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()), fusion=args.fusion,
+    fusion = "image" if args.fusion == "auto" else args.fusion  # resolved from the labels in fit_data
+    return Classifier(encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()), fusion=fusion,
                       head=args.head, C=args.C, class_weight=args.class_weight, text_model=args.text_model,
                       text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,
                       prior_view=args.prior_view, augment=args.augment, tta=args.tta, cache=cache_arg(args),
@@ -79,10 +81,22 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def fit_data(clf, data, fusion: str):
+    """Fit ``clf`` on ``data``; ``fusion='auto'`` is resolved from the labels first
+    (:func:`~wordsight.models.classifier.default_fusion`)."""
+    if fusion == "auto":
+        from ..io.sources import open_source
+        from ..models.classifier import default_fusion
+
+        data = open_source(data)
+        clf.set_params(fusion=default_fusion([s.label for s in data.samples]))
+    return clf.fit(data)
+
+
 def run(args) -> int:
     clf = classifier_from_args(args)
     data = args.data[0] if len(args.data) == 1 else args.data
-    clf.fit(data)
+    fit_data(clf, data, args.fusion)
     clf.save(args.out)
     n = len(clf.fit_failures_)
     print(f"fitted on images of {describe_fit(clf)} -> {args.out}", file=sys.stderr)

@@ -54,6 +54,7 @@ def list_models(pattern: str = "*", modality: str | None = None) -> list[str]:
 
 
 def list_prefixes() -> list[str]:
+    """The registered name prefixes (``hf``, ``clip``, ``caption``, ...), sorted."""
     return sorted(_prefixes)
 
 
@@ -65,6 +66,7 @@ def _unknown(name: str) -> KeyError:
 
 
 def get_config(name: str):
+    """The :class:`EncoderConfig` of a registered name without loading weights."""
     prefix, rest = split_name(name)
     if prefix:
         return _prefix_configs[prefix](rest)
@@ -74,6 +76,7 @@ def get_config(name: str):
 
 
 def create(name: str, **kwargs):
+    """A new encoder instance for a registered name (or a ``prefix:rest`` name)."""
     prefix, rest = split_name(name)
     if prefix:
         return _prefixes[prefix](rest, **kwargs)

@@ -31,10 +31,12 @@ class EncoderConfig:
     available: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
 
     def preprocessing(self) -> dict:
+        """The preprocessing fields alone (what travels with the model and keys the cache)."""
         keys = ("input_size", "resize_size", "resize_mode", "interpolation", "mean", "std")
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict:
+        """Every field as plain JSON-friendly values (the availability check left out)."""
         d = asdict(self)
         d.pop("available")
         return d

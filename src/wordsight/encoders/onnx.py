@@ -146,6 +146,7 @@ class OnnxTextEncoder:
         self.session = session(folder / "text_encoder.onnx", threads)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised sentence embeddings of ``texts`` through the ONNX session, ``batch_size`` at a time."""
         parts = []
         for i in range(0, len(texts), batch_size):
             t = self.tokenizer(list(texts[i : i + batch_size]), padding=True, truncation=True,

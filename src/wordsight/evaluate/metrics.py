@@ -14,12 +14,14 @@ def _indices(y_true, classes) -> np.ndarray:
 
 
 def top_k_accuracy(y_idx: np.ndarray, proba: np.ndarray, k: int = 5) -> float:
+    """Share of rows whose true class is among the ``k`` most probable (ties: lower index first)."""
     k = min(k, proba.shape[1])
     top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
     return float(np.mean((top == y_idx[:, None]).any(1)))
 
 
 def confusion(y_idx: np.ndarray, pred_idx: np.ndarray, n: int) -> np.ndarray:
+    """Confusion matrix (n, n): rows are true classes, columns predicted ones."""
     m = np.zeros((n, n), np.int64)
     np.add.at(m, (y_idx, pred_idx), 1)
     return m

@@ -22,6 +22,7 @@ from safetensors.numpy import save as st_save
 
 
 def default_cache_dir() -> Path:
+    """``$WORDSIGHT_CACHE``, else ``$XDG_CACHE_HOME/wordsight`` (``~/.cache/wordsight``)."""
     env = os.environ.get("WORDSIGHT_CACHE")
     if env:
         return Path(env)
@@ -144,6 +145,7 @@ class FeatureCache:
             pass  # a read-only cache: the entry is recomputed each time, which only costs speed
 
     def put_many(self, items: dict[str, dict[str, np.ndarray]]) -> None:
+        """Store ``{key: {name: array}}`` in one transaction (safetensors blobs)."""
         if not items:
             return
         rows = [(k, st_save({n: np.ascontiguousarray(a) for n, a in v.items()})) for k, v in items.items()]
@@ -174,9 +176,11 @@ class MemoryCache(FeatureCache):
         self._data: dict[str, dict[str, np.ndarray]] = {}
 
     def get_many(self, keys, expect=None):
+        """The stored arrays of those ``keys`` that are present."""
         return {k: self._data[k] for k in keys if k in self._data}
 
     def put_many(self, items):
+        """Store ``{key: {name: array}}`` in memory."""
         self._data.update(items)
 
     def __len__(self):

@@ -49,10 +49,12 @@ class FeatureSet:
 
     @property
     def paths(self) -> list[str]:
+        """The path of every row, in row order."""
         return [s.path for s in self.samples]
 
     @property
     def labels(self) -> list[str | None]:
+        """The label of every row (None where the source had none), in row order."""
         return [s.label for s in self.samples]
 
     @property

@@ -33,16 +33,20 @@ class LLMBackend:
 
     def generate(self, prompts: list[str], max_new_tokens: int = 60, temperature: float = 0.7,
                  seed: int = 0, system: str | None = None) -> list[str]:  # pragma: no cover
+        """One completion per prompt (``seed`` makes a run repeatable)."""
         raise NotImplementedError
 
     def describe(self) -> str:
+        """A short name of the backend and model, recorded beside what it wrote."""
         return self.name
 
 
 class NoLLM(LLMBackend):
+    """No language model: every completion is empty, so descriptions fall back to class names."""
     name = "none"
 
     def generate(self, prompts, max_new_tokens=60, temperature=0.7, seed=0, system=None):
+        """An empty completion per prompt."""
         return ["" for _ in prompts]
 
 
@@ -112,6 +116,7 @@ class LocalLLM(LLMBackend):
         self.stop_at_sentence = stop_at_sentence
 
     def describe(self) -> str:
+        """``local:`` and the model folder (the packaged SmolLM2-135M by default)."""
         return f"local:{self.model_path or 'smollm2-135m-instruct'}"
 
     def _folder(self) -> str:
@@ -123,6 +128,7 @@ class LocalLLM(LLMBackend):
         return str(out)
 
     def load(self):
+        """The tokenizer and model, loaded once per process and folder."""
         folder = self._folder()
         with _local_lock:
             if folder not in _local_models:
@@ -146,6 +152,7 @@ class LocalLLM(LLMBackend):
         return (system + "\n\n" if system else "") + prompt + "\n"
 
     def generate(self, prompts, max_new_tokens=60, temperature=0.7, seed=0, system=None):
+        """One sampled completion per prompt from the local model (chat template, seeded)."""
         import torch
 
         if not prompts:
@@ -226,6 +233,7 @@ class OpenAIChat(LLMBackend):
         self.timeout, self.retries, self.backoff, self.workers = timeout, retries, backoff, workers
 
     def describe(self) -> str:
+        """``openai:`` model and endpoint."""
         return f"openai:{self.model}@{self.url}"
 
     def _headers(self) -> dict:
@@ -282,6 +290,7 @@ class OpenAIChat(LLMBackend):
         return content.strip()
 
     def generate(self, prompts, max_new_tokens=60, temperature=0.7, seed=0, system=None):
+        """One completion per prompt from an OpenAI-compatible chat endpoint (seeded per prompt)."""
         if not prompts:
             return []
         # Each prompt gets its own seed so that a repeated prompt may give a different answer,

@@ -91,6 +91,7 @@ class ZeroShotPipeline:
     # ------------------------------------------------------------------ configuration
     @property
     def kind(self) -> str:
+        """What the encoder gives the language layer: ImageNet probabilities or a joint image-text space."""
         from .images import encoder_kind
 
         return encoder_kind(self.encoder)
@@ -198,6 +199,7 @@ class ZeroShotPipeline:
 
     @property
     def class_texts_(self) -> dict:
+        """The texts each class is scored with (names, templates or descriptions), after fit."""
         return next(iter(self.ways_.values())).class_texts_
 
     # ------------------------------------------------------------------ persistence

@@ -28,10 +28,12 @@ class Augment:
     seed: int = 0
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (saved with a model, part of each view's cache key)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Augment":
+        """Settings from a dict such as :meth:`to_dict` wrote (lists back to tuples); None: the defaults."""
         d = dict(d or {})
         for k in ("scale", "ratio"):
             if k in d:
@@ -39,6 +41,7 @@ class Augment:
         return cls(**d)
 
     def view_key(self, index: int) -> str:
+        """The cache key suffix of augmented view ``index`` under these settings."""
         blob = json.dumps({"v": AUGMENT_CODE_VERSION, **self.to_dict()}, sort_keys=True)
         return f"aug-{hashlib.sha256(blob.encode()).hexdigest()[:10]}-{index}"
 
@@ -51,6 +54,7 @@ class Augment:
         return apply
 
     def apply(self, img: Image.Image, index: int) -> Image.Image:
+        """Augmented view ``index`` of ``img``: deterministic per image content, index and seed."""
         img = img.convert("RGB")
         digest = hashlib.sha256(img.tobytes()).digest()[:8]
         rng = np.random.default_rng([int.from_bytes(digest, "little"), index, self.seed])

@@ -45,6 +45,13 @@ MAX_DESCRIPTION = 500  # characters per description (MiniLM reads 256 word piece
 MAX_FORM_FIELD = 256 * 1024  # bytes of one non-file form field (classes, descriptions)
 MAX_JSON_DEPTH = 3  # {"class": ["text", ...]} is 2 deep; 1,000-deep JSON raised RecursionError
 PROTECTED = ("/v1/", "/metrics")  # what needs the API key when one is set
+# After an early 413 the rest of the body is read and dropped, within these bounds, before the
+# answer goes out: closing a socket with unread data makes the kernel send a reset, and the client
+# then lost the 413 itself ("peer closed connection", seen in 1 of 4 CI runs). nginx's lingering
+# close does the same; a body beyond these bounds is not read and its client may see the reset.
+LINGER_BYTES = 16 * 1024 * 1024
+LINGER_S = 2.0
+LINGER_IDLE_S = 0.25  # a client that sent only the headers (waiting for the answer) is not waited for
 
 
 class ServeState:
@@ -96,6 +103,8 @@ class RequestGuard:
             message = await receive()
             received += len(message.get("body", b""))
             if received > max_body:
+                if message.get("more_body", False):
+                    await _drain(receive, LINGER_BYTES)
                 raise ApiError(413, "request_too_large", too_large)
             return message
 
@@ -111,6 +120,8 @@ class RequestGuard:
                 return
             if length > max_body:
                 scope.setdefault("wordsight", {})["error"] = "request_too_large"
+                if length <= max_body + LINGER_BYTES:
+                    await _drain(receive, length)
                 await _send_json(tracked_send, 413, error_body(413, too_large, "request_too_large"))
                 return
             await asyncio.wait_for(self.app(scope, limited_receive, tracked_send), timeout)
@@ -154,6 +165,25 @@ class RequestGuard:
 
 
 UNAUTHORIZED = "missing or wrong API key: send it in the X-API-Key header (or Authorization: Bearer)"
+
+
+async def _drain(receive, max_bytes: int) -> int:
+    """Reads and drops the request body until it ends, ``max_bytes`` were read, ``LINGER_S``
+    passed or nothing came for ``LINGER_IDLE_S``; returns the bytes dropped."""
+    dropped = 0
+    deadline = time.monotonic() + LINGER_S
+    while dropped < max_bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            message = await asyncio.wait_for(receive(), min(left, LINGER_IDLE_S))
+        except asyncio.TimeoutError:
+            break
+        dropped += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    return dropped
 
 
 async def _send_json(send, status: int, body: dict, headers=()) -> None:

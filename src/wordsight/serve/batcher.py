@@ -39,6 +39,7 @@ class MicroBatcher:
             self._task = asyncio.get_running_loop().create_task(self._collect(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
+        """Cancel the batching loop and wait for it to end."""
         if self._task is not None:
             self._task.cancel()
             try:

@@ -70,9 +70,11 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
+        """Base URL of the running server (``http://host:port``)."""
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "BackgroundServer":
+        """Bind a free loopback port, start uvicorn in a thread and wait until it answers."""
         import uvicorn
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -104,6 +106,7 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
+        """Ask the server to exit and wait for its thread."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -101,16 +101,19 @@ class ServeSettings:
     warm_up: bool = True
 
     def to_json(self) -> str:
+        """The settings as JSON (handed to a server started in another process)."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> "ServeSettings":
+        """Settings from :meth:`to_json`'s text."""
         d = json.loads(text)
         d["limits"] = Limits(**d.get("limits", {}))
         d["batching"] = Batching(**d.get("batching", {}))
         return cls(**d)
 
     def resolved_api_key(self) -> str | None:
+        """The API key given, else the one in the environment variable ``api_key_env`` (None: no key)."""
         return self.api_key or api_key_from_env(self.api_key_env)
 
 

@@ -120,22 +120,26 @@ class EmbedBatch:
     # Loaded lazily: a Ray actor builds its copy once, in its own process.
     @property
     def runner(self):
+        """The process-wide runner of this model, engine and precision (made on first use)."""
         if self._runner is None:
             self._runner = shared_runner(self.model, self.engine, self.precision, self.threads)
         return self._runner
 
     @property
     def store(self):
+        """The feature cache this batch function reads and writes (opened on first use)."""
         if self._store is None:
             self._store = open_cache(self.cache)
         return self._store
 
     @property
     def config(self):
+        """The encoder's config (preprocessing, dims) as the runner uses it."""
         return self.runner.config
 
     @property
     def fingerprint(self) -> str:
+        """The runner's fingerprint: part of every cache key it writes."""
         return self.runner.fingerprint
 
     def __getstate__(self):  # ship the recipe, not a loaded model or an open database
@@ -245,6 +249,7 @@ class EmbedBatch:
         return out
 
     def output_dims(self) -> dict[str, int]:
+        """Width of every output array: ``embedding`` and, with an ImageNet head, ``logits``."""
         cfg = self.runner.config
         dims = {"embedding": cfg.dim}
         if cfg.has_imagenet_head:

@@ -52,6 +52,7 @@ class Head:
         raise NotImplementedError
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, the softmax of :meth:`logits`."""
         return softmax(self.logits(np.asarray(X, np.float64)))
 
     def to_torch(self):  # pragma: no cover
@@ -70,6 +71,7 @@ class Head:
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], info: dict, params: dict) -> "Head":
+        """A fitted head from :meth:`state`'s arrays and info and the constructor ``params``."""
         head = cls(**params)
         head.arrays = {k: np.asarray(v) for k, v in arrays.items()}
         head.info = dict(info)
@@ -90,6 +92,7 @@ class Head:
 
     @property
     def n_classes(self) -> int:  # pragma: no cover
+        """Number of classes the fitted head scores."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared pieces
@@ -124,6 +127,7 @@ def torch_arrays(head: Head) -> dict:
 
 
 def exportable_heads() -> list[str]:
+    """Names of the registered heads that write their own ONNX nodes."""
     from . import HEAD_CLASSES
 
     return [n for n, c in HEAD_CLASSES.items() if c.onnx_nodes is not Head.onnx_nodes]

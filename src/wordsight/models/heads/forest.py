@@ -17,10 +17,12 @@ class RandomForestHead(Head):
 
     @classmethod
     def state_arrays(cls, info):
+        """Names of the arrays of the flattened trees (children, features, thresholds, leaf values)."""
         return ["children_left", "children_right", "feature", "threshold", "value", "offsets"]
 
     @property
     def n_classes(self) -> int:
+        """Number of classes (width of the leaf values)."""
         return int(self.arrays["value"].shape[1])
 
     def state_problems(self, n_features, n_classes):
@@ -76,6 +78,7 @@ class RandomForestHead(Head):
         return self
 
     def logits(self, X):
+        """Log of the trees' mean leaf class frequencies for ``X`` (floored at ``PROBA_FLOOR``)."""
         X = np.asarray(X, np.float64)
         a = self.arrays
         offsets = a["offsets"]

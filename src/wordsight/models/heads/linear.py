@@ -37,13 +37,16 @@ class LinearHead(Head):
 
     @classmethod
     def state_arrays(cls, info):
+        """Names of the arrays a fitted linear head saves."""
         return ["mean", "scale", "coef", "intercept"]
 
     @property
     def n_classes(self) -> int:
+        """Number of classes (rows of ``coef``)."""
         return int(self.arrays["coef"].shape[0])
 
     def logits(self, X):
+        """Temperature-scaled class scores of standardised ``X``: ``T * (z(X) @ coef.T + intercept)``."""
         z = self._standardise(np.asarray(X, np.float64)) @ self.arrays["coef"].T + self.arrays["intercept"]
         return z * float(self.info.get("temperature", 1.0))
 
@@ -55,6 +58,7 @@ class LinearHead(Head):
         return W * t, b * t
 
     def to_torch(self):
+        """A ``torch.nn.Linear``-like module giving the same logits (standardisation folded into W, b)."""
         import torch
 
         W, b = self.linear()
@@ -71,6 +75,7 @@ class LinearHead(Head):
         return Linear()
 
     def onnx_nodes(self, features, logits):
+        """ONNX nodes and initialisers computing ``logits`` from ``features`` (one Gemm)."""
         from onnx import helper, numpy_helper
 
         W, b = self.linear()

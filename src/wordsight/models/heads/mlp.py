@@ -21,11 +21,13 @@ class MLPHead(Head):
 
     @classmethod
     def state_arrays(cls, info):
+        """Names of the arrays a fitted MLP saves (standardisation, then weights and biases per layer)."""
         n = int(info.get("layers", 0))
         return ["mean", "scale"] + [f"{p}{i}" for i in range(n) for p in ("w", "b")]
 
     @property
     def n_classes(self) -> int:
+        """Number of classes (width of the last layer)."""
         return int(self.arrays[f"b{int(self.info['layers']) - 1}"].shape[0])
 
     def _fit(self, X, y, n_classes):
@@ -81,6 +83,7 @@ class MLPHead(Head):
         return self
 
     def logits(self, X):
+        """Class scores: standardise, then the ReLU layers and the last linear layer."""
         h = self._standardise(np.asarray(X, np.float64))
         n = int(self.info["layers"])
         for i in range(n):
@@ -90,6 +93,7 @@ class MLPHead(Head):
         return h
 
     def to_torch(self):
+        """A torch module with the same layers and weights (float64)."""
         import torch
 
         from .base import torch_arrays
@@ -113,6 +117,7 @@ class MLPHead(Head):
         return MLP()
 
     def onnx_nodes(self, features, logits):
+        """ONNX nodes and initialisers of the same layers (Gemm + Relu)."""
         from onnx import helper, numpy_helper
 
         a, n = self.arrays, int(self.info["layers"])
