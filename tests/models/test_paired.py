@@ -181,6 +181,7 @@ def test_saved_folder_round_trip_and_refusals(models, test_source, fusion, tmp_p
         "split": (lambda c: c["paired"].update(split=c["paired"]["split"] - 1), "add up to"),
         "mode": (lambda c: c["paired"].update(mode="paired" if fusion == "late" else "late"), "mode"),
         "weight": (lambda c: c["paired"].update(weight=-1), "weight"),
+        "params": (lambda c: c["params"].update(paired_text_weight=2.0), "not the model's paired_text_weight"),
         "gone": (lambda c: c.pop("paired"), PAIRED_HEAD_FILE),
         "image": (lambda c: (c.update(fusion="image"), c["params"].update(fusion="image")), "'paired' entry"),
     }

@@ -242,5 +242,8 @@ def _load_paired(config: dict, contents: dict, clf, folder: Path):
                                         image_dims)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry does not fit the model ({e})") from None
+    if paired.weight != float(clf.paired_text_weight):
+        raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry's weight {paired.weight:g} is not the "
+                               f"model's paired_text_weight {clf.paired_text_weight:g}")
     _checks.check_head(paired.head, config["classes"], paired.second_width(), folder / PAIRED_HEAD_FILE)
     return paired
