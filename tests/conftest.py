@@ -74,3 +74,38 @@ def photo_folder(tmp_path_factory) -> Path:
             img.save(root / label / f"{i}.jpg", quality=90)
             img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / label / f"{i}_flip.jpg", quality=90)
     return root
+
+
+# Paired text (issue 12): the colour of an image and the condition named by its own text make the
+# class; the image alone tells only the colour, the text alone only the condition.
+PAIRED_COLOURS = {"red": (200, 30, 30), "blue": (30, 30, 200)}
+PAIRED_TEXTS = {"new": ["brand new, never used", "new in its box", "unused and pristine"],
+                "used": ["worn out and scratched", "heavily used, with stains", "old and battered"]}
+
+
+@pytest.fixture(scope="session")
+def paired_manifests(tmp_path_factory) -> tuple[Path, Path]:
+    """(train.csv, test.csv): manifests ``path,label,text`` of 32-px noisy red or blue squares,
+    classes ``<colour>-<condition>``; 6 training and 3 test images per class."""
+    import csv
+
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("paired")
+    rng = np.random.default_rng(0)
+    out = []
+    for split, n in (("train", 6), ("test", 3)):
+        rows = []
+        for colour, rgb in PAIRED_COLOURS.items():
+            for condition, texts in PAIRED_TEXTS.items():
+                for i in range(n):
+                    a = np.clip(np.asarray(rgb) + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+                    name = f"{split}-{colour}-{condition}-{i}.png"
+                    Image.fromarray(a).save(root / name)
+                    rows.append({"path": name, "label": f"{colour}-{condition}", "text": texts[i % len(texts)]})
+        with open(root / f"{split}.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, ["path", "label", "text"])
+            w.writeheader()
+            w.writerows(rows)
+        out.append(root / f"{split}.csv")
+    return out[0], out[1]

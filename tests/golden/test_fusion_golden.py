@@ -85,7 +85,7 @@ def test_unknown_fusion_and_missing_probabilities_are_refused(blocks):
     fb, _ = blocks
     no_probs = FeatureBlocks(fb.samples, {A: fb.embeddings[A]})
     with pytest.raises(ValueError, match="'fusion' parameter of Classifier must be a str among"):
-        Classifier(fusion="late").fit(fb)
+        Classifier(fusion="early").fit(fb)
     with pytest.raises(ValueError, match="needs ImageNet probabilities"):
         Classifier(fusion="concat").fit(no_probs)
     with pytest.raises(ValueError, match="fusion 'prior' needs ImageNet probabilities"):

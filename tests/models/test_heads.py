@@ -88,8 +88,8 @@ def test_bad_parameters_say_what_was_wrong():
     X, y = np.eye(4), [0, 1, 0, 1]
     with pytest.raises(ValueError, match="'head' parameter of Classifier must be a str among"):
         Classifier(head="tree").fit(X, y)
-    with pytest.raises(ValueError, match="'fusion' parameter .* Got 'late'"):
-        Classifier(fusion="late").fit(X, y)
+    with pytest.raises(ValueError, match="'fusion' parameter .* Got 'early'"):
+        Classifier(fusion="early").fit(X, y)
     with pytest.raises(ValueError, match="needs images or FeatureBlocks"):
         Classifier(fusion="concat").fit(X, y)
     with pytest.raises(ValueError, match="'augment' parameter .* Got -1"):

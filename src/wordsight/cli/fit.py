@@ -20,13 +20,17 @@ def add_model_options(p) -> None:
         help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2)",
     )
     p.add_argument("--fusion", default="auto", choices=("auto", *FUSIONS),
-                   help="image embeddings, the ConSE text vector, both, or image + the zero-shot prior; auto: "
-                   "the prior below 16 labelled images per class, image embeddings from there")
+                   help="image embeddings, the ConSE text vector, both, image + the zero-shot prior, or image + "
+                   "each image's own text (paired: one head; late: a head on each); auto: the prior below 16 "
+                   "labelled images per class, image embeddings from there")
     p.add_argument("--head", default="logistic", choices=HEADS)
     p.add_argument("--C", type=float, default=None, help="penalty of logistic/svm (default: cross-validated)")
     p.add_argument("--class-weight", default=None, choices=["balanced"], help="reweight classes for imbalance")
     p.add_argument("--text-model", default="minilm", help="text encoder of the language layer")
     p.add_argument("--text-weight", type=float, default=1.0, help="scale of the text block in concat fusion")
+    p.add_argument("--paired-text-weight", type=float, default=1.0,
+                   help="paired fusion: scale of the image's own-text block (a manifest's text column); late "
+                   "fusion: weight of the text head's log-probabilities")
     p.add_argument("--prior-weight", default="auto",
                    help="'auto' (the prior probe with the logistic head), 'held-out' (a weight chosen on "
                    "leave-one-shot-out folds) or a number")
@@ -53,7 +57,7 @@ def classifier_from_args(args):
                       text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,
                       prior_view=args.prior_view, augment=args.augment, tta=args.tta, cache=cache_arg(args),
                       batch_size=args.batch_size,
-                      random_state=args.seed, quiet=args.quiet)
+                      random_state=args.seed, quiet=args.quiet, paired_text_weight=args.paired_text_weight)
 
 
 def describe_fit(clf) -> str:

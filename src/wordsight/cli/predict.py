@@ -16,6 +16,9 @@ def add_parser(sub):
         "--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet (default: print)"
     )
     p.add_argument("--no-describe", action="store_true", help="leave out the description in words")
+    p.add_argument("--text", action="append", default=None, metavar="TEXT",
+                   help="the image's own text, for paired-text models (fusion paired or late); once per image "
+                   "file listed, in order (a manifest gives them in its 'text' column instead)")
     add_feature_options(p, model_default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the same batch callable on a Ray actor pool (no descriptions)")
@@ -40,10 +43,24 @@ def run(args) -> int:
     from ..models import Classifier
 
     data = args.images[0] if len(args.images) == 1 else args.images
+    if args.text is not None:
+        from ..models.paired import with_texts
+
+        data = with_texts(args.images, args.text)
     if args.engine == "ray":
+        from ..models import read_config
+        from ..models.fusion import FUSION_CLASSES
+
+        fusion = FUSION_CLASSES.get(read_config(args.model).get("fusion"))
+        if args.text is not None or (fusion is not None and fusion.paired):
+            raise ValueError("--engine ray does not carry the images' texts: predict paired-text models "
+                             "(fusion paired or late) with the local engine")
         rows = ray_records(args, data)
     else:
         clf = Classifier.load(args.model)
+        if args.text is not None and not clf.fusion_.paired:
+            raise ValueError(f"{args.model}: this model (fusion {clf.fusion!r}) does not read texts; only models "
+                             "fitted with fusion 'paired' or 'late' do")
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
         rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)
     ok = [r for r in rows if r.ok]

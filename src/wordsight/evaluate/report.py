@@ -68,6 +68,9 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
                     zero_shot_row = _zero_shot_row(v, test_blocks, y, say)
             except Exception as e:
                 rows.append({"name": name, "error": f"{type(e).__name__}: {e}"})
+        from .paired_ablation import paired_ablation  # image / own text / both, when the images have texts
+
+        rows += paired_ablation(clf, train_blocks, test_blocks, y, say)
     if zero_shot_row is not None:
         rows.insert(1, zero_shot_row)
     results["ablation"] = rows

@@ -32,6 +32,9 @@ from PIL import Image
 from ..encoders.preprocess import resize_and_crop, to_tensor_array
 
 PRIOR_KEY = "language-prior"  # inputs() entry holding the prior's log-probabilities
+# inputs() entry holding the images' own text vectors (fusion paired / late); without it the
+# images have no text, as for predict_proba on images alone: the image part of the model decides.
+PAIRED_KEY = "paired-text"
 
 
 def view_box(size: tuple[int, int], cfg) -> tuple[float, float, float, float]:
@@ -223,7 +226,10 @@ class ClassifierSubject(Subject):
             if self._bank_emb is None:
                 self._bank_emb = torch.from_numpy(np.asarray(self.bank().embeddings, np.float32))
             semantic = semantic_vectors_torch(probs, self._bank_emb)
-        return fusion.fuse_torch(emb, semantic)
+        paired = inputs.get(PAIRED_KEY)
+        if fusion.paired and paired is None:
+            paired = torch.full((len(next(iter(emb.values()))), self.model.state_.paired.dim), float("nan"))
+        return fusion.fuse_torch(emb, semantic, paired)
 
     def scores(self, inputs):
         """Log-probabilities (B, n_classes): the head's torch form, the prior mixed in."""

@@ -43,6 +43,9 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     if clf.fusion_.text or clf.fusion_.prior:
         raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces fusion "
                          "'image' (the text and prior blocks need the language layer)")
+    if clf.fusion_.paired:
+        raise ValueError(f"fusion {clf.fusion!r} cannot be exported: it reads each image's own text, and the "
+                         "ONNX runner takes images only (its second head and the row routing are not exported)")
     if clf.tta:
         raise ValueError(f"tta={clf.tta}: test-time augmentation is not exported; refit with tta=0")
     head = head_graph(clf)  # refuses heads that have no ONNX form, before any work

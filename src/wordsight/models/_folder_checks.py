@@ -117,7 +117,7 @@ def check_config(config: dict, path: Path) -> None:
         if v is not None:
             _need(type(v) is int and lo <= v <= hi, path, f"params.{name}", f"must be an integer in {lo}..{hi}, "
                   f"not {v!r}")
-    for name in ("text_weight", "C"):
+    for name in ("text_weight", "paired_text_weight", "C"):
         v = params.get(name)
         values = v if isinstance(v, list) else [v]
         _need(all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))

@@ -41,7 +41,9 @@ class PredictBatch:
         clf = self.classifier
         paths = [str(p) for p in batch["path"]]
         datas = list(batch["bytes"]) if "bytes" in batch else [None] * len(paths)
-        samples = [Sample(p, None, None, None if d is None else bytes(d)) for p, d in zip(paths, datas)]
+        texts = list(batch["text"]) if "text" in batch else [None] * len(paths)  # paired-text models
+        samples = [Sample(p, None, t if isinstance(t, str) else None, None if d is None else bytes(d))
+                   for p, d, t in zip(paths, datas, texts)]
         F = clf.featurize(samples)
         n, k = len(samples), len(clf.classes_)
         proba = np.full((n, k), np.nan, np.float32)

@@ -79,6 +79,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         Text encoder of the language layer (semantic vectors, zero-shot prior).
     text_weight : float
         Scale of the text block in ``concat`` fusion.
+    paired_text_weight : float
+        ``paired`` fusion: scale of the image's own-text block; ``late`` fusion: weight of the text
+        head's log-probabilities beside the image head's (:mod:`.paired`).
     C : float, sequence of float or None
         Inverse penalty of the logistic/SVM head; ``None`` chooses it by cross-validation over a
         log grid (1e-4 .. 1e2), a sequence is the grid.
@@ -125,6 +128,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         "head": [StrOptions(set(HEADS))],
         "text_model": [str],
         "text_weight": [Interval(Real, 0, None, closed="left")],
+        "paired_text_weight": [Interval(Real, 0, None, closed="left")],
         "C": [Interval(Real, 0, None, closed="neither"), tuple, list, None],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "head_params": [dict, None],
@@ -147,7 +151,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                  text_model="minilm", text_weight=1.0, C=None, class_weight=None, head_params=None,
                  prior_weight="auto", class_descriptions=None, zero_shot_method="auto", prior_view="auto",
                  augment=0, augment_params=None, tta=0, small_input="auto", cache=None, batch_size=None,
-                 random_state=0, quiet=True, precision="fp32"):
+                 random_state=0, quiet=True, precision="fp32", paired_text_weight=1.0):
         self.encoders = encoders
         self.fusion = fusion
         self.head = head
@@ -169,6 +173,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.quiet = quiet
         self.precision = precision
+        self.paired_text_weight = paired_text_weight
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -182,7 +187,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     @property
     def fusion_(self):
-        return make_fusion(self.fusion, self.encoder_names, self.text_weight)
+        return make_fusion(self.fusion, self.encoder_names, self.text_weight, self.paired_text_weight)
 
     def check_params(self) -> None:
         """Validate the parameters (scikit-learn's declared constraints, plus a few relations)."""
@@ -264,7 +269,18 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if fusion.text and semantic is None:
             raise ValueError(f"fusion {self.fusion!r} needs ImageNet probabilities: one of the encoders "
                              f"{self.encoder_names} must have an ImageNet head")
-        return fusion.fuse(blocks.embeddings, semantic, len(blocks))
+        paired = self.paired_text_vectors(blocks) if fusion.paired else None
+        return fusion.fuse(blocks.embeddings, semantic, len(blocks), paired)
+
+    def paired_text_vectors(self, blocks: FeatureBlocks) -> np.ndarray:
+        """The images' own texts (``Sample.text``) embedded by ``text_model``: (N, D), a NaN row
+        for an image without text (see :mod:`.paired`)."""
+        from .paired import paired_text_vectors
+
+        state = getattr(self, "state_", None)
+        dim = state.paired.dim if state is not None and state.paired is not None else None
+        return paired_text_vectors([getattr(s, "text", None) for s in blocks.samples], self.text_model, dim,
+                                   cache=self.cache is not False)
 
     # ------------------------------------------------------------------ the language prior
     def zero_shot_pipeline(self, view: str | None = None):
@@ -335,7 +351,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import validate_data
 
-        if self.fusion_.text or self.fusion_.prior:
+        if self.fusion_.text or self.fusion_.prior or self.fusion_.paired:
             raise ValueError(f"fusion {self.fusion!r} needs images or FeatureBlocks, not a precomputed matrix "
                              "(a matrix is taken as fused image features: use fusion='image')")
         if y is None:
@@ -363,7 +379,15 @@ class Classifier(ClassifierMixin, BaseEstimator):
         M = self.fuse(blocks)
         view_M = [self.fuse(blocks.views[v]) for v in sorted(blocks.views)]
         X_train = np.concatenate([M, *view_M]).astype(np.float64)
-        head = make_head(self.head, **self._head_params()).fit(X_train, np.tile(y, 1 + len(view_M)), len(classes))
+        paired = None
+        if self.fusion_.paired:  # a second head for the image's own text (models.paired)
+            from .paired import fit_paired
+
+            head, paired = fit_paired(self.fusion, lambda: make_head(self.head, **self._head_params()), X_train,
+                                      np.tile(y, 1 + len(view_M)), len(classes),
+                                      sum(v.shape[1] for v in blocks.embeddings.values()), self.paired_text_weight)
+        else:
+            head = make_head(self.head, **self._head_params()).fit(X_train, np.tile(y, 1 + len(view_M)), len(classes))
         self.n_features_in_ = M.shape[1]
         semantic_dim = self.concept_bank().dim if self.fusion_.text else None
         self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
@@ -372,6 +396,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         from .precision import resolve
 
         self.state_.precisions = resolve(self.encoder_names, self.precision)
+        self.state_.paired = paired
         if self.fusion_.prior:
             self._fit_prior(blocks, M, view_M, y)
         return self
@@ -557,7 +582,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         return {
             "encoders": self.encoder_names,
             "fusion": self.fusion,
-            "blocks": self.fusion_.layout(s.feature_dims, s.text_dim) if s.feature_dims
+            "blocks": self.fusion_.layout(s.feature_dims, s.text_dim, s.paired and s.paired.dim) if s.feature_dims
             else [{"name": "precomputed", "start": 0, "stop": s.n_features}],
             "text_weight": float(self.text_weight),
             "head": self.head,

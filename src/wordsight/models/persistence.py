@@ -81,6 +81,12 @@ def save_classifier(clf, folder) -> str:
             files[PROBE_FILE] = _sha256(folder / PROBE_FILE)
             prior.update(learner="probe", probe={"info": _jsonable(probe_info), "file": PROBE_FILE,
                                                  "arrays": sorted(probe_arrays)})
+    paired = None
+    if state.paired is not None:  # the second head of a paired / late model (models.paired)
+        paired_arrays, paired = state.paired.to_config(clf.head)
+        save_file(paired_arrays, str(folder / paired["file"]))
+        files[paired["file"]] = _sha256(folder / paired["file"])
+        paired = _jsonable(paired)
     encoders = []
     weights = save_weights(folder, clf.encoder_names if state.feature_dims else [], files)  # fine-tuned encoders
     for name in clf.encoder_names if state.feature_dims else []:
@@ -99,6 +105,8 @@ def save_classifier(clf, folder) -> str:
         "head": {"name": clf.head, "info": _jsonable(info), "arrays": sorted(arrays)},
         "prior": prior, "files": files,
     }
+    if paired is not None:  # only then, so that other models' configs stay as they were
+        config["paired"] = paired
     config["config_sha256"] = _canonical(config)
     tmp = folder / (CONFIG + ".tmp")
     tmp.write_text(json.dumps(config, indent=2))
@@ -177,10 +185,12 @@ def load_classifier(folder, cls):
         raise ModelFolderError(f"{folder}: parameters do not fit this wordsight's Classifier ({e})") from e
     head = head_class(config["head"]["name"]).from_state(arrays, config["head"]["info"], clf._head_params())
     classes = np.asarray(config["classes"])
-    _checks.check_head(head, config["classes"], int(config["n_features_in"]), folder / HEAD_FILE)
+    paired = _load_paired(config, contents, clf, folder)
+    n_head = paired.main_width() if paired is not None else int(config["n_features_in"])
+    _checks.check_head(head, config["classes"], n_head, folder / HEAD_FILE)
     state = FittedState(classes, head, int(config["n_features_in"]),
                         {e["name"]: int(e["dim"]) for e in config["encoders"]}, config.get("text_dim"),
-                        config.get("probs_encoder"))
+                        config.get("probs_encoder"), paired=paired)
     state.precisions = _precisions(config["encoders"], folder)
     prior = config.get("prior")
     if prior:
@@ -220,3 +230,36 @@ def _precisions(encoders: list, folder: Path) -> dict[str, str]:
     if bad:
         raise ModelFolderError(f"{folder / CONFIG}: encoder precision {bad} is not one of {', '.join(CONCRETE)}")
     return out
+
+
+def _load_paired(config: dict, contents: dict, clf, folder: Path):
+    """The :class:`~.paired.PairedText` of a ``paired`` / ``late`` model (None for other fusions),
+    refused with the reason when the config, the file and the fusion do not fit together."""
+    from safetensors.numpy import load as load_bytes
+
+    from .paired import PAIRED_HEAD_FILE, PairedText
+
+    d = config.get("paired")
+    if not clf.fusion_.paired:
+        if d is not None:
+            raise ModelFolderError(f"{folder / CONFIG}: a 'paired' entry in a model of fusion {clf.fusion!r}")
+        return None
+    if not isinstance(d, dict) or d.get("file") != PAIRED_HEAD_FILE or PAIRED_HEAD_FILE not in contents:
+        raise ModelFolderError(f"{folder}: fusion {clf.fusion!r} needs its second head in {PAIRED_HEAD_FILE}, "
+                               "listed in config.json's 'paired' entry and 'files'")
+    try:
+        arrays = load_bytes(contents[PAIRED_HEAD_FILE])
+    except Exception as e:
+        raise ModelFolderError(f"{folder / PAIRED_HEAD_FILE}: cannot read safetensors ({e})") from None
+    _checks.check_arrays(arrays, folder / PAIRED_HEAD_FILE)
+    image_dims = sum(int(e["dim"]) for e in config["encoders"])
+    try:
+        paired = PairedText.from_config(d, arrays, clf.fusion, int(config["n_features_in"]), clf._head_params(),
+                                        image_dims)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry does not fit the model ({e})") from None
+    if paired.weight != float(clf.paired_text_weight):
+        raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry's weight {paired.weight:g} is not the "
+                               f"model's paired_text_weight {clf.paired_text_weight:g}")
+    _checks.check_head(paired.head, config["classes"], paired.second_width(), folder / PAIRED_HEAD_FILE)
+    return paired

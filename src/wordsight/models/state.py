@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .heads import Head
+from .paired import PairedText
 from .prior import PriorMix
 from .prior_probe import PriorProbe
 
@@ -15,7 +16,8 @@ class FittedState:
     """``classes`` in column order; the ``head`` over fused rows of ``n_features`` columns; the
     image encoders' output ``feature_dims`` (empty when fitted on a precomputed matrix) and the
     text block's ``text_dim``; ``probs_encoder`` (the first encoder with an ImageNet head); for
-    ``fusion='prior'`` the zero-shot ``prior`` pipeline and how it is mixed in (``mix``)."""
+    ``fusion='prior'`` the zero-shot ``prior`` pipeline and how it is mixed in (``mix``); for
+    ``fusion='paired'`` or ``'late'`` the second head and how rows are routed (``paired``)."""
 
     classes: np.ndarray
     head: Head
@@ -27,10 +29,13 @@ class FittedState:
     mix: PriorMix | None = None
     probe: PriorProbe | None = None  # the few-shot learner on the prior (replaces head + mix)
     precisions: dict[str, str] = field(default_factory=dict)  # encoder -> precision its features had
+    paired: PairedText | None = None  # the image's own text as a second modality (models.paired)
     _torch: dict = field(default_factory=dict, repr=False, compare=False)  # torch forms, built on first use
 
     def logits(self, fused: np.ndarray, prior_logits: np.ndarray | None) -> np.ndarray:
         """Log-probabilities of fused rows, the prior mixed in where the model has one."""
+        if self.paired is not None:
+            return self.paired.logits(fused, self.head)
         if self.probe is not None and prior_logits is not None:
             return self.probe.logits(np.asarray(fused, np.float64), prior_logits)
         z = self.head.logits(np.asarray(fused, np.float64))
@@ -43,6 +48,10 @@ class FittedState:
     def logits_torch(self, fused, prior_logits=None):
         """Scores in torch whose softmax equals :meth:`logits`'s: ``head.to_torch()``, then the
         mixing where the model has a prior (explanations, parity tests)."""
+        if self.paired is not None:
+            if "paired" not in self._torch:
+                self._torch["paired"] = (self.head.to_torch(), self.paired.head.to_torch())
+            return self.paired.torch(fused, *self._torch["paired"])
         if self.probe is not None and prior_logits is not None:
             if "probe" not in self._torch:
                 self._torch["probe"] = self.probe.to_torch()

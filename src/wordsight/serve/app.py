@@ -33,6 +33,7 @@ from .errors import ApiError, error_body, install_handlers
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .predictor import ZERO_SHOT_METHODS, Predictor, _py
 from .settings import Batching, ServeSettings
+from .texts import parse_texts, with_texts
 from .uploads import read_uploads
 
 STATIC = Path(__file__).parent / "static"
@@ -418,7 +419,9 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
 
     @app.post("/v1/predict", tags=["model"], summary="Top-k classes and a description of each image",
               dependencies=auth)
-    async def predict(request: Request, files: Files, top_k: TopK = None):
+    async def predict(request: Request, files: Files, top_k: TopK = None,
+                      texts: Annotated[str | None, Form(description="paired-text models (fusion paired or late): a "
+                                                    "JSON list, one text (or null) per image")] = None):
         p = state.predictor
         if not p.has_model:
             _fail(request, ApiError(404, "no_model", "this server has no trained model (it was started for "
@@ -426,9 +429,10 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         k = _top_k(request, top_k, settings.top_k, len(p.classes))
         try:
             uploads = await read_uploads(files, limits)
+            paired = parse_texts(texts, len(uploads), p.classifier.fusion_.paired, p.classifier.fusion)
         except ApiError as e:
             _fail(request, e)
-        rows = await state.predict_batcher.submit([u.sample for u in uploads])
+        rows = await state.predict_batcher.submit(with_texts([u.sample for u in uploads], paired))
         _results(request, uploads, [{"error": r.error} if r.error else {} for r in rows])
         return {"results": [
             {"file": u.name, "width": u.width, "height": u.height, "predicted": _py(r.predicted),

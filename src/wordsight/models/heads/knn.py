@@ -71,7 +71,10 @@ class KNNHead(Head):
                 self.a = a  # plain tensors: "train" would shadow Module.train as a buffer
 
             def forward(self, X):
-                top, idx = (l2_normalize_torch(X) @ self.a["train"].T).topk(k, dim=1)
+                # a stable sort, as logits' argsort: tied neighbours (duplicate texts of paired-text
+                # models) are taken in training order on both sides; topk breaks ties its own way
+                top, idx = (l2_normalize_torch(X) @ self.a["train"].T).sort(dim=1, descending=True, stable=True)
+                top, idx = top[:, :k], idx[:, :k]
                 lab = self.a["labels"][idx]
                 votes = torch.exp((top - 1.0) / VOTE_TEMPERATURE) * self.a["class_weight"][lab]
                 P = torch.zeros(len(X), n_classes, dtype=X.dtype).scatter_add(1, lab, votes) + VOTE_FLOOR
