@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 
 from ._common import add_feature_options, cache_arg, report_failures
+from ._search import add_search_options, run_search
 
 HELP = "train a classifier on labelled images and save it"
 
@@ -15,8 +16,9 @@ def add_model_options(p) -> None:
 
     p.add_argument(
         "--encoders",
-        default="efficientnet-lite0",
-        help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2)",
+        default=None,
+        help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2); "
+        "default efficientnet-lite0 (with --search: the encoders searched over)",
     )
     p.add_argument("--fusion", default="image", choices=FUSIONS,
                    help="image embeddings, the ConSE text vector, both, or image + the zero-shot prior")
@@ -34,6 +36,7 @@ def add_model_options(p) -> None:
     p.add_argument("--augment", type=int, default=0, help="augmented views per training image")
     p.add_argument("--tta", type=int, default=0, help="test-time augmentation views")
     p.add_argument("--seed", type=int, default=0)
+    add_search_options(p)
 
 
 def classifier_from_args(args):
@@ -46,7 +49,8 @@ def classifier_from_args(args):
         with open(args.class_descriptions, encoding="utf-8") as f:
             descriptions = json.load(f)
     weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
-    return Classifier(encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()), fusion=args.fusion,
+    encoders = args.encoders or "efficientnet-lite0"
+    return Classifier(encoders=tuple(e.strip() for e in encoders.split(",") if e.strip()), fusion=args.fusion,
                       head=args.head, C=args.C, class_weight=args.class_weight, text_model=args.text_model,
                       text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,
                       prior_view=args.prior_view, augment=args.augment, tta=args.tta, cache=cache_arg(args),
@@ -76,8 +80,12 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    clf = classifier_from_args(args)
     data = args.data[0] if len(args.data) == 1 else args.data
+    if args.search:
+        outcome = run_search(args, data, args.out, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+        failures = outcome.model.fit_failures_
+        return report_failures(failures, 1, args.strict) if failures else 0
+    clf = classifier_from_args(args)
     clf.fit(data)
     clf.save(args.out)
     n = len(clf.fit_failures_)
