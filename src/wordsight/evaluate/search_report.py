@@ -10,9 +10,11 @@ TOP_ROWS = 20  # rows of the leaderboard shown in the HTML (all are in leaderboa
 
 def plot_leaderboard(rows: list[dict], path: Path) -> None:
     """Cross-validated accuracy vs seconds per fit, one point per candidate; ensembles as stars."""
-    from .report import _plt
+    import matplotlib
 
-    plt = _plt()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     done = [r for r in rows if r.get("state") == "complete"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for kind, style in (("single", dict(marker="o", color="tab:blue")), ("vote", dict(marker="*", color="tab:orange", s=160)),

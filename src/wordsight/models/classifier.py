@@ -554,7 +554,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         from .ensemble import Ensemble, is_ensemble_folder
 
         if is_ensemble_folder(folder):
-            return Ensemble.load(folder)
+            return Ensemble.load(folder, member_class=cls)
         try:
             return load_classifier(folder, cls)
         except ModelFolderError:

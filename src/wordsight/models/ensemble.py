@@ -133,7 +133,7 @@ class Ensemble:
         return len(self.members) * len(self.classes_)
 
     def describe_members(self) -> list[str]:
-        from .search import Candidate
+        from .candidates import Candidate
 
         return [Candidate(tuple(m.encoder_names), m.fusion, m.head,
                           m.C if isinstance(m.C, (int, float)) else None,
@@ -274,11 +274,14 @@ class Ensemble:
         return str(folder)
 
     @classmethod
-    def load(cls, folder) -> "Ensemble":
+    def load(cls, folder, member_class=None) -> "Ensemble":
         """An ensemble saved by :meth:`save`, every file verified; refusals are one
-        :class:`ModelFolderError` naming the folder and the problem."""
+        :class:`ModelFolderError` naming the folder and the problem. ``member_class``: the
+        Classifier class (given by ``Classifier.load``, which dispatches here)."""
+        if member_class is None:
+            from wordsight.models import Classifier as member_class
         try:
-            return _load(Path(folder), cls)
+            return _load(Path(folder), cls, member_class)
         except ModelFolderError:
             raise
         except Exception as e:
@@ -301,11 +304,10 @@ def _check(cond: bool, path: Path, what: str) -> None:
         raise ModelFolderError(f"{path}: {what}")
 
 
-def _load(folder: Path, cls) -> Ensemble:
+def _load(folder: Path, cls, member_class) -> Ensemble:
     from safetensors import SafetensorError
     from safetensors.numpy import load as load_bytes
 
-    from .classifier import Classifier
     from .persistence import read_config
 
     config = read_config(folder)  # format, version, its own checksum
@@ -330,7 +332,7 @@ def _load(folder: Path, cls) -> Ensemble:
     for m in members:
         sub = confined(folder, m, "member folder")
         _check((Path(m) / "config.json").as_posix() in files, path, f"member {m!r} is not covered by 'files'")
-        loaded.append(Classifier.load(sub))
+        loaded.append(member_class.load(sub))
     meta = None
     if kind == "stack":
         _check(META_FILE in contents, path, f"a stacking ensemble needs {META_FILE} listed in 'files'")
