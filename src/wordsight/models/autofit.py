@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class SearchOutcome:
     chosen: str  # "single", "vote" or "stack"
     members: list[str]
     seconds: float
+    blocks: FeatureBlocks | None = field(default=None, repr=False)  # the training features (for refit)
+    base: dict = field(default_factory=dict, repr=False)
+    options: list = field(default_factory=list, repr=False)  # rank_options(): what could have been chosen
 
     def to_json(self) -> dict:
         return {**self.result.to_json(), "chosen": self.chosen, "members": self.members,
@@ -112,7 +115,7 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
     from ..io.sources import open_source
     from .augment import Augment
     from .blocks import add_views, extract_blocks
-    from .classifier import Classifier, _relabel
+    from .classifier import _relabel
 
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {mode!r}: choose one of {', '.join(SEARCH_MODES)}")
@@ -142,33 +145,54 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
     log(f"searching ({mode}, {folds}-fold cross-validation on {len(blocks)} training images)")
     result = search(blocks, mode=mode, pool=pool, time_limit=left, folds=folds, seed=seed, base=base,
                     n_trials=n_trials, candidates=candidates, log=log)
-    ranked = result.ranked()
-    best = result.best
-    options = [("single", best.accuracy, [best])]
-    if ensemble != "none":
-        members = select_members(ranked, result.y, max_members) if ensemble == "auto" else ranked[:max_members]
-        if len(members) >= 2:
-            seconds = sum(t.fit_seconds for t in members)
-            vote_acc = float(np.mean(combine("vote", [t.oof for t in members]).argmax(1) == result.y))
-            stack_acc = stack_cv_accuracy(members, result.y, result.folds, seed)
-            result.extra_rows += [_ensemble_row("vote", members, vote_acc, seconds),
-                                  _ensemble_row("stack", members, stack_acc, seconds)]
-            options += [("vote", vote_acc, members), ("stack", stack_acc, members)]
+    options = rank_options(result, ensemble, max_members, seed)
     if ensemble in ("vote", "stack"):
         options = [o for o in options if o[0] == ensemble] or options
     chosen, acc, members = max(options, key=lambda o: o[1])  # max keeps the first of ties: the simpler
     log(f"chosen: {chosen} (cv accuracy {acc:.4f}); refitting on all {len(blocks)} training images")
+    model = refit(chosen, members, result, blocks, base, acc=acc, seed=seed)
+    return SearchOutcome(model, result, chosen, [t.candidate.name for t in members], time.perf_counter() - t0,
+                         blocks, base, options)
 
-    fitted = []
+
+def rank_options(result: SearchResult, ensemble: str = "auto", max_members: int = MAX_MEMBERS,
+                 seed: int = 0) -> list[tuple[str, float, list[Trial]]]:
+    """(kind, cross-validated accuracy, members) of the single best candidate and, unless
+    ``ensemble='none'``, of the soft vote and the stack of the selected members; also adds the
+    ensembles' rows to the leaderboard."""
+    ranked = result.ranked()
+    best = result.best
+    options = [("single", best.accuracy, [best])]
+    if ensemble == "none":
+        return options
+    members = select_members(ranked, result.y, max_members) if ensemble == "auto" else ranked[:max_members]
+    if len(members) >= 2:
+        seconds = sum(t.fit_seconds for t in members)
+        vote_acc = float(np.mean(combine("vote", [t.oof for t in members]).argmax(1) == result.y))
+        stack_acc = stack_cv_accuracy(members, result.y, result.folds, seed)
+        result.extra_rows += [_ensemble_row("vote", members, vote_acc, seconds),
+                              _ensemble_row("stack", members, stack_acc, seconds)]
+        options += [("vote", vote_acc, members), ("stack", stack_acc, members)]
+    return options
+
+
+def refit(kind: str, members: list[Trial], result: SearchResult, blocks: FeatureBlocks, base: dict, *,
+          acc: float | None = None, seed: int = 0, fitted: dict | None = None):
+    """The model of ``kind`` ('single', 'vote', 'stack') refitted on all training ``blocks``;
+    ``fitted`` (candidate -> Classifier) reuses members refitted before."""
+    from .classifier import Classifier
+
+    fitted = {} if fitted is None else fitted
     with torch_threads(1):
         for t in members:
-            clf = Classifier(**{**base, **t.candidate.params()})
-            fitted.append(clf.fit(subset_blocks(blocks, t.candidate.encoders, views=t.candidate.augment)))
-    if chosen == "single":
-        model = fitted[0]
-    else:
-        meta = fit_meta([t.oof for t in members], result.y, len(result.classes), seed=seed) if chosen == "stack" else None
-        model = Ensemble(fitted, chosen, meta=meta, info={"cv_accuracy": acc, "search": mode,
-                                                           "members": [t.candidate.name for t in members]})
-        model.fit_failures_ = list(blocks.failures)
-    return SearchOutcome(model, result, chosen, [t.candidate.name for t in members], time.perf_counter() - t0)
+            if t.candidate not in fitted:
+                clf = Classifier(**{**base, **t.candidate.params()})
+                fitted[t.candidate] = clf.fit(subset_blocks(blocks, t.candidate.encoders, views=t.candidate.augment))
+    models = [fitted[t.candidate] for t in members]
+    if kind == "single":
+        return models[0]
+    meta = fit_meta([t.oof for t in members], result.y, len(result.classes), seed=seed) if kind == "stack" else None
+    model = Ensemble(models, kind, meta=meta, info={"cv_accuracy": acc, "search": result.mode,
+                                                    "members": [t.candidate.name for t in members]})
+    model.fit_failures_ = list(blocks.failures)
+    return model

@@ -331,6 +331,7 @@ def _load(folder: Path, cls, member_class) -> Ensemble:
     loaded = []
     for m in members:
         sub = confined(folder, m, "member folder")
+        _check(not is_ensemble_folder(sub), path, f"member {m!r} is an ensemble, not a saved Classifier")
         _check((Path(m) / "config.json").as_posix() in files, path, f"member {m!r} is not covered by 'files'")
         loaded.append(member_class.load(sub))
     meta = None
