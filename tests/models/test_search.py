@@ -194,3 +194,15 @@ def test_search_result_without_a_complete_trial_says_why():
                        np.array([0, 1]), [], "quick", 0.0)
     with pytest.raises(RuntimeError, match="boom"):
         res.best
+
+
+def test_thorough_samples_the_larger_space_with_successive_halving():
+    b = make_blocks()
+    b.views = {1: make_blocks(seed=0), 2: make_blocks(seed=0)}  # views: augmentation is searched
+    res = search(b, mode="thorough", candidates=CANDIDATES[:2], n_trials=8, seed=0)
+    assert 2 < len(res.trials) <= 8 and [t.candidate for t in res.trials[:2]] == CANDIDATES[:2]
+    sampled = [t.candidate for t in res.trials[2:]]
+    assert all(c.fusion in ("image", "concat") and c.head in ("logistic", "svm", "mlp", "knn") for c in sampled)
+    assert {c.augment for c in sampled} <= {0, 2}
+    for t in res.trials:  # a pruned candidate stopped before its last fold and has no out-of-fold rows
+        assert t.complete == (t.oof is not None) and (t.complete or t.state.startswith(("pruned", "failed")))

@@ -67,3 +67,53 @@ def test_cli_predict_and_the_server_report_the_ensembles_predict_proba(ensembles
                     for res in r.json()["results"]])
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert info["model"]["head"] == kind and info["model"]["fusion"] == "ensemble"
+
+
+@pytest.mark.parametrize("kind", ["vote", "stack"])
+def test_lime_and_the_words_explain_the_ensemble_and_gradcam_goes_per_member(ensembles, data, kind):
+    from PIL import Image
+
+    from wordsight.explain import explain
+    from wordsight.explain._pipeline import as_subject
+    from wordsight.models.ensemble import combine
+
+    ens, folder = ensembles[kind]
+    path = data[1][0]
+    subject = as_subject(str(folder))
+    views = np.stack([subject.view(Image.open(p)).image for p in data[1]])
+    got = subject.proba_views(views)
+    # the members' own prediction code, combined as the ensemble combines them
+    want = combine(kind, [s.model.predict_proba(s.blocks(views)) for s in subject.members], ens.weights, ens.meta)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    [e] = explain(str(folder), path, method="lime", lime_samples=20)
+    ev = e.evidence
+    assert ev["predicted"] == str(ens.predict([path])[0]) and ev["parts"]["ensemble"] == kind
+    assert [m["weight"] for m in ev["parts"]["members"]] == pytest.approx(list(ens.weights))
+    assert ev["concepts"] and e.heatmap.shape == Image.open(path).size[::-1]
+    with pytest.raises(ValueError, match="Grad-CAM is defined per member"):
+        explain(str(folder), path, method="gradcam")
+    [m] = explain(str(folder / "members" / "0"), path, method="gradcam")  # a member is a saved Classifier
+    assert m.heatmap.max() > 0
+
+
+def test_an_ensemble_exports_to_onnx_where_every_member_does(ensembles, data, tmp_path):
+    import importlib.util
+    import sys
+
+    from wordsight.export import export_onnx
+
+    ens, folder = ensembles["stack"]
+    with pytest.raises(ValueError, match=r"member members/1 .* cannot be exported.*'knn' head has no ONNX form"):
+        export_onnx(folder, tmp_path / "refused", text=False)
+    train, tests = data
+    members = [ens.members[0], Classifier(encoders=("mobilenetv2",), C=0.1, small_input=None).fit(train)]
+    for kind, extra in (("vote", {"weights": [0.4, 0.6]}), ("stack", {"meta": ens.meta})):
+        exportable = Ensemble(members, kind, **extra)
+        exportable.save(tmp_path / kind)
+        out = export_onnx(tmp_path / kind, tmp_path / f"{kind}-onnx", text=False)
+        spec = importlib.util.spec_from_file_location(f"ens_runner_{kind}", out / "ensemble_runner.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules.pop("runner", None)
+        got = mod.EnsemblePipeline(out).predict_proba(tests)
+        np.testing.assert_allclose(got, exportable.predict_proba(tests), atol=2e-4)
