@@ -38,7 +38,6 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..encoders import load_model
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
     from ..models import Classifier
-
     from ..models.ensemble import is_ensemble_folder
 
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
