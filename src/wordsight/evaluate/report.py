@@ -45,6 +45,8 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
     zero_shot_row = None
     if zero_shot and has_probs and clf.prior_ is not None:
         zero_shot_row = _zero_shot_row(clf, test_blocks, y, say)
+    if hasattr(clf, "members"):  # an ensemble: the ablation and the few-shot curve refit one Classifier
+        train = None
     if train is not None and ablation:
         train_blocks = train if isinstance(train, FeatureBlocks) else clf.extract(train, views=clf.augment)
         for name, params in ABLATIONS.items():
