@@ -251,6 +251,9 @@ def search(blocks: FeatureBlocks, *, mode: str = "quick", pool=None, time_limit:
         def report(fold, acc, partial):
             trials[cand] = partial
             trial.report(acc, fold)
+            if time_limit is not None and fold < len(fold_idx) - 1 and time.perf_counter() - t_start >= time_limit:
+                partial.state = f"stopped after fold {fold + 1}: time limit"
+                raise optuna.TrialPruned()
             if mode == "thorough" and fold < len(fold_idx) - 1 and trial.should_prune():
                 raise optuna.TrialPruned()
 
