@@ -86,7 +86,8 @@ def test_search_ranks_every_candidate_and_writes_the_leaderboard(tmp_path):
 def test_a_time_limit_stops_the_search_and_an_unknown_mode_is_refused():
     b = make_blocks()
     res = search(b, candidates=CANDIDATES * 1, time_limit=1e-3, seed=0)
-    assert 1 <= len(res.trials) < len(CANDIDATES)  # one trial runs, then the limit stops the study
+    assert len(res.trials) == 1  # the first candidate stops after its first fold, then the study stops
+    assert res.trials[0].state == "stopped after fold 1: time limit" and res.trials[0].oof is None
     with pytest.raises(ValueError, match="unknown search mode"):
         search(b, mode="exhaustive")
 
