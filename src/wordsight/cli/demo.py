@@ -42,12 +42,23 @@ def run(args) -> int:
     say(f"writing Fashion-MNIST to {data} ({'all' if args.full else f'{per_train} train / {per_test} test per class'})")
     train = write_image_folder(data, "train", per_class=per_train, root=args.root)
     test = write_image_folder(data, "test", per_class=per_test, root=args.root)
-    clf = classifier_from_args(args)
-    say("embedding and fitting the training images")
-    clf = fit_data(clf, train, args.fusion)
-    clf.save(out / "model")
-    say(f"fitted: {describe_fit(clf)} -> {out / 'model'}")
-    results = evaluate(clf, test, train=train, few_shot_ks=parse_ks(args.few_shot), few_shot_draws=args.draws, log=say)
+    search = None
+    if args.search:  # the search reads the training images only; the test images are evaluated after
+        from ._search import run_search
+
+        search = run_search(args, train, out / "model", log=say)
+        clf = search.model
+    else:
+        clf = classifier_from_args(args)
+        say("embedding and fitting the training images")
+        clf = fit_data(clf, train, args.fusion)
+        clf.save(out / "model")
+        say(f"fitted: {describe_fit(clf)} -> {out / 'model'}")
+    refits = search is None or search.chosen == "single"  # the ablation and few-shot curve refit a Classifier
+    results = evaluate(clf, test, train=train if refits else None, few_shot_ks=parse_ks(args.few_shot),
+                       few_shot_draws=args.draws, log=say)
+    if search is not None:
+        results["search"] = search.to_json()
     path = write_report(results, out / "report", title="wordsight demo: Fashion-MNIST", model=clf)
     print(headline_table(results))
     print(f"\nreport: {path}\nmodel:  {out / 'model'}\ntime:   {time.time() - t0:.0f} s")

@@ -4,6 +4,7 @@ import sys
 
 from ._common import add_feature_options, cache_arg, report_failures
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
+from ._search import add_search_options, run_search
 
 HELP = "train a classifier on labelled images and save it"
 
@@ -16,8 +17,9 @@ def add_model_options(p) -> None:
 
     p.add_argument(
         "--encoders",
-        default="efficientnet-lite0",
-        help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2)",
+        default=None,
+        help="image encoder(s), comma-separated; several are concatenated (e.g. efficientnet-lite0,mobilenetv2); "
+        "default efficientnet-lite0 (with --search: the encoders searched over)",
     )
     p.add_argument("--fusion", default="auto", choices=("auto", *FUSIONS),
                    help="image embeddings, the ConSE text vector, both, image + the zero-shot prior, or image + "
@@ -41,6 +43,7 @@ def add_model_options(p) -> None:
     p.add_argument("--augment", type=int, default=0, help="augmented views per training image")
     p.add_argument("--tta", type=int, default=0, help="test-time augmentation views")
     p.add_argument("--seed", type=int, default=0)
+    add_search_options(p)
 
 
 def classifier_from_args(args):
@@ -52,7 +55,8 @@ def classifier_from_args(args):
         descriptions = load_class_descriptions(args.class_descriptions)
     weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
     fusion = "image" if args.fusion == "auto" else args.fusion  # resolved from the labels in fit_data
-    return Classifier(encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()), fusion=fusion,
+    encoders = args.encoders or "efficientnet-lite0"
+    return Classifier(encoders=tuple(e.strip() for e in encoders.split(",") if e.strip()), fusion=fusion,
                       head=args.head, C=args.C, class_weight=args.class_weight, text_model=args.text_model,
                       text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,
                       prior_view=args.prior_view, augment=args.augment, tta=args.tta, cache=cache_arg(args),
@@ -96,6 +100,10 @@ def fit_data(clf, data, fusion: str):
 
 def run(args) -> int:
     data = args.data[0] if len(args.data) == 1 else args.data
+    if args.search:
+        outcome = run_search(args, data, args.out, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+        failures = outcome.model.fit_failures_
+        return report_failures(failures, 1, args.strict) if failures else 0
     if args.finetune:
         args.encoders = finetune_from_args(args, data)  # the encoder's weights first, then the head
     clf = classifier_from_args(args)

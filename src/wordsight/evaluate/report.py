@@ -45,6 +45,8 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
     zero_shot_row = None
     if zero_shot and has_probs and clf.prior_ is not None:
         zero_shot_row = _zero_shot_row(clf, test_blocks, y, say)
+    if hasattr(clf, "members"):  # an ensemble: the ablation and the few-shot curve refit one Classifier
+        train = None
     if train is not None and ablation:
         train_blocks = train if isinstance(train, FeatureBlocks) else clf.extract(train, views=clf.augment)
         for name, params in ABLATIONS.items():
@@ -271,6 +273,10 @@ def write_report(results: dict, folder, title: str = "wordsight evaluation", mod
         plot_ablation(results["ablation"], folder / "ablation.png")
     if results.get("few_shot"):
         plot_few_shot(results["few_shot"], folder / "few_shot.png")
+    if results.get("search"):  # `--search`: the leaderboard (evaluate.search_report)
+        from .search_report import plot_leaderboard
+
+        plot_leaderboard(results["search"]["leaderboard"], folder / "leaderboard.png")
     for i, mk in enumerate(results.get("mistakes", [])):
         sample = mk.pop("_sample", None)
         name = f"images/mistake_{i:02d}.png"
@@ -319,6 +325,10 @@ def _html(r: dict, folder: Path, title: str) -> str:
                      ("macro-F1", f"{m['macro_f1']:.3f}"), ("ECE", f"{m['ece']:.3f}"), ("log-loss", f"{m['log_loss']:.3f}")):
         parts.append(f"<div class='card'>{e(label)}<b>{e(v)}</b></div>")
     parts.append("</div>")
+    if r.get("search"):
+        from .search_report import leaderboard_html
+
+        parts.append(leaderboard_html(r["search"], folder))
     if r.get("ablation"):
         parts.append("<h2>Ablation: image, text, fused, prior</h2><table><tr><th>variant</th><th>accuracy</th>"
                      "<th>macro-F1</th><th>ECE</th><th>note</th></tr>")

@@ -283,6 +283,11 @@ class ClassifierSubject(Subject):
         return np.asarray(self.model.predict_proba(self.blocks(views, batch_size)), np.float64)
 
 
+# (accepts(model), make(model, encoder)) for models this module does not know; registered by the
+# module that knows them (explain.ensemble_subject), so that no import runs back from here.
+SUBJECT_TYPES: list = []
+
+
 def as_subject(model, encoder: str | None = None) -> Subject:
     """A :class:`Subject` from a Classifier, a saved-model folder, or an encoder name (whose
     ImageNet head is then explained)."""
@@ -293,7 +298,7 @@ def as_subject(model, encoder: str | None = None) -> Subject:
         if p.is_dir():
             from ..models import Classifier
 
-            return ClassifierSubject(Classifier.load(p), encoder)
+            return as_subject(Classifier.load(p), encoder)
         from ..encoders import get_config
 
         try:
@@ -301,6 +306,9 @@ def as_subject(model, encoder: str | None = None) -> Subject:
         except (KeyError, ValueError) as e:
             raise ValueError(f"{model!r} is neither a saved wordsight model folder nor an encoder name ({e})") from None
         return EncoderSubject(str(model))
+    for accepts, make in SUBJECT_TYPES:  # e.g. ensembles (explain.ensemble_subject)
+        if accepts(model):
+            return make(model, encoder)
     if hasattr(model, "head_") or hasattr(model, "classes_"):
         return ClassifierSubject(model, encoder)
     raise TypeError(f"cannot explain a {type(model).__name__}: give a wordsight Classifier, a saved-model "

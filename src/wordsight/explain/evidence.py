@@ -44,6 +44,8 @@ def class_texts(model, cls) -> list[str]:
 
 def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int, top: int = 5) -> dict:
     """JSON-able evidence for class index ``target`` of the view ``image`` (S, S, 3 uint8)."""
+    if hasattr(subject, "members"):  # an ensemble (explain.ensemble_subject)
+        return ensemble_evidence(subject, image, proba, target, top)
     classes = subject.classes
     order = np.argsort(-proba)[:top]
     out = {
@@ -87,6 +89,23 @@ def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int
                                     "similarity_to_class": float((T @ e).max())})
         _concept_contributions(model, probs[0], bank, X[0], target, out["concepts"])
     out["parts"] = _parts(model, X[0], fz.prior_logits, target)
+    return out
+
+
+def ensemble_evidence(subject, image: np.ndarray, proba: np.ndarray, target: int, top: int = 5) -> dict:
+    """The words for an ensemble: the image's concepts and the class's texts (read off the first
+    member: they do not depend on the head), the ensemble's top-k, and each member's say."""
+    parts = subject.member_probas(image[None])
+    out = evidence(subject.members[0], image, parts[0][0], target, top)
+    classes = subject.classes
+    order = np.argsort(-proba)[:top]
+    out.update(predicted=_py(classes[int(np.argmax(proba))]), target=_py(classes[target]),
+               probability=float(proba[target]), top_k=[[_py(classes[j]), float(proba[j])] for j in order])
+    model = subject.model
+    out["parts"] = {"ensemble": model.kind, "members": [
+        {"member": name, "weight": float(w), "probability": float(p[0, target]),
+         "predicted": _py(classes[int(np.argmax(p[0]))])}
+        for name, w, p in zip(model.describe_members(), model.weights, parts)]}
     return out
 
 

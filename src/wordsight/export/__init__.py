@@ -38,7 +38,12 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..encoders import load_model
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
     from ..models import Classifier
+    from ..models.ensemble import is_ensemble_folder
 
+    if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
+        from .ensemble import export_ensemble
+
+        return export_ensemble(model_dir, out, text=text)
     clf = Classifier.load(model_dir)
     if clf.fusion_.text or clf.fusion_.prior:
         raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces fusion "

@@ -34,6 +34,8 @@ INT_ARRAYS = {"labels", "children_left", "children_right", "feature", "offsets"}
 PARAM_BOUNDS = {"tta": (0, 64), "augment": (0, 256), "batch_size": (1, 4096)}
 
 HEAD_FILE = "head.safetensors"
+# Written beside a model by `fit --search` (cli/_search.py); never read when loading.
+SEARCH_SIDE_FILES = {"leaderboard.csv", "search.json"}
 
 
 class ModelFolderError(WordsightError):
@@ -185,7 +187,7 @@ def check_head(head, classes: list, n_features: int, path: Path) -> None:
 
 def report_unlisted(folder: Path, files: dict) -> list[str]:
     """Files in ``folder`` that ``config.json`` does not list: warned about (pickles by name), never read."""
-    listed = {Path(n).as_posix() for n in files} | {"config.json"}
+    listed = {Path(n).as_posix() for n in files} | {"config.json"} | SEARCH_SIDE_FILES
     extra = []
     for p in sorted(folder.rglob("*")):
         if len(extra) >= MAX_EXTRA_REPORTED:

@@ -23,6 +23,9 @@ class FeatureBlocks:
     # embeddings of that view at full input size; filled on first use by Classifier.prior_features,
     # or given (explanations).
     prior_features: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # Every encoder's ImageNet probabilities (``probs`` is the first one's): a subset of the encoders
+    # takes its own (models.block_sets, for searches and ensembles).
+    probs_by_encoder: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -36,7 +39,8 @@ class FeatureBlocks:
         return FeatureBlocks([self.samples[i] for i in idx], {k: v[idx] for k, v in self.embeddings.items()},
                              None if self.probs is None else self.probs[idx], self.probs_encoder, [],
                              {v: b.take(idx) for v, b in self.views.items()},
-                             {k: tuple(a[idx] for a in v) for k, v in self.prior_features.items()})
+                             {k: tuple(a[idx] for a in v) for k, v in self.prior_features.items()},
+                             {k: v[idx] for k, v in self.probs_by_encoder.items()})
 
 
 @dataclass
@@ -83,14 +87,16 @@ def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = ""
         failures += [f for f in fs.failures if f.path not in seen]
     keep = set.intersection(*({s.path for s in fs.samples} for fs in per.values()))
     samples = [s for s in per[encoders[0]].samples if s.path in keep]
-    emb, probs, probs_enc = {}, None, None
+    emb, probs, probs_enc, by_enc = {}, None, None, {}
     for enc, fs in per.items():
         pos = {s.path: i for i, s in enumerate(fs.samples)}
         rows = [pos[s.path] for s in samples]
         emb[enc] = fs.embeddings[rows]
+        if fs.probabilities is not None:
+            by_enc[enc] = fs.probabilities[rows]
         if probs is None and fs.probabilities is not None:
             probs, probs_enc = fs.probabilities[rows], enc
-    return FeatureBlocks(samples, emb, probs, probs_enc, failures)
+    return FeatureBlocks(samples, emb, probs, probs_enc, failures, probs_by_encoder=by_enc)
 
 
 def add_views(blocks: FeatureBlocks, source, n_views: int, augment, **options) -> FeatureBlocks:

@@ -22,6 +22,7 @@ from ._folder_checks import HEAD_FILE, ModelFolderError
 
 FORMAT = "wordsight-classifier"
 FORMAT_VERSION = 1
+ENSEMBLE_FORMAT = "wordsight-ensemble"  # models.ensemble: members + weights / a meta-head; same checks here
 CONFIG = "config.json"
 PROBE_FILE = "prior_probe.safetensors"  # the few-shot learner on the prior, when it is the learner
 PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
@@ -122,7 +123,7 @@ def read_config(folder) -> dict:
     if not path.exists():
         raise ModelFolderError(f"{path}: missing; {folder} is not a saved wordsight model")
     config = _checks.read_config_bytes(path)  # a regular file, size-capped, bounded JSON depth
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    if not isinstance(config, dict) or config.get("format") not in (FORMAT, ENSEMBLE_FORMAT):
         raise ModelFolderError(
             f"{path}: not a wordsight classifier config (format {config.get('format') if isinstance(config, dict) else None!r})"
         )

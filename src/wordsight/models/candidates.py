@@ -1,0 +1,40 @@
+"""A point of the search space (:mod:`.search`): the Classifier parameters it sets, and its name."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the search space: the Classifier parameters it sets."""
+
+    encoders: tuple[str, ...]
+    fusion: str = "image"
+    head: str = "logistic"
+    C: float | None = None
+    hidden: int | None = None  # the MLP's hidden width
+    augment: int = 0
+
+    @property
+    def name(self) -> str:
+        head = self.head + (f"(C={self.C:g})" if self.C is not None else "") + (
+            f"({self.hidden})" if self.hidden else "")
+        return f"{'+'.join(self.encoders)} | {self.fusion} | {head}" + (f" | aug {self.augment}" if self.augment else "")
+
+    def params(self) -> dict:
+        """Keyword arguments of :class:`~.classifier.Classifier`."""
+        return {"encoders": tuple(self.encoders), "fusion": self.fusion, "head": self.head, "C": self.C,
+                "head_params": {"hidden": (int(self.hidden),)} if self.hidden else None, "augment": self.augment}
+
+    @classmethod
+    def from_trial(cls, params: dict) -> "Candidate":
+        return cls(tuple(params["encoders"].split("+")), params.get("fusion", "image"), params["head"],
+                   params.get("C"), params.get("hidden"), int(params.get("augment", 0)))
+
+    def trial_params(self) -> dict:
+        out = {"encoders": "+".join(self.encoders), "fusion": self.fusion, "head": self.head, "augment": self.augment}
+        if self.C is not None:
+            out["C"] = self.C
+        if self.hidden:
+            out["hidden"] = self.hidden
+        return out

@@ -1,0 +1,354 @@
+"""Ensembles of fitted Classifiers: soft voting and stacking, saved as JSON + safetensors.
+
+- **vote**: ``P = sum_i w_i P_i`` (the members' probabilities, weights summing to 1);
+- **stack**: a logistic meta-head on the members' probabilities side by side,
+  ``P = softmax([P_1 .. P_m] @ W.T + b)``, fitted on out-of-fold probabilities (each training
+  image scored by members that never saw it, :mod:`.search`), so the meta-head learns how far to
+  trust each member on unseen images.
+
+An :class:`Ensemble` reads the images once for the union of its members' encoders
+(:func:`~.blocks.extract_blocks`) and hands each member its subset (:mod:`.block_sets`). It
+offers what the CLI, the server, the report and the Ray batch callable use of a Classifier
+(``predict_proba``, ``predict_records``, ``featurize`` / ``proba_featurized``, ``classes_``, ...),
+and :meth:`Classifier.load <wordsight.models.Classifier.load>` returns one for an ensemble folder.
+
+Folder: ``config.json`` (format ``wordsight-ensemble``: kind, classes, member folders, weights,
+the sha256 of every file, its own checksum), ``members/<i>/`` (each a saved Classifier, loaded and
+checked as one) and, for stacking, ``meta.safetensors`` (``coef``, ``intercept``). No pickle.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .._util.numerics import softmax
+from ..io.safe_files import confined
+from . import _folder_checks as _checks
+from ._folder_checks import ModelFolderError
+from .block_sets import subset_blocks
+from .blocks import FeatureBlocks, Featurized
+from .persistence import ENSEMBLE_FORMAT
+
+ENSEMBLE_FORMAT_VERSION = 1
+KINDS = ("vote", "stack")
+META_FILE = "meta.safetensors"
+MEMBERS_DIR = "members"
+MAX_MEMBERS = 16
+MEMBER_OPTIONS = ("cache", "batch_size", "quiet")  # what set_params passes to the members
+
+
+def stack_features(member_probas) -> np.ndarray:
+    """The meta-head's input: the members' probabilities side by side, (n, m * n_classes)."""
+    return np.concatenate([np.asarray(p, np.float64) for p in member_probas], 1)
+
+
+def fit_meta(member_probas, y: np.ndarray, n_classes: int, C: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """The stacking meta-head (multinomial logistic regression) on out-of-fold probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    Z = stack_features(member_probas)
+    model = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(Z, y)
+    coef, intercept = np.zeros((n_classes, Z.shape[1])), np.full(n_classes, -1e3)
+    if len(model.classes_) == 2:  # binary: the second class's log-odds, the first at 0
+        coef[model.classes_[1]], intercept[model.classes_[1]] = model.coef_[0], model.intercept_[0]
+        intercept[model.classes_[0]] = 0.0
+    else:
+        coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+    return {"coef": coef, "intercept": intercept}
+
+
+def combine(kind: str, member_probas, weights=None, meta: dict | None = None) -> np.ndarray:
+    """The ensemble's probabilities from its members' (see the module doc)."""
+    if kind == "vote":
+        w = np.asarray(weights if weights is not None else np.ones(len(member_probas)), np.float64)
+        return sum(wi * np.asarray(p, np.float64) for wi, p in zip(w / w.sum(), member_probas))
+    if kind == "stack":
+        return softmax(stack_features(member_probas) @ meta["coef"].T + meta["intercept"])
+    raise ValueError(f"unknown ensemble kind {kind!r}: choose one of {', '.join(KINDS)}")
+
+
+class Ensemble:
+    """Soft voting (``kind='vote'``) or stacking (``kind='stack'``) over fitted Classifiers that
+    share their classes."""
+
+    fusion = "ensemble"
+    augment = 0
+    tta = 0
+    prior_ = None
+    prior_mix_ = None
+
+    def __init__(self, members, kind: str = "vote", weights=None, meta: dict | None = None, info: dict | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"unknown ensemble kind {kind!r}: choose one of {', '.join(KINDS)}")
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        classes = [m.class_names for m in members]
+        if any(c != classes[0] for c in classes):
+            raise ValueError(f"the members' classes differ: {classes}")
+        if kind == "stack" and meta is None:
+            raise ValueError("a stacking ensemble needs its meta-head (coef, intercept)")
+        self.members = list(members)
+        self.kind = kind
+        self.weights = np.full(len(members), 1 / len(members)) if weights is None else np.asarray(weights, np.float64)
+        self.meta = meta
+        self.info = dict(info or {})
+        self.classes_ = members[0].classes_
+        self.fit_failures_: list = []
+
+    # ------------------------------------------------------------------ what the callers read
+    @property
+    def head(self) -> str:
+        return self.kind
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.members[0].class_names
+
+    @property
+    def encoder_names(self) -> list[str]:
+        """Every member's encoders, each once, in first-use order."""
+        out = []
+        for m in self.members:
+            out += [e for e in m.encoder_names if e not in out]
+        return out
+
+    @property
+    def probs_encoder_(self):
+        return self.members[0].probs_encoder_
+
+    @property
+    def head_(self):
+        """What the report shows as the head's facts: the kind, members and weights."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(info={"ensemble": self.kind, "members": self.describe_members(),
+                                     "weights": [round(float(w), 4) for w in self.weights]})
+
+    @property
+    def n_features_in_(self) -> int:
+        return len(self.members) * len(self.classes_)
+
+    def describe_members(self) -> list[str]:
+        from .candidates import Candidate
+
+        return [Candidate(tuple(m.encoder_names), m.fusion, m.head,
+                          m.C if isinstance(m.C, (int, float)) else None,
+                          (m.head_params or {}).get("hidden", (None,))[0], m.augment).name for m in self.members]
+
+    def set_params(self, **params) -> "Ensemble":
+        unknown = sorted(set(params) - set(MEMBER_OPTIONS))
+        if unknown:
+            raise ValueError(f"an ensemble takes only {', '.join(MEMBER_OPTIONS)} as parameters, not {unknown}")
+        for m in self.members:
+            m.set_params(**params)
+        return self
+
+    def get_params(self, deep: bool = False) -> dict:
+        return {"kind": self.kind, "members": [m.get_params() for m in self.members]}
+
+    # ------------------------------------------------------------------ features and probabilities
+    def extract(self, X) -> FeatureBlocks:
+        """Every member's encoders' features of ``X``, read once."""
+        from ..features import FeatureSet
+        from ..io.sources import open_source
+        from .blocks import extract_blocks
+
+        if isinstance(X, FeatureBlocks):
+            return X
+        if isinstance(X, FeatureSet):
+            raise ValueError("an ensemble reads images or FeatureBlocks, not a FeatureSet")
+        first = self.members[0]
+        return extract_blocks(open_source(X), self.encoder_names, cache=first.cache, batch_size=first.batch_size,
+                              quiet=first.quiet, small_input=first.small_input)
+
+    def member_probas(self, blocks: FeatureBlocks) -> list[np.ndarray]:
+        """Each member's probabilities of the images of ``blocks`` (rows in order)."""
+        out = []
+        for m in self.members:
+            mb = subset_blocks(blocks, m.encoder_names)
+            out.append(m.proba_featurized(m.featurize(mb)))
+        return out
+
+    def featurize(self, X) -> Featurized:
+        """The meta-features (members' probabilities side by side) of the images that could be read."""
+        from ..io.sources import open_source
+
+        if isinstance(X, np.ndarray):
+            raise ValueError("an ensemble reads images or FeatureBlocks, not a feature matrix")
+        src = None if isinstance(X, FeatureBlocks) else open_source(X)
+        blocks = self.extract(X if src is None else src)
+        Z = stack_features(self.member_probas(blocks)) if len(blocks) else np.zeros((0, self.n_features_in_))
+        if src is not None:
+            pos = {s.path: i for i, s in enumerate(src.samples)}
+            rows, n = np.array([pos[s.path] for s in blocks.samples], np.int64), len(src.samples)
+        else:
+            rows, n = np.arange(len(blocks)), len(blocks)
+        return Featurized(Z, blocks.samples, blocks.failures, blocks, None, n, rows)
+
+    def proba_featurized(self, F: Featurized) -> np.ndarray:
+        k = len(self.classes_)
+        parts = [F.matrix[:, i * k:(i + 1) * k] for i in range(len(self.members))]
+        return combine(self.kind, parts, self.weights, self.meta)
+
+    def log_proba_featurized(self, F: Featurized) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.proba_featurized(F))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n_inputs, n_classes); NaN rows for images that could not be read."""
+        F = self.featurize(X)
+        return F.scatter(self.proba_featurized(F))
+
+    def decision_function(self, X) -> np.ndarray:
+        F = self.featurize(X)
+        return F.scatter(self.log_proba_featurized(F))
+
+    def predict(self, X) -> np.ndarray:
+        P = self.predict_proba(X)
+        ok = ~np.isnan(P).any(1)
+        out = np.empty(len(P), dtype=self.classes_.dtype if ok.all() else object)
+        out[ok] = self.classes_[P[ok].argmax(1)]
+        if not ok.all():
+            out[~ok] = None
+        return out
+
+    def score(self, X, y) -> float:
+        return float(np.mean(self.predict(X) == np.asarray(y, dtype=object)))
+
+    def describe_blocks(self, blocks: FeatureBlocks) -> list[str | None]:
+        m = self.members[0]
+        return m.describe_blocks(subset_blocks(blocks, m.encoder_names)) if blocks is not None else []
+
+    def describe(self, X) -> list[str | None]:
+        F = self.featurize(X)
+        out = [None] * F.n_inputs
+        for r, t in zip(F.rows, self.describe_blocks(F.blocks)):
+            out[r] = t
+        return out
+
+    def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list:
+        """As :meth:`Classifier.predict_records <wordsight.models.Classifier.predict_records>`."""
+        from ..io.records import Prediction, predictions
+
+        F = self.featurize(X)
+        P = self.proba_featurized(F)
+        texts = self.describe_blocks(F.blocks) if describe and F.blocks is not None else None
+        out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
+                          self.classes_, P, top_k, texts)
+        return out + [Prediction(f.path, error=f.reason) for f in F.failures]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder) -> str:
+        """``config.json`` + ``members/<i>/`` (saved Classifiers) + ``meta.safetensors`` (stacking)."""
+        from safetensors.numpy import save_file
+
+        from .._version import __version__
+        from .persistence import _canonical, _jsonable, _sha256
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i, m in enumerate(self.members):
+            name = f"{MEMBERS_DIR}/{i}"
+            m.save(folder / name)
+            names.append(name)
+        meta = None
+        if self.kind == "stack":
+            save_file({k: np.ascontiguousarray(v, np.float64) for k, v in self.meta.items()}, str(folder / META_FILE))
+            meta = {"file": META_FILE, "arrays": sorted(self.meta)}
+        files = {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*"))
+                 if p.is_file() and (p.name == META_FILE and p.parent == folder
+                                     or p.relative_to(folder).parts[0] == MEMBERS_DIR)}
+        config = {"format": ENSEMBLE_FORMAT, "format_version": ENSEMBLE_FORMAT_VERSION, "library_version": __version__,
+                  "kind": self.kind, "classes": [_jsonable(c) for c in self.classes_], "members": names,
+                  "weights": [float(w) for w in self.weights], "meta": meta, "info": _jsonable(self.info),
+                  "files": files}
+        config["config_sha256"] = _canonical(config)
+        tmp = folder / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(folder / "config.json")
+        return str(folder)
+
+    @classmethod
+    def load(cls, folder, member_class=None) -> "Ensemble":
+        """An ensemble saved by :meth:`save`, every file verified; refusals are one
+        :class:`ModelFolderError` naming the folder and the problem. ``member_class``: the
+        Classifier class (given by ``Classifier.load``, which dispatches here)."""
+        if member_class is None:
+            from wordsight.models import Classifier as member_class
+        try:
+            return _load(Path(folder), cls, member_class)
+        except ModelFolderError:
+            raise
+        except Exception as e:
+            raise ModelFolderError(f"{folder}: cannot load the ensemble ({type(e).__name__}: {e})") from None
+
+
+def is_ensemble_folder(folder) -> bool:
+    """Whether ``folder``'s config.json names the ensemble format (read bounded; no checks yet)."""
+    path = Path(folder) / "config.json"
+    try:
+        if not path.is_file() or path.stat().st_size > _checks.MAX_CONFIG_BYTES:
+            return False
+        return json.loads(path.read_bytes()).get("format") == ENSEMBLE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check(cond: bool, path: Path, what: str) -> None:
+    if not cond:
+        raise ModelFolderError(f"{path}: {what}")
+
+
+def _load(folder: Path, cls, member_class) -> Ensemble:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as load_bytes
+
+    from .persistence import read_config
+
+    config = read_config(folder)  # format, version, its own checksum
+    path = folder / "config.json"
+    members, weights, kind = config.get("members"), config.get("weights"), config.get("kind")
+    _check(kind in KINDS, path, f"field 'kind' must be one of {list(KINDS)}, got {kind!r}")
+    _check(isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS and all(isinstance(m, str) for m in members),
+           path, f"field 'members' must be a list of 1..{MAX_MEMBERS} folder names")
+    _check(isinstance(weights, list) and len(weights) == len(members)
+           and all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights) and sum(weights) > 0,
+           path, "field 'weights' must hold one finite, non-negative weight per member (not all 0)")
+    files = config.get("files")
+    _check(isinstance(files, dict), path, "field 'files' must map file names to sha256")
+    contents = {}
+    for name, p in _checks.checked_files(folder, files).items():  # confined, regular, size-capped
+        contents[name] = _checks.read_weights(p)
+        if hashlib.sha256(contents[name]).hexdigest() != files[name]:
+            raise ModelFolderError(f"{p}: checksum mismatch (expected sha256 {str(files[name])[:12]}...): "
+                                   "the file was modified or truncated after saving")
+    _checks.report_unlisted(folder, files)
+    loaded = []
+    for m in members:
+        sub = confined(folder, m, "member folder")
+        _check(not is_ensemble_folder(sub), path, f"member {m!r} is an ensemble, not a saved Classifier")
+        _check((Path(m) / "config.json").as_posix() in files, path, f"member {m!r} is not covered by 'files'")
+        loaded.append(member_class.load(sub))
+    meta = None
+    if kind == "stack":
+        _check(META_FILE in contents, path, f"a stacking ensemble needs {META_FILE} listed in 'files'")
+        try:
+            meta = load_bytes(contents[META_FILE])
+        except (SafetensorError, OSError) as e:
+            raise ModelFolderError(f"{folder / META_FILE}: cannot read safetensors ({e})") from e
+        _checks.check_arrays(meta, folder / META_FILE)
+        k = len(loaded[0].classes_)
+        _check(sorted(meta) == ["coef", "intercept"] and meta["coef"].shape == (k, k * len(loaded))
+               and meta["intercept"].shape == (k,), folder / META_FILE,
+               f"must hold coef ({k}, {k * len(loaded)}) and intercept ({k},)")
+    _check([str(c) for c in config.get("classes", [])] == loaded[0].class_names, path,
+           "the classes do not match the members'")
+    try:
+        return cls(loaded, kind, weights, meta, config.get("info"))
+    except ValueError as e:
+        raise ModelFolderError(f"{folder}: {e}") from None
