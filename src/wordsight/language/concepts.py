@@ -11,6 +11,7 @@ import numpy as np
 
 from .._util.caches import register_store
 from ._text import embed_texts, text_model_name
+from .wording import shorten
 
 # What text stands for a concept in the text space (measured on Fashion-MNIST training images,
 # see benchmarks/zeroshot_fashion_mnist.py):
@@ -31,29 +32,21 @@ def concept_texts(names, descriptions, texts: str) -> list[str]:
     raise ValueError(f"texts must be one of {', '.join(CONCEPT_TEXTS)}, not {texts!r}")
 
 
-_TRAILING = {"a", "an", "the", "of", "with", "and", "or", "in", "to", "on", "by", "that", "its", "for", "from", "at"}
+# Characters a concept's gist may take: with its name and probability it fits one 80-column line.
+GIST_CHARS = 60
 
 
-def short_description(text: str | None, max_words: int = 10) -> str:
-    """The gist of a description: its first clause of at least four words, at most ``max_words``
-    words, starting lower-case (acronyms keep their case)."""
+def short_description(text: str | None, budget: int = GIST_CHARS) -> str:
+    """The gist of a description: its first sentence, cut to ``budget`` characters at a clause
+    boundary (:func:`~wordsight.language.wording.shorten`, never mid-word), starting lower-case
+    (acronyms and proper names in capitals keep their case)."""
     if not text:
         return ""
-    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0].rstrip(".!? ")
-    first = re.split(r"[;:(]| - ", first, maxsplit=1)[0].strip()
-    clause = ""
-    for part in first.split(","):
-        clause = f"{clause},{part}" if clause else part
-        if len(clause.split()) >= 4:
-            break
-    words = clause.strip().split()[:max_words]
-    while len(words) > 1 and words[-1].lower().strip(",") in _TRAILING:
-        words.pop()
-    if not words:
-        return ""
-    if not (len(words[0]) > 1 and words[0].isupper()):
-        words[0] = words[0][:1].lower() + words[0][1:]
-    return " ".join(words).rstrip(",")
+    first = re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0].rstrip(".!? ")
+    gist = shorten(first, budget)
+    if gist and not (len(gist.split()[0]) > 1 and gist.split()[0].isupper()):
+        gist = gist[:1].lower() + gist[1:]
+    return gist
 
 
 class ConceptBank:
@@ -79,6 +72,7 @@ class ConceptBank:
         self.texts = texts or _default_texts(text_model, self.descriptions)
         concept_texts(self.names[:1], self.descriptions[:1], self.texts)  # validates ``texts``
         self.short = [short_description(d) for d in self.descriptions]
+        self.vocabulary = ""  # what the concepts are called when none fits ("ImageNet")
         self._embeddings = None if embeddings is None else np.asarray(embeddings, np.float32)
         if self._embeddings is not None and len(self._embeddings) != len(self.names):
             raise ValueError(f"{len(self.names)} concepts but {len(self._embeddings)} embeddings")
@@ -146,6 +140,7 @@ class ConceptBank:
         if isinstance(text_model, str) and key in _imagenet_banks:
             return _imagenet_banks[key]
         bank = cls(names, descriptions, text_model, texts)
+        bank.vocabulary = "ImageNet"
         if isinstance(text_model, str):
             _imagenet_banks[key] = bank
         return bank
