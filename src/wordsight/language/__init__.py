@@ -9,6 +9,8 @@ classification where the two meet in a text space.
   :func:`load_class_descriptions`: CuPL-style class descriptions, JSON keyed by class name.
 - :class:`ZeroShotClassifier`: names, templates, descriptions, descriptors, waffle, over text vectors.
 - :class:`ZeroShotPipeline`: images -> view -> text space -> class scores, the one zero-shot path.
+- :func:`shorten` (text cut at a clause boundary), :func:`concept_threshold` (the measured
+  probability a concept needs to be listed), :func:`class_lead` (a trained model's classes first).
 
 Names load lazily (see :mod:`wordsight._util.lazy`).
 """
@@ -27,6 +29,7 @@ _EXPORTS = {
     **dict.fromkeys(["VIEWS", "VIEW_CHOICES", "choose_view", "get_view", "light_background"], ".views"),
     **dict.fromkeys(["DEFAULT_TEMPLATES", "METHODS", "ZeroShotClassifier", "waffle_descriptors"], ".zeroshot"),
     **dict.fromkeys(["ZeroShotPipeline", "read_images"], ".pipeline"),
+    **dict.fromkeys(["CONCEPT_THRESHOLDS", "class_lead", "concept_threshold", "shorten"], ".wording"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -3,7 +3,6 @@ embedded once by a text encoder. It is the vocabulary in which an image is put i
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from .._util.caches import register_store
 from ._text import embed_texts, text_model_name
-from .wording import shorten
+from .wording import short_description
 
 # What text stands for a concept in the text space (measured on Fashion-MNIST training images,
 # see benchmarks/zeroshot_fashion_mnist.py):
@@ -30,23 +29,6 @@ def concept_texts(names, descriptions, texts: str) -> list[str]:
     if texts == "descriptions":
         return [f"{n}: {d}" if d else n for n, d in zip(names, descriptions)]
     raise ValueError(f"texts must be one of {', '.join(CONCEPT_TEXTS)}, not {texts!r}")
-
-
-# Characters a concept's gist may take: with its name and probability it fits one 80-column line.
-GIST_CHARS = 60
-
-
-def short_description(text: str | None, budget: int = GIST_CHARS) -> str:
-    """The gist of a description: its first sentence, cut to ``budget`` characters at a clause
-    boundary (:func:`~wordsight.language.wording.shorten`, never mid-word), starting lower-case
-    (acronyms and proper names in capitals keep their case)."""
-    if not text:
-        return ""
-    first = re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0].rstrip(".!? ")
-    gist = shorten(first, budget)
-    if gist and not (len(gist.split()[0]) > 1 and gist.split()[0].isupper()):
-        gist = gist[:1].lower() + gist[1:]
-    return gist
 
 
 class ConceptBank:

@@ -62,6 +62,23 @@ def shorten(text: str | None, budget: int) -> str:
     return text[: _safe_cut(text, room)].rstrip() + ELLIPSIS
 
 
+# Characters a concept's gist may take: with its name and probability it fits one 80-column line.
+GIST_CHARS = 60
+
+
+def short_description(text: str | None, budget: int = GIST_CHARS) -> str:
+    """The gist of a description: its first sentence, cut to ``budget`` characters at a clause
+    boundary (:func:`~wordsight.language.wording.shorten`, never mid-word), starting lower-case
+    (acronyms and proper names in capitals keep their case)."""
+    if not text:
+        return ""
+    first = re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0].rstrip(".!? ")
+    gist = shorten(first, budget)
+    if gist and not (len(gist.split()[0]) > 1 and gist.split()[0].isupper()):
+        gist = gist[:1].lower() + gist[1:]
+    return gist
+
+
 # ------------------------------------------------------------------ which concepts to list
 def no_concept(bank=None) -> str:
     """What a description says when no concept's probability clears the threshold."""
@@ -92,8 +109,6 @@ def class_lead(proba, classes, descriptions: dict | None = None) -> list[str]:
     :data:`RUNNER_UP_PROBABILITY` (at most :data:`MAX_LEAD_CLASSES`). A class with a description
     (``descriptions``: ``{class: text or [texts]}``) is followed by the gist of its first one."""
     import numpy as np
-
-    from .concepts import short_description
 
     P = np.asarray(proba, dtype=np.float64)
     if P.ndim != 2 or P.shape[1] != len(classes):
