@@ -128,5 +128,10 @@ def test_class_lead_follows_the_model_s_probabilities():
     assert lead_with_classes(P, classes, ["no ImageNet concept fits well", "resembles: clog (0.50)"]) == [
         "matches: Sandal (0.60); Sneaker (0.20). no ImageNet concept fits well",
         "matches: Coat (0.40); Bag (0.30); Sneaker (0.25). resembles: clog (0.50)"]
+    per_image = [{"Sandal": "A sandal."}, {"Bag": ["A bag with handles."]}]  # texts chosen per image
+    assert class_lead(P, classes, per_image) == ["matches: Sandal (0.60), a sandal; Sneaker (0.20)",
+                                                 "matches: Coat (0.40); Bag (0.30), a bag with handles; Sneaker (0.25)"]
+    with pytest.raises(ValueError, match="descriptions for 1 images"):
+        class_lead(P, classes, per_image[:1])
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         class_lead(np.ones((2, 3)), classes)

@@ -102,19 +102,23 @@ def _first_description(descriptions, cls) -> str | None:
     return d if isinstance(d, str) and d.strip() else None
 
 
-def class_lead(proba, classes, descriptions: dict | None = None) -> list[str]:
+def class_lead(proba, classes, descriptions: dict | list | None = None) -> list[str]:
     """Per image, the classes that match it best, by the model's own probabilities (what
     ``predict_proba`` reports): ``matches: Sandal (0.93), an open shoe held by straps; Sneaker
     (0.21)``. The predicted class always; the next ones while their probability is at least
     :data:`RUNNER_UP_PROBABILITY` (at most :data:`MAX_LEAD_CLASSES`). A class with a description
-    (``descriptions``: ``{class: text or [texts]}``) is followed by the gist of its first one."""
+    is followed by its gist: ``descriptions`` is ``{class: text or [texts]}`` (the first text is
+    used), or one such dict per image (the text chosen for that image)."""
     import numpy as np
 
     P = np.asarray(proba, dtype=np.float64)
     if P.ndim != 2 or P.shape[1] != len(classes):
         raise ValueError(f"probabilities must be (N, {len(classes)}), got shape {P.shape}")
+    per_image = descriptions if isinstance(descriptions, list) else [descriptions] * len(P)
+    if len(per_image) != len(P):
+        raise ValueError(f"{len(P)} probability rows but descriptions for {len(per_image)} images")
     lines = []
-    for row in P:
+    for row, descriptions in zip(P, per_image):
         order = np.argsort(-row, kind="stable")[:MAX_LEAD_CLASSES]
         parts = []
         for rank, j in enumerate(order):
@@ -126,7 +130,7 @@ def class_lead(proba, classes, descriptions: dict | None = None) -> list[str]:
     return lines
 
 
-def lead_with_classes(proba, classes, concept_lines, descriptions: dict | None = None) -> list[str]:
+def lead_with_classes(proba, classes, concept_lines, descriptions: dict | list | None = None) -> list[str]:
     """A trained model's descriptions: :func:`class_lead`, then the concepts line (or its
     'no concept fits well'), one sentence each."""
     lead = class_lead(proba, classes, descriptions)
