@@ -16,7 +16,7 @@ probability was seen). Then, per threshold t, a concept is listed when its proba
 The chosen threshold: the smallest on a 0.01 grid at which at most 10% of the none-apply images
 list a concept. (The rule fixed before the first run was "precision of listed concepts >= 0.90";
 no threshold reached it, for either encoder: Fashion-MNIST's confident wrong readings keep the
-precision below 0.25 everywhere. This rule was chosen after seeing that.) Fashion-MNIST is
+precision at or below 0.25 everywhere. This rule was chosen after seeing that.) Fashion-MNIST is
 reported, not used to choose: no probability threshold separates its readings (the AUROC line).
 
     python benchmarks/concept_threshold.py [--fmnist-per-class 100]
