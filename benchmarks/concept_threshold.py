@@ -160,7 +160,7 @@ def sweep(encoder: str, groups: dict, names: list[str]) -> float:
         right = np.array([[names[j] in truth[r] for j in row] for r, row in enumerate(idx)])
         pairs[group] = (p, right)
         top = [names[j] for j in idx[:, 0]]
-        common = sorted(set(top), key=top.count, reverse=True)[:5]
+        common = sorted(set(top), key=lambda n: (-top.count(n), n))[:5]  # ties by name: the same every run
         print(f"  {group}: {len(samples)} images; top-1 right {right[:, 0].mean():.0%}; top-1 probability median "
               f"{np.median(p[:, 0]):.2f}; most common top-1: {', '.join(common)}")
     (pp, pr), (fp, fr), (np_, _) = pairs["photos"], pairs["fashion-mnist"], pairs["none-apply"]
