@@ -31,7 +31,7 @@ def test_fit_evaluate_predict(fashion_folder, tmp_path, capsys):
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["path"] for r in rows] == [*map(str, images), str(broken)]
     assert rows[0]["predicted"] == rows[0]["top1"] and float(rows[0]["p1"]) >= float(rows[0]["p2"]) >= float(rows[0]["p3"])
-    assert rows[0]["description"].startswith("resembles:")
+    assert rows[0]["description"].startswith(f"matches: {rows[0]['predicted']} (")
     assert rows[3]["predicted"] == "" and rows[3]["error"]
     assert main(["predict", str(model), *map(str, images), str(broken), "--strict", "--quiet",
                  "--out", str(tmp_path / "p.json")]) == 1

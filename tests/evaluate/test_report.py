@@ -38,7 +38,7 @@ def test_evaluation_numbers(results, fashion_blocks):
     mk = results["mistakes"]
     assert 0 < len(mk) <= 5
     assert [x["confidence"] for x in mk] == sorted((x["confidence"] for x in mk), reverse=True)
-    assert all(x["true"] != x["predicted"] and x["description"].startswith("resembles:") for x in mk)
+    assert all(x["true"] != x["predicted"] and x["description"].startswith(f"matches: {x['predicted']} (") for x in mk)
 
 
 def test_few_shot_never_looks_at_test_labels(fashion_blocks, results):
@@ -72,7 +72,7 @@ def test_report_files(results, tmp_path):
         assert len(set(im.convert("RGB").getdata())) > 5  # a coloured map, not a blank square
     assert "mistake_00.cam.png" in text
     for needle in ("Ablation", "Few-shot curve", "Per class", "Confusion matrix", "Calibration",
-                   "Most confident mistakes", "resembles:"):
+                   "Most confident mistakes", "matches: "):
         assert needle in text, needle
     for png in ("confusion.png", "reliability.png", "ablation.png", "few_shot.png", "images/mistake_00.png"):
         with Image.open(tmp_path / "report" / png) as im:

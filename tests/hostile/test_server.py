@@ -93,6 +93,13 @@ def test_held_bomb_oversize_and_too_many_files(client):
     assert r.status_code == 413 and r.json()["error"] == "upload_too_large"
     r = _post(client, "/v1/predict", [(f"{i}.png", png(), "image/png") for i in range(5)])
     assert r.status_code == 413 and r.json()["error"] == "too_many_images"
+    for route in ("/v1/describe", "/v1/predict"):  # every route that takes images holds the same limits
+        r = _post(client, route, [("bomb.png", buf.getvalue(), "image/png")])
+        assert r.status_code == 413 and r.json()["error"] == "too_many_pixels", route
+        r = _post(client, route, [(f"{i}.png", png(), "image/png") for i in range(5)])
+        assert r.status_code == 413 and r.json()["error"] == "too_many_images", route
+        r = _post(client, route, [("/etc/passwd", b"root:x:0:0", "image/png")])
+        assert r.status_code == 415 and r.json()["file"] == "passwd", route
 
 
 def test_held_no_local_file_is_read(client):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from wordsight.cli import main
@@ -23,7 +24,20 @@ def test_describe_prints_and_writes(fashion_test, tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 40
     path, text = lines[0].split("\t")
-    assert path.endswith(".png") and text.startswith("resembles: ") and text.count("(0.") + text.count("(1.") == 2
+    assert path.endswith(".png")
+    # the top-2 concepts at or above efficientnet-lite0's measured threshold (0.43), else "none fits"
+    from wordsight.features import extract_features
+    from wordsight.language.concepts import imagenet_concepts
+
+    names, _ = imagenet_concepts()
+    fs = extract_features(fashion_test, "efficientnet-lite0", quiet=True)
+    printed = dict(line.split("\t") for line in lines)
+    for s, q in zip(fs.samples, fs.probabilities):
+        listed = [f"{names[j]} ({q[j]:.2f})" for j in np.argsort(-q)[:2] if q[j] >= 0.43]
+        got = printed[s.path]
+        assert ([part.split(",")[0] for part in got.removeprefix("resembles: ").split("; ")] == listed if listed
+                else got == "no ImageNet concept fits well"), (got, listed)
+    assert sum("resembles: " in t for t in printed.values()) >= 5 and "no ImageNet concept fits well" in printed.values()
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 40 and set(rows[0]) == {"path", "label", "predicted", "probability", "description", "error"}
     assert {r["label"] for r in rows} == {c.replace("/", "-") for c in FASHION_MNIST_CLASSES}

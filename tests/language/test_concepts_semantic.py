@@ -37,10 +37,11 @@ def cat_features(cat_image, tmp_path_factory):
 
 
 def test_short_descriptions():
+    # the first sentence, cut at a clause boundary within 60 characters (tests/language/test_wording.py)
     assert short_description("A thick-bodied freshwater fish with a smooth body, usually olive. It has fins.") == \
-        "a thick-bodied freshwater fish with a smooth body"
+        "a thick-bodied freshwater fish with a smooth body…"
     assert short_description("A large, heavy-bodied shark with a dark back.") == "a large, heavy-bodied shark with a dark back"
-    assert short_description("DVD player: a machine that plays discs") == "DVD player"
+    assert short_description("DVD player: a machine that plays discs") == "DVD player: a machine that plays discs"
     assert short_description(None) == "" and short_description("") == ""
 
 
@@ -109,8 +110,8 @@ def test_semantic_vectors_are_conse(shoes):
 def test_describe_reads_like_the_issue(shoes):
     p = np.array([[0.41, 0.12, 0.07, 0.40]])
     assert describe(p, shoes, top=3) == [
-        "resembles: sandal (0.41), an open shoe held by straps; cowboy boot (0.40), "
-        "a tall leather boot with a pointed toe; clog (0.12), a heavy shoe with a thick wooden sole"]
+        "resembles: sandal (0.41), an open shoe held by straps, worn in summer; cowboy boot (0.40), "
+        "a tall leather boot with a pointed toe, a high heel…; clog (0.12), a heavy shoe with a thick wooden sole"]
     assert describe(np.array([[0.0, 0.0, 1.0, 0.0]]), shoes, top=1) == ["resembles: sneaker (1.00)"]
     assert top_concepts(p, shoes, top=2) == [[("sandal", pytest.approx(0.41)), ("cowboy boot", pytest.approx(0.40))]]
 

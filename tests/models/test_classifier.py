@@ -46,7 +46,7 @@ def test_featurize_keeps_rows_aligned_and_reports_failures(fashion_folder, fitte
     records = fitted.predict_records(inputs, top_k=3)
     assert [r.error is None for r in records] == [True, True, True, False]
     assert len(records[0].top_k) == 3 and records[0].top_k[0][0] == records[0].predicted
-    assert records[0].description.startswith("resembles: ")
+    assert records[0].description.startswith(f"matches: {records[0].predicted} (")  # tests/models/test_words.py
     texts = fitted.describe(inputs)
     assert texts[1] is None and texts[0] == records[0].description
 

@@ -4,7 +4,8 @@
 For every head x fusion (kNN and the others with ``class_weight="balanced"`` on an imbalanced
 set): the torch path the explainer runs (``Fusion.fuse_torch``, ``Head.to_torch()``,
 ``PriorMix.torch``), the head's ONNX graph where the head has one, the CLI's ``predict`` output and
-the server's ``/v1/predict`` answer all equal ``predict_proba`` within 1e-5. Zero-shot: ``wordsight
+the server's ``/v1/predict`` answer all equal ``predict_proba`` within 1e-5, and the CLI, the
+server and ``Classifier.describe`` give the same descriptions. Zero-shot: ``wordsight
 zeroshot``, ``POST /v1/zeroshot`` and the ``ZeroShotPipeline`` give the same scores on the same
 images, and a ``fusion='prior'`` model's prior is that pipeline centred on its training images.
 """
@@ -125,6 +126,8 @@ def test_cli_predict_and_the_server_report_predict_proba(fitted, parity_data, tm
     got = np.array([[{t["class"]: t["probability"] for t in r["top_k"]}[c] for c in classes] for r in rows])
     assert [r["path"] for r in rows] == tests
     np.testing.assert_allclose(got, want, atol=1e-5)
+    words = clf.describe(tests)  # the same words on every path, led by the classes of predict_proba
+    assert [r["description"] for r in rows] == words and all(w.startswith("matches: ") for w in words)
     with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as server:
         files = [("files", (p.rsplit("/", 1)[1], open(p, "rb").read(), "image/png")) for p in tests]
         r = httpx.post(server.url + "/v1/predict", files=files, data={"top_k": str(len(classes))}, timeout=300)
@@ -132,6 +135,7 @@ def test_cli_predict_and_the_server_report_predict_proba(fitted, parity_data, tm
     got = np.array([[{t["class"]: t["probability"] for t in res["top_k"]}[c] for c in classes]
                     for res in r.json()["results"]])
     np.testing.assert_allclose(got, want, atol=1e-5)
+    assert [res["description"] for res in r.json()["results"]] == words
 
 
 def test_zero_shot_cli_server_and_pipeline_agree(parity_data, tmp_path):

@@ -36,7 +36,7 @@ def test_health_model_info_and_docs(client, server):
     assert server.url.startswith("http://127.0.0.1:")
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/predict", "/v1/zeroshot", "/v1/model", "/healthz", "/metrics"} <= set(paths)
+    assert {"/v1/predict", "/v1/describe", "/v1/zeroshot", "/v1/model", "/healthz", "/metrics"} <= set(paths)
     try:
         import wordsight.explain  # noqa: F401
         explains = True
@@ -65,7 +65,35 @@ def test_predict_matches_the_python_api(client, model_dir, images):
         probs = [x["probability"] for x in res["top_k"]]
         assert probs == sorted(probs, reverse=True)
     assert results[0]["description"] == clf.describe([Sample("a", data=images["cat"])])[0]
-    assert results[0]["description"].startswith("resembles: ")
+    # the class first; efficientnet-lite0's tabby cat reading (0.39) is below its threshold (0.43)
+    assert results[0]["description"].startswith("matches: cat (")
+    assert results[0]["description"].endswith(". no ImageNet concept fits well")
+    assert ". resembles: espresso (0.95), a small serving of concentrated coffee…" in results[1]["description"]
+
+
+def test_describe_says_what_the_cli_prints(client, images, tmp_path, capsys):
+    """/v1/describe, ``wordsight describe`` and the library give the same words: the concepts at
+    or above efficientnet-lite0's measured threshold (0.43), else that none fits."""
+    from wordsight.cli import main
+    from wordsight.features import extract_features
+    from wordsight.language.images import describe_features
+
+    for name in ("cat", "coffee"):
+        (tmp_path / f"{name}.jpg").write_bytes(images[name])
+    r = client.post("/v1/describe", files=up(("cat.jpg", images["cat"]), ("coffee.jpg", images["coffee"])))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["encoder"] == "efficientnet-lite0"
+    got = [x["description"] for x in body["results"]]
+    assert got == ["no ImageNet concept fits well",  # tabby cat 0.39 < 0.43
+                   "resembles: espresso (0.95), a small serving of concentrated coffee…"]
+    files = [str(tmp_path / "cat.jpg"), str(tmp_path / "coffee.jpg")]
+    assert describe_features(extract_features(files, "efficientnet-lite0", quiet=True), "efficientnet-lite0") == got
+    capsys.readouterr()
+    assert main(["describe", *files, "--quiet"]) == 0
+    assert [line.split("\t")[1] for line in capsys.readouterr().out.strip().splitlines()] == got
+    bad = client.post("/v1/describe", files=up(("notes.txt", b"just text")))
+    assert bad.status_code == 415 and bad.json()["file"] == "notes.txt"
 
 
 def test_top_k_default_and_bounds(client, images):

@@ -76,7 +76,7 @@ def test_zero_shot_answers_what_the_pipeline_computes(zs_client, images):
     body = r.json()
     assert body["classes"] == classes and body["method"] == "names" and body["view"] == "plain"
     assert [x["predicted"] for x in body["results"]] == ["cat", "rocket"]
-    assert body["results"][0]["description"].startswith("resembles: ")
+    assert body["results"][0]["description"] == "no ImageNet concept fits well"  # tabby cat 0.39 < 0.43
     expected = zero_shot_by_hand([images["cat"], images["rocket"]], classes, "plain")
     for row, res in zip(expected, body["results"]):
         got = {x["class"]: x["probability"] for x in res["top_k"]}

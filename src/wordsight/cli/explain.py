@@ -51,9 +51,9 @@ def run(args) -> int:
         written = e.save(out, stem)
         records.append({**e.to_json(), "files": written})
         ev = e.evidence
-        words = ", ".join(c["name"] for c in ev["concepts"][:3])
+        words = ", ".join(c["name"] for c in ev["concepts"][:3] if c.get("listed", True))  # above the threshold
         print(f"{path}: {ev['predicted']} ({ev['top_k'][0][1]:.2f}); explained {e.target} -> {written['overlay']}"
-              + (f"; resembles {words}" if words else ""))
+              + (f"; resembles {words}" if words else "; no ImageNet concept fits well" if ev["concepts"] else ""))
     (out / "evidence.json").write_text(json.dumps(records, indent=2))
     print(f"{len(records)} image(s) explained with {args.method} -> {out}", file=sys.stderr)
     return 1 if failed and not records else 0

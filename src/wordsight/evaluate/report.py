@@ -121,7 +121,7 @@ def _mistakes(clf, F, proba, y, n) -> list[dict]:
     y_idx = np.asarray([idx.get(v, -1) for v in y])
     wrong = np.flatnonzero(pred != y_idx)
     wrong = wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][:n]
-    texts = clf.describe_blocks(F.blocks.take(wrong)) if len(wrong) and F.blocks is not None else []
+    texts = clf.describe_blocks(F.blocks.take(wrong), proba[wrong]) if len(wrong) and F.blocks is not None else []
     out = []
     for j, i in enumerate(wrong):
         s = F.samples[i]

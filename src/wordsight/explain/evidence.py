@@ -83,10 +83,13 @@ def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int
                                     key=lambda d: -d["score"])
         short = dict(zip(bank.names, bank.short))
         index = {n: i for i, n in enumerate(bank.names)}
+        from ..language.wording import concept_threshold
+
+        sure = concept_threshold(blocks.probs_encoder)  # below it a concept is not put into words
         for name, p in top_concepts(probs, bank, top)[0]:
             e = bank.embeddings[index[name]]
             out["concepts"].append({"name": name, "probability": p, "description": short.get(name) or "",
-                                    "similarity_to_class": float((T @ e).max())})
+                                    "similarity_to_class": float((T @ e).max()), "listed": p >= sure})
         _concept_contributions(model, probs[0], bank, X[0], target, out["concepts"])
     out["parts"] = _parts(model, X[0], fz.prior_logits, target)
     return out
@@ -183,10 +186,13 @@ def evidence_prompt(ev: dict) -> str:
     if ev["target"] != ev["predicted"]:
         lines[0] = (f"An image classifier was asked why a photo could be \"{ev['target']}\" "
                     f"(probability {ev['probability']:.2f}); its top answer was \"{ev['predicted']}\".")
-    if ev["concepts"]:
+    listed = [c for c in ev["concepts"][:3] if c.get("listed", True)]
+    if listed:
         lines.append("The photo resembles: " + "; ".join(
             f"{c['name']} ({c['probability']:.2f})" + (f", {c['description']}" if c.get("description") else "")
-            for c in ev["concepts"][:3]) + ".")
+            for c in listed) + ".")
+    elif ev["concepts"]:  # the encoder's reading is not sure enough to be a fact
+        lines.append("No ImageNet concept fits the photo well.")
     if ev["descriptors"]:
         lines.append("Closest class description: " + ev["descriptors"][0]["text"] + ".")
     parts = ev.get("parts") or {}

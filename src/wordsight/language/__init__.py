@@ -11,6 +11,8 @@ classification where the two meet in a text space.
   differential descriptions for the confused pairs, selection by class separation), weighted.
 - :class:`ZeroShotClassifier`: names, templates, descriptions, descriptors, waffle, over text vectors.
 - :class:`ZeroShotPipeline`: images -> view -> text space -> class scores, the one zero-shot path.
+- :func:`shorten` (text cut at a clause boundary), :func:`concept_threshold` (the measured
+  probability a concept needs to be listed), :func:`class_lead` (a trained model's classes first).
 
 Names load lazily (see :mod:`wordsight._util.lazy`).
 """
@@ -32,6 +34,7 @@ _EXPORTS = {
     **dict.fromkeys(["confused_pairs", "differential_descriptions"], ".differential"),
     **dict.fromkeys(["selection_weights", "separation_scores"], ".selection"),
     **dict.fromkeys(["describe_classes"], ".refine"),
+    **dict.fromkeys(["CONCEPT_THRESHOLDS", "class_lead", "concept_threshold", "shorten"], ".wording"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

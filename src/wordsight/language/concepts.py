@@ -3,7 +3,6 @@ embedded once by a text encoder. It is the vocabulary in which an image is put i
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from .._util.caches import register_store
 from ._text import embed_texts, text_model_name
+from .wording import short_description
 
 # What text stands for a concept in the text space (measured on Fashion-MNIST training images,
 # see benchmarks/zeroshot_fashion_mnist.py):
@@ -29,31 +29,6 @@ def concept_texts(names, descriptions, texts: str) -> list[str]:
     if texts == "descriptions":
         return [f"{n}: {d}" if d else n for n, d in zip(names, descriptions)]
     raise ValueError(f"texts must be one of {', '.join(CONCEPT_TEXTS)}, not {texts!r}")
-
-
-_TRAILING = {"a", "an", "the", "of", "with", "and", "or", "in", "to", "on", "by", "that", "its", "for", "from", "at"}
-
-
-def short_description(text: str | None, max_words: int = 10) -> str:
-    """The gist of a description: its first clause of at least four words, at most ``max_words``
-    words, starting lower-case (acronyms keep their case)."""
-    if not text:
-        return ""
-    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0].rstrip(".!? ")
-    first = re.split(r"[;:(]| - ", first, maxsplit=1)[0].strip()
-    clause = ""
-    for part in first.split(","):
-        clause = f"{clause},{part}" if clause else part
-        if len(clause.split()) >= 4:
-            break
-    words = clause.strip().split()[:max_words]
-    while len(words) > 1 and words[-1].lower().strip(",") in _TRAILING:
-        words.pop()
-    if not words:
-        return ""
-    if not (len(words[0]) > 1 and words[0].isupper()):
-        words[0] = words[0][:1].lower() + words[0][1:]
-    return " ".join(words).rstrip(",")
 
 
 class ConceptBank:
@@ -79,6 +54,7 @@ class ConceptBank:
         self.texts = texts or _default_texts(text_model, self.descriptions)
         concept_texts(self.names[:1], self.descriptions[:1], self.texts)  # validates ``texts``
         self.short = [short_description(d) for d in self.descriptions]
+        self.vocabulary = ""  # what the concepts are called when none fits ("ImageNet")
         self._embeddings = None if embeddings is None else np.asarray(embeddings, np.float32)
         if self._embeddings is not None and len(self._embeddings) != len(self.names):
             raise ValueError(f"{len(self.names)} concepts but {len(self._embeddings)} embeddings")
@@ -146,6 +122,7 @@ class ConceptBank:
         if isinstance(text_model, str) and key in _imagenet_banks:
             return _imagenet_banks[key]
         bank = cls(names, descriptions, text_model, texts)
+        bank.vocabulary = "ImageNet"
         if isinstance(text_model, str):
             _imagenet_banks[key] = bank
         return bank

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ._text import display_name
 from .llm import LLMBackend, get_llm
+from .wording import shorten
 
 # A few prompt templates (CuPL asks several differently worded questions per class).
 DESCRIPTION_PROMPTS = (
@@ -29,8 +30,13 @@ class MissingClassesError(ValueError):
         self.missing = missing
 
 
-def clean_description(text: str, max_words: int = 40) -> str:
-    """The first sentence of an LLM answer, without list markers, quotes or preambles."""
+# Characters a class description keeps: about 40 words, a long sentence.
+DESCRIPTION_CHARS = 240
+
+
+def clean_description(text: str, budget: int = DESCRIPTION_CHARS) -> str:
+    """The first sentence of an LLM answer, without list markers, quotes or preambles, cut to
+    ``budget`` characters at a clause boundary (never mid-word)."""
     text = (text or "").strip()
     while True:  # "Sure! Here is a description: ..." has two preambles
         stripped = re.sub(r"^(sure|certainly|of course|here is|here's)[^.:!\n]*[:.!]\s*", "", text, flags=re.I)
@@ -40,10 +46,7 @@ def clean_description(text: str, max_words: int = 40) -> str:
     text = re.sub(r"^\s*(\d+[.)]|[-*•])\s*", "", text)
     text = text.strip().strip('"“”\'').strip()
     first = re.split(r"(?<=[.!?])\s|\n", text, maxsplit=1)[0].strip()
-    words = first.split()
-    if len(words) > max_words:
-        first = " ".join(words[:max_words])
-    return first
+    return shorten(first, budget)
 
 
 def generate_class_descriptions(classes, llm="local", k: int = 5, seed: int = 0, prompts=None,

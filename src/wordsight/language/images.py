@@ -92,7 +92,9 @@ def describe_features(features, model: str, top: int = 3, concepts: ConceptBank 
                       text_model: str = "minilm") -> list[str]:
     """One readable description per image (see :func:`wordsight.language.describe`).
 
-    An ImageNet CNN is described by its own head's top concepts; a caption model by its caption; a
+    An ImageNet CNN is described by its own head's top concepts that clear its measured threshold
+    (:func:`~wordsight.language.wording.concept_threshold`; "no ImageNet concept fits well" when
+    none does); a caption model by its caption; a
     joint model by the ImageNet concepts nearest in its space. With ``concepts`` (your own bank,
     embedded by the encoder's text side) images are described by the concepts nearest to their
     text-space vectors instead.
@@ -104,7 +106,10 @@ def describe_features(features, model: str, top: int = 3, concepts: ConceptBank 
     if concepts is None and kind == "caption":
         return load_model(model).decode_captions(arrays["caption_ids"])
     if concepts is None and kind == "imagenet":
-        return describe(softmax(arrays["logits"]), ConceptBank.imagenet(text_model), top)
+        from .wording import concept_threshold
+
+        return describe(softmax(arrays["logits"]), ConceptBank.imagenet(text_model), top,
+                        min_probability=concept_threshold(model))
     if concepts is None and kind == "joint":
         concepts = ConceptBank.imagenet(model)
     if concepts is None:

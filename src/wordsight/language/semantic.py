@@ -91,13 +91,21 @@ def _top(probs, bank: ConceptBank, top: int) -> list[list[tuple[int, float]]]:
     return [[(int(j), float(p[r, j])) for j in row] for r, row in enumerate(idx)]
 
 
-def describe(probs, bank: ConceptBank | None = None, top: int = 3) -> list[str]:
-    """One readable line per image: ``resembles: sandal (0.41), an open shoe ...; clog (0.12), ...``."""
+def describe(probs, bank: ConceptBank | None = None, top: int = 3, min_probability: float = 0.0) -> list[str]:
+    """One readable line per image: ``resembles: sandal (0.41), an open shoe ...; clog (0.12), ...``.
+
+    Of the ``top`` concepts, only those with probability >= ``min_probability`` are listed (see
+    :func:`~wordsight.language.wording.concept_threshold`); an image with none says so
+    (:func:`~wordsight.language.wording.no_concept`).
+    """
+    from .wording import no_concept
+
     bank = bank or default_bank()
     lines = []
     for row in _top(probs, bank, top):
-        parts = [f"{bank.names[j]} ({p:.2f})" + (f", {bank.short[j]}" if bank.short[j] else "") for j, p in row]
-        lines.append("resembles: " + "; ".join(parts))
+        parts = [f"{bank.names[j]} ({p:.2f})" + (f", {bank.short[j]}" if bank.short[j] else "")
+                 for j, p in row if p >= min_probability]
+        lines.append("resembles: " + "; ".join(parts) if parts else no_concept(bank))
     return lines
 
 

@@ -529,29 +529,29 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
         F = self.featurize(X)
         P = self.proba_featurized(F)
-        texts = self.describe_blocks(F.blocks) if describe and F.blocks is not None else None
+        texts = self.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
         out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
                           self.classes_, P, top_k, texts)
         return out + [Prediction(f.path, error=f.reason) for f in F.failures]
 
     def describe(self, X) -> list[str | None]:
-        """Per-image descriptions in words (the ImageNet concepts each image resembles), one per
-        input; ``None`` for an image that could not be read."""
+        """Per-image descriptions in words, one per input (``None`` for an image that could not be
+        read): for a fitted model the classes that match the image best, then the ImageNet
+        concepts it resembles (:func:`~wordsight.language.wording.lead_with_classes`)."""
         if not hasattr(self, "state_"):
             return self.describe_blocks(self.extract(X))
         F = self.featurize(X)
         out = [None] * F.n_inputs
-        for r, t in zip(F.rows, self.describe_blocks(F.blocks)):
+        for r, t in zip(F.rows, self.describe_blocks(F.blocks, self.proba_featurized(F))):
             out[r] = t
         return out
 
-    def describe_blocks(self, blocks: FeatureBlocks) -> list[str | None]:
-        """Descriptions of the images of ``blocks``, in order."""
-        if blocks is None or blocks.probs is None:
-            return [None] * (0 if blocks is None else len(blocks))
-        from ..language import describe
+    def describe_blocks(self, blocks: FeatureBlocks, proba=None) -> list[str | None]:
+        """Descriptions of the images of ``blocks``, in order; with ``proba`` (their rows of
+        :meth:`predict_proba`) they lead with the classes that match best."""
+        from .words import describe_images
 
-        return describe(blocks.probs, bank=self.concept_bank())
+        return describe_images(self, blocks, proba)
 
     # ------------------------------------------------------------------ introspection
     def linear_head(self) -> tuple[np.ndarray, np.ndarray]:

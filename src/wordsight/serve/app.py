@@ -440,6 +440,24 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
              "description": r.description}
             for u, r in zip(uploads, rows)]}
 
+    @app.post("/v1/describe", tags=["model"], summary="Each image in words: the ImageNet concepts it resembles",
+              dependencies=auth)
+    async def describe(request: Request, files: Files):
+        """What ``wordsight describe`` prints (the plain view of the zero-shot encoder): the concepts
+        above the encoder's measured threshold, or "no ImageNet concept fits well"."""
+        if state.concepts_batcher is None:
+            _fail(request, ApiError(503, "describe_unavailable",
+                                    f"descriptions are not available: {state.predictor.zero_shot_error}"))
+        try:
+            uploads = await read_uploads(files, limits)
+        except ApiError as e:
+            _fail(request, e)
+        rows = await state.concepts_batcher.submit([(u.sample, "plain") for u in uploads])
+        _results(request, uploads, rows)
+        return {"encoder": state.predictor.zero_shot_encoder, "results": [
+            {"file": u.name, "width": u.width, "height": u.height, "description": r.get("description")}
+            for u, r in zip(uploads, rows)]}
+
     @app.post("/v1/zeroshot", tags=["model"], summary="Classify images among class names given now",
               dependencies=auth)
     async def zeroshot(
