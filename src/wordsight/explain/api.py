@@ -49,6 +49,7 @@ class Explanation:
         return {k: str(v) for k, v in paths.items()}
 
     def to_json(self) -> dict:
+        """The explanation as plain JSON values (path, method, target and the evidence)."""
         return {"path": self.path, "method": self.method, "target": _py(self.target), **self.evidence}
 
 

@@ -69,12 +69,14 @@ class ConceptBank:
 
     @property
     def embeddings(self) -> np.ndarray:
+        """The concepts' text embeddings (n_concepts, dim), computed on first use."""
         if self._embeddings is None:
             self._embeddings = embed_texts(concept_texts(self.names, self.descriptions, self.texts), self.text_model)
         return self._embeddings
 
     @property
     def dim(self) -> int:
+        """Width of the text space the concepts are embedded in."""
         return int(self.embeddings.shape[1])
 
     @classmethod
@@ -128,6 +130,7 @@ class ConceptBank:
         return bank
 
     def to_json(self) -> dict:
+        """Names, descriptions, texts and the text model, as saved beside a model."""
         return {"names": self.names, "descriptions": self.descriptions,
                 "text_model": text_model_name(self.text_model), "texts": self.texts}
 

@@ -140,6 +140,7 @@ class TextSpaceMap:
         self.alpha = alpha
 
     def fit(self, weights: np.ndarray, text_embeddings: np.ndarray) -> "TextSpaceMap":
+        """The ridge map from class-score space to the text space: ``weights`` (C, d) onto ``text_embeddings`` (C, D)."""
         W = np.asarray(weights, np.float64)
         E = np.asarray(text_embeddings, np.float64)
         if len(W) != len(E):
@@ -154,6 +155,7 @@ class TextSpaceMap:
     @classmethod
     def from_encoder(cls, encoder="efficientnet-lite0", bank: ConceptBank | None = None,
                      alpha: float = 1.0) -> "TextSpaceMap":
+        """The map fitted on an encoder's ImageNet head weights and the concept bank's embeddings."""
         from ..encoders import load_model
 
         enc = load_model(encoder) if isinstance(encoder, str) else encoder
@@ -176,6 +178,7 @@ class TextSpaceMap:
         return l2_normalize(X @ self.matrix_)
 
     def save(self, folder) -> Path:
+        """Write the map to ``folder`` (safetensors + JSON); returns the folder."""
         from safetensors.numpy import save_file
 
         folder = Path(folder)
@@ -188,6 +191,7 @@ class TextSpaceMap:
 
     @classmethod
     def load(cls, folder) -> "TextSpaceMap":
+        """A map written by :meth:`save`."""
         from safetensors.numpy import load_file
 
         folder = Path(folder)

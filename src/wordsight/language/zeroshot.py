@@ -242,14 +242,17 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         return self._check(X) @ self.class_embeddings_.T
 
     def predict_log_proba(self, X) -> np.ndarray:
+        """Log-softmax of the scaled cosine scores against each class's text vector."""
         z = self.decision_function(X) * self.scale_
         z -= z.max(1, keepdims=True)
         return z - np.log(np.exp(z).sum(1, keepdims=True))
 
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, the exponential of :meth:`predict_log_proba`."""
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X) -> np.ndarray:
+        """The best-scoring class of each row."""
         scores = self.decision_function(X)  # fits on first use, which sets classes_
         return self.classes_[np.argmax(scores, axis=1)]
 
@@ -295,6 +298,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, folder) -> "ZeroShotClassifier":
+        """A classifier written by :meth:`save` (safetensors + JSON)."""
         from safetensors.numpy import load_file
 
         folder = Path(folder)

@@ -32,9 +32,11 @@ class FeatureBlocks:
 
     @property
     def labels(self) -> list:
+        """The label of every row (None where the sample has none)."""
         return [getattr(s, "label", None) for s in self.samples]
 
     def take(self, idx) -> "FeatureBlocks":
+        """The rows ``idx`` of every block, view and prior reading, in that order."""
         idx = np.asarray(idx, np.int64)
         return FeatureBlocks([self.samples[i] for i in idx], {k: v[idx] for k, v in self.embeddings.items()},
                              None if self.probs is None else self.probs[idx], self.probs_encoder, [],

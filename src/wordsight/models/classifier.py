@@ -178,6 +178,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ configuration
     @property
     def encoder_names(self) -> list[str]:
+        """The image encoders' names as a list (``encoders`` may be one string)."""
         return [self.encoders] if isinstance(self.encoders, str) else list(self.encoders)
 
     @property
@@ -187,6 +188,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     @property
     def fusion_(self):
+        """The fusion object of ``fusion`` (which blocks form a row, numpy and torch forms)."""
         return make_fusion(self.fusion, self.encoder_names, self.text_weight, self.paired_text_weight)
 
     def check_params(self) -> None:
@@ -205,6 +207,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitted state, read-only views
     @property
     def head_(self):
+        """The fitted head (numpy logits, torch and ONNX forms, state)."""
         return self.state_.head
 
     @property
@@ -214,14 +217,17 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     @property
     def prior_mix_(self) -> PriorMix | None:
+        """How the prior is combined with the head (weight, temperatures), or None without a prior."""
         return self.state_.mix
 
     @property
     def feature_dims_(self) -> dict:
+        """Embedding width of each image encoder, as fitted."""
         return self.state_.feature_dims
 
     @property
     def probs_encoder_(self):
+        """The encoder whose ImageNet probabilities feed the text block and the prior (None if none has a head)."""
         return self.state_.probs_encoder
 
     # ------------------------------------------------------------------ features

@@ -121,6 +121,7 @@ FUSIONS = tuple(FUSION_CLASSES)
 
 
 def make_fusion(name: str, encoders, text_weight: float = 1.0, paired_text_weight: float = 1.0) -> Fusion:
+    """The :class:`Fusion` registered as ``name`` over ``encoders`` with its block weights."""
     if name not in FUSION_CLASSES:
         raise ValueError(f"unknown fusion {name!r}: choose one of {', '.join(FUSIONS)}")
     return FUSION_CLASSES[name](encoders, text_weight, paired_text_weight)

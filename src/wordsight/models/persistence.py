@@ -116,6 +116,7 @@ def save_classifier(clf, folder) -> str:
 
 
 def read_config(folder) -> dict:
+    """The checked ``config.json`` of a saved model folder (refused in one line otherwise)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(f"{folder}: not a folder (a saved model is a folder with {CONFIG})")

@@ -20,6 +20,7 @@ def default_threads() -> int:
 
 
 def onnx_available() -> bool:
+    """Whether ``onnx`` and ``onnxruntime`` can be imported (the ``fast`` extra)."""
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401

@@ -21,6 +21,7 @@ PRECISIONS = ("fp32", "bf16", "int8", "auto")
 
 
 class TorchRunner:
+    """An encoder run in PyTorch (inference mode, channels-last): preprocessed batches in, embeddings and logits out."""
     engine = "torch"
     precision = "fp32"
 
@@ -49,6 +50,7 @@ class TorchRunner:
 
 
 class OnnxRunner:
+    """An encoder's ONNX export run by ONNX Runtime (fp32 or gated int8): preprocessed batches in, embeddings and logits out."""
     engine = "onnx"
 
     def __init__(self, path, config, preprocess, *, precision: str = "fp32", fingerprint: str | None = None,

@@ -20,13 +20,16 @@ class KNNHead(Head):
 
     @classmethod
     def state_arrays(cls, info):
+        """Names of the arrays a fitted kNN saves (training rows, their labels, class weights)."""
         return ["train", "labels", "class_weight"]
 
     @property
     def n_classes(self) -> int:
+        """Number of classes."""
         return int(self.info["n_classes"])
 
     def state_problems(self, n_features, n_classes):
+        """Problems of a loaded state: labels outside ``0..n_classes - 1``."""
         labels = self.arrays["labels"]
         if not bool(((labels >= 0) & (labels < n_classes)).all()):
             return [("labels", f"must be class indices in 0..{n_classes - 1}")]
@@ -43,6 +46,7 @@ class KNNHead(Head):
         return self
 
     def logits(self, X):
+        """Log of the class-weighted, similarity-weighted vote of the ``k`` nearest training rows (cosine)."""
         X = np.asarray(X, np.float64)
         Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
         train = self.arrays["train"]
@@ -58,6 +62,7 @@ class KNNHead(Head):
         return np.log(P / P.sum(1, keepdims=True))
 
     def to_torch(self):
+        """A torch module with the same neighbours, weights and ties (training order)."""
         import torch
 
         from ..._util.numerics import l2_normalize_torch
