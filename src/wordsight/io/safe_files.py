@@ -95,6 +95,17 @@ def read_regular_text(path, max_bytes: int, encoding: str = "utf-8") -> str:
         raise UnsafeFileError(f"{_describe(path)}: not {encoding} text ({e.reason} at byte {e.start})") from None
 
 
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (the checksums of saved model folders)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def confined(folder, name, what: str = "file") -> Path:
     """``folder / name`` for a relative ``name`` that stays inside ``folder``: no absolute path, no
     ``..``, no link that leads out. ``what`` names the entry in the error."""

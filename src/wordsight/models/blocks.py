@@ -112,3 +112,13 @@ def add_views(blocks: FeatureBlocks, source, n_views: int, augment, **options) -
             raise RuntimeError(f"augmented view {v} failed for {missing[:3]}")
         blocks.views[v] = vb.take([pos[s.path] for s in blocks.samples])
     return blocks
+
+
+def predicted_classes(P: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The most probable class of each row of ``P``; ``None`` for a NaN row (an unreadable image)."""
+    ok = ~np.isnan(P).any(1)
+    out = np.empty(len(P), dtype=classes.dtype if ok.all() else object)
+    out[ok] = classes[P[ok].argmax(1)]
+    if not ok.all():
+        out[~ok] = None
+    return out

@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._util.numerics import softmax
 from ..language.views import VIEW_CHOICES
 from .augment import Augment
-from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set
+from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set, predicted_classes
 from .fusion import FUSIONS, make_fusion
 from .heads import HEADS, LinearHead, LogisticHead, head_class, make_head
 from .persistence import ModelFolderError, load_classifier, save_classifier
@@ -520,13 +520,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Class per input; ``None`` for an image that could not be read."""
-        P = self.predict_proba(X)
-        ok = ~np.isnan(P).any(1)
-        out = np.empty(len(P), dtype=self.classes_.dtype if ok.all() else object)
-        out[ok] = self.classes_[P[ok].argmax(1)]
-        if not ok.all():
-            out[~ok] = None
-        return out
+        return predicted_classes(self.predict_proba(X), self.classes_)
 
     def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list:
         """One :class:`~wordsight.io.records.Prediction` per input image (inputs in order, then

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from .._util.numerics import softmax
-from ..io.safe_files import confined
+from ..io.safe_files import confined, file_sha256
 from . import _folder_checks as _checks
 from ._folder_checks import ModelFolderError
 from .block_sets import subset_blocks
-from .blocks import FeatureBlocks, Featurized
+from .blocks import FeatureBlocks, Featurized, predicted_classes
 from .persistence import ENSEMBLE_FORMAT
 
 ENSEMBLE_FORMAT_VERSION = 1
@@ -208,13 +208,7 @@ class Ensemble:
         return F.scatter(self.log_proba_featurized(F))
 
     def predict(self, X) -> np.ndarray:
-        P = self.predict_proba(X)
-        ok = ~np.isnan(P).any(1)
-        out = np.empty(len(P), dtype=self.classes_.dtype if ok.all() else object)
-        out[ok] = self.classes_[P[ok].argmax(1)]
-        if not ok.all():
-            out[~ok] = None
-        return out
+        return predicted_classes(self.predict_proba(X), self.classes_)
 
     def score(self, X, y) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y, dtype=object)))
@@ -247,7 +241,7 @@ class Ensemble:
         from safetensors.numpy import save_file
 
         from .._version import __version__
-        from .persistence import _canonical, _jsonable, _sha256
+        from .persistence import _canonical, _jsonable
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -260,7 +254,7 @@ class Ensemble:
         if self.kind == "stack":
             save_file({k: np.ascontiguousarray(v, np.float64) for k, v in self.meta.items()}, str(folder / META_FILE))
             meta = {"file": META_FILE, "arrays": sorted(self.meta)}
-        files = {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*"))
+        files = {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*"))
                  if p.is_file() and (p.name == META_FILE and p.parent == folder
                                      or p.relative_to(folder).parts[0] == MEMBERS_DIR)}
         config = {"format": ENSEMBLE_FORMAT, "format_version": ENSEMBLE_FORMAT_VERSION, "library_version": __version__,

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.safe_files import file_sha256
+
 MODES = ("last-blocks", "all")
 STATE = "state.json"
 CHECKPOINT = "checkpoint.safetensors"
@@ -166,14 +168,6 @@ def split_train_val(labels: list, fraction: float, seed: int) -> tuple[np.ndarra
     return np.sort(np.array(train, np.int64)), np.sort(np.array(val, np.int64))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _atomic_json(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -186,7 +180,7 @@ def _atomic_tensors(path: Path, tensors: dict) -> str:
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, path)
-    return _sha256(path)
+    return file_sha256(path)
 
 
 class _Images:
@@ -418,7 +412,7 @@ def _load_trained(path: Path, sha: str | None, encoder, head, names, optim=None)
     import torch
     from safetensors.torch import load_file
 
-    if sha is None or not path.is_file() or _sha256(path) != sha:
+    if sha is None or not path.is_file() or file_sha256(path) != sha:
         raise FinetuneError(f"{path}: missing or changed since its state was written; delete {path.parent} to "
                             "start over")
     tensors = load_file(str(path))

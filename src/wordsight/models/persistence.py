@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.safe_files import confined
+from ..io.safe_files import confined, file_sha256
 from . import _folder_checks as _checks
 from ._finetuned_files import load_weights, save_weights
 from ._folder_checks import HEAD_FILE, ModelFolderError
@@ -26,14 +26,6 @@ ENSEMBLE_FORMAT = "wordsight-ensemble"  # models.ensemble: members + weights / a
 CONFIG = "config.json"
 PROBE_FILE = "prior_probe.safetensors"  # the few-shot learner on the prior, when it is the learner
 PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _canonical(d: dict) -> str:
@@ -67,26 +59,26 @@ def save_classifier(clf, folder) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     arrays, info = state.head.state()
     save_file(arrays, str(folder / HEAD_FILE))
-    files = {HEAD_FILE: _sha256(folder / HEAD_FILE)}
+    files = {HEAD_FILE: file_sha256(folder / HEAD_FILE)}
     prior = None
     if state.prior is not None:
         state.prior.save(folder / PRIOR_DIR)
         for p in sorted((folder / PRIOR_DIR).rglob("*")):
             if p.is_file():
-                files[p.relative_to(folder).as_posix()] = _sha256(p)
+                files[p.relative_to(folder).as_posix()] = file_sha256(p)
         prior = {**_jsonable(state.mix.to_json()), "folder": PRIOR_DIR, "view": state.prior.view_,
                  "zero_shot_method": state.prior._method(), "text_model": clf.text_model, "learner": "mix"}
         if state.probe is not None:
             probe_arrays, probe_info = state.probe.state()
             save_file(probe_arrays, str(folder / PROBE_FILE))
-            files[PROBE_FILE] = _sha256(folder / PROBE_FILE)
+            files[PROBE_FILE] = file_sha256(folder / PROBE_FILE)
             prior.update(learner="probe", probe={"info": _jsonable(probe_info), "file": PROBE_FILE,
                                                  "arrays": sorted(probe_arrays)})
     paired = None
     if state.paired is not None:  # the second head of a paired / late model (models.paired)
         paired_arrays, paired = state.paired.to_config(clf.head)
         save_file(paired_arrays, str(folder / paired["file"]))
-        files[paired["file"]] = _sha256(folder / paired["file"])
+        files[paired["file"]] = file_sha256(folder / paired["file"])
         paired = _jsonable(paired)
     encoders = []
     weights = save_weights(folder, clf.encoder_names if state.feature_dims else [], files)  # fine-tuned encoders

@@ -87,7 +87,9 @@ class SearchResult:
                  "fusion": t.candidate.fusion, "head": t.candidate.head,
                  "C": "" if t.candidate.C is None else t.candidate.C, "hidden": t.candidate.hidden or "",
                  "augment": t.candidate.augment, "cv_accuracy": round(t.accuracy, 4), "cv_std": round(t.std, 4),
-                 "fit_seconds": round(t.fit_seconds, 2), "state": t.state, "members": ""} for t in self.trials]
+                 "fit_seconds": round(t.fit_seconds, 2), "state": t.state, "members": ""}
+                for t in self.ranked() + [t for t in self.trials if not t.complete]]
+        # stable sort: rows that tie once rounded keep the ranked order (unrounded keys), so row 1 is ``best``
         rows += self.extra_rows
         done = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: (-r["cv_accuracy"], r["fit_seconds"]))
         rest = [r for r in rows if r["state"] != "complete"]
