@@ -41,3 +41,10 @@ def add_ray_options(p, shards: bool = False) -> None:
     g.add_argument("--num-gpus", type=float, default=0, help="GPUs per actor")
     if shards:
         g.add_argument("--shard-size", type=int, default=1000, help="images per Parquet shard")
+
+
+def encoders_arg(args) -> list[str]:
+    """``--encoders`` as a list of names; the default image model when it was not given."""
+    from ..encoders import DEFAULT_IMAGE_MODEL
+
+    return [e.strip() for e in (args.encoders or DEFAULT_IMAGE_MODEL).split(",") if e.strip()]

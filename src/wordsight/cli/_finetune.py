@@ -5,6 +5,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from ._common import encoders_arg
+
 CHECKPOINT_DIR = "finetune-checkpoint"  # inside --out while training; removed once the model is saved
 
 
@@ -32,7 +34,7 @@ def finetune_from_args(args, data) -> str:
     """Fine-tune the one encoder of ``--encoders``; the fine-tuned encoder's name."""
     from ..models.finetune import FinetuneOptions, finetune
 
-    encoders = [e.strip() for e in (args.encoders or "efficientnet-lite0").split(",") if e.strip()]
+    encoders = encoders_arg(args)
     if len(encoders) != 1:
         raise SystemExit(f"--finetune trains one encoder; --encoders names {len(encoders)}")
     options = FinetuneOptions(mode=args.finetune, epochs=args.finetune_epochs, blocks=args.finetune_blocks,

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._common import encoders_arg
+
 LEADERBOARD = "leaderboard.csv"
 SEARCH_JSON = "search.json"
 
@@ -26,9 +28,7 @@ def add_search_options(p) -> None:
 
 def encoder_pool(args) -> list[str] | None:
     """The encoders named with --encoders, or None (the search's default pool)."""
-    if not args.encoders:
-        return None
-    return [e.strip() for e in args.encoders.split(",") if e.strip()]
+    return encoders_arg(args) if args.encoders else None
 
 
 def run_search(args, data, out, log=None):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_feature_options, cache_arg, report_failures
+from ._common import add_feature_options, cache_arg, encoders_arg, report_failures
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
 from ._search import add_search_options, run_search
 
@@ -55,8 +55,7 @@ def classifier_from_args(args):
         descriptions = load_class_descriptions(args.class_descriptions)
     weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
     fusion = "image" if args.fusion == "auto" else args.fusion  # resolved from the labels in fit_data
-    encoders = args.encoders or "efficientnet-lite0"
-    return Classifier(encoders=tuple(e.strip() for e in encoders.split(",") if e.strip()), fusion=fusion,
+    return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion,
                       head=args.head, C=args.C, class_weight=args.class_weight, text_model=args.text_model,
                       text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,
                       prior_view=args.prior_view, augment=args.augment, tta=args.tta, cache=cache_arg(args),
