@@ -103,7 +103,8 @@ def test_cli_fit_finetune_then_predict_and_export(stripes, tmp_path, capsys):
 
     out = tmp_path / "model"
     assert main(["fit", str(stripes), "--out", str(out), "--finetune", "last-blocks", "--finetune-epochs", "1",
-                 "--finetune-batch-size", "4", "--finetune-blocks", "1", "--C", "1", "--quiet"]) == 0
+                 "--finetune-batch-size", "4", "--finetune-blocks", "1", "--C", "1", "--fusion", "image",
+                 "--quiet"]) == 0  # image fusion: exported below (the few-shot default, the prior, is not)
     err = capsys.readouterr().err
     assert "fine-tuned efficientnet-lite0 (last-blocks" in err and "2 steps, 1 epochs" in err, err
     assert not (out / "finetune-checkpoint").exists()  # removed once the model is saved

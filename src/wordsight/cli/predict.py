@@ -58,7 +58,7 @@ def run(args) -> int:
         rows = ray_records(args, data)
     else:
         clf = Classifier.load(args.model)
-        if args.text is not None and not clf.fusion_.paired:
+        if args.text is not None and not clf.reads_texts:
             raise ValueError(f"{args.model}: this model (fusion {clf.fusion!r}) does not read texts; only models "
                              "fitted with fusion 'paired' or 'late' do")
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)

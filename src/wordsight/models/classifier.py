@@ -191,6 +191,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
         """The fusion object of ``fusion`` (which blocks form a row, numpy and torch forms)."""
         return make_fusion(self.fusion, self.encoder_names, self.text_weight, self.paired_text_weight)
 
+    @property
+    def reads_texts(self) -> bool:
+        """Whether predictions read each image's own text (fusion ``paired`` or ``late``)."""
+        return bool(self.fusion_.paired)
+
     def check_params(self) -> None:
         """Validate the parameters (scikit-learn's declared constraints, plus a few relations)."""
         self._validate_params()

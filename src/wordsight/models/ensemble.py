@@ -76,6 +76,7 @@ class Ensemble:
     share their classes."""
 
     fusion = "ensemble"
+    reads_texts = False  # members are image models (the search offers no paired-text fusion)
     augment = 0
     tta = 0
     prior_ = None
@@ -213,14 +214,16 @@ class Ensemble:
     def score(self, X, y) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y, dtype=object)))
 
-    def describe_blocks(self, blocks: FeatureBlocks) -> list[str | None]:
+    def describe_blocks(self, blocks: FeatureBlocks, proba=None) -> list[str | None]:
+        """The first member's words for ``blocks``; with ``proba`` (the ensemble's rows) they lead
+        with the classes the ensemble finds most likely (``models.words``)."""
         m = self.members[0]
-        return m.describe_blocks(subset_blocks(blocks, m.encoder_names)) if blocks is not None else []
+        return m.describe_blocks(subset_blocks(blocks, m.encoder_names), proba) if blocks is not None else []
 
     def describe(self, X) -> list[str | None]:
         F = self.featurize(X)
         out = [None] * F.n_inputs
-        for r, t in zip(F.rows, self.describe_blocks(F.blocks)):
+        for r, t in zip(F.rows, self.describe_blocks(F.blocks, self.proba_featurized(F))):
             out[r] = t
         return out
 
@@ -230,7 +233,7 @@ class Ensemble:
 
         F = self.featurize(X)
         P = self.proba_featurized(F)
-        texts = self.describe_blocks(F.blocks) if describe and F.blocks is not None else None
+        texts = self.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
         out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
                           self.classes_, P, top_k, texts)
         return out + [Prediction(f.path, error=f.reason) for f in F.failures]

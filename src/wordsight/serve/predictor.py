@@ -104,7 +104,7 @@ class Predictor:
             model = {"name": Path(self.settings.model_dir).name, "classes": self.classes,
                      "encoders": list(self.classifier.encoder_names), "fusion": self.classifier.fusion,
                      "head": self.classifier.head, "text_model": params.get("text_model"),
-                     "reads_texts": self.classifier.fusion_.paired,  # POST /v1/predict takes `texts`
+                     "reads_texts": self.classifier.reads_texts,  # POST /v1/predict takes `texts`
                      "trained_with": cfg.get("library_version")}
         zs_error = self.zero_shot_error
         return {"version": __version__, "model": model,
