@@ -122,3 +122,25 @@ def predicted_classes(P: np.ndarray, classes: np.ndarray) -> np.ndarray:
     if not ok.all():
         out[~ok] = None
     return out
+
+
+def input_rows(src, blocks: FeatureBlocks) -> tuple[np.ndarray, int]:
+    """Where each row of ``blocks`` stands among the inputs of ``src`` (None: the blocks are the
+    inputs), and how many inputs there were: failed images leave gaps that ``scatter`` fills."""
+    if src is None:
+        return np.arange(len(blocks)), len(blocks)
+    pos = {s.path: i for i, s in enumerate(src.samples)}
+    return np.array([pos[s.path] for s in blocks.samples], np.int64), len(src.samples)
+
+
+def prediction_records(model, X, top_k: int, describe: bool) -> list:
+    """One :class:`~wordsight.io.records.Prediction` per input of ``model`` (a Classifier or an
+    Ensemble: ``featurize``, ``proba_featurized``, ``describe_blocks``), then one per failure."""
+    from ..io.records import Prediction, predictions
+
+    F = model.featurize(X)
+    P = model.proba_featurized(F)
+    texts = model.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
+    out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
+                      model.classes_, P, top_k, texts)
+    return out + [Prediction(f.path, error=f.reason) for f in F.failures]

@@ -19,7 +19,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._util.numerics import softmax
 from ..language.views import VIEW_CHOICES
 from .augment import Augment
-from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set, predicted_classes
+from .blocks import (
+    FeatureBlocks,
+    Featurized,
+    add_views,
+    extract_blocks,
+    from_feature_set,
+    input_rows,
+    predicted_classes,
+    prediction_records,
+)
 from .fusion import FUSIONS, make_fusion
 from .heads import HEADS, LinearHead, LogisticHead, head_class, make_head
 from .persistence import ModelFolderError, load_classifier, save_classifier
@@ -487,11 +496,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if M.shape[1] != self.n_features_in_:
             raise ValueError(f"fused features have {M.shape[1]} columns; this model was fitted on {self.n_features_in_}")
         prior = self.prior_log_proba(blocks) if self.prior_ is not None else None
-        if src is not None:
-            pos = {s.path: i for i, s in enumerate(src.samples)}
-            rows, n = np.array([pos[s.path] for s in blocks.samples], np.int64), len(src.samples)
-        else:
-            rows, n = np.arange(len(blocks)), len(blocks)
+        rows, n = input_rows(src, blocks)
         return Featurized(M, blocks.samples, blocks.failures, blocks, prior, n, rows)
 
     def log_proba_featurized(self, F: Featurized) -> np.ndarray:
@@ -530,14 +535,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list:
         """One :class:`~wordsight.io.records.Prediction` per input image (inputs in order, then
         the failures): predicted class, top-k with probabilities, its description, or the error."""
-        from ..io.records import Prediction, predictions
-
-        F = self.featurize(X)
-        P = self.proba_featurized(F)
-        texts = self.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
-        out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
-                          self.classes_, P, top_k, texts)
-        return out + [Prediction(f.path, error=f.reason) for f in F.failures]
+        return prediction_records(self, X, top_k, describe)
 
     def describe(self, X) -> list[str | None]:
         """Per-image descriptions in words, one per input (``None`` for an image that could not be

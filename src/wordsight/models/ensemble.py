@@ -30,7 +30,7 @@ from ..io.safe_files import confined, file_sha256
 from . import _folder_checks as _checks
 from ._folder_checks import ModelFolderError
 from .block_sets import subset_blocks
-from .blocks import FeatureBlocks, Featurized, predicted_classes
+from .blocks import FeatureBlocks, Featurized, input_rows, predicted_classes, prediction_records
 from .persistence import ENSEMBLE_FORMAT
 
 ENSEMBLE_FORMAT_VERSION = 1
@@ -183,11 +183,7 @@ class Ensemble:
         src = None if isinstance(X, FeatureBlocks) else open_source(X)
         blocks = self.extract(X if src is None else src)
         Z = stack_features(self.member_probas(blocks)) if len(blocks) else np.zeros((0, self.n_features_in_))
-        if src is not None:
-            pos = {s.path: i for i, s in enumerate(src.samples)}
-            rows, n = np.array([pos[s.path] for s in blocks.samples], np.int64), len(src.samples)
-        else:
-            rows, n = np.arange(len(blocks)), len(blocks)
+        rows, n = input_rows(src, blocks)
         return Featurized(Z, blocks.samples, blocks.failures, blocks, None, n, rows)
 
     def proba_featurized(self, F: Featurized) -> np.ndarray:
@@ -229,14 +225,7 @@ class Ensemble:
 
     def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list:
         """As :meth:`Classifier.predict_records <wordsight.models.Classifier.predict_records>`."""
-        from ..io.records import Prediction, predictions
-
-        F = self.featurize(X)
-        P = self.proba_featurized(F)
-        texts = self.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
-        out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
-                          self.classes_, P, top_k, texts)
-        return out + [Prediction(f.path, error=f.reason) for f in F.failures]
+        return prediction_records(self, X, top_k, describe)
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder) -> str:
