@@ -125,3 +125,19 @@ def test_load_rejects_bad_files_with_the_file_named(tmp_path):
         load_class_descriptions(wrong)
     with pytest.raises(FileNotFoundError, match="nope.json"):
         load_class_descriptions(tmp_path / "nope.json")
+
+
+def test_a_class_read_from_a_folder_matches_its_keys_folder_spelling(tmp_path):
+    # "T-shirt/top" cannot be a folder name: the images sit in T-shirt-top/ and the file keeps the real name
+    path = tmp_path / "desc.json"
+    path.write_text(json.dumps({"T-shirt/top": ["a short-sleeved top"], "T-shirt-top": ["exact key"],
+                                "Bag/purse": ["a handbag"], "Coat": "a long coat"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every key is used: no "ignored" warning
+        got = load_class_descriptions(path, ["Bag-purse", "Coat", "T-shirt-top", "T-shirt/top"])
+    assert got == {"Bag-purse": ["a handbag"], "Coat": ["a long coat"],
+                   "T-shirt-top": ["exact key"],  # an exact name wins over a folder spelling
+                   "T-shirt/top": ["a short-sleeved top"]}
+    with pytest.raises(MissingClassesError) as e:
+        load_class_descriptions(path, ["Bag_purse", "Coat"])  # only "/" -> "-" is a folder spelling
+    assert e.value.missing == ["Bag_purse"]

@@ -92,7 +92,7 @@ def test_scikit_learn_behaviour(images_as_text):
 
 
 def test_missing_descriptions_are_reported_by_class_name(tmp_path):
-    with pytest.raises(MissingClassesError, match="lack 1 class.*banana"):
+    with pytest.raises(MissingClassesError, match="no descriptions for 1 class.*banana"):
         ZeroShotClassifier(CLASSES, descriptions={"cat": ["x"], "truck": ["y"]}).fit()
     path = tmp_path / "d.json"
     path.write_text('{"banana": ["a yellow fruit"], "cat": ["a pet"], "truck": ["a lorry"]}')
@@ -136,3 +136,10 @@ def test_fit_with_unlabelled_images_centres_them(images_as_text, tmp_path):
     assert np.allclose(back.image_mean_, clf.image_mean_)
     plain = ZeroShotClassifier(CLASSES, descriptions=DESCRIPTIONS, center=False).fit(images_as_text)
     assert plain.image_mean_ is None
+
+
+def test_descriptions_given_as_a_dict_match_folder_spelled_classes():
+    # fit on a folder T-shirt-top/ with the file's key "T-shirt/top" (was refused as missing)
+    clf = ZeroShotClassifier(["T-shirt-top", "cat"], descriptions={"T-shirt/top": ["a top"], "cat": "a pet"}).fit()
+    assert clf.class_texts_["T-shirt-top"] == ["T-shirt-top: a top"]
+    assert clf.class_texts_["cat"] == ["cat: a pet"]

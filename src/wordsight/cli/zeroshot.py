@@ -121,8 +121,9 @@ def run(args) -> int:
     for r in records:
         top = ", ".join(f"{c} ({p:.2f})" for c, p in r.top_k)
         print(f"{r.path}\t{r.predicted}\t{top}")
-    # Folder labels name classes with "/" replaced ("T-shirt-top" for "T-shirt/top").
-    by_label = {**{c.replace("/", "-"): c for c in classes}, **{c: c for c in classes}}
+    from ..io.datasets import folder_label_index
+
+    by_label = folder_label_index(classes)
     labelled = [r for r in records if r.label in by_label]
     if labelled:
         acc = sum(r.predicted == by_label[r.label] for r in labelled) / len(labelled)

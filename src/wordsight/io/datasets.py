@@ -64,7 +64,16 @@ def load_fashion_mnist(split: str = "train", root=None) -> tuple[np.ndarray, np.
 
 
 def class_folder_name(name: str) -> str:
+    """The folder that holds a class's images: a folder name cannot hold ``/``, so ``T-shirt/top``
+    is written ``T-shirt-top``."""
     return name.replace("/", "-")
+
+
+def folder_label_index(classes) -> dict[str, str]:
+    """Map each label as it may appear on disk (the class name or its :func:`class_folder_name`)
+    to the class name; an exact name wins over a folder spelling."""
+    names = [str(c) for c in classes]
+    return {**{class_folder_name(c): c for c in names}, **{c: c for c in names}}
 
 
 def write_image_folder(out: str | os.PathLike, split: str = "train", limit: int | None = None,

@@ -9,6 +9,7 @@ import re
 import warnings
 from pathlib import Path
 
+from ..io.datasets import folder_label_index
 from ._text import display_name
 from .llm import LLMBackend, get_llm
 from .wording import shorten
@@ -148,7 +149,7 @@ def read_descriptions_file(path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: descriptions must be an object {{class name: [descriptions]}}")
     data.pop(PROVENANCE_KEY, None)
-    data = {k: [v] if isinstance(v, (str, dict)) else v for k, v in data.items()}
+    data = {k: _as_list(v) if isinstance(v, (str, dict)) else v for k, v in data.items()}
     _validate(data, str(path))
     return data
 
@@ -158,22 +159,33 @@ def load_class_descriptions(path, classes=None, missing: str = "error") -> dict[
     description may also be ``{"text", "weight", "source"}``, as ``wordsight describe-classes``
     writes them).
 
-    With ``classes``: the result has exactly those keys, in that order. Classes the file lacks
-    raise :class:`MissingClassesError` naming them (``missing="error"``) or get an empty list
-    (``missing="empty"``); keys the file has beyond ``classes`` are reported with a warning.
+    With ``classes``: the result has exactly those keys, in that order (see
+    :func:`descriptions_for`: folder spellings match, missing classes raise or get an empty list).
     """
     data = read_descriptions_file(path)
-    if classes is None:
-        return data
+    return data if classes is None else descriptions_for(data, classes, missing=missing, where=str(path))
+
+
+def descriptions_for(data: dict, classes, missing: str = "error", where: str = "descriptions") -> dict[str, list]:
+    """``data``'s descriptions for exactly ``classes``, in that order. A class read from a folder
+    matches its key's folder spelling (``T-shirt-top`` for ``T-shirt/top``). Classes without a key
+    raise :class:`MissingClassesError` naming them (``missing="error"``) or get an empty list
+    (``missing="empty"``); keys beyond ``classes`` are reported with a warning."""
     classes = [str(c) for c in classes]
-    absent = [c for c in classes if c not in data]
-    extra = [k for k in data if k not in set(classes)]
+    by_label = folder_label_index(data)
+    key = {c: by_label.get(c) for c in classes}
+    absent = [c for c in classes if key[c] is None]
+    extra = [k for k in data if k not in set(key.values())]
     if extra:
-        warnings.warn(f"{path}: {len(extra)} key(s) are not among the classes and are ignored: "
-                      f"{', '.join(extra[:10])}", stacklevel=2)
+        warnings.warn(f"{where}: {len(extra)} key(s) are not among the classes and are ignored: "
+                      f"{', '.join(map(str, extra[:10]))}", stacklevel=3)
     if absent and missing == "error":
-        raise MissingClassesError(f"{path}: no descriptions for {len(absent)} class(es): {', '.join(absent)}", absent)
-    return {c: list(data.get(c, [])) for c in classes}
+        raise MissingClassesError(f"{where}: no descriptions for {len(absent)} class(es): {', '.join(absent)}", absent)
+    return {c: [] if key[c] is None else _as_list(data[key[c]]) for c in classes}
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, (str, dict)) else list(value)
 
 
 def _validate(data, where: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..io.datasets import folder_label_index
 from ._text import display_name
 from .zeroshot import DEFAULT_TEMPLATES
 
@@ -70,10 +71,11 @@ def add_entries(pool: dict[str, list[dict]], more: dict[str, list[dict]]) -> dic
 def image_labels(labels, classes) -> np.ndarray | None:
     """Class indices of labelled images (folder names match a class, ``/`` written ``-``), or
     None when any image lacks a class label."""
-    index = {**{c.replace("/", "-"): i for i, c in enumerate(classes)}, **{c: i for i, c in enumerate(classes)}}
-    if labels is None or not len(labels) or any(lab not in index for lab in labels):
+    by_label = folder_label_index(classes)
+    if labels is None or not len(labels) or any(lab not in by_label for lab in labels):
         return None
-    return np.asarray([index[lab] for lab in labels], dtype=np.int64)
+    position = {c: i for i, c in enumerate(map(str, classes))}
+    return np.asarray([position[by_label[lab]] for lab in labels], dtype=np.int64)
 
 
 def _all_ones(pool):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import random
 import string
-import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -199,7 +198,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         return texts
 
     def _descriptions(self, classes: list[str]) -> dict[str, list[str]]:
-        from .descriptions import MissingClassesError, cached_class_descriptions, load_class_descriptions
+        from .descriptions import cached_class_descriptions, descriptions_for, load_class_descriptions
 
         d = self.descriptions
         if d is None:
@@ -210,14 +209,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
             raise TypeError(
                 f"descriptions must be a dict {{class: [texts]}} or a JSON file path, not {type(d).__name__}"
             )
-        absent = [c for c in classes if c not in d]
-        if absent:
-            raise MissingClassesError(f"descriptions lack {len(absent)} class(es): {', '.join(absent)}", absent)
-        extra = [k for k in d if k not in set(classes)]
-        if extra:
-            warnings.warn(f"descriptions for {len(extra)} unknown class(es) are ignored: {', '.join(map(str, extra[:10]))}",
-                          stacklevel=3)
-        return {c: [d[c]] if isinstance(d[c], (str, dict)) else list(d[c]) for c in classes}
+        return descriptions_for(d, classes)
 
     # --------------------------------------------------------------------------- prediction
     def _shape(self, X) -> np.ndarray:
