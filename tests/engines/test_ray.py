@@ -78,3 +78,25 @@ def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tm
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["predicted"] for r in rows[:10]] == [str(c) for c in clf.predict(images)]
     assert rows[10]["predicted"] == "" and rows[10]["error"]
+
+
+def test_a_fine_tuned_encoder_embeds_on_ray_actors(ray_local, photo_folder):
+    # its weights are registered in the driver only (from its model folder): they must reach the actors
+    import torch
+
+    from wordsight.encoders import create
+    from wordsight.encoders.finetuned import register_module
+
+    enc = create("efficientnet-lite0").eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in enc.named_parameters():
+            if "_blocks.15." in n:
+                p.add_(0.05 * torch.randn_like(p))
+    name = register_module("efficientnet-lite0", enc)
+    local = extract_features(photo_folder, name, cache=False, quiet=True)
+    frozen = extract_features(photo_folder, "efficientnet-lite0", cache=False, quiet=True)
+    remote = extract_features(photo_folder, name, engine="ray", cache=False, quiet=True, concurrency=1)
+    assert remote.paths == local.paths and remote.computed == len(local.paths) > 0
+    np.testing.assert_allclose(remote.embeddings, local.embeddings, rtol=RTOL, atol=ATOL)
+    assert np.abs(local.embeddings - frozen.embeddings).max() > 100 * ATOL  # the tuned weights were used

@@ -42,6 +42,26 @@ def _cache_arg(cache):
     return str(root if root is not None else default_cache_dir())
 
 
+class ActorEmbedBatch(EmbedBatch):
+    """:class:`EmbedBatch` on a Ray actor. A fine-tuned encoder's weights are registered in the
+    driver only (from its saved model folder), so they travel with the constructor's arguments
+    and are registered, digest checked, before the model loads."""
+
+    def __init__(self, model, *, weights=None, **kwargs):
+        if weights is not None:
+            from ...encoders.finetuned import register_weights
+
+            register_weights(model, weights, where=f"weights of {model} sent to a Ray actor")
+        super().__init__(model, **kwargs)
+
+
+def _finetuned_weights(model):
+    """The registered weights when ``model`` names a fine-tuned encoder, else None."""
+    from ...encoders.finetuned import PREFIX, registered
+
+    return registered(model) if isinstance(model, str) and model.startswith(PREFIX + ":") else None
+
+
 def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: str | None = None,
                 concurrency: int | None = None, num_cpus: float = 1, num_gpus: float = 0,
                 batch_size: int | None = None, inner_engine: str = "auto", precision: str = "fp32",
@@ -77,8 +97,8 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
     ds = ray.data.from_items(items, override_num_blocks=n_blocks)
     fn_kwargs = dict(model=model, engine=engine, precision=precision, batch_size=size, cache=_cache_arg(cache),
                      view=view, view_key=view_key, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                     threads=max(1, int(num_cpus)), small_input=small_input)
-    ds = ds.map_batches(EmbedBatch, fn_constructor_kwargs=fn_kwargs, batch_size=size, batch_format="numpy",
+                     threads=max(1, int(num_cpus)), small_input=small_input, weights=_finetuned_weights(model))
+    ds = ds.map_batches(ActorEmbedBatch, fn_constructor_kwargs=fn_kwargs, batch_size=size, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=num_cpus,
                         num_gpus=num_gpus or None)
     for cols in ds.iter_batches(batch_size=None, batch_format="numpy"):
