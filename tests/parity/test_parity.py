@@ -112,6 +112,16 @@ def test_head_onnx_graph_equals_predict_proba_or_refuses(fitted, parity_data, he
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("fusion", [f for f in IMAGE_FUSIONS if f != "image"])
+def test_the_export_refuses_fusions_its_runner_does_not_reproduce(fitted, tmp_path, fusion):
+    from wordsight.export import export_onnx
+
+    _, folder = fitted["logistic", fusion]
+    with pytest.raises(ValueError, match=rf"fusion '{fusion}' cannot be exported yet.*refit with `--fusion image`"):
+        export_onnx(folder, tmp_path / "onnx", text=False)
+    assert not (tmp_path / "onnx").exists()  # refused before anything is written
+
+
 @pytest.mark.parametrize("head,fusion", CASES)
 def test_cli_predict_and_the_server_report_predict_proba(fitted, parity_data, tmp_path, head, fusion):
     from wordsight.serve import BackgroundServer, ServeSettings

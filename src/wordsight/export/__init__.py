@@ -38,6 +38,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..encoders import load_model
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
     from ..models import Classifier
+    from ..models.classifier import FEW_SHOT_PER_CLASS
     from ..models.ensemble import is_ensemble_folder
 
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
@@ -47,7 +48,9 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     clf = Classifier.load(model_dir)
     if clf.fusion_.text or clf.fusion_.prior:
         raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces fusion "
-                         "'image' (the text and prior blocks need the language layer)")
+                         "'image' (the text and prior blocks need the language layer); refit with "
+                         "`--fusion image` to export (`wordsight fit` chooses the prior by default below "
+                         f"{FEW_SHOT_PER_CLASS} labelled images per class)")
     if clf.fusion_.paired:
         raise ValueError(f"fusion {clf.fusion!r} cannot be exported: it reads each image's own text, and the "
                          "ONNX runner takes images only (its second head and the row routing are not exported)")
