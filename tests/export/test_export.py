@@ -85,3 +85,31 @@ def test_unexportable_models_are_refused_with_the_reason(fashion_folder, tmp_pat
     clf.save(tmp_path / "matrix")
     with pytest.raises(ValueError, match="precomputed feature matrix"):
         export_onnx(tmp_path / "matrix", tmp_path / "out")
+
+
+def test_the_runners_views_are_the_language_layers(tmp_path):
+    # the runner is standalone (no wordsight import): its copy of the prior's views must not drift
+    from PIL import Image
+
+    from wordsight.export.runner import apply_view
+    from wordsight.language import views
+
+    spec = {"near_black": views.NEAR_BLACK, "dark_share": views.DARK_SHARE, "frame": views.FRAME_WIDTH}
+    rng = np.random.default_rng(0)
+    dark = np.zeros((28, 28, 3), np.uint8)
+    dark[6:22, 6:22] = 200  # a light object on black: inverted by light-background
+    boundary = dark.copy()
+    boundary[:, :14] = 255  # exactly half the frame near-black: counts as a dark background (>=)
+    wide = dark.copy()
+    wide[:, :16] = 255  # 46% near-black: kept as it is
+    images = [dark, boundary, wide, rng.integers(0, 255, (5, 3, 3), dtype=np.uint8),
+              rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)]
+    for name in ("plain", "light-background", "invert"):
+        fn, _ = views.get_view(name)
+        for a in images:
+            img = Image.fromarray(a)
+            want = np.asarray(fn(img) if fn else img)
+            np.testing.assert_array_equal(np.asarray(apply_view(img, {"name": name, **spec})), want)
+    assert [views.on_dark_background(Image.fromarray(a)) for a in (dark, boundary, wide)] == [True, True, False]
+    with pytest.raises(ValueError, match="unknown view 'sepia'"):
+        apply_view(Image.fromarray(dark), {"name": "sepia", **spec})

@@ -38,7 +38,6 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..encoders import load_model
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
     from ..models import Classifier
-    from ..models.classifier import FEW_SHOT_PER_CLASS
     from ..models.ensemble import is_ensemble_folder
 
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
@@ -46,17 +45,24 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
 
         return export_ensemble(model_dir, out, text=text)
     clf = Classifier.load(model_dir)
-    if clf.fusion_.text or clf.fusion_.prior:
-        raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces fusion "
-                         "'image' (the text and prior blocks need the language layer); refit with "
-                         "`--fusion image` to export (`wordsight fit` chooses the prior by default below "
-                         f"{FEW_SHOT_PER_CLASS} labelled images per class)")
+    if clf.fusion_.text:
+        raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces the fusions "
+                         "'image' and 'prior' (the ConSE text block is not exported); refit with "
+                         "`--fusion image` or `--fusion prior` to export")
     if clf.fusion_.paired:
         raise ValueError(f"fusion {clf.fusion!r} cannot be exported: it reads each image's own text, and the "
                          "ONNX runner takes images only (its second head and the row routing are not exported)")
     if clf.tta:
         raise ValueError(f"tta={clf.tta}: test-time augmentation is not exported; refit with tta=0")
-    head = head_graph(clf)  # refuses heads that have no ONNX form, before any work
+    if clf.fusion_.prior:
+        from .prior_graph import mixed_head_graph, prior_graph
+
+        head, prior = mixed_head_graph(clf), prior_graph(clf)  # a head without an ONNX form refuses here
+        if clf.prior_.encoder not in clf.encoder_names:
+            raise ValueError(f"the prior reads {clf.prior_.encoder!r}, which is not one of the model's image "
+                             f"encoders ({', '.join(clf.encoder_names)}): not exported")
+    else:
+        head, prior = head_graph(clf), None  # refuses heads that have no ONNX form, before any work
     if not clf.feature_dims_:
         raise ValueError(f"{model_dir}: fitted on a precomputed feature matrix, so it has no image encoder "
                          "to export; fit it on images")
@@ -68,7 +74,8 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
         enc = load_model(name)
         file = "image_encoder.onnx" if len(names) == 1 else f"image_encoder_{i}.onnx"
         export_image_encoder(enc, out / file)
-        small = EmbedBatch(enc).small_config()  # tiny images run at a smaller input size (CNNs)
+        # tiny images run at a smaller input size (CNNs) when the model was fitted that way
+        small = EmbedBatch(enc, small_input=clf.small_input).small_config()
         encoders.append({"name": name, "file": file, "dim": clf.feature_dims_[name],
                          "fingerprint": enc.config.fingerprint, "preprocessing": enc.config.preprocessing(),
                          "tiny": None if small is None else {
@@ -76,8 +83,11 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
                              "preprocessing": small.preprocessing()}})
     onnx.save(head, str(out / "head.onnx"))
     spec = {"format": "wordsight-onnx", "format_version": 1, "library_version": __version__,
-            "classes": [str(c) for c in clf.classes_], "fusion": "image",
+            "classes": [str(c) for c in clf.classes_], "fusion": clf.fusion,
             "image_encoders": encoders, "head": {"name": clf.head, "file": "head.onnx"}}
+    if prior is not None:
+        onnx.save(prior, str(out / "prior.onnx"))
+        spec["prior"] = prior_spec(clf, names.index(clf.prior_.encoder))
     if text:
         text_enc = load_model(clf.text_model)
         export_text_encoder(text_enc, out)
@@ -87,6 +97,19 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     (out / "pipeline.json").write_text(json.dumps(spec, indent=2))
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
     return out
+
+
+def prior_spec(clf, encoder_index: int) -> dict:
+    """How the runner reads an image for the prior: the encoder, its full-size preprocessing and
+    the view (with the constants of :mod:`wordsight.language.views`, so the runner needs no copy)."""
+    from ..encoders import get_config
+    from ..language import views
+
+    view = clf.prior_.view_
+    return {"file": "prior.onnx", "encoder": encoder_index,
+            "preprocessing": get_config(clf.prior_.encoder).preprocessing(),
+            "view": {"name": view, "near_black": views.NEAR_BLACK, "dark_share": views.DARK_SHARE,
+                     "frame": views.FRAME_WIDTH}}
 
 
 __all__ = ["OnnxTextEncoder", "export_image_encoder", "export_onnx", "export_text_encoder",

@@ -7,6 +7,7 @@ folder, next to ``pipeline.json``::
     from runner import Pipeline
     p = Pipeline("exported/")
     p.predict_proba(["a.jpg", "b.png"])   # (2, n_classes), columns in p.classes order
+                                          # (fusion 'prior': the language prior mixed in)
     p.predict(["a.jpg"])                  # class names
     p.encode_text(["a photo of a cat"])   # L2-normalised text embeddings
 
@@ -70,6 +71,23 @@ def decode(data: bytes, draft_size: int | None = None):
     return _to_rgb(ImageOps.exif_transpose(img))
 
 
+def apply_view(img, view: dict | None):
+    """The language prior's view of a decoded image (``wordsight.language.views``): ``invert``, or
+    ``light-background`` (invert a light object on a plain dark background, judged on the frame)."""
+    name = (view or {}).get("name", "plain")
+    if name == "plain":
+        return img
+    if name == "light-background":
+        grey = np.asarray(img.convert("L"), dtype=np.float32)
+        w = max(1, min(view["frame"], min(grey.shape) // 4))
+        frame = np.concatenate([grey[:w].ravel(), grey[-w:].ravel(), grey[:, :w].ravel(), grey[:, -w:].ravel()])
+        if float(np.mean(frame < view["near_black"])) < view["dark_share"]:
+            return img
+    elif name != "invert":
+        raise ValueError(f"unknown view {name!r}")
+    return ImageOps.invert(img.convert("RGB"))
+
+
 def preprocess(img, pre: dict) -> np.ndarray:
     size, resize = pre["input_size"], pre["resize_size"]
     w, h = img.size
@@ -90,12 +108,18 @@ class Pipeline:
         self.classes = self.spec["classes"]
         self.encoders = [(e, _session(self.folder / e["file"], threads)) for e in self.spec["image_encoders"]]
         self.head = _session(self.folder / self.spec["head"]["file"], threads)
+        prior = self.spec.get("prior")
+        self.prior = None if prior is None else (prior, _session(self.folder / prior["file"], threads))
         self._text = None
         self.threads = threads
 
+    @staticmethod
+    def _read(images) -> list:
+        return [im if isinstance(im, bytes) else Path(im).read_bytes() for im in images]
+
     def features(self, images, batch_size: int = 32) -> np.ndarray:
         """Fused features: per encoder, the L2-normalised embedding, concatenated."""
-        datas = [im if isinstance(im, bytes) else Path(im).read_bytes() for im in images]
+        datas = self._read(images)
         blocks = []
         for enc, sess in self.encoders:
             e = np.zeros((len(datas), enc["dim"]), np.float32)
@@ -111,8 +135,25 @@ class Pipeline:
             blocks.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
         return np.concatenate(blocks, 1).astype(np.float32)
 
+    def prior_log_proba(self, images, batch_size: int = 32) -> np.ndarray:
+        """The language prior (``fusion='prior'``): the prior's view of each image at the encoder's
+        full input size -> ImageNet logits and embedding -> zero-shot log-probabilities."""
+        spec, sess = self.prior
+        _, encoder = self.encoders[spec["encoder"]]
+        pre, datas, out = spec["preprocessing"], self._read(images), []
+        for j in range(0, len(datas), batch_size):
+            x = np.stack([preprocess(apply_view(decode(d, pre["resize_size"]), spec["view"]), pre)
+                          for d in datas[j : j + batch_size]])
+            emb, logits = encoder.run(["embedding", "logits"], {"pixel_values": x})
+            out.append(sess.run(["prior"], {"logits": logits, "embedding": emb})[0])
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+
     def predict_proba(self, images) -> np.ndarray:
-        return self.head.run(["probabilities"], {"features": self.features(images)})[0]
+        datas = self._read(images)
+        inputs = {"features": self.features(datas)}
+        if self.prior is not None:
+            inputs["prior"] = self.prior_log_proba(datas)
+        return self.head.run(["probabilities"], inputs)[0]
 
     def predict(self, images) -> list:
         return [self.classes[i] for i in self.predict_proba(images).argmax(1)]

@@ -20,15 +20,16 @@ from PIL import Image, ImageOps
 # (the rocket's dark evening frame 2%); its Hubble deep field (light stars on black) 57%.
 NEAR_BLACK = 16
 DARK_SHARE = 0.5
+FRAME_WIDTH = 2  # pixels of the border the background is judged on
 
 
-def _frame(img: Image.Image, width: int = 2) -> np.ndarray:
+def _frame(img: Image.Image, width: int = FRAME_WIDTH) -> np.ndarray:
     g = np.asarray(img.convert("L"), dtype=np.float32)
     w = max(1, min(width, min(g.shape) // 4))
     return np.concatenate([g[:w].ravel(), g[-w:].ravel(), g[:, :w].ravel(), g[:, -w:].ravel()])
 
 
-def border_brightness(img: Image.Image, width: int = 2) -> float:
+def border_brightness(img: Image.Image, width: int = FRAME_WIDTH) -> float:
     """Mean grey level (0-255) of a ``width``-pixel frame around the image."""
     return float(_frame(img, width).mean())
 
