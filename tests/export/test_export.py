@@ -113,3 +113,22 @@ def test_the_runners_views_are_the_language_layers(tmp_path):
     assert [views.on_dark_background(Image.fromarray(a)) for a in (dark, boundary, wide)] == [True, True, False]
     with pytest.raises(ValueError, match="unknown view 'sepia'"):
         apply_view(Image.fromarray(dark), {"name": "sepia", **spec})
+
+
+def test_a_prior_without_conse_exports_without_the_logits_input(fashion_folder, tmp_path):
+    # the prior graph asks the encoder only for what its ways read (a joint model has no ImageNet logits)
+    from wordsight.export import export_onnx
+    from wordsight.models import Classifier
+
+    clf = Classifier(fusion="prior", C=0.1, small_input=None).fit(fashion_folder / "train")
+    clf.prior_.ways_.pop("conse")  # the linear map alone: one way, read from the embedding
+    clf.save(tmp_path / "m")
+    out = export_onnx(tmp_path / "m", tmp_path / "onnx", text=False)
+    import onnx
+
+    assert [i.name for i in onnx.load(str(out / "prior.onnx")).graph.input] == ["embedding"]
+    tests = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:6]
+    pipe = _runner(out)
+    F = clf.featurize(tests)
+    np.testing.assert_allclose(pipe.prior_log_proba(tests), F.prior_logits, atol=1e-5)
+    np.testing.assert_allclose(pipe.predict_proba(tests), clf.predict_proba(tests), atol=1e-5)

@@ -95,14 +95,16 @@ def _zero_shot(g: _Graph, zs, vectors: str) -> str:
 
 
 def prior_graph(clf):
-    """``logits`` (B, K) and ``embedding`` (B, D) of the prior's reading -> ``prior`` (B, C) float64
-    log-probabilities, equal to ``clf.prior_.log_proba_reading``."""
+    """``logits`` (B, K; only when a way is ConSE) and ``embedding`` (B, D) of the prior's reading
+    -> ``prior`` (B, C) float64 log-probabilities, equal to ``clf.prior_.log_proba_reading``."""
     import onnx
     from onnx import TensorProto, helper
 
     pipeline = clf.prior_
     g = _Graph()
-    logits, embedding = g.to_double("logits"), g.to_double("embedding")
+    conse = "conse" in pipeline.ways_  # the only way that reads the ImageNet logits
+    logits = g.to_double("logits") if conse else None
+    embedding = g.to_double("embedding")
     ways = [_zero_shot(g, zs, _way_vectors(g, pipeline, way, logits, embedding)) for way, zs in pipeline.ways_.items()]
     total = ways[0]
     for w in ways[1:]:
@@ -110,8 +112,8 @@ def prior_graph(clf):
     mean = g.op("Div", [total, g.const("n_ways", float(len(ways)))])
     g.op("LogSoftmax", [mean], "prior", axis=1)
     n_cls = len(clf.classes_)
-    inputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "concepts"]),
-              helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", "dim"])]
+    inputs = ([helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "concepts"])] if conse else []) + [
+        helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", "dim"])]
     graph = helper.make_graph(g.nodes, "wordsight_prior", inputs,
                               [helper.make_tensor_value_info("prior", TensorProto.DOUBLE, ["batch", n_cls])], g.inits)
     return _model(onnx, helper, graph)

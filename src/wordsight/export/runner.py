@@ -144,8 +144,9 @@ class Pipeline:
         for j in range(0, len(datas), batch_size):
             x = np.stack([preprocess(apply_view(decode(d, pre["resize_size"]), spec["view"]), pre)
                           for d in datas[j : j + batch_size]])
-            emb, logits = encoder.run(["embedding", "logits"], {"pixel_values": x})
-            out.append(sess.run(["prior"], {"logits": logits, "embedding": emb})[0])
+            wanted = [i.name for i in sess.get_inputs()]  # "embedding", and "logits" for ConSE
+            reading = dict(zip(wanted, encoder.run(wanted, {"pixel_values": x})))
+            out.append(sess.run(["prior"], reading)[0])
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
 
     def predict_proba(self, images) -> np.ndarray:
