@@ -77,6 +77,7 @@ def test_choose_an_image_and_see_the_top_k_bars(browser, server, images, tmp_pat
     assert api["description"].startswith("matches: cat (") and api["description"].endswith(
         ". no ImageNet concept fits well")
     assert page.locator("#zeroshot-panel").is_hidden()  # the class-name box belongs to the other tab
+    assert page.locator("#text-panel").is_hidden()  # this model reads no text of its own
 
     if explains():  # the heatmap follows the bars when the server explains
         page.wait_for_selector("#heatmap-box:not([hidden])", timeout=120_000)
@@ -144,4 +145,50 @@ def test_zero_shot_tab_with_a_dropped_image(browser, server, images, tmp_path):
     }""")
     page.wait_for_selector("#error:not([hidden])", timeout=60_000)
     assert "notes.txt: not a recognised image format" in page.inner_text("#error")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def paired_server(paired_manifests, tmp_path_factory):
+    """A model that reads each image's own text (fusion 'paired'), served."""
+    from wordsight.models import Classifier
+    from wordsight.serve import BackgroundServer, ServeSettings
+
+    train, _ = paired_manifests
+    folder = tmp_path_factory.mktemp("paired-served") / "paired-model"
+    Classifier(fusion="paired", C=1.0).fit(str(train)).save(folder)
+    with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as s:
+        yield s
+
+
+def test_a_paired_model_takes_the_images_own_text_on_the_page(browser, paired_server, paired_manifests):
+    import csv
+
+    _, test_csv = paired_manifests
+    row = next(r for r in csv.DictReader(open(test_csv)) if r["label"] == "red-new")
+    image = test_csv.parent / row["path"]
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(paired_server.url + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('paired-model')")
+    assert page.locator("#text-panel").is_visible()
+    shown = {}
+    for text in ("brand new, never used", "worn out and scratched"):
+        page.fill("#own-text", text)
+        if not shown:
+            page.set_input_files("#file-input", str(image))  # choosing the image runs it with the text
+        else:
+            page.click("#text-run")
+        api = httpx.post(paired_server.url + "/v1/predict", timeout=120, data={"texts": json.dumps([text])},
+                         files=[("files", (image.name, image.read_bytes(), "image/png"))]).json()["results"][0]
+        page.wait_for_function("(want) => document.getElementById('top-class').textContent === want",
+                               arg=api["predicted"], timeout=60_000)
+        assert page.locator("#bars .pct").all_inner_texts() == [f"{100 * x['probability']:.1f}%" for x in api["top_k"]]
+        shown[text] = api["predicted"]
+    # the text decides the condition: the page sent it (the image alone tells only the colour)
+    assert shown == {"brand new, never used": "red-new", "worn out and scratched": "red-used"}
+    page.click("#tab-zeroshot")
+    assert page.locator("#text-panel").is_hidden()  # zero-shot reads the image only
+    assert not errors
     page.close()

@@ -40,9 +40,14 @@ function selectTab(tab) {
     b.setAttribute("aria-selected", String(b.dataset.tab === tab));
   }
   $("zeroshot-panel").hidden = tab !== "zeroshot";
+  $("text-panel").hidden = !(tab === "classify" && readsTexts());
   $("results").hidden = true;
   $("error").hidden = true;
   if (state.file && tab === "classify") run();
+}
+
+function readsTexts() {
+  return Boolean(state.info && state.info.model && state.info.model.reads_texts);
 }
 
 function setFile(file) {
@@ -116,6 +121,8 @@ async function run() {
     form.append("classes", JSON.stringify(classes));
     if (Object.keys(descriptions).length) form.append("descriptions", JSON.stringify(descriptions));
     path = "/v1/zeroshot";
+  } else if (readsTexts() && $("own-text").value.trim()) {
+    form.append("texts", JSON.stringify([$("own-text").value.trim()]));  // one text per image
   }
   state.busy = true;
   setStatus("Thinking…");
@@ -127,6 +134,7 @@ async function run() {
     if (state.tab === "classify" && state.info && state.info.explain) {
       const again = new FormData();
       again.append("files", state.file, state.file.name);
+      again.append("target", body.results[0].predicted);  // the class on screen (a paired model's text may move it)
       explain(again);
     }
   } catch (e) {
@@ -143,6 +151,7 @@ async function loadInfo() {
     if (info.model) {
       $("model-info").textContent = `${info.model.name}: ${info.model.classes.length} classes ` +
         `(${info.model.encoders.join(" + ")}, ${info.model.head} head) · wordsight ${info.version}`;
+      $("text-panel").hidden = !(state.tab === "classify" && readsTexts());
     } else {
       $("model-info").textContent = `zero-shot only (${info.zero_shot.encoder}) · wordsight ${info.version}`;
       $("tab-classify").disabled = true;
@@ -169,6 +178,7 @@ function init() {
   });
   zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file-input").click(); });
   $("zs-run").addEventListener("click", run);
+  $("text-run").addEventListener("click", run);
   $("api-key").addEventListener("change", loadInfo);
   loadInfo();
 }
