@@ -101,7 +101,8 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
 
 def prior_spec(clf, encoder_index: int) -> dict:
     """How the runner reads an image for the prior: the encoder, its full-size preprocessing and
-    the view (with the constants of :mod:`wordsight.language.views`, so the runner needs no copy)."""
+    the view with the constants of :mod:`wordsight.language.views` (the standalone runner repeats
+    the view's few lines; its numbers come from here, and a test holds the two equal)."""
     from ..encoders import get_config
     from ..language import views
 
