@@ -132,3 +132,18 @@ def test_a_prior_without_conse_exports_without_the_logits_input(fashion_folder, 
     F = clf.featurize(tests)
     np.testing.assert_allclose(pipe.prior_log_proba(tests), F.prior_logits, atol=1e-5)
     np.testing.assert_allclose(pipe.predict_proba(tests), clf.predict_proba(tests), atol=1e-5)
+
+
+def test_a_weighted_text_block_exports_with_its_weight(fashion_folder, tmp_path):
+    from wordsight.export import export_onnx
+    from wordsight.models import Classifier
+
+    clf = Classifier(fusion="concat", text_weight=0.5, C=0.1).fit(fashion_folder / "train")
+    clf.save(tmp_path / "m")
+    pipe = _runner(export_onnx(tmp_path / "m", tmp_path / "onnx", text=False))
+    tests = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:6]
+    F = clf.featurize(tests)
+    text = F.matrix[:, -clf.concept_bank().dim:]
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 0.5, atol=1e-6)  # the block's weight
+    np.testing.assert_allclose(pipe.features(tests), F.matrix, atol=1e-5)
+    np.testing.assert_allclose(pipe.predict_proba(tests), clf.predict_proba(tests), atol=1e-5)

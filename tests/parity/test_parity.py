@@ -112,42 +112,43 @@ def test_head_onnx_graph_equals_predict_proba_or_refuses(fitted, parity_data, he
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-@pytest.mark.parametrize("fusion", ["text", "concat"])
-def test_the_export_refuses_fusions_its_runner_does_not_reproduce(fitted, tmp_path, fusion):
-    from wordsight.export import export_onnx
-
-    _, folder = fitted["logistic", fusion]
-    with pytest.raises(ValueError, match=rf"fusion '{fusion}' cannot be exported yet.*refit with `--fusion image`"):
-        export_onnx(folder, tmp_path / "onnx", text=False)
-    assert not (tmp_path / "onnx").exists()  # refused before anything is written
+EXPORT_CASES = [(h, "prior") for h in HEADS] + [(h, f) for h in ("logistic", "mlp") for f in ("text", "concat")]
 
 
-@pytest.mark.parametrize("head", HEADS)
-def test_the_exported_prior_model_equals_predict_proba_or_refuses(fitted, parity_data, tmp_path, head):
-    # logistic: the few-shot probe; the others: the head's ONNX nodes with PriorMix (kNN, forest refuse)
+@pytest.mark.parametrize("head,fusion", EXPORT_CASES)
+def test_the_exported_model_equals_predict_proba_or_refuses(fitted, parity_data, tmp_path, head, fusion):
+    # prior + logistic: the few-shot probe; prior + others: the head's ONNX nodes with PriorMix;
+    # text / concat: the ConSE text block from the same reads as the image features
     pytest.importorskip("onnxruntime")
     import importlib.util
 
     from wordsight._util.errors import NotSupportedError
     from wordsight.export import export_onnx
 
-    clf, folder = fitted[head, "prior"]
+    clf, folder = fitted[head, fusion]
     tests = parity_data[1]
     try:
         out = export_onnx(folder, tmp_path / "onnx", text=False)
     except NotSupportedError as e:
         assert head in ("knn", "random_forest") and "no ONNX form" in str(e)
+        assert not (tmp_path / "onnx").exists()  # refused before anything is written
         return
-    assert (clf.state_.probe is not None) == (head == "logistic")
     spec = json.loads((out / "pipeline.json").read_text())
-    assert spec["fusion"] == "prior" and spec["prior"]["view"]["name"] == clf.prior_.view_ == "light-background"
-    module = importlib.util.spec_from_file_location(f"runner_{head}", out / "runner.py")
+    assert spec["fusion"] == fusion
+    module = importlib.util.spec_from_file_location(f"runner_{head}_{fusion}", out / "runner.py")
     runner = importlib.util.module_from_spec(module)
     module.loader.exec_module(runner)
     pipe = runner.Pipeline(out)
     F = clf.featurize(tests)
-    np.testing.assert_allclose(pipe.prior_log_proba(tests), F.prior_logits, atol=1e-5)
+    np.testing.assert_allclose(pipe.features(tests), F.matrix, atol=1e-5)
+    if fusion == "prior":
+        assert (clf.state_.probe is not None) == (head == "logistic")
+        assert spec["prior"]["view"]["name"] == clf.prior_.view_ == "light-background"
+        np.testing.assert_allclose(pipe.prior_log_proba(tests), F.prior_logits, atol=1e-5)
+    else:
+        assert spec["text_block"]["after_image_blocks"] == (fusion == "concat")
     np.testing.assert_allclose(pipe.predict_proba(tests), clf.predict_proba(tests), atol=1e-5)
+    assert pipe.predict_proba([]).shape == (0, len(clf.classes_))
 
 
 @pytest.mark.parametrize("head,fusion", CASES)

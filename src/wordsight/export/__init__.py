@@ -45,24 +45,22 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
 
         return export_ensemble(model_dir, out, text=text)
     clf = Classifier.load(model_dir)
-    if clf.fusion_.text:
-        raise ValueError(f"fusion {clf.fusion!r} cannot be exported yet: the ONNX runner reproduces the fusions "
-                         "'image' and 'prior' (the ConSE text block is not exported); refit with "
-                         "`--fusion image` or `--fusion prior` to export")
     if clf.fusion_.paired:
         raise ValueError(f"fusion {clf.fusion!r} cannot be exported: it reads each image's own text, and the "
                          "ONNX runner takes images only (its second head and the row routing are not exported)")
     if clf.tta:
         raise ValueError(f"tta={clf.tta}: test-time augmentation is not exported; refit with tta=0")
-    if clf.fusion_.prior:
-        from .prior_graph import mixed_head_graph, prior_graph
+    from .language_graph import mixed_head_graph, prior_graph, text_block_graph
 
+    if clf.fusion_.prior:
         head, prior = mixed_head_graph(clf), prior_graph(clf)  # a head without an ONNX form refuses here
-        if clf.prior_.encoder not in clf.encoder_names:
-            raise ValueError(f"the prior reads {clf.prior_.encoder!r}, which is not one of the model's image "
-                             f"encoders ({', '.join(clf.encoder_names)}): not exported")
+        _check_reads_own_encoder(clf, clf.prior_.encoder, "prior")
     else:
         head, prior = head_graph(clf), None  # refuses heads that have no ONNX form, before any work
+    text_block = None
+    if clf.fusion_.text:
+        text_block = text_block_graph(clf)
+        _check_reads_own_encoder(clf, clf.state_.probs_encoder, "text block")
     if not clf.feature_dims_:
         raise ValueError(f"{model_dir}: fitted on a precomputed feature matrix, so it has no image encoder "
                          "to export; fit it on images")
@@ -88,6 +86,10 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     if prior is not None:
         onnx.save(prior, str(out / "prior.onnx"))
         spec["prior"] = prior_spec(clf, names.index(clf.prior_.encoder))
+    if text_block is not None:
+        onnx.save(text_block, str(out / "text_block.onnx"))
+        spec["text_block"] = {"file": "text_block.onnx", "encoder": names.index(clf.state_.probs_encoder),
+                              "after_image_blocks": bool(clf.fusion_.image)}
     if text:
         text_enc = load_model(clf.text_model)
         export_text_encoder(text_enc, out)
@@ -97,6 +99,12 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     (out / "pipeline.json").write_text(json.dumps(spec, indent=2))
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
     return out
+
+
+def _check_reads_own_encoder(clf, encoder, what: str) -> None:
+    if encoder not in clf.encoder_names:
+        raise ValueError(f"the {what} reads {encoder!r}, which is not one of the model's image encoders "
+                         f"({', '.join(clf.encoder_names)}): not exported")
 
 
 def prior_spec(clf, encoder_index: int) -> dict:

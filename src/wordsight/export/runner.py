@@ -110,7 +110,7 @@ class Pipeline:
         self.head = _session(self.folder / self.spec["head"]["file"], threads)
         prior = self.spec.get("prior")
         self.prior = None if prior is None else (prior, _session(self.folder / prior["file"], threads))
-        self._text = None
+        self._text = self._text_block = None
         self.threads = threads
 
     @staticmethod
@@ -118,11 +118,17 @@ class Pipeline:
         return [im if isinstance(im, bytes) else Path(im).read_bytes() for im in images]
 
     def features(self, images, batch_size: int = 32) -> np.ndarray:
-        """Fused features: per encoder, the L2-normalised embedding, concatenated."""
+        """Fused features: per encoder, the L2-normalised embedding, concatenated; then the text
+        block (fusions ``text``, ``concat``) from the ImageNet logits of the same reads."""
         datas = self._read(images)
-        blocks = []
-        for enc, sess in self.encoders:
+        if not datas:
+            return np.zeros((0, self.head.get_inputs()[0].shape[1]), np.float32)
+        text = self.spec.get("text_block")
+        blocks, logits = [], None
+        for k, (enc, sess) in enumerate(self.encoders):
+            wanted = ["embedding", "logits"] if text and k == text["encoder"] else ["embedding"]
             e = np.zeros((len(datas), enc["dim"]), np.float32)
+            got = {}
             by_size: dict[int, list[int]] = {}
             pres = [choose(d, enc) for d in datas]
             for i, pre in enumerate(pres):
@@ -131,8 +137,16 @@ class Pipeline:
                 for j in range(0, len(rows), batch_size):
                     part = rows[j : j + batch_size]
                     x = np.stack([preprocess(decode(datas[i], pres[i]["resize_size"]), pres[i]) for i in part])
-                    e[part] = sess.run(["embedding"], {"pixel_values": x})[0]
+                    for name, value in zip(wanted, sess.run(wanted, {"pixel_values": x})):
+                        got.setdefault(name, np.zeros((len(datas), value.shape[1]), np.float32))[part] = value
+            e = got.get("embedding", e)
+            logits = got.get("logits", logits)
             blocks.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
+        if text:
+            if self._text_block is None:
+                self._text_block = _session(self.folder / text["file"], self.threads)
+            block = self._text_block.run(["text"], {"logits": logits})[0]
+            blocks = [*blocks, block] if text["after_image_blocks"] else [block]
         return np.concatenate(blocks, 1).astype(np.float32)
 
     def prior_log_proba(self, images, batch_size: int = 32) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""The language prior of a ``fusion='prior'`` model as ONNX graphs.
+"""The language layer of a saved model as ONNX graphs: the fused row's text block and the prior.
+
+``text_block.onnx`` (fusions ``text`` and ``concat``) is the fused row's text block: the ImageNet
+``logits`` of the encoder that has an ImageNet head, read as the image features are -> ConSE ->
+L2 normalisation -> times ``text_weight`` (:class:`~wordsight.models.fusion.Fusion`): ``text``.
 
 ``prior.onnx`` is :meth:`~wordsight.language.pipeline.ZeroShotPipeline.log_proba_reading`: the
 prior encoder's ``logits`` and ``embedding`` of the prior's view (at full input size) -> each
@@ -92,6 +96,24 @@ def _zero_shot(g: _Graph, zs, vectors: str) -> str:
         x = g.l2(g.op("Sub", [x, g.const("image_mean", mean)]))
     cos = g.op("MatMul", [x, g.const("class_texts", np.asarray(zs.class_embeddings_).T)])
     return g.op("LogSoftmax", [g.op("Mul", [cos, g.const("scale", float(zs.scale_))])], axis=1)
+
+
+def text_block_graph(clf):
+    """``logits`` (B, K) -> ``text`` (B, D) float32, the fused row's text block: ``text_weight``
+    times the L2-normalised ConSE vector over the model's concept bank."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from ..language.semantic import DEFAULT_TOP_T
+
+    g = _Graph()
+    vectors = _conse(g, g.to_double("logits"), np.asarray(clf.concept_bank().embeddings), DEFAULT_TOP_T)
+    block = g.op("Mul", [g.l2(vectors), g.const("text_weight", clf.fusion_.text_weight)])
+    g.op("Cast", [block], "text", to=TensorProto.FLOAT)
+    graph = helper.make_graph(g.nodes, "wordsight_text_block",
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "concepts"])],
+                              [helper.make_tensor_value_info("text", TensorProto.FLOAT, ["batch", "dim"])], g.inits)
+    return _model(onnx, helper, graph)
 
 
 def prior_graph(clf):
