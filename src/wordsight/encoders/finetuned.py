@@ -42,17 +42,22 @@ def tensors_digest(tensors: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:DIGEST_LENGTH]
 
 
+def is_finetuned(name) -> bool:
+    """Whether ``name`` names a fine-tuned encoder (``ft:<base>@<digest>``)."""
+    return isinstance(name, str) and name.startswith(PREFIX + ":")
+
+
 def finetuned_name(base: str, digest: str) -> str:
     return f"{PREFIX}:{base}@{digest}"
 
 
 def split(name: str) -> tuple[str, str]:
     """(base model, digest) of ``ft:<base>@<digest>`` (or of what follows the colon)."""
-    rest = name[len(PREFIX) + 1:] if name.startswith(PREFIX + ":") else name
+    rest = name[len(PREFIX) + 1:] if is_finetuned(name) else name
     base, sep, digest = rest.rpartition("@")
     if not sep or not base or len(digest) != DIGEST_LENGTH or any(c not in "0123456789abcdef" for c in digest):
         raise FinetunedWeightsError(f"{name!r} is not a fine-tuned encoder name ({PREFIX}:<base model>@<16 hex digits>)")
-    if base.startswith(PREFIX + ":"):
+    if is_finetuned(base):
         raise FinetunedWeightsError(f"{name!r}: the base of a fine-tuned encoder is a packaged model, not {base!r}")
     return base, digest
 

@@ -127,7 +127,6 @@ class Pipeline:
         blocks, logits = [], None
         for k, (enc, sess) in enumerate(self.encoders):
             wanted = ["embedding", "logits"] if text and k == text["encoder"] else ["embedding"]
-            e = np.zeros((len(datas), enc["dim"]), np.float32)
             got = {}
             by_size: dict[int, list[int]] = {}
             pres = [choose(d, enc) for d in datas]
@@ -139,7 +138,7 @@ class Pipeline:
                     x = np.stack([preprocess(decode(datas[i], pres[i]["resize_size"]), pres[i]) for i in part])
                     for name, value in zip(wanted, sess.run(wanted, {"pixel_values": x})):
                         got.setdefault(name, np.zeros((len(datas), value.shape[1]), np.float32))[part] = value
-            e = got.get("embedding", e)
+            e = got["embedding"]
             logits = got.get("logits", logits)
             blocks.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
         if text:
@@ -155,10 +154,10 @@ class Pipeline:
         spec, sess = self.prior
         _, encoder = self.encoders[spec["encoder"]]
         pre, datas, out = spec["preprocessing"], self._read(images), []
+        wanted = [i.name for i in sess.get_inputs()]  # "embedding", and "logits" for ConSE
         for j in range(0, len(datas), batch_size):
             x = np.stack([preprocess(apply_view(decode(d, pre["resize_size"]), spec["view"]), pre)
                           for d in datas[j : j + batch_size]])
-            wanted = [i.name for i in sess.get_inputs()]  # "embedding", and "logits" for ConSE
             reading = dict(zip(wanted, encoder.run(wanted, {"pixel_values": x})))
             out.append(sess.run(["prior"], reading)[0])
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)))

@@ -149,7 +149,7 @@ def read_descriptions_file(path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: descriptions must be an object {{class name: [descriptions]}}")
     data.pop(PROVENANCE_KEY, None)
-    data = {k: _as_list(v) if isinstance(v, (str, dict)) else v for k, v in data.items()}
+    data = {k: [v] if isinstance(v, (str, dict)) else v for k, v in data.items()}
     _validate(data, str(path))
     return data
 

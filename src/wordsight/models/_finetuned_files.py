@@ -3,16 +3,10 @@
 and are registered (:mod:`wordsight.encoders.finetuned`) from the checked bytes when it loads."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from ..io.safe_files import file_sha256
 from ._folder_checks import ModelFolderError
-
-
-def _is_finetuned(name: str) -> bool:
-    from ..encoders.finetuned import PREFIX
-
-    return name.startswith(PREFIX + ":")
 
 
 def save_weights(folder: Path, encoder_names, files: dict) -> dict[str, str]:
@@ -20,16 +14,16 @@ def save_weights(folder: Path, encoder_names, files: dict) -> dict[str, str]:
     sha256); {encoder name: file name}."""
     from safetensors.numpy import save_file
 
-    from ..encoders.finetuned import registered, split
+    from ..encoders.finetuned import is_finetuned, registered, split
 
     written = {}
     for name in encoder_names:
-        if not _is_finetuned(name):
+        if not is_finetuned(name):
             continue
         base, digest = split(name)
         file = f"encoder-{digest}.safetensors"
         save_file({k: v for k, v in registered(name).items()}, str(folder / file), metadata={"base": base})
-        files[file] = hashlib.sha256((folder / file).read_bytes()).hexdigest()
+        files[file] = file_sha256(folder / file)
         written[name] = file
     return written
 
@@ -41,11 +35,11 @@ def load_weights(folder: Path, config: dict, contents: dict[str, bytes]) -> None
     from safetensors.numpy import load as load_bytes
 
     from ..encoders import load_model
-    from ..encoders.finetuned import FinetunedWeightsError, check_fits, register_weights, split
+    from ..encoders.finetuned import FinetunedWeightsError, check_fits, is_finetuned, register_weights, split
 
     for enc in config["encoders"]:
         name, file = enc["name"], enc.get("weights")
-        if not _is_finetuned(name):
+        if not is_finetuned(name):
             if file is not None:
                 raise ModelFolderError(f"{folder}: encoder {name!r} is not fine-tuned but names a weights file")
             continue

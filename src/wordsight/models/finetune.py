@@ -258,13 +258,13 @@ def finetune(data, base: str, out_dir, options: FinetuneOptions | None = None, *
 
     from ..encoders import create, get_config
     from ..encoders.base import CNNEncoder
-    from ..encoders.finetuned import register_module
+    from ..encoders.finetuned import is_finetuned, register_module
     from ..io.sources import open_source
 
     options = options or FinetuneOptions()
     options.check()
     cfg = get_config(base)
-    if cfg.modality != "image" or base.startswith("ft:"):
+    if cfg.modality != "image" or is_finetuned(base):
         raise FinetuneError(f"{base!r}: fine-tuning takes a packaged image encoder")
     source = open_source(data)
     samples, failures = _readable(source)

@@ -57,9 +57,9 @@ class ActorEmbedBatch(EmbedBatch):
 
 def _finetuned_weights(model):
     """The registered weights when ``model`` names a fine-tuned encoder, else None."""
-    from ...encoders.finetuned import PREFIX, registered
+    from ...encoders.finetuned import is_finetuned, registered
 
-    return registered(model) if isinstance(model, str) and model.startswith(PREFIX + ":") else None
+    return registered(model) if is_finetuned(model) else None
 
 
 def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: str | None = None,
