@@ -30,11 +30,3 @@ class Candidate:
     def from_trial(cls, params: dict) -> "Candidate":
         return cls(tuple(params["encoders"].split("+")), params.get("fusion", "image"), params["head"],
                    params.get("C"), params.get("hidden"), int(params.get("augment", 0)))
-
-    def trial_params(self) -> dict:
-        out = {"encoders": "+".join(self.encoders), "fusion": self.fusion, "head": self.head, "augment": self.augment}
-        if self.C is not None:
-            out["C"] = self.C
-        if self.hidden:
-            out["hidden"] = self.hidden
-        return out

@@ -210,12 +210,6 @@ class Predictor:
             return f"wordsight.explain is not available: {e}"
         return None
 
-    @property
-    def explain_methods(self) -> tuple[str, ...]:
-        from ..explain import METHODS
-
-        return tuple(METHODS)
-
     def explain_batch(self, items: list[tuple[bytes, str, object]]) -> list[dict]:
         """Per (image bytes, method, target): the overlay PNG (at most ``OVERLAY_SIDE`` pixels a
         side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image."""
