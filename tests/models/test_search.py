@@ -207,3 +207,64 @@ def test_thorough_samples_the_larger_space_with_successive_halving():
     assert {c.augment for c in sampled} <= {0, 2}
     for t in res.trials:  # a pruned candidate stopped before its last fold and has no out-of-fold rows
         assert t.complete == (t.oof is not None) and (t.complete or t.state.startswith(("pruned", "failed")))
+
+
+def test_screening_rows_are_a_stratified_sorted_subsample():
+    from wordsight.models.search import screening_rows
+
+    y = np.repeat(np.arange(3), [30, 20, 10])
+    rows = screening_rows(y, 30, seed=0)
+    assert len(rows) == 30 and (np.diff(rows) > 0).all()
+    assert np.bincount(y[rows]).tolist() == [15, 10, 5]
+    assert screening_rows(y, 60, seed=0) is None and screening_rows(y, 59, seed=0) is not None
+
+
+def test_a_large_set_screens_stage_one_on_a_subsample_and_cross_validates_stage_two_on_all(monkeypatch):
+    """Stage one (the logistic head on every encoder set) runs on a stratified subsample and only
+    ranks the sets; stage two (the MLP on the best sets) runs on every image and is what can win."""
+    import wordsight.models.search as search_mod
+
+    monkeypatch.setattr(search_mod, "SCREEN_IMAGES", 21)
+    monkeypatch.setattr(search_mod, "STAGE_TWO_SETS", 1)
+    b = make_blocks(n_per_class=12)  # 36 images
+    res = search(b, mode="quick", pool=[E0, E1], seed=0)
+    screened = [t for t in res.trials if t.screened]
+    assert [t.candidate.encoders for t in screened] == [(E0,), (E1,), (E0, E1)]
+    assert all(t.state == "screened on 21 images" and t.oof is None for t in screened)
+    rows = search_mod.screening_rows(res.y, 21, 0)
+    classes = res.classes
+    want = cross_validate(screened[0].candidate, b.take(rows), res.y[rows], classes, make_folds(res.y[rows], 3, 0),
+                          base={"random_state": 0, "quiet": True})
+    assert screened[0].accuracy == pytest.approx(want.accuracy)
+    top = max(screened, key=lambda t: (t.accuracy, -t.fit_seconds))
+    (full,) = [t for t in res.trials if not t.screened]
+    assert full.candidate == Candidate(top.candidate.encoders, head="mlp", hidden=512)
+    assert full.complete and full.oof.shape == (36, 3) and res.best is full
+    assert [r["model"] for r in res.leaderboard() if r["rank"] != ""] == [full.candidate.name]
+
+
+def test_a_search_stopped_before_any_full_trial_keeps_the_best_screened_one():
+    screened = [Trial(Candidate((E0,)), 0.7, 0.0, [0.7], 1.0, "screened on 6000 images"),
+                Trial(Candidate((E1,)), 0.8, 0.0, [0.8], 1.0, "screened on 6000 images"),
+                Trial(Candidate((E0, E1), head="mlp", hidden=512), 0.9, 0.0, [0.9], 9.0, "stopped after fold 1: time limit")]
+    res = SearchResult(screened, ["a", "b"], np.array([0, 1]), [], "quick", 0.0)
+    assert res.ranked() == [] and res.best is screened[1]
+
+
+def test_the_sampled_space_gives_pixels_alone_image_fusion():
+    import optuna
+
+    from wordsight.models.search import suggest
+
+    fixed = optuna.trial.FixedTrial({"encoders": "pixels-32", "fusion": "concat", "head": "knn"})
+    assert suggest(fixed, ["pixels-32", E0], augment=False).fusion == "image"
+    fixed = optuna.trial.FixedTrial({"encoders": "pixels-32+" + E0, "fusion": "concat", "head": "knn"})
+    assert suggest(fixed, ["pixels-32", E0], augment=False).fusion == "concat"
+
+
+def test_screening_keeps_every_class_even_a_rare_one():
+    from wordsight.models.search import screening_rows
+
+    y = np.array([0] * 1000 + [1] * 4)
+    rows = screening_rows(y, 100, seed=1)
+    assert np.bincount(y[rows]).tolist() == [100, 3]  # 99.6 -> 100; the rare class gets the folds' 3

@@ -13,6 +13,7 @@ from PIL import Image
 from ._pipeline import Subject, View, _py, as_subject
 
 METHODS = ("gradcam", "gradcam++", "rollout", "lime", "shap")
+REPORT_LIME_SAMPLES = 60  # gradcam_overlay's budget where LIME stands in for Grad-CAM
 
 
 @dataclass
@@ -152,18 +153,21 @@ def gradcam_overlay(model, path, out=None, target=None, method: str = "gradcam")
     """Write the heatmap overlay of ``path`` as a PNG and return its path (for reports).
 
     ``out``: the PNG path or a folder (default: the wordsight cache's ``explain/`` folder). CNN
-    encoders get Grad-CAM, ViT encoders attention rollout, and models Grad-CAM cannot reach (a
-    random-forest head) LIME with a small sample budget.
+    encoders get Grad-CAM, ViT encoders attention rollout, and models neither reaches (a
+    random-forest head, the pixels-32 encoder) LIME with a small sample budget.
     """
+    from .rollout import has_attention
+
     subject = as_subject(model)
-    if method in ("gradcam", "gradcam++") and not hasattr(subject.encoder(), "forward_features"):
-        method = "rollout"
+    encoder = subject.encoder()
+    if method in ("gradcam", "gradcam++") and not hasattr(encoder, "forward_features"):
+        method = "rollout" if has_attention(encoder) else "lime"
     try:
-        e = explain_one(subject, path, method, target)
+        e = explain_one(subject, path, method, target, lime_samples=REPORT_LIME_SAMPLES)
     except ValueError as err:
         if "not differentiable" not in str(err):
             raise
-        e = explain_one(subject, path, "lime", target, lime_samples=60)
+        e = explain_one(subject, path, "lime", target, lime_samples=REPORT_LIME_SAMPLES)
     if out is None:
         from ..features.cache import default_cache_dir
 

@@ -51,12 +51,18 @@ def rollout_matrix(attentions, head_fusion: str = "mean", discard_ratio: float =
     return result
 
 
+def has_attention(encoder) -> bool:
+    """Whether ``encoder`` is an ``hf:`` vision transformer with a [CLS] token (what rollout reads)."""
+    model = getattr(encoder, "model", None)
+    return model is not None and hasattr(model, "config") and getattr(model.config, "model_type", "") in (
+        "vit", "deit", "beit", "dinov2", "data2vec-vision", "vit_msn", "vit_mae")
+
+
 def rollout(subject: Subject, view: View, head_fusion: str = "mean", discard_ratio: float = 0.0) -> np.ndarray:
     """Map over the view (S, S) in [0, 1]: the rollout from [CLS] to each patch."""
     enc = subject.encoder()
     model = getattr(enc, "model", None)
-    if model is None or not hasattr(model, "config") or getattr(model.config, "model_type", "") not in (
-            "vit", "deit", "beit", "dinov2", "data2vec-vision", "vit_msn", "vit_mae"):
+    if not has_attention(enc):
         raise ValueError(f"{subject.encoder_name}: attention rollout needs an hf: vision transformer with a "
                          "[CLS] token (ViT, DeiT, BEiT, DINOv2); use gradcam for CNNs or lime for any model")
     x = subject.inputs(view.image[None])[subject.encoder_name]
