@@ -69,3 +69,29 @@ def test_a_classifier_on_pixels_learns_brightness_and_refuses_language_fusions(t
     # the report's heatmap: neither Grad-CAM nor rollout reaches a pixels model, LIME stands in
     out = gradcam_overlay(clf, paths[0], out=tmp_path / "maps")
     assert out.endswith("0.lime.png") and Image.open(out).size == (36, 36)
+
+
+def test_a_model_with_pixels_beside_a_cnn_exports_to_onnx_with_the_same_probabilities(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import importlib.util
+
+    from wordsight.export import export_onnx
+
+    rng = np.random.default_rng(3)
+    paths, labels = [], []
+    for i in range(8):
+        arr = rng.integers(0, 256, (30 + i, 34, 3), dtype=np.uint8)
+        arr[:, : 17 if i % 2 else 5] = 255  # a white band: wide in one class, narrow in the other
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(arr).save(p)
+        paths.append(str(p))
+        labels.append(f"band{i % 2}")
+    clf = Classifier(encoders=("efficientnet-lite0", "pixels-32"), C=1.0, quiet=True, cache=False).fit(paths, labels)
+    clf.save(tmp_path / "model")
+    out = export_onnx(tmp_path / "model", tmp_path / "onnx", text=False)
+    spec = importlib.util.spec_from_file_location("pixels_runner", out / "runner.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    pipe = runner.Pipeline(out)
+    np.testing.assert_allclose(pipe.features(paths), clf.featurize(paths).matrix, atol=1e-5)
+    np.testing.assert_allclose(pipe.predict_proba(paths), clf.predict_proba(paths), atol=1e-5)
