@@ -240,7 +240,10 @@ def test_a_large_set_screens_stage_one_on_a_subsample_and_cross_validates_stage_
     (full,) = [t for t in res.trials if not t.screened]
     assert full.candidate == Candidate(top.candidate.encoders, head="mlp", hidden=512)
     assert full.complete and full.oof.shape == (36, 3) and res.best is full
-    assert [r["model"] for r in res.leaderboard() if r["rank"] != ""] == [full.candidate.name]
+    board = res.leaderboard()
+    assert [r["model"] for r in board if r["rank"] != ""] == [full.candidate.name] and board[0]["rank"] == 1
+    unranked = [r["cv_accuracy"] for r in board[1:]]
+    assert all(r["state"] == "screened on 21 images" for r in board[1:]) and unranked == sorted(unranked, reverse=True)
 
 
 def test_a_search_stopped_before_any_full_trial_keeps_the_best_screened_one():

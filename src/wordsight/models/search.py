@@ -106,7 +106,9 @@ class SearchResult:
         # stable sort: rows that tie once rounded keep the ranked order (unrounded keys), so row 1 is ``best``
         rows += self.extra_rows
         done = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: (-r["cv_accuracy"], r["fit_seconds"]))
-        rest = [r for r in rows if r["state"] != "complete"]
+        # then the screened rows, best first (they ranked the sets for stage two), then the rest
+        rest = sorted((r for r in rows if r["state"] != "complete"),
+                      key=lambda r: (not r["state"].startswith("screened"), -r["cv_accuracy"]))
         return [{"rank": i + 1 if r["state"] == "complete" else "", **r} for i, r in enumerate(done + rest)]
 
     def write_csv(self, path) -> str:
