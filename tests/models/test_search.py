@@ -271,3 +271,15 @@ def test_screening_keeps_every_class_even_a_rare_one():
     y = np.array([0] * 1000 + [1] * 4)
     rows = screening_rows(y, 100, seed=1)
     assert np.bincount(y[rows]).tolist() == [100, 3]  # 99.6 -> 100; the rare class gets the folds' 3
+
+
+@pytest.mark.parametrize("n,screened", [(6000, False), (6001, True)])
+def test_screening_starts_above_six_thousand_training_images(n, screened):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, n)
+    emb = {E0: (y[:, None] + rng.normal(size=(n, 4))).astype(np.float32),
+           E1: rng.normal(size=(n, 3)).astype(np.float32)}
+    b = FeatureBlocks([Sample(f"img/{i}.png", f"c{v}") for i, v in enumerate(y)], emb)
+    res = search(b, mode="quick", pool=[E0, E1], n_trials=1, seed=0)
+    (trial,) = res.trials
+    assert trial.state == ("screened on 6000 images" if screened else "complete")
