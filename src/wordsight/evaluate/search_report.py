@@ -9,7 +9,8 @@ TOP_ROWS = 20  # rows of the leaderboard shown in the HTML (all are in leaderboa
 
 
 def plot_leaderboard(rows: list[dict], path: Path) -> None:
-    """Cross-validated accuracy vs seconds per fit, one point per candidate; ensembles as stars."""
+    """Cross-validated accuracy vs seconds per fit, one point per candidate; ensembles as stars,
+    screened candidates as hollow circles."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,6 +24,10 @@ def plot_leaderboard(rows: list[dict], path: Path) -> None:
         if pts:
             ax.scatter([max(r["fit_seconds"], 1e-3) for r in pts], [r["cv_accuracy"] for r in pts], label=kind,
                        alpha=0.8, **style)
+    screened = [r for r in rows if str(r.get("state", "")).startswith("screened")]
+    if screened:  # stage one of a large set: cross-validated on a subsample, so apart from the rest
+        ax.scatter([max(r["fit_seconds"], 1e-3) for r in screened], [r["cv_accuracy"] for r in screened],
+                   marker="o", facecolors="none", edgecolors="tab:gray", label="screened on a subsample")
     for r in done[:5]:
         ax.annotate(str(r["rank"]), (max(r["fit_seconds"], 1e-3), r["cv_accuracy"]), textcoords="offset points",
                     xytext=(5, 4), fontsize=8)
