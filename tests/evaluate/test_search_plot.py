@@ -16,4 +16,4 @@ def test_screened_rows_are_drawn_as_grey_circles(tmp_path):
                  "fit_seconds": s} for a, s in ((0.88, 3.0), (0.90, 14.0), (0.83, 34.0))]
     plot_leaderboard(ranked, tmp_path / "a.png")
     plot_leaderboard(ranked + screened, tmp_path / "b.png")
-    assert _grey_pixels(tmp_path / "b.png") > _grey_pixels(tmp_path / "a.png") + 50
+    assert _grey_pixels(tmp_path / "b.png") > _grey_pixels(tmp_path / "a.png") + 30  # 3 circles: +57 measured
