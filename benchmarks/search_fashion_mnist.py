@@ -87,6 +87,10 @@ def main(argv=None) -> int:
             res["kinds"][kind] = {"cv_accuracy": round(cv_acc, 4), "test_accuracy": test_acc,
                                   "members": [t.candidate.name for t in members]}
             say(f"{kind}: cv {cv_acc:.4f}, test {test_acc:.4f}")
+    import resource  # peak resident memory of this process (Linux: KiB), the whole run
+
+    res["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    say(f"peak RSS {res['peak_rss_gib']} GiB")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=2))

@@ -24,7 +24,9 @@ def plot_leaderboard(rows: list[dict], path: Path) -> None:
         if pts:
             ax.scatter([max(r["fit_seconds"], 1e-3) for r in pts], [r["cv_accuracy"] for r in pts], label=kind,
                        alpha=0.8, **style)
-    screened = [r for r in rows if str(r.get("state", "")).startswith("screened")]
+    from ..models.search import is_screened
+
+    screened = [r for r in rows if is_screened(r.get("state", ""))]
     if screened:  # stage one of a large set: cross-validated on a subsample, so apart from the rest
         ax.scatter([max(r["fit_seconds"], 1e-3) for r in screened], [r["cv_accuracy"] for r in screened],
                    marker="o", facecolors="none", edgecolors="tab:gray", label="screened on a subsample")

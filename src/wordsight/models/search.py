@@ -46,6 +46,12 @@ REFIT_RESERVE = 1.6
 # (successive halving over the data): it only ranks the encoder sets for stage two, and one
 # logistic fit on 40,000 Fashion-MNIST images took 500-1,000 s on 2 cores where 4,000 take ~10 s.
 SCREEN_IMAGES = 6000
+SCREENED = "screened on {n} images"  # a screened trial's state
+
+
+def is_screened(state: str) -> bool:
+    """Whether a trial's (or a leaderboard row's) state says it was screened on a subsample."""
+    return str(state).startswith(SCREENED.split(" {")[0])
 
 
 @dataclass
@@ -68,7 +74,7 @@ class Trial:
     @property
     def screened(self) -> bool:
         """Cross-validated on a subsample only: ranks encoder sets for stage two, never chosen."""
-        return self.state.startswith("screened")
+        return is_screened(self.state)
 
 
 @dataclass
@@ -110,7 +116,7 @@ class SearchResult:
         done = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: (-r["cv_accuracy"], r["fit_seconds"]))
         # then the screened rows, best first (they ranked the sets for stage two), then the rest
         rest = sorted((r for r in rows if r["state"] != "complete"),
-                      key=lambda r: (not r["state"].startswith("screened"), -r["cv_accuracy"]))
+                      key=lambda r: (not is_screened(r["state"]), -r["cv_accuracy"]))
         return [{"rank": i + 1 if r["state"] == "complete" else "", **r} for i, r in enumerate(done + rest)]
 
     def write_csv(self, path) -> str:
@@ -306,7 +312,7 @@ def search(blocks: FeatureBlocks, *, mode: str = "quick", pool=None, time_limit:
             with torch_threads(1):
                 if screen is not None and trial.number < n_screened:
                     result = cross_validate(cand, screen_blocks, y[screen], classes, screen_folds, base=base)
-                    result.state, result.oof = f"screened on {len(screen)} images", None
+                    result.state, result.oof = SCREENED.format(n=len(screen)), None
                 else:
                     result = cross_validate(cand, blocks, y, classes, fold_idx, base=base, report=report)
         except optuna.TrialPruned:

@@ -40,10 +40,14 @@ function selectTab(tab) {
     b.setAttribute("aria-selected", String(b.dataset.tab === tab));
   }
   $("zeroshot-panel").hidden = tab !== "zeroshot";
-  $("text-panel").hidden = !(tab === "classify" && readsTexts());
+  showTextPanel();
   $("results").hidden = true;
   $("error").hidden = true;
   if (state.file && tab === "classify") run();
+}
+
+function showTextPanel() {  // the own-text box: on the classify tab, for a model that reads texts
+  $("text-panel").hidden = !(state.tab === "classify" && readsTexts());
 }
 
 function readsTexts() {
@@ -151,7 +155,7 @@ async function loadInfo() {
     if (info.model) {
       $("model-info").textContent = `${info.model.name}: ${info.model.classes.length} classes ` +
         `(${info.model.encoders.join(" + ")}, ${info.model.head} head) · wordsight ${info.version}`;
-      $("text-panel").hidden = !(state.tab === "classify" && readsTexts());
+      showTextPanel();
     } else {
       $("model-info").textContent = `zero-shot only (${info.zero_shot.encoder}) · wordsight ${info.version}`;
       $("tab-classify").disabled = true;
