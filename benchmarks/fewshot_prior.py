@@ -1,6 +1,6 @@
 """Few-shot with the language prior: image-only, today's mixed prior, the PriorProbe, zero-shot.
 
-The README's few-shot protocol: k labelled images per class drawn from a pool (Fashion-MNIST: 300
+The few-shot protocol of docs/benchmarks.md: k labelled images per class drawn from a pool (Fashion-MNIST: 300
 training images per class), 5 draws per k, the test images only predicted; run once per seed
 (different pools, test images and draws). Every choice a method makes is made inside its ``fit``
 from the k-shot images alone.

@@ -44,7 +44,7 @@ def test_case7_case8_fifo_and_device_are_refused_not_opened(tmp_path, capsys):
     os.mkfifo(d / "x.jpg")
     (d / "z.jpg").symlink_to("/dev/zero")
     code, err = _embed(capsys, d, "--out", tmp_path / "f.parquet", "--no-cache")
-    assert code == 0  # some images embedded: exit 0 (README), the failures listed
+    assert code == 0  # some images embedded: exit 0 (docs/manual.md), the failures listed
     rows = {os.path.basename(r["path"]): r["status"] for r in _rows(tmp_path / "f.parquet")}
     assert rows["img0.png"] == rows["img1.png"] == "ok"
     assert rows["x.jpg"] == "error: is a FIFO (named pipe), not a regular file"

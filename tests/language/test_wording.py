@@ -93,7 +93,7 @@ def shoes():
 
 
 def test_the_measured_thresholds_are_the_benchmark_s():
-    # benchmarks/concept_threshold.py, 2026-11-30 (README, "Descriptions in words")
+    # benchmarks/concept_threshold.py, 2026-11-30 (docs/benchmarks.md, "Concept threshold")
     assert CONCEPT_THRESHOLDS == {"efficientnet-lite0": 0.43, "mobilenetv2": 0.45}
     assert concept_threshold("efficientnet-lite0") == 0.43 and concept_threshold("mobilenetv2") == 0.45
     assert concept_threshold("efficientnet-lite2") == 0.45  # not measured: the strictest measured one

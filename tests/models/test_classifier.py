@@ -200,7 +200,7 @@ def test_language_prior_reads_inverted_garments_and_beats_chance(fashion_blocks)
     logp = clf.prior_log_proba(test)
     np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, rtol=1e-6)
     zero_shot = np.mean(clf.classes_[logp.argmax(1)] == np.asarray(test.labels))
-    assert zero_shot >= 0.25, zero_shot  # chance is 0.1; 33% on 1,000 test images (README)
+    assert zero_shot >= 0.25, zero_shot  # chance is 0.1; 33% on 1,000 test images (docs/benchmarks.md)
     plain = Classifier(fusion="prior", C=0.1, prior_view="plain").fit(train)
     assert plain.prior_.view_ == "plain"
     assert not np.allclose(plain.prior_log_proba(test), logp)

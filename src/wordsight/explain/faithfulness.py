@@ -15,7 +15,7 @@ Deleting means (``fill``):
 - ``"blur"``: a strongly blurred copy of the view, as in RISE's deletion metric.
 - ``"mean"``: the encoder's mean colour (model input zero).
 With the last two, 20% scattered pixels are noise over the whole image, which hurts a CNN about
-as much as losing its most salient region (measured: see the README's benchmark), so the
+as much as losing its most salient region (measured: docs/benchmarks.md, "Explanations"), so the
 comparison would say more about noise robustness than about the map.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ WAYS = ("conse", "linear")
 # centring, the linear map beat ConSE by 2-4 points for every method.
 DEFAULT_WAY = "linear"
 # Ridge strength of the linear map into the text space: 10 was best for class names on
-# Fashion-MNIST training images (benchmarks/zeroshot_fashion_mnist.py, README zero-shot table).
+# Fashion-MNIST training images (benchmarks/zeroshot_fashion_mnist.py, docs/benchmarks.md zero-shot table).
 TEXT_MAP_ALPHA = 10.0
 _maps = ProcessCache("text-space-maps", maxsize=8)
 

@@ -2,7 +2,7 @@
 
 :class:`ZeroShotPipeline` is what ``wordsight zeroshot``, ``POST /v1/zeroshot``, the Classifier's
 language prior and the report's zero-shot row all run. Its defaults are the best measured ones
-(README, "Zero-shot on Fashion-MNIST"):
+(docs/benchmarks.md, "Zero-shot on Fashion-MNIST"):
 
 - **view** ``auto``: light-on-dark images (Fashion-MNIST, scans) are inverted so that the ImageNet
   head reads them like its photos (+6 points on Fashion-MNIST training images), chosen from the

@@ -9,7 +9,7 @@ zero-shot classifier's own probabilities (pseudo-labels, weighted softly).
 A text is kept (weight 1) when its score is positive and at least ``keep`` times the best score
 of its class, else dropped (weight 0); every class keeps its best text. With labels on 1,000
 Fashion-MNIST training images, ``keep=0.7`` gave the best training accuracy of {0, 0.3, 0.5,
-0.7} (README, "Zero-shot on Fashion-MNIST"); pseudo-labels lost 0.5-5 points there (the
+0.7} (docs/benchmarks.md, "Descriptions that discriminate"); pseudo-labels lost 0.5-5 points there (the
 classifier's own mistakes vote for the texts that made them), so they are opt-in.
 """
 from __future__ import annotations

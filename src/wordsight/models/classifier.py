@@ -39,10 +39,10 @@ from .state import FittedState
 PRIOR_VIEWS = VIEW_CHOICES
 # Images per class from which the prior probe takes the image head's cross-validated penalty:
 # between the measured points 16 (C = 0.1 better) and 300 (the cross-validated C better);
-# the numbers between were not measured (README, few-shot and fusion tables).
+# the numbers between were not measured (docs/benchmarks.md, few-shot and fusion tables).
 PROBE_CV_PER_CLASS = 32
 # Below this many labelled images per class ``wordsight fit`` uses the prior by default. On the
-# README's few-shot protocol the prior probe gained +2.9 / +2.9 / +2.0 points over image-only at
+# few-shot protocol of docs/benchmarks.md the prior probe gained +2.9 / +2.9 / +2.0 points over image-only at
 # k = 1 / 2 / 4 and +0.1 at k = 8 and 16 (0.1 at 300 per class): from 16 on it adds nothing but the
 # prior's second reading of every image at full input size.
 FEW_SHOT_PER_CLASS = 16

@@ -29,9 +29,9 @@ from .candidates import Candidate
 SEARCH_MODES = ("quick", "thorough")
 # pixels-32 (the thumbnail's own values, no weights) costs no encoder pass; cross-validation decides
 # whether it earns a place: on all of Fashion-MNIST the search's MLP on lite0 + mobilenetv2 + pixels
-# scored 93.47% on the test images where the two CNNs alone scored 92.41% (README).
+# scored 93.47% on the test images where the two CNNs alone scored 92.41% (docs/benchmarks.md).
 QUICK_POOL = ("efficientnet-lite0", "mobilenetv2", "pixels-32")
-# EfficientNet-Lite2 is left out by default: 2-3x Lite0's cost per image on 2 cores (README).
+# EfficientNet-Lite2 is left out by default: 2-3x Lite0's cost per image on 2 cores (not in docs/benchmarks.md).
 THOROUGH_POOL = ("efficientnet-lite0", "efficientnet-lite1", "mobilenetv2", "pixels-32")
 AUGMENT_VIEWS = 2  # augmented views per training image when the search turns augmentation on
 FOLDS = 3

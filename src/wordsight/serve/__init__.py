@@ -1,6 +1,6 @@
 """Serving over HTTP: FastAPI app, micro-batcher, limits, metrics and a web page.
 
-Needs the ``serve`` extra (``pip install 'wordsight[serve]'``). See README "Serving".
+Needs the ``serve`` extra (``pip install 'wordsight[serve]'``). See docs/manual.md, "Serving".
 """
 from .app import create_app
 from .batcher import MicroBatcher

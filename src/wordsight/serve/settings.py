@@ -1,6 +1,6 @@
 """What a server is allowed to accept and how it batches: plain dataclasses, JSON-able.
 
-The defaults are the ones documented in the README ("Serving"); every field has a
+The defaults are the ones documented in docs/manual.md ("Serving"); every field has a
 ``wordsight serve`` option. A :class:`ServeSettings` travels to uvicorn worker processes as JSON in
 an environment variable (see :func:`wordsight.serve.app.app_from_env`).
 """

@@ -4,7 +4,7 @@
 of them call; :func:`make_runner` picks the model runner (``auto``: the fastest of ONNX Runtime and
 OpenVINO fp32 on this machine, measured once; torch with channels-last when neither is installed);
 bf16 and int8 are used only when they pass the quality gate (:class:`QuantizationRefused`
-otherwise). See README "Speed and scale".
+otherwise). See docs/manual.md, "Engines, precision and quantization".
 """
 from .batch import EmbedBatch
 from .onnx_cache import fp32_model

@@ -12,7 +12,7 @@ class MLPHead(Head):
 
     On all 60,000 Fashion-MNIST training images (EfficientNet-Lite0 embeddings) the default head
     reached 91.27% test accuracy where the logistic head reached 89.68% (benchmarks/fashion_mnist.py,
-    README). Options (``head_params``): ``hidden`` (default (512,)),
+    docs/benchmarks.md). Options (``head_params``): ``hidden`` (default (512,)),
     ``dropout`` (0.3), ``weight_decay`` (0.05), ``epochs`` (20; small sets get at least
     ``min_steps`` = 300 updates), ``lr`` (1e-3), ``label_smoothing`` (0.1), ``batch`` (256).
     """
