@@ -81,6 +81,7 @@ def run(args) -> int:
 
     from ..frontend import check_top_k
     from ..io.records import predictions, write_records
+    from ..language.images import describe_features
     from ..language.pipeline import ZeroShotPipeline
 
     classes = read_classes(args)
@@ -101,7 +102,8 @@ def run(args) -> int:
         return status or 1
     print(f"zero-shot: view {pipeline.view_}, ways {', '.join(pipeline.ways_)}, "
           f"{'centred on these images' if pipeline.centered_ else 'not centred'}", file=sys.stderr)
-    records = predictions(feats.paths, feats.labels, pipeline.classes_, np.exp(logp), top_k)
+    words = describe_features(feats, args.model, text_model=args.text_model)  # as POST /v1/zeroshot answers
+    records = predictions(feats.paths, feats.labels, pipeline.classes_, np.exp(logp), top_k, words)
     for r in records:
         top = ", ".join(f"{c} ({p:.2f})" for c, p in r.top_k)
         print(f"{r.path}\t{r.predicted}\t{top}")
