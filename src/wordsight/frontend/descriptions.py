@@ -21,7 +21,8 @@ MAX_DEPTH = 3  # {"class": [{"text": ...}]}
 
 def parse_descriptions(text: str, classes: list[str], where: str = "descriptions",
                        max_chars: int = MAX_FIELD) -> dict[str, list]:
-    """``{class: [descriptions]}`` for exactly ``classes``, in order, from JSON ``text``."""
+    """``{class: [descriptions]}`` for exactly ``classes``, in order, from JSON ``text`` (a class read
+    from a folder, ``T-shirt-top``, matches its key ``T-shirt/top``)."""
     from ..io.datasets import folder_label_index
     from ..language.descriptions import descriptions_for, parse_descriptions_json
 
