@@ -252,7 +252,7 @@ def test_drain_after_an_early_413_is_bounded():
     budget, and not waiting for a client that stopped sending."""
     import asyncio
 
-    from wordsight.serve import guard as app_module
+    from wordsight.serve import guard
 
     def receiver(chunks, pause_after=None):
         sent = iter(range(chunks))
@@ -260,11 +260,11 @@ def test_drain_after_an_early_413_is_bounded():
         async def receive():
             i = next(sent)
             if i == pause_after:
-                await asyncio.sleep(app_module.LINGER_IDLE_S * 4)
+                await asyncio.sleep(guard.LINGER_IDLE_S * 4)
             return {"type": "http.request", "body": b"x" * 1000, "more_body": i < chunks - 1}
 
         return receive
 
-    assert asyncio.run(app_module._drain(receiver(10), 1 << 20)) == 10_000  # to the end
-    assert asyncio.run(app_module._drain(receiver(10), 3_500)) == 4_000  # the budget, in whole messages
-    assert asyncio.run(app_module._drain(receiver(10, pause_after=3), 1 << 20)) == 3_000  # idle: stop
+    assert asyncio.run(guard._drain(receiver(10), 1 << 20)) == 10_000  # to the end
+    assert asyncio.run(guard._drain(receiver(10), 3_500)) == 4_000  # the budget, in whole messages
+    assert asyncio.run(guard._drain(receiver(10, pause_after=3), 1 << 20)) == 3_000  # idle: stop
