@@ -23,6 +23,7 @@ LAYERS = [
     {"language"},
     {"models"},
     {"evaluate", "explain", "export"},
+    {"frontend"},
     {"serve", "cli"},
     {"__init__", "__main__"},  # the package's facade: lazy re-exports of the public API
 ]

@@ -78,15 +78,14 @@ def test_decoder_fails_only_with_image_error(data):
 
 @settings(max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(mutated())
-def test_upload_header_check_fails_only_with_api_errors(data):
-    from wordsight.serve.errors import ApiError
+def test_upload_header_check_fails_only_with_input_errors(data):
+    from wordsight.frontend import InputError, check_header
     from wordsight.serve.settings import Limits
-    from wordsight.serve.uploads import check_header
 
     limits = Limits(max_pixels=1_000_000, max_side=4000)
     try:
         w, h = check_header("f", data, limits)
-    except ApiError as e:
+    except InputError as e:
         assert 400 <= e.status_code < 500 and e.code
         return
     assert 0 < w * h <= 1_000_000 and max(w, h) <= 4000

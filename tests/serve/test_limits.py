@@ -14,9 +14,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from wordsight.serve.errors import ApiError
+from wordsight.frontend import InputError, check_header, display_name
 from wordsight.serve.settings import MB, Limits
-from wordsight.serve.uploads import check_header, display_name, read_uploads
+from wordsight.serve.uploads import read_uploads
 
 
 def png(w, h) -> bytes:
@@ -32,7 +32,7 @@ def padded(data: bytes, size: int) -> bytes:
 
 
 def refused(fn, *args):
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(InputError) as e:
         fn(*args)
     return e.value
 
@@ -103,11 +103,11 @@ def test_read_uploads_at_the_image_limit_and_one_past():
     assert len({u.sample.path for u in got}) == 3 and all(u.sample.data == png(4, 3) for u in got)
     again = asyncio.run(read_uploads(uploads(png(4, 3)), limits))
     assert again[0].sample.path not in {u.sample.path for u in got}  # unique across requests
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(InputError) as e:
         asyncio.run(read_uploads(uploads(*[png(4, 3)] * 4), limits))
     assert (e.value.status_code, e.value.code, e.value.detail) == (
         413, "too_many_images", "4 images in one request; the limit is 3")
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(InputError) as e:
         asyncio.run(read_uploads([], limits))
     assert (e.value.status_code, e.value.code) == (422, "no_images")
 
@@ -116,7 +116,7 @@ def test_read_uploads_reads_one_byte_past_the_size_limit():
     """A file one byte too large must not be cut to the limit and accepted."""
     limits = Limits(max_upload_bytes=2_000)
     assert len(asyncio.run(read_uploads(uploads(padded(png(8, 8), 2_000)), limits))) == 1
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(InputError) as e:
         asyncio.run(read_uploads(uploads(padded(png(8, 8), 2_001)), limits))
     assert (e.value.code, e.value.file) == ("upload_too_large", "0.png")
 
@@ -252,7 +252,7 @@ def test_drain_after_an_early_413_is_bounded():
     budget, and not waiting for a client that stopped sending."""
     import asyncio
 
-    from wordsight.serve import app as app_module
+    from wordsight.serve import guard
 
     def receiver(chunks, pause_after=None):
         sent = iter(range(chunks))
@@ -260,11 +260,11 @@ def test_drain_after_an_early_413_is_bounded():
         async def receive():
             i = next(sent)
             if i == pause_after:
-                await asyncio.sleep(app_module.LINGER_IDLE_S * 4)
+                await asyncio.sleep(guard.LINGER_IDLE_S * 4)
             return {"type": "http.request", "body": b"x" * 1000, "more_body": i < chunks - 1}
 
         return receive
 
-    assert asyncio.run(app_module._drain(receiver(10), 1 << 20)) == 10_000  # to the end
-    assert asyncio.run(app_module._drain(receiver(10), 3_500)) == 4_000  # the budget, in whole messages
-    assert asyncio.run(app_module._drain(receiver(10, pause_after=3), 1 << 20)) == 3_000  # idle: stop
+    assert asyncio.run(guard._drain(receiver(10), 1 << 20)) == 10_000  # to the end
+    assert asyncio.run(guard._drain(receiver(10), 3_500)) == 4_000  # the budget, in whole messages
+    assert asyncio.run(guard._drain(receiver(10, pause_after=3), 1 << 20)) == 3_000  # idle: stop

@@ -14,7 +14,7 @@ def add_parser(sub):
     from ..language.views import VIEW_CHOICES
 
     p = sub.add_parser("describe-classes", help=HELP)
-    p.add_argument("classes", help='comma-separated class names ("cat,dog,bird") or a file of them (.txt, .json)')
+    p.add_argument("classes", help='class names, comma-separated ("cat,dog,bird"), or a file of them (.txt one per line, .json a list)')
     p.add_argument("--images", default=None,
                    help="your images (a folder, a .csv/.jsonl manifest): the pairs the zero-shot classifier confuses "
                    "on them get differential descriptions, and the texts are selected on them")
@@ -44,38 +44,24 @@ def add_parser(sub):
 
 
 def read_class_list(spec: str) -> list[str]:
-    """Class names from a comma-separated string or a .txt (one per line) / .json (list) file."""
-    import json
-
-    from ..io.safe_files import read_regular_text
+    """Class names from a file (.txt one per line, .json a list) or the text itself (comma-separated),
+    by the one class-list rule (:mod:`wordsight.frontend.classes`)."""
+    from ..frontend import parse_classes, read_classes_file
 
     path = Path(spec)
     if path.suffix.lower() in (".txt", ".json") or path.exists():
-        text = read_regular_text(path, 1024 * 1024)
-        if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-            classes = [str(c) for c in data] if isinstance(data, (list, dict)) else []
-        else:
-            classes = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    else:
-        classes = [c.strip() for c in spec.split(",") if c.strip()]
-    if len(classes) < 2:
-        raise ValueError(f"{spec}: describe-classes needs at least two classes")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"{spec}: repeated class names")
-    return classes
+        return read_classes_file(path)
+    return parse_classes(spec, "classes")
 
 
 def run(args) -> int:
-    from ..language.descriptions import entry_weight, load_class_descriptions, save_class_descriptions
+    from ..frontend import read_descriptions
+    from ..language.descriptions import entry_weight, save_class_descriptions
     from ..language.pipeline import ZeroShotPipeline
     from ..language.refine import describe_classes
 
     classes = read_class_list(args.classes)
-    start = load_class_descriptions(args.start, classes, missing="empty") if args.start else None
+    start = read_descriptions(args.start, classes) if args.start else None
     llm_options = {}
     if args.llm == "openai":
         llm_options = {"base_url": args.llm_url, "model": args.llm_model, "api_key_env": args.llm_key_env}

@@ -28,9 +28,11 @@ def add_parser(sub):
 
 def ray_records(args, data) -> list:
     """The records of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
+    from ..frontend import check_top_k
     from ..models.batch_predict import PredictBatch, ray_predict, to_records
 
     classes, rows = PredictBatch(args.model).classes, []
+    check_top_k(args.top_k, len(classes))
     for part in ray_predict(args.model, data, address=args.address, concurrency=args.concurrency,
                             num_cpus=args.num_cpus, num_gpus=args.num_gpus, cache=cache_arg(args), quiet=args.quiet):
         rows += to_records(part, classes, args.top_k)
@@ -38,6 +40,7 @@ def ray_records(args, data) -> list:
 
 
 def run(args) -> int:
+    from ..frontend import check_reads_texts, check_top_k
     from ..io.records import write_records
     from ..io.sources import Problem
     from ..models import Classifier
@@ -58,9 +61,9 @@ def run(args) -> int:
         rows = ray_records(args, data)
     else:
         clf = Classifier.load(args.model)
-        if args.text is not None and not clf.reads_texts:
-            raise ValueError(f"{args.model}: this model (fusion {clf.fusion!r}) does not read texts; only models "
-                             "fitted with fusion 'paired' or 'late' do")
+        if args.text is not None:
+            check_reads_texts(clf.reads_texts, clf.fusion, args.model)
+        check_top_k(args.top_k, len(clf.classes_))
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
         rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)
     ok = [r for r in rows if r.ok]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from ._common import add_feature_options, cache_arg, report_failures
 
@@ -17,8 +16,8 @@ def add_parser(sub):
     p = sub.add_parser("zeroshot", help=HELP)
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--classes", help='comma-separated class names: "cat,dog,bird"')
-    g.add_argument("--classes-file", help="class names, one per line (.txt) or a JSON list")
+    g.add_argument("--classes", help='class names, comma-separated ("cat,dog,bird") or a JSON list')
+    g.add_argument("--classes-file", help="class names, one per line (.txt) or a JSON list (.json)")
     p.add_argument("--descriptions", "--class-descriptions", dest="descriptions", default=None,
                    help="class descriptions JSON {class: [texts]} (or as `wordsight describe-classes` writes it, with "
                    "weights); classes it lacks are generated with --llm (or reported with --llm none)")
@@ -47,37 +46,20 @@ def add_parser(sub):
 
 
 def read_classes(args) -> list[str]:
-    import json
+    """``--classes`` or ``--classes-file``, by the one class-list rule (:mod:`wordsight.frontend.classes`)."""
+    from ..frontend import parse_classes, read_classes_file
 
-    if args.classes:
-        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    else:
-        path = Path(args.classes_file)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: classes file not found")
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-            classes = list(data) if isinstance(data, (list, dict)) else []
-        else:
-            classes = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    if len(classes) < 2:
-        raise ValueError("zero-shot needs at least two classes (--classes \"a,b\" or --classes-file)")
-    return classes
+    return parse_classes(args.classes, "--classes") if args.classes else read_classes_file(args.classes_file)
 
 
 def _descriptions(args, classes, llm_options) -> dict | None:
-    from ..language import (
-        cached_class_descriptions,
-        generate_class_descriptions,
-        load_class_descriptions,
-        save_class_descriptions,
-    )
+    from ..frontend import read_descriptions
+    from ..language import cached_class_descriptions, generate_class_descriptions, save_class_descriptions
 
     if args.method not in ("descriptions", "descriptors") and not (args.method == "auto" and args.descriptions):
         return None
     if args.descriptions:
-        descriptions = load_class_descriptions(args.descriptions, classes, missing="empty")
+        descriptions = read_descriptions(args.descriptions, classes)
         missing = [c for c in classes if not descriptions[c]]
         if missing and args.llm == "none":
             raise ValueError(f"{args.descriptions}: no descriptions for {', '.join(missing)} "
@@ -97,10 +79,13 @@ def _descriptions(args, classes, llm_options) -> dict | None:
 def run(args) -> int:
     import numpy as np
 
+    from ..frontend import check_top_k
     from ..io.records import predictions, write_records
+    from ..language.images import describe_features
     from ..language.pipeline import ZeroShotPipeline
 
     classes = read_classes(args)
+    top_k = check_top_k(args.top_k, len(classes))
     llm_options = {}
     if args.llm == "openai":
         llm_options = {"base_url": args.llm_url, "model": args.llm_model, "api_key_env": args.llm_key_env}
@@ -117,7 +102,8 @@ def run(args) -> int:
         return status or 1
     print(f"zero-shot: view {pipeline.view_}, ways {', '.join(pipeline.ways_)}, "
           f"{'centred on these images' if pipeline.centered_ else 'not centred'}", file=sys.stderr)
-    records = predictions(feats.paths, feats.labels, pipeline.classes_, np.exp(logp), args.top_k)
+    words = describe_features(feats, args.model, text_model=args.text_model)  # as POST /v1/zeroshot answers
+    records = predictions(feats.paths, feats.labels, pipeline.classes_, np.exp(logp), top_k, words)
     for r in records:
         top = ", ".join(f"{c} ({p:.2f})" for c, p in r.top_k)
         print(f"{r.path}\t{r.predicted}\t{top}")

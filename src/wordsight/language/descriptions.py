@@ -136,21 +136,26 @@ def read_descriptions_file(path) -> dict:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"{path}: descriptions file not found")
-    text = read_regular_text(path, MAX_FILE_BYTES)
+    return parse_descriptions_json(read_regular_text(path, MAX_FILE_BYTES), str(path))
+
+
+def parse_descriptions_json(text: str, where: str) -> dict:
+    """``{class: [descriptions]}`` from JSON text (a file's, or a request's field), its provenance
+    left out, checked entry by entry; errors start with ``where``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        raise ValueError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except RecursionError:
-        raise ValueError(f"{path}: JSON nested too deeply") from None
+        raise ValueError(f"{where}: JSON nested too deeply") from None
     if isinstance(data, list):
-        raise ValueError(f"{path}: descriptions must be an object keyed by class name, not a list "
+        raise ValueError(f"{where}: descriptions must be an object keyed by class name, not a list "
                          "(a list would tie descriptions to class positions)")
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: descriptions must be an object {{class name: [descriptions]}}")
+        raise ValueError(f"{where}: descriptions must be an object {{class name: [descriptions]}}")
     data.pop(PROVENANCE_KEY, None)
     data = {k: [v] if isinstance(v, (str, dict)) else v for k, v in data.items()}
-    _validate(data, str(path))
+    _validate(data, where)
     return data
 
 

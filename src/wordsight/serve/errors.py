@@ -6,6 +6,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from ..frontend import InputError
+
 _CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
           413: "too_large", 415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error",
           503: "unavailable", 504: "timeout"}
@@ -39,6 +41,12 @@ def install_handlers(app: FastAPI) -> None:
         body = error_body(status, detail, code, file=file)
         request.scope.setdefault("wordsight", {})["error"] = body["error"]  # labels the error metric
         return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(InputError)
+    async def _input(request: Request, exc: InputError):  # the checks the CLI makes, answered as JSON
+        request.scope.setdefault("wordsight", {})["error"] = exc.code
+        return JSONResponse(error_body(exc.status_code, exc.detail, exc.code, file=exc.file),
+                            status_code=exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

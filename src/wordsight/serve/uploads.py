@@ -1,86 +1,19 @@
-"""Uploaded files -> in-memory :class:`~wordsight.io.sources.Sample` s, checked against the limits.
-
-Only the header is read here (format, width, height): decoding is the pipeline's job, and an image
-that turns out to be corrupt while decoding comes back from it as a per-image failure (422). The
-client's file name is kept for the answer only; it never becomes a path that is opened.
-"""
+"""A request's uploaded files, read within the limits; the checks and the samples are
+:func:`wordsight.frontend.upload_samples`'s."""
 from __future__ import annotations
 
-import io
-import itertools
-import warnings
-from dataclasses import dataclass
-
 from fastapi import UploadFile
-from PIL import Image, UnidentifiedImageError
 
-from ..io.images import ImageError, check_size
-from ..io.sources import Sample
-from .errors import ApiError
+from ..frontend import InputError, Upload, upload_samples
 from .settings import Limits
-
-FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
-_request_ids = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Upload:
-    name: str  # the client's file name (its last part), for the answer only
-    sample: Sample  # in-memory image bytes under a server-made unique path
-    width: int
-    height: int
-
-
-def check_header(name: str, data: bytes, limits: Limits) -> tuple[int, int]:
-    """(width, height) of an upload, or an :class:`ApiError` saying why it is refused."""
-    if len(data) > limits.max_upload_bytes:
-        raise ApiError(413, "upload_too_large", f"{name}: upload is larger than the limit of "
-                       f"{limits.max_upload_bytes:,} bytes per image", name)
-    if not data:
-        raise ApiError(422, "empty_file", f"{name}: empty file (0 bytes)", name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-    except UnidentifiedImageError:
-        raise ApiError(415, "not_an_image", f"{name}: not a recognised image format (expected {FORMATS})",
-                       name) from None
-    except Image.DecompressionBombError as e:
-        raise ApiError(413, "too_many_pixels", f"{name}: {e}", name) from None
-    except Exception as e:  # a header so broken that PIL cannot even read the size
-        raise ApiError(422, "corrupt_image", f"{name}: cannot read the image header: {e}", name) from None
-    if w == 0 or h == 0:
-        raise ApiError(422, "corrupt_image", f"{name}: image has no pixels ({w}x{h})", name)
-    if w * h > limits.max_pixels:
-        raise ApiError(413, "too_many_pixels", f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-                       f"{limits.max_pixels:,} pixels", name)
-    try:
-        check_size(w, h, limits.max_pixels, limits.max_side, limits.max_aspect)
-    except ImageError as e:
-        code = "too_elongated" if "aspect" in str(e) else "too_large_side"
-        raise ApiError(413, code, f"{name}: {e}", name) from None
-    return w, h
 
 
 async def read_uploads(files: list[UploadFile], limits: Limits) -> list[Upload]:
-    """Uploads whose samples are named ``upload-<request>/<index>``, unique across concurrent requests so that a
-    batch holding several requests' images keeps them apart."""
+    """The uploads of one request: one to ``limits.max_images`` files, each read to one byte past
+    ``limits.max_upload_bytes`` (so that a larger one is refused, not cut)."""
     if not files:
-        raise ApiError(422, "no_images", "no image uploaded: send one or more files in the 'files' field")
+        raise InputError(422, "no_images", "no image uploaded: send one or more files in the 'files' field")
     if len(files) > limits.max_images:
-        raise ApiError(413, "too_many_images", f"{len(files)} images in one request; the limit is "
-                       f"{limits.max_images}")
-    rid = next(_request_ids)
-    out = []
-    for i, f in enumerate(files):
-        name = display_name(f.filename, i)
-        data = await f.read(limits.max_upload_bytes + 1)
-        w, h = check_header(name, data, limits)
-        out.append(Upload(name, Sample(f"upload-{rid}/{i}", data=data), w, h))
-    return out
-
-
-def display_name(filename: str | None, index: int) -> str:
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return name[:200] or f"image {index + 1}"
+        raise InputError(413, "too_many_images", f"{len(files)} images in one request; the limit is "
+                         f"{limits.max_images}")
+    return upload_samples([(f.filename, await f.read(limits.max_upload_bytes + 1)) for f in files], limits)
