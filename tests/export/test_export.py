@@ -78,13 +78,25 @@ def test_unexportable_models_are_refused_with_the_reason(fashion_folder, tmp_pat
 
     rng = np.random.default_rng(0)
     clf = Classifier(head="knn").fit(rng.normal(size=(20, 4)), np.repeat(["a", "b"], 10))
-    clf.save(tmp_path / "knn")
-    with pytest.raises(ValueError, match="'knn' head has no ONNX form"):
-        export_onnx(tmp_path / "knn", tmp_path / "out")
-    clf = Classifier(head="logistic").fit(rng.normal(size=(20, 4)), np.repeat(["a", "b"], 10))
     clf.save(tmp_path / "matrix")
-    with pytest.raises(ValueError, match="precomputed feature matrix"):
+    with pytest.raises(ValueError, match="precomputed feature matrix"):  # after the head traced
         export_onnx(tmp_path / "matrix", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_torch_form_that_does_not_trace_is_refused_with_the_reason():
+    import torch
+
+    from wordsight._util.errors import NotSupportedError
+    from wordsight.export.torch_graph import to_onnx
+
+    class BranchesOnValues(torch.nn.Module):  # the trace keeps the example's branch
+        def forward(self, x):
+            return 2 * x if bool((x > 100).any()) else x
+
+    with pytest.raises(NotSupportedError, match=r"^the toy head has no ONNX form: its torch form does not trace "
+                                                r"\(on 7 rows the traced graph differs from the torch form by "):
+        to_onnx(BranchesOnValues(), ["y"], "the toy head", {"x": torch.full((2, 3), 200.0)})
 
 
 def test_the_runners_views_are_the_language_layers(tmp_path):

@@ -1,6 +1,6 @@
-"""Every head's three forms of its maths on small fixed data: the numpy ``logits``, the torch
-module explanations run and the ONNX nodes the export writes give the same probabilities; a head
-that has no ONNX form says so. (The end-to-end versions, through real images, the CLI and the
+"""Every head's forms of its maths on small fixed data: the numpy ``logits``, the torch module
+explanations run and the ONNX graph the export traces from it give the same probabilities; a head
+whose torch form does not trace says so. (The end-to-end versions, through real images, the CLI and the
 server, are in tests/parity/.)"""
 from __future__ import annotations
 
@@ -37,23 +37,41 @@ def test_torch_form_equals_numpy_logits(data, name):
 
 
 @pytest.mark.parametrize("name", HEADS)
-def test_onnx_form_equals_numpy_probabilities_or_refuses(data, name):
+def test_onnx_form_traced_from_torch_equals_numpy_probabilities_or_refuses(data, name):
     ort = pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper
+    from wordsight.export.torch_graph import exportable_heads, to_onnx
 
     X, y, Xq = data
     head = make_head(name, C=0.5, **PARAMS.get(name, {})).fit(X, y, 3)
     try:
-        nodes, inits = head.onnx_nodes("features", "logits")
+        model = to_onnx(head.to_torch(), ["logits"], name, {"features": torch.from_numpy(X[:3])})
     except NotSupportedError as e:
-        assert name in ("knn", "random_forest") and f"the {name!r} head has no ONNX form" in str(e)
-        assert "logistic, svm, mlp" in str(e)  # the exportable heads, from the registry
+        assert name not in exportable_heads() and f"{name} has no ONNX form" in str(e)
+        assert name in ("knn", "random_forest")
         return
-    nodes = [*nodes, helper.make_node("Softmax", ["logits"], ["p"], axis=1)]
-    graph = helper.make_graph(nodes, "h", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 6])],
-                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 3])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = min(model.ir_version, 9)
+    assert name in exportable_heads()
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(["p"], {"features": Xq.astype(np.float32)})[0]
-    np.testing.assert_allclose(got, head.predict_proba(Xq), atol=1e-5)
+    z = sess.run(["logits"], {"features": Xq})[0]  # the torch form's float64 input, traced batch of 3, run on 9
+    e = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), head.predict_proba(Xq), atol=1e-9)
+
+
+def test_the_exportable_heads_are_those_whose_torch_form_traces():
+    from wordsight.export.torch_graph import exportable_heads
+
+    assert exportable_heads() == HEADS == ("logistic", "svm", "mlp", "knn", "random_forest")
+
+
+def test_traced_knn_takes_tied_neighbours_in_training_order_as_numpy_does():
+    ort = pytest.importorskip("onnxruntime")
+    from wordsight.export.torch_graph import to_onnx
+
+    # rows 0 and 1 are the same text under two labels: with k=1 the first in training order decides
+    X = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    head = make_head("knn", k=1).fit(X, np.array([1, 0, 2, 2]), 3)
+    Xq = np.array([[2.0, 0.0], [0.1, 1.0], [3.0, 0.1]])
+    sess = ort.InferenceSession(to_onnx(head.to_torch(), ["logits"], "knn", {"features": torch.from_numpy(Xq)})
+                                .SerializeToString(), providers=["CPUExecutionProvider"])
+    z = sess.run(["logits"], {"features": Xq})[0]
+    assert z.argmax(1).tolist() == head.logits(Xq).argmax(1).tolist() == [1, 2, 1]
+    np.testing.assert_allclose(z, head.logits(Xq), atol=1e-12)

@@ -103,14 +103,17 @@ def test_an_ensemble_exports_to_onnx_where_every_member_does(ensembles, data, tm
     from wordsight.export import export_onnx
 
     ens, folder = ensembles["stack"]
-    with pytest.raises(ValueError, match=r"member members/1 .* cannot be exported.*'knn' head has no ONNX form"):
-        export_onnx(folder, tmp_path / "refused", text=False)
     train, tests = data
+    refused = Ensemble([ens.members[0], Classifier(encoders=("efficientnet-lite0",), C=0.1, tta=2).fit(train)],
+                       "vote", weights=[0.5, 0.5])
+    refused.save(tmp_path / "refused")
+    with pytest.raises(ValueError, match=r"member members/1 .* cannot be exported.*test-time augmentation"):
+        export_onnx(tmp_path / "refused", tmp_path / "refused-onnx", text=False)
     # the exported runner reads tiny images as small_input="auto" does (the default), so members fit that way
     members = [Classifier(encoders=(e,), C=0.1).fit(train) for e in ("efficientnet-lite0", "mobilenetv2")]
-    for kind, extra in (("vote", {"weights": [0.4, 0.6]}), ("stack", {"meta": ens.meta})):
-        exportable = Ensemble(members, kind, **extra)
-        exportable.save(tmp_path / kind)
+    for kind, exportable in (("vote", Ensemble(members, "vote", weights=[0.4, 0.6])),
+                             ("stack", Ensemble(members, "stack", meta=ens.meta)), ("knn-stack", ens)):
+        exportable.save(tmp_path / kind)  # knn-stack: a kNN member over two encoders (its torch form traces)
         out = export_onnx(tmp_path / kind, tmp_path / f"{kind}-onnx", text=False)
         spec = importlib.util.spec_from_file_location(f"ens_runner_{kind}", out / "ensemble_runner.py")
         mod = importlib.util.module_from_spec(spec)

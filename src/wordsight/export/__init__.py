@@ -10,23 +10,16 @@ from ..encoders.onnx import OnnxTextEncoder, export_image_encoder, export_text_e
 
 
 def head_graph(clf):
-    """The classifier's head as an ONNX graph: ``features`` (B, F) -> ``logits``, ``probabilities``.
-    The nodes are the head's own (``Head.onnx_nodes``); a head without an ONNX form refuses."""
-    import onnx
-    from onnx import TensorProto, helper
+    """The classifier's head as ONNX, traced from its torch form (:func:`.torch_graph.head_module`):
+    ``features`` (B, F) [and ``prior`` (B, C)] -> ``logits`` (log-probabilities), ``probabilities``.
+    A head whose torch form does not trace refuses, naming the heads that do."""
+    from .._util.errors import NotSupportedError
+    from .torch_graph import exportable_heads, head_module, to_onnx
 
-    nodes, inits = clf.head_.onnx_nodes("features", "logits")
-    nodes = [*nodes, helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
-    n_cls = len(clf.classes_)
-    graph = helper.make_graph(
-        nodes, "wordsight_head",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", int(clf.n_features_in_)])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_cls]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_cls])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="wordsight")
-    model.ir_version = min(model.ir_version, 9)
-    onnx.checker.check_model(model)
-    return model
+    try:
+        return to_onnx(head_module(clf), ["logits", "probabilities"], f"the {clf.head!r} head")
+    except NotSupportedError as e:
+        raise NotSupportedError(f"{e}; exportable heads: {', '.join(exportable_heads())}") from None
 
 
 def export_onnx(model_dir, out, *, text: bool = True) -> Path:
@@ -50,20 +43,18 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
                          "ONNX runner takes images only (its second head and the row routing are not exported)")
     if clf.tta:
         raise ValueError(f"tta={clf.tta}: test-time augmentation is not exported; refit with tta=0")
-    from .language_graph import mixed_head_graph, prior_graph, text_block_graph
+    from .torch_graph import prior_module, text_block_module, to_onnx
 
-    if clf.fusion_.prior:
-        head, prior = mixed_head_graph(clf), prior_graph(clf)  # a head without an ONNX form refuses here
-        _check_reads_own_encoder(clf, clf.prior_.encoder, "prior")
-    else:
-        head, prior = head_graph(clf), None  # refuses heads that have no ONNX form, before any work
-    text_block = None
-    if clf.fusion_.text:
-        text_block = text_block_graph(clf)
-        _check_reads_own_encoder(clf, clf.state_.probs_encoder, "text block")
+    head, prior, text_block = head_graph(clf), None, None  # a head that does not trace refuses, before any work
     if not clf.feature_dims_:
         raise ValueError(f"{model_dir}: fitted on a precomputed feature matrix, so it has no image encoder "
                          "to export; fit it on images")
+    if clf.fusion_.prior:
+        _check_reads_own_encoder(clf, clf.prior_.encoder, "prior")
+        prior = to_onnx(prior_module(clf), ["prior"], "the language prior")
+    if clf.fusion_.text:
+        _check_reads_own_encoder(clf, clf.state_.probs_encoder, "text block")
+        text_block = to_onnx(text_block_module(clf), ["text"], "the text block")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     encoders = []

@@ -165,7 +165,7 @@ class Pipeline:
     def predict_proba(self, images) -> np.ndarray:
         datas = self._read(images)
         inputs = {"features": self.features(datas)}
-        if self.prior is not None:
+        if self.prior is not None and "prior" in [i.name for i in self.head.get_inputs()]:  # not at weight 0
             inputs["prior"] = self.prior_log_proba(datas)
         return self.head.run(["probabilities"], inputs)[0]
 

@@ -1,13 +1,13 @@
 """Classifier heads, a small registry: one name per head, each head's maths in its own module.
 
 ``make_head("logistic", C=..., class_weight=...)`` builds one; every head offers ``fit``,
-``logits`` (numpy), ``to_torch()``, ``onnx_nodes()`` (or a refusal with the reason) and
-``state()`` / ``from_state()`` of plain arrays. Nothing outside this package branches on a
+``logits`` (numpy), ``to_torch()`` (which the ONNX export traces) and ``state()`` /
+``from_state()`` of plain arrays. Nothing outside this package branches on a
 head's name.
 """
 from __future__ import annotations
 
-from .base import Head, class_weights, exportable_heads
+from .base import Head, class_weights
 from .forest import RandomForestHead
 from .knn import KNNHead
 from .linear import DEFAULT_C_GRID, LinearHead, LogisticHead, SVMHead, fit_temperature
@@ -30,5 +30,5 @@ def make_head(name: str, **params) -> Head:
 
 
 __all__ = ["DEFAULT_C_GRID", "HEADS", "HEAD_CLASSES", "Head", "KNNHead", "LinearHead", "LogisticHead", "MLPHead",
-           "RandomForestHead", "SVMHead", "class_weights", "exportable_heads", "fit_temperature", "head_class",
+           "RandomForestHead", "SVMHead", "class_weights", "fit_temperature", "head_class",
            "make_head"]

@@ -2,9 +2,9 @@
 
 A head is fitted with scikit-learn (or torch, or a few lines of numpy) and keeps only its learned
 arrays, so a head rebuilt from a saved folder (safetensors, no pickle) predicts exactly what the
-fitted one did. Each head holds its maths once in three forms that parity tests keep equal:
-``logits`` (numpy: what ``predict_proba`` runs), ``to_torch()`` (what explanations run) and
-``onnx_nodes()`` (what the ONNX export runs). A head never sees an image.
+fitted one did. Each head holds its maths once in two forms that parity tests keep equal:
+``logits`` (numpy: what ``predict_proba`` runs) and ``to_torch()`` (what explanations run, and
+what the ONNX export traces: :mod:`wordsight.export.torch_graph`). A head never sees an image.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..._util.errors import NotSupportedError
 from ..._util.numerics import softmax
 
 # Above this many matrix entries (images x features) a head uses every BLAS thread, and the C
@@ -21,7 +20,7 @@ LARGE_PROBLEM = 5_000_000
 
 
 class Head:
-    """Base class: ``fit(X, y, n_classes)``, ``logits(X)``, ``to_torch()``, ``onnx_nodes()``,
+    """Base class: ``fit(X, y, n_classes)``, ``logits(X)``, ``to_torch()``,
     ``state()`` / ``from_state()``. Subclasses set ``name`` and implement ``_fit`` and ``logits``."""
 
     name: ClassVar[str] = ""
@@ -58,11 +57,6 @@ class Head:
     def to_torch(self):  # pragma: no cover
         """A float64 ``torch.nn.Module``: (B, F) features -> (B, n_classes) logits, equal to ``logits``."""
         raise NotImplementedError
-
-    def onnx_nodes(self, features: str, logits: str) -> tuple[list, list]:
-        """ONNX nodes and initialisers computing ``logits`` from ``features`` (float32)."""
-        raise NotSupportedError(f"the {self.name!r} head has no ONNX form; exportable heads: "
-                                f"{', '.join(exportable_heads())}")
 
     # ------------------------------------------------------------------ state
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -124,10 +118,3 @@ def torch_arrays(head: Head) -> dict:
     import torch
 
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in head.arrays.items()}
-
-
-def exportable_heads() -> list[str]:
-    """Names of the registered heads that write their own ONNX nodes."""
-    from . import HEAD_CLASSES
-
-    return [n for n, c in HEAD_CLASSES.items() if c.onnx_nodes is not Head.onnx_nodes]

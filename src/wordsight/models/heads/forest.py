@@ -100,14 +100,26 @@ class RandomForestHead(Head):
         P += PROBA_FLOOR
         return np.log(P / P.sum(1, keepdims=True))
 
+    def depth(self) -> int:
+        """The most steps from a root to a leaf over all trees."""
+        a, off = self.arrays, self.arrays["offsets"]
+        nodes, steps = off[:-1], 0
+        while True:
+            inner = nodes[a["children_left"][nodes] != -1]
+            if not len(inner):
+                return steps
+            base = np.repeat(off[:-1], np.diff(off))[inner]
+            nodes, steps = np.concatenate([base + a["children_left"][inner], base + a["children_right"][inner]]), steps + 1
+
     def to_torch(self):
-        """The same walk down every tree in torch (no gradients: a forest is piecewise constant)."""
+        """The same walk down every tree in torch, all trees at once for :meth:`depth` steps (a
+        leaf stays put), so the module has no data-dependent control flow and traces to ONNX. No
+        gradients: a forest is piecewise constant."""
         import torch
 
         from .base import torch_arrays
 
-        a = torch_arrays(self)
-        n_trees = len(self.arrays["offsets"]) - 1
+        a, depth, n_trees = torch_arrays(self), self.depth(), len(self.arrays["offsets"]) - 1
 
         class Forest(torch.nn.Module):
             def __init__(self):
@@ -116,23 +128,15 @@ class RandomForestHead(Head):
                     self.register_buffer(name, v)
 
             def forward(self, X):
-                rows = torch.arange(len(X))
-                P = torch.zeros(len(X), self.value.shape[1], dtype=X.dtype)
-                for t in range(n_trees):
-                    base = self.offsets[t]
-                    node = torch.zeros(len(X), dtype=torch.int64)
-                    while True:
-                        g = base + node
-                        leaf = self.children_left[g] == -1
-                        if bool(leaf.all()):
-                            break
-                        f = torch.where(leaf, torch.zeros_like(node), self.feature[g])
-                        go_left = X[rows, f] <= self.threshold[g]
-                        node = torch.where(
-                            leaf, node, torch.where(go_left, self.children_left[g], self.children_right[g])
-                        )
-                    P = P + self.value[base + node].to(X.dtype)
-                P = P / n_trees + PROBA_FLOOR
+                base = self.offsets[:-1]
+                node = X.new_zeros((X.shape[0], n_trees), dtype=torch.int64)  # (B, trees): each at its root
+                for _ in range(depth):
+                    g = base + node
+                    leaf = self.children_left[g] == -1
+                    f = torch.where(leaf, torch.zeros_like(node), self.feature[g])
+                    go_left = X.gather(1, f) <= self.threshold[g]
+                    node = torch.where(leaf, node, torch.where(go_left, self.children_left[g], self.children_right[g]))
+                P = self.value[base + node].to(X.dtype).mean(1) + PROBA_FLOOR
                 return torch.log(P / P.sum(1, keepdim=True))
 
         return Forest()

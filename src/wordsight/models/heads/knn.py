@@ -76,13 +76,19 @@ class KNNHead(Head):
                 self.a = a  # plain tensors: "train" would shadow Module.train as a buffer
 
             def forward(self, X):
+                sims = l2_normalize_torch(X) @ self.a["train"].T
                 # a stable sort, as logits' argsort: tied neighbours (duplicate texts of paired-text
-                # models) are taken in training order on both sides; topk breaks ties its own way
-                top, idx = (l2_normalize_torch(X) @ self.a["train"].T).sort(dim=1, descending=True, stable=True)
-                top, idx = top[:, :k], idx[:, :k]
+                # models) are taken in training order on both sides; torch's topk breaks ties its own
+                # way, but traced to ONNX it is TopK, which takes ties in index order (and the
+                # exporter cannot write a stable sort)
+                if torch.jit.is_tracing():
+                    top, idx = sims.topk(k, dim=1)
+                else:
+                    top, idx = sims.sort(dim=1, descending=True, stable=True)
+                    top, idx = top[:, :k], idx[:, :k]
                 lab = self.a["labels"][idx]
                 votes = torch.exp((top - 1.0) / VOTE_TEMPERATURE) * self.a["class_weight"][lab]
-                P = torch.zeros(len(X), n_classes, dtype=X.dtype).scatter_add(1, lab, votes) + VOTE_FLOOR
+                P = X.new_zeros((X.shape[0], n_classes)).scatter_add(1, lab, votes) + VOTE_FLOOR
                 return torch.log(P / P.sum(1, keepdim=True))
 
         return KNN()

@@ -2,7 +2,7 @@
 
 Both keep ``coef``/``intercept`` over standardised features, and predict
 ``logits = temperature * (((X - mean) / scale) @ coef.T + intercept)``; :meth:`LinearHead.linear`
-folds the standardisation and temperature in (``X @ W.T + b``), which the torch and ONNX forms use.
+folds the standardisation and temperature in (``X @ W.T + b``), which the torch form uses.
 """
 from __future__ import annotations
 
@@ -73,15 +73,6 @@ class LinearHead(Head):
                 return X @ self.W.T + self.b
 
         return Linear()
-
-    def onnx_nodes(self, features, logits):
-        """ONNX nodes and initialisers computing ``logits`` from ``features`` (one Gemm)."""
-        from onnx import helper, numpy_helper
-
-        W, b = self.linear()
-        inits = [numpy_helper.from_array(np.ascontiguousarray(W, np.float32), "head_W"),
-                 numpy_helper.from_array(np.ascontiguousarray(b, np.float32), "head_b")]
-        return [helper.make_node("Gemm", [features, "head_W", "head_b"], [logits], transB=1)], inits
 
     def _store(self, model, n_features: int, n_classes: int, symmetric_binary: bool) -> None:
         """Scatter scikit-learn's coefficients into (n_classes, F): classes absent from training

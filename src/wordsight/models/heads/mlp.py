@@ -115,21 +115,3 @@ class MLPHead(Head):
                 return h
 
         return MLP()
-
-    def onnx_nodes(self, features, logits):
-        """ONNX nodes and initialisers of the same layers (Gemm + Relu)."""
-        from onnx import helper, numpy_helper
-
-        a, n = self.arrays, int(self.info["layers"])
-        inits = [
-            numpy_helper.from_array(np.ascontiguousarray(a[k], np.float32), f"head_{k}")
-            for k in self.state_arrays(self.info)
-        ]
-        nodes = [helper.make_node("Sub", [features, "head_mean"], ["head_centred"]),
-                 helper.make_node("Div", ["head_centred", "head_scale"], ["head_h0"])]
-        for i in range(n):
-            out = logits if i == n - 1 else f"head_z{i + 1}"
-            nodes.append(helper.make_node("Gemm", [f"head_h{i}", f"head_w{i}", f"head_b{i}"], [out]))
-            if i < n - 1:
-                nodes.append(helper.make_node("Relu", [out], [f"head_h{i + 1}"]))
-        return nodes, inits
