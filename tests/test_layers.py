@@ -18,6 +18,7 @@ ROOT = Path(wordsight.__file__).parent
 LAYERS = [
     {"_util", "_version"},
     {"io"},
+    {"storage"},
     {"encoders"},
     {"features"},
     {"language"},

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from wordsight.models import Classifier
+import wordsight
 from wordsight.models.autofit import search_fit
 from wordsight.models.persistence import ModelFolderError
 
@@ -34,13 +34,13 @@ def copy(ensemble_dir, tmp_path):
 
 def _refused(folder, match: str) -> str:
     with time_limit(60), pytest.raises(ModelFolderError, match=match) as info:
-        Classifier.load(folder)
+        wordsight.load(folder)
     assert "\n" not in str(info.value)
     return str(info.value)
 
 
 def test_the_untouched_copy_loads(copy):
-    assert Classifier.load(copy).kind == "stack"
+    assert wordsight.load(copy).kind == "stack"
 
 
 @pytest.mark.parametrize("name,match", [("../outside", r"leaves the folder"), ("/etc", r"absolute path"),

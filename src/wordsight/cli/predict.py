@@ -40,7 +40,7 @@ def ray_records(args, data) -> list:
 def run(args) -> int:
     from ..io.records import write_records
     from ..io.sources import Problem
-    from ..models import Classifier
+    from ..models import load_model_folder
 
     data = args.images[0] if len(args.images) == 1 else args.images
     if args.text is not None:
@@ -57,7 +57,7 @@ def run(args) -> int:
                              "(fusion paired or late) with the local engine")
         rows = ray_records(args, data)
     else:
-        clf = Classifier.load(args.model)
+        clf = load_model_folder(args.model)
         if args.text is not None and not clf.reads_texts:
             raise ValueError(f"{args.model}: this model (fusion {clf.fusion!r}) does not read texts; only models "
                              "fitted with fusion 'paired' or 'late' do")
