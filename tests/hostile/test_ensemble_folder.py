@@ -108,3 +108,24 @@ def test_classes_that_differ_from_the_members(copy):
 def test_a_config_that_is_not_json(copy):
     (copy / "config.json").write_text(json.dumps({"format": "wordsight-ensemble"})[:-3])
     _refused(copy, r"not valid JSON")
+
+
+def test_wordsight_load_gives_the_ensemble_a_fitted_model(copy):
+    from wordsight.models import FittedModel
+    from wordsight.models.ensemble import Ensemble
+
+    ens = wordsight.load(copy)
+    assert type(ens) is Ensemble and isinstance(ens, FittedModel) and len(ens.members) == 2
+
+
+def test_classifier_load_on_an_ensemble_names_wordsight_load(copy):
+    from wordsight.models import Classifier
+    from wordsight.models.ensemble import Ensemble
+
+    with pytest.raises(ModelFolderError, match=r"config.json: the folder holds a wordsight-ensemble, not a wordsight "
+                                               r"classifier; load it with wordsight.load\(folder\)") as info:
+        Classifier.load(copy)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelFolderError, match=r"holds a wordsight-classifier, not a wordsight ensemble; "
+                                               r"load it with wordsight.load"):
+        Ensemble.load(copy / "members" / "0")
