@@ -117,6 +117,7 @@ class StoredFolder:
     contents: dict[str, bytes] | None
 
     def read(self, name: str) -> bytes:
+        """The checked bytes of listed file ``name``."""
         if self.contents is None:
             return _read(_listed(self.path, name, self.config_name))
         if name not in self.contents:
@@ -134,6 +135,7 @@ class StoredFolder:
             raise ModelFolderError(f"{self.path / name}: cannot read safetensors ({e})") from None
 
     def json(self, name: str):
+        """The listed JSON file ``name``, parsed from its checked bytes (bounded depth)."""
         return parse_json(self.path / name, self.read(name))
 
 
