@@ -62,22 +62,24 @@ def _regular(path: Path, limit: int) -> Path:
     return path
 
 
-def _inside(folder: Path, name) -> Path:
+def inside(folder: Path, name) -> Path:
+    """``folder / name`` for a relative ``name`` that stays inside ``folder`` (no ``..``, no
+    absolute path, no link out)."""
     if not isinstance(name, str) or not name or "\x00" in name:
-        raise ExportFolderError(f"{folder / SPEC}: {name!r} is not a file name")
+        raise ExportFolderError(f"{folder}: {name!r} is not a file name")
     if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise ExportFolderError(f"{folder / SPEC}: {name!r} is an absolute path; only names inside the folder")
+        raise ExportFolderError(f"{folder}: {name!r} is an absolute path; only names inside the folder")
     if ".." in name.replace("\\", "/").split("/"):
-        raise ExportFolderError(f"{folder / SPEC}: {name!r} leaves the folder ('..')")
+        raise ExportFolderError(f"{folder}: {name!r} leaves the folder ('..')")
     if not (folder / name).resolve().is_relative_to(folder.resolve()):
-        raise ExportFolderError(f"{folder / SPEC}: {name!r} is a link that leads out of the folder")
+        raise ExportFolderError(f"{folder}: {name!r} is a link that leads out of the folder")
     return folder / name
 
 
-def read_spec(folder) -> dict:
-    """``pipeline.json``, verified with every file it lists (see the module doc)."""
+def verified(folder, name: str = SPEC) -> dict:
+    """The spec ``name`` of an exported folder, its checksum and every file it lists verified."""
     folder = Path(folder)
-    path = _regular(folder / SPEC, MAX_SPEC_BYTES)
+    path = _regular(folder / name, MAX_SPEC_BYTES)
     try:
         spec = json.loads(path.read_bytes())
     except ValueError as e:
@@ -85,18 +87,25 @@ def read_spec(folder) -> dict:
     if not isinstance(spec, dict) or "config_sha256" not in spec:
         raise ExportFolderError(f"{path}: no checksums (exported by an older wordsight?): export the model again")
     if spec.pop("config_sha256") != _canonical(spec):
-        raise ExportFolderError(f"{path}: checksum mismatch: pipeline.json was edited or damaged after export")
+        raise ExportFolderError(f"{path}: checksum mismatch: {name} was edited or damaged after export")
     files = spec.get("files")
     if not isinstance(files, dict):
         raise ExportFolderError(f"{path}: field 'files' must map each file name to its sha256")
-    for name, digest in files.items():
-        p = _regular(_inside(folder, name), MAX_FILE_BYTES)
+    for file, digest in files.items():
+        p = _regular(inside(folder, file), MAX_FILE_BYTES)
         h = hashlib.sha256()
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         if h.hexdigest() != digest:
             raise ExportFolderError(f"{p}: checksum mismatch: the file was modified or truncated after export")
+    return spec
+
+
+def read_spec(folder) -> dict:
+    """``pipeline.json``, verified (:func:`verified`), every file the pipeline runs among those listed."""
+    spec, path = verified(folder), Path(folder) / SPEC
+    files = spec["files"]
     parts = [*(spec.get("image_encoders") or []), *(spec.get(k) for k in ("head", "prior", "text_block", "text_encoder"))]
     for part in parts:
         if part is not None and (not isinstance(part, dict) or part.get("file") not in files):
