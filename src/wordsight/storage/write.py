@@ -60,16 +60,16 @@ def write_folder(folder, write, *, config_name: str = CONFIG) -> str:
     """Save into ``folder`` atomically: ``write(tmp)`` writes the object's files into a fresh
     temporary sibling and returns its config (no ``files``, no checksum); the folder is sealed
     (:func:`seal`) and swapped in. An error or a kill before the swap leaves ``folder`` as it was."""
-    folder = Path(folder)
-    _check_target(folder, config_name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    _clear_stale(folder)
-    tmp = folder.parent / f".{folder.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    target = Path(os.path.abspath(folder))  # "model/", "." and "a/../model" each have a parent and a name
+    _check_target(target, config_name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(target)
+    tmp = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
         seal(tmp, write(tmp), config_name)
         _sync(tmp)
-        _swap(tmp, folder)
+        _swap(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # after an exchange: the old model
     return str(folder)
