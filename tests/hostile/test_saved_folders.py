@@ -151,6 +151,21 @@ def test_a_folder_that_is_not_a_saved_model_is_never_written_over(model_dir, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
 
 
+def test_a_folder_holding_only_saved_folders_is_replaced_one_holding_more_is_not(tmp_path):
+    """``fit --finetune`` checkpoints into its --out folder before the model is saved there."""
+    folder = tmp_path / "model"
+    (folder / "finetune-checkpoint").mkdir(parents=True)
+    (folder / "finetune-checkpoint" / "state.json").write_text('{"format": "wordsight-finetune-checkpoint"}')
+    _save(folder, b"new")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "part0.bin", "part1.bin", "part2.bin"]
+    other = tmp_path / "other"
+    (other / "album").mkdir(parents=True)
+    (other / "album" / "notes.json").write_text('{"format": "holiday"}')
+    with pytest.raises(ModelFolderError, match="other: not empty and not a saved wordsight folder"):
+        _save(other, b"new")
+    assert (other / "album" / "notes.json").exists()
+
+
 def test_a_link_or_a_file_as_the_target_is_refused(model_dir, tmp_path):
     clf = Classifier.load(model_dir)
     (tmp_path / "elsewhere").mkdir()

@@ -82,15 +82,24 @@ def _check_target(folder: Path, config_name: str) -> None:
         return
     if not folder.is_dir():
         raise ModelFolderError(f"{folder}: exists and is not a folder; not overwritten")
-    if not any(folder.iterdir()):
-        return
-    try:
-        fmt = declared_format(folder, config_name)
-    except ModelFolderError:
-        fmt = None
-    if not (isinstance(fmt, str) and fmt.startswith("wordsight-")):
+    entries = list(folder.iterdir())
+    # a saved folder, or one that holds only saved folders (`fit --finetune` checkpoints into --out first)
+    if entries and not _saved(folder, [config_name]) and not all(
+            p.is_dir() and not p.is_symlink() and _saved(p, sorted(p.glob("*.json"))[:8]) for p in entries):
         raise ModelFolderError(f"{folder}: not empty and not a saved wordsight folder (no {config_name} of a "
                                "wordsight format); refusing to write over it: save to a new or empty folder")
+
+
+def _saved(folder: Path, configs) -> bool:
+    """Whether one of ``configs`` (names in ``folder``) declares a ``wordsight-*`` format."""
+    for name in configs:
+        try:
+            fmt = declared_format(folder, Path(name).name)
+        except ModelFolderError:
+            continue
+        if isinstance(fmt, str) and fmt.startswith("wordsight-"):
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:
