@@ -236,14 +236,11 @@ class Ensemble:
                 "weights": [float(w) for w in self.weights], "meta": meta, "info": jsonable(self.info)}
 
     @classmethod
-    def load(cls, folder, member_class=None) -> "Ensemble":
+    def load(cls, folder) -> "Ensemble":
         """An ensemble saved by :meth:`save`, every file verified; refusals are one
-        :class:`ModelFolderError` naming the folder and the problem. ``member_class``: the
-        Classifier class its members load as."""
-        if member_class is None:
-            from .classifier import Classifier as member_class
+        :class:`ModelFolderError` naming the folder and the problem."""
         try:
-            return _load(Path(folder), cls, member_class)
+            return _load(Path(folder), cls)
         except ModelFolderError:
             raise
         except Exception as e:
@@ -275,7 +272,9 @@ def _check_config(config: dict, path: Path) -> None:
     _check(isinstance(config.get("files"), dict), path, "field 'files' must map file names to sha256")
 
 
-def _load(folder: Path, cls, member_class) -> Ensemble:
+def _load(folder: Path, cls) -> Ensemble:
+    from .classifier import Classifier
+
     stored = read_folder(folder, (ENSEMBLE_FORMAT,), version=ENSEMBLE_FORMAT_VERSION,
                          what="ensemble", check=_check_config, ignore=_checks.SEARCH_SIDE_FILES)
     config, path = stored.config, folder / "config.json"
@@ -285,7 +284,7 @@ def _load(folder: Path, cls, member_class) -> Ensemble:
         sub = confined(folder, m, "member folder")
         _check(not is_ensemble_folder(sub), path, f"member {m!r} is an ensemble, not a saved Classifier")
         _check((Path(m) / "config.json").as_posix() in files, path, f"member {m!r} is not covered by 'files'")
-        loaded.append(member_class.load(sub))
+        loaded.append(Classifier.load(sub))
     meta = None
     if kind == "stack":
         _check(META_FILE in files, path, f"a stacking ensemble needs {META_FILE} listed in 'files'")
