@@ -17,7 +17,7 @@ ROOT = Path(wordsight.__file__).parent
 # Lower layers never import higher ones (docs/architecture.md, "Layers").
 LAYERS = [
     {"_util", "_version"},
-    {"io"},
+    {"io", "storage"},  # storage: the saved-folder discipline, on io.safe_files
     {"encoders"},
     {"features"},
     {"language"},

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 
+import wordsight
 from wordsight.cli import main
 from wordsight.models import Classifier
 from wordsight.models.ensemble import Ensemble
@@ -74,7 +75,7 @@ def test_demo_search_never_reads_a_test_image_and_reports_the_leaderboard(fashio
     test = {str(p) for p in (data / "test").rglob("*.png")}
     assert len(train) == 40 and len(test) == 20
     assert set(seen) == train and not set(seen) & test
-    model = Classifier.load(out / "model")
+    model = wordsight.load(out / "model")
     assert isinstance(model, Ensemble) and model.kind == "vote" and len(model.members) == 2
     report = (out / "report" / "index.html").read_text()
     assert "Search: leaderboard" in report and (out / "report" / "leaderboard.png").stat().st_size > 1000

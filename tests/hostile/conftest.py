@@ -55,10 +55,10 @@ def canonical(d: dict) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def resign(folder: Path, edit=None) -> dict:
+def resign(folder: Path, edit=None, config_name: str = "config.json") -> dict:
     """Apply ``edit(config)`` and re-sign: fresh sha256 for every listed regular file inside the
     folder, and a fresh config checksum (what an attacker who knows the format does)."""
-    path = folder / "config.json"
+    path = folder / config_name
     config = json.loads(path.read_text())
     config.pop("config_sha256", None)
     if edit is not None:

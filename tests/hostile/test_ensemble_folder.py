@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from wordsight.models import Classifier
+import wordsight
 from wordsight.models.autofit import search_fit
 from wordsight.models.persistence import ModelFolderError
 
@@ -34,13 +34,13 @@ def copy(ensemble_dir, tmp_path):
 
 def _refused(folder, match: str) -> str:
     with time_limit(60), pytest.raises(ModelFolderError, match=match) as info:
-        Classifier.load(folder)
+        wordsight.load(folder)
     assert "\n" not in str(info.value)
     return str(info.value)
 
 
 def test_the_untouched_copy_loads(copy):
-    assert Classifier.load(copy).kind == "stack"
+    assert wordsight.load(copy).kind == "stack"
 
 
 @pytest.mark.parametrize("name,match", [("../outside", r"leaves the folder"), ("/etc", r"absolute path"),
@@ -108,3 +108,24 @@ def test_classes_that_differ_from_the_members(copy):
 def test_a_config_that_is_not_json(copy):
     (copy / "config.json").write_text(json.dumps({"format": "wordsight-ensemble"})[:-3])
     _refused(copy, r"not valid JSON")
+
+
+def test_wordsight_load_gives_the_ensemble_a_fitted_model(copy):
+    from wordsight.models import FittedModel
+    from wordsight.models.ensemble import Ensemble
+
+    ens = wordsight.load(copy)
+    assert type(ens) is Ensemble and isinstance(ens, FittedModel) and len(ens.members) == 2
+
+
+def test_classifier_load_on_an_ensemble_names_wordsight_load(copy):
+    from wordsight.models import Classifier
+    from wordsight.models.ensemble import Ensemble
+
+    with pytest.raises(ModelFolderError, match=r"config.json: the folder holds a wordsight-ensemble, not a wordsight "
+                                               r"classifier; load it with wordsight.load\(folder\)") as info:
+        Classifier.load(copy)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelFolderError, match=r"holds a wordsight-classifier, not a wordsight ensemble; "
+                                               r"load it with wordsight.load"):
+        Ensemble.load(copy / "members" / "0")

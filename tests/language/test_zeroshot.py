@@ -9,6 +9,7 @@ from sklearn.base import clone
 
 from wordsight.language import MissingClassesError, ZeroShotClassifier, waffle_descriptors
 from wordsight.language._text import embed_texts
+from wordsight.storage import ModelFolderError
 
 CLASSES = ["cat", "truck", "banana"]
 DESCRIPTIONS = {
@@ -120,7 +121,7 @@ def test_save_and_load_round_trip(tmp_path, images_as_text):
     back = ZeroShotClassifier.load(folder)
     assert np.allclose(back.predict_proba(images_as_text), clf.predict_proba(images_as_text), atol=1e-6)
     assert back.class_texts_ == clf.class_texts_ and list(back.classes_) == CLASSES
-    with pytest.raises(FileNotFoundError, match="zeroshot.json: missing"):
+    with pytest.raises(ModelFolderError, match="zeroshot.json: missing"):
         ZeroShotClassifier.load(tmp_path)
 
 

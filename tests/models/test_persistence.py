@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wordsight.models import Classifier, ModelFolderError
-from wordsight.models.persistence import _canonical
+from wordsight.storage import canonical as _canonical
 
 
 @pytest.fixture(scope="module")

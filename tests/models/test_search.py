@@ -11,6 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+import wordsight
 from wordsight._util.numerics import softmax
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier, ModelFolderError
@@ -149,7 +150,7 @@ def test_an_ensemble_saves_loads_and_predicts_identically(tmp_path, kind):
     model = out.model
     assert isinstance(model, Ensemble) and model.kind == kind and len(model.members) == 2
     model.save(tmp_path / "m")
-    loaded = Classifier.load(tmp_path / "m")  # the one loader; an ensemble folder gives an Ensemble
+    loaded = wordsight.load(tmp_path / "m")  # the one loader; an ensemble folder gives an Ensemble
     assert isinstance(loaded, Ensemble) and loaded.kind == kind
     test = make_blocks(seed=0).take(np.arange(0, 36, 5))
     np.testing.assert_array_equal(loaded.predict_proba(test), model.predict_proba(test))
@@ -182,12 +183,12 @@ def test_an_edited_ensemble_member_or_meta_head_is_refused(tmp_path):
     meta = tmp_path / "m" / "meta.safetensors"
     meta.write_bytes(meta.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(ModelFolderError, match="meta.safetensors: checksum mismatch"):
-        Classifier.load(tmp_path / "m")
+        wordsight.load(tmp_path / "m")
     model.save(tmp_path / "n")
     head = tmp_path / "n" / "members" / "1" / "head.safetensors"
     head.write_bytes(head.read_bytes() + b"x")
     with pytest.raises(ModelFolderError, match="checksum mismatch"):
-        Classifier.load(tmp_path / "n")
+        wordsight.load(tmp_path / "n")
 
 
 def test_search_result_without_a_complete_trial_says_why():

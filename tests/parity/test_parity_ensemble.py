@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
+import wordsight
 from wordsight.cli import main
 from wordsight.models import Classifier
 from wordsight.models.ensemble import Ensemble, fit_meta
@@ -50,7 +51,7 @@ def test_cli_predict_and_the_server_report_the_ensembles_predict_proba(ensembles
     ens, folder = ensembles[kind]
     tests = data[1]
     want = ens.predict_proba(tests)
-    np.testing.assert_allclose(Classifier.load(folder).predict_proba(tests), want, atol=1e-12)
+    np.testing.assert_allclose(wordsight.load(folder).predict_proba(tests), want, atol=1e-12)
     classes = [str(c) for c in ens.classes_]
     out = tmp_path / "p.json"
     assert main(["predict", str(folder), *tests, "--top-k", "3", "--out", str(out), "--quiet"]) == 0

@@ -31,9 +31,9 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..evaluate import evaluate, headline_table, write_report
-    from ..models import Classifier
+    from ..models import load_model_folder
 
-    clf = Classifier.load(args.model)
+    clf = load_model_folder(args.model)
     clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     results = evaluate(clf, args.data, train=args.train, few_shot_ks=parse_ks(args.few_shot),

@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..frontend import check_reads_texts, check_top_k
     from ..io.records import write_records
     from ..io.sources import Problem
-    from ..models import Classifier
+    from ..models import load_model_folder
 
     data = args.images[0] if len(args.images) == 1 else args.images
     if args.text is not None:
@@ -60,7 +60,7 @@ def run(args) -> int:
                              "(fusion paired or late) with the local engine")
         rows = ray_records(args, data)
     else:
-        clf = Classifier.load(args.model)
+        clf = load_model_folder(args.model)
         if args.text is not None:
             check_reads_texts(clf.reads_texts, clf.fusion, args.model)
         check_top_k(args.top_k, len(clf.classes_))

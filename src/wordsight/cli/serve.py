@@ -65,9 +65,9 @@ def run(args) -> int:
         raise RuntimeError(f"serving needs the serve extra: pip install 'wordsight[serve]' ({e})") from None
     settings = settings_from_args(args)
     if args.model_dir:
-        from ..models import Classifier
+        from ..models import load_model_folder
 
-        Classifier.load(args.model_dir)  # every check of loading, as one line, before uvicorn starts
+        load_model_folder(args.model_dir)  # every check of loading, as one line, before uvicorn starts
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key_env:
         print(f"wordsight serve: warning: listening on {args.host} without --api-key-env: anyone who can "
               "reach this address can use the API", file=sys.stderr)

@@ -296,9 +296,9 @@ def as_subject(model, encoder: str | None = None) -> Subject:
     if isinstance(model, (str, Path)):
         p = Path(model)
         if p.is_dir():
-            from ..models import Classifier
+            from ..models import load_model_folder
 
-            return as_subject(Classifier.load(p), encoder)
+            return as_subject(load_model_folder(p), encoder)
         from ..encoders import get_config
 
         try:

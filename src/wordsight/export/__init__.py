@@ -2,11 +2,11 @@
 files, plus ``pipeline.json`` and a standalone ``runner.py`` that reproduces the predictions."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from ..encoders.onnx import OnnxTextEncoder, export_image_encoder, export_text_encoder, weights_digest
+from ..storage import seal
 
 
 def head_graph(clf):
@@ -87,8 +87,8 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
         max_len = int((out / "tokenizer" / "wordsight_max_len.txt").read_text())
         spec["text_encoder"] = {"name": clf.text_model, "file": "text_encoder.onnx", "tokenizer": "tokenizer",
                                 "dim": text_enc.config.dim, "max_length": max_len}
-    (out / "pipeline.json").write_text(json.dumps(spec, indent=2))
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
+    seal(out, spec, "pipeline.json")  # every file's sha256 and its own: runner.read_spec verifies them
     return out
 
 

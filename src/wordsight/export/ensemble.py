@@ -6,7 +6,6 @@ and a softmax for a stack), ``ensemble.json`` and ``ensemble_runner.py``
 exports only where every member does; otherwise the member and its reason are named."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -44,6 +43,7 @@ def export_ensemble(model_dir, out, *, text: bool = True) -> Path:
     from .._version import __version__
     from ..models.ensemble import Ensemble
     from ..models.persistence import read_config
+    from ..storage import seal
     from . import export_onnx
 
     ens = Ensemble.load(model_dir)
@@ -61,7 +61,7 @@ def export_ensemble(model_dir, out, *, text: bool = True) -> Path:
     spec = {"format": "wordsight-onnx-ensemble", "format_version": 1, "library_version": __version__,
             "classes": [str(c) for c in ens.classes_], "kind": ens.kind, "members": names,
             "member_names": ens.describe_members(), "combine": "combine.onnx"}
-    (out / "ensemble.json").write_text(json.dumps(spec, indent=2))
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
     shutil.copyfile(Path(__file__).with_name("ensemble_runner.py"), out / "ensemble_runner.py")
+    seal(out, spec, "ensemble.json")  # every file's sha256 and its own: ensemble_runner verifies them
     return out

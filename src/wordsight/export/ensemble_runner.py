@@ -6,14 +6,13 @@
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runner import Pipeline  # noqa: E402
+from runner import ExportFolderError, Pipeline, inside, verified  # noqa: E402
 
 
 class EnsemblePipeline:
@@ -21,9 +20,12 @@ class EnsemblePipeline:
         import onnxruntime as ort
 
         folder = Path(folder)
-        spec = json.loads((folder / "ensemble.json").read_text())
+        spec = verified(folder, "ensemble.json")  # its checksum and every file's, members' included
+        for name in [spec.get("combine"), *[f"{m}/pipeline.json" for m in spec.get("members") or []]]:
+            if name not in spec["files"]:
+                raise ExportFolderError(f"{folder / 'ensemble.json'}: {name!r} is run but not listed in 'files'")
         self.classes = spec["classes"]
-        self.members = [Pipeline(folder / m, threads=threads) for m in spec["members"]]
+        self.members = [Pipeline(inside(folder, m), threads=threads) for m in spec["members"]]
         self.combine = ort.InferenceSession(str(folder / spec["combine"]), providers=["CPUExecutionProvider"])
 
     def predict_proba(self, images) -> np.ndarray:

@@ -14,12 +14,20 @@ folder, next to ``pipeline.json``::
 Preprocessing repeats wordsight's exactly (EXIF orientation, alpha on white, JPEG DCT-scaled
 draft decoding, shorter side resized, centre crop, normalisation), so the probabilities equal
 ``Classifier.predict_proba`` within float32 rounding.
+
+Before any file is used, the folder is verified as every saved wordsight folder is
+(``wordsight.storage``, repeated here in a few lines because this file runs without wordsight):
+``pipeline.json``'s own checksum, then every file it lists confined to the folder (no ``..``, no
+absolute path, no link out), a regular file under a size cap, its sha256 right; every file the
+pipeline runs must be listed. A refusal is one :class:`ExportFolderError` naming the file.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +35,85 @@ from PIL import Image, ImageOps
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+
+
+SPEC = "pipeline.json"
+MAX_SPEC_BYTES = 8 << 20
+MAX_FILE_BYTES = 4 << 30  # the largest exported file (a text encoder) is ~0.5 GB
+
+
+class ExportFolderError(ValueError):
+    """An exported folder is damaged, edited after export, or names files outside itself."""
+
+
+def _canonical(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _regular(path: Path, limit: int) -> Path:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ExportFolderError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ExportFolderError(f"{path}: not a regular file")
+    if st.st_size > limit:
+        raise ExportFolderError(f"{path}: {st.st_size:,} bytes, more than the limit of {limit:,}")
+    return path
+
+
+def inside(folder: Path, name) -> Path:
+    """``folder / name`` for a relative ``name`` that stays inside ``folder`` (no ``..``, no
+    absolute path, no link out)."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ExportFolderError(f"{folder}: {name!r} is not a file name")
+    if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise ExportFolderError(f"{folder}: {name!r} is an absolute path; only names inside the folder")
+    if ".." in name.replace("\\", "/").split("/"):
+        raise ExportFolderError(f"{folder}: {name!r} leaves the folder ('..')")
+    if not (folder / name).resolve().is_relative_to(folder.resolve()):
+        raise ExportFolderError(f"{folder}: {name!r} is a link that leads out of the folder")
+    return folder / name
+
+
+def verified(folder, name: str = SPEC) -> dict:
+    """The spec ``name`` of an exported folder, its checksum and every file it lists verified."""
+    folder = Path(folder)
+    path = _regular(folder / name, MAX_SPEC_BYTES)
+    try:
+        spec = json.loads(path.read_bytes())
+    except ValueError as e:
+        raise ExportFolderError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(spec, dict) or "config_sha256" not in spec:
+        raise ExportFolderError(f"{path}: no checksums (exported by an older wordsight?): export the model again")
+    if spec.pop("config_sha256") != _canonical(spec):
+        raise ExportFolderError(f"{path}: checksum mismatch: {name} was edited or damaged after export")
+    files = spec.get("files")
+    if not isinstance(files, dict):
+        raise ExportFolderError(f"{path}: field 'files' must map each file name to its sha256")
+    for file, digest in files.items():
+        p = _regular(inside(folder, file), MAX_FILE_BYTES)
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise ExportFolderError(f"{p}: checksum mismatch: the file was modified or truncated after export")
+    return spec
+
+
+def read_spec(folder) -> dict:
+    """``pipeline.json``, verified (:func:`verified`), every file the pipeline runs among those listed."""
+    spec, path = verified(folder), Path(folder) / SPEC
+    files = spec["files"]
+    parts = [*(spec.get("image_encoders") or []), *(spec.get(k) for k in ("head", "prior", "text_block", "text_encoder"))]
+    for part in parts:
+        if part is not None and (not isinstance(part, dict) or part.get("file") not in files):
+            raise ExportFolderError(f"{path}: {part!r} runs a file not listed in 'files'")
+    tokenizer = (spec.get("text_encoder") or {}).get("tokenizer")
+    if tokenizer is not None and not any(n.startswith(f"{tokenizer}/") for n in files):
+        raise ExportFolderError(f"{path}: tokenizer {tokenizer!r} is not listed in 'files'")
+    return spec
 
 
 def _session(path, threads=None):
@@ -104,7 +191,7 @@ def preprocess(img, pre: dict) -> np.ndarray:
 class Pipeline:
     def __init__(self, folder, threads: int | None = None):
         self.folder = Path(folder)
-        self.spec = json.loads((self.folder / "pipeline.json").read_text())
+        self.spec = read_spec(self.folder)
         self.classes = self.spec["classes"]
         self.encoders = [(e, _session(self.folder / e["file"], threads)) for e in self.spec["image_encoders"]]
         self.head = _session(self.folder / self.spec["head"]["file"], threads)

@@ -22,7 +22,6 @@ reads new images the same way. The ``*_reading`` methods take the arrays a readi
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,8 @@ from .._util.numerics import log_softmax
 MIN_CENTER_IMAGES = 50
 WAY_CHOICES = ("auto", "conse", "linear", "both")
 CENTER_CHOICES = ("auto", "yes", "no")
-FORMAT = "wordsight-zero-shot-pipeline"
+FORMAT, FORMAT_VERSION = "wordsight-zero-shot-pipeline", 1
+CONFIG, OLD_CONFIG = "pipeline.json", "prior.json"  # OLD_CONFIG: a language prior saved by wordsight 0.x
 
 
 def read_images(X, encoder: str, view: str, cache=None, batch_size=None, quiet: bool = True):
@@ -204,32 +204,42 @@ class ZeroShotPipeline:
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder) -> Path:
-        """``pipeline.json`` plus one ZeroShotClassifier folder per way."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """``pipeline.json`` plus one ZeroShotClassifier folder per way: a :mod:`wordsight.storage`
+        folder, written atomically, every file's checksum in ``pipeline.json``."""
+        from ..storage import write_folder
+
+        write_folder(folder, self._write, config_name=CONFIG)
+        return Path(folder)
+
+    def _write(self, folder: Path) -> dict:
+        from .._version import __version__
+
         for way, zs in self.ways_.items():
             zs.save(folder / way)
-        meta = {"format": FORMAT, "classes": self.classes, "encoder": self.encoder, "text_model": self.text_model,
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
+                "classes": self.classes, "encoder": self.encoder, "text_model": self.text_model,
                 "method": self._method(), "view": self.view_, "ways": list(self.ways_), "centered": self.centered_}
-        (folder / "pipeline.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-        return folder
 
     @classmethod
     def load(cls, folder) -> "ZeroShotPipeline":
-        """A saved pipeline; also reads a language prior saved by wordsight 0.x (``prior.json``,
-        whose linear way kept its own ``text_map/``: that map is recomputed, identically, from the
-        encoder's ImageNet head)."""
+        """A saved pipeline, every file verified; also reads one saved before checksums, and a
+        language prior saved by wordsight 0.x (``prior.json``, whose linear way kept its own
+        ``text_map/``: that map is recomputed, identically, from the encoder's ImageNet head)."""
+        from ..io.safe_files import UnsafeFileError, confined
+        from ..storage import ModelFolderError, read_folder
         from .zeroshot import ZeroShotClassifier
 
         folder = Path(folder)
-        if (folder / "pipeline.json").is_file():
-            meta = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
-        elif (folder / "prior.json").is_file():
-            old = json.loads((folder / "prior.json").read_text(encoding="utf-8"))
-            meta = {"encoder": old["encoder"], "view": old["view"], "ways": old["ways"], "text_model": None}
-        else:
-            raise FileNotFoundError(f"{folder / 'pipeline.json'}: missing (not a saved zero-shot pipeline)")
-        ways = {w: ZeroShotClassifier.load(folder / w) for w in meta["ways"]}
+        path = folder / (OLD_CONFIG if not (folder / CONFIG).exists() and (folder / OLD_CONFIG).is_file() else CONFIG)
+        meta = read_folder(folder, (FORMAT,), version=FORMAT_VERSION, what="zero-shot pipeline",
+                           config_name=path.name, legacy=True).config
+        names = meta.get("ways")
+        if not (isinstance(names, list) and names and set(names) <= {"conse", "linear"}):
+            raise ModelFolderError(f"{path}: field 'ways' must be a non-empty list of conse, linear, not {names!r}")
+        try:
+            ways = {w: ZeroShotClassifier.load(confined(folder, w, "way folder")) for w in names}
+        except UnsafeFileError as e:
+            raise ModelFolderError(str(e)) from None
         first = next(iter(ways.values()))
         classes = [str(c) for c in first.classes_]
         self = cls(classes, encoder=meta["encoder"], text_model=meta.get("text_model") or first.text_model,

@@ -16,7 +16,6 @@ Methods:
 """
 from __future__ import annotations
 
-import json
 import random
 import string
 from functools import lru_cache
@@ -30,6 +29,8 @@ from .._util.numerics import l2_normalize
 from ._text import display_name, embed_texts, text_encoder, text_model_name
 
 METHODS = ("names", "templates", "descriptions", "descriptors", "waffle")
+FORMAT, FORMAT_VERSION = "wordsight-zero-shot-classifier", 1
+CONFIG, ARRAYS_FILE = "zeroshot.json", "class_embeddings.safetensors"  # its saved folder (wordsight.storage)
 
 # A few of CLIP's ImageNet prompt templates (Radford et al. 2021, the 7 + 1 best ensemble).
 DEFAULT_TEMPLATES = (
@@ -267,38 +268,50 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     # --------------------------------------------------------------------------- persistence
     def save(self, folder) -> Path:
-        """A folder with ``zeroshot.json`` (parameters, classes, class texts) and
-        ``class_embeddings.safetensors``."""
-        from safetensors.numpy import save_file
+        """A :mod:`wordsight.storage` folder (written atomically) with ``zeroshot.json``
+        (parameters, classes, class texts, checksums) and ``class_embeddings.safetensors``."""
+        from ..storage import write_folder
 
         if not hasattr(self, "class_embeddings_"):
             self.fit()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {"method": self.method, "text_model": text_model_name(self.text_model), "k": self.k,
+        write_folder(folder, self._write, config_name=CONFIG)
+        return Path(folder)
+
+    def _write(self, folder: Path) -> dict:
+        from safetensors.numpy import save_file
+
+        from .._version import __version__
+
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
+                "method": self.method, "text_model": text_model_name(self.text_model), "k": self.k,
                 "seed": self.seed, "scale": self.scale_, "include_name": self.include_name, "center": self.center,
                 "classes": [str(c) for c in self.classes_], "class_texts": self.class_texts_}
         if getattr(self, "class_text_weights_", None) is not None:
             meta["class_text_weights"] = self.class_text_weights_
-        (folder / "zeroshot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         arrays = {"text_embeddings": self.text_embeddings_, "text_owner": self.text_owner_.astype(np.int64),
                   "class_embeddings": self.class_embeddings_}
         if self.image_mean_ is not None:
             arrays["image_mean"] = self.image_mean_
-        save_file(arrays, str(folder / "class_embeddings.safetensors"))
-        return folder
+        save_file(arrays, str(folder / ARRAYS_FILE))
+        return meta
 
     @classmethod
     def load(cls, folder) -> "ZeroShotClassifier":
-        """A classifier written by :meth:`save` (safetensors + JSON)."""
-        from safetensors.numpy import load_file
+        """A classifier written by :meth:`save`, every file verified (a folder saved before
+        checksums, without them, is read confined and bounded)."""
+        from ..storage import ModelFolderError, read_folder
 
-        folder = Path(folder)
-        for name in ("zeroshot.json", "class_embeddings.safetensors"):
-            if not (folder / name).exists():
-                raise FileNotFoundError(f"{folder / name}: missing (not a saved ZeroShotClassifier folder)")
-        meta = json.loads((folder / "zeroshot.json").read_text(encoding="utf-8"))
-        arrays = load_file(str(folder / "class_embeddings.safetensors"))
+        stored = read_folder(folder, (FORMAT,), version=FORMAT_VERSION, what="zero-shot classifier",
+                             config_name=CONFIG, legacy=True)
+        arrays = stored.arrays(ARRAYS_FILE)
+        try:
+            return cls._rebuild(stored.config, arrays)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFolderError(f"{stored.path / CONFIG}: not a zero-shot classifier this wordsight reads "
+                                   f"({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def _rebuild(cls, meta: dict, arrays: dict) -> "ZeroShotClassifier":
         descriptions = meta["class_texts"] if meta["method"] in ("descriptions", "descriptors") else None
         weights = meta.get("class_text_weights")
         if descriptions and weights:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io.safe_files import file_sha256
-from ._folder_checks import ModelFolderError
+from ..storage import ModelFolderError
 
 
-def save_weights(folder: Path, encoder_names, files: dict) -> dict[str, str]:
-    """Write each fine-tuned encoder's weights into ``folder``, add them to ``files`` (name ->
-    sha256); {encoder name: file name}."""
+def save_weights(folder: Path, encoder_names) -> dict[str, str]:
+    """Write each fine-tuned encoder's weights into ``folder`` (listed and checksummed with the
+    folder's other files when it is sealed); {encoder name: file name}."""
     from safetensors.numpy import save_file
 
     from ..encoders.finetuned import is_finetuned, registered, split
@@ -23,7 +22,6 @@ def save_weights(folder: Path, encoder_names, files: dict) -> dict[str, str]:
         base, digest = split(name)
         file = f"encoder-{digest}.safetensors"
         save_file({k: v for k, v in registered(name).items()}, str(folder / file), metadata={"base": base})
-        files[file] = file_sha256(folder / file)
         written[name] = file
     return written
 

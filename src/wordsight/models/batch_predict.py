@@ -23,9 +23,9 @@ class PredictBatch:
     @property
     def classifier(self):
         if self._clf is None:
-            from .classifier import Classifier
+            from .fitted import load_model_folder
 
-            clf = Classifier.load(self.model_dir)
+            clf = load_model_folder(self.model_dir)
             clf.set_params(cache=self.cache)
             self._clf = clf
         return self._clf

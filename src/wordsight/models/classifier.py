@@ -604,12 +604,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, folder) -> "Classifier":
         """A model saved by :meth:`save`, every file verified; any refusal is one
-        :class:`~.persistence.ModelFolderError` naming the folder and the problem. An ensemble's
-        folder (``fit --search``) loads as an :class:`~.ensemble.Ensemble`."""
-        from .ensemble import Ensemble, is_ensemble_folder
-
-        if is_ensemble_folder(folder):
-            return Ensemble.load(folder, member_class=cls)
+        :class:`~.persistence.ModelFolderError` naming the folder and the problem (an ensemble's
+        folder, ``fit --search``, too: ``wordsight.load`` reads every kind)."""
         try:
             return load_classifier(folder, cls)
         except ModelFolderError:

@@ -8,27 +8,26 @@
 
 An :class:`Ensemble` reads the images once for the union of its members' encoders
 (:func:`~.blocks.extract_blocks`) and hands each member its subset (:mod:`.block_sets`). It
-offers what the CLI, the server, the report and the Ray batch callable use of a Classifier
-(``predict_proba``, ``predict_records``, ``featurize`` / ``proba_featurized``, ``classes_``, ...),
-and :meth:`Classifier.load <wordsight.models.Classifier.load>` returns one for an ensemble folder.
+implements :class:`~.fitted.FittedModel`, plus what the CLI, the server, the report and the Ray
+batch callable read of a fitted model (``predict_records``, ``proba_featurized``, ``encoder_names``,
+``fusion``, ...); ``wordsight.load`` returns one for an ensemble folder.
 
-Folder: ``config.json`` (format ``wordsight-ensemble``: kind, classes, member folders, weights,
-the sha256 of every file, its own checksum), ``members/<i>/`` (each a saved Classifier, loaded and
-checked as one) and, for stacking, ``meta.safetensors`` (``coef``, ``intercept``). No pickle.
+Folder (:mod:`wordsight.storage`): ``config.json`` (format ``wordsight-ensemble``: kind, classes,
+member folders, weights, the sha256 of every file, its own checksum), ``members/<i>/`` (each a
+saved Classifier, loaded and checked as one) and, for stacking, ``meta.safetensors`` (``coef``,
+``intercept``). No pickle.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from .._util.numerics import softmax
-from ..io.safe_files import confined, file_sha256
+from ..io.safe_files import confined
+from ..storage import ModelFolderError, declared_format, jsonable, read_folder, write_folder
 from . import _folder_checks as _checks
-from ._folder_checks import ModelFolderError
 from .block_sets import subset_blocks
 from .blocks import FeatureBlocks, Featurized, input_rows, predicted_classes, prediction_records
 from .persistence import ENSEMBLE_FORMAT
@@ -148,9 +147,6 @@ class Ensemble:
             m.set_params(**params)
         return self
 
-    def get_params(self, deep: bool = False) -> dict:
-        return {"kind": self.kind, "members": [m.get_params() for m in self.members]}
-
     # ------------------------------------------------------------------ features and probabilities
     def extract(self, X) -> FeatureBlocks:
         """Every member's encoders' features of ``X``, read once."""
@@ -191,24 +187,13 @@ class Ensemble:
         parts = [F.matrix[:, i * k:(i + 1) * k] for i in range(len(self.members))]
         return combine(self.kind, parts, self.weights, self.meta)
 
-    def log_proba_featurized(self, F: Featurized) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.log(self.proba_featurized(F))
-
     def predict_proba(self, X) -> np.ndarray:
         """(n_inputs, n_classes); NaN rows for images that could not be read."""
         F = self.featurize(X)
         return F.scatter(self.proba_featurized(F))
 
-    def decision_function(self, X) -> np.ndarray:
-        F = self.featurize(X)
-        return F.scatter(self.log_proba_featurized(F))
-
     def predict(self, X) -> np.ndarray:
         return predicted_classes(self.predict_proba(X), self.classes_)
-
-    def score(self, X, y) -> float:
-        return float(np.mean(self.predict(X) == np.asarray(y, dtype=object)))
 
     def describe_blocks(self, blocks: FeatureBlocks, proba=None) -> list[str | None]:
         """The first member's words for ``blocks``; with ``proba`` (the ensemble's rows) they lead
@@ -229,14 +214,14 @@ class Ensemble:
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder) -> str:
-        """``config.json`` + ``members/<i>/`` (saved Classifiers) + ``meta.safetensors`` (stacking)."""
+        """``config.json`` + ``members/<i>/`` (saved Classifiers) + ``meta.safetensors`` (stacking), atomically."""
+        return write_folder(folder, self._write)
+
+    def _write(self, folder: Path) -> dict:
         from safetensors.numpy import save_file
 
         from .._version import __version__
-        from .persistence import _canonical, _jsonable
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         names = []
         for i, m in enumerate(self.members):
             name = f"{MEMBERS_DIR}/{i}"
@@ -246,28 +231,16 @@ class Ensemble:
         if self.kind == "stack":
             save_file({k: np.ascontiguousarray(v, np.float64) for k, v in self.meta.items()}, str(folder / META_FILE))
             meta = {"file": META_FILE, "arrays": sorted(self.meta)}
-        files = {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*"))
-                 if p.is_file() and (p.name == META_FILE and p.parent == folder
-                                     or p.relative_to(folder).parts[0] == MEMBERS_DIR)}
-        config = {"format": ENSEMBLE_FORMAT, "format_version": ENSEMBLE_FORMAT_VERSION, "library_version": __version__,
-                  "kind": self.kind, "classes": [_jsonable(c) for c in self.classes_], "members": names,
-                  "weights": [float(w) for w in self.weights], "meta": meta, "info": _jsonable(self.info),
-                  "files": files}
-        config["config_sha256"] = _canonical(config)
-        tmp = folder / "config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2))
-        tmp.replace(folder / "config.json")
-        return str(folder)
+        return {"format": ENSEMBLE_FORMAT, "format_version": ENSEMBLE_FORMAT_VERSION, "library_version": __version__,
+                "kind": self.kind, "classes": [jsonable(c) for c in self.classes_], "members": names,
+                "weights": [float(w) for w in self.weights], "meta": meta, "info": jsonable(self.info)}
 
     @classmethod
-    def load(cls, folder, member_class=None) -> "Ensemble":
+    def load(cls, folder) -> "Ensemble":
         """An ensemble saved by :meth:`save`, every file verified; refusals are one
-        :class:`ModelFolderError` naming the folder and the problem. ``member_class``: the
-        Classifier class (given by ``Classifier.load``, which dispatches here)."""
-        if member_class is None:
-            from wordsight.models import Classifier as member_class
+        :class:`ModelFolderError` naming the folder and the problem."""
         try:
-            return _load(Path(folder), cls, member_class)
+            return _load(Path(folder), cls)
         except ModelFolderError:
             raise
         except Exception as e:
@@ -276,12 +249,9 @@ class Ensemble:
 
 def is_ensemble_folder(folder) -> bool:
     """Whether ``folder``'s config.json names the ensemble format (read bounded; no checks yet)."""
-    path = Path(folder) / "config.json"
     try:
-        if not path.is_file() or path.stat().st_size > _checks.MAX_CONFIG_BYTES:
-            return False
-        return json.loads(path.read_bytes()).get("format") == ENSEMBLE_FORMAT
-    except (OSError, ValueError, AttributeError):
+        return declared_format(folder) == ENSEMBLE_FORMAT
+    except ModelFolderError:
         return False
 
 
@@ -290,14 +260,8 @@ def _check(cond: bool, path: Path, what: str) -> None:
         raise ModelFolderError(f"{path}: {what}")
 
 
-def _load(folder: Path, cls, member_class) -> Ensemble:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as load_bytes
-
-    from .persistence import read_config
-
-    config = read_config(folder)  # format, version, its own checksum
-    path = folder / "config.json"
+def _check_config(config: dict, path: Path) -> None:
+    """The ensemble's fields, before any file is read."""
     members, weights, kind = config.get("members"), config.get("weights"), config.get("kind")
     _check(kind in KINDS, path, f"field 'kind' must be one of {list(KINDS)}, got {kind!r}")
     _check(isinstance(members, list) and 1 <= len(members) <= MAX_MEMBERS and all(isinstance(m, str) for m in members),
@@ -305,28 +269,26 @@ def _load(folder: Path, cls, member_class) -> Ensemble:
     _check(isinstance(weights, list) and len(weights) == len(members)
            and all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights) and sum(weights) > 0,
            path, "field 'weights' must hold one finite, non-negative weight per member (not all 0)")
-    files = config.get("files")
-    _check(isinstance(files, dict), path, "field 'files' must map file names to sha256")
-    contents = {}
-    for name, p in _checks.checked_files(folder, files).items():  # confined, regular, size-capped
-        contents[name] = _checks.read_weights(p)
-        if hashlib.sha256(contents[name]).hexdigest() != files[name]:
-            raise ModelFolderError(f"{p}: checksum mismatch (expected sha256 {str(files[name])[:12]}...): "
-                                   "the file was modified or truncated after saving")
-    _checks.report_unlisted(folder, files)
+    _check(isinstance(config.get("files"), dict), path, "field 'files' must map file names to sha256")
+
+
+def _load(folder: Path, cls) -> Ensemble:
+    from .classifier import Classifier
+
+    stored = read_folder(folder, (ENSEMBLE_FORMAT,), version=ENSEMBLE_FORMAT_VERSION,
+                         what="ensemble", check=_check_config, ignore=_checks.SEARCH_SIDE_FILES)
+    config, path = stored.config, folder / "config.json"
+    files, kind = config["files"], config["kind"]
     loaded = []
-    for m in members:
+    for m in config["members"]:
         sub = confined(folder, m, "member folder")
         _check(not is_ensemble_folder(sub), path, f"member {m!r} is an ensemble, not a saved Classifier")
         _check((Path(m) / "config.json").as_posix() in files, path, f"member {m!r} is not covered by 'files'")
-        loaded.append(member_class.load(sub))
+        loaded.append(Classifier.load(sub))
     meta = None
     if kind == "stack":
-        _check(META_FILE in contents, path, f"a stacking ensemble needs {META_FILE} listed in 'files'")
-        try:
-            meta = load_bytes(contents[META_FILE])
-        except (SafetensorError, OSError) as e:
-            raise ModelFolderError(f"{folder / META_FILE}: cannot read safetensors ({e})") from e
+        _check(META_FILE in files, path, f"a stacking ensemble needs {META_FILE} listed in 'files'")
+        meta = stored.arrays(META_FILE)
         _checks.check_arrays(meta, folder / META_FILE)
         k = len(loaded[0].classes_)
         _check(sorted(meta) == ["coef", "intercept"] and meta["coef"].shape == (k, k * len(loaded))
@@ -335,6 +297,6 @@ def _load(folder: Path, cls, member_class) -> Ensemble:
     _check([str(c) for c in config.get("classes", [])] == loaded[0].class_names, path,
            "the classes do not match the members'")
     try:
-        return cls(loaded, kind, weights, meta, config.get("info"))
+        return cls(loaded, kind, config["weights"], meta, config.get("info"))
     except ValueError as e:
         raise ModelFolderError(f"{folder}: {e}") from None

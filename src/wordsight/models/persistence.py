@@ -1,87 +1,67 @@
 """Saving and loading a fitted :class:`~wordsight.models.Classifier`: a folder of JSON + safetensors.
 
 ``config.json`` holds everything needed to rebuild the model (encoder names and fingerprints,
-their preprocessing, class names in order, fusion, head parameters, prior, library version) and
-the sha256 of every weight file; ``head.safetensors`` holds the head's learned arrays. No pickle.
-Loading checks the format version, every checksum (a changed or truncated file is refused), the
-config's own checksum, and that each encoder still computes the features the head was fitted on.
+their preprocessing, class names in order, fusion, head parameters, prior, library version);
+``head.safetensors`` holds the head's learned arrays. No pickle. How the folder is written and
+verified (checksums, confinement, atomic overwrite) is :mod:`wordsight.storage`'s, as for every
+saved object; here: what the config holds, the Classifier's field checks (:mod:`._folder_checks`),
+and that each encoder still computes the features the head was fitted on.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..io.safe_files import confined, file_sha256
+from ..io.safe_files import confined
+from ..storage import ModelFolderError, read_folder, write_folder
+from ..storage import jsonable as _jsonable
+from ..storage import read_config as _read_config
 from . import _folder_checks as _checks
 from ._finetuned_files import load_weights, save_weights
-from ._folder_checks import HEAD_FILE, ModelFolderError
+from ._folder_checks import HEAD_FILE, SEARCH_SIDE_FILES
 
 FORMAT = "wordsight-classifier"
 FORMAT_VERSION = 1
-ENSEMBLE_FORMAT = "wordsight-ensemble"  # models.ensemble: members + weights / a meta-head; same checks here
+ENSEMBLE_FORMAT = "wordsight-ensemble"  # models.ensemble: members + weights / a meta-head
 CONFIG = "config.json"
 PROBE_FILE = "prior_probe.safetensors"  # the few-shot learner on the prior, when it is the learner
 PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
 
 
-def _canonical(d: dict) -> str:
-    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _jsonable(v):
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, os.PathLike):
-        return os.fspath(v)
-    return None  # e.g. a FeatureCache object: not part of the model
-
-
 def save_classifier(clf, folder) -> str:
-    """Write ``clf``'s parameters and :class:`~.state.FittedState` to ``folder``."""
+    """Write ``clf``'s parameters and :class:`~.state.FittedState` to ``folder`` (atomically)."""
+    clf._check_fitted()
+    return write_folder(folder, lambda tmp: _write(clf, tmp))
+
+
+def _write(clf, folder: Path) -> dict:
+    """Write the model's files into ``folder``; its config (``files`` and checksums: the storage's)."""
     from safetensors.numpy import save_file
 
     from .._version import __version__
     from ..encoders import get_config
 
-    clf._check_fitted()
     state = clf.state_
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     arrays, info = state.head.state()
     save_file(arrays, str(folder / HEAD_FILE))
-    files = {HEAD_FILE: file_sha256(folder / HEAD_FILE)}
     prior = None
     if state.prior is not None:
         state.prior.save(folder / PRIOR_DIR)
-        for p in sorted((folder / PRIOR_DIR).rglob("*")):
-            if p.is_file():
-                files[p.relative_to(folder).as_posix()] = file_sha256(p)
         prior = {**_jsonable(state.mix.to_json()), "folder": PRIOR_DIR, "view": state.prior.view_,
                  "zero_shot_method": state.prior._method(), "text_model": clf.text_model, "learner": "mix"}
         if state.probe is not None:
             probe_arrays, probe_info = state.probe.state()
             save_file(probe_arrays, str(folder / PROBE_FILE))
-            files[PROBE_FILE] = file_sha256(folder / PROBE_FILE)
             prior.update(learner="probe", probe={"info": _jsonable(probe_info), "file": PROBE_FILE,
                                                  "arrays": sorted(probe_arrays)})
     paired = None
     if state.paired is not None:  # the second head of a paired / late model (models.paired)
         paired_arrays, paired = state.paired.to_config(clf.head)
         save_file(paired_arrays, str(folder / paired["file"]))
-        files[paired["file"]] = file_sha256(folder / paired["file"])
         paired = _jsonable(paired)
     encoders = []
-    weights = save_weights(folder, clf.encoder_names if state.feature_dims else [], files)  # fine-tuned encoders
+    weights = save_weights(folder, clf.encoder_names if state.feature_dims else [])  # fine-tuned encoders
     for name in clf.encoder_names if state.feature_dims else []:
         cfg = get_config(name)
         encoders.append({"name": name, "fingerprint": cfg.fingerprint, "preprocessing": _jsonable(cfg.preprocessing()),
@@ -96,60 +76,30 @@ def save_classifier(clf, folder) -> str:
         "n_features_in": int(state.n_features), "text_dim": state.text_dim,
         "probs_encoder": state.probs_encoder,
         "head": {"name": clf.head, "info": _jsonable(info), "arrays": sorted(arrays)},
-        "prior": prior, "files": files,
+        "prior": prior,
     }
     if paired is not None:  # only then, so that other models' configs stay as they were
         config["paired"] = paired
-    config["config_sha256"] = _canonical(config)
-    tmp = folder / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    tmp.replace(folder / CONFIG)
-    return str(folder)
+    return config
 
 
 def read_config(folder) -> dict:
-    """The checked ``config.json`` of a saved model folder (refused in one line otherwise)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFolderError(f"{folder}: not a folder (a saved model is a folder with {CONFIG})")
-    path = folder / CONFIG
-    if not path.exists():
-        raise ModelFolderError(f"{path}: missing; {folder} is not a saved wordsight model")
-    config = _checks.read_config_bytes(path)  # a regular file, size-capped, bounded JSON depth
-    if not isinstance(config, dict) or config.get("format") not in (FORMAT, ENSEMBLE_FORMAT):
-        raise ModelFolderError(
-            f"{path}: not a wordsight classifier config (format {config.get('format') if isinstance(config, dict) else None!r})"
-        )
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFolderError(f"{path}: format version {version!r} is newer than this wordsight reads "
-                               f"({FORMAT_VERSION}); upgrade wordsight (saved with {config.get('library_version')})")
-    stored = config.pop("config_sha256", None)
-    if stored != _canonical(config):
-        raise ModelFolderError(f"{path}: checksum mismatch: the config was edited or damaged after saving")
-    return config
+    """The checked ``config.json`` of a saved model folder, a Classifier's or an ensemble's
+    (refused in one line otherwise)."""
+    return _read_config(folder, (FORMAT, ENSEMBLE_FORMAT), version=FORMAT_VERSION, what="model")
 
 
 def load_classifier(folder, cls):
     """A ``cls`` (the Classifier class) rebuilt from ``folder``, every file verified first."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as load_bytes
-
     from ..encoders import get_config
     from .heads import head_class
     from .prior import PriorMix
     from .state import FittedState
 
     folder = Path(folder)
-    config = read_config(folder)
-    _checks.check_config(config, folder / CONFIG)
-    contents = {}
-    for name, p in _checks.checked_files(folder, config["files"]).items():  # confined, regular, size-capped
-        contents[name] = _checks.read_weights(p)
-        if hashlib.sha256(contents[name]).hexdigest() != config["files"][name]:
-            raise ModelFolderError(f"{p}: checksum mismatch (expected sha256 {config['files'][name][:12]}...): "
-                                   "the file was modified or truncated after saving")
-    _checks.report_unlisted(folder, config["files"])
+    stored = read_folder(folder, (FORMAT,), version=FORMAT_VERSION, what="classifier", check=_checks.check_config,
+                         ignore=SEARCH_SIDE_FILES)  # every listed file confined, bounded, its checksum right
+    config, contents = stored.config, stored.contents
     load_weights(folder, config, contents)  # fine-tuned encoders: registered from the checked bytes
     for enc in config["encoders"]:
         try:
@@ -161,10 +111,7 @@ def load_classifier(folder, cls):
                 f"{folder}: encoder {enc['name']!r} now preprocesses differently (fingerprint {cfg.fingerprint}, "
                 f"saved {enc['fingerprint']}: preprocessing {enc['preprocessing']}); its features would not "
                 "match the head: refit the model")
-    try:
-        arrays = load_bytes(contents[HEAD_FILE])  # the bytes whose checksum was checked
-    except (SafetensorError, OSError) as e:
-        raise ModelFolderError(f"{folder / HEAD_FILE}: cannot read safetensors ({e})") from e
+    arrays = stored.arrays(HEAD_FILE)  # the bytes whose checksum was checked
     _checks.check_arrays(arrays, folder / HEAD_FILE)
     if sorted(arrays) != sorted(config["head"]["arrays"]):
         raise ModelFolderError(f"{folder / HEAD_FILE}: holds {sorted(arrays)}, config lists {config['head']['arrays']}")
@@ -179,7 +126,7 @@ def load_classifier(folder, cls):
         raise ModelFolderError(f"{folder}: parameters do not fit this wordsight's Classifier ({e})") from e
     head = head_class(config["head"]["name"]).from_state(arrays, config["head"]["info"], clf._head_params())
     classes = np.asarray(config["classes"])
-    paired = _load_paired(config, contents, clf, folder)
+    paired = _load_paired(stored, clf)
     n_head = paired.main_width() if paired is not None else int(config["n_features_in"])
     _checks.check_head(head, config["classes"], n_head, folder / HEAD_FILE)
     state = FittedState(classes, head, int(config["n_features_in"]),
@@ -198,7 +145,7 @@ def load_classifier(folder, cls):
         if prior.get("learner", "mix") == "probe":
             from .prior_probe import PriorProbe
 
-            arrays = load_bytes(contents[PROBE_FILE]) if PROBE_FILE in contents else {}
+            arrays = stored.arrays(PROBE_FILE) if PROBE_FILE in contents else {}
             _checks.check_arrays(arrays, folder / PROBE_FILE)
             try:
                 state.probe = PriorProbe.from_state(arrays, prior["probe"]["info"],
@@ -226,13 +173,12 @@ def _precisions(encoders: list, folder: Path) -> dict[str, str]:
     return out
 
 
-def _load_paired(config: dict, contents: dict, clf, folder: Path):
+def _load_paired(stored, clf):
     """The :class:`~.paired.PairedText` of a ``paired`` / ``late`` model (None for other fusions),
     refused with the reason when the config, the file and the fusion do not fit together."""
-    from safetensors.numpy import load as load_bytes
-
     from .paired import PAIRED_HEAD_FILE, PairedText
 
+    config, contents, folder = stored.config, stored.contents, stored.path
     d = config.get("paired")
     if not clf.fusion_.paired:
         if d is not None:
@@ -241,10 +187,7 @@ def _load_paired(config: dict, contents: dict, clf, folder: Path):
     if not isinstance(d, dict) or d.get("file") != PAIRED_HEAD_FILE or PAIRED_HEAD_FILE not in contents:
         raise ModelFolderError(f"{folder}: fusion {clf.fusion!r} needs its second head in {PAIRED_HEAD_FILE}, "
                                "listed in config.json's 'paired' entry and 'files'")
-    try:
-        arrays = load_bytes(contents[PAIRED_HEAD_FILE])
-    except Exception as e:
-        raise ModelFolderError(f"{folder / PAIRED_HEAD_FILE}: cannot read safetensors ({e})") from None
+    arrays = stored.arrays(PAIRED_HEAD_FILE)
     _checks.check_arrays(arrays, folder / PAIRED_HEAD_FILE)
     image_dims = sum(int(e["dim"]) for e in config["encoders"])
     try:

@@ -53,11 +53,11 @@ class Predictor:
         self.classifier = None
         self.model_config: dict | None = None
         if settings.model_dir:
-            from ..models import Classifier, read_config
+            from ..models import load_model_folder, read_config
 
             self.model_config = read_config(settings.model_dir)
             # Uploads are not written to the on-disk feature cache: a per-call memory cache only.
-            self.classifier = Classifier.load(settings.model_dir).set_params(cache=False, quiet=True)
+            self.classifier = load_model_folder(settings.model_dir).set_params(cache=False, quiet=True)
         self.classes = [_py(c) for c in self.classifier.classes_] if self.classifier is not None else None
         self.language = _language()
         self.describe_error: str | None = None if self.language is not None else "wordsight.language is not available"
