@@ -58,7 +58,7 @@ def saved_model(concat_model, tmp_path_factory):
 def test_torch_path_reproduces_the_classifier(concat_model, grid_path, photo_folder):
     s = as_subject(concat_model)
     paths = [grid_path, photo_folder / "cat" / "0.jpg"]
-    views = np.stack([s.view(Image.open(p)).image for p in paths])
+    views = np.stack([s.read(p).image for p in paths])
     with torch.no_grad():
         p_torch = torch.softmax(s.scores(s.inputs(views)), 1).numpy()
     p_model = concat_model.predict_proba([str(p) for p in paths])
@@ -94,7 +94,7 @@ def test_gradcam_through_the_whole_classifier(concat_model, grid_path):
     top = explain(concat_model, grid_path)[0]
     q_map = int(quadrant_shares(top.heatmap).argmax())
     s = as_subject(concat_model)
-    view = s.view(Image.open(grid_path)).image
+    view = s.read(grid_path).image
     batch = [view]
     for q in range(4):
         im = view.copy()
@@ -315,7 +315,7 @@ def test_language_prior_models_are_explained_with_their_prior(prior_model, fashi
     path = tmp_path / "garment.png"
     Image.open(sorted((fashion_folder / "test").rglob("*.png"))[0]).resize((120, 120)).save(path)
     s = as_subject(prior_model)
-    view = s.view(Image.open(path)).image
+    view = s.read(path).image
     p_model = prior_model.predict_proba([str(path)])
     with torch.no_grad():
         p_torch = torch.softmax(s.scores(s.inputs(view[None])), 1).numpy()

@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from wordsight._util.numerics import softmax
 from wordsight.cli import main
@@ -71,7 +70,7 @@ def test_torch_path_of_the_explainer_equals_predict_proba(fitted, parity_data, h
 
     clf, _ = fitted[head, fusion]
     subject = ClassifierSubject(clf)
-    views = np.stack([subject.view(Image.open(p)).image for p in parity_data[1]])
+    views = np.stack([subject.read(p).image for p in parity_data[1]])
     # the same encoder outputs on both sides: what differs can only be fusion, head and mixing
     want = clf.predict_proba(subject.blocks(views))
     inputs = subject.inputs(views)

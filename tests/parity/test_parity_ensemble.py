@@ -80,7 +80,7 @@ def test_lime_and_the_words_explain_the_ensemble_and_gradcam_goes_per_member(ens
     ens, folder = ensembles[kind]
     path = data[1][0]
     subject = as_subject(str(folder))
-    views = np.stack([subject.view(Image.open(p)).image for p in data[1]])
+    views = np.stack([subject.read(p).image for p in data[1]])
     got = subject.proba_views(views)
     # the members' own prediction code, combined as the ensemble combines them
     want = combine(kind, [s.model.predict_proba(s.blocks(views)) for s in subject.members], ens.weights, ens.meta)

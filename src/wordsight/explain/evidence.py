@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._pipeline import ClassifierSubject, Subject, _py
+from ._pipeline import ClassifierSubject, Subject, View, _py
 
 
 def _margin(z: np.ndarray, c: int) -> float:
@@ -42,10 +42,12 @@ def class_texts(model, cls) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t))
 
 
-def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int, top: int = 5) -> dict:
-    """JSON-able evidence for class index ``target`` of the view ``image`` (S, S, 3 uint8)."""
+def evidence(subject: Subject, view: View, proba: np.ndarray, target: int, top: int = 5) -> dict:
+    """JSON-able evidence for class index ``target`` of the image of ``view``; ``proba``: the
+    model's probabilities of it (:meth:`Subject.proba`). A trained model's words come from its own
+    reading of the image (:meth:`Subject.reading`), the one its predictions come from."""
     if hasattr(subject, "members"):  # an ensemble (explain.ensemble_subject)
-        return ensemble_evidence(subject, image, proba, target, top)
+        return ensemble_evidence(subject, view, proba, target, top)
     classes = subject.classes
     order = np.argsort(-proba)[:top]
     out = {
@@ -64,8 +66,8 @@ def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int
                             "description": short_description(descs[j])} for j in order]
         return out
     model = subject.model
-    blocks = subject.blocks(image[None])
-    fz = model.featurize(blocks)
+    fz = subject.reading(view)
+    blocks = fz.blocks
     X = fz.matrix.astype(np.float64)
     probs = blocks.probs
     bank = subject.bank() if probs is not None else None
@@ -95,11 +97,12 @@ def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int
     return out
 
 
-def ensemble_evidence(subject, image: np.ndarray, proba: np.ndarray, target: int, top: int = 5) -> dict:
+def ensemble_evidence(subject, view: View, proba: np.ndarray, target: int, top: int = 5) -> dict:
     """The words for an ensemble: the image's concepts and the class's texts (read off the first
-    member: they do not depend on the head), the ensemble's top-k, and each member's say."""
-    parts = subject.member_probas(image[None])
-    out = evidence(subject.members[0], image, parts[0][0], target, top)
+    member: they do not depend on the head), the ensemble's top-k, and each member's say (its
+    ``predict_proba`` of the image)."""
+    parts = [m.proba(view)[None] for m in subject.members]
+    out = evidence(subject.members[0], view, parts[0][0], target, top)
     classes = subject.classes
     order = np.argsort(-proba)[:top]
     out.update(predicted=_py(classes[int(np.argmax(proba))]), target=_py(classes[target]),
