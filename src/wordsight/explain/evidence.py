@@ -136,30 +136,34 @@ def _concept_contributions(model, p: np.ndarray, bank, x: np.ndarray, target: in
         c["contribution"] = terms.get(c["name"], 0.0)
 
 
-def _baseline(model, n: int) -> np.ndarray | None:
+def _baseline(model, x: np.ndarray) -> np.ndarray | None:
+    """The head's training mean of the fused row; columns the head does not read (the late
+    fusion's own-text block, read by its text head) keep the image's values."""
     a = model.head_.arrays
     if "mean" in a:
-        return np.asarray(a["mean"], np.float64)
-    if "train" in a:
-        return np.asarray(a["train"], np.float64).mean(0)
-    return None
+        base = np.asarray(a["mean"], np.float64)
+    elif "train" in a:
+        base = np.asarray(a["train"], np.float64).mean(0)
+    else:
+        return None
+    return np.concatenate([base, x[len(base):]])
 
 
 def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
     """Image vs text shares of the decision (see the module docstring)."""
     spec = model.pipeline_spec()
-    head = model.head_
-    base = _baseline(model, len(x))
+    base = _baseline(model, x)
     contrib: dict[str, float] = {}
     if base is None:
         keys = ["image"] + (["text"] if model.fusion_.text or model.fusion_.prior else [])
         return {"note": f"the {model.head!r} head keeps no training mean to compare with",
                 **{k: {"contribution": None, "share": None} for k in keys}}
 
-    def z(v):
-        return head.logits(v[None])[0]
-
     state = model.state_
+
+    def z(v):  # the model's log-probabilities (a late fusion's text head included)
+        return state.logits(v[None], None)[0]
+
     if state.mix is not None and prior_logits is not None:
         # the model's own mixed scores; the image part is the change from the training mean, the
         # prior's part the change from a uniform prior (which adds nothing to any class)
@@ -176,7 +180,7 @@ def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
         for b in spec["blocks"]:
             v = x.copy()
             v[b["start"]:b["stop"]] = base[b["start"]:b["stop"]]
-            part = "text" if b["name"] == "text" else "image"
+            part = "image" if b["name"].startswith("image") else "text"  # ConSE or the image's own text
             contrib[part] = contrib.get(part, 0.0) + (m - _margin(z(v), target))
     total = sum(abs(v) for v in contrib.values()) or 1.0
     return {k: {"contribution": float(v), "share": float(abs(v) / total)} for k, v in contrib.items()}
