@@ -148,12 +148,13 @@ class Subject:
             raise ImageError(f"{name}: {e}" if name else str(e)) from None
         return View(pixels, view_box(original.size, cfg), original.size, original, data, name)
 
-    def reading(self, view: View, model=None):
-        """``model``'s (default: the subject's) Featurized of the image: its own featurize path,
-        the one ``predict_proba`` takes (feature cache, prior reading), kept on the view."""
+    def reading(self, view: View):
+        """The trained model's Featurized of the image: its own featurize path, the one
+        ``predict_proba`` takes (feature cache, prior reading), kept on the view (per model: an
+        ensemble's members read the same view)."""
         from ..io.sources import Sample
 
-        model = model or self.model
+        model = self.model
         if id(model) not in view.readings:
             F = model.featurize([Sample(view.name or "image", data=view.data)])
             if F.failures:
