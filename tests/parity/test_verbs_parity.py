@@ -193,3 +193,22 @@ def test_the_export_runner_reports_predict_proba_or_export_refuses(fitted, verb_
     module.loader.exec_module(runner)
     np.testing.assert_allclose(runner.Pipeline(out).predict_proba(paths), Classifier.load(folder).predict_proba(paths),
                                atol=ATOL)
+
+
+@pytest.mark.parametrize("head,fusion", [("logistic", "prior"), ("mlp", "late")])
+def test_the_servers_explanations_report_predict_proba(fitted, verb_data, head, fusion):
+    """``POST /v1/explain`` reads the uploaded bytes the way ``wordsight predict`` reads the files."""
+    import httpx
+
+    from wordsight.serve import BackgroundServer, ServeSettings
+
+    folder, paths = fitted[head, fusion], verb_data[2]
+    clf = Classifier.load(folder)
+    classes = [str(c) for c in clf.classes_]
+    files = [("files", (p.rsplit("/", 1)[1], open(p, "rb").read(), "image/png" if p.endswith(".png") else "image/jpeg"))
+             for p in paths]
+    with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as server:
+        r = httpx.post(server.url + "/v1/explain", files=files, timeout=300)
+    assert r.status_code == 200, r.text
+    got = np.array([_columns(res["evidence"]["top_k"], classes) for res in r.json()["results"]])
+    np.testing.assert_allclose(got, clf.predict_proba(paths), atol=ATOL)
