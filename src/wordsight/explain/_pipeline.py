@@ -9,8 +9,9 @@ fusion -> head [-> language prior]) or a bare encoder's ImageNet head. Both offe
 - ``proba(view)``: the model's probabilities of the image: for a trained model what
   ``predict_proba`` reports (its featurize path: the feature cache, the prior's own reading,
   test-time augmentation), never a re-derivation;
-- ``scores(inputs)``: torch, differentiable: per-encoder input tensors -> (B, n_classes) scores
-  whose softmax is the model's probabilities (Grad-CAM, Grad-CAM++);
+- ``scores(inputs)``: torch, differentiable: per-encoder input tensors (``view_inputs(view)`` for
+  the image itself) -> (B, n_classes) scores whose softmax is the model's probabilities
+  (Grad-CAM, Grad-CAM++);
 - ``proba_views(views)``: numpy, the model's own prediction code on a batch of perturbed views
   (LIME, the deletion check): every head, including the non-differentiable ones, works there.
 
@@ -20,9 +21,10 @@ test holds it equal to ``predict_proba``. ConSE's top-T selection is piecewise c
 within it the semantic vector is a smooth function of the ImageNet softmax
 and gradients flow through the text block too. The language prior (``fusion="prior"``) reads
 its own view of the image (e.g. inverted, at full input size): it is computed with the model's
-own code and enters the scores as a constant (``inputs[PRIOR_KEY]``), so gradient maps show the
-image head's share of the decision, and LIME and the deletion check, which re-run the whole
-model on perturbed images, include the prior.
+own code and enters the scores as a constant (``inputs[PRIOR_KEY]``: for the image itself the
+very log-probabilities ``predict_proba`` mixed in), so gradient maps show the image head's share
+of the decision, and LIME and the deletion check, which re-run the whole model on perturbed
+images, include the prior.
 """
 from __future__ import annotations
 
