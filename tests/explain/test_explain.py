@@ -312,7 +312,8 @@ def prior_model(fashion_folder):
 
 def test_language_prior_models_are_explained_with_their_prior(prior_model, fashion_folder, tmp_path):
     assert prior_model.prior_.view_ == "light-background"  # white garments on black: inverted for the prior
-    # 28 px images are predicted at a reduced input size; a 120 px copy runs the explainer's path
+    # a 120 px copy: views at full input size, where the perturbed-view path (inputs, proba_views)
+    # re-reads the prior exactly as extraction does (a tiny image's view: the next test)
     path = tmp_path / "garment.png"
     Image.open(sorted((fashion_folder / "test").rglob("*.png"))[0]).resize((120, 120)).save(path)
     s = as_subject(prior_model)
