@@ -5,10 +5,9 @@ For every head x fusion (kNN and the rest with ``--class-weight balanced`` on an
 on tiny 28-px Fashion-MNIST images (read at the reduced input size, ``small_input``) and on
 photos (a 320x240 JPEG, and a 768x512 JPEG that extraction decodes with DCT draft scaling):
 ``predict``'s written probabilities, ``explain``'s JSON probabilities, ``describe``'s words (led
-by the model's class), ``evaluate``'s accuracy, the exported ONNX runner's and ``POST /v1/explain``'s
-probabilities all
-equal ``predict_proba`` within 1e-5; a combination the library refuses is refused with its
-reason. (Before the one path, ``explain`` resized tiny images to the full input size and decoded
+by the model's class), ``evaluate``'s accuracy, the exported ONNX runner's and ``POST
+/v1/explain``'s probabilities all equal ``predict_proba`` within 1e-5; a combination the library
+refuses is refused with its reason. (Before the one path, ``explain`` resized tiny images to the full input size and decoded
 large JPEGs in full: Sandal 0.502 by ``predict``, 0.414 by ``explain``.)
 """
 from __future__ import annotations
