@@ -4,6 +4,7 @@ whether deleting what a map calls salient hurts the prediction more than deletin
 The key image is a 2x2 grid of scikit-image photos (cat | coffee / rocket | astronaut): a map for
 a class should sit on that class's quadrant, and nowhere else.
 """
+import dataclasses
 import json
 
 import numpy as np
@@ -58,7 +59,7 @@ def saved_model(concat_model, tmp_path_factory):
 def test_torch_path_reproduces_the_classifier(concat_model, grid_path, photo_folder):
     s = as_subject(concat_model)
     paths = [grid_path, photo_folder / "cat" / "0.jpg"]
-    views = np.stack([s.view(Image.open(p)).image for p in paths])
+    views = np.stack([s.read(p).image for p in paths])
     with torch.no_grad():
         p_torch = torch.softmax(s.scores(s.inputs(views)), 1).numpy()
     p_model = concat_model.predict_proba([str(p) for p in paths])
@@ -94,7 +95,7 @@ def test_gradcam_through_the_whole_classifier(concat_model, grid_path):
     top = explain(concat_model, grid_path)[0]
     q_map = int(quadrant_shares(top.heatmap).argmax())
     s = as_subject(concat_model)
-    view = s.view(Image.open(grid_path)).image
+    view = s.read(grid_path).image
     batch = [view]
     for q in range(4):
         im = view.copy()
@@ -311,11 +312,12 @@ def prior_model(fashion_folder):
 
 def test_language_prior_models_are_explained_with_their_prior(prior_model, fashion_folder, tmp_path):
     assert prior_model.prior_.view_ == "light-background"  # white garments on black: inverted for the prior
-    # 28 px images are predicted at a reduced input size; a 120 px copy runs the explainer's path
+    # a 120 px copy: views at full input size, where the perturbed-view path (inputs, proba_views)
+    # re-reads the prior exactly as extraction does (a tiny image's view: the next test)
     path = tmp_path / "garment.png"
     Image.open(sorted((fashion_folder / "test").rglob("*.png"))[0]).resize((120, 120)).save(path)
     s = as_subject(prior_model)
-    view = s.view(Image.open(path)).image
+    view = s.read(path).image
     p_model = prior_model.predict_proba([str(path)])
     with torch.no_grad():
         p_torch = torch.softmax(s.scores(s.inputs(view[None])), 1).numpy()
@@ -330,3 +332,40 @@ def test_language_prior_models_are_explained_with_their_prior(prior_model, fashi
     assert parts["image"]["share"] + parts["text"]["share"] == pytest.approx(1.0)
     lime = explain(prior_model, path, method="lime", lime_samples=30)[0]
     assert lime.heatmap.shape == (120, 120) and np.abs(lime.heatmap).max() > 0
+
+
+def test_tiny_and_draft_decoded_images_are_read_as_predictions_read_them(prior_model, fashion_folder, tmp_path):
+    """The explainer's view is feature extraction's model input: a 28-px garment at the reduced
+    input size (160 px), a 768 x 512 JPEG decoded with DCT draft scaling; the explanation reports
+    predict_proba's numbers, and the torch path of the image itself reproduces them."""
+    from skimage import data
+
+    from wordsight.encoders.preprocess import resize_and_crop, to_tensor_array
+
+    s = as_subject(prior_model)
+    tiny = sorted((fashion_folder / "test").rglob("*.png"))[0]
+    view = s.read(tiny)
+    assert view.image.shape == (160, 160, 3) and view.size == (28, 28)
+    small = dataclasses.replace(s.cfg, input_size=160, resize_size=183)  # 160 * 256 / 224, rounded
+    np.testing.assert_array_equal(to_tensor_array(view.image, small), prior_model.model_input(tiny.read_bytes()))
+    # resized to 183 px, centre crop of 160 from offset 11: 11 * 28 / 183 to 171 * 28 / 183
+    assert view.box == pytest.approx((1.6831, 1.6831, 26.1639, 26.1639), abs=1e-4)
+    p_model = prior_model.predict_proba([str(tiny)])
+    with torch.no_grad():
+        p_torch = torch.softmax(s.scores(s.view_inputs(view)), 1).numpy()
+    np.testing.assert_allclose(p_torch, p_model, atol=1e-5)
+    e = explain(prior_model, tiny)[0]
+    assert e.heatmap.shape == (28, 28) and e.view_heatmap.shape == (160, 160)
+    top = dict(e.evidence["top_k"])
+    np.testing.assert_allclose([top[c] for c in prior_model.classes_ if c in top],
+                               [p for c, p in zip(prior_model.classes_, p_model[0]) if c in top], atol=1e-12)
+
+    big = tmp_path / "big.jpg"
+    Image.fromarray(data.coffee()).resize((768, 512)).save(big, quality=90)
+    view = s.read(big)
+    np.testing.assert_array_equal(to_tensor_array(view.image, s.cfg), prior_model.model_input(big.read_bytes()))
+    full = np.asarray(resize_and_crop(Image.open(big).convert("RGB"), s.cfg), np.int16)
+    assert np.abs(full - view.image).max() > 20  # decoded in full, the pixels would differ
+    e = explain(prior_model, big)[0]
+    assert e.heatmap.shape == (512, 768)
+    assert e.evidence["probability"] == pytest.approx(prior_model.predict_proba([str(big)])[0].max(), abs=1e-12)

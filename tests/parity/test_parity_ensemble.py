@@ -81,7 +81,7 @@ def test_lime_and_the_words_explain_the_ensemble_and_gradcam_goes_per_member(ens
     ens, folder = ensembles[kind]
     path = data[1][0]
     subject = as_subject(str(folder))
-    views = np.stack([subject.view(Image.open(p)).image for p in data[1]])
+    views = np.stack([subject.read(p).image for p in data[1]])
     got = subject.proba_views(views)
     # the members' own prediction code, combined as the ensemble combines them
     want = combine(kind, [s.model.predict_proba(s.blocks(views)) for s in subject.members], ens.weights, ens.meta)
@@ -89,6 +89,7 @@ def test_lime_and_the_words_explain_the_ensemble_and_gradcam_goes_per_member(ens
     [e] = explain(str(folder), path, method="lime", lime_samples=20)
     ev = e.evidence
     assert ev["predicted"] == str(ens.predict([path])[0]) and ev["parts"]["ensemble"] == kind
+    assert ev["probability"] == pytest.approx(ens.predict_proba([path])[0].max(), abs=1e-12)  # predict_proba's own
     assert [m["weight"] for m in ev["parts"]["members"]] == pytest.approx(list(ens.weights))
     assert ev["concepts"] and e.heatmap.shape == Image.open(path).size[::-1]
     with pytest.raises(ValueError, match="Grad-CAM is defined per member"):

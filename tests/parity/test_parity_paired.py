@@ -11,7 +11,6 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from wordsight._util.numerics import softmax
 from wordsight.cli import main
@@ -63,7 +62,7 @@ def encoded(fitted, test_manifest):
 
     src = open_source(test_manifest)
     subject = ClassifierSubject(fitted["logistic", "paired"][0])
-    views = np.stack([subject.view(Image.open(s.path)).image for s in src.samples])
+    views = np.stack([subject.read(s.path).image for s in src.samples])
     blocks = subject.blocks(views)
     blocks.samples = list(src.samples)
     return views, blocks

@@ -22,18 +22,47 @@ def add_parser(sub):
     p.add_argument("--view", default=None, choices=list(VIEWS),
                    help="transform images first (light-background: invert light-on-dark images)")
     p.add_argument("--out", default=None, help="write one record per image to .json, .jsonl, .csv or .parquet")
-    add_feature_options(p)
+    p.add_argument("--model", default="efficientnet-lite0",
+                   help="image encoder name (see `wordsight models`), or a model folder written by `wordsight fit`: "
+                   "then its words, led by its classes as `wordsight predict` reports them")
+    add_feature_options(p, model_default=None)
     p.add_argument("--text-model", default="minilm", help="text encoder for --concepts with an ImageNet CNN")
     p.set_defaults(func=run)
 
 
+def run_model(args, data) -> int:
+    """A trained model's words (``wordsight predict``'s descriptions): its best classes by
+    ``predict_proba``, then the concepts; the same function as predict, the server and the page."""
+    from ..io.records import Prediction, write_records
+    from ..io.sources import Problem
+    from ..models import Classifier
+
+    if args.concepts or args.view:
+        raise ValueError(f"{args.model}: a trained model describes images in its own words; --concepts and --view "
+                         "apply to an image encoder (--model NAME)")
+    clf = Classifier.load(args.model)
+    clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+    rows = clf.predict_records(data, top_k=1, describe=True)
+    ok = [r for r in rows if r.ok]
+    for r in ok:
+        print(f"{r.path}\t{r.description}")
+    if args.out:
+        write_records([Prediction(r.path, r.label, description=r.description) for r in ok], args.out)
+        print(f"{len(ok)} description(s) -> {args.out}", file=sys.stderr)
+    return report_failures([Problem(r.path, r.error) for r in rows if not r.ok], len(ok), args.strict)
+
+
 def run(args) -> int:
+    from pathlib import Path
+
     from ..features import extract_features
     from ..io.records import Prediction, write_records
     from ..language import ConceptBank, get_view
     from ..language.images import describe_features, text_side
 
     data = args.data[0] if len(args.data) == 1 else args.data
+    if Path(args.model).is_dir():  # a model folder written by `wordsight fit`
+        return run_model(args, data)
     view, view_key = get_view(args.view)
     feats = extract_features(data, args.model, cache=cache_arg(args), batch_size=args.batch_size,
                              quiet=args.quiet, view=view, view_key=view_key)

@@ -3,10 +3,15 @@
 What gets explained is a :class:`Subject`: a trained :class:`wordsight.Classifier` (encoders ->
 fusion -> head [-> language prior]) or a bare encoder's ImageNet head. Both offer:
 
-- ``view(pil)``: the image as the explained encoder sees it (resized and centre-cropped, uint8)
-  and the box of the original image that this view covers (for drawing maps at original size);
-- ``scores(inputs)``: torch, differentiable: per-encoder input tensors -> (B, n_classes) scores
-  whose softmax is the model's probabilities (Grad-CAM, Grad-CAM++);
+- ``read(image)``: the image as the explained encoder sees it, read by feature extraction's own
+  code (regular files only, JPEG draft decoding, tiny images at the reduced input size: see
+  :func:`model_view`), and the box of the original image that this view covers;
+- ``proba(view)``: the model's probabilities of the image: for a trained model what
+  ``predict_proba`` reports (its featurize path: the feature cache, the prior's own reading,
+  test-time augmentation), never a re-derivation;
+- ``scores(inputs)``: torch, differentiable: per-encoder input tensors (``view_inputs(view)`` for
+  the image itself) -> (B, n_classes) scores whose softmax is the model's probabilities
+  (Grad-CAM, Grad-CAM++);
 - ``proba_views(views)``: numpy, the model's own prediction code on a batch of perturbed views
   (LIME, the deletion check): every head, including the non-differentiable ones, works there.
 
@@ -16,20 +21,25 @@ test holds it equal to ``predict_proba``. ConSE's top-T selection is piecewise c
 within it the semantic vector is a smooth function of the ImageNet softmax
 and gradients flow through the text block too. The language prior (``fusion="prior"``) reads
 its own view of the image (e.g. inverted, at full input size): it is computed with the model's
-own code and enters the scores as a constant (``inputs[PRIOR_KEY]``), so gradient maps show the
-image head's share of the decision, and LIME and the deletion check, which re-run the whole
-model on perturbed images, include the prior.
+own code and enters the scores as a constant (``inputs[PRIOR_KEY]``: for the image itself the
+very log-probabilities ``predict_proba`` mixed in), so gradient maps show the image head's share
+of the decision, and LIME and the deletion check, which re-run the whole model on perturbed
+images, include the prior.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import io
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..encoders.preprocess import resize_and_crop, to_tensor_array
+from ..encoders.preprocess import preprocess, to_tensor_array
+from ..io.images import ImageError
 
 PRIOR_KEY = "language-prior"  # inputs() entry holding the prior's log-probabilities
 # inputs() entry holding the images' own text vectors (fusion paired / late); without it the
@@ -54,14 +64,58 @@ def _py(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
+def image_bytes(image) -> tuple[bytes, str | None]:
+    """The encoded bytes of an image given as a path, bytes, a file object, a PIL image or a uint8
+    array, and its name (None for an image in memory). In-memory pixels are written as PNG
+    (lossless), so every verb reads them through the same decoder."""
+    from ..features.engines.batch import read_bytes
+    from ..io.sources import Sample
+
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image), None
+    if isinstance(image, io.IOBase):
+        return image.read(), getattr(image, "name", None)
+    if isinstance(image, (Image.Image, np.ndarray)):
+        pil = image if isinstance(image, Image.Image) else Image.fromarray(
+            (image if image.ndim == 3 else np.stack([image] * 3, -1)).astype(np.uint8))
+        buf = io.BytesIO()
+        pil.convert("RGB").save(buf, "PNG")
+        return buf.getvalue(), getattr(image, "filename", None) or None
+    path = os.fspath(image)
+    data, err = read_bytes(Sample(path))
+    if data is None:
+        raise ImageError(f"{path}: {err}")
+    return data, path
+
+
+def model_view(data: bytes, encoder: str, small_input="auto"):
+    """(the uint8 view (S, S, 3) that ``encoder`` sees of the image bytes ``data``, the config that
+    made it). The pixels are feature extraction's own (``EmbedBatch.decode_for_model``, what
+    ``Classifier.model_input`` returns): JPEG draft decoding, and tiny images at the reduced input
+    size ``small_input``; the normalisation is undone exactly (uint8 values are recovered to the
+    integer), so ``to_tensor_array(view, cfg)`` is the model input again."""
+    from ..features.engines.batch import EmbedBatch
+
+    fn = EmbedBatch(encoder, engine="torch", small_input=small_input)
+    x, err = fn.decode_for_model(data)
+    if x is None:
+        raise ImageError(err)
+    cfg = fn.config if x.shape[-1] == fn.config.input_size else fn.small_config()
+    rgb = x.transpose(1, 2, 0).astype(np.float64) * np.asarray(cfg.std) + np.asarray(cfg.mean)
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8), cfg
+
+
 @dataclass
 class View:
     """The image as the explained encoder sees it."""
 
-    image: np.ndarray          # (S, S, 3) uint8: resized and centre-cropped
+    image: np.ndarray          # (S, S, 3) uint8: what the encoder reads (see model_view)
     box: tuple                 # the part of the original image it covers
     size: tuple[int, int]      # original (width, height)
-    original: Image.Image
+    original: Image.Image      # decoded at full resolution, for drawing
+    data: bytes = field(repr=False, default=b"")  # the encoded image: what predictions read
+    name: str | None = None
+    readings: dict = field(repr=False, default_factory=dict)  # id(model) -> the model's Featurized
 
 
 class Subject:
@@ -80,10 +134,52 @@ class Subject:
     def cfg(self):
         return self.encoder().config
 
-    def view(self, pil: Image.Image) -> View:
-        pil = pil.convert("RGB")
-        cfg = self.cfg
-        return View(np.asarray(resize_and_crop(pil, cfg), dtype=np.uint8), view_box(pil.size, cfg), pil.size, pil)
+    small_input = "auto"  # the input size for tiny images (a trained model's own; extraction's default)
+    model = None  # a trained model, whose featurize path gives the probabilities
+
+    def read(self, image) -> View:
+        """The image (path, bytes, file, PIL or array) as the explained encoder sees it; an
+        unreadable one raises :class:`~wordsight.io.images.ImageError` naming it."""
+        from ..io.images import decode_image
+
+        data, name = image_bytes(image)
+        try:
+            pixels, cfg = model_view(data, self.encoder_name, self.small_input)
+            original = decode_image(data)
+        except ImageError as e:
+            raise ImageError(f"{name}: {e}" if name else str(e)) from None
+        return View(pixels, view_box(original.size, cfg), original.size, original, data, name)
+
+    def reading(self, view: View):
+        """The trained model's Featurized of the image: its own featurize path, the one
+        ``predict_proba`` takes (feature cache, prior reading), kept on the view (per model: an
+        ensemble's members read the same view)."""
+        from ..io.sources import Sample
+
+        model = self.model
+        if id(model) not in view.readings:
+            F = model.featurize([Sample(view.name or "image", data=view.data)])
+            if F.failures:
+                raise ImageError(f"{F.failures[0].path}: {F.failures[0].reason}")
+            view.readings[id(model)] = F
+        return view.readings[id(model)]
+
+    def proba(self, view: View) -> np.ndarray:
+        """The model's probabilities of the image (n_classes,): a trained model's ``predict_proba``
+        row (test-time augmentation included); a bare encoder's ImageNet softmax of the view."""
+        if self.model is None:
+            return self.proba_views(view.image[None])[0]
+        F = self.reading(view)
+        return np.asarray(self.model.proba_featurized(F)[0], np.float64)
+
+    def view_inputs(self, view: View) -> dict[str, torch.Tensor]:
+        """Per-encoder input tensors of the image itself (batch of one) for the torch path: the
+        explained encoder reads the view; any other encoder its own model input of the image."""
+        out = {}
+        for name in self.encoder_names:
+            pixels = view.image if name == self.encoder_name else model_view(view.data, name, self.small_input)[0]
+            out[name] = torch.from_numpy(to_tensor_array(pixels, self.encoder(name).config)[None])
+        return out
 
     def fill_colour(self) -> np.ndarray:
         """The colour that stands for 'nothing here': the encoder's normalisation mean (input 0)."""
@@ -149,7 +245,11 @@ class Subject:
         enc = self.encoder(name)
         if self.capture is None or name != self.encoder_name or not hasattr(enc, "forward_features"):
             return enc(x)
-        fmap = enc.forward_features(x)
+        # Grad-CAM needs the gradient at the feature map only: running the backbone without a
+        # graph spares the backward pass through it (measured: 0.84 s of 0.9 s per image, 2 cores)
+        with torch.no_grad():
+            fmap = enc.forward_features(x)
+        fmap.requires_grad_(torch.is_grad_enabled())
         self.capture["fmap"] = fmap
         if fmap.requires_grad:
             fmap.register_hook(lambda g: self.capture.__setitem__("grad", g))
@@ -204,6 +304,7 @@ class ClassifierSubject(Subject):
         if encoder not in self.encoder_names:
             raise ValueError(f"encoder {encoder!r} is not one of this model's encoders {self.encoder_names}")
         self.encoder_name = encoder
+        self.small_input = model.small_input
         self._bank_emb = None
 
     # ---------------------------------------------------------------- the model in torch
@@ -239,6 +340,12 @@ class ClassifierSubject(Subject):
                              "cannot reach the image; use method='lime', which works for every head")
         return self.model.state_.logits_torch(self.fused(inputs), inputs.get(PRIOR_KEY))
 
+    def view_inputs(self, view: View) -> dict[str, torch.Tensor]:
+        out = super().view_inputs(view)
+        if self.model.prior_ is not None:  # the prior's own reading of the image, as predict_proba's
+            out[PRIOR_KEY] = torch.from_numpy(np.asarray(self.reading(view).prior_logits))
+        return out
+
     def inputs(self, views: np.ndarray) -> dict[str, torch.Tensor]:
         out = super().inputs(views)
         if self.model.prior_ is not None:  # the prior reads its own view of the image: a constant here
@@ -254,12 +361,14 @@ class ClassifierSubject(Subject):
         prior = self.model.prior_
         view, _ = get_view(prior.view_)
         enc = self.encoder(prior.encoder)
+        # the explained encoder's view covers what its full-size input covers (a tiny image's view
+        # is smaller: stretched to full size); another encoder resizes and crops it its own way
+        full = dataclasses.replace(enc.config, resize_mode="exact")
         probs, emb = [], []
         for i in range(0, len(views), batch_size):
             pil = [Image.fromarray(v) for v in views[i:i + batch_size]]
             pil = [view(p) for p in pil] if view else pil
-            # the explained encoder reads the view as is (as inputs() does); another resizes it
-            x = np.stack([to_tensor_array(p, enc.config) if prior.encoder == self.encoder_name else enc.preprocess(p)
+            x = np.stack([preprocess(p, full) if prior.encoder == self.encoder_name else enc.preprocess(p)
                           for p in pil])
             with torch.inference_mode():
                 out = enc(torch.from_numpy(x))

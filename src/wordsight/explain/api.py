@@ -1,7 +1,6 @@
 """``explain(model, images, method, target)``: heatmaps and the words behind each prediction."""
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -54,21 +53,6 @@ class Explanation:
         return {"path": self.path, "method": self.method, "target": _py(self.target), **self.evidence}
 
 
-def _open(image) -> tuple[Image.Image, str | None]:
-    from ..io.images import decode_image, read_image
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB"), getattr(image, "filename", None) or None
-    if isinstance(image, (bytes, bytearray)):
-        return decode_image(bytes(image)), None
-    if isinstance(image, np.ndarray):
-        arr = image if image.ndim == 3 else np.stack([image] * 3, -1)
-        return Image.fromarray(arr.astype(np.uint8)).convert("RGB"), None
-    if isinstance(image, io.IOBase):
-        return decode_image(image.read()), getattr(image, "name", None)
-    return read_image(image), os.fspath(image)
-
-
 def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *, lime_samples: int | None = None,
                 lime_segments: int | None = None, rollout_discard: float = 0.0, sentence: bool = False,
                 llm="local", top: int = 5, shap_evals: int | None = None) -> Explanation:
@@ -77,42 +61,34 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    pil, path = _open(image)
-    view = subject.view(pil)
-    facts: dict = {}
+    view = subject.read(image)
     tidx = subject.class_index(target) if target is not None else None
+    proba = subject.proba(view)  # what predict_proba reports for this image
+    if tidx is None:
+        tidx = int(np.argmax(proba))
+    facts: dict = {}
     if method in ("gradcam", "gradcam++"):
         from .cam import cam
 
-        if tidx is None:  # the predicted class: one forward pass first
-            tidx = int(np.argmax(subject.proba_views(view.image[None])[0]))
-        vmap, proba = cam(subject, view, tidx, method)
+        vmap = cam(subject, view, tidx, method)
         facts["layer"] = "final feature map (forward_features)"
     elif method == "rollout":
         from .rollout import rollout
 
         vmap = rollout(subject, view, discard_ratio=rollout_discard)
-        proba = subject.proba_views(view.image[None])[0]
         facts.update(class_agnostic=True, discard_ratio=rollout_discard)
     else:
         from .shapley import DEFAULT_EVALS, shap_map
         from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
 
-        proba = None
-        if tidx is None:
-            proba = subject.proba_views(view.image[None])[0]
-            tidx = int(np.argmax(proba))
         if method == "lime":
-            vmap, p0, sp_facts = lime_map(subject, view, tidx, lime_samples or DEFAULT_SAMPLES,
-                                          lime_segments or DEFAULT_SEGMENTS)
+            vmap, sp_facts = lime_map(subject, view, tidx, lime_samples or DEFAULT_SAMPLES,
+                                      lime_segments or DEFAULT_SEGMENTS)
         else:
-            vmap, p0, sp_facts = shap_map(subject, view, tidx, shap_evals or DEFAULT_EVALS,
-                                          lime_segments or DEFAULT_SEGMENTS)
-        proba = p0 if proba is None else proba
+            vmap, sp_facts = shap_map(subject, view, tidx, shap_evals or DEFAULT_EVALS,
+                                      lime_segments or DEFAULT_SEGMENTS)
         facts.update(sp_facts)
-    if tidx is None:
-        tidx = int(np.argmax(proba))
-    evidence = ev_mod.evidence(subject, view.image, np.asarray(proba, np.float64), tidx, top)
+    evidence = ev_mod.evidence(subject, view, proba, tidx, top)
     evidence["encoder"] = subject.encoder_name
     evidence["method_facts"] = facts
     evidence["heatmap_focus"] = ev_mod.focus(vmap)
@@ -120,8 +96,8 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
     if sentence:
         evidence["sentence"] = ev_mod.write_sentence(evidence, llm)
     heat = to_original(vmap, view)
-    return Explanation(path, method, _py(subject.classes[tidx]), heat, overlay(pil, heat, seen_mask(view)),
-                       evidence, vmap, view)
+    return Explanation(view.name, method, _py(subject.classes[tidx]), heat,
+                       overlay(view.original, heat, seen_mask(view)), evidence, vmap, view)
 
 
 def explain(model, images, method: str = "gradcam", target=None, *, encoder: str | None = None,

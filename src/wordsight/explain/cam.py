@@ -27,9 +27,9 @@ def _weights(acts: torch.Tensor, grads: torch.Tensor, method: str) -> torch.Tens
     return (alpha * F.relu(grads)).sum((2, 3))
 
 
-def cam(subject: Subject, view: View, target: int, method: str = "gradcam") -> tuple[np.ndarray, np.ndarray]:
-    """(map over the view (S, S) in [0, 1], class probabilities (n_classes,)) for class index
-    ``target``. The map is zero where nothing speaks for the class.
+def cam(subject: Subject, view: View, target: int, method: str = "gradcam") -> np.ndarray:
+    """The map over the view (S, S) in [0, 1] for class index ``target``: zero where nothing
+    speaks for the class. The probabilities an explanation reports are ``Subject.proba``'s.
 
     The activations are the encoder's final feature map, the one mean-pooled into the embedding
     (post-activation), rather than ``encoder.target_layer``: for EfficientNet-Lite that layer is
@@ -41,7 +41,7 @@ def cam(subject: Subject, view: View, target: int, method: str = "gradcam") -> t
     if not hasattr(subject.encoder(), "forward_features"):
         raise ValueError(f"{subject.encoder_name}: Grad-CAM needs a CNN encoder (forward_features); "
                          "use method='rollout' for ViT encoders or method='lime' for any model")
-    inputs = subject.inputs(view.image[None])
+    inputs = subject.view_inputs(view)
     subject.capture = {}
     try:
         with torch.enable_grad():
@@ -57,5 +57,4 @@ def cam(subject: Subject, view: View, target: int, method: str = "gradcam") -> t
     m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
     top = float(m.max())
     m = m / top if top > 0 else m
-    probs = torch.softmax(scores.detach().double(), 1)[0].numpy()
-    return m.astype(np.float32), probs
+    return m.astype(np.float32)

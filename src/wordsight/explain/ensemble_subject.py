@@ -36,6 +36,7 @@ class EnsembleSubject(Subject):
             # the views are the explained encoder's; a member without it preprocesses them its own way
             s.encoder_name = encoder
             self.members.append(s)
+        self.small_input = self.members[0].small_input  # the ensemble reads images as its first member
 
     def scores(self, inputs):
         raise ValueError("Grad-CAM is defined per member of an ensemble: explain the member folders "

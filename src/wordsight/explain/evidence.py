@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._pipeline import ClassifierSubject, Subject, _py
+from ._pipeline import ClassifierSubject, Subject, View, _py
 
 
 def _margin(z: np.ndarray, c: int) -> float:
@@ -42,10 +42,12 @@ def class_texts(model, cls) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t))
 
 
-def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int, top: int = 5) -> dict:
-    """JSON-able evidence for class index ``target`` of the view ``image`` (S, S, 3 uint8)."""
+def evidence(subject: Subject, view: View, proba: np.ndarray, target: int, top: int = 5) -> dict:
+    """JSON-able evidence for class index ``target`` of the image of ``view``; ``proba``: the
+    model's probabilities of it (:meth:`Subject.proba`). A trained model's words come from its own
+    reading of the image (:meth:`Subject.reading`), the one its predictions come from."""
     if hasattr(subject, "members"):  # an ensemble (explain.ensemble_subject)
-        return ensemble_evidence(subject, image, proba, target, top)
+        return ensemble_evidence(subject, view, proba, target, top)
     classes = subject.classes
     order = np.argsort(-proba)[:top]
     out = {
@@ -64,8 +66,8 @@ def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int
                             "description": short_description(descs[j])} for j in order]
         return out
     model = subject.model
-    blocks = subject.blocks(image[None])
-    fz = model.featurize(blocks)
+    fz = subject.reading(view)
+    blocks = fz.blocks
     X = fz.matrix.astype(np.float64)
     probs = blocks.probs
     bank = subject.bank() if probs is not None else None
@@ -95,11 +97,12 @@ def evidence(subject: Subject, image: np.ndarray, proba: np.ndarray, target: int
     return out
 
 
-def ensemble_evidence(subject, image: np.ndarray, proba: np.ndarray, target: int, top: int = 5) -> dict:
+def ensemble_evidence(subject, view: View, proba: np.ndarray, target: int, top: int = 5) -> dict:
     """The words for an ensemble: the image's concepts and the class's texts (read off the first
-    member: they do not depend on the head), the ensemble's top-k, and each member's say."""
-    parts = subject.member_probas(image[None])
-    out = evidence(subject.members[0], image, parts[0][0], target, top)
+    member: they do not depend on the head), the ensemble's top-k, and each member's say (its
+    ``predict_proba`` of the image)."""
+    parts = [m.proba(view)[None] for m in subject.members]
+    out = evidence(subject.members[0], view, parts[0][0], target, top)
     classes = subject.classes
     order = np.argsort(-proba)[:top]
     out.update(predicted=_py(classes[int(np.argmax(proba))]), target=_py(classes[target]),
@@ -133,30 +136,34 @@ def _concept_contributions(model, p: np.ndarray, bank, x: np.ndarray, target: in
         c["contribution"] = terms.get(c["name"], 0.0)
 
 
-def _baseline(model, n: int) -> np.ndarray | None:
+def _baseline(model, x: np.ndarray) -> np.ndarray | None:
+    """The head's training mean of the fused row; columns the head does not read (the late
+    fusion's own-text block, read by its text head) keep the image's values."""
     a = model.head_.arrays
     if "mean" in a:
-        return np.asarray(a["mean"], np.float64)
-    if "train" in a:
-        return np.asarray(a["train"], np.float64).mean(0)
-    return None
+        base = np.asarray(a["mean"], np.float64)
+    elif "train" in a:
+        base = np.asarray(a["train"], np.float64).mean(0)
+    else:
+        return None
+    return np.concatenate([base, x[len(base):]])
 
 
 def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
     """Image vs text shares of the decision (see the module docstring)."""
     spec = model.pipeline_spec()
-    head = model.head_
-    base = _baseline(model, len(x))
+    base = _baseline(model, x)
     contrib: dict[str, float] = {}
     if base is None:
         keys = ["image"] + (["text"] if model.fusion_.text or model.fusion_.prior else [])
         return {"note": f"the {model.head!r} head keeps no training mean to compare with",
                 **{k: {"contribution": None, "share": None} for k in keys}}
 
-    def z(v):
-        return head.logits(v[None])[0]
-
     state = model.state_
+
+    def z(v):  # the model's log-probabilities (a late fusion's text head included)
+        return state.logits(v[None], None)[0]
+
     if state.mix is not None and prior_logits is not None:
         # the model's own mixed scores; the image part is the change from the training mean, the
         # prior's part the change from a uniform prior (which adds nothing to any class)
@@ -173,7 +180,7 @@ def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
         for b in spec["blocks"]:
             v = x.copy()
             v[b["start"]:b["stop"]] = base[b["start"]:b["stop"]]
-            part = "text" if b["name"] == "text" else "image"
+            part = "image" if b["name"].startswith("image") else "text"  # ConSE or the image's own text
             contrib[part] = contrib.get(part, 0.0) + (m - _margin(z(v), target))
     total = sum(abs(v) for v in contrib.values()) or 1.0
     return {k: {"contribution": float(v), "share": float(abs(v) / total)} for k, v in contrib.items()}

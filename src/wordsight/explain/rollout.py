@@ -65,7 +65,7 @@ def rollout(subject: Subject, view: View, head_fusion: str = "mean", discard_rat
     if not has_attention(enc):
         raise ValueError(f"{subject.encoder_name}: attention rollout needs an hf: vision transformer with a "
                          "[CLS] token (ViT, DeiT, BEiT, DINOv2); use gradcam for CNNs or lime for any model")
-    x = subject.inputs(view.image[None])[subject.encoder_name]
+    x = subject.view_inputs(view)[subject.encoder_name]
     with _eager_attention(model), torch.inference_mode():
         out = model(pixel_values=x, output_attentions=True)
     att = out.attentions

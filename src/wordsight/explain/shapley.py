@@ -49,8 +49,8 @@ def compose(view: np.ndarray, segs: np.ndarray, keep: np.ndarray, fill: np.ndarr
 def shap_map(subject: Subject, view: View, target: int, max_evals: int = DEFAULT_EVALS,
              n_segments: int = DEFAULT_SEGMENTS, batch_size: int = 32, random_state: int = 0):
     """(signed map over the view (S, S), each pixel carrying its superpixel's Shapley value,
-    scaled so the largest absolute value is 1; probabilities of the unperturbed view; facts: the
-    model calls made, superpixels, p(view), p(all hidden), the sum of the values before scaling)."""
+    scaled so the largest absolute value is 1; facts: the model calls made, superpixels, p(view),
+    p(all hidden), the sum of the values before scaling)."""
     try:
         with warnings.catch_warnings():  # shap 0.51 warns about matplotlib colour maps on import
             warnings.simplefilter("ignore")
@@ -91,4 +91,4 @@ def shap_map(subject: Subject, view: View, target: int, max_evals: int = DEFAULT
     facts = {"model_calls": int(calls["images"]), "max_evals": int(max_evals), "superpixels": n,
              "p_view": float(proba[target]), "p_hidden": p_hidden, "sum_of_values": float(values.sum()),
              "explainer": "kernel"}
-    return m, np.asarray(proba, np.float64), facts
+    return m, facts

@@ -28,8 +28,8 @@ def segments(image: np.ndarray, n_segments: int = DEFAULT_SEGMENTS) -> np.ndarra
 def lime_map(subject: Subject, view: View, target: int, num_samples: int = DEFAULT_SAMPLES,
              n_segments: int = DEFAULT_SEGMENTS, batch_size: int = 32, random_state: int = 0):
     """(signed map over the view (S, S) where each pixel carries its superpixel's LIME weight,
-    scaled so the largest absolute weight is 1; probabilities of the unperturbed view; facts
-    about the fit: R^2 of the local linear model, superpixels, samples)."""
+    scaled so the largest absolute weight is 1; facts about the fit: R^2 of the local linear
+    model, superpixels, samples)."""
     try:
         from lime import lime_image
     except ImportError as e:  # pragma: no cover - optional extra
@@ -37,12 +37,9 @@ def lime_map(subject: Subject, view: View, target: int, num_samples: int = DEFAU
     if int(num_samples) < 10:
         raise ValueError(f"num_samples must be at least 10, not {num_samples}")
     segs = segments(view.image, n_segments)
-    seen = {}
 
     def classify(images: np.ndarray) -> np.ndarray:
-        p = subject.proba_views(np.asarray(images, np.uint8), batch_size)
-        seen.setdefault("first", p[0])  # lime's first sample is the unperturbed view
-        return p
+        return subject.proba_views(np.asarray(images, np.uint8), batch_size)
 
     explainer = lime_image.LimeImageExplainer(random_state=random_state)
     with contextlib.redirect_stderr(io.StringIO()):  # lime draws a progress bar it cannot be told to hide
@@ -56,4 +53,4 @@ def lime_map(subject: Subject, view: View, target: int, num_samples: int = DEFAU
     scale = float(np.abs(weights).max()) or 1.0
     m = (weights / scale)[segs].astype(np.float32)
     facts = {"fit_r2": float(expl.score), "superpixels": int(len(weights)), "samples": int(num_samples)}
-    return m, np.asarray(seen["first"], np.float64), facts
+    return m, facts
