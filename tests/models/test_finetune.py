@@ -127,7 +127,10 @@ def test_killed_run_resumes_and_ends_with_the_uninterrupted_weights(stripes, tmp
     assert again.steps == 6 and again.name == resumed.name
     with pytest.raises(FinetuneError, match="another fine-tuning run .*options"):
         finetune(stripes, "efficientnet-lite0", out, FinetuneOptions(**{**OPTIONS, "lr": 1e-3}), quiet=True)
-    (out / "checkpoint.safetensors").write_bytes(b"damaged")
+    # one weight file of each kind is left, the newest (older steps removed once state.json named the newer)
+    names = sorted(p.name for p in out.glob("*.safetensors"))
+    assert len(names) == 2 and names[0].startswith("best-") and names[1] == "checkpoint-6.safetensors", names
+    (out / "checkpoint-6.safetensors").write_bytes(b"damaged")
     with pytest.raises(FinetuneError, match="changed since its state was written"):
         finetune(stripes, "efficientnet-lite0", out, FinetuneOptions(**OPTIONS), quiet=True)
 

@@ -15,10 +15,11 @@ on a linear head over the pooled embedding, AdamW (the encoder at ``lr``, the ne
 where the CPU has bf16 instructions.
 
 Checkpoints (``out_dir``): ``state.json`` (options, data digest, step, epoch, best epoch, history,
-the sha256 of each weight file) and ``checkpoint.safetensors`` (the trained weights, the head and
-AdamW's moments), written every ``checkpoint_every`` steps and at each epoch's end, each file
-atomically (temporary name, then rename), the JSON last; ``best.safetensors`` holds the best
-epoch's weights. A rerun with the same data and options continues from the last checkpoint and
+the name and sha256 of each weight file) and ``checkpoint-<step>.safetensors`` (the trained weights,
+the head and AdamW's moments), written every ``checkpoint_every`` steps and at each epoch's end, each
+file atomically (temporary name, then rename), the JSON last; ``best-<step>.safetensors`` holds the
+best epoch's weights. Weight files are named by their step and an older one is removed only once the
+JSON names the newer: a kill between the two renames leaves the JSON and the files it names intact. A rerun with the same data and options continues from the last checkpoint and
 ends with the same weights as an uninterrupted run; other data or options are refused.
 
 The result's encoder is registered under its own name (``ft:<base>@<weights digest>``,
@@ -42,8 +43,8 @@ from ..io.safe_files import file_sha256
 
 MODES = ("last-blocks", "all")
 STATE = "state.json"
-CHECKPOINT = "checkpoint.safetensors"
-BEST = "best.safetensors"
+CHECKPOINT = "checkpoint"  # weight files: <kind>-<step>.safetensors, named in state.json's "files"
+BEST = "best"
 FORMAT = "wordsight-finetune-checkpoint"
 FORMAT_VERSION = 1
 
@@ -174,13 +175,30 @@ def _atomic_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_tensors(path: Path, tensors: dict) -> str:
+def _atomic_tensors(out: Path, kind: str, step: int, tensors: dict) -> dict:
+    """Write ``<kind>-<step>.safetensors`` atomically; its entry for state.json's ``files``."""
     from safetensors.torch import save_file
 
+    path = out / f"{kind}-{step}.safetensors"
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, path)
-    return file_sha256(path)
+    return {"file": path.name, "sha256": file_sha256(path)}
+
+
+def _weight_file(out: Path, entry) -> tuple[Path, str | None]:
+    """The weight file a state.json ``files`` entry names (a plain name inside ``out``) and its sha256."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or Path(entry["file"]).name != entry["file"]:
+        return out / "missing.safetensors", None
+    return out / entry["file"], entry.get("sha256")
+
+
+def _drop_stale(out: Path, state: dict) -> None:
+    """Remove the weight files state.json no longer names (older steps)."""
+    named = {e.get("file") for e in state["files"].values() if isinstance(e, dict)}
+    for path in out.glob("*.safetensors"):
+        if path.name not in named and path.name.split("-")[0] in (CHECKPOINT, BEST):
+            path.unlink(missing_ok=True)
 
 
 class _Images:
@@ -371,7 +389,7 @@ def finetune(data, base: str, out_dir, options: FinetuneOptions | None = None, *
             if better:
                 state["best"] = {"epoch": epoch + 1, "val_accuracy": val_acc, "val_loss": val_loss}
                 state["bad_epochs"] = 0
-                state["files"][BEST] = _atomic_tensors(out / BEST, _trained(encoder, head, names))
+                state["files"][BEST] = _atomic_tensors(out, BEST, state["step"], _trained(encoder, head, names))
             elif val_acc is not None:
                 state["bad_epochs"] += 1
             state["finished"] = state["epoch"] >= options.epochs or state["bad_epochs"] >= options.patience
@@ -386,7 +404,7 @@ def finetune(data, base: str, out_dir, options: FinetuneOptions | None = None, *
     finally:
         bar.close()
     if state["best"] is not None:  # the best epoch's weights, not the last epoch's
-        _load_trained(out / BEST, state["files"].get(BEST), encoder, None, names)
+        _load_trained(*_weight_file(out, state["files"].get(BEST)), encoder, None, names)
     return _result(state, base, classes, encoder, names, out, resumed, bf16, failures, register=register_module)
 
 
@@ -404,8 +422,9 @@ def _save(out: Path, state: dict, encoder, head, optim, names) -> None:
         for p in group["params"]:
             for k, v in optim.state.get(p, {}).items():
                 tensors[f"adamw/{k}/{by_param[id(p)]}"] = v if v.ndim else v.reshape(1)
-    state["files"][CHECKPOINT] = _atomic_tensors(out / CHECKPOINT, tensors)
+    state["files"][CHECKPOINT] = _atomic_tensors(out, CHECKPOINT, state["step"], tensors)
     _atomic_json(out / STATE, state)
+    _drop_stale(out, state)
 
 
 def _load_trained(path: Path, sha: str | None, encoder, head, names, optim=None) -> None:
@@ -455,7 +474,7 @@ def _resume(out: Path, identity: dict, encoder, head, optim, names) -> dict:
     if not ok:
         raise FinetuneError(f"{out / STATE}: not a checkpoint state this wordsight wrote (fields of the wrong type); "
                             f"delete {out} to start over")
-    _load_trained(out / CHECKPOINT, state["files"].get(CHECKPOINT), encoder, head, names, optim)
+    _load_trained(*_weight_file(out, state["files"].get(CHECKPOINT)), encoder, head, names, optim)
     return state
 
 
