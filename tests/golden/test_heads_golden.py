@@ -11,6 +11,7 @@ import pytest
 from scipy.special import log_softmax, softmax
 
 from wordsight.models import make_head
+from wordsight.models.heads import LogisticHead, head_taking
 
 TOL = 1e-6
 
@@ -205,7 +206,7 @@ def test_image_fusion_l2_normalises_each_encoder_block_before_the_head():
     names = np.array(["ant", "bee", "cow"])
     samples = [Sample(f"img{i}.png", names[c]) for i, c in enumerate(y)]
     blocks = FeatureBlocks(samples, {"efficientnet-lite0": a.astype(np.float32), "mobilenetv2": b.astype(np.float32)})
-    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), C=2.0).fit(blocks)
+    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), head=LogisticHead(C=2.0)).fit(blocks)
 
     def l2n(v):
         v = v.astype(np.float32)
@@ -314,7 +315,7 @@ def test_heads_rebuilt_from_a_saved_folder_predict_the_same(data, name, tmp_path
 
     X, y, X_test = data
     params = {"n_estimators": 5} if name == "random_forest" else None
-    clf = Classifier(head=name, C=1.0, head_params=params).fit(X, y)
+    clf = Classifier(head=head_taking(name, C=1.0, **(params or {}))).fit(X, y)
     clf.save(tmp_path / name)
     np.testing.assert_array_equal(Classifier.load(tmp_path / name).predict_proba(X_test), clf.predict_proba(X_test))
 

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from wordsight.models import Classifier, ModelFolderError
+from wordsight.models.heads import LogisticHead
 from wordsight.models.persistence import _canonical
 
 
 @pytest.fixture(scope="module")
 def saved(fashion_blocks, tmp_path_factory):
     train, _ = fashion_blocks
-    clf = Classifier(fusion="prior", C=0.1).fit(train)
+    clf = Classifier(fusion="prior", head=LogisticHead(C=0.1)).fit(train)
     folder = tmp_path_factory.mktemp("model")
     clf.save(folder)
     return clf, folder

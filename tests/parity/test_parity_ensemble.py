@@ -12,6 +12,7 @@ import pytest
 from wordsight.cli import main
 from wordsight.models import Classifier
 from wordsight.models.ensemble import Ensemble, fit_meta
+from wordsight.models.heads import KNNHead, LogisticHead
 
 TRAIN = {"Sandal": 4, "Bag": 3, "Trouser": 3}
 
@@ -30,9 +31,8 @@ def data(fashion_folder, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ensembles(data, tmp_path_factory):
     train, _ = data
-    members = [Classifier(encoders=("efficientnet-lite0",), C=0.1, small_input=None).fit(train),
-               Classifier(encoders=("mobilenetv2", "efficientnet-lite0"), head="knn", head_params={"k": 3},
-                          small_input=None).fit(train)]
+    members = [Classifier(encoders=("efficientnet-lite0",), head=LogisticHead(C=0.1), small_input=None).fit(train),
+               Classifier(encoders=("mobilenetv2", "efficientnet-lite0"), head=KNNHead(k=3), small_input=None).fit(train)]
     y = np.asarray([list(members[0].class_names).index(v) for v in members[0].extract(train).labels])
     meta = fit_meta([m.predict_proba(train) for m in members], y, 3)
     out = {}
@@ -107,7 +107,7 @@ def test_an_ensemble_exports_to_onnx_where_every_member_does(ensembles, data, tm
         export_onnx(folder, tmp_path / "refused", text=False)
     train, tests = data
     # the exported runner reads tiny images as small_input="auto" does (the default), so members fit that way
-    members = [Classifier(encoders=(e,), C=0.1).fit(train) for e in ("efficientnet-lite0", "mobilenetv2")]
+    members = [Classifier(encoders=(e,), head=LogisticHead(C=0.1)).fit(train) for e in ("efficientnet-lite0", "mobilenetv2")]
     for kind, extra in (("vote", {"weights": [0.4, 0.6]}), ("stack", {"meta": ens.meta})):
         exportable = Ensemble(members, kind, **extra)
         exportable.save(tmp_path / kind)

@@ -59,7 +59,7 @@ def run(args) -> int:
     else:
         clf = Classifier.load(args.model)
         if args.text is not None and not clf.reads_texts:
-            raise ValueError(f"{args.model}: this model (fusion {clf.fusion!r}) does not read texts; only models "
+            raise ValueError(f"{args.model}: this model (fusion {clf.fusion_name!r}) does not read texts; only models "
                              "fitted with fusion 'paired' or 'late' do")
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
         rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)

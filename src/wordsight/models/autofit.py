@@ -186,7 +186,7 @@ def refit(kind: str, members: list[Trial], result: SearchResult, blocks: Feature
     with torch_threads(1):
         for t in members:
             if t.candidate not in fitted:
-                clf = Classifier(**{**base, **t.candidate.params()})
+                clf = Classifier(**base).set_params(**t.candidate.params())
                 fitted[t.candidate] = clf.fit(subset_blocks(blocks, t.candidate.encoders, views=t.candidate.augment))
     models = [fitted[t.candidate] for t in members]
     if kind == "single":

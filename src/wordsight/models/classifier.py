@@ -18,10 +18,19 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .augment import Augment
-from .blocks import FeatureBlocks, Featurized, add_views, extract_blocks, from_feature_set, input_rows, is_array
-from .blocks import prediction_records, relabel
+from .blocks import (
+    FeatureBlocks,
+    Featurized,
+    add_views,
+    extract_blocks,
+    from_feature_set,
+    input_rows,
+    is_array,
+    prediction_records,
+    relabel,
+)
 from .fusion import Fusion, make_fusion
-from .heads import Head, LinearHead, head_class
+from .heads import Head, LinearHead, head_class, head_taking
 from .persistence import ModelFolderError, load_classifier, save_classifier
 from .state import FittedState
 from .tasks import Task, make_task
@@ -45,10 +54,7 @@ def default_fusion(labels) -> str:
 def build_head(head, random_state) -> Head:
     """A fresh copy of ``head`` (a :class:`Head`), or the head registered as ``head`` (a name)
     with its defaults and ``random_state`` where it takes one."""
-    if isinstance(head, Head):
-        return clone(head)
-    cls = head_class(head)
-    return cls(random_state=random_state) if "random_state" in cls._get_param_names() else cls()
+    return clone(head) if isinstance(head, Head) else head_taking(head, random_state=random_state)
 
 
 def _py(v):

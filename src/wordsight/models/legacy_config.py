@@ -8,7 +8,7 @@ into the fusion and head objects of today's Classifier, with the values those op
 from __future__ import annotations
 
 from .fusion import fusion_class
-from .heads import head_class
+from .heads import head_taking
 
 HEAD_OPTIONS = ("C", "class_weight", "head_params")
 # Which flat option became which parameter of each fusion.
@@ -30,9 +30,9 @@ def parts_from_flat(params: dict) -> dict:
     fusion = params.get("fusion", "image")
     params["fusion"] = fusion_class(fusion)(**{new: flat[old] for old, new in FUSION_OPTIONS.get(fusion, {}).items()
                                                if old in flat})
-    cls = head_class(params.get("head", "logistic"))
     given = {"C": flat.get("C"), "class_weight": flat.get("class_weight"),
              "random_state": params.get("random_state", 0), **(flat.get("head_params") or {})}
-    names = cls._get_param_names()  # the old Classifier passed C and class_weight to every head
-    params["head"] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if k in names})
+    # the old Classifier passed C and class_weight to every head; JSON made tuples lists
+    params["head"] = head_taking(params.get("head", "logistic"),
+                                 **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
     return params

@@ -429,7 +429,7 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         k = _top_k(request, top_k, settings.top_k, len(p.classes))
         try:
             uploads = await read_uploads(files, limits)
-            paired = parse_texts(texts, len(uploads), p.classifier.reads_texts, p.classifier.fusion)
+            paired = parse_texts(texts, len(uploads), p.classifier.reads_texts, p.classifier.fusion_name)
         except ApiError as e:
             _fail(request, e)
         rows = await state.predict_batcher.submit(with_texts([u.sample for u in uploads], paired))
