@@ -304,7 +304,7 @@ def test_two_images_per_class_give_two_folds_and_two_classes_three(data):
 def test_linear_form_folds_scaling_and_temperature_into_w_and_b(data, name):
     """``linear()`` (used by explanations in torch): X @ W.T + b equals the head's logits."""
     X, y, X_test = data
-    head = make_head(name, C=1.0).fit(X, y, 3)
+    head = head_taking(name, C=1.0).fit(X, y, 3)
     W, b = head.linear()
     np.testing.assert_allclose(X_test @ W.T + b, head.logits(X_test), atol=1e-9)
 
@@ -417,7 +417,7 @@ def test_random_forest_sends_a_value_equal_to_the_threshold_left(data):
 @pytest.mark.parametrize("name", ["logistic", "svm", "knn", "random_forest"])
 def test_no_rows_give_no_probabilities(data, name):
     X, y, _ = data
-    head = make_head(name, C=1.0, n_estimators=3).fit(X, y, 3)
+    head = head_taking(name, C=1.0, n_estimators=3).fit(X, y, 3)
     assert head.predict_proba(np.zeros((0, X.shape[1]))).shape == (0, 3)
 
 

@@ -64,7 +64,7 @@ def test_class_missing_from_training_gets_no_probability():
     y = np.repeat([0, 2], 20)
     X[y == 2] += 3
     for name in HEADS:
-        head = make_head(name, C=1.0).fit(X, y, 3)
+        head = head_taking(name, C=1.0).fit(X, y, 3)
         p = head.predict_proba(X)
         assert p.shape == (40, 3)
         assert p[:, 1].max() < 1e-3, name

@@ -29,8 +29,8 @@ from .blocks import (
     prediction_records,
     relabel,
 )
-from .fusion import Fusion, make_fusion
-from .heads import Head, LinearHead, head_class, head_taking
+from .fusion import FUSIONS, Fusion, make_fusion
+from .heads import HEADS, Head, LinearHead, head_class, head_taking
 from .persistence import ModelFolderError, load_classifier, save_classifier
 from .state import FittedState
 from .tasks import Task, make_task
@@ -102,8 +102,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints = {
         "encoders": [str, tuple, list],
         "task": [str, Task],
-        "fusion": [str, Fusion],
-        "head": [str, Head],
+        "fusion": [StrOptions(set(FUSIONS)), Fusion],
+        "head": [StrOptions(set(HEADS)), Head],
         "text_model": [str],
         "augment": [Interval(Integral, 0, 64, closed="both")],
         "augment_params": [dict, None],

@@ -23,6 +23,7 @@ from ..prior import PriorMix, choose_mix, prior_temperature
 from ..prior_probe import PriorProbe
 from .base import Fusion, training_rows
 
+PRIOR_VIEWS = VIEW_CHOICES
 # Images per class from which the prior probe takes the image head's cross-validated penalty:
 # between the measured points 16 (C = 0.1 better) and 300 (the cross-validated C better);
 # the numbers between were not measured (README, few-shot and fusion tables).
@@ -49,7 +50,7 @@ class PriorFusion(Fusion):
 
     name, prior = "prior", True
     _parameter_constraints = {
-        "view": [StrOptions(set(VIEW_CHOICES))],
+        "view": [StrOptions(set(PRIOR_VIEWS))],
         "descriptions": [dict, str, os.PathLike, None],
         "weight": [StrOptions({"auto", "held-out"}), Interval(Real, 0, None, closed="left")],
         "method": [str],
