@@ -259,7 +259,7 @@ def test_report_ablation_shows_image_own_text_and_both(models, paired_manifests)
     rows = {r["name"]: r for r in paired_ablation(clf, train, test, y)}
     assert list(rows) == ["own text (12 of 12 test images have one)", "image + own text (late)",
                           "image + own text (paired)"]
-    late = Classifier(fusion=LateFusion(weight=WEIGHT), head=LogisticHead(C=1.0)).fit(train)
+    late = Classifier(fusion="late", head=LogisticHead(C=1.0)).fit(train)  # the image model's options, default weight
     s = late.state_.paired
     P = s.head.predict_proba(late.featurize(test).matrix[:, s.split:].astype(np.float64))
     assert rows["own text (12 of 12 test images have one)"]["accuracy"] == \

@@ -35,7 +35,7 @@ def test_round_trip_predicts_identically(saved, fashion_blocks, fashion_folder):
     assert back.class_names == clf.class_names
     assert back.prior_mix_ == clf.prior_mix_
     assert back.prior_.view_ == clf.prior_.view_
-    assert back.get_params()["fusion"] == "prior"
+    assert back.fusion_name == "prior" and back.get_params()["fusion__weight"] == "auto"
     # and on files, through feature extraction
     files = [str(p) for p in sorted((fashion_folder / "test").rglob("*.png"))[:5]]
     np.testing.assert_array_equal(back.predict(files), clf.predict(files))

@@ -21,7 +21,8 @@ GISTS = ["a light open shoe held by straps across the toes…", "a flat rubber f
 @pytest.fixture(scope="module")
 def fitted(fashion_blocks):
     train, _ = fashion_blocks
-    return Classifier(fusion=PriorFusion(descriptions={"Sandal": SANDAL, "Bag": "A bag with handles."}, weight=0.0),
+    return Classifier(fusion=PriorFusion(descriptions={"Sandal": SANDAL, "Bag": "A bag with handles."}, weight=0.0,
+                                          method="names"),
                       head=LogisticHead(C=0.1)).fit(train)
 
 
@@ -67,7 +68,7 @@ def test_descriptions_from_a_file_and_after_save_and_load(fitted, fashion_blocks
     _, test = fashion_blocks
     path = tmp_path / "classes.json"
     path.write_text(json.dumps({"Sandal": SANDAL, "Bag": ["A bag with handles."]}))
-    from_file = Classifier(fusion=PriorFusion(descriptions=str(path), weight=0.0),
+    from_file = Classifier(fusion=PriorFusion(descriptions=str(path), weight=0.0, method="names"),
                            head=LogisticHead(C=0.1)).fit(fashion_blocks[0])
     assert from_file.describe(test) == fitted.describe(test)
     fitted.save(tmp_path / "model")

@@ -115,7 +115,7 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
     from ..io.sources import open_source
     from .augment import Augment
     from .blocks import add_views, extract_blocks
-    from .classifier import _relabel
+    from .blocks import relabel
 
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {mode!r}: choose one of {', '.join(SEARCH_MODES)}")
@@ -131,7 +131,7 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
         pool = list(encoders) if encoders else list(blocks.embeddings)
     else:
         pool = pool or default_pool(mode)
-        src = _relabel(X, y) if y is not None else open_source(X)
+        src = relabel(X, y) if y is not None else open_source(X)
         log(f"extracting features of {len(src.samples)} training images for {', '.join(pool)}")
         blocks = extract_blocks(src, pool, **opts)
         if len(blocks) and mode == "thorough":

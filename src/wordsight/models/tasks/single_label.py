@@ -44,7 +44,7 @@ class SingleLabelTask(Task):
         check_classification_targets(labels)
         classes, y = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"at least two classes are needed to fit, got {classes.tolist()}")
+            raise ValueError(f"at least two classes are needed to fit, got {len(classes)} class(es): {classes.tolist()}")
         return classes, y.astype(np.int64)
 
     def output(self, log_scores):
