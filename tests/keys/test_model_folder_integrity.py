@@ -36,8 +36,8 @@ def prior_model(tmp_path_factory):
     blocks.prior_features[(ENC, "invert")] = (probs, emb)
     clf = Classifier(fusion=PriorFusion(view="invert", weight=0.5), head=LogisticHead(C=1.0)).fit(blocks)
     # as a weight chosen on held-out folds leaves them (a head temperature, the scores seen)
-    clf.state_.mix = PriorMix(clf.prior_mix_.weight, clf.prior_mix_.temperature, 1.7,
-                              {"how": "leave-one-shot-out (2 folds)", "scores": {"0.0": {"accuracy": 0.5, "log_loss": 1.0}}})
+    clf.state_.fusion.mix_ = PriorMix(clf.prior_mix_.weight, clf.prior_mix_.temperature, 1.7,
+                                      {"how": "leave-one-shot-out (2 folds)", "scores": {"0.0": {"accuracy": 0.5, "log_loss": 1.0}}})
     folder = tmp_path_factory.mktemp("prior-model") / "nested" / "model"  # parents made on demand
     clf.save(folder)
     return clf, blocks, folder
