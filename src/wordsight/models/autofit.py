@@ -114,8 +114,7 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
     ``time_limit``: seconds or '10m' for the whole call, extraction included."""
     from ..io.sources import open_source
     from .augment import Augment
-    from .blocks import add_views, extract_blocks
-    from .blocks import relabel
+    from .blocks import add_views, extract_blocks, relabel
 
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {mode!r}: choose one of {', '.join(SEARCH_MODES)}")

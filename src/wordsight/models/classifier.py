@@ -17,20 +17,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .augment import Augment
 from .blocks import (
     FeatureBlocks,
     Featurized,
-    add_views,
-    extract_blocks,
-    from_feature_set,
     input_rows,
     is_array,
     prediction_records,
     relabel,
 )
+from .featurizer import Featurizer
+from .fitted_views import FittedViews
 from .fusion import FUSIONS, Fusion, make_fusion
-from .heads import HEADS, Head, LinearHead, head_class, head_taking
+from .heads import HEADS, Head, head_class, head_taking
 from .persistence import ModelFolderError, load_classifier, save_classifier
 from .state import FittedState
 from .tasks import Task, make_task
@@ -57,11 +55,7 @@ def build_head(head, random_state) -> Head:
     return clone(head) if isinstance(head, Head) else head_taking(head, random_state=random_state)
 
 
-def _py(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-
-class Classifier(ClassifierMixin, BaseEstimator):
+class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
     """Image classifier over pretrained encoders: a task, a fusion and a head.
 
     Parameters
@@ -136,16 +130,6 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ configuration
     @property
-    def encoder_names(self) -> list[str]:
-        """The image encoders' names as a list (``encoders`` may be one string)."""
-        return [self.encoders] if isinstance(self.encoders, str) else list(self.encoders)
-
-    @property
-    def class_names(self) -> list[str]:
-        """``classes_`` as a plain list of str (JSON-friendly)."""
-        return [str(_py(c)) for c in self.classes_]
-
-    @property
     def task_(self) -> Task:
         return make_task(self.task)
 
@@ -191,99 +175,6 @@ class Classifier(ClassifierMixin, BaseEstimator):
         make_task(self.task)
         make_fusion(self.fusion)._validate_params()
         self.unfitted_head()._validate_params()
-
-    def _options(self) -> dict:
-        return {"cache": self.cache, "batch_size": self.batch_size, "quiet": self.quiet}
-
-    # ------------------------------------------------------------------ fitted state, read-only views
-    @property
-    def head_(self):
-        """The fitted head (numpy logits, torch and ONNX forms, state)."""
-        return self.state_.head
-
-    @property
-    def prior_(self):
-        """The zero-shot pipeline of a ``fusion='prior'`` model (None otherwise)."""
-        return self.state_.prior
-
-    @property
-    def prior_mix_(self):
-        """How the prior is combined with the head (weight, temperatures), or None without a prior."""
-        return self.state_.mix
-
-    @property
-    def feature_dims_(self) -> dict:
-        """Embedding width of each image encoder, as fitted."""
-        return self.state_.feature_dims
-
-    @property
-    def probs_encoder_(self):
-        """The encoder whose ImageNet probabilities feed the text block and the prior (None if none has a head)."""
-        return self.state_.probs_encoder
-
-    # ------------------------------------------------------------------ features
-    def extract(self, X, views: int = 0) -> FeatureBlocks:
-        """Per-encoder embeddings and ImageNet probabilities of ``X`` (not fused), with
-        ``views`` augmented views of each image. Reusable across fusions and heads."""
-        from ..features import FeatureSet
-        from ..io.sources import open_source
-        from .precision import for_features
-
-        if isinstance(X, FeatureBlocks):
-            if views and len(X.views) < views:
-                raise ValueError(f"{views} augmented views needed but the features hold {len(X.views)}")
-            return X
-        if isinstance(X, FeatureSet):
-            if views:
-                raise ValueError("augmented views need images, not a FeatureSet")
-            return from_feature_set(X, self.encoder_names)
-        source = open_source(X)
-        recorded = self.state_.precisions if hasattr(self, "state_") else None
-        opts = dict(self._options(), small_input=self.small_input,
-                    precision=for_features(self.encoder_names, self.precision, recorded))
-        blocks = extract_blocks(source, self.encoder_names, **opts)
-        return add_views(blocks, source, views, Augment.from_dict(self.augment_params), **opts) if views else blocks
-
-    def concept_bank(self):
-        """The concept bank (ImageNet concepts embedded by ``text_model``) behind the words."""
-        from ..language.concepts import default_bank
-
-        return default_bank(self.text_model)
-
-    def semantic_vectors(self, blocks: FeatureBlocks) -> np.ndarray | None:
-        """The ConSE semantic vectors of ``blocks`` (None without ImageNet probabilities)."""
-        if blocks.probs is None:
-            return None
-        from ..language import semantic_vectors
-
-        return semantic_vectors(blocks.probs, bank=self.concept_bank())
-
-    def fuse(self, blocks: FeatureBlocks) -> np.ndarray:
-        """The fused rows the head sees."""
-        fusion = self.fusion_
-        semantic = self.semantic_vectors(blocks) if fusion.text else None
-        if fusion.text and semantic is None:
-            raise ValueError(f"fusion {fusion.name!r} needs ImageNet probabilities: one of the encoders "
-                             f"{self.encoder_names} must have an ImageNet head")
-        paired = self.paired_text_vectors(blocks) if fusion.paired else None
-        return fusion.fuse(blocks.embeddings, semantic, len(blocks), paired)
-
-    def paired_text_vectors(self, blocks: FeatureBlocks) -> np.ndarray:
-        """The images' own texts (``Sample.text``) embedded by ``text_model``: (N, D), a NaN row
-        for an image without text (see :mod:`.paired`)."""
-        from .paired import paired_text_vectors
-
-        paired = self.state_.paired if hasattr(self, "state_") else None
-        return paired_text_vectors([getattr(s, "text", None) for s in blocks.samples], self.text_model,
-                                   paired and paired.dim, cache=self.cache is not False)
-
-    def prior_features(self, blocks: FeatureBlocks) -> dict[str, np.ndarray]:
-        """The fitted prior's reading of ``blocks``'s images (kept in ``blocks``)."""
-        return self.fusion_.prior_features(self.prior_, blocks)
-
-    def prior_log_proba(self, blocks: FeatureBlocks) -> np.ndarray:
-        """The language prior's zero-shot log-probabilities for ``blocks`` (``fusion='prior'``)."""
-        return self.fusion_.prior_logits(self, blocks)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -402,65 +293,6 @@ class Classifier(ClassifierMixin, BaseEstimator):
         """One :class:`~wordsight.io.records.Prediction` per input image (inputs in order, then
         the failures): predicted class, top-k with probabilities, its description, or the error."""
         return prediction_records(self, X, top_k, describe)
-
-    def describe(self, X) -> list[str | None]:
-        """Per-image descriptions in words, one per input (``None`` for an image that could not be
-        read): for a fitted model the classes that match the image best, then the ImageNet
-        concepts it resembles (:func:`~wordsight.language.wording.lead_with_classes`)."""
-        if not hasattr(self, "state_"):
-            return self.describe_blocks(self.extract(X))
-        F = self.featurize(X)
-        out = [None] * F.n_inputs
-        for r, t in zip(F.rows, self.describe_blocks(F.blocks, self.proba_featurized(F))):
-            out[r] = t
-        return out
-
-    def describe_blocks(self, blocks: FeatureBlocks, proba=None) -> list[str | None]:
-        """Descriptions of the images of ``blocks``, in order; with ``proba`` (their rows of
-        :meth:`predict_proba`) they lead with the classes that match best."""
-        from .words import describe_images
-
-        return describe_images(self, blocks, proba)
-
-    # ------------------------------------------------------------------ introspection
-    def linear_head(self) -> tuple[np.ndarray, np.ndarray]:
-        """(W (n_classes, n_features), b (n_classes,)) with head logits = fused @ W.T + b, for the
-        linear heads (logistic, svm); the standardisation is folded in."""
-        self._check_fitted()
-        if not isinstance(self.head_, LinearHead):
-            raise ValueError(f"head {self.head_name!r} is not linear: linear_head() needs 'logistic' or 'svm'")
-        return self.head_.linear()
-
-    def model_input(self, data: bytes, encoder: str | None = None) -> np.ndarray:
-        """The preprocessed (3, H, W) array that ``encoder`` (default: the first) sees for the
-        image bytes ``data``, exactly as feature extraction makes it (tiny images at the reduced
-        input size)."""
-        from ..features.engines.batch import EmbedBatch
-
-        fn = EmbedBatch(encoder or self.encoder_names[0], engine="torch", small_input=self.small_input)
-        x, err = fn.decode_for_model(data)
-        if x is None:
-            raise ValueError(err)
-        return x
-
-    def pipeline_spec(self) -> dict:
-        """How an image becomes logits, for reproducing the path elsewhere (explanations, export)."""
-        self._check_fitted()
-        s = self.state_
-        mix = s.mix
-        return {
-            "encoders": self.encoder_names,
-            "fusion": self.fusion_name,
-            "blocks": self.fusion_.layout(s.feature_dims, s.text_dim, s.paired and s.paired.dim) if s.feature_dims
-            else [{"name": "precomputed", "start": 0, "stop": s.n_features}],
-            "text_weight": float(self.fusion_.text_weight),
-            "head": self.head_name,
-            "prior": None if mix is None else {
-                "formula": "log_softmax(head_temperature * head) + weight * log_softmax(temperature * prior_log_proba)",
-                "weight": mix.weight, "temperature": mix.temperature, "head_temperature": mix.head_temperature,
-                "encoder": s.prior.encoder, "view": s.prior.view_, "ways": list(s.prior.ways_)},
-            "classes": [_py(c) for c in self.classes_],
-        }
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder) -> str:
