@@ -131,6 +131,7 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ configuration
     @property
     def task_(self) -> Task:
+        """The :class:`~.tasks.Task` of ``task`` (targets, output, answer, metrics)."""
         return make_task(self.task)
 
     @property
@@ -141,10 +142,12 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
 
     @property
     def fusion_name(self) -> str:
+        """The fusion's registry name (``fusion`` may be an object)."""
         return self.fusion_.name
 
     @property
     def head_name(self) -> str:
+        """The head's registry name (``head`` may be an object)."""
         return self.head.name if isinstance(self.head, Head) else head_class(self.head).name
 
     def unfitted_head(self) -> Head:
