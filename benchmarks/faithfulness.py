@@ -19,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from wordsight.models.heads import LogisticHead
+
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")  # the natural colour photos that ship offline
 OTHERS = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")  # --all: far from ImageNet
 
@@ -75,7 +77,7 @@ def main() -> None:
     if "imagenet" in args.subjects:
         subjects[f"{args.model} ImageNet head"] = args.model
     if "classifier" in args.subjects:
-        clf = Classifier(encoders=(args.model,), fusion="concat", C=1.0).fit(train_folder(tmp))
+        clf = Classifier(encoders=(args.model,), fusion="concat", head=LogisticHead(C=1.0)).fit(train_folder(tmp))
         subjects[f"Classifier({args.model}, concat, logistic)"] = clf
     print(f"{len(images)} images: {', '.join(p.stem for p in images)}; 20% of the view deleted (fill: {args.fill})")
     runs = [(label, subject, images) for label, subject in subjects.items()]

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
 from wordsight.evaluate import few_shot_curve  # noqa: E402
 from wordsight.models import Classifier  # noqa: E402
+from wordsight.models.fusion import PriorFusion  # noqa: E402
 
 T0 = time.time()
 # Written by the packaged SmolLM2-135M for the zero-shot benchmark (benchmarks/zeroshot_fashion_mnist.py).
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         methods = {"image-only": Classifier(**base), "prior": Classifier(fusion="prior", **base)}
         if args.class_descriptions:
             desc = json.loads(Path(args.class_descriptions).read_text())
-            methods["prior+descr"] = Classifier(fusion="prior", class_descriptions=desc, **base)
+            methods["prior+descr"] = Classifier(fusion=PriorFusion(descriptions=desc), **base)
         fs = few_shot_curve(methods, train, test, ks=ks, draws=args.draws, seed=args.seed, log=say)
         results["few_shot"] = fs
         print(f"\nFew-shot (efficientnet-lite0, {args.draws} draws, {len(test)} test images; pool {len(train)})")

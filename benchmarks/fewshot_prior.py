@@ -9,7 +9,7 @@ from the k-shot images alone.
     nice python benchmarks/fewshot_prior.py --task lfw-faces --seeds 0,1 --ks 1,2,4,8,16
 
 Per draw: ``image-only`` is ``Classifier().fit`` (the default), ``prior (mix)`` is
-``Classifier(fusion="prior", prior_weight="held-out")`` (weight chosen by leave-one-shot-out folds
+``Classifier(fusion=PriorFusion(weight="held-out"))`` (weight chosen by leave-one-shot-out folds
 or augmented views: the previous default),
 ``zero-shot`` is that model's language prior alone (centred on the k-shot images, as the prior
 that the other two methods use) and ``prior-probe`` is :class:`PriorProbe` fitted on the fused
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from wordsight.evaluate.fewshot import draw_k_shot  # noqa: E402
 from wordsight.io.sources import Sample  # noqa: E402
 from wordsight.models import Classifier  # noqa: E402
+from wordsight.models.fusion import PriorFusion  # noqa: E402
 
 T0 = time.time()
 RESULTS = Path(__file__).parent / "results"
@@ -119,7 +120,7 @@ def run_seed(task: str, seed: int, ks, draws: int, base: dict, arrays: dict | No
             t = time.time()
             image = clone(Classifier(**base)).fit(support)
             accs["image-only"].append(float(np.mean(image.predict(test) == y_test)))
-            mixed = clone(Classifier(fusion="prior", prior_weight="held-out", **base)).fit(support)
+            mixed = clone(Classifier(fusion=PriorFusion(weight="held-out"), **base)).fit(support)
             accs["prior (mix)"].append(float(np.mean(mixed.predict(test) == y_test)))
             weights.append(float(mixed.prior_mix_.weight))
             if not pool.prior_features:

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from wordsight.models.heads import LogisticHead
 from wordsight.serve.process import ServeProcess
 
 MODES = {"micro-batched": ["--max-batch", "16", "--max-wait-ms", "10"],
@@ -89,7 +90,7 @@ def fit_small_model(folder: Path) -> str:
         label = name.split(".")[0]
         samples += [Sample(f"{label}/0.jpg", label, data=data),
                     Sample(f"{label}/1.jpg", label, data=flipped.getvalue())]
-    Classifier(C=1.0, cache=False).fit(samples).save(folder)
+    Classifier(head=LogisticHead(C=1.0), cache=False).fit(samples).save(folder)
     return str(folder)
 
 

@@ -40,7 +40,7 @@ def test_fit_search_saves_the_winner_and_the_leaderboard(fashion_folder, tmp_pat
     accs = [float(r["cv_accuracy"]) for r in rows]
     assert accs == sorted(accs, reverse=True)
     clf = Classifier.load(out)
-    assert "+".join(clf.encoder_names) == rows[0]["encoders"] and clf.head == "logistic"
+    assert "+".join(clf.encoder_names) == rows[0]["encoders"] and clf.head_name == "logistic"
     info = json.loads((out / "search.json").read_text())
     assert info["chosen"] == "single" and info["n_images"] == 60 and info["folds"] == 3
 

@@ -7,6 +7,7 @@ from wordsight import extract_features
 from wordsight.encoders import get_config, list_models
 from wordsight.explain.api import gradcam_overlay
 from wordsight.models import Classifier
+from wordsight.models.heads import LogisticHead
 
 
 def _thumbnail(img: Image.Image) -> np.ndarray:
@@ -62,7 +63,7 @@ def test_a_classifier_on_pixels_learns_brightness_and_refuses_language_fusions(t
         Image.fromarray(arr).save(p)
         paths.append(str(p))
         labels.append(label)
-    clf = Classifier(encoders=("pixels-32",), head="logistic", C=1.0, quiet=True, cache=False).fit(paths, labels)
+    clf = Classifier(encoders=("pixels-32",), head=LogisticHead(C=1.0), quiet=True, cache=False).fit(paths, labels)
     assert list(clf.predict(paths)) == labels
     with pytest.raises(ValueError, match="ImageNet"):
         Classifier(encoders=("pixels-32",), fusion="text", quiet=True, cache=False).fit(paths, labels)
@@ -86,7 +87,7 @@ def test_a_model_with_pixels_beside_a_cnn_exports_to_onnx_with_the_same_probabil
         Image.fromarray(arr).save(p)
         paths.append(str(p))
         labels.append(f"band{i % 2}")
-    clf = Classifier(encoders=("efficientnet-lite0", "pixels-32"), C=1.0, quiet=True, cache=False).fit(paths, labels)
+    clf = Classifier(encoders=("efficientnet-lite0", "pixels-32"), head=LogisticHead(C=1.0), quiet=True, cache=False).fit(paths, labels)
     clf.save(tmp_path / "model")
     out = export_onnx(tmp_path / "model", tmp_path / "onnx", text=False)
     spec = importlib.util.spec_from_file_location("pixels_runner", out / "runner.py")

@@ -11,6 +11,7 @@ from wordsight.features import extract_features
 from wordsight.features.engines import ATOL, RTOL, make_runner, selection
 from wordsight.features.engines.cpu import has_bf16
 from wordsight.features.engines.precisions import PrecisionUnavailable
+from wordsight.models.heads import LogisticHead
 
 pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")
@@ -80,7 +81,7 @@ def test_a_saved_model_records_its_features_precision_and_predicts_with_it(photo
     from wordsight import Classifier
 
     monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", "fpu avx2")  # no bf16: auto resolves to fp32 here
-    clf = Classifier(precision="auto", C=1.0).fit(photo_folder)
+    clf = Classifier(head=LogisticHead(C=1.0), precision="auto").fit(photo_folder)
     assert clf.state_.precisions == {"efficientnet-lite0": "fp32"}
     clf.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())

@@ -9,6 +9,7 @@ from wordsight.cli import main
 from wordsight.features import extract_features
 from wordsight.features.engines import ATOL, RTOL
 from wordsight.features.parquet import write_embeddings
+from wordsight.models.heads import LogisticHead
 
 pytest.importorskip("ray")
 
@@ -53,7 +54,7 @@ def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tm
     from wordsight.models import Classifier
     from wordsight.models.batch_predict import PredictBatch, ray_predict
 
-    clf = Classifier(head="logistic", C=1.0).fit(fashion_folder / "train")
+    clf = Classifier(head=LogisticHead(C=1.0)).fit(fashion_folder / "train")
     clf.save(tmp_path / "model")
     images = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:10]
     (tmp_path / "bad.png").write_bytes(b"nope")

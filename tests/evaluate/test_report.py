@@ -9,12 +9,13 @@ from PIL import Image
 
 from wordsight.evaluate import draw_k_shot, evaluate, few_shot_curve, headline_table, write_report
 from wordsight.models import Classifier
+from wordsight.models.heads import LogisticHead
 
 
 @pytest.fixture(scope="module")
 def results(fashion_blocks):
     train, test = fashion_blocks
-    clf = Classifier(C=0.1).fit(train)
+    clf = Classifier(head=LogisticHead(C=0.1)).fit(train)
     results = evaluate(clf, test, train=train, few_shot_ks=(1, 2), few_shot_draws=2, mistakes=5)
     results["_clf"] = clf
     return results
@@ -50,7 +51,7 @@ def test_few_shot_never_looks_at_test_labels(fashion_blocks, results):
     rng = np.random.default_rng(0)
     shuffled = test.take(np.arange(len(test)))
     shuffled.samples = [type(s)(s.path, lab) for s, lab in zip(shuffled.samples, rng.permutation(test.labels))]
-    methods = {"prior": Classifier(fusion="prior", C=0.1)}
+    methods = {"prior": Classifier(fusion="prior", head=LogisticHead(C=0.1))}
     a = few_shot_curve(methods, train, test, ks=(2,), draws=2)
     b = few_shot_curve(methods, train, shuffled, ks=(2,), draws=2)
     assert a["methods"]["prior"]["2"]["prior_weights"] == b["methods"]["prior"]["2"]["prior_weights"]

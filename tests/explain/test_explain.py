@@ -15,6 +15,8 @@ from PIL import Image
 from wordsight.explain import deletion_check, evidence_prompt, explain, gradcam_overlay
 from wordsight.explain._pipeline import as_subject
 from wordsight.language.llm import LLMBackend
+from wordsight.models.fusion import PriorFusion
+from wordsight.models.heads import LogisticHead, RandomForestHead
 
 QUADRANTS = ("cat", "coffee", "rocket", "astronaut")  # top-left, top-right, bottom-left, bottom-right
 
@@ -48,7 +50,7 @@ def concat_model(photo_folder):
     """Image + text (ConSE) fusion, logistic head, on the four photos and their mirror images."""
     from wordsight.models import Classifier
 
-    return Classifier(fusion="concat", C=1.0).fit(photo_folder)
+    return Classifier(fusion="concat", head=LogisticHead(C=1.0)).fit(photo_folder)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +187,7 @@ def test_sentence_is_written_from_the_evidence_only(concat_model, photo_folder):
 def forest_model(photo_folder):
     from wordsight.models import Classifier
 
-    return Classifier(head="random_forest", head_params={"n_estimators": 20}).fit(photo_folder)
+    return Classifier(head=RandomForestHead(n_estimators=20)).fit(photo_folder)
 
 
 def test_lime_explains_any_head(forest_model, grid_path):
@@ -232,7 +234,7 @@ def tiny_vit_model(tmp_path_factory, photo_folder):
     ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=48)).save_pretrained(d)
     ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(d)
-    return Classifier(encoders=(f"hf:{d}",), fusion="image", C=1.0).fit(photo_folder)
+    return Classifier(encoders=(f"hf:{d}",), fusion="image", head=LogisticHead(C=1.0)).fit(photo_folder)
 
 
 def test_attention_rollout_on_a_vit(tiny_vit_model, photo_folder):
@@ -307,7 +309,7 @@ def test_imputation_fills_scattered_pixels_from_their_neighbours_and_erases_regi
 def prior_model(fashion_folder):
     from wordsight.models import Classifier
 
-    return Classifier(fusion="prior", prior_weight=1.0, C=1.0).fit(fashion_folder / "train")
+    return Classifier(fusion=PriorFusion(weight=1.0), head=LogisticHead(C=1.0)).fit(fashion_folder / "train")
 
 
 def test_language_prior_models_are_explained_with_their_prior(prior_model, fashion_folder, tmp_path):

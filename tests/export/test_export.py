@@ -8,6 +8,8 @@ import pytest
 
 from wordsight.cli import main
 from wordsight.encoders import load_model
+from wordsight.models.fusion import ConcatFusion
+from wordsight.models.heads import LogisticHead, head_taking
 
 pytest.importorskip("onnxruntime")
 
@@ -23,7 +25,7 @@ def _runner(folder):
 def saved_model(fashion_folder, tmp_path_factory):
     from wordsight.models import Classifier
 
-    clf = Classifier(head="logistic", C=1.0).fit(fashion_folder / "train")
+    clf = Classifier(head=LogisticHead(C=1.0)).fit(fashion_folder / "train")
     folder = tmp_path_factory.mktemp("model")
     clf.save(folder)
     return clf, folder
@@ -67,7 +69,7 @@ def test_mlp_head_graph_equals_numpy_head(fashion_folder):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 8)).astype(np.float32), np.repeat(["a", "b", "c"], 20)
     for head in ("mlp", "svm"):
-        clf = Classifier(head=head, head_params={"hidden": (16,)}, C=1.0).fit(X, y)
+        clf = Classifier(head=head_taking(head, C=1.0, hidden=(16,))).fit(X, y)
         sess = ort.InferenceSession(head_graph(clf).SerializeToString(), providers=["CPUExecutionProvider"])
         np.testing.assert_allclose(sess.run(["probabilities"], {"features": X})[0], clf.predict_proba(X), atol=1e-5)
 
@@ -132,7 +134,7 @@ def test_a_prior_without_conse_exports_without_the_logits_input(fashion_folder, 
     from wordsight.export import export_onnx
     from wordsight.models import Classifier
 
-    clf = Classifier(fusion="prior", C=0.1, small_input=None).fit(fashion_folder / "train")
+    clf = Classifier(fusion="prior", head=LogisticHead(C=0.1), small_input=None).fit(fashion_folder / "train")
     clf.prior_.ways_.pop("conse")  # the linear map alone: one way, read from the embedding
     clf.save(tmp_path / "m")
     out = export_onnx(tmp_path / "m", tmp_path / "onnx", text=False)
@@ -150,7 +152,7 @@ def test_a_weighted_text_block_exports_with_its_weight(fashion_folder, tmp_path)
     from wordsight.export import export_onnx
     from wordsight.models import Classifier
 
-    clf = Classifier(fusion="concat", text_weight=0.5, C=0.1).fit(fashion_folder / "train")
+    clf = Classifier(fusion=ConcatFusion(text_weight=0.5), head=LogisticHead(C=0.1)).fit(fashion_folder / "train")
     clf.save(tmp_path / "m")
     pipe = _runner(export_onnx(tmp_path / "m", tmp_path / "onnx", text=False))
     tests = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:6]

@@ -10,6 +10,7 @@ from wordsight.evaluate import draw_k_shot, few_shot_curve
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier
 from wordsight.models.blocks import FeatureBlocks
+from wordsight.models.heads import LogisticHead
 
 ENC = "efficientnet-lite0"
 NAMES = ["cat", "dog", "emu"]
@@ -54,7 +55,7 @@ def test_few_shot_curve_per_draw_accuracies_and_distinct_draws(pool_and_test):
     X_pool, y_pool, X_test, y_test = pool_and_test
     pool, test = blocks_of(X_pool, y_pool, "p"), blocks_of(X_test, y_test, "t")
     lines = []
-    out = few_shot_curve({"logistic": Classifier(C=1.0)}, pool, test, ks=(1, 3), draws=4, seed=5, log=lines.append)
+    out = few_shot_curve({"logistic": Classifier(head=LogisticHead(C=1.0))}, pool, test, ks=(1, 3), draws=4, seed=5, log=lines.append)
     assert out["ks"] == [1, 3] and out["draws"] == 4 and out["n_test"] == 36 and out["seed"] == 5
     assert len(lines) == 8
     first = out["methods"]["logistic"]["1"]["runs"][0]

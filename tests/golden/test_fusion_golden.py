@@ -10,6 +10,8 @@ from scipy.special import softmax
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier
 from wordsight.models.blocks import FeatureBlocks
+from wordsight.models.fusion import ConcatFusion, PriorFusion, make_fusion
+from wordsight.models.heads import LogisticHead
 
 A, B = "efficientnet-lite0", "mobilenetv2"
 TOL = 1e-6
@@ -34,7 +36,7 @@ def blocks():
 
 def test_image_fusion_of_two_encoders_is_the_concatenation_of_normalised_blocks(blocks):
     fb, y = blocks
-    clf = Classifier(encoders=(A, B), C=1.0).fit(fb)
+    clf = Classifier(encoders=(A, B), head=LogisticHead(C=1.0)).fit(fb)
     M = clf.featurize(fb).matrix
     expected = np.concatenate([l2n(fb.embeddings[A]), l2n(fb.embeddings[B])], 1)
     np.testing.assert_allclose(M, expected, atol=TOL)
@@ -49,7 +51,7 @@ def test_text_fusions_append_the_weighted_normalised_semantic_vector(blocks, fus
     from wordsight.language import semantic_vectors
 
     fb, y = blocks
-    clf = Classifier(encoders=(A,), fusion=fusion, text_weight=weight, C=1.0).fit(fb)
+    clf = Classifier(encoders=(A,), fusion=make_fusion(fusion, text_weight=weight), head=LogisticHead(C=1.0)).fit(fb)
     semantic = semantic_vectors(fb.probs, bank=clf.concept_bank())
     text = weight * l2n(semantic)
     expected = np.concatenate([l2n(fb.embeddings[A]), text], 1) if fusion == "concat" else text
@@ -66,9 +68,9 @@ def test_prior_fusion_feeds_the_head_the_image_blocks_only(blocks):
     fb, _ = blocks
     full = np.random.default_rng(1).normal(size=(len(fb), 1280)).astype(np.float32)  # the prior's own reading
     fb = FeatureBlocks(fb.samples, fb.embeddings, fb.probs, A, prior_features={(A, "plain"): (fb.probs, full)})
-    clf = Classifier(encoders=(A,), fusion="prior", prior_view="plain", prior_weight=0.0, C=1.0).fit(fb)
+    clf = Classifier(encoders=(A,), fusion=PriorFusion(view="plain", weight=0.0), head=LogisticHead(C=1.0)).fit(fb)
     np.testing.assert_allclose(clf.featurize(fb).matrix, l2n(fb.embeddings[A]), atol=TOL)
-    image_only = Classifier(encoders=(A,), C=1.0).fit(fb)
+    image_only = Classifier(encoders=(A,), head=LogisticHead(C=1.0)).fit(fb)
     np.testing.assert_allclose(clf.predict_proba(fb), image_only.predict_proba(fb), atol=1e-9)
 
 
@@ -89,12 +91,12 @@ def test_unknown_fusion_and_missing_probabilities_are_refused(blocks):
     with pytest.raises(ValueError, match="needs ImageNet probabilities"):
         Classifier(fusion="concat").fit(no_probs)
     with pytest.raises(ValueError, match="fusion 'prior' needs ImageNet probabilities"):
-        Classifier(fusion="prior", prior_view="plain").fit(no_probs)
+        Classifier(fusion=PriorFusion(view="plain")).fit(no_probs)
 
 
 def test_text_block_starts_after_every_image_block(blocks):
     fb, _ = blocks
-    clf = Classifier(encoders=(A, B), fusion="concat", text_weight=1.0, C=1.0).fit(fb)
+    clf = Classifier(encoders=(A, B), fusion=ConcatFusion(text_weight=1.0), head=LogisticHead(C=1.0)).fit(fb)
     layout = clf.pipeline_spec()["blocks"]
     assert [(b["name"], b["start"], b["stop"]) for b in layout] == [(f"image:{A}", 0, 16), (f"image:{B}", 16, 22),
                                                                     ("text", 22, 22 + 384)]
@@ -105,6 +107,6 @@ def test_prior_fusion_layout_lists_the_image_blocks(blocks):
     fb, _ = blocks
     full = np.random.default_rng(1).normal(size=(len(fb), 1280)).astype(np.float32)
     fb = FeatureBlocks(fb.samples, fb.embeddings, fb.probs, A, prior_features={(A, "plain"): (fb.probs, full)})
-    clf = Classifier(encoders=(A, B), fusion="prior", prior_view="plain", prior_weight=0.3, C=1.0).fit(fb)
+    clf = Classifier(encoders=(A, B), fusion=PriorFusion(view="plain", weight=0.3), head=LogisticHead(C=1.0)).fit(fb)
     assert [(b["name"], b["start"], b["stop"]) for b in clf.pipeline_spec()["blocks"]] == [
         (f"image:{A}", 0, 16), (f"image:{B}", 16, 22)]

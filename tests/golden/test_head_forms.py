@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wordsight._util.errors import NotSupportedError
-from wordsight.models.heads import HEADS, make_head
+from wordsight.models.heads import HEADS, head_taking
 
 PARAMS = {"mlp": {"epochs": 2, "min_steps": 20, "hidden": (8,)}, "random_forest": {"n_estimators": 4},
           "knn": {"k": 3, "class_weight": "balanced"}}
@@ -26,7 +26,7 @@ def data():
 @pytest.mark.parametrize("name", HEADS)
 def test_torch_form_equals_numpy_logits(data, name):
     X, y, Xq = data
-    head = make_head(name, C=0.5, **PARAMS.get(name, {})).fit(X, y, 3)
+    head = head_taking(name, C=0.5, **PARAMS.get(name, {})).fit(X, y, 3)
     assert head.n_classes == 3
     with torch.no_grad():
         z = head.to_torch()(torch.from_numpy(Xq)).numpy()
@@ -42,7 +42,7 @@ def test_onnx_form_traced_from_torch_equals_numpy_probabilities_or_refuses(data,
     from wordsight.export.torch_graph import exportable_heads, to_onnx
 
     X, y, Xq = data
-    head = make_head(name, C=0.5, **PARAMS.get(name, {})).fit(X, y, 3)
+    head = head_taking(name, C=0.5, **PARAMS.get(name, {})).fit(X, y, 3)
     try:
         model = to_onnx(head.to_torch(), ["logits"], name, {"features": torch.from_numpy(X[:3])})
     except NotSupportedError as e:

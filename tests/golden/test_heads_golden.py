@@ -11,6 +11,7 @@ import pytest
 from scipy.special import log_softmax, softmax
 
 from wordsight.models import make_head
+from wordsight.models.heads import LogisticHead, head_taking
 
 TOL = 1e-6
 
@@ -205,7 +206,7 @@ def test_image_fusion_l2_normalises_each_encoder_block_before_the_head():
     names = np.array(["ant", "bee", "cow"])
     samples = [Sample(f"img{i}.png", names[c]) for i, c in enumerate(y)]
     blocks = FeatureBlocks(samples, {"efficientnet-lite0": a.astype(np.float32), "mobilenetv2": b.astype(np.float32)})
-    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), C=2.0).fit(blocks)
+    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), head=LogisticHead(C=2.0)).fit(blocks)
 
     def l2n(v):
         v = v.astype(np.float32)
@@ -303,7 +304,7 @@ def test_two_images_per_class_give_two_folds_and_two_classes_three(data):
 def test_linear_form_folds_scaling_and_temperature_into_w_and_b(data, name):
     """``linear()`` (used by explanations in torch): X @ W.T + b equals the head's logits."""
     X, y, X_test = data
-    head = make_head(name, C=1.0).fit(X, y, 3)
+    head = head_taking(name, C=1.0).fit(X, y, 3)
     W, b = head.linear()
     np.testing.assert_allclose(X_test @ W.T + b, head.logits(X_test), atol=1e-9)
 
@@ -314,7 +315,7 @@ def test_heads_rebuilt_from_a_saved_folder_predict_the_same(data, name, tmp_path
 
     X, y, X_test = data
     params = {"n_estimators": 5} if name == "random_forest" else None
-    clf = Classifier(head=name, C=1.0, head_params=params).fit(X, y)
+    clf = Classifier(head=head_taking(name, C=1.0, **(params or {}))).fit(X, y)
     clf.save(tmp_path / name)
     np.testing.assert_array_equal(Classifier.load(tmp_path / name).predict_proba(X_test), clf.predict_proba(X_test))
 
@@ -416,7 +417,7 @@ def test_random_forest_sends_a_value_equal_to_the_threshold_left(data):
 @pytest.mark.parametrize("name", ["logistic", "svm", "knn", "random_forest"])
 def test_no_rows_give_no_probabilities(data, name):
     X, y, _ = data
-    head = make_head(name, C=1.0, n_estimators=3).fit(X, y, 3)
+    head = head_taking(name, C=1.0, n_estimators=3).fit(X, y, 3)
     assert head.predict_proba(np.zeros((0, X.shape[1]))).shape == (0, 3)
 
 

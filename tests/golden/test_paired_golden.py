@@ -9,6 +9,8 @@ import pytest
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier
 from wordsight.models.blocks import FeatureBlocks
+from wordsight.models.fusion import make_fusion
+from wordsight.models.heads import LogisticHead
 
 A, B = "efficientnet-lite0", "mobilenetv2"
 TEXTS = {"x": "a small red cup", "y": "a large blue bowl", "z": "a green plate"}
@@ -33,7 +35,7 @@ def blocks():
 def test_the_fused_row_and_its_layout(blocks, fusion, weight, block_weight):
     from wordsight.encoders import load_model
 
-    clf = Classifier(encoders=(A, B), fusion=fusion, paired_text_weight=weight, C=1.0).fit(blocks)
+    clf = Classifier(encoders=(A, B), fusion=make_fusion(fusion, weight=weight), head=LogisticHead(C=1.0)).fit(blocks)
     texts = [s.text for s in blocks.samples]
     have = [i for i, t in enumerate(texts) if t]
     text = np.full((12, 384), np.nan)

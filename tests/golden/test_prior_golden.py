@@ -202,7 +202,7 @@ def test_prior_views_and_the_automatic_choice():
 
     from wordsight.language.images import TEXT_MAP_ALPHA
     from wordsight.language.views import VIEWS, choose_view
-    from wordsight.models.classifier import PRIOR_VIEWS
+    from wordsight.models.fusion.prior import PRIOR_VIEWS
 
     assert PRIOR_VIEWS == ("auto", "plain", "light-background", "invert")
     assert set(PRIOR_VIEWS[1:]) == set(VIEWS)

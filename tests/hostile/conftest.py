@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wordsight.models.heads import LogisticHead
+
 API_KEY = "hostile-key-71c2"
 
 
@@ -91,7 +93,7 @@ def model_dir(photo_folder, tmp_path_factory) -> Path:
     from wordsight.models import Classifier
 
     folder = tmp_path_factory.mktemp("hostile-model") / "photos-model"
-    Classifier(C=1.0).fit(photo_folder).save(folder)
+    Classifier(head=LogisticHead(C=1.0)).fit(photo_folder).save(folder)
     return folder
 
 

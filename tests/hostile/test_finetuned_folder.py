@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from wordsight.models import Classifier
+from wordsight.models.heads import LogisticHead
 from wordsight.models.persistence import ModelFolderError
 
 from .conftest import resign, time_limit
@@ -32,7 +33,7 @@ def ft_folder(tmp_path_factory) -> Path:
     with torch.no_grad():
         next(p for n, p in enc.named_parameters() if "_conv_head" in n).mul_(1.01)
     name = register_module(BASE, enc)
-    Classifier(encoders=(name,), C=1.0).fit(root / "data").save(root / "model")
+    Classifier(encoders=(name,), head=LogisticHead(C=1.0)).fit(root / "data").save(root / "model")
     return root / "model"
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from wordsight.models import Classifier
+from wordsight.models.heads import RandomForestHead
 from wordsight.models.persistence import ModelFolderError
 
 from .conftest import resign, time_limit, write_head
@@ -182,7 +183,7 @@ def test_case17_extra_pickle_is_reported_never_loaded(model_copy, tmp_path):
 def test_case17_forest_nodes_that_loop_are_refused(photo_folder, tmp_path):
     """A random-forest head whose child index points back at its parent would walk forever."""
     folder = tmp_path / "forest"
-    Classifier(head="random_forest", head_params={"n_estimators": 2}).fit(photo_folder).save(folder)
+    Classifier(head=RandomForestHead(n_estimators=2)).fit(photo_folder).save(folder)
     Classifier.load(folder)
 
     def loop(a):

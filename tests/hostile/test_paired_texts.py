@@ -8,6 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from wordsight.models.heads import LogisticHead
+
 from .conftest import API_KEY, _settings, png
 
 pytest.importorskip("fastapi")
@@ -21,7 +23,7 @@ def paired_client(paired_manifests, tmp_path_factory):
     from wordsight.serve import BackgroundServer
 
     folder = tmp_path_factory.mktemp("paired-model") / "m"
-    clf = Classifier(fusion="late", C=1.0).fit(paired_manifests[0])
+    clf = Classifier(fusion="late", head=LogisticHead(C=1.0)).fit(paired_manifests[0])
     clf.save(folder)
     settings = replace(_settings(folder), warm_up=False)  # the bad requests never reach the model
     with BackgroundServer(settings) as s, \

@@ -16,6 +16,8 @@ import pytest
 from wordsight.io.sources import Sample
 from wordsight.models import Classifier, ModelFolderError
 from wordsight.models.blocks import FeatureBlocks
+from wordsight.models.fusion import ConcatFusion, PriorFusion
+from wordsight.models.heads import KNNHead, LogisticHead
 from wordsight.models.prior import PriorMix
 
 ENC = "efficientnet-lite0"
@@ -32,10 +34,10 @@ def prior_model(tmp_path_factory):
     samples = [Sample(f"img{i}.png", NAMES[c]) for i, c in enumerate(y)]
     blocks = FeatureBlocks(samples, {ENC: emb}, probs, ENC, prior_features={(ENC, "plain"): (probs, emb)})
     blocks.prior_features[(ENC, "invert")] = (probs, emb)
-    clf = Classifier(fusion="prior", prior_view="invert", prior_weight=0.5, C=1.0).fit(blocks)
+    clf = Classifier(fusion=PriorFusion(view="invert", weight=0.5), head=LogisticHead(C=1.0)).fit(blocks)
     # as a weight chosen on held-out folds leaves them (a head temperature, the scores seen)
-    clf.state_.mix = PriorMix(clf.prior_mix_.weight, clf.prior_mix_.temperature, 1.7,
-                              {"how": "leave-one-shot-out (2 folds)", "scores": {"0.0": {"accuracy": 0.5, "log_loss": 1.0}}})
+    clf.state_.fusion.mix_ = PriorMix(clf.prior_mix_.weight, clf.prior_mix_.temperature, 1.7,
+                                      {"how": "leave-one-shot-out (2 folds)", "scores": {"0.0": {"accuracy": 0.5, "log_loss": 1.0}}})
     folder = tmp_path_factory.mktemp("prior-model") / "nested" / "model"  # parents made on demand
     clf.save(folder)
     return clf, blocks, folder
@@ -62,12 +64,14 @@ def test_saved_config_holds_the_documented_fields(prior_model):
     clf, _, folder = prior_model
     config = json.loads((folder / "config.json").read_text())
     assert set(config) == {"format", "format_version", "library_version", "params", "classes", "class_type", "encoders",
-                           "fusion", "n_features_in", "text_dim", "probs_encoder", "head", "prior", "files",
-                           "config_sha256"}
+                           "task", "fusion", "fusion_params", "n_features_in", "text_dim", "probs_encoder", "head",
+                           "prior", "files", "config_sha256"}
     assert (config["library_version"], config["fusion"]) == (wordsight.__version__, "prior")
     assert config["class_type"].startswith("str")  # numpy's str_ for string labels
     assert (config["n_features_in"], config["text_dim"], config["probs_encoder"]) == (1280, None, ENC)
-    assert "cache" not in config["params"] and config["params"]["prior_view"] == "invert"
+    assert "cache" not in config["params"] and config["params"]["fusion"] == "prior" and config["task"] == "single-label"
+    assert config["fusion_params"] == {"view": "invert", "descriptions": None, "weight": 0.5, "method": "auto"}
+    assert config["head"]["params"] == {"C": 1.0, "class_weight": None, "random_state": 0, "max_iter": 1000}
     assert config["prior"] == {"weight": 0.5, "temperature": clf.prior_mix_.temperature, "head_temperature": 1.7,
                                "scores": clf.prior_mix_.scores, "folder": "zero_shot", "view": "invert",
                                "zero_shot_method": "names", "text_model": "minilm", "learner": "mix"}
@@ -185,7 +189,7 @@ def test_a_model_fitted_on_feature_arrays_round_trips(tmp_path):
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(30, 5)), np.repeat(["a", "b", "c"], 10)
     X[y == "b"] += 2
-    clf = Classifier(head="knn", C=np.float64(0.5), head_params={"k": np.int64(3)}).fit(X, y)  # numpy scalars
+    clf = Classifier(head=KNNHead(k=np.int64(3))).fit(X, y)  # numpy scalars
     clf.save(tmp_path / "arr")
     back = Classifier.load(tmp_path / "arr")
     np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
@@ -256,9 +260,9 @@ def test_a_config_of_another_kind_is_refused(tmp_path, content):
 
 def test_concat_model_keeps_its_text_block_and_tuple_params(prior_model, tmp_path):
     _, blocks, _ = prior_model
-    clf = Classifier(fusion="concat", C=(0.1, 1.0), text_weight=0.5).fit(blocks)
+    clf = Classifier(fusion=ConcatFusion(text_weight=0.5), head=LogisticHead(C=(0.1, 1.0))).fit(blocks)
     clf.save(tmp_path / "concat")
     back = Classifier.load(tmp_path / "concat")
-    assert back.state_.text_dim == 384 and back.C == (0.1, 1.0) and back.encoders == ("efficientnet-lite0",)
+    assert back.state_.text_dim == 384 and back.head.C == (0.1, 1.0) and back.encoders == ("efficientnet-lite0",)
     np.testing.assert_array_equal(back.predict_proba(blocks), clf.predict_proba(blocks))
     assert back.pipeline_spec()["blocks"][-1]["stop"] == 1280 + 384

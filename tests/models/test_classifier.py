@@ -8,6 +8,8 @@ import torch
 import wordsight
 from wordsight._util.numerics import log_softmax
 from wordsight.models import Augment, Classifier
+from wordsight.models.fusion import ConcatFusion, PriorFusion
+from wordsight.models.heads import LogisticHead
 
 CLASSES = ["Ankle boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt", "Sneaker", "T-shirt-top", "Trouser"]
 
@@ -54,7 +56,7 @@ def test_featurize_keeps_rows_aligned_and_reports_failures(fashion_folder, fitte
 def test_labels_given_as_y_with_a_list_of_paths(fashion_folder, fashion_blocks):
     files = sorted((fashion_folder / "train").rglob("*.png"))
     y = ["shoe" if f.parent.name in ("Sandal", "Sneaker", "Ankle boot") else "other" for f in files]
-    clf = Classifier(C=0.1).fit([str(f) for f in files], y)
+    clf = Classifier(head=LogisticHead(C=0.1)).fit([str(f) for f in files], y)
     assert clf.class_names == ["other", "shoe"]
     test = sorted((fashion_folder / "test").rglob("*.png"))
     truth = ["shoe" if f.parent.name in ("Sandal", "Sneaker", "Ankle boot") else "other" for f in test]
@@ -82,14 +84,14 @@ def test_linear_head_and_spec_reproduce_the_logits_in_torch(fashion_folder, fitt
 
 def test_concat_fusion_appends_the_semantic_vector(fashion_blocks):
     train, test = fashion_blocks
-    clf = Classifier(fusion="concat", text_weight=0.5, C=0.01).fit(train)
+    clf = Classifier(fusion=ConcatFusion(text_weight=0.5), head=LogisticHead(C=0.01)).fit(train)
     F = clf.featurize(test)
     assert F.matrix.shape == (40, 1280 + 384)
     np.testing.assert_allclose(np.linalg.norm(F.matrix[:, :1280], axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(F.matrix[:, 1280:], axis=1), 0.5, rtol=1e-5)
     assert [b["name"] for b in clf.pipeline_spec()["blocks"]] == ["image:efficientnet-lite0", "text"]
     assert clf.score(test, test.labels) >= 0.6
-    text_only = Classifier(fusion="text", C=0.1).fit(train)
+    text_only = Classifier(fusion="text", head=LogisticHead(C=0.1)).fit(train)
     assert text_only.featurize(test).matrix.shape == (40, 384)
     assert text_only.score(test, test.labels) > 0.3  # chance is 0.1
 
@@ -98,7 +100,7 @@ def test_prior_fusion_with_the_logistic_head_is_the_prior_probe(fashion_blocks):
     from wordsight.models.prior_probe import PriorProbe
 
     train, test = fashion_blocks
-    clf = Classifier(fusion="prior", C=0.1).fit(train)
+    clf = Classifier(fusion="prior", head=LogisticHead(C=0.1)).fit(train)
     assert clf.state_.probe is not None and clf.prior_mix_.scores["how"].startswith("prior probe")
     # the probe fitted by hand on the same fused rows and prior log-probabilities predicts the same
     y = np.searchsorted(clf.classes_, np.asarray(train.labels))
@@ -110,14 +112,14 @@ def test_prior_fusion_with_the_logistic_head_is_the_prior_probe(fashion_blocks):
 
 def test_prior_fusion_weight_is_chosen_on_training_images_only(fashion_blocks):
     train, test = fashion_blocks
-    clf = Classifier(fusion="prior", prior_weight="held-out", C=0.1).fit(train)
+    clf = Classifier(fusion=PriorFusion(weight="held-out"), head=LogisticHead(C=0.1)).fit(train)
     mix = clf.prior_mix_
     assert clf.state_.probe is None and mix.scores["how"].startswith("leave-one-shot-out")
     assert str(mix.weight) in mix.scores["scores"]
     assert 0.01 < mix.temperature < 100
     # Fitting never sees the test images: a fit after predicting them is the same fitted model.
     P = clf.predict_proba(test)
-    again = Classifier(fusion="prior", prior_weight="held-out", C=0.1).fit(train)
+    again = Classifier(fusion=PriorFusion(weight="held-out"), head=LogisticHead(C=0.1)).fit(train)
     assert again.prior_mix_ == mix
     np.testing.assert_array_equal(again.predict_proba(test), P)
     # the prediction is the documented mix of the image head and the prior, whatever the weight
@@ -130,8 +132,8 @@ def test_prior_fusion_weight_is_chosen_on_training_images_only(fashion_blocks):
     z = ref_log_softmax(head, axis=1) if w == 0 else \
         ref_log_softmax(s * head, axis=1) + w * ref_log_softmax(t * prior, axis=1)
     np.testing.assert_allclose(P, ref_softmax(z, axis=1), atol=1e-9)
-    image_only = Classifier(C=0.1).fit(train)
-    fixed = Classifier(fusion="prior", prior_weight=0.0, C=0.1).fit(train)
+    image_only = Classifier(head=LogisticHead(C=0.1)).fit(train)
+    fixed = Classifier(fusion=PriorFusion(weight=0.0), head=LogisticHead(C=0.1)).fit(train)
     np.testing.assert_allclose(fixed.predict_proba(test), image_only.predict_proba(test), atol=1e-9)
 
 
@@ -140,7 +142,7 @@ def test_one_shot_prior_uses_augmented_views(fashion_blocks):
 
     train, _ = fashion_blocks
     one = train.take(draw_k_shot(train.labels, 1, seed=0))
-    clf = Classifier(fusion="prior", prior_weight="held-out").fit(one)
+    clf = Classifier(fusion=PriorFusion(weight="held-out")).fit(one)
     mix = clf.prior_mix_
     assert mix.scores["how"].startswith("augmented views")
     # on views the head's temperature stays 1 and no gain is required: the best held-out accuracy,
@@ -159,7 +161,7 @@ def test_augmentation_is_deterministic_and_adds_training_rows(fashion_folder, ca
     assert not np.array_equal(np.asarray(a), np.asarray(c))
     assert aug.view_key(1) != Augment(rotation=0).view_key(1)
     files = [str(p) for p in sorted((fashion_folder / "train").rglob("*.png"))[::6]]  # 1 per class
-    clf = Classifier(augment=1, C=1.0)
+    clf = Classifier(head=LogisticHead(C=1.0), augment=1)
     blocks = clf.extract(files, views=1)
     assert set(blocks.views) == {1}
     assert not np.allclose(blocks.views[1].embeddings["efficientnet-lite0"], blocks.embeddings["efficientnet-lite0"])
@@ -170,7 +172,7 @@ def test_augmentation_is_deterministic_and_adds_training_rows(fashion_folder, ca
 def test_two_encoders_are_concatenated(fashion_folder):
     files = [str(p) for p in sorted((fashion_folder / "train").rglob("*.png"))[::3]]  # 2 per class
     labels = [p.split("/")[-2] for p in files]
-    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), C=0.1).fit(files, labels)
+    clf = Classifier(encoders=("efficientnet-lite0", "mobilenetv2"), head=LogisticHead(C=0.1)).fit(files, labels)
     assert clf.n_features_in_ == 2560
     assert [b["name"] for b in clf.pipeline_spec()["blocks"]] == ["image:efficientnet-lite0", "image:mobilenetv2"]
     assert clf.score(files, labels) == 1.0
@@ -194,18 +196,18 @@ def test_prior_weight_needs_a_real_held_out_gain():
 
 def test_language_prior_reads_inverted_garments_and_beats_chance(fashion_blocks):
     train, test = fashion_blocks
-    clf = Classifier(fusion="prior", C=0.1).fit(train)
+    clf = Classifier(fusion="prior", head=LogisticHead(C=0.1)).fit(train)
     assert clf.prior_.view_ == "light-background"
     assert set(clf.prior_.ways_log_proba(clf.prior_features(test))) == {"conse", "linear"}
     logp = clf.prior_log_proba(test)
     np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, rtol=1e-6)
     zero_shot = np.mean(clf.classes_[logp.argmax(1)] == np.asarray(test.labels))
     assert zero_shot >= 0.25, zero_shot  # chance is 0.1; 33% on 1,000 test images (docs/benchmarks.md)
-    plain = Classifier(fusion="prior", C=0.1, prior_view="plain").fit(train)
+    plain = Classifier(fusion=PriorFusion(view="plain"), head=LogisticHead(C=0.1)).fit(train)
     assert plain.prior_.view_ == "plain"
     assert not np.allclose(plain.prior_log_proba(test), logp)
-    with pytest.raises(ValueError, match="prior_view"):
-        Classifier(fusion="prior", prior_view="upside-down").fit(train)
+    with pytest.raises(ValueError, match="'view' parameter of PriorFusion"):
+        Classifier(fusion=PriorFusion(view="upside-down")).fit(train)
 
 
 @pytest.mark.parametrize("per_class, takes_head_c", [(31, False), (32, True)])
@@ -221,7 +223,7 @@ def test_prior_probe_takes_the_heads_cross_validated_penalty_from_32_images_per_
     samples = [Sample(f"i{i}.png", "abc"[c]) for i, c in enumerate(y)]
     blocks = FeatureBlocks(samples, {"efficientnet-lite0": emb}, probs, "efficientnet-lite0",
                            prior_features={("efficientnet-lite0", "plain"): (probs, emb)})
-    clf = Classifier(fusion="prior", prior_view="plain").fit(blocks)
+    clf = Classifier(fusion=PriorFusion(view="plain")).fit(blocks)
     head_c, probe_c = clf.head_.info["C"], clf.state_.probe.info["C"]
     assert "c_search" in clf.head_.info and head_c != 0.1
     assert probe_c == (head_c if takes_head_c else 0.1)

@@ -11,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from wordsight.models.heads import LogisticHead
+
 BASE = "efficientnet-lite0"
 
 
@@ -74,7 +76,7 @@ def test_saved_model_carries_the_weights_and_reloads_them(tuned, stripes, photo,
     from wordsight.models import Classifier
 
     name, _ = tuned
-    clf = Classifier(encoders=(name,), C=1.0).fit(stripes)
+    clf = Classifier(encoders=(name,), head=LogisticHead(C=1.0)).fit(stripes)
     folder = tmp_path / "model"
     clf.save(folder)
     config = json.loads((folder / "config.json").read_text())
@@ -89,7 +91,7 @@ def test_saved_model_carries_the_weights_and_reloads_them(tuned, stripes, photo,
     finetuned._weights.clear()
     clear_caches()
     with pytest.raises(Exception, match="not loaded in this process"):
-        Classifier(encoders=(name,), C=1.0).fit(stripes)
+        Classifier(encoders=(name,), head=LogisticHead(C=1.0)).fit(stripes)
     loaded = Classifier.load(folder)
     np.testing.assert_allclose(loaded.predict_proba(images), want, atol=1e-5)
 

@@ -8,7 +8,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from wordsight._util.numerics import log_softmax
 from wordsight.models import Classifier, make_head
-from wordsight.models.heads import HEADS
+from wordsight.models.heads import HEADS, head_taking
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def digits():
                                           ("random_forest", {"n_estimators": 10})])
 def test_check_estimator_on_precomputed_features(head, params):
     """scikit-learn's own conformance checks, on feature-matrix input."""
-    results = check_estimator(Classifier(head=head, C=1.0, head_params=params), on_fail=None)
+    results = check_estimator(Classifier(head=head_taking(head, C=1.0, **(params or {}))), on_fail=None)
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
     assert failed == []
     assert sum(r["status"] == "passed" for r in results) >= 45
@@ -30,7 +30,7 @@ def test_check_estimator_on_precomputed_features(head, params):
 @pytest.mark.parametrize("head", HEADS)
 def test_every_head_learns_digits_and_survives_save_load(head, digits, tmp_path):
     Xtr, ytr, Xte, yte = digits
-    clf = Classifier(head=head, head_params={"n_estimators": 50} if head == "random_forest" else None).fit(Xtr, ytr)
+    clf = Classifier(head=head_taking(head, **({"n_estimators": 50} if head == "random_forest" else {}))).fit(Xtr, ytr)
     acc = clf.score(Xte, yte)
     assert acc > 0.85, (head, acc)
     clf.save(tmp_path / head)
@@ -64,7 +64,7 @@ def test_class_missing_from_training_gets_no_probability():
     y = np.repeat([0, 2], 20)
     X[y == 2] += 3
     for name in HEADS:
-        head = make_head(name, C=1.0).fit(X, y, 3)
+        head = head_taking(name, C=1.0).fit(X, y, 3)
         p = head.predict_proba(X)
         assert p.shape == (40, 3)
         assert p[:, 1].max() < 1e-3, name

@@ -18,6 +18,8 @@ from scipy.special import log_softmax, softmax
 
 from wordsight.io.sources import Source, open_source
 from wordsight.models import Classifier, ModelFolderError
+from wordsight.models.fusion import LateFusion, make_fusion
+from wordsight.models.heads import LogisticHead
 
 WEIGHT = 0.5  # not 1, so that a weight applied in the wrong place changes the numbers
 
@@ -25,7 +27,8 @@ WEIGHT = 0.5  # not 1, so that a weight applied in the wrong place changes the n
 @pytest.fixture(scope="module")
 def models(paired_manifests):
     train, _ = paired_manifests
-    return {f: Classifier(fusion=f, C=1.0, paired_text_weight=WEIGHT).fit(train) for f in ("image", "paired", "late")}
+    return {f: Classifier(fusion=make_fusion(f, **({} if f == "image" else {"weight": WEIGHT})),
+                          head=LogisticHead(C=1.0)).fit(train) for f in ("image", "paired", "late")}
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +73,9 @@ def _accuracy(pred, labels, part=None):
 def test_both_modalities_beat_each_alone(paired_manifests):
     train, test = paired_manifests
     labels = open_source(test).labels
-    image = Classifier(fusion="image", C=1.0).fit(train)
-    late = Classifier(fusion="late", C=1.0).fit(train)
-    paired = Classifier(fusion="paired", C=1.0).fit(train)
+    image = Classifier(fusion="image", head=LogisticHead(C=1.0)).fit(train)
+    late = Classifier(fusion="late", head=LogisticHead(C=1.0)).fit(train)
+    paired = Classifier(fusion="paired", head=LogisticHead(C=1.0)).fit(train)
     pred_image = image.predict(test)
     F = late.featurize(test)
     s = late.state_.paired
@@ -139,7 +142,7 @@ def test_the_weights(models, test_source, paired_manifests):
     assert [b["name"] for b in layout] == ["image:efficientnet-lite0", "paired_text"]
     assert layout[1]["start"] == split and layout[1]["stop"] == split + 384
     # late with weight 0 is its image head
-    late0 = Classifier(fusion="late", C=1.0, paired_text_weight=0.0).fit(paired_manifests[0])
+    late0 = Classifier(fusion=LateFusion(weight=0.0), head=LogisticHead(C=1.0)).fit(paired_manifests[0])
     np.testing.assert_allclose(late0.predict_proba(test_source), models["image"].predict_proba(test_source), atol=1e-6)
 
 
@@ -167,7 +170,7 @@ def test_saved_folder_round_trip_and_refusals(models, test_source, fusion, tmp_p
     clf.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["paired"]["mode"] == fusion and PAIRED_HEAD_FILE in config["files"]
-    assert config["params"]["paired_text_weight"] == WEIGHT
+    assert config["fusion_params"] == {"weight": WEIGHT}
     np.testing.assert_allclose(Classifier.load(tmp_path / "m").predict_proba(test_source),
                                clf.predict_proba(test_source), atol=1e-12)
 
@@ -181,9 +184,10 @@ def test_saved_folder_round_trip_and_refusals(models, test_source, fusion, tmp_p
         "split": (lambda c: c["paired"].update(split=c["paired"]["split"] - 1), "add up to"),
         "mode": (lambda c: c["paired"].update(mode="paired" if fusion == "late" else "late"), "mode"),
         "weight": (lambda c: c["paired"].update(weight=-1), "weight"),
-        "params": (lambda c: c["params"].update(paired_text_weight=2.0), "not the model's paired_text_weight"),
+        "params": (lambda c: c["fusion_params"].update(weight=2.0), "not the model's fusion weight"),
         "gone": (lambda c: c.pop("paired"), PAIRED_HEAD_FILE),
-        "image": (lambda c: (c.update(fusion="image"), c["params"].update(fusion="image")), "'paired' entry"),
+        "image": (lambda c: (c.update(fusion="image", fusion_params={}), c["params"].update(fusion="image")),
+                  "'paired' entry"),
     }
     for name, (edit, reason) in cases.items():
         with pytest.raises(ModelFolderError, match=reason):
@@ -194,7 +198,7 @@ def test_fit_without_texts_is_refused_with_the_reason(paired_manifests):
     src = open_source(paired_manifests[0])
     none = Source([replace(s, text=None) for s in src.samples], [])
     with pytest.raises(ValueError, match="needs paired texts.*0 of 24 training images"):
-        Classifier(fusion="paired", C=1.0).fit(none)
+        Classifier(fusion="paired", head=LogisticHead(C=1.0)).fit(none)
     with pytest.raises(ValueError, match="needs images or FeatureBlocks"):
         Classifier(fusion="late").fit(np.zeros((4, 3)), [0, 1, 0, 1])
 
@@ -202,7 +206,7 @@ def test_fit_without_texts_is_refused_with_the_reason(paired_manifests):
 def test_training_images_without_text_still_train_the_image_part(paired_manifests, models, test_source):
     src = open_source(paired_manifests[0])
     some = Source([replace(s, text=None) if i % 2 else s for i, s in enumerate(src.samples)], [])
-    clf = Classifier(fusion="paired", C=1.0).fit(some)
+    clf = Classifier(fusion="paired", head=LogisticHead(C=1.0)).fit(some)
     # the image-only head saw all 24 images; the one that reads text, the 12 with text
     assert clf.state_.paired.head.arrays["mean"].shape == (1280,) and clf.head_.arrays["mean"].shape == (1280 + 384,)
     assert np.isfinite(clf.predict_proba(test_source)).all()
@@ -240,7 +244,7 @@ def test_fit_cli_and_onnx_export_refusal(paired_manifests, tmp_path):
     assert main(["fit", str(paired_manifests[0]), "--out", str(tmp_path / "m"), "--fusion", "paired", "--C", "1",
                  "--paired-text-weight", "0.25", "--quiet"]) == 0
     clf = Classifier.load(tmp_path / "m")
-    assert clf.fusion == "paired" and clf.paired_text_weight == 0.25
+    assert clf.fusion_name == "paired" and clf.fusion.weight == 0.25
     with pytest.raises(ValueError, match="reads each image's own text"):
         export_onnx(tmp_path / "m", tmp_path / "onnx")
 
@@ -255,7 +259,7 @@ def test_report_ablation_shows_image_own_text_and_both(models, paired_manifests)
     rows = {r["name"]: r for r in paired_ablation(clf, train, test, y)}
     assert list(rows) == ["own text (12 of 12 test images have one)", "image + own text (late)",
                           "image + own text (paired)"]
-    late = Classifier(fusion="late", C=1.0, paired_text_weight=WEIGHT).fit(train)
+    late = Classifier(fusion="late", head=LogisticHead(C=1.0)).fit(train)  # the image model's options, default weight
     s = late.state_.paired
     P = s.head.predict_proba(late.featurize(test).matrix[:, s.split:].astype(np.float64))
     assert rows["own text (12 of 12 test images have one)"]["accuracy"] == \

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from wordsight.models import Classifier, ModelFolderError
+from wordsight.models.heads import LogisticHead
 from wordsight.storage import canonical as _canonical
 
 
 @pytest.fixture(scope="module")
 def saved(fashion_blocks, tmp_path_factory):
     train, _ = fashion_blocks
-    clf = Classifier(fusion="prior", C=0.1).fit(train)
+    clf = Classifier(fusion="prior", head=LogisticHead(C=0.1)).fit(train)
     folder = tmp_path_factory.mktemp("model")
     clf.save(folder)
     return clf, folder
@@ -34,7 +35,7 @@ def test_round_trip_predicts_identically(saved, fashion_blocks, fashion_folder):
     assert back.class_names == clf.class_names
     assert back.prior_mix_ == clf.prior_mix_
     assert back.prior_.view_ == clf.prior_.view_
-    assert back.get_params()["fusion"] == "prior"
+    assert back.fusion_name == "prior" and back.get_params()["fusion__weight"] == "auto"
     # and on files, through feature extraction
     files = [str(p) for p in sorted((fashion_folder / "test").rglob("*.png"))[:5]]
     np.testing.assert_array_equal(back.predict(files), clf.predict(files))

@@ -19,6 +19,7 @@ from wordsight.models.autofit import parse_time_limit, search_fit, select_member
 from wordsight.models.block_sets import subset_blocks
 from wordsight.models.blocks import FeatureBlocks
 from wordsight.models.ensemble import Ensemble, combine, fit_meta
+from wordsight.models.heads import LogisticHead
 from wordsight.models.search import Candidate, SearchResult, Trial, cross_validate, make_folds, search
 
 E0, E1 = "efficientnet-lite0", "mobilenetv2"
@@ -61,7 +62,7 @@ def test_cross_validation_equals_fits_on_the_same_stratified_folds():
     trial = cross_validate(cand, b, y, classes, folds, base={"random_state": 0})
     accs = []
     for tr, va in want_folds:
-        clf = Classifier(encoders=(E0, E1), C=0.1).fit(b.take(tr))
+        clf = Classifier(encoders=(E0, E1), head=LogisticHead(C=0.1)).fit(b.take(tr))
         P = clf.predict_proba(b.take(va))
         np.testing.assert_allclose(trial.oof[va], P, atol=1e-12)
         accs.append(np.mean(P.argmax(1) == y[va]))

@@ -10,6 +10,8 @@ import pytest
 from wordsight.language._text import embed_texts
 from wordsight.language.concepts import ConceptBank, imagenet_concepts, short_description
 from wordsight.models import Classifier
+from wordsight.models.fusion import PriorFusion
+from wordsight.models.heads import LogisticHead
 
 SANDAL = ["A light open shoe held by straps across the toes and around the ankle, for warm days.",
           "A flat rubber flip-flop with a thong between the toes."]
@@ -19,7 +21,9 @@ GISTS = ["a light open shoe held by straps across the toes…", "a flat rubber f
 @pytest.fixture(scope="module")
 def fitted(fashion_blocks):
     train, _ = fashion_blocks
-    return Classifier(C=0.1, class_descriptions={"Sandal": SANDAL, "Bag": "A bag with handles."}).fit(train)
+    return Classifier(fusion=PriorFusion(descriptions={"Sandal": SANDAL, "Bag": "A bag with handles."}, weight=0.0,
+                                          method="names"),
+                      head=LogisticHead(C=0.1)).fit(train)
 
 
 def by_hand(clf, blocks) -> list[str]:
@@ -64,7 +68,8 @@ def test_descriptions_from_a_file_and_after_save_and_load(fitted, fashion_blocks
     _, test = fashion_blocks
     path = tmp_path / "classes.json"
     path.write_text(json.dumps({"Sandal": SANDAL, "Bag": ["A bag with handles."]}))
-    from_file = Classifier(C=0.1, class_descriptions=str(path)).fit(fashion_blocks[0])
+    from_file = Classifier(fusion=PriorFusion(descriptions=str(path), weight=0.0, method="names"),
+                           head=LogisticHead(C=0.1)).fit(fashion_blocks[0])
     assert from_file.describe(test) == fitted.describe(test)
     fitted.save(tmp_path / "model")
     assert Classifier.load(tmp_path / "model").describe(test) == fitted.describe(test)

@@ -23,6 +23,7 @@ from wordsight._util.numerics import softmax
 from wordsight.cli import main
 from wordsight.models import FUSIONS, HEADS, Classifier
 from wordsight.models.fusion import FUSION_CLASSES
+from wordsight.models.heads import head_taking
 
 # Fusions that read each image's own text (paired, late) need texts: test_parity_paired.py.
 IMAGE_FUSIONS = [f for f in FUSIONS if not FUSION_CLASSES[f].paired]
@@ -53,8 +54,8 @@ def fitted(parity_data, tmp_path_factory):
     out = {}
     for head in HEADS:
         for fusion in IMAGE_FUSIONS:
-            clf = Classifier(fusion=fusion, head=head, class_weight="balanced", C=0.1, small_input=None,
-                             head_params=HEAD_PARAMS.get(head)).fit(train)
+            clf = Classifier(fusion=fusion, head=head_taking(head, C=0.1, class_weight="balanced",
+                                                             **HEAD_PARAMS.get(head, {})), small_input=None).fit(train)
             folder = tmp_path_factory.mktemp(f"{head}-{fusion}")
             clf.save(folder)
             out[head, fusion] = (clf, folder)

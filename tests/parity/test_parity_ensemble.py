@@ -13,6 +13,7 @@ import wordsight
 from wordsight.cli import main
 from wordsight.models import Classifier
 from wordsight.models.ensemble import Ensemble, fit_meta
+from wordsight.models.heads import KNNHead, LogisticHead
 
 TRAIN = {"Sandal": 4, "Bag": 3, "Trouser": 3}
 
@@ -31,9 +32,8 @@ def data(fashion_folder, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ensembles(data, tmp_path_factory):
     train, _ = data
-    members = [Classifier(encoders=("efficientnet-lite0",), C=0.1, small_input=None).fit(train),
-               Classifier(encoders=("mobilenetv2", "efficientnet-lite0"), head="knn", head_params={"k": 3},
-                          small_input=None).fit(train)]
+    members = [Classifier(encoders=("efficientnet-lite0",), head=LogisticHead(C=0.1), small_input=None).fit(train),
+               Classifier(encoders=("mobilenetv2", "efficientnet-lite0"), head=KNNHead(k=3), small_input=None).fit(train)]
     y = np.asarray([list(members[0].class_names).index(v) for v in members[0].extract(train).labels])
     meta = fit_meta([m.predict_proba(train) for m in members], y, 3)
     out = {}
@@ -106,13 +106,13 @@ def test_an_ensemble_exports_to_onnx_where_every_member_does(ensembles, data, tm
 
     ens, folder = ensembles["stack"]
     train, tests = data
-    refused = Ensemble([ens.members[0], Classifier(encoders=("efficientnet-lite0",), C=0.1, tta=2).fit(train)],
+    refused = Ensemble([ens.members[0], Classifier(encoders=("efficientnet-lite0",), head=LogisticHead(C=0.1), tta=2).fit(train)],
                        "vote", weights=[0.5, 0.5])
     refused.save(tmp_path / "refused")
     with pytest.raises(ValueError, match=r"member members/1 .* cannot be exported.*test-time augmentation"):
         export_onnx(tmp_path / "refused", tmp_path / "refused-onnx", text=False)
     # the exported runner reads tiny images as small_input="auto" does (the default), so members fit that way
-    members = [Classifier(encoders=(e,), C=0.1).fit(train) for e in ("efficientnet-lite0", "mobilenetv2")]
+    members = [Classifier(encoders=(e,), head=LogisticHead(C=0.1)).fit(train) for e in ("efficientnet-lite0", "mobilenetv2")]
     for kind, exportable in (("vote", Ensemble(members, "vote", weights=[0.4, 0.6])),
                              ("stack", Ensemble(members, "stack", meta=ens.meta)), ("knn-stack", ens)):
         exportable.save(tmp_path / kind)  # knn-stack: a kNN member over two encoders (its torch form traces)

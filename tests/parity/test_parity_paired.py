@@ -16,7 +16,8 @@ from wordsight._util.numerics import softmax
 from wordsight.cli import main
 from wordsight.io.sources import open_source
 from wordsight.models import HEADS, Classifier
-from wordsight.models.fusion import FUSION_CLASSES
+from wordsight.models.fusion import FUSION_CLASSES, make_fusion
+from wordsight.models.heads import head_taking
 
 PAIRED_FUSIONS = [f for f, c in FUSION_CLASSES.items() if c.paired]
 HEAD_PARAMS = {"mlp": {"epochs": 2, "min_steps": 40, "hidden": (32,)}, "random_forest": {"n_estimators": 8},
@@ -46,8 +47,8 @@ def test_manifest(paired_manifests, tmp_path_factory):
 def fitted(paired_manifests, tmp_path_factory):
     out = {}
     for head, fusion in CASES:
-        clf = Classifier(fusion=fusion, head=head, C=0.1, paired_text_weight=0.7, small_input=None,
-                         head_params=HEAD_PARAMS.get(head)).fit(paired_manifests[0])
+        clf = Classifier(fusion=make_fusion(fusion, weight=0.7), head=head_taking(head, C=0.1, **HEAD_PARAMS.get(head, {})),
+                         small_input=None).fit(paired_manifests[0])
         folder = tmp_path_factory.mktemp(f"{head}-{fusion}")
         clf.save(folder)
         out[head, fusion] = (clf, folder)

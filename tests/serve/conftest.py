@@ -11,6 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
+from wordsight.models.heads import LogisticHead
+
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
@@ -40,7 +42,7 @@ def model_dir(photo_folder, tmp_path_factory) -> str:
     from wordsight.models import Classifier
 
     folder = tmp_path_factory.mktemp("served-model") / "photos-model"
-    Classifier(C=1.0).fit(photo_folder).save(folder)
+    Classifier(head=LogisticHead(C=1.0)).fit(photo_folder).save(folder)
     return str(folder)
 
 

@@ -10,6 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
+from wordsight.models.heads import LogisticHead
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -156,7 +158,7 @@ def paired_server(paired_manifests, tmp_path_factory):
 
     train, _ = paired_manifests
     folder = tmp_path_factory.mktemp("paired-served") / "paired-model"
-    Classifier(fusion="paired", C=1.0).fit(str(train)).save(folder)
+    Classifier(fusion="paired", head=LogisticHead(C=1.0)).fit(str(train)).save(folder)
     with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as s:
         yield s
 

@@ -51,7 +51,7 @@ def run(args) -> int:
     else:
         clf = classifier_from_args(args)
         say("embedding and fitting the training images")
-        clf = fit_data(clf, train, args.fusion)
+        clf = fit_data(clf, train, args)
         clf.save(out / "model")
         say(f"fitted: {describe_fit(clf)} -> {out / 'model'}")
     refits = search is None or search.chosen == "single"  # the ablation and few-shot curve refit a Classifier

@@ -47,26 +47,37 @@ def add_model_options(p) -> None:
 
 
 def classifier_from_args(args):
-    from ..language.descriptions import load_class_descriptions
+    """The Classifier the options describe (``--fusion auto`` is resolved in :func:`fit_data`)."""
     from ..models import Classifier
+    from ..models.heads import head_taking
 
-    descriptions = None
-    if args.class_descriptions:  # a user's file: regular, bounded, checked (weights as describe-classes writes)
-        descriptions = load_class_descriptions(args.class_descriptions)
-    weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
-    fusion = "image" if args.fusion == "auto" else args.fusion  # resolved from the labels in fit_data
-    return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion,
-                      head=args.head, C=args.C, class_weight=args.class_weight, text_model=args.text_model,
-                      text_weight=args.text_weight, prior_weight=weight, class_descriptions=descriptions,
-                      prior_view=args.prior_view, augment=args.augment, tta=args.tta, cache=cache_arg(args),
-                      batch_size=args.batch_size,
-                      random_state=args.seed, quiet=args.quiet, paired_text_weight=args.paired_text_weight)
+    head = head_taking(args.head, C=args.C, class_weight=args.class_weight, random_state=args.seed)
+    return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion_from_args(args), head=head,
+                      text_model=args.text_model, augment=args.augment, tta=args.tta, cache=cache_arg(args),
+                      batch_size=args.batch_size, random_state=args.seed, quiet=args.quiet)
+
+
+def fusion_from_args(args, name: str | None = None):
+    """The fusion ``name`` (default ``--fusion``; ``auto``: image) with the options that concern it."""
+    from ..language.descriptions import load_class_descriptions
+    from ..models.fusion import make_fusion
+
+    name = name or ("image" if args.fusion == "auto" else args.fusion)
+    if name == "prior":
+        descriptions = None
+        if args.class_descriptions:  # a user's file: regular, bounded, checked (weights as describe-classes writes)
+            descriptions = load_class_descriptions(args.class_descriptions)
+        weight = args.prior_weight if args.prior_weight in ("auto", "held-out") else float(args.prior_weight)
+        return make_fusion(name, view=args.prior_view, descriptions=descriptions, weight=weight)
+    options = {"text": {"text_weight": args.text_weight}, "concat": {"text_weight": args.text_weight},
+               "paired": {"weight": args.paired_text_weight}, "late": {"weight": args.paired_text_weight}}
+    return make_fusion(name, **options.get(name, {}))
 
 
 def describe_fit(clf) -> str:
     info = clf.head_.info
-    parts = [f"{len(clf.classes_)} classes", f"encoders {', '.join(clf.encoder_names)}", f"fusion {clf.fusion}",
-             f"head {clf.head}"]
+    parts = [f"{len(clf.classes_)} classes", f"encoders {', '.join(clf.encoder_names)}", f"fusion {clf.fusion_name}",
+             f"head {clf.head_name}"]
     if info.get("C") is not None:
         parts.append(f"C={info['C']:g}")
     if clf.prior_mix_ is not None:
@@ -85,15 +96,15 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def fit_data(clf, data, fusion: str):
-    """Fit ``clf`` on ``data``; ``fusion='auto'`` is resolved from the labels first
+def fit_data(clf, data, args):
+    """Fit ``clf`` on ``data``; ``--fusion auto`` is resolved from the labels first
     (:func:`~wordsight.models.classifier.default_fusion`)."""
-    if fusion == "auto":
+    if args.fusion == "auto":
         from ..io.sources import open_source
         from ..models.classifier import default_fusion
 
         data = open_source(data)
-        clf.set_params(fusion=default_fusion([s.label for s in data.samples]))
+        clf.set_params(fusion=fusion_from_args(args, default_fusion([s.label for s in data.samples])))
     return clf.fit(data)
 
 
@@ -106,7 +117,7 @@ def run(args) -> int:
     if args.finetune:
         args.encoders = finetune_from_args(args, data)  # the encoder's weights first, then the head
     clf = classifier_from_args(args)
-    fit_data(clf, data, args.fusion)
+    fit_data(clf, data, args)
     clf.save(args.out)
     if args.finetune:
         remove_checkpoints(args)

@@ -62,7 +62,7 @@ def run(args) -> int:
     else:
         clf = load_model_folder(args.model)
         if args.text is not None:
-            check_reads_texts(clf.reads_texts, clf.fusion, args.model)
+            check_reads_texts(clf.reads_texts, clf.fusion_name, args.model)
         check_top_k(args.top_k, len(clf.classes_))
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
         rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)

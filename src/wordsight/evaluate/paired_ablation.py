@@ -30,7 +30,7 @@ def paired_ablation(clf, train_blocks, test_blocks, y, say=lambda msg: None) -> 
     for fusion in ("late", "paired"):
         try:
             t = time.time()
-            v = clf if clf.fusion == fusion else clone(clf).set_params(fusion=fusion).fit(train_blocks)
+            v = clf if clf.fusion_name == fusion else clone(clf).set_params(fusion=fusion).fit(train_blocks)
             F = v.featurize(test_blocks)
             if fusion == "late":
                 rows.append(_own_text_row(v, F, y, n_text, len(test_blocks)))

@@ -39,7 +39,7 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
                "failures": [{"path": f.path, "reason": f.reason} for f in test_blocks.failures]}
     say(f"evaluated {len(y)} images: accuracy {results['metrics']['accuracy']:.4f}")
     results["mistakes"] = _mistakes(clf, F, proba, y, mistakes)
-    rows = [{"name": f"this model ({clf.fusion})", "accuracy": results["metrics"]["accuracy"],
+    rows = [{"name": f"this model ({clf.fusion_name})", "accuracy": results["metrics"]["accuracy"],
              "macro_f1": results["metrics"]["macro_f1"], "ece": results["metrics"]["ece"]}]
     has_probs = test_blocks.probs is not None
     zero_shot_row = None
@@ -54,7 +54,7 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
                 continue
             try:
                 t = time.time()
-                v = clone(clf).set_params(**params).fit(train_blocks)
+                v = clone(clf).set_params(fusion=_variant(clf, params["fusion"])).fit(train_blocks)
                 m = classification_metrics(y, v.proba_featurized(v.featurize(test_blocks)), v.classes_)
                 rows.append(
                     {
@@ -82,10 +82,15 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
         pool = train if isinstance(train, FeatureBlocks) else clf.extract(train)
         methods = {"image-only": clone(clf).set_params(fusion="image", augment=0, tta=0)}
         if has_probs:
-            methods["prior"] = clone(clf).set_params(fusion="prior", augment=0, tta=0)
+            methods["prior"] = clone(clf).set_params(fusion=_variant(clf, "prior"), augment=0, tta=0)
         results["few_shot"] = few_shot_curve(methods, pool, test_blocks, ks=few_shot_ks, draws=few_shot_draws, log=say)
     results["seconds"] = round(time.time() - t0, 1)
     return results
+
+
+def _variant(clf, fusion: str):
+    """The fusion ``fusion`` for a refitted variant: the model's own (with its options) when it has that one."""
+    return clf.fusion if clf.fusion_name == fusion else fusion
 
 
 def _coerce(labels, classes):
@@ -110,7 +115,7 @@ def _zero_shot_row(prior_model, test_blocks, y, say) -> dict:
 
 
 def _model_summary(clf) -> dict:
-    return {"encoders": clf.encoder_names, "fusion": clf.fusion, "head": clf.head,
+    return {"encoders": clf.encoder_names, "fusion": clf.fusion_name, "head": clf.head_name,
             "classes": clf.class_names, "head_info": {k: v for k, v in clf.head_.info.items() if k != "cv_accuracy"},
             "prior_weight": clf.prior_mix_.weight if clf.prior_mix_ is not None else None, "augment": clf.augment, "tta": clf.tta}
 

@@ -28,7 +28,7 @@ def class_texts(model, cls) -> list[str]:
     from ..language._text import display_name
 
     texts = [display_name(cls)]
-    sources = [getattr(model, "class_descriptions", None)]
+    sources = [getattr(model.fusion_, "descriptions", None)]
     zs = getattr(model, "prior_", None) if hasattr(model, "state_") else None
     for attr in ("class_texts_", "descriptions_", "descriptions"):
         sources.append(getattr(zs, attr, None))
@@ -130,7 +130,7 @@ def _concept_contributions(model, p: np.ndarray, bank, x: np.ndarray, target: in
     idx = np.flatnonzero(weights)
     pt = weights[idx]
     raw = pt @ bank.embeddings[idx]
-    scale = float(model.text_weight) / max(float(np.linalg.norm(raw)), 1e-12)
+    scale = float(model.fusion_.text_weight) / max(float(np.linalg.norm(raw)), 1e-12)
     terms = {bank.names[j]: float(scale * q * (bank.embeddings[j] @ w)) for j, q in zip(idx, pt)}
     for c in concepts:
         c["contribution"] = terms.get(c["name"], 0.0)
@@ -156,7 +156,7 @@ def _parts(model, x: np.ndarray, prior_logits, target: int) -> dict:
     contrib: dict[str, float] = {}
     if base is None:
         keys = ["image"] + (["text"] if model.fusion_.text or model.fusion_.prior else [])
-        return {"note": f"the {model.head!r} head keeps no training mean to compare with",
+        return {"note": f"the {model.head_name!r} head keeps no training mean to compare with",
                 **{k: {"contribution": None, "share": None} for k in keys}}
 
     state = model.state_

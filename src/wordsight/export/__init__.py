@@ -39,7 +39,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
         return export_ensemble(model_dir, out, text=text)
     clf = Classifier.load(model_dir)
     if clf.fusion_.paired:
-        raise ValueError(f"fusion {clf.fusion!r} cannot be exported: it reads each image's own text, and the "
+        raise ValueError(f"fusion {clf.fusion_name!r} cannot be exported: it reads each image's own text, and the "
                          "ONNX runner takes images only (its second head and the row routing are not exported)")
     if clf.tta:
         raise ValueError(f"tta={clf.tta}: test-time augmentation is not exported; refit with tta=0")
@@ -72,8 +72,8 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
                              "preprocessing": small.preprocessing()}})
     onnx.save(head, str(out / "head.onnx"))
     spec = {"format": "wordsight-onnx", "format_version": 1, "library_version": __version__,
-            "classes": [str(c) for c in clf.classes_], "fusion": clf.fusion,
-            "image_encoders": encoders, "head": {"name": clf.head, "file": "head.onnx"}}
+            "classes": [str(c) for c in clf.classes_], "fusion": clf.fusion_name,
+            "image_encoders": encoders, "head": {"name": clf.head_name, "file": "head.onnx"}}
     if prior is not None:
         onnx.save(prior, str(out / "prior.onnx"))
         spec["prior"] = prior_spec(clf, names.index(clf.prior_.encoder))

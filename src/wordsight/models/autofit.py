@@ -114,8 +114,7 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
     ``time_limit``: seconds or '10m' for the whole call, extraction included."""
     from ..io.sources import open_source
     from .augment import Augment
-    from .blocks import add_views, extract_blocks
-    from .classifier import _relabel
+    from .blocks import add_views, extract_blocks, relabel
 
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {mode!r}: choose one of {', '.join(SEARCH_MODES)}")
@@ -131,7 +130,7 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
         pool = list(encoders) if encoders else list(blocks.embeddings)
     else:
         pool = pool or default_pool(mode)
-        src = _relabel(X, y) if y is not None else open_source(X)
+        src = relabel(X, y) if y is not None else open_source(X)
         log(f"extracting features of {len(src.samples)} training images for {', '.join(pool)}")
         blocks = extract_blocks(src, pool, **opts)
         if len(blocks) and mode == "thorough":
@@ -186,7 +185,7 @@ def refit(kind: str, members: list[Trial], result: SearchResult, blocks: Feature
     with torch_threads(1):
         for t in members:
             if t.candidate not in fitted:
-                clf = Classifier(**{**base, **t.candidate.params()})
+                clf = Classifier(**base).set_params(**t.candidate.params())
                 fitted[t.candidate] = clf.fit(subset_blocks(blocks, t.candidate.encoders, views=t.candidate.augment))
     models = [fitted[t.candidate] for t in members]
     if kind == "single":

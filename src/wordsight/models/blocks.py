@@ -114,6 +114,20 @@ def add_views(blocks: FeatureBlocks, source, n_views: int, augment, **options) -
     return blocks
 
 
+def is_array(X) -> bool:
+    """A feature matrix (ndarray, sparse, nested lists of numbers), as opposed to images."""
+    import os
+
+    import scipy.sparse as sp
+
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        return True
+    if isinstance(X, (list, tuple)) and X:
+        first = X[0]
+        return isinstance(first, (list, tuple, np.ndarray, int, float, np.number)) and not isinstance(first, str)
+    return hasattr(X, "__array__") and not isinstance(X, (str, os.PathLike))
+
+
 def predicted_classes(P: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """The most probable class of each row of ``P``; ``None`` for a NaN row (an unreadable image)."""
     ok = ~np.isnan(P).any(1)
@@ -144,3 +158,16 @@ def prediction_records(model, X, top_k: int, describe: bool) -> list:
     out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
                       model.classes_, P, top_k, texts)
     return out + [Prediction(f.path, error=f.reason) for f in F.failures]
+
+
+def relabel(X, y):
+    """The source of ``X`` with labels from ``y`` (one per listed image, in order)."""
+    from dataclasses import replace
+
+    from ..io.sources import Source, open_source
+
+    src = open_source(X)
+    y = list(y)
+    if len(y) != len(src.samples):
+        raise ValueError(f"y has {len(y)} labels but {len(src.samples)} images were listed")
+    return Source([replace(s, label=lab) for s, lab in zip(src.samples, y)], list(src.problems))

@@ -22,9 +22,20 @@ class Candidate:
         return f"{'+'.join(self.encoders)} | {self.fusion} | {head}" + (f" | aug {self.augment}" if self.augment else "")
 
     def params(self) -> dict:
-        """Keyword arguments of :class:`~.classifier.Classifier`."""
-        return {"encoders": tuple(self.encoders), "fusion": self.fusion, "head": self.head, "C": self.C,
-                "head_params": {"hidden": (int(self.hidden),)} if self.hidden else None, "augment": self.augment}
+        """:meth:`~.classifier.Classifier.set_params` arguments (the head's options as ``head__...``)."""
+        head = {"head__C": self.C} if self.C is not None else {}
+        if self.hidden:
+            head["head__hidden"] = (int(self.hidden),)
+        return {"encoders": tuple(self.encoders), "fusion": self.fusion, "head": self.head, **head,
+                "augment": self.augment}
+
+    @classmethod
+    def of(cls, model) -> "Candidate":
+        """The candidate a fitted Classifier is."""
+        params = model.head_.get_params()
+        C, hidden = params.get("C"), params.get("hidden")
+        return cls(tuple(model.encoder_names), model.fusion_name, model.head_name,
+                   C if isinstance(C, (int, float)) else None, hidden[0] if hidden else None, model.augment)
 
     @classmethod
     def from_trial(cls, params: dict) -> "Candidate":

@@ -74,7 +74,7 @@ class Ensemble:
     """Soft voting (``kind='vote'``) or stacking (``kind='stack'``) over fitted Classifiers that
     share their classes."""
 
-    fusion = "ensemble"
+    fusion_name = "ensemble"
     reads_texts = False  # members are image models (the search offers no paired-text fusion)
     augment = 0
     tta = 0
@@ -101,7 +101,7 @@ class Ensemble:
 
     # ------------------------------------------------------------------ what the callers read
     @property
-    def head(self) -> str:
+    def head_name(self) -> str:
         return self.kind
 
     @property
@@ -135,9 +135,7 @@ class Ensemble:
     def describe_members(self) -> list[str]:
         from .candidates import Candidate
 
-        return [Candidate(tuple(m.encoder_names), m.fusion, m.head,
-                          m.C if isinstance(m.C, (int, float)) else None,
-                          (m.head_params or {}).get("hidden", (None,))[0], m.augment).name for m in self.members]
+        return [Candidate.of(m).name for m in self.members]
 
     def set_params(self, **params) -> "Ensemble":
         unknown = sorted(set(params) - set(MEMBER_OPTIONS))

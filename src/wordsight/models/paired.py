@@ -4,16 +4,12 @@ second modality beside the image.
 The text of a sample (``Sample.text``: a manifest's ``text`` column, ``--text`` on the command
 line, the ``texts`` field of ``POST /v1/predict``) is embedded by the classifier's text model,
 L2-normalised and cached like every text embedding (:func:`wordsight.language._text.embed_texts`).
-Two fusions use it (:mod:`.fusion`):
-
-- ``paired``: one head on the row ``[image blocks, paired_text_weight * own-text vector]``;
-- ``late``: a head on the image blocks and a head on the own-text vector, combined as
-  ``log_softmax(log_softmax(z_image) + paired_text_weight * log_softmax(z_text))``.
+Two fusions use it (:mod:`.fusion.paired`): ``paired`` (one head on the image blocks and
+``weight`` times the own-text vector) and ``late`` (a head on each, their log-probabilities mixed).
 
 A sample without text is never zero-filled: its own-text block is NaN in the fused row, and the
-image alone decides for it. ``paired`` keeps a second head on the image blocks, fitted on every
-training image, for those rows; ``late`` leaves the text term out. The heads that read text are
-fitted on the training images that have one.
+image alone decides for it. What a paired / late model learned besides its main head is one
+:class:`PairedText` (the second head and where the row splits), saved in config.json.
 """
 from __future__ import annotations
 
@@ -21,9 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._util.numerics import log_softmax
-
-MODES = ("paired", "late")
 PAIRED_HEAD_FILE = "paired_head.safetensors"
 
 
@@ -58,53 +51,15 @@ def has_text(fused: np.ndarray, split: int) -> np.ndarray:
 
 @dataclass
 class PairedText:
-    """How a ``paired`` or ``late`` model reads its fused rows: image columns ``[:split]``, own-text
-    columns ``[split:split + dim]``; ``head`` is the second head (``paired``: on the image columns,
-    for rows without text; ``late``: on the text columns); ``weight`` is ``late``'s text weight."""
+    """How a ``paired`` or ``late`` model (``mode``) reads its fused rows: image columns ``[:split]``,
+    own-text columns ``[split:split + dim]``; ``head`` is the second head (``paired``: on the image
+    columns, for rows without text; ``late``: on the text columns); ``weight`` is the fusion's."""
 
     mode: str
     split: int
     dim: int
     weight: float
     head: object  # a fitted Head
-
-    def main_width(self) -> int:
-        """Columns the model's main head reads (``late``: the image columns; ``paired``: all)."""
-        return self.split if self.mode == "late" else self.split + self.dim
-
-    def second_width(self) -> int:
-        return self.dim if self.mode == "late" else self.split
-
-    def logits(self, fused: np.ndarray, main) -> np.ndarray:
-        """Log-probabilities of fused rows; a row without text is decided by the image alone."""
-        X = np.asarray(fused, np.float64)
-        text = has_text(X, self.split)
-        img = X[:, : self.split]
-        if self.mode == "late":
-            out = log_softmax(main.logits(img))
-            if text.any():
-                t = log_softmax(self.head.logits(X[text, self.split:]))
-                out[text] = log_softmax(out[text] + self.weight * t)
-            return out
-        out = log_softmax(self.head.logits(img))  # the image-only head: what a row without text gets
-        if text.any():
-            out[text] = log_softmax(main.logits(X[text]))
-        return out
-
-    def torch(self, fused, main, second):
-        """The same log-probabilities in torch (``main``, ``second``: the heads' torch forms);
-        differentiable through the columns each row's answer reads."""
-        import torch
-
-        text = ~torch.isnan(fused[:, self.split:]).any(1, keepdim=True)
-        safe = torch.where(text, fused[:, self.split:], torch.zeros_like(fused[:, self.split:]))  # never read
-        img = fused[:, : self.split]
-        if self.mode == "late":
-            zi = torch.log_softmax(main(img), 1)
-            both = torch.log_softmax(zi + self.weight * torch.log_softmax(second(safe), 1), 1)
-            return torch.where(text, both, zi)
-        with_text = torch.log_softmax(main(torch.cat([img, safe], 1)), 1)
-        return torch.where(text, with_text, torch.log_softmax(second(img), 1))
 
     # ------------------------------------------------------------------ saving
     def to_config(self, head_name: str) -> tuple[dict, dict]:
@@ -135,25 +90,6 @@ class PairedText:
             raise ValueError(f"the second head's arrays {sorted(arrays)} do not match the config's")
         head = head_class(h["name"]).from_state(arrays, h["info"], head_params)
         return cls(fusion, split, dim, float(weight), head)
-
-
-def fit_paired(mode: str, make_head, X: np.ndarray, y: np.ndarray, n_classes: int, split: int,
-               weight: float) -> tuple[object, PairedText]:
-    """(main head, :class:`PairedText`) fitted on fused rows ``X`` whose text block may be NaN."""
-    X = np.asarray(X, np.float64)
-    text = has_text(X, split)
-    if len(np.unique(y[text])) < 2:
-        raise ValueError(f"fusion {mode!r} needs paired texts (a manifest's 'text' column): {int(text.sum())} of "
-                         f"{len(X)} training images have one, covering {len(np.unique(y[text]))} class(es); at "
-                         "least two classes need texts")
-    dim = X.shape[1] - split
-    if mode == "late":
-        main = make_head().fit(X[:, :split], y, n_classes)
-        second = make_head().fit(X[text, split:], y[text], n_classes)
-    else:
-        main = make_head().fit(X[text], y[text], n_classes)
-        second = make_head().fit(X[:, :split], y, n_classes)
-    return main, PairedText(mode, split, dim, float(weight), second)
 
 
 def with_texts(paths, texts):

@@ -57,7 +57,7 @@ def _write(clf, folder: Path) -> dict:
                                                  "arrays": sorted(probe_arrays)})
     paired = None
     if state.paired is not None:  # the second head of a paired / late model (models.paired)
-        paired_arrays, paired = state.paired.to_config(clf.head)
+        paired_arrays, paired = state.paired.to_config(state.head.name)
         save_file(paired_arrays, str(folder / paired["file"]))
         paired = _jsonable(paired)
     encoders = []
@@ -70,12 +70,15 @@ def _write(clf, folder: Path) -> dict:
     classes = [_jsonable(c) for c in state.classes]
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
-        "params": {k: _jsonable(v) for k, v in clf.get_params().items() if k != "cache"},
+        "params": {**{k: _jsonable(v) for k, v in clf.get_params(deep=False).items() if k != "cache"},
+                   "task": clf.task_.name, "fusion": state.fusion.name, "head": state.head.name},
         "classes": classes, "class_type": type(classes[0]).__name__,
-        "encoders": encoders, "fusion": clf.fusion,
+        "encoders": encoders, "task": clf.task_.name, "fusion": state.fusion.name,
+        "fusion_params": _jsonable(state.fusion.get_params()),
         "n_features_in": int(state.n_features), "text_dim": state.text_dim,
         "probs_encoder": state.probs_encoder,
-        "head": {"name": clf.head, "info": _jsonable(info), "arrays": sorted(arrays)},
+        "head": {"name": state.head.name, "params": _jsonable(state.head.get_params()), "info": _jsonable(info),
+                 "arrays": sorted(arrays)},
         "prior": prior,
     }
     if paired is not None:  # only then, so that other models' configs stay as they were
@@ -115,42 +118,40 @@ def load_classifier(folder, cls):
     _checks.check_arrays(arrays, folder / HEAD_FILE)
     if sorted(arrays) != sorted(config["head"]["arrays"]):
         raise ModelFolderError(f"{folder / HEAD_FILE}: holds {sorted(arrays)}, config lists {config['head']['arrays']}")
-    params = dict(config["params"])
-    for k in ("encoders", "C"):
-        if isinstance(params.get(k), list):
-            params[k] = tuple(params[k])
     try:
-        clf = cls(**params)
+        clf = cls(**_params(config))
         clf.check_params()
     except (TypeError, ValueError) as e:
         raise ModelFolderError(f"{folder}: parameters do not fit this wordsight's Classifier ({e})") from e
-    head = head_class(config["head"]["name"]).from_state(arrays, config["head"]["info"], clf._head_params())
+    head = head_class(config["head"]["name"]).from_state(arrays, config["head"]["info"], clf.head.get_params())
     classes = np.asarray(config["classes"])
+    fusion = clf.fusion_  # unfitted; what it learned is set below
     paired = _load_paired(stored, clf)
-    n_head = paired.main_width() if paired is not None else int(config["n_features_in"])
+    n_head = int(config["n_features_in"])
+    if paired is not None:
+        fusion.paired_, n_head = paired, fusion.head_widths(paired)[0]
     _checks.check_head(head, config["classes"], n_head, folder / HEAD_FILE)
     state = FittedState(classes, head, int(config["n_features_in"]),
                         {e["name"]: int(e["dim"]) for e in config["encoders"]}, config.get("text_dim"),
-                        config.get("probs_encoder"), paired=paired)
-    state.precisions = _precisions(config["encoders"], folder)
+                        config.get("probs_encoder"), fusion, _precisions(config["encoders"], folder))
     prior = config.get("prior")
     if prior:
         from ..language.pipeline import ZeroShotPipeline
 
         try:
-            state.prior = ZeroShotPipeline.load(confined(folder, prior["folder"], "prior folder"))
+            fusion.prior_ = ZeroShotPipeline.load(confined(folder, prior["folder"], "prior folder"))
         except Exception as e:
             raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
-        state.mix = PriorMix.from_json(prior)
+        fusion.mix_ = PriorMix.from_json(prior)
         if prior.get("learner", "mix") == "probe":
             from .prior_probe import PriorProbe
 
             arrays = stored.arrays(PROBE_FILE) if PROBE_FILE in contents else {}
             _checks.check_arrays(arrays, folder / PROBE_FILE)
             try:
-                state.probe = PriorProbe.from_state(arrays, prior["probe"]["info"],
-                                                    {"C": prior["probe"]["info"].get("C"),
-                                                     "class_weight": clf.class_weight})
+                fusion.probe_ = PriorProbe.from_state(arrays, prior["probe"]["info"],
+                                                      {"C": prior["probe"]["info"].get("C"),
+                                                       "class_weight": clf.head.class_weight})
             except (KeyError, TypeError, ValueError) as e:
                 raise ModelFolderError(f"{folder / PROBE_FILE}: not a prior probe of this model ({e})") from None
             if state.probe.arrays["W"].shape != (len(classes), state.n_features):
@@ -160,6 +161,27 @@ def load_classifier(folder, cls):
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
     clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
     return clf
+
+
+def _params(config: dict) -> dict:
+    """The Classifier's keyword arguments: the fusion and head rebuilt from their saved parameters
+    (or, in a folder saved before they had their own, from the flat ones: :mod:`.legacy_config`)."""
+    from .fusion import fusion_class
+    from .heads import head_class
+    from .legacy_config import parts_from_flat
+
+    params = dict(config["params"])
+    if isinstance(params.get("encoders"), list):
+        params["encoders"] = tuple(params["encoders"])
+    if "fusion_params" not in config:
+        return parts_from_flat(params)
+    head = config["head"]
+    if not isinstance(config["fusion_params"], dict) or not isinstance(head.get("params"), dict):
+        raise TypeError("the fusion's and the head's parameters must be objects")
+    params["fusion"] = fusion_class(config["fusion"])(**config["fusion_params"])
+    params["head"] = head_class(head["name"])(**{k: tuple(v) if isinstance(v, list) else v
+                                                  for k, v in head["params"].items()})
+    return params
 
 
 def _precisions(encoders: list, folder: Path) -> dict[str, str]:
@@ -180,23 +202,24 @@ def _load_paired(stored, clf):
 
     config, contents, folder = stored.config, stored.contents, stored.path
     d = config.get("paired")
-    if not clf.fusion_.paired:
+    fusion = clf.fusion_
+    if not fusion.paired:
         if d is not None:
-            raise ModelFolderError(f"{folder / CONFIG}: a 'paired' entry in a model of fusion {clf.fusion!r}")
+            raise ModelFolderError(f"{folder / CONFIG}: a 'paired' entry in a model of fusion {fusion.name!r}")
         return None
     if not isinstance(d, dict) or d.get("file") != PAIRED_HEAD_FILE or PAIRED_HEAD_FILE not in contents:
-        raise ModelFolderError(f"{folder}: fusion {clf.fusion!r} needs its second head in {PAIRED_HEAD_FILE}, "
+        raise ModelFolderError(f"{folder}: fusion {fusion.name!r} needs its second head in {PAIRED_HEAD_FILE}, "
                                "listed in config.json's 'paired' entry and 'files'")
     arrays = stored.arrays(PAIRED_HEAD_FILE)
     _checks.check_arrays(arrays, folder / PAIRED_HEAD_FILE)
     image_dims = sum(int(e["dim"]) for e in config["encoders"])
     try:
-        paired = PairedText.from_config(d, arrays, clf.fusion, int(config["n_features_in"]), clf._head_params(),
+        paired = PairedText.from_config(d, arrays, fusion.name, int(config["n_features_in"]), clf.head.get_params(),
                                         image_dims)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry does not fit the model ({e})") from None
-    if paired.weight != float(clf.paired_text_weight):
+    if paired.weight != float(fusion.weight):
         raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry's weight {paired.weight:g} is not the "
-                               f"model's paired_text_weight {clf.paired_text_weight:g}")
-    _checks.check_head(paired.head, config["classes"], paired.second_width(), folder / PAIRED_HEAD_FILE)
+                               f"model's fusion weight {fusion.weight:g}")
+    _checks.check_head(paired.head, config["classes"], fusion.head_widths(paired)[1], folder / PAIRED_HEAD_FILE)
     return paired

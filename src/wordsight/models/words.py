@@ -14,7 +14,7 @@ import numpy as np
 def class_descriptions(model) -> dict | None:
     """``{class: text or [texts]}`` the model was given (a dict, or a JSON file still readable),
     else None."""
-    given = getattr(model, "class_descriptions", None)
+    given = getattr(model.fusion_, "descriptions", None)
     if isinstance(given, dict) or given is None:
         return given
     from ..language.descriptions import load_class_descriptions

@@ -100,7 +100,7 @@ def add_predict_route(app, state, auth, Files, TopK) -> None:
                            "use POST /v1/zeroshot")
         k = check_top_k(state.settings.top_k if top_k is None else top_k, len(p.classes))
         uploads = await read_uploads(files, state.settings.limits)
-        paired = parse_texts(texts, len(uploads), p.classifier.reads_texts, p.classifier.fusion)
+        paired = parse_texts(texts, len(uploads), p.classifier.reads_texts, p.classifier.fusion_name)
         records = await state.predict_batcher.submit(attach_texts([u.sample for u in uploads], paired))
         refuse_failures(uploads, [{"error": r.error} if r.error else None for r in records])
         return {"results": [result_json(u, r, k) for u, r in zip(uploads, records)]}

@@ -25,10 +25,18 @@ def head_class(name: str) -> type[Head]:
 
 
 def make_head(name: str, **params) -> Head:
-    """An unfitted head: ``make_head("svm", C=0.1, class_weight="balanced")``."""
+    """An unfitted head: ``make_head("svm", C=0.1, class_weight="balanced")`` (an option the head
+    does not take is a TypeError)."""
     return head_class(name)(**params)
+
+
+def head_taking(name: str, **options) -> Head:
+    """The head registered as ``name`` with those of ``options`` it takes, the others left out
+    (options meant for the heads that have them: the command line's ``--C``, a model's seed)."""
+    cls = head_class(name)
+    return cls(**{k: v for k, v in options.items() if k in cls._get_param_names()})
 
 
 __all__ = ["DEFAULT_C_GRID", "HEADS", "HEAD_CLASSES", "Head", "KNNHead", "LinearHead", "LogisticHead", "MLPHead",
            "RandomForestHead", "SVMHead", "class_weights", "fit_temperature", "head_class",
-           "make_head"]
+           "head_taking", "make_head"]

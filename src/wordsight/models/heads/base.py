@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import StrOptions
 
 from ..._util.numerics import softmax
 
@@ -19,18 +21,15 @@ from ..._util.numerics import softmax
 LARGE_PROBLEM = 5_000_000
 
 
-class Head:
+class Head(BaseEstimator):
     """Base class: ``fit(X, y, n_classes)``, ``logits(X)``, ``to_torch()``,
-    ``state()`` / ``from_state()``. Subclasses set ``name`` and implement ``_fit`` and ``logits``."""
+    ``state()`` / ``from_state()``. Subclasses set ``name``, take every option as an explicit
+    keyword of ``__init__`` (scikit-learn's ``get_params`` / ``set_params`` / ``clone`` work), and
+    implement ``_fit`` and ``logits``. What a fit learned is ``arrays`` and ``info``."""
 
     name: ClassVar[str] = ""
     differentiable: ClassVar[bool] = True  # gradients reach the features (Grad-CAM works)
-    params_help: ClassVar[str] = ""
-
-    def __init__(self, **params):
-        self.params = params
-        self.arrays: dict[str, np.ndarray] = {}
-        self.info: dict = {}
+    _parameter_constraints: ClassVar[dict] = {"class_weight": [StrOptions({"balanced"}), dict, None]}
 
     def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":
         """Learn from ``X`` (N, F) and class indices ``y`` (N,) in ``range(n_classes)``."""
@@ -40,6 +39,7 @@ class Head:
         # spin-waits made logistic regression 20x slower (9 s -> 0.5 s for 600 x 1280). Large
         # ones (full Fashion-MNIST: 60,000 x 1280) are worth every core.
         X = np.asarray(X, np.float64)
+        self.arrays, self.info = {}, {}
         with threadpool_limits(1 if X.size < LARGE_PROBLEM else None, user_api="blas"):
             return self._fit(X, np.asarray(y, np.int64), int(n_classes))
 
@@ -65,7 +65,8 @@ class Head:
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], info: dict, params: dict) -> "Head":
-        """A fitted head from :meth:`state`'s arrays and info and the constructor ``params``."""
+        """A fitted head from :meth:`state`'s arrays and info and the constructor ``params``
+        (an unknown one is a TypeError)."""
         head = cls(**params)
         head.arrays = {k: np.asarray(v) for k, v in arrays.items()}
         head.info = dict(info)

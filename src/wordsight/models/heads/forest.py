@@ -15,6 +15,13 @@ class RandomForestHead(Head):
     name = "random_forest"
     differentiable = False
 
+    def __init__(self, n_estimators=200, max_depth=None, class_weight=None, n_jobs=2, random_state=0):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.class_weight = class_weight
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
     @classmethod
     def state_arrays(cls, info):
         """Names of the arrays of the flattened trees (children, features, thresholds, leaf values)."""
@@ -50,11 +57,9 @@ class RandomForestHead(Head):
     def _fit(self, X, y, n_classes):
         from sklearn.ensemble import RandomForestClassifier
 
-        cw = class_weights(y, n_classes, self.params.get("class_weight"))
-        model = RandomForestClassifier(n_estimators=self.params.get("n_estimators", 200),
-                                       max_depth=self.params.get("max_depth"), class_weight=cw,
-                                       n_jobs=self.params.get("n_jobs", 2),
-                                       random_state=self.params.get("random_state", 0))
+        cw = class_weights(y, n_classes, self.class_weight)
+        model = RandomForestClassifier(n_estimators=self.n_estimators, max_depth=self.max_depth, class_weight=cw,
+                                       n_jobs=self.n_jobs, random_state=self.random_state)
         model.fit(X, y)
         present = model.classes_
         left, right, feat, thr, value, offsets = [], [], [], [], [], [0]

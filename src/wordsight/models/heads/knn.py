@@ -18,6 +18,10 @@ class KNNHead(Head):
 
     name = "knn"
 
+    def __init__(self, k=5, class_weight=None):
+        self.k = k
+        self.class_weight = class_weight
+
     @classmethod
     def state_arrays(cls, info):
         """Names of the arrays a fitted kNN saves (training rows, their labels, class weights)."""
@@ -37,12 +41,12 @@ class KNNHead(Head):
 
     def _fit(self, X, y, n_classes):
         Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-        cw = class_weights(y, n_classes, self.params.get("class_weight"))
+        cw = class_weights(y, n_classes, self.class_weight)
         weights = (
             np.ones(n_classes) if cw is None else np.asarray([cw.get(c, 1.0) for c in range(n_classes)], np.float64)
         )
         self.arrays.update(train=Xn.astype(np.float64), labels=y.astype(np.int64), class_weight=weights)
-        self.info.update(n_classes=int(n_classes), k=int(min(self.params.get("k", 5), len(y))))
+        self.info.update(n_classes=int(n_classes), k=int(min(self.k, len(y))))
         return self
 
     def logits(self, X):

@@ -7,8 +7,10 @@ folds the standardisation and temperature in (``X @ W.T + b``), which the torch 
 from __future__ import annotations
 
 import warnings
+from numbers import Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
 from ..._util.numerics import log_softmax
 from .base import Head, class_weights
@@ -33,7 +35,17 @@ def _cv_folds(y: np.ndarray, max_folds: int = 3) -> int:
 
 
 class LinearHead(Head):
-    """A linear map over standardised features (see the module doc)."""
+    """A linear map over standardised features (see the module doc). ``C``: the inverse penalty
+    (None: cross-validated over the head's log grid; a sequence: that grid); ``class_weight``:
+    None, "balanced" or a dict; ``random_state``: the folds' and the solver's seed."""
+
+    _parameter_constraints = {**Head._parameter_constraints,
+                              "C": [Interval(Real, 0, None, closed="neither"), tuple, list, None]}
+
+    def __init__(self, C=None, class_weight=None, random_state=0):
+        self.C = C
+        self.class_weight = class_weight
+        self.random_state = random_state
 
     @classmethod
     def state_arrays(cls, info):
@@ -95,9 +107,8 @@ class LinearHead(Head):
         """Scale, choose C by cross-validation over the grid (or take the given C), refit on all.
         ``make(c, class_weight, seed)`` builds the scikit-learn estimator."""
         Xs = self._fit_scaler(X)
-        cw = class_weights(y, n_classes, self.params.get("class_weight"))
-        seed = self.params.get("random_state", 0)
-        C = self.params.get("C")
+        cw = class_weights(y, n_classes, self.class_weight)
+        seed, C = self.random_state, self.C
         grid = tuple(C) if isinstance(C, (list, tuple)) else ((float(C),) if C is not None else default_grid)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings at extreme C on tiny folds
@@ -113,7 +124,7 @@ class LinearHead(Head):
             return float(grid[len(grid) // 2] if folds == 0 and len(grid) > 1 else grid[0]), {}
         from sklearn.model_selection import StratifiedKFold, train_test_split
 
-        seed = self.params.get("random_state", 0)
+        seed = self.random_state
         if Xs.size >= LARGE_PROBLEM:
             # One stratified held-out split (at most 10,000 images), C from small to large, each
             # fit warm-started from the previous one: minutes instead of hours at 60,000 images.
@@ -146,11 +157,15 @@ class LogisticHead(LinearHead):
 
     name = "logistic"
 
+    def __init__(self, C=None, class_weight=None, random_state=0, max_iter=1000):
+        super().__init__(C=C, class_weight=class_weight, random_state=random_state)
+        self.max_iter = max_iter
+
     def _fit(self, X, y, n_classes):
         from sklearn.linear_model import LogisticRegression
 
         def make(c, cw, seed):
-            return LogisticRegression(C=c, max_iter=self.params.get("max_iter", 1000), class_weight=cw,
+            return LogisticRegression(C=c, max_iter=self.max_iter, class_weight=cw,
                                       random_state=seed)
 
         model, best, scores = self._search_and_fit(X, y, n_classes, make, DEFAULT_C_GRID)

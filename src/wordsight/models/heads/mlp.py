@@ -12,12 +12,25 @@ class MLPHead(Head):
 
     On all 60,000 Fashion-MNIST training images (EfficientNet-Lite0 embeddings) the default head
     reached 91.27% test accuracy where the logistic head reached 89.68% (benchmarks/fashion_mnist.py,
-    docs/benchmarks.md). Options (``head_params``): ``hidden`` (default (512,)),
+    docs/benchmarks.md). Options: ``hidden`` (default (512,)),
     ``dropout`` (0.3), ``weight_decay`` (0.05), ``epochs`` (20; small sets get at least
     ``min_steps`` = 300 updates), ``lr`` (1e-3), ``label_smoothing`` (0.1), ``batch`` (256).
     """
 
     name = "mlp"
+
+    def __init__(self, hidden=(512,), dropout=0.3, weight_decay=0.05, epochs=20, min_steps=300, lr=1e-3,
+                 label_smoothing=0.1, batch=256, class_weight=None, random_state=0):
+        self.hidden = hidden
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.min_steps = min_steps
+        self.lr = lr
+        self.label_smoothing = label_smoothing
+        self.batch = batch
+        self.class_weight = class_weight
+        self.random_state = random_state
 
     @classmethod
     def state_arrays(cls, info):
@@ -33,11 +46,10 @@ class MLPHead(Head):
     def _fit(self, X, y, n_classes):
         import torch
 
-        p = self.params
         Xs = self._fit_scaler(X)
-        hidden = tuple(int(h) for h in p.get("hidden", (512,)))
-        drop = float(p.get("dropout", 0.3))
-        seed = int(p.get("random_state", 0) or 0)
+        hidden = tuple(int(h) for h in self.hidden)
+        drop = float(self.dropout)
+        seed = int(self.random_state or 0)
         torch.manual_seed(seed)
         layers, d = [torch.nn.Dropout(drop)], Xs.shape[1]
         for h in hidden:
@@ -45,13 +57,13 @@ class MLPHead(Head):
             d = h
         layers.append(torch.nn.Linear(d, n_classes))
         net = torch.nn.Sequential(*layers)
-        batch = int(min(p.get("batch", 256), len(y)))
+        batch = int(min(self.batch, len(y)))
         per_epoch = -(-len(y) // batch)
-        steps = max(int(p.get("epochs", 20)) * per_epoch, int(p.get("min_steps", 300)))
-        lr = float(p.get("lr", 1e-3))
-        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=float(p.get("weight_decay", 0.05)))
+        steps = max(int(self.epochs) * per_epoch, int(self.min_steps))
+        lr = float(self.lr)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=float(self.weight_decay))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-        cw = class_weights(y, n_classes, p.get("class_weight"))
+        cw = class_weights(y, n_classes, self.class_weight)
         weight = None if cw is None else torch.tensor([cw.get(c, 1.0) for c in range(n_classes)], dtype=torch.float32)
         present = np.zeros(n_classes, bool)
         present[np.unique(y)] = True
@@ -64,7 +76,7 @@ class MLPHead(Head):
             for i in range(0, len(order), batch):
                 idx = order[i : i + batch]
                 loss = torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx], weight=weight,
-                                                         label_smoothing=float(p.get("label_smoothing", 0.1)))
+                                                         label_smoothing=float(self.label_smoothing))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
