@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wordsight._util.errors import NotSupportedError
-from wordsight.models.heads import HEADS, head_taking
+from wordsight.models.heads import HEADS, KNNHead, head_taking
 
 PARAMS = {"mlp": {"epochs": 2, "min_steps": 20, "hidden": (8,)}, "random_forest": {"n_estimators": 4},
           "knn": {"k": 3, "class_weight": "balanced"}}
@@ -68,7 +68,7 @@ def test_traced_knn_takes_tied_neighbours_in_training_order_as_numpy_does():
 
     # rows 0 and 1 are the same text under two labels: with k=1 the first in training order decides
     X = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
-    head = make_head("knn", k=1).fit(X, np.array([1, 0, 2, 2]), 3)
+    head = KNNHead(k=1).fit(X, np.array([1, 0, 2, 2]), 3)
     Xq = np.array([[2.0, 0.0], [0.1, 1.0], [3.0, 0.1]])
     sess = ort.InferenceSession(to_onnx(head.to_torch(), ["logits"], "knn", {"features": torch.from_numpy(Xq)})
                                 .SerializeToString(), providers=["CPUExecutionProvider"])

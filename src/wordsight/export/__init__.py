@@ -17,7 +17,7 @@ def head_graph(clf):
     from .torch_graph import exportable_heads, head_module, to_onnx
 
     try:
-        return to_onnx(head_module(clf), ["logits", "probabilities"], f"the {clf.head!r} head")
+        return to_onnx(head_module(clf), ["logits", "probabilities"], f"the {clf.head_name!r} head")
     except NotSupportedError as e:
         raise NotSupportedError(f"{e}; exportable heads: {', '.join(exportable_heads())}") from None
 

@@ -19,8 +19,9 @@ the name and sha256 of each weight file) and ``checkpoint-<step>.safetensors`` (
 the head and AdamW's moments), written every ``checkpoint_every`` steps and at each epoch's end, each
 file atomically (temporary name, then rename), the JSON last; ``best-<step>.safetensors`` holds the
 best epoch's weights. Weight files are named by their step and an older one is removed only once the
-JSON names the newer: a kill between the two renames leaves the JSON and the files it names intact. A rerun with the same data and options continues from the last checkpoint and
-ends with the same weights as an uninterrupted run; other data or options are refused.
+JSON names the newer: a kill between the two renames leaves the JSON and the files it names intact.
+A rerun with the same data and options continues from the last checkpoint and ends with the same
+weights as an uninterrupted run; other data or options are refused.
 
 The result's encoder is registered under its own name (``ft:<base>@<weights digest>``,
 :mod:`wordsight.encoders.finetuned`): its features are cached apart from the frozen encoder's.
