@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
 from wordsight.features import extract_features  # noqa: E402
 from wordsight.io.sources import Sample  # noqa: E402
-from wordsight.language.concepts import imagenet_concepts  # noqa: E402
+from wordsight.text.concepts import imagenet_concepts  # noqa: E402
 
 ENCODERS = ("efficientnet-lite0", "mobilenetv2")
 TOP = 3

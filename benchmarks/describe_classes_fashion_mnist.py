@@ -28,10 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
 from wordsight.io.datasets import FASHION_MNIST_CLASSES  # noqa: E402
-from wordsight.language.descriptions import load_class_descriptions, save_class_descriptions  # noqa: E402
-from wordsight.language.pipeline import ZeroShotPipeline  # noqa: E402
-from wordsight.language.refine import describe_classes  # noqa: E402
-from wordsight.language.zeroshot import waffle_descriptors  # noqa: E402
+from wordsight.text.descriptions import load_class_descriptions, save_class_descriptions  # noqa: E402
+from wordsight.zeroshot.pipeline import ZeroShotPipeline  # noqa: E402
+from wordsight.zeroshot.refine import describe_classes  # noqa: E402
+from wordsight.zeroshot.text_classifier import waffle_descriptors  # noqa: E402
 
 RESULTS = Path("benchmarks/results/zeroshot_fashion_mnist")
 STARTS = {"SmolLM2": RESULTS / "class_descriptions.json", "hand-written": RESULTS / "hand_written_descriptions.json"}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from wordsight.models.heads import LogisticHead
+from wordsight.estimator.heads import LogisticHead
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")  # the natural colour photos that ship offline
 OTHERS = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")  # --all: far from ImageNet
@@ -68,8 +68,8 @@ def main() -> None:
     ap.add_argument("--fashion", type=int, default=0,
                     help="also: a Classifier fitted on 50 Fashion-MNIST images per class, on this many test images")
     args = ap.parse_args()
+    from wordsight.estimator import Classifier
     from wordsight.explain import deletion_check
-    from wordsight.models import Classifier
 
     tmp = Path(tempfile.mkdtemp())
     images = photos(tmp, PHOTOS + (OTHERS if args.all else ()))

@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
+from wordsight.estimator import Classifier  # noqa: E402
+from wordsight.estimator.fusion import PriorFusion  # noqa: E402
 from wordsight.evaluate import few_shot_curve  # noqa: E402
-from wordsight.models import Classifier  # noqa: E402
-from wordsight.models.fusion import PriorFusion  # noqa: E402
 
 T0 = time.time()
 # Written by the packaged SmolLM2-135M for the zero-shot benchmark (benchmarks/zeroshot_fashion_mnist.py).

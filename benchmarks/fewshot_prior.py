@@ -33,10 +33,10 @@ from sklearn.base import clone
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from wordsight.estimator import Classifier  # noqa: E402
+from wordsight.estimator.fusion import PriorFusion  # noqa: E402
 from wordsight.evaluate.fewshot import draw_k_shot  # noqa: E402
 from wordsight.io.sources import Sample  # noqa: E402
-from wordsight.models import Classifier  # noqa: E402
-from wordsight.models.fusion import PriorFusion  # noqa: E402
 
 T0 = time.time()
 RESULTS = Path(__file__).parent / "results"

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from wordsight._util.numerics import log_softmax
-from wordsight.models.prior_probe import PriorProbe
+from wordsight.estimator.prior_probe import PriorProbe
 
 
 def synthetic_prior(y: np.ndarray, n_classes: int, margin: float, rng) -> np.ndarray:

@@ -33,9 +33,9 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from wordsight.estimator import Classifier
     from wordsight.io.datasets import write_image_folder
-    from wordsight.models import Classifier
-    from wordsight.models.finetune import FinetuneOptions, finetune
+    from wordsight.training.finetune import FinetuneOptions, finetune
 
     out = Path(args.out)
     train = write_image_folder(out / "data", "train", per_class=args.train_per_class)

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from wordsight.models.heads import LogisticHead
+from wordsight.estimator.heads import LogisticHead
 from wordsight.serve.process import ServeProcess
 
 MODES = {"micro-batched": ["--max-batch", "16", "--max-wait-ms", "10"],
@@ -54,10 +54,10 @@ def photos(size=(640, 480)) -> list[tuple[str, bytes]]:
 def engine_rates(model: str, images, n: int = 96) -> tuple[float, float]:
     """The local engine on the same JPEG bytes, in this process: end-to-end img/s over ``n`` images
     (decode + preprocess + model, no cache) and the median latency of one image, in ms."""
+    from wordsight.estimator import Classifier
     from wordsight.features import extract_features
     from wordsight.features.engines.batch import EmbedBatch
     from wordsight.io.sources import Sample
-    from wordsight.models import Classifier
 
     encoder = Classifier.load(model).encoder_names[0]
     samples = [Sample(f"{i}-{images[i % len(images)][0]}", data=images[i % len(images)][1]) for i in range(n)]
@@ -79,8 +79,8 @@ def engine_rates(model: str, images, n: int = 96) -> tuple[float, float]:
 def fit_small_model(folder: Path) -> str:
     from PIL import Image
 
+    from wordsight.estimator import Classifier
     from wordsight.io.sources import Sample
-    from wordsight.models import Classifier
 
     samples = []
     for name, data in photos():

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
-from wordsight.models import Classifier  # noqa: E402
-from wordsight.models.autofit import search_fit  # noqa: E402
+from wordsight.estimator import Classifier  # noqa: E402
+from wordsight.training.autofit import search_fit  # noqa: E402
 
 T0 = time.time()
 
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     print(out.result.table(30))
 
     if args.all_kinds:  # the other options, refitted on the same features and folds
-        from wordsight.models.autofit import refit
+        from wordsight.training.autofit import refit
 
         res["kinds"], fitted = {}, {}
         for kind, cv_acc, members in out.options:

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
-from wordsight.models import Classifier  # noqa: E402
-from wordsight.models.ensemble import Ensemble  # noqa: E402
+from wordsight.estimator import Classifier  # noqa: E402
+from wordsight.estimator.ensemble import Ensemble  # noqa: E402
 
 MEMBERS = ("efficientnet-lite0", "mobilenetv2", "efficientnet-lite0,mobilenetv2")
 

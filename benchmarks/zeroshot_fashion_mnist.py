@@ -23,17 +23,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _fmnist_data import fashion_samples  # noqa: E402
 from wordsight.features import extract_features  # noqa: E402
+from wordsight.features.views import get_view  # noqa: E402
 from wordsight.io.datasets import FASHION_MNIST_CLASSES  # noqa: E402
-from wordsight.language import (  # noqa: E402
+from wordsight.text import (  # noqa: E402
     ConceptBank,
     TextSpaceMap,
-    ZeroShotClassifier,
     cached_class_descriptions,
-    get_view,
     load_class_descriptions,
     save_class_descriptions,
     semantic_vectors,
 )
+from wordsight.zeroshot import ZeroShotClassifier  # noqa: E402
 
 MODEL = "efficientnet-lite0"
 TEXT_MODEL = "minilm"

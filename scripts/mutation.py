@@ -51,27 +51,27 @@ class Target:
 
 G = "tests/golden/"
 TARGETS = [
-    Target("models/heads/base.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "not mlp"],
+    Target("estimator/heads/base.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "not mlp"],
            exclude=["<module>", "Head.__init__", "Head.fit"],
            why_limited="Head.fit only picks the BLAS thread count (same numbers either way)"),
-    Target("models/heads/linear.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", G + "test_head_forms.py",
+    Target("estimator/heads/linear.py", [G + "test_heads_golden.py", G + "test_prior_golden.py", G + "test_head_forms.py",
                                       "-k", "not mlp"]),
-    Target("models/heads/knn.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "knn"]),
-    Target("models/heads/forest.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "forest"],
+    Target("estimator/heads/knn.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "knn"]),
+    Target("estimator/heads/forest.py", [G + "test_heads_golden.py", G + "test_head_forms.py", "-k", "forest"],
            exclude=["RandomForestHead._fit"],
            why_limited="RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the golden forest "
                        "test); the MLP head (its torch training loop: 80 mutants at 1.5 s each) is pinned by "
                        "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated"),
-    Target("models/fusion.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py"]),
-    Target("models/prior.py", [G + "test_prior_golden.py"],
+    Target("estimator/fusion/base.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py"]),
+    Target("estimator/prior_mix.py", [G + "test_prior_golden.py"],
            include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "PriorMix"],
-           why_limited="choose_mix needs fitted heads and folds: covered by tests/models, not mutated here"),
-    Target("language/zeroshot.py", [G + "test_zeroshot_golden.py"],
+           why_limited="choose_mix needs fitted heads and folds: covered by tests/estimator, not mutated here"),
+    Target("zeroshot/text_classifier.py", [G + "test_zeroshot_golden.py"],
            include=["ZeroShotClassifier.fit", "ZeroShotClassifier._check", "ZeroShotClassifier._shape",
                     "ZeroShotClassifier.decision_function", "ZeroShotClassifier.predict_log_proba",
                     "ZeroShotClassifier.predict_proba", "ZeroShotClassifier.predict"],
            why_limited="the class-text builders (LLM descriptions, WaffleCLIP words, templates), explain() and "
-                       "save/load (their files are checksummed by models/persistence) are left out for time"),
+                       "save/load (their files are checksummed by estimator/saved/persistence) are left out for time"),
     Target("evaluate/metrics.py", [G + "test_metrics_golden.py", "tests/evaluate/test_metrics.py"]),
     Target("evaluate/fewshot.py", [G + "test_fewshot_golden.py"]),
     Target("features/cache.py", ["tests/keys/test_feature_cache_keys.py", "-k", "not int8"],
@@ -81,8 +81,8 @@ TARGETS = [
     Target("encoders/config.py", ["tests/keys/test_feature_cache_keys.py", "-k",
                                   "fingerprint or preprocess or fields or immutable"],
            include=["<module>", "EncoderConfig.preprocessing", "EncoderConfig.fingerprint"]),
-    Target("models/persistence.py", ["tests/keys/test_model_folder_integrity.py"]),
-    Target("serve/uploads.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
+    Target("estimator/saved/persistence.py", ["tests/keys/test_model_folder_integrity.py"]),
+    Target("frontend/uploads.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
     Target("serve/settings.py", ["tests/serve/test_limits.py", "-k", "settings"], include=["Limits"]),
 ]
 

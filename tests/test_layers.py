@@ -20,8 +20,10 @@ LAYERS = [
     {"io", "storage"},  # storage: the saved-folder discipline, on io.safe_files
     {"encoders"},
     {"features"},
-    {"language"},
-    {"models"},
+    {"text"},
+    {"zeroshot"},
+    {"estimator"},
+    {"training"},
     {"evaluate", "explain", "export"},
     {"frontend"},
     {"serve", "cli"},

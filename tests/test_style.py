@@ -40,8 +40,8 @@ def public_api() -> dict[str, object]:
 
 def test_the_public_api_is_found():
     api = public_api()
-    for name in ("wordsight.models.classifier.Classifier.fit", "wordsight.language.pipeline.ZeroShotPipeline",
-                 "wordsight.features.extract.extract_features", "wordsight.models.heads.base.Head.logits"):
+    for name in ("wordsight.estimator.classifier.Classifier.fit", "wordsight.zeroshot.pipeline.ZeroShotPipeline",
+                 "wordsight.features.extract.extract_features", "wordsight.estimator.heads.base.Head.logits"):
         assert name in api, name
     assert len(api) > 150
 

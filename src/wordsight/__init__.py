@@ -9,7 +9,8 @@ from ._util.lazy import lazy_exports
 from ._version import __version__
 
 _EXPORTS = {
-    "Classifier": ".models", "FittedModel": ".models", "ZeroShotClassifier": ".language.zeroshot", "ZeroShotPipeline": ".language.pipeline",
+    "Classifier": ".estimator", "FittedModel": ".estimator", "ZeroShotClassifier": ".zeroshot.text_classifier",
+    "ZeroShotPipeline": ".zeroshot.pipeline",
     "FeatureCache": ".features", "FeatureSet": ".features", "extract_features": ".features",
     "iter_features": ".features", "get_config": ".encoders", "list_models": ".encoders", "load_model": ".encoders",
     "Sample": ".io.sources", "Source": ".io.sources", "open_source": ".io.sources",
@@ -20,8 +21,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 def load(folder):
     """The fitted model saved in ``folder`` (a Classifier, an ensemble, ...: the kind its
-    config.json declares), every file verified (:func:`wordsight.models.load_model_folder`)."""
-    from .models import load_model_folder
+    config.json declares), every file verified (:func:`wordsight.estimator.load_model_folder`)."""
+    from .estimator import load_model_folder
 
     return load_model_folder(folder)
 

@@ -15,13 +15,13 @@ import pytest
 
 import wordsight
 from wordsight.cli import main
-from wordsight.models import Classifier
-from wordsight.models.ensemble import Ensemble
+from wordsight.estimator import Classifier
+from wordsight.estimator.ensemble import Ensemble
 
 
 @pytest.fixture
 def quick_only(monkeypatch):
-    import wordsight.models.search as search
+    import wordsight.training.search as search
 
     monkeypatch.setattr(search, "STAGE_TWO_SETS", 0)
 
@@ -55,7 +55,7 @@ def test_fit_search_refuses_a_bad_time_limit_in_one_line(fashion_folder, tmp_pat
 
 def test_demo_search_never_reads_a_test_image_and_reports_the_leaderboard(fashion_mnist_root, tmp_path, quick_only,
                                                                           monkeypatch):
-    import wordsight.models.autofit as autofit
+    import wordsight.training.autofit as autofit
 
     seen = []
     real_search = autofit.search

@@ -5,9 +5,9 @@ from PIL import Image
 
 from wordsight import extract_features
 from wordsight.encoders import get_config, list_models
+from wordsight.estimator import Classifier
+from wordsight.estimator.heads import LogisticHead
 from wordsight.explain.api import gradcam_overlay
-from wordsight.models import Classifier
-from wordsight.models.heads import LogisticHead
 
 
 def _thumbnail(img: Image.Image) -> np.ndarray:

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from wordsight.encoders import load_model
+from wordsight.estimator.heads import LogisticHead
 from wordsight.features import extract_features
-from wordsight.features.engines import ATOL, RTOL, make_runner, selection
+from wordsight.features.engines import ATOL, RTOL, make_runner
+from wordsight.features.engines import engine_choice as selection
 from wordsight.features.engines.cpu import has_bf16
 from wordsight.features.engines.precisions import PrecisionUnavailable
-from wordsight.models.heads import LogisticHead
 
 pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")
@@ -65,7 +66,7 @@ def test_cpus_without_bf16_fall_back_cleanly(monkeypatch):
     assert ("openvino", "bf16") not in selection.candidates(enc, "auto")
     assert make_runner("efficientnet-lite0", "auto", "auto").precision == "fp32"
     # a model whose features were bf16 predicts with fp32 features here, and says so
-    from wordsight.models.precision import for_features
+    from wordsight.estimator.precision import for_features
 
     with pytest.warns(RuntimeWarning, match="no bf16"):
         assert for_features(["efficientnet-lite0"], "auto", {"efficientnet-lite0": "bf16"}) == {

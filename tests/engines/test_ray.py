@@ -6,10 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from wordsight.cli import main
+from wordsight.estimator.heads import LogisticHead
 from wordsight.features import extract_features
 from wordsight.features.engines import ATOL, RTOL
 from wordsight.features.parquet import write_embeddings
-from wordsight.models.heads import LogisticHead
 
 pytest.importorskip("ray")
 
@@ -51,8 +51,8 @@ def test_ray_cli_writes_shards_and_resumes(ray_local, mixed_folder, tmp_path):
 
 
 def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tmp_path):
-    from wordsight.models import Classifier
-    from wordsight.models.batch_predict import PredictBatch, ray_predict
+    from wordsight.estimator import Classifier
+    from wordsight.estimator.batch_predict import PredictBatch, ray_predict
 
     clf = Classifier(head=LogisticHead(C=1.0)).fit(fashion_folder / "train")
     clf.save(tmp_path / "model")

@@ -40,7 +40,7 @@ def test_fit_evaluate_predict(fashion_folder, tmp_path, capsys):
 
 
 def test_the_default_fusion_follows_the_smallest_class():
-    from wordsight.models.classifier import FEW_SHOT_PER_CLASS, default_fusion
+    from wordsight.estimator.classifier import FEW_SHOT_PER_CLASS, default_fusion
 
     assert FEW_SHOT_PER_CLASS == 16
     assert default_fusion(["a"] * 15 + ["b"] * 100) == "prior"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wordsight.estimator import Classifier
+from wordsight.estimator.heads import LogisticHead
 from wordsight.evaluate import draw_k_shot, evaluate, few_shot_curve, headline_table, write_report
-from wordsight.models import Classifier
-from wordsight.models.heads import LogisticHead
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from wordsight.estimator.fusion import PriorFusion
+from wordsight.estimator.heads import LogisticHead, RandomForestHead
 from wordsight.explain import deletion_check, evidence_prompt, explain, gradcam_overlay
 from wordsight.explain._pipeline import as_subject
-from wordsight.language.llm import LLMBackend
-from wordsight.models.fusion import PriorFusion
-from wordsight.models.heads import LogisticHead, RandomForestHead
+from wordsight.text.llm import LLMBackend
 
 QUADRANTS = ("cat", "coffee", "rocket", "astronaut")  # top-left, top-right, bottom-left, bottom-right
 
@@ -48,7 +48,7 @@ def grid_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def concat_model(photo_folder):
     """Image + text (ConSE) fusion, logistic head, on the four photos and their mirror images."""
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     return Classifier(fusion="concat", head=LogisticHead(C=1.0)).fit(photo_folder)
 
@@ -185,7 +185,7 @@ def test_sentence_is_written_from_the_evidence_only(concat_model, photo_folder):
 
 @pytest.fixture(scope="module")
 def forest_model(photo_folder):
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     return Classifier(head=RandomForestHead(n_estimators=20)).fit(photo_folder)
 
@@ -227,7 +227,7 @@ def test_deleting_salient_pixels_hurts_more_than_random(tmp_path):
 def tiny_vit_model(tmp_path_factory, photo_folder):
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     d = tmp_path_factory.mktemp("tiny-vit")
     torch.manual_seed(0)
@@ -307,7 +307,7 @@ def test_imputation_fills_scattered_pixels_from_their_neighbours_and_erases_regi
 
 @pytest.fixture(scope="module")
 def prior_model(fashion_folder):
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     return Classifier(fusion=PriorFusion(weight=1.0), head=LogisticHead(C=1.0)).fit(fashion_folder / "train")
 

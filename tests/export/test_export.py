@@ -8,8 +8,8 @@ import pytest
 
 from wordsight.cli import main
 from wordsight.encoders import load_model
-from wordsight.models.fusion import ConcatFusion
-from wordsight.models.heads import LogisticHead, head_taking
+from wordsight.estimator.fusion import ConcatFusion
+from wordsight.estimator.heads import LogisticHead, head_taking
 
 pytest.importorskip("onnxruntime")
 
@@ -23,7 +23,7 @@ def _runner(folder):
 
 @pytest.fixture(scope="module")
 def saved_model(fashion_folder, tmp_path_factory):
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     clf = Classifier(head=LogisticHead(C=1.0)).fit(fashion_folder / "train")
     folder = tmp_path_factory.mktemp("model")
@@ -63,8 +63,8 @@ def test_text_encoder_export_equals_sentence_transformers(saved_model, tmp_path)
 def test_mlp_head_graph_equals_numpy_head(fashion_folder):
     import onnxruntime as ort
 
+    from wordsight.estimator import Classifier
     from wordsight.export import head_graph
-    from wordsight.models import Classifier
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 8)).astype(np.float32), np.repeat(["a", "b", "c"], 20)
@@ -75,8 +75,8 @@ def test_mlp_head_graph_equals_numpy_head(fashion_folder):
 
 
 def test_unexportable_models_are_refused_with_the_reason(fashion_folder, tmp_path):
+    from wordsight.estimator import Classifier
     from wordsight.export import export_onnx
-    from wordsight.models import Classifier
 
     rng = np.random.default_rng(0)
     clf = Classifier(head="knn").fit(rng.normal(size=(20, 4)), np.repeat(["a", "b"], 10))
@@ -106,7 +106,7 @@ def test_the_runners_views_are_the_language_layers(tmp_path):
     from PIL import Image
 
     from wordsight.export.runner import apply_view
-    from wordsight.language import views
+    from wordsight.features import views
 
     spec = {"near_black": views.NEAR_BLACK, "dark_share": views.DARK_SHARE, "frame": views.FRAME_WIDTH}
     rng = np.random.default_rng(0)
@@ -131,8 +131,8 @@ def test_the_runners_views_are_the_language_layers(tmp_path):
 
 def test_a_prior_without_conse_exports_without_the_logits_input(fashion_folder, tmp_path):
     # the prior graph asks the encoder only for what its ways read (a joint model has no ImageNet logits)
+    from wordsight.estimator import Classifier
     from wordsight.export import export_onnx
-    from wordsight.models import Classifier
 
     clf = Classifier(fusion="prior", head=LogisticHead(C=0.1), small_input=None).fit(fashion_folder / "train")
     clf.prior_.ways_.pop("conse")  # the linear map alone: one way, read from the embedding
@@ -149,8 +149,8 @@ def test_a_prior_without_conse_exports_without_the_logits_input(fashion_folder, 
 
 
 def test_a_weighted_text_block_exports_with_its_weight(fashion_folder, tmp_path):
+    from wordsight.estimator import Classifier
     from wordsight.export import export_onnx
-    from wordsight.models import Classifier
 
     clf = Classifier(fusion=ConcatFusion(text_weight=0.5), head=LogisticHead(C=0.1)).fit(fashion_folder / "train")
     clf.save(tmp_path / "m")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from wordsight.estimator import Classifier
+from wordsight.estimator.feature_blocks import FeatureBlocks
+from wordsight.estimator.heads import LogisticHead
 from wordsight.evaluate import draw_k_shot, few_shot_curve
 from wordsight.io.sources import Sample
-from wordsight.models import Classifier
-from wordsight.models.blocks import FeatureBlocks
-from wordsight.models.heads import LogisticHead
 
 ENC = "efficientnet-lite0"
 NAMES = ["cat", "dog", "emu"]

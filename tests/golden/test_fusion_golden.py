@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
+from wordsight.estimator import Classifier
+from wordsight.estimator.feature_blocks import FeatureBlocks
+from wordsight.estimator.fusion import ConcatFusion, PriorFusion, make_fusion
+from wordsight.estimator.heads import LogisticHead
 from wordsight.io.sources import Sample
-from wordsight.models import Classifier
-from wordsight.models.blocks import FeatureBlocks
-from wordsight.models.fusion import ConcatFusion, PriorFusion, make_fusion
-from wordsight.models.heads import LogisticHead
 
 A, B = "efficientnet-lite0", "mobilenetv2"
 TOL = 1e-6
@@ -48,7 +48,7 @@ def test_image_fusion_of_two_encoders_is_the_concatenation_of_normalised_blocks(
 
 @pytest.mark.parametrize("fusion, weight", [("concat", 0.5), ("text", 2.0)])
 def test_text_fusions_append_the_weighted_normalised_semantic_vector(blocks, fusion, weight):
-    from wordsight.language import semantic_vectors
+    from wordsight.text import semantic_vectors
 
     fb, y = blocks
     clf = Classifier(encoders=(A,), fusion=make_fusion(fusion, text_weight=weight), head=LogisticHead(C=1.0)).fit(fb)

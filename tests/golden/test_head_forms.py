@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wordsight._util.errors import NotSupportedError
-from wordsight.models.heads import HEADS, KNNHead, head_taking
+from wordsight.estimator.heads import HEADS, KNNHead, head_taking
 
 PARAMS = {"mlp": {"epochs": 2, "min_steps": 20, "hidden": (8,)}, "random_forest": {"n_estimators": 4},
           "knn": {"k": 3, "class_weight": "balanced"}}

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax, softmax
 
-from wordsight.models import make_head
-from wordsight.models.heads import LogisticHead, head_taking
+from wordsight.estimator import make_head
+from wordsight.estimator.heads import LogisticHead, head_taking
 
 TOL = 1e-6
 
@@ -196,9 +196,9 @@ def test_image_fusion_l2_normalises_each_encoder_block_before_the_head():
     concatenated, then the logistic head: probabilities equal that pipeline written out."""
     from sklearn.linear_model import LogisticRegression
 
+    from wordsight.estimator import Classifier
+    from wordsight.estimator.feature_blocks import FeatureBlocks
     from wordsight.io.sources import Sample
-    from wordsight.models import Classifier
-    from wordsight.models.blocks import FeatureBlocks
 
     rng = np.random.default_rng(3)
     y = np.repeat([0, 1, 2], 6)
@@ -311,7 +311,7 @@ def test_linear_form_folds_scaling_and_temperature_into_w_and_b(data, name):
 
 @pytest.mark.parametrize("name", ["logistic", "svm", "knn", "random_forest"])
 def test_heads_rebuilt_from_a_saved_folder_predict_the_same(data, name, tmp_path):
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     X, y, X_test = data
     params = {"n_estimators": 5} if name == "random_forest" else None

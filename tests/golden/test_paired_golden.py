@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wordsight.estimator import Classifier
+from wordsight.estimator.feature_blocks import FeatureBlocks
+from wordsight.estimator.fusion import make_fusion
+from wordsight.estimator.heads import LogisticHead
 from wordsight.io.sources import Sample
-from wordsight.models import Classifier
-from wordsight.models.blocks import FeatureBlocks
-from wordsight.models.fusion import make_fusion
-from wordsight.models.heads import LogisticHead
 
 A, B = "efficientnet-lite0", "mobilenetv2"
 TEXTS = {"x": "a small red cup", "y": "a large blue bowl", "z": "a green plate"}

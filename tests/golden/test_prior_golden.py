@@ -1,4 +1,4 @@
-"""Golden numbers for the language prior's maths (``wordsight.models.prior``): the mixed
+"""Golden numbers for the language prior's maths (``wordsight.estimator.prior_mix``): the mixed
 log-probabilities, the fitted temperatures and the chosen weight, recomputed with numpy/scipy."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 
-from wordsight.models.heads import fit_temperature
-from wordsight.models.prior import WEIGHT_GRID, choose_weight, mix, prior_temperature
+from wordsight.estimator.heads import fit_temperature
+from wordsight.estimator.prior_mix import WEIGHT_GRID, choose_weight, mix, prior_temperature
 
 TOL = 1e-6
 GRID = np.logspace(-2, 2, 41)  # the documented temperature grid: 10^-2 .. 10^2, 41 points
@@ -176,7 +176,7 @@ def reference_folds(y, seed):
 
 @pytest.mark.parametrize("counts, n_folds", [((2, 2, 2), 2), ((3, 7, 4), 3), ((6, 9, 8), 5), ((0, 5, 3), 3)])
 def test_leave_one_shot_out_folds(counts, n_folds):
-    from wordsight.models.prior import leave_one_shot_out_folds
+    from wordsight.estimator.prior_mix import leave_one_shot_out_folds
 
     y = np.repeat(np.arange(len(counts)), counts)
     folds = leave_one_shot_out_folds(y, seed=4)
@@ -191,7 +191,7 @@ def test_leave_one_shot_out_folds(counts, n_folds):
 
 
 def test_no_folds_when_a_class_has_one_image():
-    from wordsight.models.prior import leave_one_shot_out_folds
+    from wordsight.estimator.prior_mix import leave_one_shot_out_folds
 
     assert leave_one_shot_out_folds(np.array([0, 0, 1, 2, 2])) == []
     assert leave_one_shot_out_folds(np.array([], dtype=np.int64)) == []
@@ -200,9 +200,9 @@ def test_no_folds_when_a_class_has_one_image():
 def test_prior_views_and_the_automatic_choice():
     from PIL import Image
 
-    from wordsight.language.images import TEXT_MAP_ALPHA
-    from wordsight.language.views import VIEWS, choose_view
-    from wordsight.models.fusion.prior import PRIOR_VIEWS
+    from wordsight.estimator.fusion.prior import PRIOR_VIEWS
+    from wordsight.features.views import VIEWS, choose_view
+    from wordsight.zeroshot.image_text import TEXT_MAP_ALPHA
 
     assert PRIOR_VIEWS == ("auto", "plain", "light-background", "invert")
     assert set(PRIOR_VIEWS[1:]) == set(VIEWS)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 
-from wordsight.language import ZeroShotClassifier
-from wordsight.language._text import embed_texts
+from wordsight.text._text import embed_texts
+from wordsight.zeroshot import ZeroShotClassifier
 
 TOL = 1e-5  # float32 embeddings
 DESCRIPTIONS = {"cat": ["a small furry pet that purrs", "a cat sleeping on a sofa"],

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wordsight.models.heads import LogisticHead
+from wordsight.estimator.heads import LogisticHead
 
 API_KEY = "hostile-key-71c2"
 
@@ -90,7 +90,7 @@ def write_head(folder: Path, change) -> None:
 @pytest.fixture(scope="session")
 def model_dir(photo_folder, tmp_path_factory) -> Path:
     """A Classifier on the four-class photo folder, saved once (JSON + safetensors)."""
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     folder = tmp_path_factory.mktemp("hostile-model") / "photos-model"
     Classifier(head=LogisticHead(C=1.0)).fit(photo_folder).save(folder)

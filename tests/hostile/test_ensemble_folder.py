@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import wordsight
-from wordsight.models.autofit import search_fit
-from wordsight.models.persistence import ModelFolderError
+from wordsight.estimator.saved.persistence import ModelFolderError
+from wordsight.training.autofit import search_fit
 
-from ..models.test_search import CANDIDATES, make_blocks
+from ..training.test_search import CANDIDATES, make_blocks
 from .conftest import resign, time_limit
 
 
@@ -111,16 +111,16 @@ def test_a_config_that_is_not_json(copy):
 
 
 def test_wordsight_load_gives_the_ensemble_a_fitted_model(copy):
-    from wordsight.models import FittedModel
-    from wordsight.models.ensemble import Ensemble
+    from wordsight.estimator import FittedModel
+    from wordsight.estimator.ensemble import Ensemble
 
     ens = wordsight.load(copy)
     assert type(ens) is Ensemble and isinstance(ens, FittedModel) and len(ens.members) == 2
 
 
 def test_classifier_load_on_an_ensemble_names_wordsight_load(copy):
-    from wordsight.models import Classifier
-    from wordsight.models.ensemble import Ensemble
+    from wordsight.estimator import Classifier
+    from wordsight.estimator.ensemble import Ensemble
 
     with pytest.raises(ModelFolderError, match=r"config.json: the folder holds a wordsight-ensemble, not a wordsight "
                                                r"classifier; load it with wordsight.load\(folder\)") as info:

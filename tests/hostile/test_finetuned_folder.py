@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from wordsight.models import Classifier
-from wordsight.models.heads import LogisticHead
-from wordsight.models.persistence import ModelFolderError
+from wordsight.estimator import Classifier
+from wordsight.estimator.heads import LogisticHead
+from wordsight.estimator.saved.persistence import ModelFolderError
 
 from .conftest import resign, time_limit
 
@@ -156,7 +156,7 @@ def two_classes(tmp_path) -> Path:
 
 
 def test_a_checkpoint_state_linked_to_a_device_is_refused(two_classes, tmp_path):
-    from wordsight.models.finetune import FinetuneError, FinetuneOptions, finetune
+    from wordsight.training.finetune import FinetuneError, FinetuneOptions, finetune
 
     ck = tmp_path / "ck"
     ck.mkdir()
@@ -169,7 +169,7 @@ def test_a_checkpoint_state_linked_to_a_device_is_refused(two_classes, tmp_path)
 def test_a_checkpoint_state_with_fields_of_the_wrong_type_is_refused(two_classes, tmp_path):
     import json
 
-    from wordsight.models.finetune import FinetuneError, FinetuneOptions, finetune
+    from wordsight.training.finetune import FinetuneError, FinetuneOptions, finetune
 
     options = FinetuneOptions(epochs=1, batch_size=2, small_input=32, val_fraction=0)
     ck = tmp_path / "ck"

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wordsight.models import Classifier
-from wordsight.models.heads import RandomForestHead
-from wordsight.models.persistence import ModelFolderError
+from wordsight.estimator import Classifier
+from wordsight.estimator.heads import RandomForestHead
+from wordsight.estimator.saved.persistence import ModelFolderError
 
 from .conftest import resign, time_limit, write_head
 
@@ -54,7 +54,7 @@ def test_case14_config_linked_to_dev_zero(model_copy):
 
 
 def test_case14_oversized_config(model_copy):
-    from wordsight.models._folder_checks import MAX_CONFIG_BYTES
+    from wordsight.estimator.saved.checks import MAX_CONFIG_BYTES
 
     with open(model_copy / "config.json", "ab") as f:
         f.write(b" " * MAX_CONFIG_BYTES)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from wordsight.models.heads import LogisticHead
+from wordsight.estimator.heads import LogisticHead
 
 from .conftest import API_KEY, _settings, png
 
@@ -19,7 +19,7 @@ pytest.importorskip("fastapi")
 def paired_client(paired_manifests, tmp_path_factory):
     import httpx
 
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
     from wordsight.serve import BackgroundServer
 
     folder = tmp_path_factory.mktemp("paired-model") / "m"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import wordsight
-from wordsight.models import Classifier, FittedModel
+from wordsight.estimator import Classifier, FittedModel
 from wordsight.storage import ModelFolderError, read_folder, write_folder
 
 from .conftest import resign
@@ -192,7 +192,7 @@ def test_wordsight_load_reads_the_declared_kind(model_dir, model_copy):
 # ---------------------------------------------------------------- the zero-shot folders
 @pytest.fixture(scope="module")
 def zero_shot_dir(tmp_path_factory):
-    from wordsight.language import ZeroShotClassifier
+    from wordsight.zeroshot import ZeroShotClassifier
 
     folder = tmp_path_factory.mktemp("zs") / "zs"
     ZeroShotClassifier(["cat", "dog", "kite"], method="templates").fit().save(folder)
@@ -207,7 +207,7 @@ def _zs_copy(src, tmp_path):
 
 
 def test_a_zero_shot_folder_is_sealed_and_verified(zero_shot_dir, tmp_path):
-    from wordsight.language import ZeroShotClassifier
+    from wordsight.zeroshot import ZeroShotClassifier
 
     config = json.loads((zero_shot_dir / "zeroshot.json").read_text())
     data = (zero_shot_dir / "class_embeddings.safetensors").read_bytes()
@@ -224,7 +224,7 @@ def test_a_zero_shot_folder_is_sealed_and_verified(zero_shot_dir, tmp_path):
 
 
 def test_a_zero_shot_folder_saved_before_checksums_still_loads(zero_shot_dir, tmp_path):
-    from wordsight.language import ZeroShotClassifier
+    from wordsight.zeroshot import ZeroShotClassifier
 
     dst = _zs_copy(zero_shot_dir, tmp_path)
     config = json.loads((dst / "zeroshot.json").read_text())
@@ -241,7 +241,7 @@ def test_a_zero_shot_folder_saved_before_checksums_still_loads(zero_shot_dir, tm
 
 def test_a_way_folder_linked_out_of_the_pipeline_is_refused(tmp_path, zero_shot_dir):
     """A pipeline's way folder may not be a link out of it, even re-signed."""
-    from wordsight.language.pipeline import ZeroShotPipeline
+    from wordsight.zeroshot.pipeline import ZeroShotPipeline
 
     pipe = tmp_path / "pipe"
     pipe.mkdir()

@@ -153,7 +153,7 @@ def test_case3_field_and_text_caps(client, photos):
 
 
 def test_case3_text_embedding_stops_at_the_deadline():
-    from wordsight.language._text import CHUNK, TextDeadlineExceeded, deadline, embed_texts
+    from wordsight.text._text import CHUNK, TextDeadlineExceeded, deadline, embed_texts
 
     texts = [f"hostile text number {i}" for i in range(CHUNK * 3)]
     start = time.monotonic()
@@ -163,7 +163,7 @@ def test_case3_text_embedding_stops_at_the_deadline():
 
 
 def test_case3_text_cache_on_disk_and_in_memory_is_bounded(tmp_path, monkeypatch):
-    from wordsight.language import _text
+    from wordsight.text import _text
 
     class Fake:  # a named text model whose vectors are known: 4 floats per text
         class config:

@@ -95,7 +95,7 @@ def counts(fs):
 
 
 def test_each_part_of_a_features_identity_misses_the_cache(two_images, tmp_path, monkeypatch):
-    from wordsight.language.views import get_view
+    from wordsight.features.views import get_view
 
     cache = FeatureCache(tmp_path / "cache")
     run = lambda **kw: extract_features(two_images, cache=cache, quiet=True, engine="torch", batch_size=4, **kw)  # noqa: E731

@@ -13,12 +13,12 @@ import shutil
 import numpy as np
 import pytest
 
+from wordsight.estimator import Classifier, ModelFolderError
+from wordsight.estimator.feature_blocks import FeatureBlocks
+from wordsight.estimator.fusion import ConcatFusion, PriorFusion
+from wordsight.estimator.heads import KNNHead, LogisticHead
+from wordsight.estimator.prior_mix import PriorMix
 from wordsight.io.sources import Sample
-from wordsight.models import Classifier, ModelFolderError
-from wordsight.models.blocks import FeatureBlocks
-from wordsight.models.fusion import ConcatFusion, PriorFusion
-from wordsight.models.heads import KNNHead, LogisticHead
-from wordsight.models.prior import PriorMix
 
 ENC = "efficientnet-lite0"
 NAMES = ["boot", "cup", "kite"]

@@ -21,9 +21,9 @@ import torch
 
 from wordsight._util.numerics import softmax
 from wordsight.cli import main
-from wordsight.models import FUSIONS, HEADS, Classifier
-from wordsight.models.fusion import FUSION_CLASSES
-from wordsight.models.heads import head_taking
+from wordsight.estimator import FUSIONS, HEADS, Classifier
+from wordsight.estimator.fusion import FUSION_CLASSES
+from wordsight.estimator.heads import head_taking
 
 # Fusions that read each image's own text (paired, late) need texts: test_parity_paired.py.
 IMAGE_FUSIONS = [f for f in FUSIONS if not FUSION_CLASSES[f].paired]
@@ -178,8 +178,8 @@ def test_cli_predict_and_the_server_report_predict_proba(fitted, parity_data, tm
 
 
 def test_zero_shot_cli_server_and_pipeline_agree(parity_data, tmp_path):
-    from wordsight.language.pipeline import ZeroShotPipeline
     from wordsight.serve import BackgroundServer, ServeSettings
+    from wordsight.zeroshot.pipeline import ZeroShotPipeline
 
     tests, classes = parity_data[1], list(TRAIN)
     pipeline = ZeroShotPipeline(classes, center="no").fit(tests)
@@ -203,7 +203,7 @@ def test_zero_shot_cli_server_and_pipeline_agree(parity_data, tmp_path):
 
 
 def test_the_prior_is_the_zero_shot_pipeline_centred_on_the_training_images(fitted, parity_data):
-    from wordsight.language.pipeline import ZeroShotPipeline
+    from wordsight.zeroshot.pipeline import ZeroShotPipeline
 
     clf, _ = fitted["logistic", "prior"]
     train, tests = parity_data

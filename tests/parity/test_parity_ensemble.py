@@ -11,9 +11,9 @@ import pytest
 
 import wordsight
 from wordsight.cli import main
-from wordsight.models import Classifier
-from wordsight.models.ensemble import Ensemble, fit_meta
-from wordsight.models.heads import KNNHead, LogisticHead
+from wordsight.estimator import Classifier
+from wordsight.estimator.ensemble import Ensemble, fit_meta
+from wordsight.estimator.heads import KNNHead, LogisticHead
 
 TRAIN = {"Sandal": 4, "Bag": 3, "Trouser": 3}
 
@@ -74,9 +74,9 @@ def test_cli_predict_and_the_server_report_the_ensembles_predict_proba(ensembles
 def test_lime_and_the_words_explain_the_ensemble_and_gradcam_goes_per_member(ensembles, data, kind):
     from PIL import Image
 
+    from wordsight.estimator.ensemble import combine
     from wordsight.explain import explain
     from wordsight.explain._pipeline import as_subject
-    from wordsight.models.ensemble import combine
 
     ens, folder = ensembles[kind]
     path = data[1][0]

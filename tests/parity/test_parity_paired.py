@@ -14,10 +14,10 @@ import torch
 
 from wordsight._util.numerics import softmax
 from wordsight.cli import main
+from wordsight.estimator import HEADS, Classifier
+from wordsight.estimator.fusion import FUSION_CLASSES, make_fusion
+from wordsight.estimator.heads import head_taking
 from wordsight.io.sources import open_source
-from wordsight.models import HEADS, Classifier
-from wordsight.models.fusion import FUSION_CLASSES, make_fusion
-from wordsight.models.heads import head_taking
 
 PAIRED_FUSIONS = [f for f, c in FUSION_CLASSES.items() if c.paired]
 HEAD_PARAMS = {"mlp": {"epochs": 2, "min_steps": 40, "hidden": (32,)}, "random_forest": {"n_estimators": 8},

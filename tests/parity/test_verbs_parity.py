@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from wordsight.cli import main
-from wordsight.models import FUSIONS, HEADS, Classifier
+from wordsight.estimator import FUSIONS, HEADS, Classifier
 
 TINY = {"Sandal": 4, "Trouser": 2}  # Fashion-MNIST training images per class (28 px)
 CASES = [(h, f) for h in HEADS for f in FUSIONS]

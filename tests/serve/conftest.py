@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from wordsight.models.heads import LogisticHead
+from wordsight.estimator.heads import LogisticHead
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -39,7 +39,7 @@ def images() -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def model_dir(photo_folder, tmp_path_factory) -> str:
     """A Classifier fitted on the four-class photo folder and saved (JSON + safetensors)."""
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
 
     folder = tmp_path_factory.mktemp("served-model") / "photos-model"
     Classifier(head=LogisticHead(C=1.0)).fit(photo_folder).save(folder)

@@ -46,8 +46,8 @@ def test_health_model_info_and_docs(client, server):
 
 
 def test_predict_matches_the_python_api(client, model_dir, images):
+    from wordsight.estimator import Classifier
     from wordsight.io.sources import Sample
-    from wordsight.models import Classifier
 
     r = client.post("/v1/predict", files=up(("chelsea.jpg", images["cat"]), ("coffee.jpg", images["coffee"])),
                     data={"top_k": "4"})
@@ -76,7 +76,7 @@ def test_describe_says_what_the_cli_prints(client, images, tmp_path, capsys):
     or above efficientnet-lite0's measured threshold (0.43), else that none fits."""
     from wordsight.cli import main
     from wordsight.features import extract_features
-    from wordsight.language.images import describe_features
+    from wordsight.zeroshot.image_text import describe_features
 
     for name in ("cat", "coffee"):
         (tmp_path / f"{name}.jpg").write_bytes(images[name])

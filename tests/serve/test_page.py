@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from wordsight.models.heads import LogisticHead
+from wordsight.estimator.heads import LogisticHead
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -153,7 +153,7 @@ def test_zero_shot_tab_with_a_dropped_image(browser, server, images, tmp_path):
 @pytest.fixture(scope="module")
 def paired_server(paired_manifests, tmp_path_factory):
     """A model that reads each image's own text (fusion 'paired'), served."""
-    from wordsight.models import Classifier
+    from wordsight.estimator import Classifier
     from wordsight.serve import BackgroundServer, ServeSettings
 
     train, _ = paired_manifests

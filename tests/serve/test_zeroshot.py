@@ -39,11 +39,11 @@ def zero_shot_by_hand(datas, classes, view):
     size, ConSE (top-10 concepts) and the linear map into MiniLM's space, cosine to the class names
     times 10, log-softmax per way, averaged, renormalised; no centring."""
     from wordsight.features import extract_features
+    from wordsight.features.views import get_view
     from wordsight.io.sources import Sample
-    from wordsight.language._text import embed_texts
-    from wordsight.language.concepts import default_bank
-    from wordsight.language.images import text_space_map
-    from wordsight.language.views import get_view
+    from wordsight.text._text import embed_texts
+    from wordsight.text.concepts import default_bank
+    from wordsight.zeroshot.image_text import text_space_map
 
     fn, key = get_view(view)
     fs = extract_features([Sample(f"img{i}", data=d) for i, d in enumerate(datas)], "efficientnet-lite0",

@@ -11,7 +11,7 @@ CHECKPOINT_DIR = "finetune-checkpoint"  # inside --out while training; removed o
 
 
 def add_finetune_options(p) -> None:
-    from ..models.finetune import MODES, FinetuneOptions
+    from ..training.finetune import MODES, FinetuneOptions
 
     d = FinetuneOptions()
     g = p.add_argument_group("fine-tuning (the encoder's weights train with a linear head before the head is fitted)")
@@ -32,7 +32,7 @@ def checkpoint_dir(args) -> Path:
 
 def finetune_from_args(args, data) -> str:
     """Fine-tune the one encoder of ``--encoders``; the fine-tuned encoder's name."""
-    from ..models.finetune import FinetuneOptions, finetune
+    from ..training.finetune import FinetuneOptions, finetune
 
     encoders = encoders_arg(args)
     if len(encoders) != 1:

@@ -13,8 +13,8 @@ SEARCH_JSON = "search.json"
 
 
 def add_search_options(p) -> None:
-    from ..models.autofit import ENSEMBLE_CHOICES
-    from ..models.search import SEARCH_MODES
+    from ..training.autofit import ENSEMBLE_CHOICES
+    from ..training.search import SEARCH_MODES
 
     g = p.add_argument_group("search (--search replaces --fusion/--head/--C/--augment: it chooses them)")
     g.add_argument("--search", default=None, choices=SEARCH_MODES,
@@ -34,7 +34,7 @@ def encoder_pool(args) -> list[str] | None:
 def run_search(args, data, out, log=None):
     """Search on ``data`` (training images only), save the winner to ``out`` with
     ``leaderboard.csv`` and ``search.json`` beside its files; print the leaderboard."""
-    from ..models.autofit import search_fit
+    from ..training.autofit import search_fit
     from ._common import cache_arg
 
     outcome = search_fit(data, mode=args.search, encoders=encoder_pool(args), time_limit=args.time_limit,

@@ -8,7 +8,7 @@ HELP = "put images into words: concepts they resemble, or a caption"
 
 
 def add_parser(sub):
-    from ..language.views import VIEWS
+    from ..features.views import VIEWS
 
     p = sub.add_parser("describe", help=HELP)
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
@@ -33,9 +33,9 @@ def add_parser(sub):
 def run_model(args, data) -> int:
     """A trained model's words (``wordsight predict``'s descriptions): its best classes by
     ``predict_proba``, then the concepts; the same function as predict, the server and the page."""
+    from ..estimator import Classifier
     from ..io.records import Prediction, write_records
     from ..io.sources import Problem
-    from ..models import Classifier
 
     if args.concepts or args.view:
         raise ValueError(f"{args.model}: a trained model describes images in its own words; --concepts and --view "
@@ -56,9 +56,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..features import extract_features
+    from ..features.views import get_view
     from ..io.records import Prediction, write_records
-    from ..language import ConceptBank, get_view
-    from ..language.images import describe_features, text_side
+    from ..text import ConceptBank
+    from ..zeroshot.image_text import describe_features, text_side
 
     data = args.data[0] if len(args.data) == 1 else args.data
     if Path(args.model).is_dir():  # a model folder written by `wordsight fit`

@@ -9,9 +9,9 @@ HELP = "write class descriptions that discriminate on your images (generate, ref
 
 
 def add_parser(sub):
-    from ..language.llm import BACKENDS
-    from ..language.refine import SELECT_CHOICES
-    from ..language.views import VIEW_CHOICES
+    from ..features.views import VIEW_CHOICES
+    from ..text.llm import BACKENDS
+    from ..zeroshot.refine import SELECT_CHOICES
 
     p = sub.add_parser("describe-classes", help=HELP)
     p.add_argument("classes", help='class names, comma-separated ("cat,dog,bird"), or a file of them (.txt one per line, .json a list)')
@@ -56,9 +56,9 @@ def read_class_list(spec: str) -> list[str]:
 
 def run(args) -> int:
     from ..frontend import read_descriptions
-    from ..language.descriptions import entry_weight, save_class_descriptions
-    from ..language.pipeline import ZeroShotPipeline
-    from ..language.refine import describe_classes
+    from ..text.descriptions import entry_weight, save_class_descriptions
+    from ..zeroshot.pipeline import ZeroShotPipeline
+    from ..zeroshot.refine import describe_classes
 
     classes = read_class_list(args.classes)
     start = read_descriptions(args.start, classes) if args.start else None

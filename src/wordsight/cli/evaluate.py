@@ -30,8 +30,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from ..estimator import load_model_folder
     from ..evaluate import evaluate, headline_table, write_report
-    from ..models import load_model_folder
 
     clf = load_model_folder(args.model)
     clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)

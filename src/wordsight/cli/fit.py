@@ -11,9 +11,9 @@ HELP = "train a classifier on labelled images and save it"
 
 def add_model_options(p) -> None:
     """Classifier options shared by ``fit`` and ``demo`` (option lists from the registries)."""
-    from ..language.views import VIEW_CHOICES
-    from ..models.fusion import FUSIONS
-    from ..models.heads import HEADS
+    from ..estimator.fusion import FUSIONS
+    from ..estimator.heads import HEADS
+    from ..features.views import VIEW_CHOICES
 
     p.add_argument(
         "--encoders",
@@ -48,8 +48,8 @@ def add_model_options(p) -> None:
 
 def classifier_from_args(args):
     """The Classifier the options describe (``--fusion auto`` is resolved in :func:`fit_data`)."""
-    from ..models import Classifier
-    from ..models.heads import head_taking
+    from ..estimator import Classifier
+    from ..estimator.heads import head_taking
 
     head = head_taking(args.head, C=args.C, class_weight=args.class_weight, random_state=args.seed)
     return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion_from_args(args), head=head,
@@ -59,8 +59,8 @@ def classifier_from_args(args):
 
 def fusion_from_args(args, name: str | None = None):
     """The fusion ``name`` (default ``--fusion``; ``auto``: image) with the options that concern it."""
-    from ..language.descriptions import load_class_descriptions
-    from ..models.fusion import make_fusion
+    from ..estimator.fusion import make_fusion
+    from ..text.descriptions import load_class_descriptions
 
     name = name or ("image" if args.fusion == "auto" else args.fusion)
     if name == "prior":
@@ -98,10 +98,10 @@ def add_parser(sub):
 
 def fit_data(clf, data, args):
     """Fit ``clf`` on ``data``; ``--fusion auto`` is resolved from the labels first
-    (:func:`~wordsight.models.classifier.default_fusion`)."""
+    (:func:`~wordsight.estimator.classifier.default_fusion`)."""
     if args.fusion == "auto":
+        from ..estimator.classifier import default_fusion
         from ..io.sources import open_source
-        from ..models.classifier import default_fusion
 
         data = open_source(data)
         clf.set_params(fusion=fusion_from_args(args, default_fusion([s.label for s in data.samples])))

@@ -28,8 +28,8 @@ def add_parser(sub):
 
 def ray_records(args, data) -> list:
     """The records of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
+    from ..estimator.batch_predict import PredictBatch, ray_predict, to_records
     from ..frontend import check_top_k
-    from ..models.batch_predict import PredictBatch, ray_predict, to_records
 
     classes, rows = PredictBatch(args.model).classes, []
     check_top_k(args.top_k, len(classes))
@@ -40,19 +40,19 @@ def ray_records(args, data) -> list:
 
 
 def run(args) -> int:
+    from ..estimator import load_model_folder
     from ..frontend import check_reads_texts, check_top_k
     from ..io.records import write_records
     from ..io.sources import Problem
-    from ..models import load_model_folder
 
     data = args.images[0] if len(args.images) == 1 else args.images
     if args.text is not None:
-        from ..models.paired import with_texts
+        from ..estimator.paired_text import with_texts
 
         data = with_texts(args.images, args.text)
     if args.engine == "ray":
-        from ..models import read_config
-        from ..models.fusion import FUSION_CLASSES
+        from ..estimator import read_config
+        from ..estimator.fusion import FUSION_CLASSES
 
         fusion = FUSION_CLASSES.get(read_config(args.model).get("fusion"))
         if args.text is not None or (fusion is not None and fusion.paired):

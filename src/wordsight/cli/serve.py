@@ -7,7 +7,7 @@ HELP = "serve a saved model (or zero-shot only) over HTTP, with a web page at /"
 
 
 def add_parser(sub):
-    from ..language.views import VIEW_CHOICES
+    from ..features.views import VIEW_CHOICES
 
     p = sub.add_parser("serve", help=HELP)
     p.add_argument("model_dir", nargs="?", default=None,
@@ -65,7 +65,7 @@ def run(args) -> int:
         raise RuntimeError(f"serving needs the serve extra: pip install 'wordsight[serve]' ({e})") from None
     settings = settings_from_args(args)
     if args.model_dir:
-        from ..models import load_model_folder
+        from ..estimator import load_model_folder
 
         load_model_folder(args.model_dir)  # every check of loading, as one line, before uvicorn starts
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key_env:

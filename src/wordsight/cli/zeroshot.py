@@ -8,10 +8,10 @@ HELP = "classify images from class names and descriptions, without training"
 
 
 def add_parser(sub):
-    from ..language.llm import BACKENDS
-    from ..language.pipeline import CENTER_CHOICES, WAY_CHOICES
-    from ..language.views import VIEW_CHOICES
-    from ..language.zeroshot import METHODS
+    from ..features.views import VIEW_CHOICES
+    from ..text.llm import BACKENDS
+    from ..zeroshot.pipeline import CENTER_CHOICES, WAY_CHOICES
+    from ..zeroshot.text_classifier import METHODS
 
     p = sub.add_parser("zeroshot", help=HELP)
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
@@ -54,7 +54,7 @@ def read_classes(args) -> list[str]:
 
 def _descriptions(args, classes, llm_options) -> dict | None:
     from ..frontend import read_descriptions
-    from ..language import cached_class_descriptions, generate_class_descriptions, save_class_descriptions
+    from ..text import cached_class_descriptions, generate_class_descriptions, save_class_descriptions
 
     if args.method not in ("descriptions", "descriptors") and not (args.method == "auto" and args.descriptions):
         return None
@@ -81,8 +81,8 @@ def run(args) -> int:
 
     from ..frontend import check_top_k
     from ..io.records import predictions, write_records
-    from ..language.images import describe_features
-    from ..language.pipeline import ZeroShotPipeline
+    from ..zeroshot.image_text import describe_features
+    from ..zeroshot.pipeline import ZeroShotPipeline
 
     classes = read_classes(args)
     top_k = check_top_k(args.top_k, len(classes))

@@ -1,5 +1,5 @@
 """Fine-tuned encoders: ``ft:<base model>@<weights digest>`` names a packaged encoder whose weights
-were changed by :mod:`wordsight.models.finetune`.
+were changed by :mod:`wordsight.training.finetune`.
 
 The name carries the digest of the weights (the same :func:`~.onnx.weights_digest` the engines
 use), so the encoder's fingerprint, and with it every feature-cache key, differs from the frozen

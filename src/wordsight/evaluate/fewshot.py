@@ -12,7 +12,7 @@ import time
 import numpy as np
 from sklearn.base import clone
 
-from ..models.blocks import FeatureBlocks
+from ..estimator.feature_blocks import FeatureBlocks
 
 
 def draw_k_shot(labels, k: int, seed: int) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The report's paired-text rows: image / own text / both, when the images come with their own
-texts (a manifest's ``text`` column; see :mod:`wordsight.models.paired`).
+texts (a manifest's ``text`` column; see :mod:`wordsight.estimator.paired_text`).
 
 "image" is the report's image row (fusion ``image``). "own text" is the text head of a ``late``
 model refitted on the same training images, scored on the test images that have a text (the
@@ -45,7 +45,7 @@ def paired_ablation(clf, train_blocks, test_blocks, y, say=lambda msg: None) -> 
 
 def _own_text_row(late, F, y, n_text: int, n: int) -> dict:
     """The ``late`` model's text head alone, on the test images that have a text."""
-    from ..models.paired import has_text
+    from ..estimator.paired_text import has_text
 
     paired = late.state_.paired
     keep = has_text(F.matrix, paired.split)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
-from ..models.blocks import FeatureBlocks
+from ..estimator.feature_blocks import FeatureBlocks
 from .metrics import classification_metrics
 
 ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": {"fusion": "concat"},

@@ -24,7 +24,7 @@ def plot_leaderboard(rows: list[dict], path: Path) -> None:
         if pts:
             ax.scatter([max(r["fit_seconds"], 1e-3) for r in pts], [r["cv_accuracy"] for r in pts], label=kind,
                        alpha=0.8, **style)
-    from ..models.search import is_screened
+    from ..training.search import is_screened
 
     screened = [r for r in rows if is_screened(r.get("state", ""))]
     if screened:  # stage one of a large set: cross-validated on a subsample, so apart from the rest

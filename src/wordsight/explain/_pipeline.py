@@ -313,7 +313,7 @@ class ClassifierSubject(Subject):
 
     def fused(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The fused features (B, F) float64, differentiable: the model's fusion in torch."""
-        from ..language.semantic import semantic_vectors_torch
+        from ..text.semantic import semantic_vectors_torch
 
         fusion = self.model.fusion_
         emb, probs = {}, None
@@ -356,7 +356,7 @@ class ClassifierSubject(Subject):
     def prior_features(self, views: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """The language prior's reading of uint8 views (B, S, S, 3): ImageNet probabilities and
         embeddings of its encoder on its image view (e.g. inverted) at full input size."""
-        from ..language.views import get_view
+        from ..features.views import get_view
 
         prior = self.model.prior_
         view, _ = get_view(prior.view_)
@@ -377,7 +377,7 @@ class ClassifierSubject(Subject):
         return np.concatenate(probs), np.concatenate(emb)
 
     def blocks(self, views: np.ndarray, batch_size: int = 32):
-        from ..models.blocks import FeatureBlocks
+        from ..estimator.feature_blocks import FeatureBlocks
 
         emb, probs = self.encode_views(views, batch_size)
         fb = FeatureBlocks([None] * len(views), emb, probs, self.probs_encoder if probs is not None else None)
@@ -405,7 +405,7 @@ def as_subject(model, encoder: str | None = None) -> Subject:
     if isinstance(model, (str, Path)):
         p = Path(model)
         if p.is_dir():
-            from ..models import load_model_folder
+            from ..estimator import load_model_folder
 
             return as_subject(load_model_folder(p), encoder)
         from ..encoders import get_config

@@ -1,4 +1,4 @@
-"""Explaining an :class:`~wordsight.models.ensemble.Ensemble`: LIME and the words on the whole
+"""Explaining an :class:`~wordsight.estimator.ensemble.Ensemble`: LIME and the words on the whole
 ensemble, Grad-CAM per member.
 
 LIME (and the deletion check) re-run the model on perturbed views: here each member's own
@@ -46,7 +46,7 @@ class EnsembleSubject(Subject):
         return [s.proba_views(views, batch_size) for s in self.members]
 
     def proba_views(self, views, batch_size=32):
-        from ..models.ensemble import combine
+        from ..estimator.ensemble import combine
 
         m = self.model
         return np.asarray(combine(m.kind, self.member_probas(views, batch_size), m.weights, m.meta), np.float64)

@@ -25,7 +25,7 @@ def _margin(z: np.ndarray, c: int) -> float:
 def class_texts(model, cls) -> list[str]:
     """The texts that stand for a class: its name, then any descriptions (the Classifier's
     ``class_descriptions``, else the zero-shot classifier's)."""
-    from ..language._text import display_name
+    from ..text._text import display_name
 
     texts = [display_name(cls)]
     sources = [getattr(model.fusion_, "descriptions", None)]
@@ -59,7 +59,7 @@ def evidence(subject: Subject, view: View, proba: np.ndarray, target: int, top: 
     }
     if not isinstance(subject, ClassifierSubject):
         out["parts"] = {"image": {"contribution": None, "share": 1.0}}
-        from ..language.concepts import imagenet_concepts, short_description
+        from ..text.concepts import imagenet_concepts, short_description
 
         names, descs = imagenet_concepts()
         out["concepts"] = [{"name": names[j], "probability": float(proba[j]),
@@ -73,11 +73,11 @@ def evidence(subject: Subject, view: View, proba: np.ndarray, target: int, top: 
     bank = subject.bank() if probs is not None else None
     semantic = None
     if probs is not None:
-        from ..language.semantic import semantic_vectors, top_concepts
+        from ..text.semantic import semantic_vectors, top_concepts
 
         semantic = semantic_vectors(probs, bank=bank)[0]
         texts = class_texts(model, classes[target])
-        from ..language._text import embed_texts
+        from ..text._text import embed_texts
 
         T = embed_texts(texts, bank.text_model)
         scores = T @ semantic
@@ -85,7 +85,7 @@ def evidence(subject: Subject, view: View, proba: np.ndarray, target: int, top: 
                                     key=lambda d: -d["score"])
         short = dict(zip(bank.names, bank.short))
         index = {n: i for i, n in enumerate(bank.names)}
-        from ..language.wording import concept_threshold
+        from ..text.phrasing import concept_threshold
 
         sure = concept_threshold(blocks.probs_encoder)  # below it a concept is not put into words
         for name, p in top_concepts(probs, bank, top)[0]:
@@ -117,8 +117,8 @@ def ensemble_evidence(subject, view: View, proba: np.ndarray, target: int, top: 
 
 def _concept_contributions(model, p: np.ndarray, bank, x: np.ndarray, target: int, concepts: list) -> None:
     """Exact per-concept terms of the class margin for a linear head over a text block."""
-    from ..language.semantic import conse_weights
-    from ..models.heads import LinearHead
+    from ..estimator.heads import LinearHead
+    from ..text.semantic import conse_weights
 
     if not model.fusion_.text or not isinstance(model.head_, LinearHead):
         return
@@ -216,9 +216,9 @@ SYSTEM = "You explain image classifier decisions briefly and only from the facts
 
 
 def write_sentence(ev: dict, llm="local") -> dict | None:
-    """One or two sentences from ``ev`` by an LLM backend (``wordsight.language.llm.get_llm``);
+    """One or two sentences from ``ev`` by an LLM backend (``wordsight.text.llm.get_llm``);
     None when the backend answers nothing."""
-    from ..language.llm import get_llm
+    from ..text.llm import get_llm
 
     backend = get_llm(llm) if isinstance(llm, str) else llm
     text = backend.generate([evidence_prompt(ev)], max_new_tokens=80, temperature=0.2, seed=0, system=SYSTEM)[0]

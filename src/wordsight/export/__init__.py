@@ -29,9 +29,9 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
 
     from .._version import __version__
     from ..encoders import load_model
+    from ..estimator import Classifier
+    from ..estimator.ensemble import is_ensemble_folder
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
-    from ..models import Classifier
-    from ..models.ensemble import is_ensemble_folder
 
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
         from .ensemble import export_ensemble
@@ -100,10 +100,10 @@ def _check_reads_own_encoder(clf, encoder, what: str) -> None:
 
 def prior_spec(clf, encoder_index: int) -> dict:
     """How the runner reads an image for the prior: the encoder, its full-size preprocessing and
-    the view with the constants of :mod:`wordsight.language.views` (the standalone runner repeats
+    the view with the constants of :mod:`wordsight.features.views` (the standalone runner repeats
     the view's few lines; its numbers come from here, and a test holds the two equal)."""
     from ..encoders import get_config
-    from ..language import views
+    from ..features import views
 
     view = clf.prior_.view_
     return {"file": "prior.onnx", "encoder": encoder_index,

@@ -41,8 +41,8 @@ def export_ensemble(model_dir, out, *, text: bool = True) -> Path:
     import onnx
 
     from .._version import __version__
-    from ..models.ensemble import Ensemble
-    from ..models.persistence import read_config
+    from ..estimator.ensemble import Ensemble
+    from ..estimator.saved.persistence import read_config
     from ..storage import seal
     from . import export_onnx
 

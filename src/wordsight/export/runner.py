@@ -159,7 +159,7 @@ def decode(data: bytes, draft_size: int | None = None):
 
 
 def apply_view(img, view: dict | None):
-    """The language prior's view of a decoded image (``wordsight.language.views``): ``invert``, or
+    """The language prior's view of a decoded image (``wordsight.features.views``): ``invert``, or
     ``light-background`` (invert a light object on a plain dark background, judged on the frame)."""
     name = (view or {}).get("name", "plain")
     if name == "plain":

@@ -6,12 +6,12 @@ Each module calls the fitted objects' own torch forms, so the ONNX files compute
 
 - :func:`head_module`: ``features`` (B, F) float32 fused rows [and ``prior`` (B, C) float64] ->
   ``logits`` (log-probabilities) and ``probabilities``, float32:
-  :meth:`~wordsight.models.state.FittedState.logits_torch` (the head's ``to_torch()``, then the
+  :meth:`~wordsight.estimator.state.FittedState.logits_torch` (the head's ``to_torch()``, then the
   prior mixed in or the few-shot probe);
 - :func:`text_block_module`: ImageNet ``logits`` (B, K) -> the fused row's ``text`` block (B, D)
-  float32: ``semantic_vectors_torch`` (ConSE), then :meth:`~wordsight.models.fusion.Fusion.fuse_torch`;
+  float32: ``semantic_vectors_torch`` (ConSE), then :meth:`~wordsight.estimator.fusion.Fusion.fuse_torch`;
 - :func:`prior_module`: [``logits``] and ``embedding`` of the prior's reading -> ``prior`` (B, C)
-  float64, :meth:`~wordsight.language.pipeline.ZeroShotPipeline.log_proba_reading` in torch.
+  float64, :meth:`~wordsight.zeroshot.pipeline.ZeroShotPipeline.log_proba_reading` in torch.
 
 :func:`to_onnx` traces a module with a dynamic batch axis and runs the graph against the module
 on the example and on a fresh batch: a torch form that does not trace (Python control flow on
@@ -71,7 +71,7 @@ class _TextBlock(nn.Module):
         self.example = _example(logits=(len(bank), torch.float32))
 
     def forward(self, logits):
-        from ..language.semantic import semantic_vectors_torch
+        from ..text.semantic import semantic_vectors_torch
 
         semantic = semantic_vectors_torch(torch.softmax(logits.double(), 1), self.bank)
         # the fusion's row with zero-width image blocks is its text block alone
@@ -90,8 +90,8 @@ class _Prior(nn.Module):
 
     def __init__(self, pipeline, dim: int):
         super().__init__()
-        from ..language.concepts import default_bank
-        from ..language.images import text_side, text_space_map
+        from ..text.concepts import default_bank
+        from ..zeroshot.image_text import text_side, text_space_map
 
         text = text_side(pipeline.encoder, pipeline.text_model)
         self.ways = list(pipeline.ways_)
@@ -113,7 +113,7 @@ class _Prior(nn.Module):
                                 embedding=(dim, torch.float32))
 
     def _vectors(self, way, logits, embedding):
-        from ..language.semantic import semantic_vectors_torch
+        from ..text.semantic import semantic_vectors_torch
 
         if way == "conse":
             return semantic_vectors_torch(torch.softmax(logits, 1), self.bank)
@@ -191,7 +191,7 @@ def _check_against_torch(model, module, inputs, outputs, what) -> None:
 def exportable_heads() -> tuple[str, ...]:
     """Names of the registered heads whose torch form traces to ONNX: each fitted on a small fixed
     problem and its ``to_torch()`` traced."""
-    from ..models.heads import HEAD_CLASSES, make_head
+    from ..estimator.heads import HEAD_CLASSES, make_head
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 4)

@@ -3,7 +3,7 @@
 Every verb is three steps, as a transformers pipeline is: *preprocess* (what the user sent ->
 checked Python values: class lists, class descriptions, uploads -> :class:`~wordsight.io.sources.Sample`,
 each image's own text, top-k), *forward* (the Python API: ``Classifier.predict_records``, the
-:class:`~wordsight.language.pipeline.ZeroShotPipeline`, the concept descriptions), *postprocess*
+:class:`~wordsight.zeroshot.pipeline.ZeroShotPipeline`, the concept descriptions), *postprocess*
 (probabilities -> :class:`~wordsight.io.records.Prediction` records -> printed lines or JSON).
 The CLI and the server call the same functions here, so that the same input is read by one rule
 and refused with one message (:class:`InputError`: the CLI prints it, the server answers it as

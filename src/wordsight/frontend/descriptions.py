@@ -3,7 +3,7 @@
 
 An object ``{class name: description or [descriptions]}``; a description is a string or
 ``{"text", "weight", "source", "score"}`` as ``wordsight describe-classes`` writes it. The checks
-are those of :func:`wordsight.language.descriptions.parse_descriptions_json` (count and length
+are those of :func:`wordsight.text.descriptions.parse_descriptions_json` (count and length
 per class, weights), plus: every key names one of the classes (a folder spelling such as
 ``T-shirt-top`` names ``T-shirt/top``). Classes without a key get an empty list: the CLI asks an
 LLM for them (or refuses with ``--llm none``), the server represents them by their names.
@@ -24,7 +24,7 @@ def parse_descriptions(text: str, classes: list[str], where: str = "descriptions
     """``{class: [descriptions]}`` for exactly ``classes``, in order, from JSON ``text`` (a class read
     from a folder, ``T-shirt-top``, matches its key ``T-shirt/top``)."""
     from ..io.datasets import folder_label_index
-    from ..language.descriptions import descriptions_for, parse_descriptions_json
+    from ..text.descriptions import descriptions_for, parse_descriptions_json
 
     check_size(text, where, CODE, max_chars)
     check_depth(text, where, CODE, MAX_DEPTH)
@@ -42,7 +42,7 @@ def parse_descriptions(text: str, classes: list[str], where: str = "descriptions
 def read_descriptions(path, classes: list[str]) -> dict[str, list]:
     """:func:`parse_descriptions` of a file: a regular file of at most ``MAX_FILE_BYTES``; errors name it."""
     from ..io.safe_files import read_regular_text
-    from ..language.descriptions import MAX_FILE_BYTES
+    from ..text.descriptions import MAX_FILE_BYTES
 
     path = Path(path)
     if not path.exists() and not path.is_symlink():

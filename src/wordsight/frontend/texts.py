@@ -1,5 +1,5 @@
 """Each image's own text, for models that read it (fusion ``paired`` or ``late``; see
-:mod:`wordsight.models.paired`): the check that the model reads texts (``predict --text`` and the
+:mod:`wordsight.estimator.paired_text`): the check that the model reads texts (``predict --text`` and the
 server's ``texts`` field), and the server's field itself.
 
 The field is a JSON list with one entry per uploaded file, in order: a string, or ``null`` / ``""``

@@ -2,7 +2,7 @@
 
 Nothing here computes features or probabilities itself: trained predictions are
 :meth:`wordsight.Classifier.predict_records`; zero-shot is the
-:class:`~wordsight.language.pipeline.ZeroShotPipeline` that ``wordsight zeroshot`` and the
+:class:`~wordsight.zeroshot.pipeline.ZeroShotPipeline` that ``wordsight zeroshot`` and the
 Classifier's prior run (one fitted pipeline per class list, kept for the last few lists). The
 batch methods run on the model thread (see :mod:`.batcher`) with the images of several requests
 at once.
@@ -20,7 +20,7 @@ import numpy as np
 
 from .._version import __version__
 from ..io.sources import Sample
-from ..language.zeroshot import METHODS
+from ..zeroshot.text_classifier import METHODS
 from .settings import ServeSettings
 
 DEFAULT_ZERO_SHOT_ENCODER = "efficientnet-lite0"
@@ -33,10 +33,10 @@ OVERLAY_SIDE = 1024  # explanation overlays are sent at most this large
 def _language():
     """The language layer, or None while it cannot be imported."""
     try:
-        from .. import language
-        from ..language import pipeline  # noqa: F401
+        from .. import zeroshot
+        from ..zeroshot import pipeline  # noqa: F401
 
-        return language
+        return zeroshot
     except ImportError:
         return None
 
@@ -53,14 +53,14 @@ class Predictor:
         self.classifier = None
         self.model_config: dict | None = None
         if settings.model_dir:
-            from ..models import load_model_folder, read_config
+            from ..estimator import load_model_folder, read_config
 
             self.model_config = read_config(settings.model_dir)
             # Uploads are not written to the on-disk feature cache: a per-call memory cache only.
             self.classifier = load_model_folder(settings.model_dir).set_params(cache=False, quiet=True)
         self.classes = [_py(c) for c in self.classifier.classes_] if self.classifier is not None else None
         self.language = _language()
-        self.describe_error: str | None = None if self.language is not None else "wordsight.language is not available"
+        self.describe_error: str | None = None if self.language is not None else "wordsight.text is not available"
         self.zero_shot_encoder = settings.zero_shot_encoder or self._default_zero_shot_encoder()
         self._zero_shot_models: OrderedDict = OrderedDict()
         self._zs_lock = threading.Lock()
@@ -77,7 +77,7 @@ class Predictor:
         if self._zs_failure:
             return self._zs_failure
         if self.language is None:
-            return "zero-shot needs wordsight.language, which cannot be imported here"
+            return "zero-shot needs wordsight.text, which cannot be imported here"
         try:
             if self.language.encoder_kind(self.zero_shot_encoder) == "image":
                 return (f"{self.zero_shot_encoder} has no way into the text space (zero-shot needs an encoder "
@@ -142,7 +142,7 @@ class Predictor:
 
     def zero_shot_view(self, datas: list[bytes]) -> str:
         """The view of one request's images, chosen as ``wordsight zeroshot`` chooses it for a folder."""
-        from ..language.views import choose_view_of_samples
+        from ..features.views import choose_view_of_samples
 
         if self.settings.zero_shot_view != "auto":
             return self.settings.zero_shot_view
@@ -150,8 +150,8 @@ class Predictor:
 
     def concepts_batch(self, items: list[tuple[Sample, str]]) -> list[dict]:
         """Per (image, view): the zero-shot pipeline's reading of it and its description, or the error."""
-        from ..language.images import describe_features
-        from ..language.pipeline import ZeroShotPipeline, read_images
+        from ..zeroshot.image_text import describe_features
+        from ..zeroshot.pipeline import ZeroShotPipeline, read_images
 
         out: list[dict | None] = [None] * len(items)
         for view in sorted({v for _, v in items}):
@@ -179,7 +179,7 @@ class Predictor:
         return np.exp(self._zero_shot_pipeline(classes, descriptions, method).log_proba_reading(reading))
 
     def _zero_shot_pipeline(self, classes, descriptions, method):
-        from ..language.pipeline import ZeroShotPipeline
+        from ..zeroshot.pipeline import ZeroShotPipeline
 
         descriptions = descriptions or {}
         key = (tuple(classes), json.dumps(descriptions, sort_keys=True), method)

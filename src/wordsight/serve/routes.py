@@ -125,7 +125,7 @@ def add_describe_route(app, state, auth, Files) -> None:
 def zero_shot_texts(classes: list[str], descriptions: dict | None, method: str) -> int:
     """How many texts the text encoder embeds for this class list (what a zero-shot request costs)."""
     if method == "templates":
-        from ..language.zeroshot import DEFAULT_TEMPLATES
+        from ..zeroshot.text_classifier import DEFAULT_TEMPLATES
 
         return len(classes) * len(DEFAULT_TEMPLATES)
     if method == "descriptions" and descriptions:
@@ -134,8 +134,8 @@ def zero_shot_texts(classes: list[str], descriptions: dict | None, method: str) 
 
 
 def add_zeroshot_route(app, state, auth, Files, TopK) -> None:
-    from ..language._text import TextDeadlineExceeded
-    from ..language._text import deadline as text_deadline
+    from ..text._text import TextDeadlineExceeded
+    from ..text._text import deadline as text_deadline
 
     limits = state.settings.limits
 

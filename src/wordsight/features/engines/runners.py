@@ -141,7 +141,7 @@ def _make_runner(encoder, engine, precision, *, cache_dir, threads, holdout, lab
 
     if engine != "auto":
         return build(engine, "fp32" if precision == "auto" else precision)
-    from .selection import choose
+    from .engine_choice import choose
 
     runner = choose(encoder, precision, build, cache_dir=cache_dir, threads=threads)
     return runner if runner is not None else TorchRunner(encoder)

@@ -1,0 +1,225 @@
+"""Saving and loading a fitted :class:`~wordsight.estimator.Classifier`: a folder of JSON + safetensors.
+
+``config.json`` holds everything needed to rebuild the model (encoder names and fingerprints,
+their preprocessing, class names in order, fusion, head parameters, prior, library version);
+``head.safetensors`` holds the head's learned arrays. No pickle. How the folder is written and
+verified (checksums, confinement, atomic overwrite) is :mod:`wordsight.storage`'s, as for every
+saved object; here: what the config holds, the Classifier's field checks (:mod:`.checks`),
+and that each encoder still computes the features the head was fitted on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...io.safe_files import confined
+from ...storage import ModelFolderError, read_folder, write_folder
+from ...storage import jsonable as _jsonable
+from ...storage import read_config as _read_config
+from . import checks as _checks
+from .checks import HEAD_FILE, SEARCH_SIDE_FILES
+from .finetuned_weights import load_weights, save_weights
+
+FORMAT = "wordsight-classifier"
+FORMAT_VERSION = 1
+ENSEMBLE_FORMAT = "wordsight-ensemble"  # models.ensemble: members + weights / a meta-head
+CONFIG = "config.json"
+PROBE_FILE = "prior_probe.safetensors"  # the few-shot learner on the prior, when it is the learner
+PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
+
+
+def save_classifier(clf, folder) -> str:
+    """Write ``clf``'s parameters and :class:`~.state.FittedState` to ``folder`` (atomically)."""
+    clf._check_fitted()
+    return write_folder(folder, lambda tmp: _write(clf, tmp))
+
+
+def _write(clf, folder: Path) -> dict:
+    """Write the model's files into ``folder``; its config (``files`` and checksums: the storage's)."""
+    from safetensors.numpy import save_file
+
+    from ..._version import __version__
+    from ...encoders import get_config
+
+    state = clf.state_
+    arrays, info = state.head.state()
+    save_file(arrays, str(folder / HEAD_FILE))
+    prior = None
+    if state.prior is not None:
+        state.prior.save(folder / PRIOR_DIR)
+        prior = {**_jsonable(state.mix.to_json()), "folder": PRIOR_DIR, "view": state.prior.view_,
+                 "zero_shot_method": state.prior._method(), "text_model": clf.text_model, "learner": "mix"}
+        if state.probe is not None:
+            probe_arrays, probe_info = state.probe.state()
+            save_file(probe_arrays, str(folder / PROBE_FILE))
+            prior.update(learner="probe", probe={"info": _jsonable(probe_info), "file": PROBE_FILE,
+                                                 "arrays": sorted(probe_arrays)})
+    paired = None
+    if state.paired is not None:  # the second head of a paired / late model (models.paired)
+        paired_arrays, paired = state.paired.to_config(state.head.name)
+        save_file(paired_arrays, str(folder / paired["file"]))
+        paired = _jsonable(paired)
+    encoders = []
+    weights = save_weights(folder, clf.encoder_names if state.feature_dims else [])  # fine-tuned encoders
+    for name in clf.encoder_names if state.feature_dims else []:
+        cfg = get_config(name)
+        encoders.append({"name": name, "fingerprint": cfg.fingerprint, "preprocessing": _jsonable(cfg.preprocessing()),
+                         "dim": state.feature_dims[name], "precision": state.precisions.get(name, "fp32"),
+                         **({"weights": weights[name]} if name in weights else {})})
+    classes = [_jsonable(c) for c in state.classes]
+    config = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
+        "params": {**{k: _jsonable(v) for k, v in clf.get_params(deep=False).items() if k != "cache"},
+                   "task": clf.task_.name, "fusion": state.fusion.name, "head": state.head.name},
+        "classes": classes, "class_type": type(classes[0]).__name__,
+        "encoders": encoders, "task": clf.task_.name, "fusion": state.fusion.name,
+        "fusion_params": _jsonable(state.fusion.get_params()),
+        "n_features_in": int(state.n_features), "text_dim": state.text_dim,
+        "probs_encoder": state.probs_encoder,
+        "head": {"name": state.head.name, "params": _jsonable(state.head.get_params()), "info": _jsonable(info),
+                 "arrays": sorted(arrays)},
+        "prior": prior,
+    }
+    if paired is not None:  # only then, so that other models' configs stay as they were
+        config["paired"] = paired
+    return config
+
+
+def read_config(folder) -> dict:
+    """The checked ``config.json`` of a saved model folder, a Classifier's or an ensemble's
+    (refused in one line otherwise)."""
+    return _read_config(folder, (FORMAT, ENSEMBLE_FORMAT), version=FORMAT_VERSION, what="model")
+
+
+def load_classifier(folder, cls):
+    """A ``cls`` (the Classifier class) rebuilt from ``folder``, every file verified first."""
+    from ...encoders import get_config
+    from ..heads import head_class
+    from ..prior_mix import PriorMix
+    from ..state import FittedState
+
+    folder = Path(folder)
+    stored = read_folder(folder, (FORMAT,), version=FORMAT_VERSION, what="classifier", check=_checks.check_config,
+                         ignore=SEARCH_SIDE_FILES)  # every listed file confined, bounded, its checksum right
+    config, contents = stored.config, stored.contents
+    load_weights(folder, config, contents)  # fine-tuned encoders: registered from the checked bytes
+    for enc in config["encoders"]:
+        try:
+            cfg = get_config(enc["name"])
+        except Exception as e:
+            raise ModelFolderError(f"{folder}: encoder {enc['name']!r} is not available here ({e})") from e
+        if cfg.fingerprint != enc["fingerprint"]:
+            raise ModelFolderError(
+                f"{folder}: encoder {enc['name']!r} now preprocesses differently (fingerprint {cfg.fingerprint}, "
+                f"saved {enc['fingerprint']}: preprocessing {enc['preprocessing']}); its features would not "
+                "match the head: refit the model")
+    arrays = stored.arrays(HEAD_FILE)  # the bytes whose checksum was checked
+    _checks.check_arrays(arrays, folder / HEAD_FILE)
+    if sorted(arrays) != sorted(config["head"]["arrays"]):
+        raise ModelFolderError(f"{folder / HEAD_FILE}: holds {sorted(arrays)}, config lists {config['head']['arrays']}")
+    try:
+        clf = cls(**_params(config))
+        clf.check_params()
+    except (TypeError, ValueError) as e:
+        raise ModelFolderError(f"{folder}: parameters do not fit this wordsight's Classifier ({e})") from e
+    head = head_class(config["head"]["name"]).from_state(arrays, config["head"]["info"], clf.head.get_params())
+    classes = np.asarray(config["classes"])
+    fusion = clf.fusion_  # unfitted; what it learned is set below
+    paired = _load_paired(stored, clf)
+    n_head = int(config["n_features_in"])
+    if paired is not None:
+        fusion.paired_, n_head = paired, fusion.head_widths(paired)[0]
+    _checks.check_head(head, config["classes"], n_head, folder / HEAD_FILE)
+    state = FittedState(classes, head, int(config["n_features_in"]),
+                        {e["name"]: int(e["dim"]) for e in config["encoders"]}, config.get("text_dim"),
+                        config.get("probs_encoder"), fusion, _precisions(config["encoders"], folder))
+    prior = config.get("prior")
+    if prior:
+        from ...zeroshot.pipeline import ZeroShotPipeline
+
+        try:
+            fusion.prior_ = ZeroShotPipeline.load(confined(folder, prior["folder"], "prior folder"))
+        except Exception as e:
+            raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
+        fusion.mix_ = PriorMix.from_json(prior)
+        if prior.get("learner", "mix") == "probe":
+            from ..prior_probe import PriorProbe
+
+            arrays = stored.arrays(PROBE_FILE) if PROBE_FILE in contents else {}
+            _checks.check_arrays(arrays, folder / PROBE_FILE)
+            try:
+                fusion.probe_ = PriorProbe.from_state(arrays, prior["probe"]["info"],
+                                                      {"C": prior["probe"]["info"].get("C"),
+                                                       "class_weight": clf.head.class_weight})
+            except (KeyError, TypeError, ValueError) as e:
+                raise ModelFolderError(f"{folder / PROBE_FILE}: not a prior probe of this model ({e})") from None
+            if state.probe.arrays["W"].shape != (len(classes), state.n_features):
+                raise ModelFolderError(f"{folder / PROBE_FILE}: shape {state.probe.arrays['W'].shape} does not fit "
+                                       f"{len(classes)} classes x {state.n_features} features")
+        if [str(c) for c in state.prior.classes_] != [str(c) for c in classes]:
+            raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
+    clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
+    return clf
+
+
+def _params(config: dict) -> dict:
+    """The Classifier's keyword arguments: the fusion and head rebuilt from their saved parameters
+    (or, in a folder saved before they had their own, from the flat ones: :mod:`.legacy_config`)."""
+    from ..fusion import fusion_class
+    from ..heads import head_class
+    from .legacy_config import parts_from_flat
+
+    params = dict(config["params"])
+    if isinstance(params.get("encoders"), list):
+        params["encoders"] = tuple(params["encoders"])
+    if "fusion_params" not in config:
+        return parts_from_flat(params)
+    head = config["head"]
+    if not isinstance(config["fusion_params"], dict) or not isinstance(head.get("params"), dict):
+        raise TypeError("the fusion's and the head's parameters must be objects")
+    params["fusion"] = fusion_class(config["fusion"])(**config["fusion_params"])
+    params["head"] = head_class(head["name"])(**{k: tuple(v) if isinstance(v, list) else v
+                                                  for k, v in head["params"].items()})
+    return params
+
+
+def _precisions(encoders: list, folder: Path) -> dict[str, str]:
+    """The precision each encoder's features had at fit (fp32 for folders saved before it was recorded)."""
+    from ..precision import CONCRETE
+
+    out = {e["name"]: e.get("precision", "fp32") for e in encoders}
+    bad = {k: v for k, v in out.items() if v not in CONCRETE}
+    if bad:
+        raise ModelFolderError(f"{folder / CONFIG}: encoder precision {bad} is not one of {', '.join(CONCRETE)}")
+    return out
+
+
+def _load_paired(stored, clf):
+    """The :class:`~.paired.PairedText` of a ``paired`` / ``late`` model (None for other fusions),
+    refused with the reason when the config, the file and the fusion do not fit together."""
+    from ..paired_text import PAIRED_HEAD_FILE, PairedText
+
+    config, contents, folder = stored.config, stored.contents, stored.path
+    d = config.get("paired")
+    fusion = clf.fusion_
+    if not fusion.paired:
+        if d is not None:
+            raise ModelFolderError(f"{folder / CONFIG}: a 'paired' entry in a model of fusion {fusion.name!r}")
+        return None
+    if not isinstance(d, dict) or d.get("file") != PAIRED_HEAD_FILE or PAIRED_HEAD_FILE not in contents:
+        raise ModelFolderError(f"{folder}: fusion {fusion.name!r} needs its second head in {PAIRED_HEAD_FILE}, "
+                               "listed in config.json's 'paired' entry and 'files'")
+    arrays = stored.arrays(PAIRED_HEAD_FILE)
+    _checks.check_arrays(arrays, folder / PAIRED_HEAD_FILE)
+    image_dims = sum(int(e["dim"]) for e in config["encoders"])
+    try:
+        paired = PairedText.from_config(d, arrays, fusion.name, int(config["n_features_in"]), clf.head.get_params(),
+                                        image_dims)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry does not fit the model ({e})") from None
+    if paired.weight != float(fusion.weight):
+        raise ModelFolderError(f"{folder / CONFIG}: the 'paired' entry's weight {paired.weight:g} is not the "
+                               f"model's fusion weight {fusion.weight:g}")
+    _checks.check_head(paired.head, config["classes"], fusion.head_widths(paired)[1], folder / PAIRED_HEAD_FILE)
+    return paired

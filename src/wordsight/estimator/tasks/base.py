@@ -1,0 +1,47 @@
+"""The task interface: what a label is, what the head's output becomes, how a model is scored.
+
+A task decides the target encoding (labels -> ``classes_`` and the head's targets), what the
+head's log-scores become (``output``: what ``predict_proba`` reports) and what ``predict``
+answers (``decide``), and names its loss, its metrics (functions of the encoded targets and the
+outputs, computed with numpy / scikit-learn), the fields of a prediction record and the sections
+of a report. The :class:`~wordsight.estimator.Classifier` asks its task and never branches on it.
+"""
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+import numpy as np
+
+
+class Task:
+    """Base class; subclasses set the class attributes and implement the four methods."""
+
+    name: ClassVar[str] = ""
+    loss: ClassVar[str] = ""
+    record_fields: ClassVar[tuple[str, ...]] = ()
+    report_sections: ClassVar[tuple[str, ...]] = ()
+
+    def encode(self, labels) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        """(``classes_``, the head's integer targets) from the training labels."""
+        raise NotImplementedError
+
+    def output(self, log_scores: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """What ``predict_proba`` reports for the model's (N, n_classes) log-scores."""
+        raise NotImplementedError
+
+    def decide(self, output: np.ndarray, classes: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """What ``predict`` answers per row of ``output``; ``None`` for a NaN row (an unreadable image)."""
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:  # pragma: no cover
+        """Metric name -> ``f(targets, output)``: how the task is scored."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))

@@ -1,0 +1,140 @@
+"""PriorProbe on small synthetic arrays: the zero-shot classifier at k=0, the image probe with many
+labels and a useless prior, no loss against a perfect prior, exact round trips, torch parity, and
+the fitted numbers against an independent computation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import log_softmax as sp_log_softmax
+
+from wordsight.estimator.heads import make_head
+from wordsight.estimator.prior_probe import PriorProbe
+
+
+def blobs(n_per: int, n_classes: int = 4, d: int = 32, noise: float = 1.0, seed: int = 0):
+    """L2-normalised class blobs (fixed class means per ``n_classes, d``; ``seed`` draws the points)."""
+    means = np.random.default_rng(1234).normal(size=(n_classes, d))
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per)
+    X = means[y] + noise * rng.normal(size=(len(y), d))
+    return X / np.linalg.norm(X, axis=1, keepdims=True), y
+
+
+def useless_prior(n: int, n_classes: int, seed: int) -> np.ndarray:
+    return sp_log_softmax(np.random.default_rng(seed).normal(size=(n, n_classes)), axis=1)
+
+
+def perfect_prior(y: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
+    z = 0.5 * np.random.default_rng(seed).normal(size=(len(y), n_classes))
+    z[np.arange(len(y)), y] += 6.0
+    return sp_log_softmax(z, axis=1)
+
+
+def test_no_labels_is_the_zero_shot_classifier():
+    X, _ = blobs(5)
+    logits = np.random.default_rng(3).normal(size=(len(X), 4)) * 3  # unnormalised zero-shot logits
+    probe = PriorProbe().fit(np.zeros((0, X.shape[1])), np.zeros(0, np.int64), np.zeros((0, 4)), 4)
+    np.testing.assert_allclose(probe.logits(X, logits), sp_log_softmax(logits, axis=1), atol=1e-12)
+    assert probe.info["strength"] == 1.0 and not probe.arrays["W"].any()
+
+
+def test_many_labels_and_a_useless_prior_give_the_image_probe():
+    Xtr, ytr = blobs(100, noise=2.5, seed=1)
+    Xte, yte = blobs(250, noise=2.5, seed=2)
+    probe = PriorProbe().fit(Xtr, ytr, useless_prior(len(ytr), 4, 5), 4)
+    acc = np.mean(probe.logits(Xte, useless_prior(len(yte), 4, 6)).argmax(1) == yte)
+    image = make_head("logistic", C=0.1).fit(Xtr, ytr, 4)
+    image_acc = np.mean(image.logits(Xte).argmax(1) == yte)
+    assert 0.5 < image_acc < 0.98  # a task where the prior could hurt
+    assert abs(acc - image_acc) <= 0.02, (acc, image_acc)
+    assert probe.info["strength"] < 0.1  # the support images showed the prior is noise
+
+
+def test_a_perfect_prior_with_one_shot_loses_nothing():
+    Xtr, ytr = blobs(1, noise=3.0, seed=3)  # weak image features: one noisy image per class
+    Xte, yte = blobs(250, noise=3.0, seed=4)
+    prior_te = perfect_prior(yte, 4, 8)
+    assert np.mean(prior_te.argmax(1) == yte) == 1.0
+    probe = PriorProbe().fit(Xtr, ytr, perfect_prior(ytr, 4, 7), 4)
+    assert np.mean(probe.logits(Xte, prior_te).argmax(1) == yte) == 1.0
+    assert probe.info["calibration"] > 1.0  # the support images vouch for the prior
+
+
+def test_state_round_trip_is_exact():
+    Xtr, ytr = blobs(3, seed=5)
+    Xte, _ = blobs(20, seed=6)
+    pte = useless_prior(len(Xte), 4, 9)
+    probe = PriorProbe(class_weight="balanced").fit(Xtr, ytr, useless_prior(len(ytr), 4, 10), 4)
+    arrays, info = probe.state()
+    back = PriorProbe.from_state({k: v.copy() for k, v in arrays.items()}, json.loads(json.dumps(info)), probe.params())
+    np.testing.assert_array_equal(back.logits(Xte, pte), probe.logits(Xte, pte))
+    with pytest.raises(ValueError, match="lacks W"):
+        PriorProbe.from_state({"mean": arrays["mean"], "b": arrays["b"]}, info)
+
+
+def test_torch_module_matches_numpy():
+    import torch
+
+    Xtr, ytr = blobs(4, seed=7)
+    Xte, _ = blobs(30, seed=8)
+    pte = useless_prior(len(Xte), 4, 11) * 2.0  # logits, not normalised: both paths normalise
+    probe = PriorProbe().fit(Xtr, ytr, perfect_prior(ytr, 4, 12), 4)
+    module = probe.to_torch()
+    with torch.no_grad():
+        out = module(torch.from_numpy(Xte), torch.from_numpy(pte)).numpy()
+    np.testing.assert_allclose(out, probe.logits(Xte, pte), atol=1e-6, rtol=0)
+
+
+def test_fit_matches_an_independent_computation():
+    """The fitted probe against the maths written out here: the prior's temperature T by a 1-d
+    search of its penalised log-loss, then the residual by L-BFGS over all d features (not the
+    probe's reduced basis), with the heads' standardisation and an unpenalised bias."""
+    Xtr, ytr = blobs(2, n_classes=3, d=12, noise=1.5, seed=9)
+    Xte, _ = blobs(10, n_classes=3, d=12, noise=1.5, seed=10)
+    ptr = sp_log_softmax(np.random.default_rng(13).normal(size=(len(ytr), 3)) + 1.5 * np.eye(3)[ytr], axis=1)
+    pte = sp_log_softmax(np.random.default_rng(14).normal(size=(len(Xte), 3)), axis=1)
+    C = 0.1
+    probe = PriorProbe(C=C).fit(Xtr, ytr, ptr, 3)
+
+    def prior_nll(T):
+        return -sp_log_softmax(T * ptr, axis=1)[np.arange(len(ytr)), ytr].sum() + 0.5 * (T - 1.0) ** 2
+
+    T = minimize_scalar(prior_nll, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+    assert probe.info["calibration"] == pytest.approx(T, abs=1e-6)
+    mean = Xtr.mean(0)
+    scale = np.sqrt(np.mean((Xtr - mean) ** 2))
+    Phi = (Xtr - mean) / scale
+    offset = 0.5 * T * ptr
+    Y = np.eye(3)[ytr]
+
+    def loss(theta):
+        W, b = theta[:36].reshape(3, 12), theta[36:]
+        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
+        return -(lp * Y).sum() + (W ** 2).sum() / (2 * C)
+
+    theta = minimize(loss, np.zeros(39), method="BFGS", options={"gtol": 1e-10}).x
+    W, b = theta[:36].reshape(3, 12), theta[36:]
+    expected = sp_log_softmax(0.5 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
+    np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.zeros((3, 4)), np.array([0, 1, 1]), np.zeros((3, 3)), 2), "disagree"),
+    ((np.zeros((3, 4)), np.array([0, 1]), np.zeros((3, 2)), 2), "disagree"),
+    ((np.zeros((2, 4)), np.array([0, 5]), np.zeros((2, 2)), 2), r"class indices in \[0, 2\)"),
+    ((np.full((2, 4), np.nan), np.array([0, 1]), np.zeros((2, 2)), 2), "finite"),
+    ((np.zeros(4), np.array([0]), np.zeros((1, 2)), 2), "2-d"),
+])
+def test_bad_input_is_refused_with_the_reason(args, message):
+    with pytest.raises(ValueError, match=message):
+        PriorProbe().fit(*args)
+
+
+@pytest.mark.parametrize("C, message", [((0.1, 1.0), "one C"), (0.0, "C must be > 0")])
+def test_c_is_one_positive_number(C, message):
+    X, y = blobs(2)
+    with pytest.raises(ValueError, match=message):
+        PriorProbe(C=C).fit(X, y, useless_prior(len(y), 4, 0), 4)
