@@ -277,22 +277,12 @@ def finetune(data, base: str, out_dir, options: FinetuneOptions | None = None, *
 
     from ..encoders import create, get_config
     from ..encoders.base import CNNEncoder
-    from ..encoders.finetuned import is_finetuned, register_module
-    from ..io.sources import open_source
+    from ..encoders.finetuned import register_module
 
     options = options or FinetuneOptions()
     options.check()
     cfg = get_config(base)
-    if cfg.modality != "image" or is_finetuned(base):
-        raise FinetuneError(f"{base!r}: fine-tuning takes a packaged image encoder")
-    source = open_source(data)
-    samples, failures = _readable(source)
-    labels = [s.label for s in samples]
-    if any(y is None for y in labels):
-        raise FinetuneError("fine-tuning needs labelled images (a class folder tree or a manifest with labels)")
-    classes = sorted(set(labels), key=str)
-    if len(classes) < 2:
-        raise FinetuneError(f"fine-tuning needs at least two classes, found {len(classes)}")
+    samples, failures, labels, classes = _labelled(data, base, cfg)
     y_all = np.array([classes.index(y) for y in labels], np.int64)
     tr, va = split_train_val(labels, options.val_fraction, options.seed)
     out = Path(out_dir)
@@ -322,31 +312,7 @@ def finetune(data, base: str, out_dir, options: FinetuneOptions | None = None, *
     bf16 = cpu_has_bf16()
 
     def forward(idx, epoch):
-        xs = [images.array(int(i), epoch) for i in idx]
-        groups: dict = {}
-        for j, x in enumerate(xs):  # tiny and full-size images run at their own sizes
-            groups.setdefault(x.shape, []).append(j)
-        logits = [None] * len(xs)
-        for shape, js in groups.items():
-            x = torch.from_numpy(np.stack([xs[j] for j in js]))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                z = head(encoder(x)["embedding"]).float()
-            for k, j in enumerate(js):
-                logits[j] = z[k]
-        return torch.stack(logits)
-
-    def evaluate():
-        if len(va) == 0:
-            return None, None
-        with torch.no_grad():
-            losses, hits = [], 0
-            for i in range(0, len(va), options.batch_size):
-                idx = va[i:i + options.batch_size]
-                z = forward(idx, None)
-                y = torch.from_numpy(y_all[idx])
-                losses.append(float(torch.nn.functional.cross_entropy(z, y, reduction="sum")))
-                hits += int((z.argmax(1) == y).sum())
-        return sum(losses) / len(va), hits / len(va)
+        return _forward(encoder, head, [images.array(int(i), epoch) for i in idx], bf16)
 
     taken = 0
     started = time.perf_counter() - state["seconds"]
@@ -379,22 +345,9 @@ def finetune(data, base: str, out_dir, options: FinetuneOptions | None = None, *
                     _save(out, state, encoder, head, optim, names)
                 if stop_after is not None and taken >= stop_after and not end_of_epoch:
                     return _result(state, base, classes, encoder, names, out, resumed, bf16, failures, partial=True)
-            val_loss, val_acc = evaluate()
-            state["history"].append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None,
-                                     "val_loss": val_loss, "val_accuracy": val_acc,
-                                     "seconds": round(time.perf_counter() - started, 1)})
-            state["epoch_losses"] = []
-            state["epoch"] = epoch + 1
-            better = val_acc is not None and (state["best"] is None or (val_acc, -val_loss) >
-                                              (state["best"]["val_accuracy"], -state["best"]["val_loss"]))
-            if better:
-                state["best"] = {"epoch": epoch + 1, "val_accuracy": val_acc, "val_loss": val_loss}
-                state["bad_epochs"] = 0
-                state["files"][BEST] = _atomic_tensors(out, BEST, state["step"], _trained(encoder, head, names))
-            elif val_acc is not None:
-                state["bad_epochs"] += 1
-            state["finished"] = state["epoch"] >= options.epochs or state["bad_epochs"] >= options.patience
-            state["seconds"] = time.perf_counter() - started
+            val_loss, val_acc = _validate(forward, va, y_all, options.batch_size)
+            _end_epoch(state, losses, val_loss, val_acc, started, options,
+                       lambda: _trained(encoder, head, names), out)
             _save(out, state, encoder, head, optim, names)
             if not quiet:
                 bar.write(f"epoch {epoch + 1}: train loss {state['history'][-1]['train_loss']:.4f}"
@@ -407,6 +360,82 @@ def finetune(data, base: str, out_dir, options: FinetuneOptions | None = None, *
     if state["best"] is not None:  # the best epoch's weights, not the last epoch's
         _load_trained(*_weight_file(out, state["files"].get(BEST)), encoder, None, names)
     return _result(state, base, classes, encoder, names, out, resumed, bf16, failures, register=register_module)
+
+
+def _forward(encoder, head, xs: list, bf16: bool):
+    """The head's logits (float32) for the preprocessed arrays ``xs``; tiny and full-size images run
+    at their own sizes, each size as one batch (bf16 autocast where the CPU has it)."""
+    import torch
+
+    groups: dict = {}
+    for j, x in enumerate(xs):
+        groups.setdefault(x.shape, []).append(j)
+    logits = [None] * len(xs)
+    for js in groups.values():
+        x = torch.from_numpy(np.stack([xs[j] for j in js]))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            z = head(encoder(x)["embedding"]).float()
+        for k, j in enumerate(js):
+            logits[j] = z[k]
+    return torch.stack(logits)
+
+
+def _validate(forward, va: np.ndarray, y_all: np.ndarray, batch_size: int) -> tuple[float | None, float | None]:
+    """Mean cross-entropy and accuracy on the validation images (``None, None`` without any)."""
+    import torch
+
+    if len(va) == 0:
+        return None, None
+    with torch.no_grad():
+        losses, hits = [], 0
+        for i in range(0, len(va), batch_size):
+            idx = va[i:i + batch_size]
+            z = forward(idx, None)
+            y = torch.from_numpy(y_all[idx])
+            losses.append(float(torch.nn.functional.cross_entropy(z, y, reduction="sum")))
+            hits += int((z.argmax(1) == y).sum())
+    return sum(losses) / len(va), hits / len(va)
+
+
+def _labelled(data, base: str, cfg) -> tuple[list, list, list, list]:
+    """The readable samples of ``data``, the failures, their labels and the sorted classes; refused
+    with the reason unless ``base`` is a packaged image encoder and every image has a label of at
+    least two classes."""
+    from ..encoders.finetuned import is_finetuned
+    from ..io.sources import open_source
+
+    if cfg.modality != "image" or is_finetuned(base):
+        raise FinetuneError(f"{base!r}: fine-tuning takes a packaged image encoder")
+    samples, failures = _readable(open_source(data))
+    labels = [s.label for s in samples]
+    if any(y is None for y in labels):
+        raise FinetuneError("fine-tuning needs labelled images (a class folder tree or a manifest with labels)")
+    classes = sorted(set(labels), key=str)
+    if len(classes) < 2:
+        raise FinetuneError(f"fine-tuning needs at least two classes, found {len(classes)}")
+    return samples, failures, labels, classes
+
+
+def _end_epoch(state: dict, losses: list, val_loss, val_acc, started: float, options, trained, out: Path) -> None:
+    """Record the epoch that just ended in ``state``: its history row, the best epoch so far (its
+    weights, ``trained()``, written when it improves), early stopping's count and whether training
+    is finished."""
+    epoch = state["epoch"] + 1
+    state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None,
+                             "val_loss": val_loss, "val_accuracy": val_acc,
+                             "seconds": round(time.perf_counter() - started, 1)})
+    state["epoch_losses"] = []
+    state["epoch"] = epoch
+    better = val_acc is not None and (state["best"] is None or (val_acc, -val_loss) >
+                                      (state["best"]["val_accuracy"], -state["best"]["val_loss"]))
+    if better:
+        state["best"] = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss}
+        state["bad_epochs"] = 0
+        state["files"][BEST] = _atomic_tensors(out, BEST, state["step"], trained())
+    elif val_acc is not None:
+        state["bad_epochs"] += 1
+    state["finished"] = state["epoch"] >= options.epochs or state["bad_epochs"] >= options.patience
+    state["seconds"] = time.perf_counter() - started
 
 
 def _trained(encoder, head, names) -> dict:
