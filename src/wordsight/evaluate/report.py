@@ -185,7 +185,7 @@ def plot_confusion(metrics: dict, path: Path) -> None:
                 if conf[i, j]:
                     ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if rows[i, j] > 0.5 else "black")
-    ax.set_title(f"Confusion matrix (accuracy {metrics['accuracy']:.1%}; colour: share of the true class)")
+    ax.set_title(f"Confusion matrix (accuracy {np.trace(conf) / max(conf.sum(), 1):.1%}; colour: share of the true class)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
