@@ -47,16 +47,21 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
     if "ablations" in sections:
         results["ablation"] = _ablation(clf, test_blocks, y, results["metrics"], train if ablation else None,
                                         zero_shot, say)
-    if train is not None and few_shot_ks and "few_shot" in sections and not hasattr(clf, "members"):
-        from .fewshot import few_shot_curve
-
-        pool = train if isinstance(train, FeatureBlocks) else clf.extract(train)
-        methods = {"image-only": clone(clf).set_params(fusion="image", augment=0, tta=0)}
-        if test_blocks.probs is not None:
-            methods["prior"] = clone(clf).set_params(fusion=_variant(clf, "prior"), augment=0, tta=0)
-        results["few_shot"] = few_shot_curve(methods, pool, test_blocks, ks=few_shot_ks, draws=few_shot_draws, log=say)
+    if train is not None and few_shot_ks and "few_shot" in sections and not hasattr(clf, "members"):  # refits clf
+        results["few_shot"] = _few_shot(clf, train, test_blocks, few_shot_ks, few_shot_draws, say)
     results["seconds"] = round(time.time() - t0, 1)
     return results
+
+
+def _few_shot(clf, train, test_blocks, ks, draws, say) -> dict:
+    """The few-shot curve of ``clf`` refitted image-only and, when the images have probabilities, with the prior."""
+    from .fewshot import few_shot_curve
+
+    pool = train if isinstance(train, FeatureBlocks) else clf.extract(train)
+    methods = {"image-only": clone(clf).set_params(fusion="image", augment=0, tta=0)}
+    if test_blocks.probs is not None:
+        methods["prior"] = clone(clf).set_params(fusion=_variant(clf, "prior"), augment=0, tta=0)
+    return few_shot_curve(methods, pool, test_blocks, ks=ks, draws=draws, log=say)
 
 
 def report_sections(task) -> tuple[str, ...]:
