@@ -80,7 +80,11 @@ def test_the_single_label_task_encodes_outputs_decides_and_scores_like_scikit_le
     assert task.decide(P, classes).tolist() == ["cat", "ant", "dog", "dog"]
     assert task.decide(np.vstack([P[:1], np.full((1, 3), np.nan)]), classes).tolist() == ["cat", None]
     m = {k: f(y, P) for k, f in task.metrics().items()}
+    assert list(m) == ["accuracy", "top5_accuracy", "macro_f1", "log_loss", "ece"]
     assert m["accuracy"] == accuracy_score(y, P.argmax(1)) == 0.25
+    assert m["top5_accuracy"] == 1.0  # 3 classes: the target is always among the top 5
+    # one image per confidence bin: ECE = mean |correct - confidence| = (0.5 + 0.6 + 0.8 + 0.4) / 4
+    assert m["ece"] == pytest.approx(0.575, abs=1e-12)
     assert m["macro_f1"] == pytest.approx(f1_score(y, P.argmax(1), average="macro"))
     assert m["log_loss"] == pytest.approx(log_loss(y, P, labels=[0, 1, 2]))
     with pytest.raises(ValueError, match="at least two classes are needed to fit, got 1 class"):

@@ -24,6 +24,10 @@ def results(fashion_blocks):
 def test_evaluation_numbers(results, fashion_blocks):
     _, test = fashion_blocks
     m = results["metrics"]
+    assert list(m) == ["n", "accuracy", "top5_accuracy", "macro_f1", "log_loss", "ece", "per_class", "confusion",
+                       "calibration", "classes"]  # the single-label task's metrics, then its sections' data
+    assert results["task"] == {"name": "single-label", "report_sections": [
+        "metrics", "ablations", "few_shot", "per_class", "confusion", "calibration", "mistakes"]}
     assert m["n"] == 40 and 0.6 <= m["accuracy"] <= 1.0
     assert m["top5_accuracy"] >= m["accuracy"]
     assert np.asarray(m["confusion"]).sum() == 40

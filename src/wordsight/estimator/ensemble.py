@@ -105,6 +105,11 @@ class Ensemble:
         return self.kind
 
     @property
+    def task_(self):
+        """The members' :class:`~.tasks.Task` (what the report scores and shows)."""
+        return self.members[0].task_
+
+    @property
     def class_names(self) -> list[str]:
         return self.members[0].class_names
 

@@ -1,7 +1,8 @@
 """Metrics, the few-shot protocol and the evaluation report (JSON + HTML + PNG)."""
 from .fewshot import draw_k_shot, few_shot_curve
 from .metrics import calibration, classification_metrics, confusion, top_k_accuracy
-from .report import evaluate, headline_table, write_report
+from .render import headline_table
+from .report import evaluate, write_report
 
 __all__ = ["calibration", "classification_metrics", "confusion", "draw_k_shot", "evaluate", "few_shot_curve",
            "headline_table", "top_k_accuracy", "write_report"]

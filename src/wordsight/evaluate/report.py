@@ -2,7 +2,6 @@
 plots (matplotlib, Agg) and a static ``index.html`` that needs nothing but a browser."""
 from __future__ import annotations
 
-import html
 import json
 import time
 from pathlib import Path
@@ -11,7 +10,8 @@ import numpy as np
 from sklearn.base import clone
 
 from ..estimator.feature_blocks import FeatureBlocks
-from .metrics import classification_metrics
+from .metrics import classification_metrics, scores
+from .render import SECTIONS, report_html, sections_of
 
 ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": {"fusion": "concat"},
              "prior": {"fusion": "prior"}}
@@ -19,9 +19,10 @@ ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": 
 
 def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few_shot_draws: int = 5,
              zero_shot: bool = True, mistakes: int = 12, log=None) -> dict:
-    """Metrics of ``clf`` on the labelled images ``test``; with ``train`` also the ablation
-    (image / text / fused / prior heads refitted on ``train``, plus zero-shot) and, when
-    ``few_shot_ks`` is given, the few-shot curve (image-only vs prior)."""
+    """The metrics of ``clf``'s task on the labelled images ``test`` and the data of the report
+    sections the task lists: with ``train`` the ablation (image / text / fused / prior heads refitted
+    on ``train``, plus zero-shot) and, when ``few_shot_ks`` is given, the few-shot curve (image-only
+    vs prior)."""
     say = log or (lambda msg: None)
     t0 = time.time()
     test_blocks = test if isinstance(test, FeatureBlocks) else clf.extract(test)
@@ -35,19 +36,53 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
     if not known.all():
         unknown = sorted({str(v) for v, k in zip(y, known) if not k})
         raise ValueError(f"test labels {unknown[:5]} are not classes of this model ({clf.class_names})")
-    results = {"model": _model_summary(clf), "metrics": classification_metrics(y, proba, clf.classes_),
+    sections, metrics = report_sections(clf.task_), clf.task_.metrics()
+    results = {"model": _model_summary(clf), "task": {"name": clf.task_.name, "report_sections": list(sections)},
+               "metrics": scores(metrics, sections, y, proba, clf.classes_),
                "failures": [{"path": f.path, "reason": f.reason} for f in test_blocks.failures]}
-    say(f"evaluated {len(y)} images: accuracy {results['metrics']['accuracy']:.4f}")
-    results["mistakes"] = _mistakes(clf, F, proba, y, mistakes)
-    rows = [{"name": f"this model ({clf.fusion_name})", "accuracy": results["metrics"]["accuracy"],
-             "macro_f1": results["metrics"]["macro_f1"], "ece": results["metrics"]["ece"]}]
+    headline = next(iter(metrics), None)
+    say(f"evaluated {len(y)} images" + (f": {headline} {results['metrics'][headline]:.4f}" if headline else ""))
+    if "mistakes" in sections:
+        results["mistakes"] = _mistakes(clf, F, proba, y, mistakes)
+    if "ablations" in sections:
+        results["ablation"] = _ablation(clf, test_blocks, y, results["metrics"], train if ablation else None,
+                                        zero_shot, say)
+    if train is not None and few_shot_ks and "few_shot" in sections and not hasattr(clf, "members"):  # refits clf
+        results["few_shot"] = _few_shot(clf, train, test_blocks, few_shot_ks, few_shot_draws, say)
+    results["seconds"] = round(time.time() - t0, 1)
+    return results
+
+
+def _few_shot(clf, train, test_blocks, ks, draws, say) -> dict:
+    """The few-shot curve of ``clf`` refitted image-only and, when the images have probabilities, with the prior."""
+    from .fewshot import few_shot_curve
+
+    pool = train if isinstance(train, FeatureBlocks) else clf.extract(train)
+    methods = {"image-only": clone(clf).set_params(fusion="image", augment=0, tta=0)}
+    if test_blocks.probs is not None:
+        methods["prior"] = clone(clf).set_params(fusion=_variant(clf, "prior"), augment=0, tta=0)
+    return few_shot_curve(methods, pool, test_blocks, ks=ks, draws=draws, log=say)
+
+
+def report_sections(task) -> tuple[str, ...]:
+    """The task's report sections, checked against those the report can write."""
+    unknown = [s for s in task.report_sections if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"task {task.name!r} lists unknown report section(s) {unknown}: choose from {', '.join(SECTIONS)}")
+    return tuple(task.report_sections)
+
+
+def _ablation(clf, test_blocks, y, metrics, train, zero_shot, say) -> list[dict]:
+    """The ablation rows: this model, zero-shot and, with ``train``, the variants refitted on it."""
+    rows = [{"name": f"this model ({clf.fusion_name})", "accuracy": metrics["accuracy"],
+             "macro_f1": metrics["macro_f1"], "ece": metrics["ece"]}]
     has_probs = test_blocks.probs is not None
     zero_shot_row = None
     if zero_shot and has_probs and clf.prior_ is not None:
         zero_shot_row = _zero_shot_row(clf, test_blocks, y, say)
-    if hasattr(clf, "members"):  # an ensemble: the ablation and the few-shot curve refit one Classifier
+    if hasattr(clf, "members"):  # an ensemble: the ablation refits one Classifier
         train = None
-    if train is not None and ablation:
+    if train is not None:
         train_blocks = train if isinstance(train, FeatureBlocks) else clf.extract(train, views=clf.augment)
         for name, params in ABLATIONS.items():
             if params["fusion"] != "image" and not has_probs:
@@ -75,17 +110,7 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
         rows += paired_ablation(clf, train_blocks, test_blocks, y, say)
     if zero_shot_row is not None:
         rows.insert(1, zero_shot_row)
-    results["ablation"] = rows
-    if train is not None and few_shot_ks:
-        from .fewshot import few_shot_curve
-
-        pool = train if isinstance(train, FeatureBlocks) else clf.extract(train)
-        methods = {"image-only": clone(clf).set_params(fusion="image", augment=0, tta=0)}
-        if has_probs:
-            methods["prior"] = clone(clf).set_params(fusion=_variant(clf, "prior"), augment=0, tta=0)
-        results["few_shot"] = few_shot_curve(methods, pool, test_blocks, ks=few_shot_ks, draws=few_shot_draws, log=say)
-    results["seconds"] = round(time.time() - t0, 1)
-    return results
+    return rows
 
 
 def _variant(clf, fusion: str):
@@ -165,7 +190,7 @@ def plot_confusion(metrics: dict, path: Path) -> None:
                 if conf[i, j]:
                     ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if rows[i, j] > 0.5 else "black")
-    ax.set_title(f"Confusion matrix (accuracy {metrics['accuracy']:.1%}; colour: share of the true class)")
+    ax.set_title(f"Confusion matrix (accuracy {np.trace(conf) / max(conf.sum(), 1):.1%}; colour: share of the true class)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -267,16 +292,19 @@ def _heatmap(model, sample, path: Path, target: str) -> bool:
 
 def write_report(results: dict, folder, title: str = "wordsight evaluation", model=None,
                  heatmaps: int = 6) -> Path:
-    """``folder/index.html`` + ``metrics.json`` + PNG plots; returns the HTML path. With the
-    fitted ``model``, the first ``heatmaps`` mistakes also get a heatmap of the wrong class."""
+    """``folder/index.html`` + ``metrics.json`` + PNG plots of the report sections the results' task
+    lists; returns the HTML path. With the fitted ``model``, the first ``heatmaps`` mistakes also
+    get a heatmap of the wrong class."""
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    m = results["metrics"]
-    plot_confusion(m, folder / "confusion.png")
-    plot_reliability(m, folder / "reliability.png")
-    if len([r for r in results.get("ablation", []) if "accuracy" in r]) > 1:
+    m, sections = results["metrics"], sections_of(results)
+    if "confusion" in sections:
+        plot_confusion(m, folder / "confusion.png")
+    if "calibration" in sections:
+        plot_reliability(m, folder / "reliability.png")
+    if "ablations" in sections and len([r for r in results.get("ablation", []) if "accuracy" in r]) > 1:
         plot_ablation(results["ablation"], folder / "ablation.png")
-    if results.get("few_shot"):
+    if "few_shot" in sections and results.get("few_shot"):
         plot_few_shot(results["few_shot"], folder / "few_shot.png")
     if results.get("search"):  # `--search`: the leaderboard (evaluate.search_report)
         from .search_report import plot_leaderboard
@@ -290,7 +318,7 @@ def write_report(results: dict, folder, title: str = "wordsight evaluation", mod
         wanted = model is not None and sample is not None and i < heatmaps
         mk["heatmap"] = cam if wanted and _heatmap(model, sample, folder / cam, mk["predicted"]) else None
     (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=_json_default))
-    (folder / "index.html").write_text(_html(results, folder, title))
+    (folder / "index.html").write_text(report_html(results, folder, title))
     return folder / "index.html"
 
 
@@ -300,101 +328,3 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
-
-
-def _pct(v) -> str:
-    return "" if v is None else f"{v:.1%}"
-
-
-def _html(r: dict, folder: Path, title: str) -> str:
-    e = html.escape
-    m = r["metrics"]
-    model = r["model"]
-    top = next(k for k in m if k.startswith("top") and k.endswith("_accuracy"))
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:1050px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
-        "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.cards{display:flex;gap:1em;flex-wrap:wrap}"
-        ".card{border:1px solid #ddd;border-radius:8px;padding:.6em 1em;min-width:8em}.card b{font-size:1.6em;display:block}"
-        ".mk{display:flex;gap:1em;align-items:center;border-bottom:1px solid #eee;padding:.4em 0}.mk img{image-rendering:pixelated}"
-        "img.plot{max-width:100%}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        f"<p>Model: encoders <code>{e(', '.join(model['encoders']))}</code>, fusion <code>{e(model['fusion'])}</code>, "
-        f"head <code>{e(model['head'])}</code>; {m['n']} test images, {len(model['classes'])} classes"
-        + (f"; {len(r['failures'])} unreadable file(s) skipped" if r.get("failures") else "")
-        + ".</p>",
-        "<div class='cards'>",
-    ]
-    for label, v in (("accuracy", _pct(m["accuracy"])), (top.replace("_accuracy", "").replace("top", "top-"), _pct(m[top])),
-                     ("macro-F1", f"{m['macro_f1']:.3f}"), ("ECE", f"{m['ece']:.3f}"), ("log-loss", f"{m['log_loss']:.3f}")):
-        parts.append(f"<div class='card'>{e(label)}<b>{e(v)}</b></div>")
-    parts.append("</div>")
-    if r.get("search"):
-        from .search_report import leaderboard_html
-
-        parts.append(leaderboard_html(r["search"], folder))
-    if r.get("ablation"):
-        parts.append("<h2>Ablation: image, text, fused, prior</h2><table><tr><th>variant</th><th>accuracy</th>"
-                     "<th>macro-F1</th><th>ECE</th><th>note</th></tr>")
-        for row in r["ablation"]:
-            if "error" in row:
-                parts.append(f"<tr><td>{e(row['name'])}</td><td colspan=3>not run</td><td>{e(row['error'])}</td></tr>")
-            else:
-                note = f"prior weight {row['prior_weight']:g}" if row.get("prior_weight") is not None else ""
-                parts.append(f"<tr><td>{e(row['name'])}</td><td>{_pct(row['accuracy'])}</td><td>{row['macro_f1']:.3f}</td>"
-                             f"<td>{row['ece']:.3f}</td><td>{e(note)}</td></tr>")
-        parts.append("</table><p>Variants are refitted on the same training images with only the fusion changed; "
-                     "zero-shot uses no training image.</p>")
-        if (folder / "ablation.png").exists():
-            parts.append("<img class='plot' src='ablation.png' alt='ablation'>")
-    if r.get("few_shot"):
-        fs = r["few_shot"]
-        parts.append(f"<h2>Few-shot curve</h2><p>k labelled images per class, {fs['draws']} random draws; every choice "
-                     "(penalty, prior weight) is made on the k-shot images alone, never on the test set.</p>"
-                     "<table><tr><th>method</th>" + "".join(f"<th>k={k}</th>" for k in fs["ks"]) + "</tr>")
-        for name, res in fs["methods"].items():
-            parts.append(f"<tr><td>{e(name)}</td>" + "".join(
-                f"<td>{res[str(k)]['mean']:.1%} ± {res[str(k)]['std']:.1%}</td>" for k in fs["ks"]) + "</tr>")
-        parts.append("</table><img class='plot' src='few_shot.png' alt='few-shot curve'>")
-    parts.append("<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>")
-    for c, v in m["per_class"].items():
-        parts.append(f"<tr><td>{e(c)}</td><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td><td>{v['f1']:.3f}</td>"
-                     f"<td>{v['support']}</td></tr>")
-    parts.append("</table><h2>Confusion matrix</h2><img class='plot' src='confusion.png' alt='confusion matrix'>"
-                 "<h2>Calibration</h2><p>Expected calibration error "
-                 f"{m['ece']:.3f} over {m['calibration']['n_bins']} confidence bins: a well calibrated model's "
-                 "bars follow the diagonal.</p><img class='plot' src='reliability.png' alt='reliability diagram'>")
-    if r.get("mistakes"):
-        parts.append("<h2>Most confident mistakes</h2>")
-        for mk in r["mistakes"]:
-            img = "".join(f"<img src='{e(mk[k])}' width=96 height=96 alt='{k}'>" for k in ("thumbnail", "heatmap")
-                          if mk.get(k))
-            parts.append(f"<div class='mk'>{img}<div><b>{e(mk['predicted'])}</b> ({mk['confidence']:.0%}) but is "
-                         f"<b>{e(mk['true'])}</b><br><small>{e(str(mk['path']))}</small><br>"
-                         f"<i>{e(mk.get('description') or '')}</i></div></div>")
-    if r.get("failures"):
-        parts.append("<h2>Files that could not be read</h2><ul>" + "".join(
-            f"<li>{e(f['path'])}: {e(f['reason'])}</li>" for f in r["failures"]) + "</ul>")
-    parts.append(f"<p><small>Made by wordsight in {r.get('seconds', 0)} s; all numbers are in metrics.json.</small></p>"
-                 "</body></html>")
-    return "\n".join(parts)
-
-
-def headline_table(results: dict) -> str:
-    """A plain-text table of the headline numbers (for the terminal)."""
-    m = results["metrics"]
-    top = next(k for k in m if k.startswith("top") and k.endswith("_accuracy"))
-    lines = [f"{'metric':<28}{'value':>10}", f"{'accuracy':<28}{m['accuracy']:>10.2%}",
-             f"{top.replace('_accuracy', ' accuracy'):<28}{m[top]:>10.2%}", f"{'macro-F1':<28}{m['macro_f1']:>10.4f}",
-             f"{'ECE':<28}{m['ece']:>10.4f}", f"{'test images':<28}{m['n']:>10d}"]
-    if results.get("ablation") and len(results["ablation"]) > 1:
-        lines += ["", f"{'variant':<36}{'accuracy':>10}"]
-        for row in results["ablation"]:
-            lines.append(f"{row['name']:<36}{(_pct(row['accuracy']) if 'accuracy' in row else 'n/a'):>10}")
-    if results.get("few_shot"):
-        fs = results["few_shot"]
-        lines += ["", f"{'few-shot k':<14}" + "".join(f"{k:>9}" for k in fs["ks"])]
-        for name, res in fs["methods"].items():
-            lines.append(f"{name:<14}" + "".join(f"{res[str(k)]['mean']:>9.1%}" for k in fs["ks"]))
-    return "\n".join(lines)

@@ -4,7 +4,16 @@ A task decides the target encoding (labels -> ``classes_`` and the head's target
 head's log-scores become (``output``: what ``predict_proba`` reports) and what ``predict``
 answers (``decide``), and names its loss, its metrics (functions of the encoded targets and the
 outputs, computed with numpy / scikit-learn), the fields of a prediction record and the sections
-of a report. The :class:`~wordsight.estimator.Classifier` asks its task and never branches on it.
+of a report. The :class:`~wordsight.estimator.Classifier` asks its task and never branches on it;
+so do :func:`wordsight.evaluate.evaluate` (the task's metrics, the data of its sections) and
+:func:`wordsight.evaluate.write_report` (only its sections).
+
+Report sections, in the order a report shows them (:data:`wordsight.evaluate.render.SECTIONS`):
+``metrics`` (a card per metric), ``ablations`` (refitted variants and zero-shot), ``few_shot`` (the
+few-shot curve), ``per_class`` (precision / recall / F1 table), ``confusion`` (confusion matrix),
+``calibration`` (reliability diagram) and ``mistakes`` (the most confident mistakes). The report
+reads ``accuracy``, ``macro_f1`` and ``ece`` for ``ablations``, and class probabilities for
+``per_class``, ``confusion``, ``calibration`` and ``mistakes``.
 """
 from __future__ import annotations
 
@@ -34,7 +43,8 @@ class Task:
         raise NotImplementedError
 
     def metrics(self) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:  # pragma: no cover
-        """Metric name -> ``f(targets, output)``: how the task is scored."""
+        """Metric name -> ``f(targets, output)`` (a float): how the task is scored. ``targets`` are
+        the indices of the true labels in ``classes_``; the first metric is the headline one."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -1,30 +1,21 @@
 """One class per image: targets are class indices, the output a softmax, the answer its argmax."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..._util.numerics import softmax
 from ..feature_blocks import predicted_classes
 from .base import Task
+from .class_scores import accuracy, expected_calibration_error, log_loss, macro_f1, top_k_accuracy
 
 
-def accuracy(y: np.ndarray, proba: np.ndarray) -> float:
-    """Share of rows whose most probable class is the target."""
-    return float(np.mean(np.asarray(proba).argmax(1) == np.asarray(y)))
-
-
-def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
-    """F1 averaged over the classes present in the targets."""
-    from sklearn.metrics import f1_score
-
-    y = np.asarray(y)
-    return float(f1_score(y, np.asarray(proba).argmax(1), labels=np.unique(y), average="macro", zero_division=0))
-
-
-def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
-    """Mean negative log-probability of the target (probabilities clipped at 1e-12)."""
-    proba = np.asarray(proba, float)
-    return float(-np.log(np.clip(proba[np.arange(len(proba)), np.asarray(y)], 1e-12, None)).mean())
+def single_label_metrics(top_k: int = 5, n_bins: int = 15) -> dict:
+    """The single-label metrics (name -> ``f(class-index targets, probabilities)``): accuracy, top-``k``
+    accuracy, macro-F1 over the classes present, log-loss and the ECE over ``n_bins`` confidence bins."""
+    return {"accuracy": accuracy, f"top{top_k}_accuracy": partial(top_k_accuracy, k=top_k), "macro_f1": macro_f1,
+            "log_loss": log_loss, "ece": partial(expected_calibration_error, n_bins=n_bins)}
 
 
 class SingleLabelTask(Task):
@@ -33,7 +24,7 @@ class SingleLabelTask(Task):
     name = "single-label"
     loss = "cross-entropy"
     record_fields = ("path", "label", "predicted", "top_k", "description", "error")
-    report_sections = ("metrics", "per_class", "confusion", "calibration", "ablations", "errors")
+    report_sections = ("metrics", "ablations", "few_shot", "per_class", "confusion", "calibration", "mistakes")
 
     def encode(self, labels):
         """Sorted distinct labels as ``classes_``, each label's index as its target; at least two
@@ -56,5 +47,5 @@ class SingleLabelTask(Task):
         return predicted_classes(output, classes)
 
     def metrics(self):
-        """accuracy, macro F1 and log-loss of class-index targets against probabilities."""
-        return {"accuracy": accuracy, "macro_f1": macro_f1, "log_loss": log_loss}
+        """accuracy, top-5 accuracy, macro-F1, log-loss and ECE (15 bins): :func:`single_label_metrics`."""
+        return single_label_metrics()
