@@ -82,7 +82,7 @@ TARGETS = [
                                   "fingerprint or preprocess or fields or immutable"],
            include=["<module>", "EncoderConfig.preprocessing", "EncoderConfig.fingerprint"]),
     Target("estimator/saved/persistence.py", ["tests/keys/test_model_folder_integrity.py"]),
-    Target("frontend/uploads.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
+    Target("frontend/upload_checks.py", ["tests/serve/test_limits.py", "-k", "header or read_uploads or display"]),
     Target("serve/settings.py", ["tests/serve/test_limits.py", "-k", "settings"], include=["Limits"]),
 ]
 

@@ -141,7 +141,7 @@ def test_case3_huge_description_lists_refused_at_once(client, photos):
 
 def test_case3_field_and_text_caps(client, photos):
     img = [("cat.jpg", photos["cat"], "image/jpeg")]
-    # a request's descriptions meet the checks of a descriptions file (wordsight.frontend.descriptions)
+    # a request's descriptions meet the checks of a descriptions file (wordsight.frontend.description_input)
     r = _post(client, "/v1/zeroshot", img, classes="cat,dog", descriptions=json.dumps({"cat": "x" * 1001}))
     assert r.status_code == 422 and r.json()["detail"] == ("descriptions: a description of 'cat' has 1,001 "
                                                            "characters, more than the limit of 1000")

@@ -11,7 +11,7 @@ from sklearn.base import clone
 
 from ..estimator.feature_blocks import FeatureBlocks
 from .metrics import classification_metrics, scores
-from .render import SECTIONS, report_html, sections_of
+from .report_html import SECTIONS, report_html, sections_of
 
 ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": {"fusion": "concat"},
              "prior": {"fusion": "prior"}}

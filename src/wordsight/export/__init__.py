@@ -34,7 +34,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
 
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
-        from .ensemble import export_ensemble
+        from .ensemble_graph import export_ensemble
 
         return export_ensemble(model_dir, out, text=text)
     clf = Classifier.load(model_dir)

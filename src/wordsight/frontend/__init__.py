@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from ._json import MAX_FIELD
 from .classes import parse_classes, read_classes_file
-from .descriptions import parse_descriptions, read_descriptions
-from .errors import InputError
-from .records import check_top_k, result_json
+from .description_input import parse_descriptions, read_descriptions
+from .input_error import InputError
+from .responses import check_top_k, result_json
 from .texts import attach_texts, check_reads_texts, parse_texts
-from .uploads import Upload, check_header, display_name, upload_samples
+from .upload_checks import Upload, check_header, display_name, upload_samples
 
 __all__ = ["MAX_FIELD", "InputError", "Upload", "attach_texts", "check_header", "check_reads_texts", "check_top_k",
            "display_name", "parse_classes", "parse_descriptions", "parse_texts", "read_classes_file",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import InputError
+from .input_error import InputError
 
 MAX_FIELD = 256 * 1024  # characters of one text a user sends: a class list, descriptions, images' texts
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._json import MAX_FIELD, check_size, load_json
-from .errors import InputError
+from .input_error import InputError
 
 MAX_CLASSES = 1000
 MAX_CLASS_NAME = 200

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ._json import MAX_FIELD, check_size, load_json
-from .errors import InputError
+from .input_error import InputError
 
 # Characters per text. MiniLM reads at most 256 word pieces (about 1,000 characters of English):
 # a caption, a product title or a report finding fits; 32 images x 2,000 characters is 64 kB.

@@ -18,11 +18,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from .._version import __version__
 from ..frontend import MAX_FIELD
-from .errors import ApiError, install_handlers
+from .error_responses import ApiError, install_handlers
 from .guard import UNAUTHORIZED, RequestGuard
 from .routes import add_routes
 from .settings import ServeSettings
-from .state import ServeState, lifespan
+from .worker_state import ServeState, lifespan
 
 SETTINGS_ENV = "WORDSIGHT_SERVE_SETTINGS"
 

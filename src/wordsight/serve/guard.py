@@ -10,8 +10,8 @@ import hmac
 import json
 import time
 
-from .errors import ApiError, error_body
-from .state import ServeState
+from .error_responses import ApiError, error_body
+from .worker_state import ServeState
 
 PROTECTED = ("/v1/", "/metrics")  # what needs the API key when one is set
 # After an early 413 the rest of the body is read and dropped, within these bounds, before the

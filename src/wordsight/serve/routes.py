@@ -1,8 +1,8 @@
 """The routes, one registration function each: read the request with :mod:`wordsight.frontend`
 (the checks ``wordsight`` verbs use), hand the images to a :class:`~.batcher.MicroBatcher`, shape
 the answer from :class:`~wordsight.io.records.Prediction` records. Bad input raises
-:class:`~wordsight.frontend.InputError` (or :class:`~.errors.ApiError` for what only a server can
-lack); the handlers of :mod:`.errors` answer both as JSON.
+:class:`~wordsight.frontend.InputError` (or :class:`~.error_responses.ApiError` for what only a server can
+lack); the handlers of :mod:`.error_responses` answer both as JSON.
 """
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures' annotations,
 # which name objects local to the registration functions.
@@ -25,9 +25,9 @@ from ..frontend import (
     result_json,
 )
 from ..io.records import Prediction, predictions
-from .errors import ApiError
-from .metrics import CONTENT_TYPE
+from .error_responses import ApiError
 from .predictor import ZERO_SHOT_METHODS
+from .prometheus import CONTENT_TYPE
 from .uploads import read_uploads
 
 STATIC = Path(__file__).parent / "static"

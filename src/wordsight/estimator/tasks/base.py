@@ -8,7 +8,7 @@ of a report. The :class:`~wordsight.estimator.Classifier` asks its task and neve
 so do :func:`wordsight.evaluate.evaluate` (the task's metrics, the data of its sections) and
 :func:`wordsight.evaluate.write_report` (only its sections).
 
-Report sections, in the order a report shows them (:data:`wordsight.evaluate.render.SECTIONS`):
+Report sections, in the order a report shows them (:data:`wordsight.evaluate.report_html.SECTIONS`):
 ``metrics`` (a card per metric), ``ablations`` (refitted variants and zero-shot), ``few_shot`` (the
 few-shot curve), ``per_class`` (precision / recall / F1 table), ``confusion`` (confusion matrix),
 ``calibration`` (reliability diagram) and ``mistakes`` (the most confident mistakes). The report

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 from ..io.sources import Sample
-from .errors import InputError
+from .input_error import InputError
 
 FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 _request_ids = itertools.count(1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._json import MAX_FIELD, check_depth, check_size
-from .errors import InputError
+from .input_error import InputError
 
 CODE = "invalid_descriptions"
 MAX_DEPTH = 3  # {"class": [{"text": ...}]}

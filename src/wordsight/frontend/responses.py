@@ -6,7 +6,7 @@ zero-shot probabilities, for the CLI and the server alike.
 """
 from __future__ import annotations
 
-from .errors import InputError
+from .input_error import InputError
 
 
 def check_top_k(k: int, n_classes: int) -> int:

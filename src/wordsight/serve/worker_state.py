@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from .batcher import MicroBatcher
-from .metrics import ServerMetrics
 from .predictor import Predictor
+from .prometheus import ServerMetrics
 from .settings import Batching, ServeSettings
 
 
