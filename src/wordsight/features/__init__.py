@@ -1,5 +1,11 @@
-from .cache import FeatureCache, MemoryCache, default_cache_dir, open_cache
-from .extract import DEFAULT_BATCH_SIZE, Batch, FeatureSet, extract_features, iter_features
+"""Image features, computed once: batched extraction, the content-addressed cache, Parquet files,
+the engines that run a model and the pixel views. Names load lazily (see :mod:`wordsight._util.lazy`),
+so that importing a light module of this package (``views``) does not import torch."""
+from .._util.lazy import lazy_exports
 
-__all__ = ["Batch", "DEFAULT_BATCH_SIZE", "FeatureCache", "FeatureSet", "MemoryCache",
-           "default_cache_dir", "extract_features", "iter_features", "open_cache"]
+_EXPORTS = {
+    **dict.fromkeys(["FeatureCache", "MemoryCache", "default_cache_dir", "open_cache"], ".cache"),
+    **dict.fromkeys(["DEFAULT_BATCH_SIZE", "Batch", "FeatureSet", "extract_features", "iter_features"], ".extract"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
