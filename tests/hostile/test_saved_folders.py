@@ -184,7 +184,7 @@ def test_wordsight_load_reads_the_declared_kind(model_dir, model_copy):
     assert not isinstance(Classifier(), FittedModel)  # not fitted: no classes_
     resign(model_copy, lambda c: c.update(format="wordsight-mystery"))
     with pytest.raises(ModelFolderError, match=r"declares format 'wordsight-mystery', not a model wordsight loads "
-                                               r"\(wordsight-classifier, wordsight-ensemble\)"):
+                                               r"\(wordsight-classifier, wordsight-ensemble, wordsight-anomaly-detector\)"):
         wordsight.load(model_copy)
     with pytest.raises(ModelFolderError, match="config.json: missing; .* is not a saved wordsight model"):
         wordsight.load(model_copy.parent)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 
+from ._anomaly import evaluate_detector_cli
 from ._common import add_feature_options, cache_arg, report_failures
 
 HELP = "metrics of a saved model on labelled images, and an HTML report"
@@ -24,16 +25,21 @@ def add_parser(sub):
     p.add_argument("--train", default=None, help="the training images: adds the image/text/fused/prior ablation")
     p.add_argument("--few-shot", default=None, help="with --train: few-shot curve at these k, e.g. 1,2,4,8,16")
     p.add_argument("--draws", type=int, default=5, help="random draws per k for the few-shot curve")
-    p.add_argument("--mistakes", type=int, default=12, help="most confident mistakes shown in the report")
+    p.add_argument("--mistakes", type=int, default=12,
+                   help="most confident mistakes (for a detector: most abnormal images) shown in the report")
+    p.add_argument("--normal", default=None, help="anomaly detectors: the test labels that are normal, LABEL[,LABEL]")
     add_feature_options(p, model_default=None)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..estimator import load_model_folder
+    from ..estimator.anomaly import AnomalyDetector
     from ..evaluate import evaluate, headline_table, write_report
 
     clf = load_model_folder(args.model)
+    if isinstance(clf, AnomalyDetector):
+        return evaluate_detector_cli(args, clf)
     clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     results = evaluate(clf, args.data, train=args.train, few_shot_ks=parse_ks(args.few_shot),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 
+from ._anomaly import add_anomaly_options, fit_detector
 from ._common import add_feature_options, cache_arg, encoders_arg, report_failures
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
 from ._search import add_search_options, run_search
@@ -93,6 +94,7 @@ def add_parser(sub):
     add_model_options(p)
     add_feature_options(p, model_default=None)
     add_finetune_options(p)
+    add_anomaly_options(p)
     p.set_defaults(func=run)
 
 
@@ -110,6 +112,8 @@ def fit_data(clf, data, args):
 
 def run(args) -> int:
     data = args.data[0] if len(args.data) == 1 else args.data
+    if args.task == "anomaly":
+        return fit_detector(args, data)
     if args.search:
         outcome = run_search(args, data, args.out, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
         failures = outcome.model.fit_failures_

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 
+from ._anomaly import predict_detector
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 
 HELP = "classify images with a saved model"
@@ -41,6 +42,7 @@ def ray_records(args, data) -> list:
 
 def run(args) -> int:
     from ..estimator import load_model_folder
+    from ..estimator.anomaly import AnomalyDetector
     from ..frontend import check_reads_texts, check_top_k
     from ..io.records import write_records
     from ..io.sources import Problem
@@ -61,6 +63,8 @@ def run(args) -> int:
         rows = ray_records(args, data)
     else:
         clf = load_model_folder(args.model)
+        if isinstance(clf, AnomalyDetector):
+            return predict_detector(args, clf, data)
         if args.text is not None:
             check_reads_texts(clf.reads_texts, clf.fusion_name, args.model)
         check_top_k(args.top_k, len(clf.classes_))

@@ -14,7 +14,8 @@ import numpy as np
 from ..storage import ModelFolderError, declared_format
 
 # config.json's "format" -> (module, class) of the FittedModel that reads it
-FOLDER_KINDS = {"wordsight-classifier": (".classifier", "Classifier"), "wordsight-ensemble": (".ensemble", "Ensemble")}
+FOLDER_KINDS = {"wordsight-classifier": (".classifier", "Classifier"), "wordsight-ensemble": (".ensemble", "Ensemble"),
+                "wordsight-anomaly-detector": (".anomaly", "AnomalyDetector")}
 
 
 @runtime_checkable

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 from .base import Task
+from .one_class import OneClassTask
 from .single_label import SingleLabelTask
 
-TASK_CLASSES: dict[str, type[Task]] = {c.name: c for c in (SingleLabelTask,)}
+TASK_CLASSES: dict[str, type[Task]] = {c.name: c for c in (SingleLabelTask, OneClassTask)}
 
 
 def make_task(task) -> Task:
@@ -21,4 +22,4 @@ def make_task(task) -> Task:
     return TASK_CLASSES[task]()
 
 
-__all__ = ["SingleLabelTask", "TASK_CLASSES", "Task", "make_task"]
+__all__ = ["OneClassTask", "SingleLabelTask", "TASK_CLASSES", "Task", "make_task"]

@@ -1,0 +1,115 @@
+"""The one-class estimator, scikit-learn style: ``fit`` on normal images (or feature rows) only;
+``score_samples`` (higher = more normal, as scikit-learn's), ``decision_function`` (score minus the
+threshold), ``predict`` (1 normal, -1 abnormal; NaN-free: an unreadable image is left out of
+``featurize`` and gets NaN scores). The threshold is calibrated on held-out scores of the normal
+images (leave-one-out for ``knn``) so that a fraction ``reject_rate`` of normal images is refused.
+Features: each encoder's pooled embedding L2-normalised, concatenated, the row L2-normalised."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._util.numerics import l2_normalize
+from ..feature_blocks import FeatureBlocks, Featurized, extract_blocks, input_rows
+from .scorers import SCORERS
+
+
+class AnomalyDetector:
+    """Normal or not, from normal images only; implements :class:`~wordsight.estimator.FittedModel`
+    where it applies (``classes_``, ``featurize``, ``describe``, ``save``, ``load``)."""
+
+    classes_ = np.array(["normal", "abnormal"])
+
+    def __init__(self, encoders="efficientnet-lite0", method: str = "knn", k: int = 2, reject_rate: float = 0.05,
+                 cache=None, batch_size=None, quiet: bool = True, small_input="auto"):
+        self.encoders, self.method, self.k, self.reject_rate = encoders, method, k, reject_rate
+        self.cache, self.batch_size, self.quiet, self.small_input = cache, batch_size, quiet, small_input
+
+    @property
+    def encoder_names(self) -> list[str]:
+        return [self.encoders] if isinstance(self.encoders, str) else list(self.encoders)
+
+    def set_params(self, **params) -> "AnomalyDetector":
+        for k, v in params.items():
+            if not hasattr(self, k):
+                raise ValueError(f"AnomalyDetector has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    # ------------------------------------------------------------------ features
+    def extract(self, X) -> FeatureBlocks:
+        """Every encoder's pooled features of ``X`` (images, a folder, a manifest, or FeatureBlocks)."""
+        from ...io.sources import open_source
+
+        if isinstance(X, FeatureBlocks):
+            return X
+        return extract_blocks(open_source(X), self.encoder_names, cache=self.cache, batch_size=self.batch_size,
+                              quiet=self.quiet, small_input=self.small_input)
+
+    def featurize(self, X) -> Featurized:
+        """The normalised rows of the images that could be read (a 2-D array: rows used as given, normalised)."""
+        if isinstance(X, np.ndarray):
+            Z = l2_normalize(np.atleast_2d(X))
+            return Featurized(Z, [None] * len(Z), [], None, None, len(Z), np.arange(len(Z)))
+        from ...io.sources import open_source
+
+        src = None if isinstance(X, FeatureBlocks) else open_source(X)
+        blocks = self.extract(X if src is None else src)
+        rows, n = input_rows(src, blocks)
+        parts = [l2_normalize(blocks.embeddings[e]) for e in self.encoder_names]
+        Z = l2_normalize(np.concatenate(parts, 1)) if len(blocks) else np.zeros((0, 0), np.float32)
+        return Featurized(Z, blocks.samples, blocks.failures, blocks, None, n, rows)
+
+    # ------------------------------------------------------------------ fit and scores
+    def fit(self, X, y=None) -> "AnomalyDetector":
+        """Fit on normal images (``y`` ignored: every image is normal); unreadable ones are skipped
+        and listed in ``fit_failures_``."""
+        if self.method not in SCORERS:
+            raise ValueError(f"unknown anomaly method {self.method!r}: choose one of {', '.join(SCORERS)}")
+        if not 0.0 <= self.reject_rate < 1.0:
+            raise ValueError(f"reject_rate must be in [0, 1), got {self.reject_rate}")
+        F = self.featurize(X)
+        if len(F.matrix) < self.k + 1:
+            where = f" in {X}" if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__") else ""
+            raise ValueError(f"at least k+1 = {self.k + 1} readable normal images are needed{where}, "
+                             f"got {len(F.matrix)}")
+        self.scorer_ = SCORERS[self.method](self.k).fit(F.matrix)
+        held_out = -self.scorer_.held_out_distance()
+        self.threshold_ = float(np.quantile(held_out, self.reject_rate))
+        self.n_train_, self.n_features_in_ = len(F.matrix), F.matrix.shape[1]
+        self.fit_failures_ = list(F.failures)
+        return self
+
+    def score_featurized(self, F: Featurized) -> np.ndarray:
+        """``score_samples`` of the read rows of ``F`` (minus the distance to the normal images)."""
+        return -self.scorer_.distance(F.matrix) if len(F.matrix) else np.zeros(0)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Per input: higher = more normal; NaN for an image that could not be read."""
+        F = self.featurize(X)
+        return F.scatter(self.score_featurized(F)[:, None])[:, 0]
+
+    def decision_function(self, X) -> np.ndarray:
+        """``score_samples - threshold_``: negative = abnormal."""
+        return self.score_samples(X) - self.threshold_
+
+    def predict(self, X) -> np.ndarray:
+        """1 normal, -1 abnormal (0 for an unreadable image)."""
+        d = self.decision_function(X)
+        return np.where(np.isnan(d), 0, np.where(d >= 0, 1, -1)).astype(np.int64)
+
+    def describe(self, X) -> list:
+        """Per input, ``normal``/``abnormal`` with its score and the threshold (None if unreadable)."""
+        return [None if np.isnan(s) else f"{'normal' if s >= self.threshold_ else 'abnormal'} "
+                f"(score {s:.4f}, threshold {self.threshold_:.4f})" for s in self.score_samples(X)]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder) -> str:
+        from .saved import save_detector
+
+        return save_detector(self, folder)
+
+    @classmethod
+    def load(cls, folder) -> "AnomalyDetector":
+        from .saved import load_detector
+
+        return load_detector(cls, folder)

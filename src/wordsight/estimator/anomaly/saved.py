@@ -1,0 +1,76 @@
+"""The detector's folder, through :mod:`wordsight.storage`: ``config.json`` (format
+``wordsight-anomaly-detector``: encoders, method, k, reject rate, threshold) + ``scorer.safetensors``
+(the normal features for ``knn``; mean and precision for ``mahalanobis``), every file checksummed;
+a field, an array or a shape that does not fit is refused in one :class:`ModelFolderError` line."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ...storage import ModelFolderError, jsonable, read_folder, write_folder
+from .scorers import SCORERS
+
+DETECTOR_FORMAT = "wordsight-anomaly-detector"
+DETECTOR_FORMAT_VERSION = 1
+STATE_FILE = "scorer.safetensors"
+ARRAYS = {"knn": ("bank",), "mahalanobis": ("mean", "precision")}
+
+
+def save_detector(det, folder) -> str:
+    from safetensors.numpy import save_file
+
+    from ..._version import __version__
+
+    def write(tmp: Path) -> dict:
+        save_file({k: np.ascontiguousarray(v) for k, v in det.scorer_.state().items()}, str(tmp / STATE_FILE))
+        return {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "library_version": __version__,
+                "encoders": det.encoder_names, "method": det.method, "k": det.k, "reject_rate": det.reject_rate,
+                "threshold": det.threshold_, "n_train": det.n_train_, "n_features": det.n_features_in_,
+                "small_input": jsonable(det.small_input), "state": STATE_FILE}
+
+    return write_folder(folder, write)
+
+
+def _check(cond: bool, path, what: str) -> None:
+    if not cond:
+        raise ModelFolderError(f"{path}: {what}")
+
+
+def _check_config(c: dict, path: Path) -> None:
+    enc, k, n = c.get("encoders"), c.get("k"), c.get("n_train")
+    _check(c.get("method") in SCORERS, path, f"field 'method' must be one of {list(SCORERS)}, got {c.get('method')!r}")
+    _check(isinstance(enc, list) and enc and all(isinstance(e, str) for e in enc), path,
+           "field 'encoders' must be a non-empty list of encoder names")
+    _check(isinstance(k, int) and not isinstance(k, bool) and k >= 1, path, f"field 'k' must be an integer >= 1, got {k!r}")
+    _check(isinstance(n, int) and not isinstance(n, bool) and n > k, path, f"field 'n_train' must be an integer > k, got {n!r}")
+    for f in ("threshold", "reject_rate"):
+        _check(isinstance(c.get(f), (int, float)) and math.isfinite(c[f]), path, f"field {f!r} must be a finite number")
+    _check(isinstance(c.get("n_features"), int) and c["n_features"] >= 1, path, "field 'n_features' must be an integer >= 1")
+    _check(c.get("state") == STATE_FILE and STATE_FILE in c.get("files", {}), path, f"{STATE_FILE} must be listed in 'files'")
+
+
+def _check_arrays(arrays: dict, c: dict, path: Path) -> None:
+    n, d = c["n_train"], c["n_features"]
+    shapes = {"bank": (n, d), "mean": (d,), "precision": (d, d)}
+    want = ARRAYS[c["method"]]
+    _check(sorted(arrays) == sorted(want), path, f"must hold exactly {list(want)}, found {sorted(arrays)}")
+    for name in want:
+        a = arrays[name]
+        _check(a.shape == shapes[name], path, f"array {name!r} has shape {a.shape}, expected {shapes[name]}")
+        _check(bool(np.isfinite(a).all()), path, f"array {name!r} holds non-finite values")
+
+
+def load_detector(cls, folder):
+    folder = Path(folder)
+    stored = read_folder(folder, (DETECTOR_FORMAT,), version=DETECTOR_FORMAT_VERSION, what="anomaly detector",
+                         check=_check_config)
+    c = stored.config
+    arrays = stored.arrays(STATE_FILE)
+    _check_arrays(arrays, c, folder / STATE_FILE)
+    det = cls(encoders=c["encoders"], method=c["method"], k=c["k"], reject_rate=c["reject_rate"],
+              small_input=c.get("small_input", "auto"))
+    det.scorer_ = SCORERS[c["method"]](c["k"]).set_state(arrays)
+    det.threshold_, det.n_train_, det.n_features_in_, det.fit_failures_ = float(c["threshold"]), c["n_train"], c["n_features"], []
+    return det
