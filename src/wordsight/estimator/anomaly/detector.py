@@ -26,9 +26,11 @@ class AnomalyDetector:
 
     @property
     def encoder_names(self) -> list[str]:
+        """The image encoders' names as a list (``encoders`` may be one string)."""
         return [self.encoders] if isinstance(self.encoders, str) else list(self.encoders)
 
     def set_params(self, **params) -> "AnomalyDetector":
+        """Set parameters by name (e.g. ``cache``, ``batch_size`` of a loaded detector); returns self."""
         for k, v in params.items():
             if not hasattr(self, k):
                 raise ValueError(f"AnomalyDetector has no parameter {k!r}")
@@ -104,12 +106,14 @@ class AnomalyDetector:
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder) -> str:
+        """Write the detector as a :mod:`wordsight.storage` folder (atomically); returns the folder."""
         from .saved import save_detector
 
         return save_detector(self, folder)
 
     @classmethod
     def load(cls, folder) -> "AnomalyDetector":
+        """The detector saved in ``folder``, every file and field verified (:mod:`.saved`)."""
         from .saved import load_detector
 
         return load_detector(cls, folder)

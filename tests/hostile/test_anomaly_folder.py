@@ -1,0 +1,85 @@
+"""Hostile inputs of the anomaly detector (issue 23): its folder edited or damaged, too few normal
+images, a corrupt file among them, a --normal that names no test label."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import wordsight
+from wordsight.cli import main
+from wordsight.estimator.anomaly import AnomalyDetector
+from wordsight.storage import ModelFolderError
+
+from .conftest import resign
+
+
+@pytest.fixture(scope="module")
+def det_dir(fashion_folder, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("det") / "det"
+    AnomalyDetector().fit(fashion_folder / "train" / "Sneaker").save(folder)
+    return folder
+
+
+@pytest.fixture
+def det_copy(det_dir, tmp_path):
+    return shutil.copytree(det_dir, tmp_path / "copy")
+
+
+def test_a_changed_byte_in_the_bank_is_refused(det_copy):
+    p = det_copy / "scorer.safetensors"
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 1
+    p.write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match=r"scorer.safetensors: checksum mismatch"):
+        wordsight.load(det_copy)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(method="isolation-forest"), r"field 'method' must be one of \['knn', 'mahalanobis'\]"),
+    (lambda c: c.update(k=0), r"field 'k' must be an integer >= 1"),
+    (lambda c: c.update(threshold=float("nan")), r"field 'threshold' must be a finite number"),
+    (lambda c: c.update(n_train=5), r"array 'bank' has shape \(6, \d+\), expected \(5, \d+\)"),
+    (lambda c: c.update(method="mahalanobis"), r"must hold exactly \['mean', 'precision'\], found \['bank'\]"),
+])
+def test_resigned_edits_that_do_not_fit_are_refused(det_copy, edit, message):
+    resign(det_copy, edit)
+    with pytest.raises(ModelFolderError, match=message):
+        AnomalyDetector.load(det_copy)
+
+
+def test_a_resigned_bank_with_nan_is_refused(det_copy):
+    bank = AnomalyDetector.load(det_copy).scorer_.bank.copy()
+    bank[0, 0] = np.nan
+    save_file({"bank": bank}, str(det_copy / "scorer.safetensors"))
+    resign(det_copy)
+    with pytest.raises(ModelFolderError, match=r"array 'bank' holds non-finite values"):
+        wordsight.load(det_copy)
+
+
+def test_one_normal_image_is_one_line_not_a_traceback(fashion_folder, tmp_path, capsys):
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(next((fashion_folder / "train" / "Bag").glob("*.png")), one)
+    assert main(["fit", str(one), "--task", "anomaly", "--out", str(tmp_path / "d"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "at least k+1 = 3 readable normal images are needed in" in err[0] and "got 1" in err[0]
+
+
+def test_a_corrupt_file_among_the_normal_images_is_skipped_and_listed(fashion_folder, tmp_path, capsys):
+    normal = shutil.copytree(fashion_folder / "train" / "Bag", tmp_path / "bags")
+    (normal / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert main(["fit", str(normal), "--task", "anomaly", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "1 file(s) failed and were skipped" in err and "broken.png" in err
+    assert wordsight.load(tmp_path / "d").n_train_ == 6
+
+
+def test_normal_naming_no_test_label_is_one_clear_error(det_dir, fashion_folder, capsys):
+    assert main(["evaluate", str(det_dir), str(fashion_folder / "test"), "--normal", "Sneakers", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "--normal Sneakers names no label of the test images" in err and "Sneaker" in err
+    assert main(["evaluate", str(det_dir), str(fashion_folder / "test"), "--quiet"]) == 1
+    assert "name the normal label(s) of the test images with --normal" in capsys.readouterr().err
