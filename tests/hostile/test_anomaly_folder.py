@@ -83,3 +83,12 @@ def test_normal_naming_no_test_label_is_one_clear_error(det_dir, fashion_folder,
     assert "--normal Sneakers names no label of the test images" in err and "Sneaker" in err
     assert main(["evaluate", str(det_dir), str(fashion_folder / "test"), "--quiet"]) == 1
     assert "name the normal label(s) of the test images with --normal" in capsys.readouterr().err
+
+
+def test_normal_images_of_different_sizes_are_pooled_alike(photo_folder):
+    from PIL import Image
+
+    sizes = {Image.open(p).size for p in photo_folder.rglob("*.jpg")}
+    assert len(sizes) > 1  # photos of several sizes, all normal: pooled features have one length
+    det = AnomalyDetector().fit(photo_folder)
+    assert det.n_train_ == 8 and np.isfinite(det.score_samples(photo_folder)).all()

@@ -67,7 +67,7 @@ class MahalanobisScorer:
 
     def distance(self, Q: np.ndarray) -> np.ndarray:
         D = np.asarray(Q, np.float64) - self.mean
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", D, self.precision, D), 0.0))
+        return np.sqrt(np.maximum(((D @ self.precision) * D).sum(1), 0.0))
 
     def held_out_distance(self) -> np.ndarray:
         n = len(self._Z)
