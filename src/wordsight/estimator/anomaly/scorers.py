@@ -61,8 +61,8 @@ class MahalanobisScorer:
         from sklearn.covariance import LedoitWolf
 
         self._Z = np.asarray(Z, np.float64)
-        lw = LedoitWolf().fit(self._Z)
-        self.mean, self.precision = lw.location_, lw.precision_
+        lw = LedoitWolf(store_precision=False).fit(self._Z)  # shrunk: positive definite, so inv (not pinvh)
+        self.mean, self.precision = lw.location_, np.linalg.inv(lw.covariance_)
         return self
 
     def distance(self, Q: np.ndarray) -> np.ndarray:
