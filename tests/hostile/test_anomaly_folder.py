@@ -92,3 +92,15 @@ def test_normal_images_of_different_sizes_are_pooled_alike(photo_folder):
     assert len(sizes) > 1  # photos of several sizes, all normal: pooled features have one length
     det = AnomalyDetector().fit(photo_folder)
     assert det.n_train_ == 8 and np.isfinite(det.score_samples(photo_folder)).all()
+
+
+def test_predict_lists_a_corrupt_image_and_refuses_an_unknown_output_suffix(det_dir, fashion_folder, tmp_path, capsys):
+    good = next((fashion_folder / "test" / "Bag").glob("*.png"))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "scores.csv"
+    assert main(["predict", str(det_dir), str(good), str(bad), "--out", str(out), "--quiet"]) == 0
+    assert out.read_text().splitlines()[0] == "path,score,decision,threshold" and len(out.read_text().splitlines()) == 2
+    assert "bad.png" in capsys.readouterr().err
+    assert main(["predict", str(det_dir), str(good), "--out", str(tmp_path / "s.parquet"), "--quiet"]) == 1
+    assert "s.parquet: a detector's scores are written to .csv, .json, .jsonl" in capsys.readouterr().err

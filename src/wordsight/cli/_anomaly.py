@@ -8,6 +8,8 @@ import sys
 
 from ._common import cache_arg, encoders_arg, report_failures
 
+OUT_SUFFIXES = (".csv", ".json", ".jsonl")
+
 
 def add_anomaly_options(p) -> None:
     """``fit``'s task choice and the detector's options."""
@@ -37,6 +39,8 @@ def fit_detector(args, data) -> int:
 
 def predict_detector(args, det, data) -> int:
     """One row per readable image: path, score (higher = more normal), decision, threshold."""
+    if args.out and not args.out.endswith(OUT_SUFFIXES):
+        raise ValueError(f"{args.out}: a detector's scores are written to {', '.join(OUT_SUFFIXES)}")
     det.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
     F = det.featurize(data)
     scores = det.score_featurized(F)
@@ -57,14 +61,12 @@ def _write_rows(rows: list[dict], out: str) -> None:
             w = csv.DictWriter(f, fieldnames=["path", "score", "decision", "threshold"])
             w.writeheader()
             w.writerows(rows)
-    elif out.endswith(".json"):
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=1)
     elif out.endswith(".jsonl"):
         with open(out, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
     else:
-        raise ValueError(f"{out}: a detector's scores are written to .csv, .json or .jsonl")
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
 
 
 def evaluate_detector_cli(args, det) -> int:

@@ -34,7 +34,7 @@ def evaluate_detector(det, test, normal, most_abnormal: int = 12) -> dict:
     F = det.featurize(test)
     y = normal_targets([getattr(s, "label", None) for s in F.samples], normal, test)
     score = task.output(det.score_featurized(F) - det.threshold_)  # > 0: abnormal
-    said = task.decide(score, task.encode([0])[0]) == "abnormal"
+    said = task.decide(score, det.classes_) == "abnormal"
     metrics = {name: f(y, score) for name, f in task.metrics().items()}
     confusion = [[int(((y == t) & (said == p)).sum()) for p in (False, True)] for t in (0, 1)]
     metrics.update(n=len(y), n_normal=int((y == 0).sum()), n_abnormal=int(y.sum()), threshold=det.threshold_,
