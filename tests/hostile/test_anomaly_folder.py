@@ -66,6 +66,8 @@ def test_one_normal_image_is_one_line_not_a_traceback(fashion_folder, tmp_path, 
     assert main(["fit", str(one), "--task", "anomaly", "--out", str(tmp_path / "d"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "at least k+1 = 3 readable normal images are needed in" in err[0] and "got 1" in err[0]
+    assert main(["fit", str(one), "--task", "anomaly", "--search", "quick", "--out", str(tmp_path / "d"), "--quiet"]) == 1
+    assert "--search and --finetune train classifiers" in capsys.readouterr().err
 
 
 def test_a_corrupt_file_among_the_normal_images_is_skipped_and_listed(fashion_folder, tmp_path, capsys):

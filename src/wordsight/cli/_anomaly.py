@@ -28,6 +28,9 @@ def add_anomaly_options(p) -> None:
 def fit_detector(args, data) -> int:
     from ..estimator.anomaly import AnomalyDetector
 
+    if args.search or args.finetune:
+        raise ValueError("--search and --finetune train classifiers; --task anomaly takes --encoders, --method, --k "
+                         "and --reject-rate")
     det = AnomalyDetector(encoders=tuple(encoders_arg(args)), method=args.method, k=args.k,
                           reject_rate=args.reject_rate, cache=cache_arg(args), batch_size=args.batch_size,
                           quiet=args.quiet).fit(data)
