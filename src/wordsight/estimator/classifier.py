@@ -212,8 +212,18 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
                                   {e: int(v.shape[1]) for e, v in blocks.embeddings.items()},
                                   self.concept_bank().dim if fusion.text else None, blocks.probs_encoder, fusion,
-                                  resolve(self.encoder_names, self.precision))
+                                  resolve(self.encoder_names, self.precision), self._calibrate(head, M, y_idx))
         return self
+
+    def _calibrate(self, head, M, y_idx):
+        """Out-of-fold scores for prediction sets and "unknown" (:mod:`.conformal`); None for a
+        fusion whose probabilities are not the head's alone (prior, paired, late)."""
+        from .conformal import out_of_fold
+
+        fusion = self.fusion_
+        if fusion.prior or fusion.paired:
+            return None
+        return out_of_fold(head, np.asarray(M, np.float64), y_idx, len(self.classes_), self.random_state)
 
     def _fit_array(self, X, y):
         from sklearn.utils.validation import validate_data
@@ -229,7 +239,8 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         self.classes_, y_idx = self.task_.encode(y)
         self.fit_failures_ = []
         head = fusion.fit(self, None, np.asarray(X, np.float64), [], y_idx, self.unfitted_head())
-        self.state_ = FittedState(self.classes_, head, int(X.shape[1]), fusion=fusion)
+        self.state_ = FittedState(self.classes_, head, int(X.shape[1]), fusion=fusion,
+                                  calibration=self._calibrate(head, X, y_idx))
         return self
 
     # ------------------------------------------------------------------ predict
@@ -288,9 +299,52 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         F = self.featurize(X)
         return F.scatter(self.proba_featurized(F))
 
-    def predict(self, X) -> np.ndarray:
-        """Class per input; ``None`` for an image that could not be read."""
-        return self.task_.decide(self.predict_proba(X), self.classes_)
+    def predict(self, X, reject_rate: float | None = None) -> np.ndarray:
+        """Class per input; ``None`` for an image that could not be read. With ``reject_rate``,
+        ``"unknown"`` for an image less like the training classes than all but that fraction of
+        the training images (:meth:`ood_score`)."""
+        pred = self.task_.decide(self.predict_proba(X), self.classes_)
+        if reject_rate is None:
+            return pred
+        from .conformal import ood_threshold
+
+        unknown = self.ood_score(X) > ood_threshold(self.calibration(), reject_rate)
+        return np.where(unknown, "unknown", pred.astype(object)).astype(object)
+
+    # ------------------------------------------------------------------ sets and unknown (:mod:`.conformal`)
+    def calibration(self):
+        """The out-of-fold scores kept at fit (:class:`~.conformal.Calibration`), or a one-line
+        ValueError saying why there are none."""
+        self._check_fitted()
+        if self.state_.calibration is None:
+            raise ValueError("this model has no calibration scores (fitted with a prior or paired fusion, with a "
+                             "class of one image, or saved before they were kept): refit it for prediction sets "
+                             "and 'unknown'")
+        return self.state_.calibration
+
+    def ood_score(self, X, score: str | None = None) -> np.ndarray:
+        """Out-of-distribution score per input from the head's logits (``msp`` or ``energy``;
+        higher = less like the training classes); NaN for an image that could not be read."""
+        from .conformal import DEFAULT_OOD, ood_scores
+
+        self.calibration()
+        F = self.featurize(X)
+        z = ood_scores(self.state_.head.logits(np.asarray(F.matrix, np.float64)), score or DEFAULT_OOD)
+        return F.scatter(z[:, None])[:, 0]
+
+    def predict_set_matrix(self, X, coverage: float = 0.9, method: str = "lac") -> np.ndarray:
+        """(n, n_classes) booleans: the conformal prediction set of each input (columns in
+        ``classes_`` order; an unreadable image's row is all False)."""
+        from .conformal import set_matrix
+
+        cal = self.calibration()
+        return set_matrix(self.predict_proba(X), cal, coverage, method)
+
+    def predict_set(self, X, coverage: float = 0.9, method: str = "lac") -> list[list]:
+        """The classes of each input's prediction set, which holds the true class with probability
+        ``coverage`` (``method``: ``"lac"`` or ``"aps"``)."""
+        return [[c for c, k in zip(self.classes_.tolist(), row) if k]
+                for row in self.predict_set_matrix(X, coverage, method)]
 
     def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list:
         """One :class:`~wordsight.io.records.Prediction` per input image (inputs in order, then

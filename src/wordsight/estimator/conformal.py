@@ -1,0 +1,129 @@
+"""Prediction sets with a coverage guarantee, and "unknown", from a classifier's out-of-fold scores.
+
+At fit the Classifier keeps, for every training image, the logits of a copy of its head fitted
+on the other folds (cross-conformal: up to 5 stratified folds, fewer when a class has fewer
+images; none when a class has one image: sets then need a refit with more images). From these:
+
+- **sets** (Angelopoulos & Bates 2021): a conformity score per calibration image, LAC
+  ``1 - p_true`` or APS (the probability mass of the classes ranked at or above the true one),
+  its conformal quantile ``q`` = the ``ceil((n+1) * coverage)``-th smallest score, and the set of
+  an image = the classes whose score is <= ``q``. Split conformal guarantees
+  ``P(true class in set) >= coverage``; with out-of-fold scores the guarantee is the
+  cross-conformal one (close to it in practice: measured in ``benchmarks/open_set_fashion_mnist.py``).
+- **unknown**: an out-of-distribution score (``msp``: 1 - the highest probability; ``energy``:
+  minus the log-sum-exp of the head's logits), higher = less like the training classes, and the
+  threshold that rejects a fraction ``reject_rate`` of the training images' out-of-fold scores
+  (the same quantile rule at ``1 - reject_rate``).
+
+The quantile rule is written here rather than taken from MAPIE: MAPIE's conformalizers fix the
+confidence level when they are fitted on (X, y) with an estimator, while a saved model must answer
+any coverage later from stored scores alone (safetensors, no pickle); the rule is five lines.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+
+from .._util.numerics import softmax
+
+METHODS = ("lac", "aps")
+OOD_SCORES = ("msp", "energy")
+DEFAULT_OOD = "msp"  # chosen by benchmarks/open_set_fashion_mnist.py (see the README's figures)
+MAX_FOLDS = 5
+
+
+@dataclass
+class Calibration:
+    """Out-of-fold head ``logits`` (n, n_classes) of the training images, their class indices ``y``
+    and the number of ``folds`` they came from."""
+
+    logits: np.ndarray
+    y: np.ndarray
+    folds: int
+
+    @property
+    def proba(self) -> np.ndarray:
+        return softmax(self.logits)
+
+
+def out_of_fold(head, M: np.ndarray, y: np.ndarray, n_classes: int, random_state=0) -> Calibration | None:
+    """Cross-conformal scores: a clone of the fitted ``head`` (its searched ``C`` fixed) fitted on
+    all folds but one, scoring the one left out. None when a class has a single image."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(MAX_FOLDS, int(np.bincount(y, minlength=n_classes).min()))
+    if folds < 2:
+        return None
+    params = head.get_params()
+    fixed = {k: v for k, v in head.info.items() if k in params and params[k] is None}
+    logits = np.empty((len(y), n_classes))
+    split = StratifiedKFold(folds, shuffle=True, random_state=random_state if isinstance(random_state, int) else 0)
+    for train, test in split.split(M, y):
+        part = clone(head).set_params(**fixed).fit(M[train], y[train], n_classes)
+        logits[test] = part.logits(np.asarray(M[test], np.float64))
+    return Calibration(logits, np.asarray(y, np.int64), folds)
+
+
+def check_rate(value: float, name: str) -> float:
+    """``value`` as a float strictly between 0 and 1, or a one-line ValueError naming ``name``."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number between 0 and 1, not {value!r}") from None
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must be strictly between 0 and 1, not {value:g}")
+    return value
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``ceil((n+1) * level)``-th smallest of ``scores`` (inf when that exceeds n): the
+    finite-sample-corrected quantile of split conformal prediction."""
+    scores = np.sort(np.asarray(scores, np.float64))
+    k = ceil((len(scores) + 1) * level)
+    return float("inf") if k > len(scores) else float(scores[k - 1])
+
+
+def class_scores(P: np.ndarray, method: str) -> np.ndarray:
+    """(n, K) non-conformity of every class of every row: LAC ``1 - p``; APS the mass of the
+    classes ranked at or above it (ties broken by class order)."""
+    if method == "lac":
+        return 1.0 - P
+    if method == "aps":
+        order = np.argsort(-P, axis=1, kind="stable")
+        cum = np.cumsum(np.take_along_axis(P, order, axis=1), axis=1)
+        out = np.empty_like(P)
+        np.put_along_axis(out, order, cum, axis=1)
+        return out
+    raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+
+
+def set_threshold(cal: Calibration, coverage: float, method: str = "lac") -> float:
+    """The score threshold of ``method``'s sets at ``coverage`` from the calibration scores."""
+    coverage = check_rate(coverage, "coverage")
+    S = class_scores(cal.proba, method)
+    return conformal_quantile(S[np.arange(len(cal.y)), cal.y], coverage)
+
+
+def set_matrix(P: np.ndarray, cal: Calibration, coverage: float, method: str = "lac") -> np.ndarray:
+    """(n, K) booleans: class j is in row i's prediction set (a NaN row: no class)."""
+    S = class_scores(np.nan_to_num(P, nan=0.0), method)
+    return (S <= set_threshold(cal, coverage, method)) & ~np.isnan(P).any(axis=1, keepdims=True)
+
+
+def ood_scores(logits: np.ndarray, score: str = DEFAULT_OOD) -> np.ndarray:
+    """Out-of-distribution score of head ``logits`` rows: higher = less like the training classes."""
+    if score == "msp":
+        return 1.0 - softmax(logits).max(axis=1)
+    if score == "energy":
+        m = logits.max(axis=1)
+        return -(m + np.log(np.exp(logits - m[:, None]).sum(axis=1)))
+    raise ValueError(f"score must be one of {', '.join(OOD_SCORES)}, not {score!r}")
+
+
+def ood_threshold(cal: Calibration, reject_rate: float, score: str = DEFAULT_OOD) -> float:
+    """The score above which an image is ``unknown``: it rejects ``reject_rate`` of the training
+    images' out-of-fold scores."""
+    return conformal_quantile(ood_scores(cal.logits, score), 1.0 - check_rate(reject_rate, "reject rate"))
