@@ -127,3 +127,22 @@ def ood_threshold(cal: Calibration, reject_rate: float, score: str = DEFAULT_OOD
     """The score above which an image is ``unknown``: it rejects ``reject_rate`` of the training
     images' out-of-fold scores."""
     return conformal_quantile(ood_scores(cal.logits, score), 1.0 - check_rate(reject_rate, "reject rate"))
+
+
+def annotate_records(model, X, records: list, coverage: float | None, reject_rate: float | None,
+                     method: str = "lac") -> list:
+    """``records`` (``model.predict_records(X)``: the kept inputs in order, then the failures)
+    with each image's prediction set at ``coverage`` and, at ``reject_rate``, ``unknown`` (its
+    ``predicted`` then ``"unknown"``)."""
+    cal = model.calibration()
+    F = model.featurize(X)
+    if coverage is not None:
+        S = set_matrix(model.proba_featurized(F), cal, coverage, method)
+        for r, row in zip(records, S):
+            r.prediction_set = [c for c, k in zip(model.classes_.tolist(), row) if k]
+    if reject_rate is not None:
+        t = ood_threshold(cal, reject_rate)
+        for r, z in zip(records, ood_scores(model.state_.head.logits(np.asarray(F.matrix, np.float64)))):
+            r.unknown = bool(z > t)
+            r.predicted = "unknown" if r.unknown else r.predicted
+    return records
