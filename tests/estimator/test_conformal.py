@@ -75,7 +75,7 @@ def test_unknown_classes_score_higher_than_known_ones(fashion_300):
     clf = Classifier().fit(Xtr[keep], np.asarray(train.labels)[keep])
     unknown = ~np.isin(test.labels, known)
     auroc = roc_auc_score(unknown, clf.ood_score(Xte))
-    assert auroc > 0.6  # measured 0.70 (msp, 30 images per class)
+    assert auroc > 0.7  # measured 0.80 (energy, 30 images per class; msp 0.76)
     pred = clf.predict(Xte, reject_rate=0.05)
     assert np.mean(pred[unknown] == "unknown") > np.mean(pred[~unknown] == "unknown")
     assert np.mean(pred[~unknown] == "unknown") < 0.2

@@ -30,7 +30,11 @@ from .._util.numerics import softmax
 
 METHODS = ("lac", "aps")
 OOD_SCORES = ("msp", "energy")
-DEFAULT_OOD = "msp"  # chosen by benchmarks/open_set_fashion_mnist.py (see the README's figures)
+# Measured (benchmarks/open_set_fashion_mnist.py, train on classes 0-4, 200 a class): unknown-class
+# AUROC 92.4 energy vs 88.9 msp (30 a class: 79.9 vs 75.5). Energy keeps how strongly any class
+# matches, which the softmax normalises away (Liu et al. 2020); the kNN distance to the training
+# rows scored 93.6 but needs the training features kept in the folder.
+DEFAULT_OOD = "energy"
 MAX_FOLDS = 5
 
 
