@@ -47,3 +47,14 @@ def test_calibration_arrays_that_do_not_fit_are_refused(model_copy):
     with pytest.raises(ModelFolderError, match="calibration.safetensors: not out-of-fold scores"):
         Classifier.load(model_copy)
     assert json.loads((model_copy / "config.json").read_text())["calibration"]["n"] > 0
+
+
+def test_a_bank_of_the_wrong_width_is_refused(model_copy):
+    from safetensors.numpy import load_file, save_file
+
+    arrays = load_file(str(model_copy / "calibration.safetensors"))
+    arrays["bank"] = arrays["bank"][:, :5].copy()
+    save_file(arrays, str(model_copy / "calibration.safetensors"))
+    resign(model_copy)
+    with pytest.raises(ModelFolderError, match="'bank' must be finite training rows"):
+        Classifier.load(model_copy)

@@ -323,13 +323,13 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         return self.state_.calibration
 
     def ood_score(self, X, score: str | None = None) -> np.ndarray:
-        """Out-of-distribution score per input from the head's logits (``msp`` or ``energy``;
+        """Out-of-distribution score per input (``knn``, ``energy`` or ``msp``: :mod:`.conformal`;
         higher = less like the training classes); NaN for an image that could not be read."""
         from .conformal import DEFAULT_OOD, ood_scores
 
-        self.calibration()
+        cal = self.calibration()
         F = self.featurize(X)
-        z = ood_scores(self.state_.head.logits(np.asarray(F.matrix, np.float64)), score or DEFAULT_OOD)
+        z = ood_scores(cal, self.state_.head.logits(np.asarray(F.matrix, np.float64)), F.matrix, score or DEFAULT_OOD)
         return F.scatter(z[:, None])[:, 0]
 
     def predict_set_matrix(self, X, coverage: float = 0.9, method: str = "lac") -> np.ndarray:

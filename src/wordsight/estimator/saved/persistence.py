@@ -86,8 +86,10 @@ def _write(clf, folder: Path) -> dict:
         config["paired"] = paired
     if state.calibration is not None:  # out-of-fold scores for prediction sets and "unknown"
         cal = state.calibration
-        save_file({"logits": np.ascontiguousarray(cal.logits, np.float32), "y": np.ascontiguousarray(cal.y)},
-                  str(folder / CALIBRATION_FILE))
+        arrays = {"logits": np.ascontiguousarray(cal.logits, np.float32), "y": np.ascontiguousarray(cal.y)}
+        if cal.bank is not None:
+            arrays["bank"] = np.ascontiguousarray(cal.bank, np.float32)
+        save_file(arrays, str(folder / CALIBRATION_FILE))
         config["calibration"] = {"file": CALIBRATION_FILE, "method": "cross-conformal", "folds": int(cal.folds),
                                  "n": len(cal.y)}
     return config
@@ -166,7 +168,7 @@ def load_classifier(folder, cls):
                                        f"{len(classes)} classes x {state.n_features} features")
         if [str(c) for c in state.prior.classes_] != [str(c) for c in classes]:
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
-    state.calibration = _load_calibration(stored, len(classes))
+    state.calibration = _load_calibration(stored, len(classes), state.n_features)
     clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
     return clf
 
@@ -233,7 +235,7 @@ def _load_paired(stored, clf):
     return paired
 
 
-def _load_calibration(stored, n_classes: int):
+def _load_calibration(stored, n_classes: int, n_features: int):
     """The out-of-fold scores of a folder that has them (None for one saved before they were
     kept), refused with the reason when they do not fit the model."""
     from ..conformal import Calibration
@@ -252,5 +254,9 @@ def _load_calibration(stored, n_classes: int):
     if not ok:
         raise ModelFolderError(f"{path}: not out-of-fold scores of this model's {n_classes} classes "
                                "(arrays 'logits' (n, classes) finite and 'y' (n,) class indices)")
+    bank = arrays.get("bank")
+    if bank is not None and not (bank.ndim == 2 and bank.shape[1] == n_features and np.isfinite(bank).all()):
+        raise ModelFolderError(f"{path}: 'bank' must be finite training rows of {n_features} features")
     folds = entry.get("folds")
-    return Calibration(np.asarray(logits, np.float64), np.asarray(y, np.int64), folds if type(folds) is int else 0)
+    return Calibration(np.asarray(logits, np.float64), np.asarray(y, np.int64), folds if type(folds) is int else 0,
+                       None if bank is None else np.asarray(bank, np.float32))
