@@ -137,3 +137,24 @@ def test_knn_threshold_matches_leave_one_out_distances_in_numpy(model):
     np.fill_diagonal(D, np.inf)
     loo = np.sort(D.min(1))
     assert ood_threshold(model.state_.calibration, 0.05, "knn") == pytest.approx(loo[ceil(301 * 0.95) - 1], rel=1e-4)
+
+
+def test_a_held_out_split_calibrates_the_head_fitted_without_it(fashion_300):
+    base = Classifier()
+    train, test = base.extract(fashion_300 / "train"), base.extract(fashion_300 / "test")
+    X, y = base.fuse(train), np.asarray(train.labels)
+    clf = Classifier(calibration=0.2).fit(X, y)
+    cal = clf.state_.calibration
+    assert cal.folds == 0 and len(cal.y) == 60 and np.bincount(cal.y).tolist() == [6] * 10
+    held = [i for i in range(300) if not any(np.array_equal(X[i], b) for b in cal.bank)]
+    assert len(held) == 60  # the bank holds the 240 rows the head was fitted on, the scores the other 60
+    np.testing.assert_allclose(cal.logits, clf.state_.head.logits(X[held].astype(np.float64)), rtol=1e-9)
+    Xte, yte = base.fuse(test), np.searchsorted(clf.classes_, test.labels)
+    S = clf.predict_set_matrix(Xte, 0.8)
+    assert abs(S[np.arange(400), yte].mean() - 0.8) <= 3 * sqrt(0.16 / 400) + 1 / 61
+
+
+def test_a_held_out_split_with_one_image_per_class_is_a_clear_error():
+    X = np.random.default_rng(0).normal(size=(4, 8))
+    with pytest.raises(ValueError, match="needs at least 2 images of every class.*class .b. has 1"):
+        Classifier(calibration=0.2).fit(X, ["a", "a", "b", "c"])

@@ -11,7 +11,7 @@ the same images embeds them once.
 """
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -91,6 +91,10 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
     random_state : int
     quiet : bool
         No progress bars.
+    calibration : "cross", float in (0, 1) or None
+        Scores kept for prediction sets and "unknown" (:mod:`.conformal`): "cross" out-of-fold
+        scores of the fit's own images; a fraction (0.2) held out of the head's fit, stratified;
+        None none.
     """
 
     _parameter_constraints = {
@@ -108,11 +112,12 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, 4096, closed="both"), None],
         "random_state": ["random_state"],
         "quiet": ["boolean"],
+        "calibration": [StrOptions({"cross"}), Interval(Real, 0, 1, closed="neither"), None],
     }
 
     def __init__(self, *, encoders=("efficientnet-lite0",), task="single-label", fusion="image", head="logistic",
                  text_model="minilm", augment=0, augment_params=None, tta=0, small_input="auto", precision="fp32",
-                 cache=None, batch_size=None, random_state=0, quiet=True):
+                 cache=None, batch_size=None, random_state=0, quiet=True, calibration="cross"):
         self.encoders = encoders
         self.task = task
         self.fusion = fusion
@@ -127,6 +132,7 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
         self.quiet = quiet
+        self.calibration = calibration
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -205,25 +211,43 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         fusion = self.fusion_
         M = self.fuse(blocks)
         view_M = [self.fuse(blocks.views[v]) for v in sorted(blocks.views)]
-        head = fusion.fit(self, blocks, M, view_M, y_idx, self.unfitted_head())
+        fit_rows = self._fit_rows(y_idx)
+        head = fusion.fit(self, blocks, M[fit_rows], [v[fit_rows] for v in view_M], y_idx[fit_rows],
+                          self.unfitted_head())
         self.n_features_in_ = M.shape[1]
         from .precision import resolve
 
         self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
                                   {e: int(v.shape[1]) for e, v in blocks.embeddings.items()},
                                   self.concept_bank().dim if fusion.text else None, blocks.probs_encoder, fusion,
-                                  resolve(self.encoder_names, self.precision), self._calibrate(head, M, y_idx))
+                                  resolve(self.encoder_names, self.precision), self._calibrate(head, M, y_idx, fit_rows))
         return self
 
-    def _calibrate(self, head, M, y_idx):
-        """Out-of-fold scores for prediction sets and "unknown" (:mod:`.conformal`); None for a
-        fusion whose probabilities are not the head's alone (prior, paired, late)."""
-        from .conformal import out_of_fold
+    def _fit_rows(self, y_idx) -> np.ndarray:
+        """The rows the head is fitted on: all, or all but the held-out calibration split."""
+        from .conformal import held_out_split
 
+        if not isinstance(self.calibration, float):
+            return np.arange(len(y_idx))
         fusion = self.fusion_
         if fusion.prior or fusion.paired:
+            raise ValueError(f"calibration={self.calibration:g} holds images out of the head's fit; fusion "
+                             f"{fusion.name!r} learns from all of them: use calibration='cross' or None")
+        return held_out_split(y_idx, self.calibration, self.classes_, self.random_state)
+
+    def _calibrate(self, head, M, y_idx, fit_rows=None):
+        """Scores for prediction sets and "unknown" (:mod:`.conformal`): out-of-fold, or of the
+        held-out split; None when ``calibration`` is None or the fusion's probabilities are not the
+        head's alone (prior, paired, late)."""
+        from .conformal import held_out, out_of_fold
+
+        fusion = self.fusion_
+        if self.calibration is None or fusion.prior or fusion.paired:
             return None
-        return out_of_fold(head, np.asarray(M, np.float64), y_idx, len(self.classes_), self.random_state)
+        M = np.asarray(M, np.float64)
+        if isinstance(self.calibration, float):
+            return held_out(head, M, y_idx, fit_rows, self.random_state)
+        return out_of_fold(head, M, y_idx, len(self.classes_), self.random_state)
 
     def _fit_array(self, X, y):
         from sklearn.utils.validation import validate_data
@@ -238,9 +262,10 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         self.classes_, y_idx = self.task_.encode(y)
         self.fit_failures_ = []
-        head = fusion.fit(self, None, np.asarray(X, np.float64), [], y_idx, self.unfitted_head())
+        fit_rows = self._fit_rows(y_idx)
+        head = fusion.fit(self, None, np.asarray(X, np.float64)[fit_rows], [], y_idx[fit_rows], self.unfitted_head())
         self.state_ = FittedState(self.classes_, head, int(X.shape[1]), fusion=fusion,
-                                  calibration=self._calibrate(head, X, y_idx))
+                                  calibration=self._calibrate(head, X, y_idx, fit_rows))
         return self
 
     # ------------------------------------------------------------------ predict
@@ -308,11 +333,11 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
             return pred
         from .conformal import ood_threshold
 
-        unknown = self.ood_score(X) > ood_threshold(self.calibration(), reject_rate)
+        unknown = self.ood_score(X) > ood_threshold(self.calibration_scores(), reject_rate)
         return np.where(unknown, "unknown", pred.astype(object)).astype(object)
 
     # ------------------------------------------------------------------ sets and unknown (:mod:`.conformal`)
-    def calibration(self):
+    def calibration_scores(self):
         """The out-of-fold scores kept at fit (:class:`~.conformal.Calibration`), or a one-line
         ValueError saying why there are none."""
         self._check_fitted()
@@ -327,7 +352,7 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         higher = less like the training classes); NaN for an image that could not be read."""
         from .conformal import DEFAULT_OOD, ood_scores
 
-        cal = self.calibration()
+        cal = self.calibration_scores()
         F = self.featurize(X)
         z = ood_scores(cal, self.state_.head.logits(np.asarray(F.matrix, np.float64)), F.matrix, score or DEFAULT_OOD)
         return F.scatter(z[:, None])[:, 0]
@@ -337,7 +362,7 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         ``classes_`` order; an unreadable image's row is all False)."""
         from .conformal import set_matrix
 
-        cal = self.calibration()
+        cal = self.calibration_scores()
         return set_matrix(self.predict_proba(X), cal, coverage, method)
 
     def predict_set(self, X, coverage: float = 0.9, method: str = "lac") -> list[list]:

@@ -78,6 +78,33 @@ def out_of_fold(head, M: np.ndarray, y: np.ndarray, n_classes: int, random_state
     return Calibration(logits, np.asarray(y, np.int64), folds, np.asarray(M[keep], np.float32))
 
 
+def held_out_split(y: np.ndarray, fraction: float, classes, random_state=0) -> np.ndarray:
+    """The rows left for the head's fit when ``fraction`` of each class is held out for calibration
+    (stratified, seeded); a class of under 2 images cannot give to both: a one-line ValueError."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y, minlength=len(classes))
+    if counts.min() < 2:
+        raise ValueError(f"calibration={fraction:g} needs at least 2 images of every class (one to fit, one to "
+                         f"calibrate); class {str(classes[int(counts.argmin())])!r} has {int(counts.min())}: "
+                         "use calibration='cross' (out-of-fold scores) or more images")
+    seed = random_state if isinstance(random_state, int) else 0
+    n_held = max(len(classes), int(round(fraction * len(y))))
+    if len(y) - n_held < len(classes):
+        raise ValueError(f"calibration={fraction:g} of {len(y)} images leaves fewer than one image per class to fit")
+    rows, _ = train_test_split(np.arange(len(y)), test_size=n_held, stratify=y, random_state=seed)
+    return np.sort(rows)
+
+
+def held_out(head, M: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, random_state=0) -> Calibration:
+    """Split-conformal scores: the fitted ``head`` (fitted on ``fit_rows``) on the other rows; the
+    knn bank from the rows it was fitted on."""
+    held = np.setdiff1d(np.arange(len(y)), fit_rows)
+    rng = np.random.default_rng(random_state if isinstance(random_state, int) else 0)
+    keep = np.sort(rng.choice(fit_rows, size=min(len(fit_rows), MAX_BANK), replace=False))
+    return Calibration(head.logits(M[held]), np.asarray(y[held], np.int64), 0, np.asarray(M[keep], np.float32))
+
+
 def check_rate(value: float, name: str) -> float:
     """``value`` as a float strictly between 0 and 1, or a one-line ValueError naming ``name``."""
     try:
@@ -166,7 +193,7 @@ def annotate_records(model, X, records: list, coverage: float | None, reject_rat
     """``records`` (``model.predict_records(X)``: the kept inputs in order, then the failures)
     with each image's prediction set at ``coverage`` and, at ``reject_rate``, ``unknown`` (its
     ``predicted`` then ``"unknown"``)."""
-    cal = model.calibration()
+    cal = model.calibration_scores()
     F = model.featurize(X)
     if coverage is not None:
         S = set_matrix(model.proba_featurized(F), cal, coverage, method)

@@ -17,7 +17,7 @@ def open_set_metrics(model, data, coverage: float | None = None, method: str = "
 
     if coverage is not None:
         check_rate(coverage, "coverage")
-    cal = model.calibration()
+    cal = model.calibration_scores()
     F = model.featurize(data)
     if any(s.label is None for s in F.samples):
         raise ValueError(f"{data}: every test image needs a label (class folders or a manifest label column)")

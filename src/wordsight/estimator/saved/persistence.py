@@ -90,8 +90,8 @@ def _write(clf, folder: Path) -> dict:
         if cal.bank is not None:
             arrays["bank"] = np.ascontiguousarray(cal.bank, np.float32)
         save_file(arrays, str(folder / CALIBRATION_FILE))
-        config["calibration"] = {"file": CALIBRATION_FILE, "method": "cross-conformal", "folds": int(cal.folds),
-                                 "n": len(cal.y)}
+        config["calibration"] = {"file": CALIBRATION_FILE, "folds": int(cal.folds), "n": len(cal.y),
+                                 "method": "cross-conformal" if cal.folds else "held-out"}
     return config
 
 
