@@ -58,3 +58,22 @@ def test_a_bank_of_the_wrong_width_is_refused(model_copy):
     resign(model_copy)
     with pytest.raises(ModelFolderError, match="'bank' must be finite training rows"):
         Classifier.load(model_copy)
+
+
+def test_fit_calibration_out_of_range_is_one_line(photo_folder, tmp_path, capsys):
+    assert main(["fit", str(photo_folder), "--out", str(tmp_path / "m"), "--calibration", "1.5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "calibration" in err[0] and not (tmp_path / "m").exists()
+
+
+def test_fit_calibration_split_with_a_class_of_one_image(photo_folder, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(photo_folder, tmp_path / "photos")
+    (tmp_path / "photos" / "cat" / "0_flip.jpg").unlink()
+    assert main(["fit", str(tmp_path / "photos"), "--out", str(tmp_path / "m"), "--calibration", "0.2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "class 'cat' has 1" in err[0]
+    assert main(["fit", str(tmp_path / "photos"), "--out", str(tmp_path / "m2")]) == 0  # cross: none kept, stated
+    assert main(["predict", str(tmp_path / "m2"), str(photo_folder), "--coverage", "0.9"]) == 1
+    assert "a class of one image" in capsys.readouterr().err

@@ -212,7 +212,8 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         M = self.fuse(blocks)
         view_M = [self.fuse(blocks.views[v]) for v in sorted(blocks.views)]
         fit_rows = self._fit_rows(y_idx)
-        head = fusion.fit(self, blocks, M[fit_rows], [v[fit_rows] for v in view_M], y_idx[fit_rows],
+        fit_blocks = blocks if len(fit_rows) == len(y_idx) else blocks.take(fit_rows)
+        head = fusion.fit(self, fit_blocks, M[fit_rows], [v[fit_rows] for v in view_M], y_idx[fit_rows],
                           self.unfitted_head())
         self.n_features_in_ = M.shape[1]
         from .precision import resolve
@@ -220,7 +221,8 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
                                   {e: int(v.shape[1]) for e, v in blocks.embeddings.items()},
                                   self.concept_bank().dim if fusion.text else None, blocks.probs_encoder, fusion,
-                                  resolve(self.encoder_names, self.precision), self._calibrate(head, M, y_idx, fit_rows))
+                                  resolve(self.encoder_names, self.precision))
+        self.state_.calibration = self._calibrate(head, M, y_idx, fit_rows, blocks)
         return self
 
     def _fit_rows(self, y_idx) -> np.ndarray:
@@ -229,25 +231,36 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
 
         if not isinstance(self.calibration, float):
             return np.arange(len(y_idx))
-        fusion = self.fusion_
-        if fusion.prior or fusion.paired:
-            raise ValueError(f"calibration={self.calibration:g} holds images out of the head's fit; fusion "
-                             f"{fusion.name!r} learns from all of them: use calibration='cross' or None")
+        if self.fusion_.paired:
+            raise ValueError(f"calibration={self.calibration:g}: the {self.fusion_.name!r} fusion keeps no "
+                             "calibration scores: use calibration=None")
         return held_out_split(y_idx, self.calibration, self.classes_, self.random_state)
 
-    def _calibrate(self, head, M, y_idx, fit_rows=None):
-        """Scores for prediction sets and "unknown" (:mod:`.conformal`): out-of-fold, or of the
-        held-out split; None when ``calibration`` is None or the fusion's probabilities are not the
-        head's alone (prior, paired, late)."""
-        from .conformal import held_out, out_of_fold
+    def _calibrate(self, head, M, y_idx, fit_rows=None, blocks=None):
+        """Scores for prediction sets and "unknown" (:mod:`.conformal`): out-of-fold (of the head,
+        or, with a prior, of the whole model refitted per fold), or of the held-out split; None when
+        ``calibration`` is None or for the paired and late fusions."""
+        from .conformal import held_out, out_of_fold, out_of_fold_model
 
         fusion = self.fusion_
-        if self.calibration is None or fusion.prior or fusion.paired:
+        if self.calibration is None or fusion.paired:
             return None
         M = np.asarray(M, np.float64)
         if isinstance(self.calibration, float):
-            return held_out(head, M, y_idx, fit_rows, self.random_state)
+            held = np.setdiff1d(np.arange(len(y_idx)), fit_rows)
+            logits = (np.log(np.clip(self.predict_proba(blocks.take(held)), 1e-300, None)) if fusion.prior
+                      else head.logits(M[held]))
+            return held_out(logits, M, y_idx, fit_rows, self.random_state)
+        if fusion.prior:
+            return out_of_fold_model(self, blocks, M, y_idx)
         return out_of_fold(head, M, y_idx, len(self.classes_), self.random_state)
+
+    def ood_logits(self, F: Featurized) -> np.ndarray:
+        """The scores the out-of-distribution score reads for the kept rows of ``F``: the head's
+        logits, or with a prior the model's log-probabilities (what its calibration scores are)."""
+        if self.fusion_.prior:
+            return self.log_proba_featurized(F)
+        return self.state_.head.logits(np.asarray(F.matrix, np.float64))
 
     def _fit_array(self, X, y):
         from sklearn.utils.validation import validate_data
@@ -354,7 +367,7 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
 
         cal = self.calibration_scores()
         F = self.featurize(X)
-        z = ood_scores(cal, self.state_.head.logits(np.asarray(F.matrix, np.float64)), F.matrix, score or DEFAULT_OOD)
+        z = ood_scores(cal, self.ood_logits(F), F.matrix, score or DEFAULT_OOD)
         return F.scatter(z[:, None])[:, 0]
 
     def predict_set_matrix(self, X, coverage: float = 0.9, method: str = "lac") -> np.ndarray:

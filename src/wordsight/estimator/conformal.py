@@ -78,6 +78,26 @@ def out_of_fold(head, M: np.ndarray, y: np.ndarray, n_classes: int, random_state
     return Calibration(logits, np.asarray(y, np.int64), folds, np.asarray(M[keep], np.float32))
 
 
+def out_of_fold_model(model, blocks, M: np.ndarray, y: np.ndarray) -> Calibration | None:
+    """Cross-conformal scores of a model whose probabilities are not its head's alone (a prior
+    mixed in): a clone of the whole model fitted per fold on ``blocks``; its log-probabilities."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    n_classes = len(model.classes_)
+    folds = min(MAX_FOLDS, int(np.bincount(y, minlength=n_classes).min()))
+    if folds < 2:
+        return None
+    logits = np.empty((len(y), n_classes))
+    seed = model.random_state if isinstance(model.random_state, int) else 0
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(M, y):
+        part = clone(model).set_params(calibration=None).fit(blocks.take(train))
+        logits[test] = np.log(np.clip(part.predict_proba(blocks.take(test)), 1e-300, None))
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(y), size=min(len(y), MAX_BANK), replace=False))
+    return Calibration(logits, np.asarray(y, np.int64), folds, np.asarray(M[keep], np.float32))
+
+
 def held_out_split(y: np.ndarray, fraction: float, classes, random_state=0) -> np.ndarray:
     """The rows left for the head's fit when ``fraction`` of each class is held out for calibration
     (stratified, seeded); a class of under 2 images cannot give to both: a one-line ValueError."""
@@ -96,13 +116,13 @@ def held_out_split(y: np.ndarray, fraction: float, classes, random_state=0) -> n
     return np.sort(rows)
 
 
-def held_out(head, M: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, random_state=0) -> Calibration:
-    """Split-conformal scores: the fitted ``head`` (fitted on ``fit_rows``) on the other rows; the
-    knn bank from the rows it was fitted on."""
+def held_out(logits: np.ndarray, M: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, random_state=0) -> Calibration:
+    """Split-conformal scores: ``logits`` of the rows the model was not fitted on (``fit_rows``: those
+    it was); the knn bank from the rows it was fitted on."""
     held = np.setdiff1d(np.arange(len(y)), fit_rows)
     rng = np.random.default_rng(random_state if isinstance(random_state, int) else 0)
     keep = np.sort(rng.choice(fit_rows, size=min(len(fit_rows), MAX_BANK), replace=False))
-    return Calibration(head.logits(M[held]), np.asarray(y[held], np.int64), 0, np.asarray(M[keep], np.float32))
+    return Calibration(logits, np.asarray(y[held], np.int64), 0, np.asarray(M[keep], np.float32))
 
 
 def check_rate(value: float, name: str) -> float:
@@ -201,7 +221,7 @@ def annotate_records(model, X, records: list, coverage: float | None, reject_rat
             r.prediction_set = [c for c, k in zip(model.classes_.tolist(), row) if k]
     if reject_rate is not None:
         t = ood_threshold(cal, reject_rate)
-        z = ood_scores(cal, model.state_.head.logits(np.asarray(F.matrix, np.float64)), F.matrix)
+        z = ood_scores(cal, model.ood_logits(F), F.matrix)
         for r, z in zip(records, z):
             r.unknown = bool(z > t)
             r.predicted = "unknown" if r.unknown else r.predicted

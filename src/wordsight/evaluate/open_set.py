@@ -31,7 +31,7 @@ def open_set_metrics(model, data, coverage: float | None = None, method: str = "
     out = {"n": len(labels), "n_known": int(known.sum()), "n_unknown": int((~known).sum()),
            "known_accuracy": float(np.mean(P[known].argmax(1) == y))}
     if not known.all():
-        z = ood_scores(cal, model.state_.head.logits(np.asarray(F.matrix, np.float64)), F.matrix)
+        z = ood_scores(cal, model.ood_logits(F), F.matrix)
         out["unknown_auroc"] = float(roc_auc_score(~known, z))
     if coverage is not None:
         S = set_matrix(P[known], cal, coverage, method)
