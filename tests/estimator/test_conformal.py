@@ -158,3 +158,17 @@ def test_a_held_out_split_with_one_image_per_class_is_a_clear_error():
     X = np.random.default_rng(0).normal(size=(4, 8))
     with pytest.raises(ValueError, match="needs at least 2 images of every class.*class .b. has 1"):
         Classifier(calibration=0.2).fit(X, ["a", "a", "b", "c"])
+
+
+def test_a_plain_cli_fit_with_the_prior_gives_sets(photo_folder, tmp_path):
+    assert main(["fit", str(photo_folder), "--out", str(tmp_path / "m")]) == 0
+    clf = Classifier.load(tmp_path / "m")
+    assert clf.fusion_name == "prior" and clf.state_.calibration.folds == 2
+    P = clf.predict_proba(photo_folder)
+    q = np.sort(1 - np.exp(clf.state_.calibration.logits)[np.arange(8), clf.state_.calibration.y])[ceil(9 * 0.8) - 1]
+    np.testing.assert_array_equal(clf.predict_set_matrix(photo_folder, 0.8), 1 - P <= q)
+    out = tmp_path / "p.jsonl"
+    assert main(["predict", str(tmp_path / "m"), str(photo_folder), "--coverage", "0.8", "--reject-rate", "0.2",
+                 "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 8 and all("prediction_set" in r and "unknown" in r for r in rows)
