@@ -37,7 +37,8 @@ def test_every_head_learns_digits_and_survives_save_load(head, digits, tmp_path)
     back = Classifier.load(tmp_path / head)
     np.testing.assert_array_equal(back.predict_proba(Xte), clf.predict_proba(Xte))
     assert back.classes_.tolist() == list(range(10))
-    assert sorted(p.suffix for p in (tmp_path / head).iterdir()) == [".json", ".safetensors"]
+    assert sorted(p.name for p in (tmp_path / head).iterdir()) == ["calibration.safetensors", "config.json",
+                                                                     "head.safetensors"]
 
 
 def test_random_forest_in_numpy_matches_scikit_learn(digits):

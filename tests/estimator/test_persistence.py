@@ -47,13 +47,13 @@ def test_folder_holds_json_and_safetensors_only(saved):
     prior = ["zero_shot/conse/class_embeddings.safetensors", "zero_shot/conse/zeroshot.json",
              "zero_shot/linear/class_embeddings.safetensors", "zero_shot/linear/zeroshot.json",
              "zero_shot/pipeline.json"]
-    assert files == ["config.json", "head.safetensors", "prior_probe.safetensors"] + prior
+    assert files == ["calibration.safetensors", "config.json", "head.safetensors", "prior_probe.safetensors"] + prior
     config = json.loads((folder / "config.json").read_text())
     assert config["classes"][:2] == ["Ankle boot", "Bag"]
     assert config["encoders"][0]["name"] == "efficientnet-lite0"
     assert config["encoders"][0]["preprocessing"]["input_size"] == 224
     assert config["head"]["name"] == "logistic" and config["head"]["info"]["C"] == 0.1
-    assert set(config["files"]) == {"head.safetensors", "prior_probe.safetensors", *prior}
+    assert set(config["files"]) == {"calibration.safetensors", "head.safetensors", "prior_probe.safetensors", *prior}
     assert config["prior"]["learner"] == "probe" and config["prior"]["probe"]["file"] == "prior_probe.safetensors"
     assert config["prior"]["view"] == "light-background"  # Fashion-MNIST: light garments on black
     assert all(len(v) == 64 for v in config["files"].values())

@@ -28,6 +28,9 @@ def add_parser(sub):
     p.add_argument("--mistakes", type=int, default=12,
                    help="most confident mistakes (for a detector: most abnormal images) shown in the report")
     p.add_argument("--normal", default=None, help="anomaly detectors: the test labels that are normal, LABEL[,LABEL]")
+    p.add_argument("--coverage", type=float, default=None,
+                   help="also print the prediction sets' empirical coverage, mean set size and coverage per class")
+    p.add_argument("--set-method", choices=["lac", "aps"], default="lac", help="conformity score of the sets")
     add_feature_options(p, model_default=None)
     p.set_defaults(func=run)
 
@@ -41,6 +44,8 @@ def run(args) -> int:
     if isinstance(clf, AnomalyDetector):
         return evaluate_detector_cli(args, clf)
     clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+    if args.coverage is not None or _unknown_labels(clf, args.data):
+        return _open_set(args, clf)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     results = evaluate(clf, args.data, train=args.train, few_shot_ks=parse_ks(args.few_shot),
                        few_shot_draws=args.draws, mistakes=args.mistakes, log=log)
@@ -52,3 +57,26 @@ def run(args) -> int:
 
     failures = [Problem(f["path"], f["reason"]) for f in results["failures"]]
     return report_failures(failures, results["metrics"]["n"], args.strict)
+
+
+def _unknown_labels(clf, data) -> bool:
+    """Whether the test images hold labels that are none of the model's classes."""
+    from ..io.sources import open_source
+
+    names = {str(c) for c in clf.classes_}
+    return any(s.label is not None and str(s.label) not in names for s in open_source(data).samples)
+
+
+def _open_set(args, clf) -> int:
+    """Accuracy on the known classes, unknown-class AUROC and the sets' coverage (evaluate.open_set)."""
+    from ..estimator.conformal import check_rate
+    from ..evaluate.open_set import open_set_metrics, open_set_table
+
+    if args.coverage is not None:
+        check_rate(args.coverage, "--coverage")
+    if getattr(getattr(clf, "state_", None), "calibration", None) is None:
+        raise ValueError(f"{args.model}: this model keeps no calibration scores (a prior or paired fusion, an "
+                         "ensemble, a class of one image, or saved before they were kept): refit it for "
+                         "--coverage and test images of unknown classes")
+    print(open_set_table(open_set_metrics(clf, args.data, args.coverage, args.set_method)))
+    return 0

@@ -44,6 +44,9 @@ def add_model_options(p) -> None:
     p.add_argument("--augment", type=int, default=0, help="augmented views per training image")
     p.add_argument("--tta", type=int, default=0, help="test-time augmentation views")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibration", type=float, default=None,
+                   help="hold this fraction of the images out of the head's fit for prediction sets and 'unknown' "
+                   "(default: out-of-fold scores of all of them)")
     add_search_options(p)
 
 
@@ -55,7 +58,8 @@ def classifier_from_args(args):
     head = head_taking(args.head, C=args.C, class_weight=args.class_weight, random_state=args.seed)
     return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion_from_args(args), head=head,
                       text_model=args.text_model, augment=args.augment, tta=args.tta, cache=cache_arg(args),
-                      batch_size=args.batch_size, random_state=args.seed, quiet=args.quiet)
+                      batch_size=args.batch_size, random_state=args.seed, quiet=args.quiet,
+                      calibration="cross" if args.calibration is None else args.calibration)
 
 
 def fusion_from_args(args, name: str | None = None):

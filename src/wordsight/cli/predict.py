@@ -20,6 +20,12 @@ def add_parser(sub):
     p.add_argument("--text", action="append", default=None, metavar="TEXT",
                    help="the image's own text, for paired-text models (fusion paired or late); once per image "
                    "file listed, in order (a manifest gives them in its 'text' column instead)")
+    p.add_argument("--coverage", type=float, default=None,
+                   help="add each image's conformal prediction set, holding the true class with this probability")
+    p.add_argument("--set-method", choices=["lac", "aps"], default="lac", help="conformity score of the sets")
+    p.add_argument("--reject-rate", type=float, default=None,
+                   help="mark 'unknown' the images less like the training classes than all but this fraction "
+                   "of the training images")
     add_feature_options(p, model_default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the same batch callable on a Ray actor pool (no descriptions)")
@@ -40,6 +46,21 @@ def ray_records(args, data) -> list:
     return rows
 
 
+def _with_sets(args, clf, data, rows) -> list:
+    """``rows`` with the prediction sets / ``unknown`` asked for (:mod:`..estimator.conformal`)."""
+    from ..estimator.conformal import annotate_records, check_rate
+
+    if args.coverage is not None:
+        check_rate(args.coverage, "--coverage")
+    if args.reject_rate is not None:
+        check_rate(args.reject_rate, "--reject-rate")
+    if getattr(getattr(clf, "state_", None), "calibration", None) is None:
+        raise ValueError(f"{args.model}: this model keeps no calibration scores (a prior or paired fusion, an "
+                         "ensemble, a class of one image, or saved before they were kept): refit it for "
+                         "--coverage / --reject-rate")
+    return annotate_records(clf, data, rows, args.coverage, args.reject_rate, args.set_method)
+
+
 def run(args) -> int:
     from ..estimator import load_model_folder
     from ..estimator.anomaly import AnomalyDetector
@@ -53,6 +74,8 @@ def run(args) -> int:
 
         data = with_texts(args.images, args.text)
     if args.engine == "ray":
+        if args.coverage is not None or args.reject_rate is not None:
+            raise ValueError("--coverage and --reject-rate run with the local engine only")
         from ..estimator import read_config
         from ..estimator.fusion import FUSION_CLASSES
 
@@ -70,6 +93,8 @@ def run(args) -> int:
         check_top_k(args.top_k, len(clf.classes_))
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
         rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)
+        if args.coverage is not None or args.reject_rate is not None:
+            rows = _with_sets(args, clf, data, rows)
     ok = [r for r in rows if r.ok]
     if args.out:
         write_records(rows, args.out)
@@ -77,6 +102,7 @@ def run(args) -> int:
     else:
         for r in ok:
             top = ", ".join(f"{c} {p:.2f}" for c, p in r.top_k)
-            print(f"{r.path}\t{r.predicted}\t{top}" + (f"\t{r.description}" if r.description else ""))
+            sets = "" if r.prediction_set is None else "\t{" + ", ".join(map(str, r.prediction_set)) + "}"
+            print(f"{r.path}\t{r.predicted}\t{top}{sets}" + (f"\t{r.description}" if r.description else ""))
     failures = [Problem(r.path, r.error) for r in rows if not r.ok]
     return report_failures(failures, len(ok), args.strict)

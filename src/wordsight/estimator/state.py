@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .conformal import Calibration
 from .fusion import Fusion
 from .heads import Head
 
@@ -26,6 +27,7 @@ class FittedState:
     probs_encoder: str | None = None
     fusion: Fusion | None = None
     precisions: dict[str, str] = field(default_factory=dict)  # encoder -> precision its features had
+    calibration: Calibration | None = None  # out-of-fold scores for sets and "unknown" (.conformal)
     _torch: dict = field(default_factory=dict, repr=False, compare=False)  # torch forms, built on first use
 
     # ------------------------------------------------------------------ what the fusion learned, read-only

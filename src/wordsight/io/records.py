@@ -33,6 +33,8 @@ class Prediction:
     top_k: list = field(default_factory=list)
     description: str | None = None
     error: str | None = None
+    prediction_set: list | None = None  # the conformal set at a coverage (predict --coverage)
+    unknown: bool | None = None  # none of the classes, at a reject rate (predict --reject-rate)
 
     @property
     def ok(self) -> bool:
@@ -47,10 +49,16 @@ class Prediction:
         d = asdict(self)
         d["top_k"] = [{"class": _py(c), "probability": float(p)} for c, p in self.top_k]
         d["label"], d["predicted"] = _py(self.label), _py(self.predicted)
+        for optional in ("prediction_set", "unknown"):  # only when asked for: other records stay as they were
+            if d[optional] is None:
+                del d[optional]
+        if self.prediction_set is not None:
+            d["prediction_set"] = [_py(c) for c in self.prediction_set]
         return d
 
-    def to_row(self, k: int) -> dict:
-        """A flat row (CSV, Parquet): ``top1, p1, ..., top{k}, p{k}``."""
+    def to_row(self, k: int, sets: bool = False, unknown: bool = False) -> dict:
+        """A flat row (CSV, Parquet): ``top1, p1, ..., top{k}, p{k}`` (and the prediction set,
+        ``|``-separated, and ``unknown`` when asked)."""
         row = {"path": self.path, "label": "" if self.label is None else str(self.label),
                "predicted": "" if self.predicted is None else str(self.predicted),
                "probability": "" if self.probability is None else f"{self.probability:.6f}"}
@@ -58,6 +66,10 @@ class Prediction:
             c, p = self.top_k[i] if i < len(self.top_k) else ("", None)
             row[f"top{i + 1}"], row[f"p{i + 1}"] = str(c), "" if p is None else f"{p:.6f}"
         row["description"], row["error"] = self.description or "", self.error or ""
+        if sets:
+            row["prediction_set"] = "|".join(str(c) for c in self.prediction_set or [])
+        if unknown:
+            row["unknown"] = "" if self.unknown is None else str(self.unknown).lower()
         return row
 
 
@@ -84,11 +96,13 @@ def write_records(records: list[Prediction], path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     k = max((len(r.top_k) for r in records), default=0)
+    flags = {"sets": any(r.prediction_set is not None for r in records),
+             "unknown": any(r.unknown is not None for r in records)}
     if suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = [r.to_row(k) for r in records]
+        rows = [r.to_row(k, **flags) for r in records]
         cols = list(rows[0]) if rows else ["path", "predicted"]
         pq.write_table(pa.table({c: [row[c] for row in rows] for c in cols}), tmp)
     else:
@@ -99,7 +113,7 @@ def write_records(records: list[Prediction], path) -> Path:
                 for r in records:
                     f.write(json.dumps(r.to_dict(), ensure_ascii=True) + "\n")
             else:
-                rows = [r.to_row(k) for r in records]
+                rows = [r.to_row(k, **flags) for r in records]
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["path", "predicted"])
                 writer.writeheader()
                 writer.writerows(rows)

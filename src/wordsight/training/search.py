@@ -245,7 +245,7 @@ def cross_validate(candidate: Candidate, blocks: FeatureBlocks, y, classes, fold
     oof = np.zeros((len(y), len(classes)))
     accs, seconds = [], []
     for i, (tr, va) in enumerate(folds):
-        clf = Classifier(**base).set_params(**candidate.params())
+        clf = Classifier(**base).set_params(**candidate.params(), calibration=None)  # a trial keeps no sets' scores
         t0 = time.perf_counter()
         clf.fit(cand_blocks.take(tr))
         seconds.append(time.perf_counter() - t0)

@@ -27,6 +27,7 @@ ENSEMBLE_FORMAT = "wordsight-ensemble"  # models.ensemble: members + weights / a
 CONFIG = "config.json"
 PROBE_FILE = "prior_probe.safetensors"  # the few-shot learner on the prior, when it is the learner
 PRIOR_DIR = "zero_shot"  # the prior's ZeroShotPipeline, saved by its own save()
+CALIBRATION_FILE = "calibration.safetensors"  # out-of-fold logits and classes of the training images
 
 
 def save_classifier(clf, folder) -> str:
@@ -83,6 +84,14 @@ def _write(clf, folder: Path) -> dict:
     }
     if paired is not None:  # only then, so that other models' configs stay as they were
         config["paired"] = paired
+    if state.calibration is not None:  # out-of-fold scores for prediction sets and "unknown"
+        cal = state.calibration
+        arrays = {"logits": np.ascontiguousarray(cal.logits, np.float32), "y": np.ascontiguousarray(cal.y)}
+        if cal.bank is not None:
+            arrays["bank"] = np.ascontiguousarray(cal.bank, np.float32)
+        save_file(arrays, str(folder / CALIBRATION_FILE))
+        config["calibration"] = {"file": CALIBRATION_FILE, "folds": int(cal.folds), "n": len(cal.y),
+                                 "method": "cross-conformal" if cal.folds else "held-out"}
     return config
 
 
@@ -159,6 +168,7 @@ def load_classifier(folder, cls):
                                        f"{len(classes)} classes x {state.n_features} features")
         if [str(c) for c in state.prior.classes_] != [str(c) for c in classes]:
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
+    state.calibration = _load_calibration(stored, len(classes), state.n_features)
     clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
     return clf
 
@@ -223,3 +233,30 @@ def _load_paired(stored, clf):
                                f"model's fusion weight {fusion.weight:g}")
     _checks.check_head(paired.head, config["classes"], fusion.head_widths(paired)[1], folder / PAIRED_HEAD_FILE)
     return paired
+
+
+def _load_calibration(stored, n_classes: int, n_features: int):
+    """The out-of-fold scores of a folder that has them (None for one saved before they were
+    kept), refused with the reason when they do not fit the model."""
+    from ..conformal import Calibration
+
+    entry, path = stored.config.get("calibration"), stored.path / CALIBRATION_FILE
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or entry.get("file") != CALIBRATION_FILE or CALIBRATION_FILE not in stored.contents:
+        raise ModelFolderError(f"{stored.path / CONFIG}: the 'calibration' entry must name {CALIBRATION_FILE}, "
+                               "listed in 'files'")
+    arrays = stored.arrays(CALIBRATION_FILE)
+    logits, y = arrays.get("logits"), arrays.get("y")
+    ok = (logits is not None and y is not None and logits.ndim == 2 and logits.shape[1] == n_classes
+          and y.shape == (len(logits),) and len(y) >= 2 and np.isfinite(logits).all()
+          and np.issubdtype(y.dtype, np.integer) and 0 <= y.min() and y.max() < n_classes)
+    if not ok:
+        raise ModelFolderError(f"{path}: not out-of-fold scores of this model's {n_classes} classes "
+                               "(arrays 'logits' (n, classes) finite and 'y' (n,) class indices)")
+    bank = arrays.get("bank")
+    if bank is not None and not (bank.ndim == 2 and bank.shape[1] == n_features and np.isfinite(bank).all()):
+        raise ModelFolderError(f"{path}: 'bank' must be finite training rows of {n_features} features")
+    folds = entry.get("folds")
+    return Calibration(np.asarray(logits, np.float64), np.asarray(y, np.int64), folds if type(folds) is int else 0,
+                       None if bank is None else np.asarray(bank, np.float32))
