@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .conformal_views import ConformalViews, calibrate, fit_rows
 from .feature_blocks import (
     FeatureBlocks,
     Featurized,
@@ -55,7 +56,7 @@ def build_head(head, random_state) -> Head:
     return clone(head) if isinstance(head, Head) else head_taking(head, random_state=random_state)
 
 
-class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
+class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseEstimator):
     """Image classifier over pretrained encoders: a task, a fusion and a head.
 
     Parameters
@@ -211,9 +212,9 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         fusion = self.fusion_
         M = self.fuse(blocks)
         view_M = [self.fuse(blocks.views[v]) for v in sorted(blocks.views)]
-        fit_rows = self._fit_rows(y_idx)
-        fit_blocks = blocks if len(fit_rows) == len(y_idx) else blocks.take(fit_rows)
-        head = fusion.fit(self, fit_blocks, M[fit_rows], [v[fit_rows] for v in view_M], y_idx[fit_rows],
+        rows = fit_rows(self, y_idx)
+        fit_blocks = blocks if len(rows) == len(y_idx) else blocks.take(rows)
+        head = fusion.fit(self, fit_blocks, M[rows], [v[rows] for v in view_M], y_idx[rows],
                           self.unfitted_head())
         self.n_features_in_ = M.shape[1]
         from .precision import resolve
@@ -222,45 +223,8 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
                                   {e: int(v.shape[1]) for e, v in blocks.embeddings.items()},
                                   self.concept_bank().dim if fusion.text else None, blocks.probs_encoder, fusion,
                                   resolve(self.encoder_names, self.precision))
-        self.state_.calibration = self._calibrate(head, M, y_idx, fit_rows, blocks)
+        self.state_.calibration = calibrate(self, head, M, y_idx, rows, blocks)
         return self
-
-    def _fit_rows(self, y_idx) -> np.ndarray:
-        """The rows the head is fitted on: all, or all but the held-out calibration split."""
-        from .conformal import held_out_split
-
-        if not isinstance(self.calibration, float):
-            return np.arange(len(y_idx))
-        if self.fusion_.paired:
-            raise ValueError(f"calibration={self.calibration:g}: the {self.fusion_.name!r} fusion keeps no "
-                             "calibration scores: use calibration=None")
-        return held_out_split(y_idx, self.calibration, self.classes_, self.random_state)
-
-    def _calibrate(self, head, M, y_idx, fit_rows=None, blocks=None):
-        """Scores for prediction sets and "unknown" (:mod:`.conformal`): out-of-fold (of the head,
-        or, with a prior, of the whole model refitted per fold), or of the held-out split; None when
-        ``calibration`` is None or for the paired and late fusions."""
-        from .conformal import held_out, out_of_fold, out_of_fold_model
-
-        fusion = self.fusion_
-        if self.calibration is None or fusion.paired:
-            return None
-        M = np.asarray(M, np.float64)
-        if isinstance(self.calibration, float):
-            held = np.setdiff1d(np.arange(len(y_idx)), fit_rows)
-            logits = (np.log(np.clip(self.predict_proba(blocks.take(held)), 1e-300, None)) if fusion.prior
-                      else head.logits(M[held]))
-            return held_out(logits, M, y_idx, fit_rows, self.random_state)
-        if fusion.prior:
-            return out_of_fold_model(self, blocks, M, y_idx)
-        return out_of_fold(head, M, y_idx, len(self.classes_), self.random_state)
-
-    def ood_logits(self, F: Featurized) -> np.ndarray:
-        """The scores the out-of-distribution score reads for the kept rows of ``F``: the head's
-        logits, or with a prior the model's log-probabilities (what its calibration scores are)."""
-        if self.fusion_.prior:
-            return self.log_proba_featurized(F)
-        return self.state_.head.logits(np.asarray(F.matrix, np.float64))
 
     def _fit_array(self, X, y):
         from sklearn.utils.validation import validate_data
@@ -275,10 +239,10 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         self.classes_, y_idx = self.task_.encode(y)
         self.fit_failures_ = []
-        fit_rows = self._fit_rows(y_idx)
-        head = fusion.fit(self, None, np.asarray(X, np.float64)[fit_rows], [], y_idx[fit_rows], self.unfitted_head())
+        rows = fit_rows(self, y_idx)
+        head = fusion.fit(self, None, np.asarray(X, np.float64)[rows], [], y_idx[rows], self.unfitted_head())
         self.state_ = FittedState(self.classes_, head, int(X.shape[1]), fusion=fusion,
-                                  calibration=self._calibrate(head, X, y_idx, fit_rows))
+                                  calibration=calibrate(self, head, X, y_idx, rows))
         return self
 
     # ------------------------------------------------------------------ predict
@@ -336,53 +300,6 @@ class Classifier(Featurizer, FittedViews, ClassifierMixin, BaseEstimator):
         image that could not be read is NaN (see :meth:`featurize` for the reasons)."""
         F = self.featurize(X)
         return F.scatter(self.proba_featurized(F))
-
-    def predict(self, X, reject_rate: float | None = None) -> np.ndarray:
-        """Class per input; ``None`` for an image that could not be read. With ``reject_rate``,
-        ``"unknown"`` for an image less like the training classes than all but that fraction of
-        the training images (:meth:`ood_score`)."""
-        pred = self.task_.decide(self.predict_proba(X), self.classes_)
-        if reject_rate is None:
-            return pred
-        from .conformal import ood_threshold
-
-        unknown = self.ood_score(X) > ood_threshold(self.calibration_scores(), reject_rate)
-        return np.where(unknown, "unknown", pred.astype(object)).astype(object)
-
-    # ------------------------------------------------------------------ sets and unknown (:mod:`.conformal`)
-    def calibration_scores(self):
-        """The out-of-fold scores kept at fit (:class:`~.conformal.Calibration`), or a one-line
-        ValueError saying why there are none."""
-        self._check_fitted()
-        if self.state_.calibration is None:
-            raise ValueError("this model has no calibration scores (fitted with a prior or paired fusion, with a "
-                             "class of one image, or saved before they were kept): refit it for prediction sets "
-                             "and 'unknown'")
-        return self.state_.calibration
-
-    def ood_score(self, X, score: str | None = None) -> np.ndarray:
-        """Out-of-distribution score per input (``knn``, ``energy`` or ``msp``: :mod:`.conformal`;
-        higher = less like the training classes); NaN for an image that could not be read."""
-        from .conformal import DEFAULT_OOD, ood_scores
-
-        cal = self.calibration_scores()
-        F = self.featurize(X)
-        z = ood_scores(cal, self.ood_logits(F), F.matrix, score or DEFAULT_OOD)
-        return F.scatter(z[:, None])[:, 0]
-
-    def predict_set_matrix(self, X, coverage: float = 0.9, method: str = "lac") -> np.ndarray:
-        """(n, n_classes) booleans: the conformal prediction set of each input (columns in
-        ``classes_`` order; an unreadable image's row is all False)."""
-        from .conformal import set_matrix
-
-        cal = self.calibration_scores()
-        return set_matrix(self.predict_proba(X), cal, coverage, method)
-
-    def predict_set(self, X, coverage: float = 0.9, method: str = "lac") -> list[list]:
-        """The classes of each input's prediction set, which holds the true class with probability
-        ``coverage`` (``method``: ``"lac"`` or ``"aps"``)."""
-        return [[c for c, k in zip(self.classes_.tolist(), row) if k]
-                for row in self.predict_set_matrix(X, coverage, method)]
 
     def predict_records(self, X, top_k: int = 5, describe: bool = True) -> list:
         """One :class:`~wordsight.io.records.Prediction` per input image (inputs in order, then
