@@ -65,7 +65,7 @@ def test_saved_config_holds_the_documented_fields(prior_model):
     config = json.loads((folder / "config.json").read_text())
     assert set(config) == {"format", "format_version", "library_version", "params", "classes", "class_type", "encoders",
                            "task", "fusion", "fusion_params", "n_features_in", "text_dim", "probs_encoder", "head",
-                           "prior", "files", "config_sha256"}
+                           "prior", "calibration", "files", "config_sha256"}
     assert (config["library_version"], config["fusion"]) == (wordsight.__version__, "prior")
     assert config["class_type"].startswith("str")  # numpy's str_ for string labels
     assert (config["n_features_in"], config["text_dim"], config["probs_encoder"]) == (1280, None, ENC)
@@ -76,6 +76,8 @@ def test_saved_config_holds_the_documented_fields(prior_model):
                                "scores": clf.prior_mix_.scores, "folder": "zero_shot", "view": "invert",
                                "zero_shot_method": "names", "text_model": "minilm", "learner": "mix"}
     assert config["head"]["name"] == "logistic" and config["head"]["arrays"] == ["coef", "intercept", "mean", "scale"]
+    # out-of-fold scores of the 12 training rows (4 per class: 4 folds), kept for prediction sets and "unknown"
+    assert config["calibration"] == {"file": "calibration.safetensors", "folds": 4, "n": 12, "method": "cross-conformal"}
 
 
 def _flip_middle_byte(data: bytes) -> bytes:
@@ -84,7 +86,7 @@ def _flip_middle_byte(data: bytes) -> bytes:
     return bytes(out)
 
 
-WEIGHT_FILES = ["head.safetensors", "zero_shot/pipeline.json", "zero_shot/conse/zeroshot.json",
+WEIGHT_FILES = ["head.safetensors", "calibration.safetensors", "zero_shot/pipeline.json", "zero_shot/conse/zeroshot.json",
                 "zero_shot/conse/class_embeddings.safetensors", "zero_shot/linear/zeroshot.json",
                 "zero_shot/linear/class_embeddings.safetensors"]
 
