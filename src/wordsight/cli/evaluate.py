@@ -69,14 +69,11 @@ def _unknown_labels(clf, data) -> bool:
 
 def _open_set(args, clf) -> int:
     """Accuracy on the known classes, unknown-class AUROC and the sets' coverage (evaluate.open_set)."""
-    from ..estimator.conformal import check_rate
+    from ..estimator.conformal import check_rate, require_calibration
     from ..evaluate.open_set import open_set_metrics, open_set_table
 
     if args.coverage is not None:
         check_rate(args.coverage, "--coverage")
-    if getattr(getattr(clf, "state_", None), "calibration", None) is None:
-        raise ValueError(f"{args.model}: this model keeps no calibration scores (a prior or paired fusion, an "
-                         "ensemble, a class of one image, or saved before they were kept): refit it for "
-                         "--coverage and test images of unknown classes")
+    require_calibration(clf, args.model, "--coverage and test images of unknown classes")
     print(open_set_table(open_set_metrics(clf, args.data, args.coverage, args.set_method)))
     return 0

@@ -48,16 +48,13 @@ def ray_records(args, data) -> list:
 
 def _with_sets(args, clf, data, rows) -> list:
     """``rows`` with the prediction sets / ``unknown`` asked for (:mod:`..estimator.conformal`)."""
-    from ..estimator.conformal import annotate_records, check_rate
+    from ..estimator.conformal import annotate_records, check_rate, require_calibration
 
     if args.coverage is not None:
         check_rate(args.coverage, "--coverage")
     if args.reject_rate is not None:
         check_rate(args.reject_rate, "--reject-rate")
-    if getattr(getattr(clf, "state_", None), "calibration", None) is None:
-        raise ValueError(f"{args.model}: this model keeps no calibration scores (a prior or paired fusion, an "
-                         "ensemble, a class of one image, or saved before they were kept): refit it for "
-                         "--coverage / --reject-rate")
+    require_calibration(clf, args.model, "--coverage / --reject-rate")
     return annotate_records(clf, data, rows, args.coverage, args.reject_rate, args.set_method)
 
 

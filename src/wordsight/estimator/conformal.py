@@ -136,6 +136,13 @@ def check_rate(value: float, name: str) -> float:
     return value
 
 
+def require_calibration(model, folder, options: str) -> None:
+    """A one-line ValueError naming ``folder`` when ``model`` keeps no calibration scores for ``options``."""
+    if getattr(getattr(model, "state_", None), "calibration", None) is None:
+        raise ValueError(f"{folder}: this model keeps no calibration scores (a paired or late fusion, an ensemble, a "
+                         f"class of one image, or saved before they were kept): refit it for {options}")
+
+
 def conformal_quantile(scores: np.ndarray, level: float) -> float:
     """The ``ceil((n+1) * level)``-th smallest of ``scores`` (inf when that exceeds n): the
     finite-sample-corrected quantile of split conformal prediction."""

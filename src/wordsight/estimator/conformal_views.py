@@ -72,7 +72,7 @@ class ConformalViews:
         ValueError saying why there are none."""
         self._check_fitted()
         if self.state_.calibration is None:
-            raise ValueError("this model has no calibration scores (fitted with a prior or paired fusion, with a "
+            raise ValueError("this model has no calibration scores (fitted with a paired or late fusion, with a "
                              "class of one image, or saved before they were kept): refit it for prediction sets "
                              "and 'unknown'")
         return self.state_.calibration
