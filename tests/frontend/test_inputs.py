@@ -78,7 +78,8 @@ def test_texts_field_and_top_k():
     assert (e.code, e.detail) == ("texts_not_used", "texts: this model (fusion 'image') does not read texts; only "
                                   "models fitted with fusion 'paired' or 'late' do")
     assert (check_top_k(1, 4), check_top_k(4, 4), check_top_k(5, 4)) == (1, 4, 4)
-    assert refused(check_top_k, 0, 4).detail == "top_k must be >= 1, not 0"
+    assert refused(check_top_k, 0, 4).detail == "top_k must be between 1 and 1,000 (classes listed per image), not 0"
+    assert refused(check_top_k, 1001, 4000).code == "invalid_top_k" and check_top_k(1000, 4000) == 1000
 
 
 def test_result_json_of_a_record_and_of_a_description_alone():

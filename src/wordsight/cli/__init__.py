@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from .._util.errors import WordsightError
 from .._version import __version__
 
 # One module per verb, each with ``add_parser(subparsers)`` setting ``func(args) -> int``.
@@ -50,7 +52,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except WordsightError as e:  # an option out of its bounds (frontend.counts): one line, before any work
+        print(f"wordsight {next((a for a in argv if a in COMMANDS), '')}: error: {e}", file=sys.stderr)
+        return 1
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -63,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"wordsight {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a read-only folder: the file and the reason, not a traceback
+        where = f"{os.fsdecode(e.filename)}: " if e.filename else ""
+        print(f"wordsight {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     finally:
         warnings.formatwarning = format_warning

@@ -10,13 +10,15 @@ HELP = "Fashion-MNIST end to end: fit, evaluate, zero-shot, HTML report"
 
 
 def add_parser(sub):
+    from ..frontend.counts import count_option
+
     p = sub.add_parser("demo", help=HELP)
     p.add_argument("--out", default="demo-output", help="folder for the data, the model and the report")
     p.add_argument("--full", action="store_true", help="all 60,000 / 10,000 images (hours on a small CPU)")
     p.add_argument("--per-class", type=int, default=100, help="training images per class (subset)")
     p.add_argument("--test-per-class", type=int, default=50, help="test images per class (subset)")
     p.add_argument("--few-shot", default=None, help="also the few-shot curve at these k, e.g. 1,2,4,8,16")
-    p.add_argument("--draws", type=int, default=3, help="random draws per k for the few-shot curve")
+    p.add_argument("--draws", **count_option("draws"), default=3, help="random draws per k for the few-shot curve")
     p.add_argument("--root", default=None, help="folder with the Fashion-MNIST IDX files")
     from .fit import add_model_options
 

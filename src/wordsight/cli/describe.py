@@ -9,10 +9,11 @@ HELP = "put images into words: concepts they resemble, or a caption"
 
 def add_parser(sub):
     from ..features.views import VIEWS
+    from ..frontend.counts import count_option
 
     p = sub.add_parser("describe", help=HELP)
     p.add_argument("data", nargs="+", help="a folder, a .csv/.jsonl manifest, or image files")
-    p.add_argument("--top", type=int, default=3, help="concepts per description (default 3)")
+    p.add_argument("--top", **count_option("top"), default=3, help="concepts per description (default 3)")
     p.add_argument(
         "--concepts",
         default=None,
@@ -57,11 +58,14 @@ def run(args) -> int:
 
     from ..features import extract_features
     from ..features.views import get_view
-    from ..io.records import Prediction, write_records
+    from ..io.output_files import check_output_file
+    from ..io.records import FORMATS, Prediction, write_records
     from ..text import ConceptBank
     from ..zeroshot.image_text import describe_features, text_side
 
     data = args.data[0] if len(args.data) == 1 else args.data
+    if args.out:
+        check_output_file(args.out, FORMATS)
     if Path(args.model).is_dir():  # a model folder written by `wordsight fit`
         return run_model(args, data)
     view, view_key = get_view(args.view)

@@ -10,6 +10,7 @@ HELP = "write class descriptions that discriminate on your images (generate, ref
 
 def add_parser(sub):
     from ..features.views import VIEW_CHOICES
+    from ..frontend.counts import count_option
     from ..text.llm import BACKENDS
     from ..zeroshot.refine import SELECT_CHOICES
 
@@ -26,7 +27,7 @@ def add_parser(sub):
     p.add_argument("--llm-url", default=None, help="openai: base URL of a chat-completions endpoint")
     p.add_argument("--llm-model", default=None, help="openai: model name")
     p.add_argument("--llm-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
-    p.add_argument("--k", type=int, default=5, help="LLM descriptions per class")
+    p.add_argument("--k", **count_option("k"), default=5, help="LLM descriptions per class")
     p.add_argument("--pairs", type=int, default=6, help="confused class pairs that get differential descriptions")
     p.add_argument("--fudd-k", type=int, default=2, help="differential descriptions per class and pair")
     p.add_argument("--no-templates", action="store_true", help="leave the prompt templates out of the texts")

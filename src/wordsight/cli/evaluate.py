@@ -9,23 +9,27 @@ HELP = "metrics of a saved model on labelled images, and an HTML report"
 
 
 def parse_ks(text: str | None):
+    """``--few-shot``'s k values, each within its bounds (:mod:`wordsight.frontend.counts`)."""
+    from ..frontend.counts import check_count
+
     if not text:
         return None
-    try:
-        return [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        raise ValueError(f"--few-shot takes comma-separated integers like 1,2,4,8,16, not {text!r}") from None
+    if not all(k.strip().isdigit() for k in text.split(",") if k.strip()):
+        raise ValueError(f"--few-shot takes comma-separated integers like 1,2,4,8,16, not {text!r}")
+    return [check_count("few_shot", k, "--few-shot") for k in text.split(",") if k.strip()]
 
 
 def add_parser(sub):
+    from ..frontend.counts import count_option
+
     p = sub.add_parser("evaluate", help=HELP)
     p.add_argument("model", help="model folder written by `wordsight fit`")
     p.add_argument("data", help="labelled test images (class folders or a manifest)")
     p.add_argument("--report", default=None, help="write metrics.json, PNG plots and index.html to this folder")
     p.add_argument("--train", default=None, help="the training images: adds the image/text/fused/prior ablation")
     p.add_argument("--few-shot", default=None, help="with --train: few-shot curve at these k, e.g. 1,2,4,8,16")
-    p.add_argument("--draws", type=int, default=5, help="random draws per k for the few-shot curve")
-    p.add_argument("--mistakes", type=int, default=12,
+    p.add_argument("--draws", **count_option("draws"), default=5, help="random draws per k for the few-shot curve")
+    p.add_argument("--mistakes", **count_option("mistakes"), default=12,
                    help="most confident mistakes (for a detector: most abnormal images) shown in the report")
     p.add_argument("--normal", default=None, help="anomaly detectors: the test labels that are normal, LABEL[,LABEL]")
     p.add_argument("--coverage", type=float, default=None,
@@ -39,7 +43,11 @@ def run(args) -> int:
     from ..estimator import load_model_folder
     from ..estimator.anomaly import AnomalyDetector
     from ..evaluate import evaluate, headline_table, write_report
+    from ..io.output_files import check_output_folder
 
+    ks = parse_ks(args.few_shot)  # options and the report folder checked before any work
+    if args.report:
+        check_output_folder(args.report)
     clf = load_model_folder(args.model)
     if isinstance(clf, AnomalyDetector):
         return evaluate_detector_cli(args, clf)
@@ -47,7 +55,7 @@ def run(args) -> int:
     if args.coverage is not None or _unknown_labels(clf, args.data):
         return _open_set(args, clf)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    results = evaluate(clf, args.data, train=args.train, few_shot_ks=parse_ks(args.few_shot),
+    results = evaluate(clf, args.data, train=args.train, few_shot_ks=ks,
                        few_shot_draws=args.draws, mistakes=args.mistakes, log=log)
     print(headline_table(results))
     if args.report:

@@ -9,6 +9,7 @@ HELP = "heatmaps and the words behind a model's predictions"
 
 def add_parser(sub):
     from ..explain.api import METHODS
+    from ..frontend.counts import count_option
 
     p = sub.add_parser("explain", help=HELP)
     p.add_argument("model", help="a saved wordsight model folder, or an encoder name (explains its ImageNet head)")
@@ -19,8 +20,9 @@ def add_parser(sub):
                    help="gradcam/gradcam++ (CNN encoders), rollout (hf: ViTs), lime or shap (any model)")
     p.add_argument("--class", dest="target", default=None, help="class to explain (default: the predicted one)")
     p.add_argument("--encoder", default=None, help="which encoder's pixels to explain (models with several)")
-    p.add_argument("--lime-samples", type=int, default=None, help="LIME perturbations per image (default 200)")
-    p.add_argument("--shap-evals", type=int, default=None,
+    p.add_argument("--lime-samples", **count_option("lime_samples"), default=None,
+                   help="LIME perturbations per image (default 200)")
+    p.add_argument("--shap-evals", **count_option("shap_evals"), default=None,
                    help="SHAP: at most this many model calls per image (default 200)")
     p.add_argument("--sentence", action="store_true", help="also write a sentence from the evidence with an LLM")
     p.add_argument("--llm", default="local", help="LLM backend for --sentence: local, openai, none")
@@ -31,9 +33,10 @@ def run(args) -> int:
     from ..explain._pipeline import as_subject
     from ..explain.api import explain_one
     from ..io.images import ImageError
+    from ..io.output_files import check_output_folder
 
+    out = check_output_folder(args.out)
     subject = as_subject(args.model, args.encoder)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records, failed, stems = [], 0, set()
     for path in args.images:

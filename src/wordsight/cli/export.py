@@ -16,7 +16,9 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..export import export_onnx
+    from ..io.output_files import check_output_folder
 
+    check_output_folder(args.out)
     out = export_onnx(args.model_dir, args.out, text=not args.no_text)
     files = sorted(p.name for p in out.iterdir())
     print(f"exported {args.model_dir} -> {out}: {', '.join(files)}\n"

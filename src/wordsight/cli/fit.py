@@ -15,6 +15,7 @@ def add_model_options(p) -> None:
     from ..estimator.fusion import FUSIONS
     from ..estimator.heads import HEADS
     from ..features.views import VIEW_CHOICES
+    from ..frontend.counts import count_option
 
     p.add_argument(
         "--encoders",
@@ -41,8 +42,8 @@ def add_model_options(p) -> None:
                    help="JSON {class: [texts]} for the zero-shot prior (or as `wordsight describe-classes` writes it)")
     p.add_argument("--prior-view", default="auto", choices=VIEW_CHOICES,
                    help="image view the prior reads (auto: light-background for light-on-dark images)")
-    p.add_argument("--augment", type=int, default=0, help="augmented views per training image")
-    p.add_argument("--tta", type=int, default=0, help="test-time augmentation views")
+    p.add_argument("--augment", **count_option("augment"), default=0, help="augmented views per training image")
+    p.add_argument("--tta", **count_option("tta"), default=0, help="test-time augmentation views")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibration", type=float, default=None,
                    help="hold this fraction of the images out of the head's fit for prediction sets and 'unknown' "
@@ -115,6 +116,9 @@ def fit_data(clf, data, args):
 
 
 def run(args) -> int:
+    from ..storage.write import check_target
+
+    check_target(args.out)  # a file or a folder of the user's own is refused before training, not after
     data = args.data[0] if len(args.data) == 1 else args.data
     if args.task == "anomaly":
         return fit_detector(args, data)

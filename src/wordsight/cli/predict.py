@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from ._anomaly import predict_detector
@@ -9,10 +10,12 @@ HELP = "classify images with a saved model"
 
 
 def add_parser(sub):
+    from ..frontend.counts import count_option
+
     p = sub.add_parser("predict", help=HELP)
     p.add_argument("model", help="model folder written by `wordsight fit`")
     p.add_argument("images", nargs="+", help="image files, folders or a .csv/.jsonl manifest")
-    p.add_argument("--top-k", type=int, default=5, help="classes listed per image")
+    p.add_argument("--top-k", **count_option("top_k"), default=5, help="classes listed per image")
     p.add_argument(
         "--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet (default: print)"
     )
@@ -33,28 +36,50 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def ray_records(args, data) -> list:
-    """The records of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
-    from ..estimator.batch_predict import PredictBatch, ray_predict, to_records
-    from ..frontend import check_top_k
+# Images predicted at a time: features, probabilities and records are held for one chunk only, so
+# memory stays bounded however long the list (200,000 manifest rows held at once took 11.9 GB).
+CHUNK = 1024
 
-    classes, rows = PredictBatch(args.model).classes, []
-    check_top_k(args.top_k, len(classes))
+
+def ray_records(args, data, classes):
+    """Batches of the records of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
+    from ..estimator.batch_predict import ray_predict, to_records
+
     for part in ray_predict(args.model, data, address=args.address, concurrency=args.concurrency,
                             num_cpus=args.num_cpus, num_gpus=args.num_gpus, cache=cache_arg(args), quiet=args.quiet):
-        rows += to_records(part, classes, args.top_k)
-    return rows
+        yield to_records(part, classes, args.top_k)
 
 
-def _with_sets(args, clf, data, rows) -> list:
-    """``rows`` with the prediction sets / ``unknown`` asked for (:mod:`..estimator.conformal`)."""
-    from ..estimator.conformal import annotate_records, check_rate, require_calibration
+def local_records(args, clf, data):
+    """Batches of ``clf.predict_records`` (with the sets asked for), :data:`CHUNK` images at a time:
+    each chunk's images in order, then its failures; the listing's problems with the last chunk."""
+    from ..io.sources import Source, open_source
+
+    src = open_source(data)
+    n = len(src.samples)
+    for start in range(0, max(n, 1), CHUNK):
+        part = Source(src.samples[start:start + CHUNK], list(src.problems) if start + CHUNK >= n else [])
+        rows = clf.predict_records(part, top_k=args.top_k, describe=not args.no_describe)
+        if args.coverage is not None or args.reject_rate is not None:
+            rows = _with_sets(args, clf, part, rows)
+        yield rows
+
+
+def _check_sets(args, clf) -> None:
+    """The rates asked for are rates, and the model kept what sets and ``unknown`` are made of."""
+    from ..estimator.conformal import check_rate, require_calibration
 
     if args.coverage is not None:
         check_rate(args.coverage, "--coverage")
     if args.reject_rate is not None:
         check_rate(args.reject_rate, "--reject-rate")
     require_calibration(clf, args.model, "--coverage / --reject-rate")
+
+
+def _with_sets(args, clf, data, rows) -> list:
+    """``rows`` with the prediction sets / ``unknown`` asked for (:mod:`..estimator.conformal`)."""
+    from ..estimator.conformal import annotate_records
+
     return annotate_records(clf, data, rows, args.coverage, args.reject_rate, args.set_method)
 
 
@@ -62,7 +87,8 @@ def run(args) -> int:
     from ..estimator import load_model_folder
     from ..estimator.anomaly import AnomalyDetector
     from ..frontend import check_reads_texts, check_top_k
-    from ..io.records import write_records
+    from ..io.output_files import check_output_file
+    from ..io.records import FORMATS, RecordWriter
     from ..io.sources import Problem
 
     data = args.images[0] if len(args.images) == 1 else args.images
@@ -70,36 +96,51 @@ def run(args) -> int:
         from ..estimator.paired_text import with_texts
 
         data = with_texts(args.images, args.text)
+    if args.out:
+        check_output_file(args.out, FORMATS)
     if args.engine == "ray":
         if args.coverage is not None or args.reject_rate is not None:
             raise ValueError("--coverage and --reject-rate run with the local engine only")
         from ..estimator import read_config
+        from ..estimator.batch_predict import PredictBatch
         from ..estimator.fusion import FUSION_CLASSES
 
         fusion = FUSION_CLASSES.get(read_config(args.model).get("fusion"))
         if args.text is not None or (fusion is not None and fusion.paired):
             raise ValueError("--engine ray does not carry the images' texts: predict paired-text models "
                              "(fusion paired or late) with the local engine")
-        rows = ray_records(args, data)
+        classes = PredictBatch(args.model).classes
+        k = check_top_k(args.top_k, len(classes))
+        batches = ray_records(args, data, classes)
     else:
         clf = load_model_folder(args.model)
         if isinstance(clf, AnomalyDetector):
             return predict_detector(args, clf, data)
         if args.text is not None:
             check_reads_texts(clf.reads_texts, clf.fusion_name, args.model)
-        check_top_k(args.top_k, len(clf.classes_))
-        clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
-        rows = clf.predict_records(data, top_k=args.top_k, describe=not args.no_describe)
+        k = check_top_k(args.top_k, len(clf.classes_))
         if args.coverage is not None or args.reject_rate is not None:
-            rows = _with_sets(args, clf, data, rows)
-    ok = [r for r in rows if r.ok]
+            _check_sets(args, clf)
+        clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+        batches = local_records(args, clf, data)
+    failures, n_ok = [], 0
+    with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None) \
+            if args.out else contextlib.nullcontext() as writer:
+        for rows in batches:
+            ok = [r for r in rows if r.ok]
+            n_ok += len(ok)
+            failures += [Problem(r.path, r.error) for r in rows if not r.ok]
+            if writer is not None:
+                writer.write(rows)
+            else:
+                _print(ok)
     if args.out:
-        write_records(rows, args.out)
-        print(f"{len(ok)} image(s) classified -> {args.out}", file=sys.stderr)
-    else:
-        for r in ok:
-            top = ", ".join(f"{c} {p:.2f}" for c, p in r.top_k)
-            sets = "" if r.prediction_set is None else "\t{" + ", ".join(map(str, r.prediction_set)) + "}"
-            print(f"{r.path}\t{r.predicted}\t{top}{sets}" + (f"\t{r.description}" if r.description else ""))
-    failures = [Problem(r.path, r.error) for r in rows if not r.ok]
-    return report_failures(failures, len(ok), args.strict)
+        print(f"{n_ok} image(s) classified -> {args.out}", file=sys.stderr)
+    return report_failures(failures, n_ok, args.strict)
+
+
+def _print(records) -> None:
+    for r in records:
+        top = ", ".join(f"{c} {p:.2f}" for c, p in r.top_k)
+        sets = "" if r.prediction_set is None else "\t{" + ", ".join(map(str, r.prediction_set)) + "}"
+        print(f"{r.path}\t{r.predicted}\t{top}{sets}" + (f"\t{r.description}" if r.description else ""))

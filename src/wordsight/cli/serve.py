@@ -8,6 +8,7 @@ HELP = "serve a saved model (or zero-shot only) over HTTP, with a web page at /"
 
 def add_parser(sub):
     from ..features.views import VIEW_CHOICES
+    from ..frontend.counts import count_option
 
     p = sub.add_parser("serve", help=HELP)
     p.add_argument("model_dir", nargs="?", default=None,
@@ -34,7 +35,7 @@ def add_parser(sub):
     g.add_argument("--max-batch", type=int, default=16, help="images per model call (1: no batching; default 16)")
     g.add_argument("--max-wait-ms", type=float, default=10.0,
                    help="how long a batch waits for more images after its first (default 10)")
-    p.add_argument("--top-k", type=int, default=5, help="classes returned per image unless a request says")
+    p.add_argument("--top-k", **count_option("top_k"), default=5, help="classes returned per image unless a request says")
     p.add_argument("--zero-shot-encoder", default=None,
                    help="encoder for zero-shot (default: the model's own, else efficientnet-lite0)")
     p.add_argument("--text-model", default="minilm", help="text encoder for zero-shot (default minilm)")

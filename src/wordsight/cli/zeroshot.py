@@ -9,6 +9,7 @@ HELP = "classify images from class names and descriptions, without training"
 
 def add_parser(sub):
     from ..features.views import VIEW_CHOICES
+    from ..frontend.counts import count_option
     from ..text.llm import BACKENDS
     from ..zeroshot.pipeline import CENTER_CHOICES, WAY_CHOICES
     from ..zeroshot.text_classifier import METHODS
@@ -29,7 +30,7 @@ def add_parser(sub):
     p.add_argument("--llm-url", default=None, help="openai: base URL of a chat-completions endpoint")
     p.add_argument("--llm-model", default=None, help="openai: model name")
     p.add_argument("--llm-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
-    p.add_argument("--k", type=int, default=5, help="descriptions per class to generate")
+    p.add_argument("--k", **count_option("k"), default=5, help="descriptions per class to generate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-descriptions", default=None, help="write the class descriptions used to this JSON file")
     p.add_argument("--view", default="auto", choices=VIEW_CHOICES,
@@ -39,7 +40,7 @@ def add_parser(sub):
     p.add_argument("--center", default="auto", choices=CENTER_CHOICES,
                    help="subtract the images' mean text vector (auto: with 50 images or more)")
     p.add_argument("--text-model", default="minilm", help="text encoder for CNN and caption features")
-    p.add_argument("--top-k", type=int, default=3, help="classes listed per image")
+    p.add_argument("--top-k", **count_option("top_k"), default=3, help="classes listed per image")
     p.add_argument("--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet")
     add_feature_options(p)
     p.set_defaults(func=run)
@@ -80,10 +81,13 @@ def run(args) -> int:
     import numpy as np
 
     from ..frontend import check_top_k
-    from ..io.records import predictions, write_records
+    from ..io.output_files import check_output_file
+    from ..io.records import FORMATS, predictions, write_records
     from ..zeroshot.image_text import describe_features
     from ..zeroshot.pipeline import ZeroShotPipeline
 
+    if args.out:
+        check_output_file(args.out, FORMATS)
     classes = read_classes(args)
     top_k = check_top_k(args.top_k, len(classes))
     llm_options = {}

@@ -61,28 +61,22 @@ def anomaly_table(results: dict) -> str:
 def _plots(results: dict, folder: Path) -> None:
     from sklearn.metrics import roc_curve
 
-    from .report import _plt
+    from .plots import figure
 
-    plt, s, y = _plt(), np.asarray(results["scores"]), np.asarray(results["targets"])
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    bins = np.linspace(s.min(), s.max(), 30)
-    ax.hist(s[y == 0], bins, alpha=0.6, label="normal")
-    ax.hist(s[y == 1], bins, alpha=0.6, label="abnormal")
-    ax.axvline(0, color="k", ls="--", lw=1, label="threshold")
-    ax.set(xlabel="anomaly score (0 = threshold)", ylabel="images")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "score_histogram.png", dpi=110)
-    plt.close(fig)
+    s, y = np.asarray(results["scores"]), np.asarray(results["targets"])
+    with figure(folder / "score_histogram.png", figsize=(5, 3.5)) as (fig, ax):
+        bins = np.linspace(s.min(), s.max(), 30)
+        ax.hist(s[y == 0], bins, alpha=0.6, label="normal")
+        ax.hist(s[y == 1], bins, alpha=0.6, label="abnormal")
+        ax.axvline(0, color="k", ls="--", lw=1, label="threshold")
+        ax.set(xlabel="anomaly score (0 = threshold)", ylabel="images")
+        ax.legend()
     fpr, tpr, _ = roc_curve(y, s)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(fpr, tpr, label=f"AUROC {results['metrics']['auroc']:.3f}")
-    ax.plot([0, 1], [0, 1], color="grey", ls=":")
-    ax.set(xlabel="false-positive rate (normal refused)", ylabel="true-positive rate (abnormal found)")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(folder / "roc.png", dpi=110)
-    plt.close(fig)
+    with figure(folder / "roc.png", figsize=(4, 4)) as (fig, ax):
+        ax.plot(fpr, tpr, label=f"AUROC {results['metrics']['auroc']:.3f}")
+        ax.plot([0, 1], [0, 1], color="grey", ls=":")
+        ax.set(xlabel="false-positive rate (normal refused)", ylabel="true-positive rate (abnormal found)")
+        ax.legend(loc="lower right")
 
 
 def write_anomaly_report(results: dict, folder, title: str = "wordsight anomaly evaluation") -> Path:

@@ -11,6 +11,7 @@ from sklearn.base import clone
 
 from ..estimator.feature_blocks import FeatureBlocks
 from .metrics import classification_metrics, scores
+from .plots import figure
 from .report_html import SECTIONS, report_html, sections_of
 
 ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": {"fusion": "concat"},
@@ -162,101 +163,78 @@ def _mistakes(clf, F, proba, y, n) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------- plots
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_confusion(metrics: dict, path: Path) -> None:
-    plt = _plt()
     conf = np.asarray(metrics["confusion"], float)
     classes = metrics["classes"]
     rows = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     n = len(classes)
     size = max(5.0, 0.55 * n + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if n <= 25:
-        for i in range(n):
-            for j in range(n):
-                if conf[i, j]:
-                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if rows[i, j] > 0.5 else "black")
-    ax.set_title(f"Confusion matrix (accuracy {np.trace(conf) / max(conf.sum(), 1):.1%}; colour: share of the true class)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(size + 1, size)) as (fig, ax):
+        im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(n), classes, rotation=45, ha="right")
+        ax.set_yticks(range(n), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if n <= 25:
+            for i in range(n):
+                for j in range(n):
+                    if conf[i, j]:
+                        ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=8,
+                                color="white" if rows[i, j] > 0.5 else "black")
+        ax.set_title(f"Confusion matrix (accuracy {np.trace(conf) / max(conf.sum(), 1):.1%}; colour: share of the "
+                     "true class)")
+        fig.colorbar(im, ax=ax, fraction=0.046)
 
 
 def plot_reliability(metrics: dict, path: Path) -> None:
-    plt = _plt()
     cal = metrics["calibration"]
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    mids = [(b["lo"] + b["hi"]) / 2 for b in cal["bins"]]
-    ax.bar(mids, [b["accuracy"] for b in cal["bins"]], width=1 / cal["n_bins"], edgecolor="black",
-           color="tab:blue", alpha=0.8, label="accuracy")
-    ax.plot(mids, [b["confidence"] for b in cal["bins"]], "o", color="tab:red", label="mean confidence")
-    for m, b in zip(mids, cal["bins"]):
-        ax.plot([m, m], [b["accuracy"], b["confidence"]], color="tab:red", lw=1.5)
-    ax.set_ylabel("accuracy in bin")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"Reliability diagram (ECE {cal['ece']:.3f})")
-    ax.legend(loc="upper left")
-    ax2.bar([(b["lo"] + b["hi"]) / 2 for b in cal["bins"]], [b["count"] for b in cal["bins"]],
-            width=1 / cal["n_bins"], color="grey", edgecolor="black")
-    ax2.set_xlabel("confidence (top-1 probability)")
-    ax2.set_ylabel("images")
-    ax2.set_xlim(0, 1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, 2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]},
+                sharex=True) as (fig, (ax, ax2)):
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        mids = [(b["lo"] + b["hi"]) / 2 for b in cal["bins"]]
+        ax.bar(mids, [b["accuracy"] for b in cal["bins"]], width=1 / cal["n_bins"], edgecolor="black",
+               color="tab:blue", alpha=0.8, label="accuracy")
+        ax.plot(mids, [b["confidence"] for b in cal["bins"]], "o", color="tab:red", label="mean confidence")
+        for m, b in zip(mids, cal["bins"]):
+            ax.plot([m, m], [b["accuracy"], b["confidence"]], color="tab:red", lw=1.5)
+        ax.set_ylabel("accuracy in bin")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"Reliability diagram (ECE {cal['ece']:.3f})")
+        ax.legend(loc="upper left")
+        ax2.bar([(b["lo"] + b["hi"]) / 2 for b in cal["bins"]], [b["count"] for b in cal["bins"]],
+                width=1 / cal["n_bins"], color="grey", edgecolor="black")
+        ax2.set_xlabel("confidence (top-1 probability)")
+        ax2.set_ylabel("images")
+        ax2.set_xlim(0, 1)
 
 
 def plot_few_shot(fs: dict, path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ks = fs["ks"]
-    for name, res in fs["methods"].items():
-        m = np.array([res[str(k)]["mean"] for k in ks])
-        s = np.array([res[str(k)]["std"] for k in ks])
-        ax.errorbar(ks, m, yerr=s, marker="o", capsize=3, label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ks, [str(k) for k in ks])
-    ax.set_xlabel("labelled images per class (k)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"Few-shot: mean ± std over {fs['draws']} draws ({fs['n_test']} test images)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(6, 4.2)) as (fig, ax):
+        ks = fs["ks"]
+        for name, res in fs["methods"].items():
+            m = np.array([res[str(k)]["mean"] for k in ks])
+            s = np.array([res[str(k)]["std"] for k in ks])
+            ax.errorbar(ks, m, yerr=s, marker="o", capsize=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xlabel("labelled images per class (k)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"Few-shot: mean ± std over {fs['draws']} draws ({fs['n_test']} test images)")
+        ax.grid(alpha=0.3)
+        ax.legend()
 
 
 def plot_ablation(rows: list[dict], path: Path) -> None:
-    plt = _plt()
     rows = [r for r in rows if "accuracy" in r]
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.2))
-    names = [r["name"] for r in rows][::-1]
-    accs = [r["accuracy"] for r in rows][::-1]
-    ax.barh(names, accs, color="tab:blue")
-    for i, a in enumerate(accs):
-        ax.text(a + 0.005, i, f"{a:.1%}", va="center")
-    ax.set_xlim(0, 1.08)
-    ax.set_xlabel("test accuracy")
-    ax.set_title("What each part contributes")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(6.5, 0.45 * len(rows) + 1.2)) as (fig, ax):
+        names = [r["name"] for r in rows][::-1]
+        accs = [r["accuracy"] for r in rows][::-1]
+        ax.barh(names, accs, color="tab:blue")
+        for i, a in enumerate(accs):
+            ax.text(a + 0.005, i, f"{a:.1%}", va="center")
+        ax.set_xlim(0, 1.08)
+        ax.set_xlabel("test accuracy")
+        ax.set_title("What each part contributes")
 
 
 # ---------------------------------------------------------------------------------------- files

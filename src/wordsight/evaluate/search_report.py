@@ -11,37 +11,31 @@ TOP_ROWS = 20  # rows of the leaderboard shown in the HTML (all are in leaderboa
 def plot_leaderboard(rows: list[dict], path: Path) -> None:
     """Cross-validated accuracy vs seconds per fit, one point per candidate; ensembles as stars,
     screened candidates as hollow circles."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..training.search import is_screened
+    from .plots import figure
 
     done = [r for r in rows if r.get("state") == "complete"]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for kind, style in (("single", dict(marker="o", color="tab:blue")), ("vote", dict(marker="*", color="tab:orange", s=160)),
-                        ("stack", dict(marker="*", color="tab:red", s=160))):
-        pts = [r for r in done if r.get("kind") == kind]
-        if pts:
-            ax.scatter([max(r["fit_seconds"], 1e-3) for r in pts], [r["cv_accuracy"] for r in pts], label=kind,
-                       alpha=0.8, **style)
-    from ..training.search import is_screened
-
-    screened = [r for r in rows if is_screened(r.get("state", ""))]
-    if screened:  # stage one of a large set: cross-validated on a subsample, so apart from the rest
-        ax.scatter([max(r["fit_seconds"], 1e-3) for r in screened], [r["cv_accuracy"] for r in screened],
-                   marker="o", facecolors="none", edgecolors="tab:gray", label="screened on a subsample")
-    for r in done[:5]:
-        ax.annotate(str(r["rank"]), (max(r["fit_seconds"], 1e-3), r["cv_accuracy"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("seconds per fit (log scale; an ensemble: the sum of its members')")
-    ax.set_ylabel("cross-validated accuracy (training images)")
-    ax.set_title("Search: accuracy vs fit time per candidate")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(7, 4.2)) as (fig, ax):
+        for kind, style in (("single", dict(marker="o", color="tab:blue")),
+                            ("vote", dict(marker="*", color="tab:orange", s=160)),
+                            ("stack", dict(marker="*", color="tab:red", s=160))):
+            pts = [r for r in done if r.get("kind") == kind]
+            if pts:
+                ax.scatter([max(r["fit_seconds"], 1e-3) for r in pts], [r["cv_accuracy"] for r in pts], label=kind,
+                           alpha=0.8, **style)
+        screened = [r for r in rows if is_screened(r.get("state", ""))]
+        if screened:  # stage one of a large set: cross-validated on a subsample, so apart from the rest
+            ax.scatter([max(r["fit_seconds"], 1e-3) for r in screened], [r["cv_accuracy"] for r in screened],
+                       marker="o", facecolors="none", edgecolors="tab:gray", label="screened on a subsample")
+        for r in done[:5]:
+            ax.annotate(str(r["rank"]), (max(r["fit_seconds"], 1e-3), r["cv_accuracy"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds per fit (log scale; an ensemble: the sum of its members')")
+        ax.set_ylabel("cross-validated accuracy (training images)")
+        ax.set_title("Search: accuracy vs fit time per candidate")
+        ax.grid(alpha=0.3)
+        ax.legend()
 
 
 def leaderboard_html(search: dict, folder: Path) -> str:

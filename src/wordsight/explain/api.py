@@ -82,10 +82,10 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
         from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
 
         if method == "lime":
-            vmap, sp_facts = lime_map(subject, view, tidx, lime_samples or DEFAULT_SAMPLES,
+            vmap, sp_facts = lime_map(subject, view, tidx, DEFAULT_SAMPLES if lime_samples is None else lime_samples,
                                       lime_segments or DEFAULT_SEGMENTS)
         else:
-            vmap, sp_facts = shap_map(subject, view, tidx, shap_evals or DEFAULT_EVALS,
+            vmap, sp_facts = shap_map(subject, view, tidx, DEFAULT_EVALS if shap_evals is None else shap_evals,
                                       lime_segments or DEFAULT_SEGMENTS)
         facts.update(sp_facts)
     evidence = ev_mod.evidence(subject, view, proba, tidx, top)

@@ -38,15 +38,18 @@ def feature_key(content: str, fingerprint: str, view: str = "") -> str:
 
 
 class CacheWarning(UserWarning):
-    """The feature cache was damaged and has been set aside; the run goes on without its old entries."""
+    """The feature cache was damaged and has been set aside (the run goes on without its old
+    entries), or it cannot be written (the run goes on without it)."""
 
 
 class FeatureCache:
     """Persistent cache under ``root`` (default ``$WORDSIGHT_CACHE`` or ``~/.cache/wordsight``).
 
-    A damaged database (truncated, overwritten, not SQLite) is renamed aside to
-    ``features.sqlite.damaged-<time>`` with a :class:`CacheWarning` naming it, and a fresh one is
-    started: the run recomputes instead of failing. A single entry that does not decode, or whose
+    A damaged database (truncated, overwritten, not SQLite: SQLite's own error codes say so) is
+    renamed aside to ``features.sqlite.damaged-<time>`` with a :class:`CacheWarning` naming it, and
+    a fresh one is started: the run recomputes instead of failing. A cache that cannot be written
+    (a read-only mount, a full disk) is not damaged: it is left untouched and the run goes on
+    uncached, with a :class:`CacheWarning` that says so. A single entry that does not decode, or whose
     arrays are not what the caller expects, is treated as missing, deleted and recomputed.
     """
 
@@ -61,7 +64,8 @@ class FeatureCache:
             raise ValueError(f"{self.root}: cannot create the cache folder ({e.strerror or e})") from None
         self.path = self.root / "features.sqlite"
         self._local = threading.local()
-        self._guarded(self._create)
+        self._memory: MemoryCache | None = None  # set when the cache cannot be written: this run goes uncached
+        self._guarded(self._create, lambda memory: None)
 
     def _create(self, db: sqlite3.Connection) -> None:
         with db:  # no integrity check here: it reads the whole file; damage shows when a page is read
@@ -76,19 +80,25 @@ class FeatureCache:
             self._local.db = db
         return db
 
-    def _guarded(self, fn):
-        """``fn(db)``; a damaged database is quarantined and ``fn`` runs once more on a fresh one."""
+    def _guarded(self, fn, uncached):
+        """``fn(db)``; a damaged database is quarantined and ``fn`` runs once more on a fresh one.
+        A cache that cannot be written (read-only, full disk) is left as it is: this run goes on
+        uncached (``uncached(memory)`` on this process's :class:`MemoryCache`), with one warning."""
+        if self._memory is not None:
+            return uncached(self._memory)
         try:
             return fn(self._connect())
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise
-            self._quarantine(e)
+            if not _damaged(e) or not self._quarantine(e):
+                self._run_uncached(e)
+                return uncached(self._memory)
             db = self._connect()
             self._create(db)  # the fresh database needs its table before fn reads or writes it
             return fn(db)
 
-    def _quarantine(self, err: Exception) -> None:
+    def _close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
             try:
@@ -96,8 +106,16 @@ class FeatureCache:
             except sqlite3.Error:
                 pass
             self._local.db = None
+
+    def _quarantine(self, err: Exception) -> bool:
+        """Move the damaged database aside; False (nothing moved) where the folder is not writable."""
+        self._close()
         aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-        for suffix in ("", "-wal", "-shm"):
+        try:
+            self.path.replace(aside)
+        except OSError:
+            return False
+        for suffix in ("-wal", "-shm"):
             src = Path(str(self.path) + suffix)
             try:
                 if src.exists():
@@ -105,7 +123,15 @@ class FeatureCache:
             except OSError:
                 pass
         warnings.warn(f"{self.path}: damaged feature cache ({err}); moved aside to {aside.name} and started "
-                      "afresh (features are recomputed)", CacheWarning, stacklevel=3)
+                      "afresh (features are recomputed)", CacheWarning, stacklevel=4)
+        return True
+
+    def _run_uncached(self, err: Exception) -> None:
+        self._close()
+        self._memory = MemoryCache()
+        state = "damaged and cannot be moved aside" if _damaged(err) else "cannot be written"
+        warnings.warn(f"{self.path}: the feature cache {state} ({err}); running without it (features are "
+                      "computed, not stored)", CacheWarning, stacklevel=4)
 
     def get_many(self, keys: list[str], expect: dict[str, int] | None = None) -> dict[str, dict[str, np.ndarray]]:
         """Entries found for ``keys``. ``expect``: {array name: length} every entry must hold
@@ -120,7 +146,9 @@ class FeatureCache:
 
         found: dict[str, dict[str, np.ndarray]] = {}
         bad: list[str] = []
-        for key, blob in self._guarded(read):
+        if self._memory is not None:
+            return self._memory.get_many(keys, expect)
+        for key, blob in self._guarded(read, lambda memory: []):
             try:
                 arrays = st_load(bytes(blob))
             except (SafetensorError, TypeError, ValueError):
@@ -139,10 +167,7 @@ class FeatureCache:
             with db:
                 db.executemany("DELETE FROM features WHERE key = ?", [(k,) for k in keys])
 
-        try:
-            self._guarded(delete)
-        except sqlite3.Error:
-            pass  # a read-only cache: the entry is recomputed each time, which only costs speed
+        self._guarded(delete, lambda memory: None)
 
     def put_many(self, items: dict[str, dict[str, np.ndarray]]) -> None:
         """Store ``{key: {name: array}}`` in one transaction (safetensors blobs)."""
@@ -154,10 +179,19 @@ class FeatureCache:
             with db:  # one transaction per batch
                 db.executemany("INSERT OR REPLACE INTO features (key, data) VALUES (?, ?)", rows)
 
-        self._guarded(write)
+        self._guarded(write, lambda memory: memory.put_many(items))
 
     def __len__(self) -> int:
-        return self._guarded(lambda db: db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+        return self._guarded(lambda db: db.execute("SELECT COUNT(*) FROM features").fetchone()[0], len)
+
+
+# SQLite's own verdict on a file: these two mean its bytes are not a (whole) database; every other
+# error (SQLITE_READONLY, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_PERM) is about writing it.
+DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _damaged(err: sqlite3.Error) -> bool:
+    return (getattr(err, "sqlite_errorname", "") or "").startswith(DAMAGE_CODES)
 
 
 def _fits(arrays: dict[str, np.ndarray], expect: dict[str, int]) -> bool:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._util.numerics import softmax
+from ..io.output_files import check_output_file, check_output_folder, replaced_atomically
 from ..io.safe_files import display_path
 from ..io.sources import Sample, open_source
 from .extract import iter_features
@@ -89,8 +90,7 @@ def write_embeddings(data, out: str | os.PathLike, model: str = "efficientnet-li
         return write_shards(data, out, model, **kwargs)
     schema, names = schema_for(model)
     stats = WriteStats()
-    tmp = f"{out}.part"
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with replaced_atomically(check_output_file(out, (".parquet",))) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for batch in iter_features(data, model, **kwargs):
             if batch.samples or batch.failures:
                 writer.write_table(batch_table(batch, schema, names))
@@ -98,7 +98,6 @@ def write_embeddings(data, out: str | os.PathLike, model: str = "efficientnet-li
             stats.computed += batch.computed
             stats.cached += batch.cached
             stats.failures += batch.failures
-    os.replace(tmp, out)
     return stats
 
 
@@ -123,7 +122,7 @@ def write_shards(data, out, model="efficientnet-lite0", *, shard_size: int = 100
 
     name = model if isinstance(model, str) else model.config.name
     schema, names = schema_for(name)
-    out = Path(out)
+    out = check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     source = open_source(data)
     fingerprint = get_config(name).fingerprint + (f"+{precision}" if precision != "fp32" else "") + view_key

@@ -6,14 +6,12 @@ zero-shot probabilities, for the CLI and the server alike.
 """
 from __future__ import annotations
 
-from .input_error import InputError
+from .counts import check_count
 
 
 def check_top_k(k: int, n_classes: int) -> int:
-    """``k`` capped at the number of classes; below 1 is refused."""
-    if k < 1:
-        raise InputError(422, "invalid_top_k", f"top_k must be >= 1, not {k}")
-    return min(k, n_classes)
+    """``k`` capped at the number of classes; out of its bounds (:mod:`.counts`) is refused."""
+    return min(check_count("top_k", k), n_classes)
 
 
 def result_json(upload, record, k: int | None = None) -> dict:

@@ -2,19 +2,21 @@
 
 A :class:`Prediction` is one input image's result: its path, its label when known, the predicted
 class, the top-k classes with probabilities, its description in words, and, for an image that
-could not be read, the error instead. ``write_records`` writes a list of them as JSON, JSON
-Lines, CSV or Parquet (chosen by the file's extension), to a temporary file renamed at the end,
-so that a crash never leaves half a file.
+could not be read, the error instead. :class:`RecordWriter` writes them batch by batch (and
+``write_records`` a list) as JSON, JSON Lines, CSV or Parquet (chosen by the file's extension),
+to a temporary file renamed at the end, so that a crash never leaves half a file; CSV cells that a
+spreadsheet would run as formulas are written as text (:func:`csv_cell`).
 """
 from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .output_files import check_output_file, replaced_atomically
 
 FORMATS = (".json", ".jsonl", ".csv", ".parquet")
 
@@ -87,35 +89,81 @@ def predictions(paths, labels, classes, proba: np.ndarray, top_k: int = 5, descr
     return out
 
 
+# OWASP's advice against CSV injection: a cell that a spreadsheet would read as a formula (it starts
+# with = + - @, a tab or a carriage return) is written after a single quote, which shows it as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """``value`` as a CSV cell that no spreadsheet runs: a formula-like start gets a ``'`` first."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+class RecordWriter:
+    """Records written to ``path`` as they come (``.json``, ``.jsonl``, ``.csv``, ``.parquet``), so
+    that a run holds one batch of records, not all of them; the file appears whole at the end
+    (:func:`~wordsight.io.output_files.replaced_atomically`). ``k``: the top-k columns of flat rows;
+    ``sets`` / ``unknown``: the prediction-set and ``unknown`` columns.
+
+    Use as a context manager; an error inside leaves ``path`` as it was.
+    """
+
+    def __init__(self, path, k: int, sets: bool = False, unknown: bool = False):
+        self.path = check_output_file(path, FORMATS)
+        self.suffix = self.path.suffix.lower()
+        self.k, self.flags = k, {"sets": sets, "unknown": unknown}
+        self.columns = list(Prediction(None).to_row(k, sets, unknown))
+        self.n = 0
+
+    def __enter__(self) -> "RecordWriter":
+        self._replacing = replaced_atomically(self.path)
+        tmp = self._replacing.__enter__()
+        if self.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self._out = pq.ParquetWriter(tmp, pa.schema([(c, pa.string()) for c in self.columns]))
+        else:
+            self._out = open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="")
+            if self.suffix == ".csv":
+                self._csv = csv.writer(self._out)
+                self._csv.writerow(self.columns)
+            elif self.suffix == ".json":
+                self._out.write("[")
+        return self
+
+    def write(self, records) -> None:
+        """Append ``records`` (a batch of :class:`Prediction` s)."""
+        records = list(records)
+        if self.suffix == ".parquet":
+            import pyarrow as pa
+
+            rows = [r.to_row(self.k, **self.flags) for r in records]
+            self._out.write_table(pa.table({c: pa.array([row[c] for row in rows], pa.string())
+                                            for c in self.columns}))
+        elif self.suffix == ".csv":
+            self._csv.writerows([csv_cell(v) for v in r.to_row(self.k, **self.flags).values()] for r in records)
+        else:
+            for r in records:
+                text = json.dumps(r.to_dict(), ensure_ascii=True)
+                if self.suffix == ".json":
+                    text = ("\n" if self.n == 0 else ",\n") + text
+                self._out.write(text + ("" if self.suffix == ".json" else "\n"))
+                self.n += 1
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.suffix == ".json" and exc[0] is None:
+                self._out.write("\n]\n")
+            self._out.close()
+        finally:
+            self._replacing.__exit__(*exc)
+
+
 def write_records(records: list[Prediction], path) -> Path:
     """``.json`` (a list), ``.jsonl`` (one object a line), ``.csv`` or ``.parquet`` (flat rows)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"{path}: output must end in {', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
     k = max((len(r.top_k) for r in records), default=0)
-    flags = {"sets": any(r.prediction_set is not None for r in records),
-             "unknown": any(r.unknown is not None for r in records)}
-    if suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        rows = [r.to_row(k, **flags) for r in records]
-        cols = list(rows[0]) if rows else ["path", "predicted"]
-        pq.write_table(pa.table({c: [row[c] for row in rows] for c in cols}), tmp)
-    else:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
-            if suffix == ".json":
-                json.dump([r.to_dict() for r in records], f, indent=1, ensure_ascii=True)
-            elif suffix == ".jsonl":
-                for r in records:
-                    f.write(json.dumps(r.to_dict(), ensure_ascii=True) + "\n")
-            else:
-                rows = [r.to_row(k, **flags) for r in records]
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["path", "predicted"])
-                writer.writeheader()
-                writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+    with RecordWriter(path, k, sets=any(r.prediction_set is not None for r in records),
+                      unknown=any(r.unknown is not None for r in records)) as writer:
+        writer.write(records)
+    return writer.path

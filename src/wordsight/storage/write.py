@@ -61,7 +61,7 @@ def write_folder(folder, write, *, config_name: str = CONFIG) -> str:
     temporary sibling and returns its config (no ``files``, no checksum); the folder is sealed
     (:func:`seal`) and swapped in. An error or a kill before the swap leaves ``folder`` as it was."""
     target = Path(os.path.abspath(folder))  # "model/", "." and "a/../model" each have a parent and a name
-    _check_target(target, config_name)
+    check_target(target, config_name)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clear_stale(target)
     tmp = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
@@ -75,7 +75,10 @@ def write_folder(folder, write, *, config_name: str = CONFIG) -> str:
     return str(folder)
 
 
-def _check_target(folder: Path, config_name: str) -> None:
+def check_target(folder, config_name: str = CONFIG) -> None:
+    """Refuse a target that a save would not write: a link, a file, a folder that is not empty and
+    not a saved wordsight folder. Verbs call it before their work (``fit --out``: before training)."""
+    folder = Path(os.path.abspath(folder))
     if folder.is_symlink():
         raise ModelFolderError(f"{folder}: is a symbolic link; save to a real folder (the link is not replaced)")
     if not folder.exists():

@@ -31,6 +31,43 @@ def concept_texts(names, descriptions, texts: str) -> list[str]:
     raise ValueError(f"texts must be one of {', '.join(CONCEPT_TEXTS)}, not {texts!r}")
 
 
+# A concept file is the user's: bounded like a descriptions file (4 MiB) before it is parsed, and
+# in concepts before any is embedded (300,000 concepts were still being embedded after 150 s).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_CONCEPTS = 20_000
+
+
+def read_concepts(path) -> tuple[list[str], list | dict | None]:
+    """The names and descriptions of a concept file (see :meth:`ConceptBank.from_file`)."""
+    import csv
+    import io
+
+    from ..io.safe_files import read_regular_text
+
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(f"{path}: concept file not found")
+    text = read_regular_text(path, MAX_FILE_BYTES)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if isinstance(data, dict):
+            return list(data), {k: _as_text(v) for k, v in data.items()}
+        if isinstance(data, list) and all(isinstance(x, str) for x in data):
+            return data, None
+        raise ValueError(f"{path}: expected a JSON list of names or an object {{name: description}}")
+    if suffix == ".csv":
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        if not rows or "name" not in rows[0]:
+            raise ValueError(f"{path}: a concept CSV needs a header with a 'name' column")
+        return [r["name"] for r in rows], [r.get("description") for r in rows]
+    names = [line.strip() for line in text.splitlines()]
+    return [n for n in names if n and not n.startswith("#")], None
+
+
 class ConceptBank:
     """Concept ``names``, optional ``descriptions`` and their text ``embeddings`` (C, D).
 
@@ -89,31 +126,13 @@ class ConceptBank:
     @classmethod
     def from_file(cls, path, text_model="minilm", texts: str | None = None) -> "ConceptBank":
         """Concepts from a file: ``.txt`` (one name per line), ``.json`` (a list of names or an
-        object ``{name: description}``), or ``.csv`` (columns ``name[,description]``)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: concept file not found")
-        suffix = path.suffix.lower()
-        if suffix == ".json":
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-            if isinstance(data, dict):
-                return cls.from_list(list(data), {k: _as_text(v) for k, v in data.items()}, text_model, texts)
-            if isinstance(data, list) and all(isinstance(x, str) for x in data):
-                return cls.from_list(data, None, text_model, texts)
-            raise ValueError(f"{path}: expected a JSON list of names or an object {{name: description}}")
-        if suffix == ".csv":
-            import csv
-
-            with open(path, encoding="utf-8", newline="") as f:
-                rows = list(csv.DictReader(f))
-            if not rows or "name" not in rows[0]:
-                raise ValueError(f"{path}: a concept CSV needs a header with a 'name' column")
-            return cls.from_list([r["name"] for r in rows], [r.get("description") for r in rows], text_model, texts)
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-        return cls.from_list([n for n in names if n and not n.startswith("#")], None, text_model, texts)
+        object ``{name: description}``), or ``.csv`` (columns ``name[,description]``). The file is
+        a regular file of at most :data:`MAX_FILE_BYTES` holding at most :data:`MAX_CONCEPTS`
+        concepts (checked before any is embedded)."""
+        names, descriptions = read_concepts(path)
+        if len(names) > MAX_CONCEPTS:
+            raise ValueError(f"{path}: {len(names):,} concepts, more than the limit of {MAX_CONCEPTS:,}")
+        return cls.from_list(names, descriptions, text_model, texts)
 
     @classmethod
     def imagenet(cls, text_model="minilm", texts: str | None = None) -> "ConceptBank":
