@@ -1,7 +1,8 @@
-"""The one way a report draws a plot: a matplotlib figure (Agg) saved to a PNG, its text drawn as
-written. Class names, method names and titles are the user's text: matplotlib would read a ``$``
-in them as the start of maths (one ``$`` crashed ``evaluate --report``, two drew garbled maths), so
-maths parsing is off for every text the figure creates, tick labels included."""
+"""The one way a report draws a plot: a matplotlib figure (Agg) saved to a PNG, and the user's text
+in it (class names, method names) drawn as written. matplotlib reads text between two ``$`` as
+maths: ``a$\\b$`` crashed ``evaluate --report`` and ``$x^2$`` drew as a formula. :func:`literal`
+escapes every ``$`` (maths parsing cannot be switched off for the whole figure: the log-scale
+axes write their own tick labels in maths)."""
 from __future__ import annotations
 
 import contextlib
@@ -21,13 +22,18 @@ def pyplot():
 @contextlib.contextmanager
 def figure(path: Path, *args, **kwargs):
     """``(fig, axes)`` of ``plt.subplots(*args, **kwargs)``, laid out and saved to ``path`` when the
-    block ends, then closed; every text in it is literal (no maths, no TeX)."""
+    block ends, then closed."""
     plt = pyplot()
-    with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
-        fig, axes = plt.subplots(*args, **kwargs)
-        try:
-            yield fig, axes
-            fig.tight_layout()
-            fig.savefig(path, dpi=110)
-        finally:
-            plt.close(fig)
+    fig, axes = plt.subplots(*args, **kwargs)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def literal(text) -> str:
+    """``text`` as matplotlib draws it literally: every ``$`` escaped (matplotlib shows ``\\$`` as
+    ``$`` and starts no maths without an unescaped pair)."""
+    return str(text).replace("$", "\\$")

@@ -11,7 +11,7 @@ from sklearn.base import clone
 
 from ..estimator.feature_blocks import FeatureBlocks
 from .metrics import classification_metrics, scores
-from .plots import figure
+from .plots import figure, literal
 from .report_html import SECTIONS, report_html, sections_of
 
 ABLATIONS = {"image": {"fusion": "image"}, "text": {"fusion": "text"}, "fused": {"fusion": "concat"},
@@ -165,7 +165,7 @@ def _mistakes(clf, F, proba, y, n) -> list[dict]:
 # ---------------------------------------------------------------------------------------- plots
 def plot_confusion(metrics: dict, path: Path) -> None:
     conf = np.asarray(metrics["confusion"], float)
-    classes = metrics["classes"]
+    classes = [literal(c) for c in metrics["classes"]]
     rows = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     n = len(classes)
     size = max(5.0, 0.55 * n + 2)
@@ -214,7 +214,7 @@ def plot_few_shot(fs: dict, path: Path) -> None:
         for name, res in fs["methods"].items():
             m = np.array([res[str(k)]["mean"] for k in ks])
             s = np.array([res[str(k)]["std"] for k in ks])
-            ax.errorbar(ks, m, yerr=s, marker="o", capsize=3, label=name)
+            ax.errorbar(ks, m, yerr=s, marker="o", capsize=3, label=literal(name))
         ax.set_xscale("log", base=2)
         ax.set_xticks(ks, [str(k) for k in ks])
         ax.set_xlabel("labelled images per class (k)")
@@ -227,7 +227,7 @@ def plot_few_shot(fs: dict, path: Path) -> None:
 def plot_ablation(rows: list[dict], path: Path) -> None:
     rows = [r for r in rows if "accuracy" in r]
     with figure(path, figsize=(6.5, 0.45 * len(rows) + 1.2)) as (fig, ax):
-        names = [r["name"] for r in rows][::-1]
+        names = [literal(r["name"]) for r in rows][::-1]
         accs = [r["accuracy"] for r in rows][::-1]
         ax.barh(names, accs, color="tab:blue")
         for i, a in enumerate(accs):
