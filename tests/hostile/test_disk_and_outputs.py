@@ -108,6 +108,18 @@ def test_case28_2_a_full_disk_is_not_a_damaged_cache(tmp_path, capsys):
     assert [r["status"] for r in _rows(tmp_path / "a.parquet")] == ["ok", "ok"]
 
 
+def test_case28_2_a_cache_folder_that_cannot_be_created_is_a_warning(tmp_path, capsys):
+    d = _images(tmp_path / "d", 1)
+    (tmp_path / "empty").mkdir()
+    with read_only(tmp_path / "empty", tmp_path / "ro") as ro:
+        code, err, messages = _run(capsys, "embed", d, "--out", tmp_path / "a.parquet", "--cache-dir", ro / "cache")
+    assert code == 0 and "Traceback" not in err
+    assert messages == [f"{ro / 'cache' / 'features.sqlite'}: the feature cache cannot be written (cannot create "
+                        f"{ro / 'cache'}: Read-only file system); running without it (features are computed, not "
+                        "stored)"]
+    assert [r["status"] for r in _rows(tmp_path / "a.parquet")] == ["ok"]
+
+
 def test_case28_2_a_damaged_cache_on_a_read_only_disk_is_not_said_to_be_moved(tmp_path, capsys):
     d = _images(tmp_path / "d", 1)
     cache = tmp_path / "cache"
@@ -242,3 +254,40 @@ def test_case28_13_folders_that_are_files(verb, model_dir, photo_folder, tmp_pat
         code, err, _ = _run(capsys, *argv, limit=60, quiet=False)
         assert (code, err.strip()) == (1, expected) and time.monotonic() - start < 5
         assert a_file.read_text() == "the user's own file\n"
+
+
+# ---------------------------------------------------------------- defects 3 and 4 through `fit --out`
+def test_case28_4_fit_into_a_users_folder_is_refused_before_training(photo_folder, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"theme": "dark"}')
+    _refused_before_work(capsys, tmp_path, ["fit", photo_folder, "--out", mine],
+                         f"wordsight fit: error: {mine}: not empty and not a saved wordsight folder (no config.json "
+                         "of a wordsight format); refusing to write over it: save to a new or empty folder")
+    assert (mine / "config.json").read_text() == '{"theme": "dark"}'
+
+
+def test_case28_3_kill_9_while_fit_out_overwrites_a_model_keeps_a_whole_model(model_dir, photo_folder, tmp_path):
+    import shutil
+
+    from wordsight.estimator import Classifier
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    fit = subprocess.Popen([sys.executable, "-m", "wordsight", "fit", str(photo_folder), "--out", str(folder),
+                            "--fusion", "image", "--C", "0.01", "--quiet"], env=env, stderr=subprocess.PIPE)
+    deadline, caught = time.monotonic() + 180, False
+    while fit.poll() is None and time.monotonic() < deadline:  # the save in progress: a sibling of the folder
+        if any(p.startswith(".model.wordsight-") for p in os.listdir(tmp_path)):
+            fit.send_signal(signal.SIGKILL)
+            caught = True
+            break
+    fit.wait(30)
+    fit.stderr.close()
+    if not caught:
+        pytest.skip("the save finished between two looks at the folder (a few milliseconds): kill not timed")
+    back = Classifier.load(folder)  # every checksum right: the old model (or, past the swap, the new one)
+    assert back.head_.C in (1.0, 0.01)
+    Classifier.load(model_dir).save(folder)  # the next save clears what the killed one left beside it
+    assert sorted(os.listdir(tmp_path)) == ["model"]

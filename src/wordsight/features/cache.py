@@ -58,13 +58,13 @@ class FeatureCache:
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"{self.root}: the cache folder is a file, not a folder (--cache-dir names "
                                      "a folder; it is created when missing)")
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"{self.root}: cannot create the cache folder ({e.strerror or e})") from None
         self.path = self.root / "features.sqlite"
         self._local = threading.local()
         self._memory: MemoryCache | None = None  # set when the cache cannot be written: this run goes uncached
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a read-only or full disk, a folder of another user
+            self._run_uncached(f"cannot create {self.root}: {e.strerror or e}", damaged=False)
         self._guarded(self._create, lambda memory: None)
 
     def _create(self, db: sqlite3.Connection) -> None:
@@ -92,7 +92,7 @@ class FeatureCache:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise
             if not _damaged(e) or not self._quarantine(e):
-                self._run_uncached(e)
+                self._run_uncached(str(e), _damaged(e))
                 return uncached(self._memory)
             db = self._connect()
             self._create(db)  # the fresh database needs its table before fn reads or writes it
@@ -126,11 +126,11 @@ class FeatureCache:
                       "afresh (features are recomputed)", CacheWarning, stacklevel=4)
         return True
 
-    def _run_uncached(self, err: Exception) -> None:
+    def _run_uncached(self, reason: str, damaged: bool) -> None:
         self._close()
         self._memory = MemoryCache()
-        state = "damaged and cannot be moved aside" if _damaged(err) else "cannot be written"
-        warnings.warn(f"{self.path}: the feature cache {state} ({err}); running without it (features are "
+        state = "damaged and cannot be moved aside" if damaged else "cannot be written"
+        warnings.warn(f"{self.path}: the feature cache {state} ({reason}); running without it (features are "
                       "computed, not stored)", CacheWarning, stacklevel=4)
 
     def get_many(self, keys: list[str], expect: dict[str, int] | None = None) -> dict[str, dict[str, np.ndarray]]:
@@ -191,7 +191,10 @@ DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 def _damaged(err: sqlite3.Error) -> bool:
-    return (getattr(err, "sqlite_errorname", "") or "").startswith(DAMAGE_CODES)
+    name = getattr(err, "sqlite_errorname", None)
+    if name is None:  # Python 3.10 has no error codes: SQLite's messages for the same two
+        return any(m in str(err) for m in ("file is not a database", "disk image is malformed"))
+    return name.startswith(DAMAGE_CODES)
 
 
 def _fits(arrays: dict[str, np.ndarray], expect: dict[str, int]) -> bool:
