@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.output_files import pid_alive
 from ..io.safe_files import file_sha256
 from .read import CONFIG, ModelFolderError, canonical, declared_format
 
@@ -105,16 +106,6 @@ def _saved(folder: Path, configs) -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _clear_stale(folder: Path) -> None:
     """Remove what a killed save left beside ``folder``; put back an old model moved aside (not
     on Linux) by a save killed between its two renames."""
@@ -123,7 +114,7 @@ def _clear_stale(folder: Path) -> None:
         if not p.name.startswith(prefix):
             continue
         pid = p.name[len(prefix):].split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue  # another save in progress
         if p.name.endswith("-old") and not folder.exists():
             os.rename(p, folder)
