@@ -121,6 +121,48 @@ def test_fit_matches_an_independent_computation():
     np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 4.0, 2: 0.25}])
+def test_class_weights_enter_the_calibration_and_the_residual(class_weight):
+    """Imbalanced support images (7, 2, 1) with class weights: the prior's temperature and the
+    residual each minimise the *weighted* log-loss, written out here; unweighted maths differs."""
+    rng = np.random.default_rng(21)
+    ytr = np.repeat([0, 1, 2], [7, 2, 1])
+    Xtr = rng.normal(size=(10, 6)) + 2.0 * np.eye(3, 6)[ytr]
+    Xte = rng.normal(size=(8, 6))
+    # a prior that is right about class 0 and wrong about the rare classes: weights change T a lot
+    z = rng.normal(size=(10, 3)) * 0.3
+    z[np.arange(10), np.where(ytr == 0, 0, (ytr + 1) % 3)] += 2.5
+    ptr = sp_log_softmax(z, axis=1)
+    pte = sp_log_softmax(rng.normal(size=(8, 3)), axis=1)
+    if class_weight == "balanced":
+        w = 10 / (3 * np.bincount(ytr)[ytr])
+    else:
+        w = np.array([class_weight.get(c, 1.0) for c in ytr])
+    C = 0.1
+    probe = PriorProbe(C=C, class_weight=class_weight).fit(Xtr, ytr, ptr, 3)
+
+    def prior_nll(T, weights):
+        return -(weights * sp_log_softmax(T * ptr, axis=1)[np.arange(10), ytr]).sum() + 0.5 * (T - 1.0) ** 2
+
+    T = minimize_scalar(prior_nll, args=(w,), bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+    T_unweighted = minimize_scalar(prior_nll, args=(np.ones(10),), bounds=(0.0, 20.0), method="bounded").x
+    assert abs(T - T_unweighted) > 0.05  # the weights matter on this data
+    assert probe.info["calibration"] == pytest.approx(T, abs=1e-6)
+    mean = Xtr.mean(0)
+    scale = np.sqrt(np.mean((Xtr - mean) ** 2))
+    Phi, offset, Y = (Xtr - mean) / scale, 0.5 * T * ptr, np.eye(3)[ytr]
+
+    def loss(theta):
+        W, b = theta[:18].reshape(3, 6), theta[18:]
+        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
+        return -(w * (lp * Y).sum(1)).sum() + (W ** 2).sum() / (2 * C)
+
+    theta = minimize(loss, np.zeros(21), method="BFGS", options={"gtol": 1e-10}).x
+    W, b = theta[:18].reshape(3, 6), theta[18:]
+    expected = sp_log_softmax(0.5 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
+    np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("args, message", [
     ((np.zeros((3, 4)), np.array([0, 1, 1]), np.zeros((3, 3)), 2), "disagree"),
     ((np.zeros((3, 4)), np.array([0, 1]), np.zeros((3, 2)), 2), "disagree"),

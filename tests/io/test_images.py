@@ -101,3 +101,46 @@ def test_read_image_names_the_file(tmp_path):
     p.write_bytes(b"nope")
     with pytest.raises(ImageError, match="broken é.jpg: not a recognised image format"):
         read_image(p)
+
+
+@pytest.mark.parametrize("size", [(50, 1), (1, 50), (2000, 40), (40, 2000)])
+def test_aspect_limit_lets_exactly_fifty_to_one_through_either_way(size):
+    assert decode_image(_bytes(Image.new("L", size), "PNG")).size == size
+
+
+@pytest.mark.parametrize("size", [(51, 1), (1, 51), (20000, 1), (1, 20000), (2001, 40), (40, 2001)])
+def test_aspect_limit_refuses_wide_and_tall_strips_alike(size):
+    w, h = size
+    with pytest.raises(ImageError, match=f"too elongated: {w}x{h} has an aspect ratio above the limit of 50:1"):
+        decode_image(_bytes(Image.new("L", size), "PNG"))
+
+
+@pytest.mark.parametrize("size, limit", [((30, 10), 3.0), ((10, 30), 3.0), ((31, 10), 3.1), ((10, 31), 3.1)])
+def test_aspect_limit_is_a_parameter_and_inclusive(size, limit):
+    from wordsight.io.images import check_size
+
+    check_size(*size, max_aspect=limit)
+    with pytest.raises(ImageError, match="too elongated"):
+        check_size(size[0] + (size[0] > size[1]), size[1] + (size[1] > size[0]), max_aspect=limit)
+
+
+@pytest.mark.parametrize("size, ok", [((100, 100), True), ((101, 100), False), ((100, 101), False)])
+def test_side_limit_checks_both_sides(size, ok):
+    from wordsight.io.images import check_size
+
+    if ok:
+        check_size(*size, max_side=100)
+    else:
+        with pytest.raises(ImageError, match="side longer than the limit of 100 pixels"):
+            check_size(*size, max_side=100)
+
+
+@pytest.mark.parametrize("size, ok", [((100, 100), True), ((101, 99), True), ((101, 100), False)])
+def test_pixel_limit_is_inclusive(size, ok):
+    from wordsight.io.images import check_size
+
+    if ok:
+        check_size(*size, max_pixels=10_000)
+    else:
+        with pytest.raises(ImageError, match="too many pixels: 101x100 exceeds the limit of 10,000"):
+            check_size(*size, max_pixels=10_000)
