@@ -181,3 +181,57 @@ def test_a_failing_item_in_a_shared_batch_fails_only_its_request_and_keeps_the_o
     out = run_batcher(fn, Batching(max_batch=8, max_wait_ms=100), body)
     assert out[0] == ["A", "B"] and out[2] == ["D"]
     assert isinstance(out[1], ValueError)
+
+
+def test_metrics_count_each_model_call_its_images_and_its_time():
+    from wordsight.serve.prometheus import ServerMetrics
+
+    metrics = ServerMetrics()
+
+    def fn(items):
+        time.sleep(0.05)
+        return items
+
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, Batching(max_batch=4, max_wait_ms=200), pool, "enc", metrics)
+            b.start()
+            try:
+                return await asyncio.gather(*(b.submit([i]) for i in range(10)))
+            finally:
+                await b.stop()
+
+    assert asyncio.run(main()) == [[i] for i in range(10)]
+    assert metrics.batch_size.count("enc") == 3 and metrics.batch_size._series[("enc",)][-2] == 10
+    assert metrics.images.value("enc") == 10 and metrics.images.value("model") == 0
+    assert metrics.model_seconds.count("enc") == 3
+    assert 0.15 <= metrics.model_seconds._series[("enc",)][-2] < 5
+
+
+def test_a_batcher_not_started_refuses_and_a_stopped_one_fails_what_still_waits():
+    # stop() with one request on the model thread and one in the queue
+    gate = threading.Event()
+
+    def fn(items):
+        gate.wait(5)
+        return items
+
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(fn, Batching(max_batch=1, max_wait_ms=0), pool, "x")
+            with pytest.raises(RuntimeError, match="batcher 'x' is not started"):
+                await b.submit([1])
+            b.start()
+            running = asyncio.ensure_future(b.submit(["running"]))
+            await asyncio.sleep(0.1)
+            waiting = asyncio.ensure_future(b.submit(["waiting"]))
+            await asyncio.sleep(0.05)
+            await b.stop()
+            gate.set()
+            out = await asyncio.wait_for(asyncio.gather(running, waiting, return_exceptions=True), 5)
+            return out
+
+    # both answered at once (the one on the model thread too: it used to wait for ever)
+    running, waiting = asyncio.run(main())
+    for out in (running, waiting):
+        assert isinstance(out, RuntimeError) and "the server is shutting down" in str(out)
