@@ -129,3 +129,20 @@ def test_torch_rows_equal_the_written_out_rows_at_any_text_weight(blocks, fusion
     np.testing.assert_allclose(f.fuse(fb.embeddings, semantic, 12), expected, atol=TOL)
     if weight is not None:
         np.testing.assert_allclose(np.linalg.norm(got[:, -384:], axis=1), weight, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion, weight, block_weight", [("paired", 0.3, 0.3), ("paired", 2.5, 2.5),
+                                                          ("late", 0.3, 1.0)])
+def test_torch_rows_weigh_the_own_text_block_as_the_numpy_rows(blocks, fusion, weight, block_weight):
+    # a paired model's own-text block: its weight (paired) or none (late, whose weight mixes two heads)
+    import torch
+
+    fb, _ = blocks
+    text = np.random.default_rng(5).normal(size=(12, 384))
+    text[[2, 7]] = np.nan  # images without text stay NaN in both forms
+    f = make_fusion(fusion, weight=weight).bind((A, B))
+    expected = np.concatenate([l2n(fb.embeddings[A]), l2n(fb.embeddings[B]), block_weight * l2n(text)], 1)
+    got = f.fuse_torch({e: torch.from_numpy(fb.embeddings[e]) for e in (A, B)}, None, torch.from_numpy(text)).numpy()
+    np.testing.assert_allclose(got, expected, atol=TOL)
+    np.testing.assert_allclose(f.fuse(fb.embeddings, None, 12, text), expected, atol=TOL)
+    assert np.isnan(got[[2, 7], 22:]).all() and not np.isnan(np.delete(got, [2, 7], 0)).any()

@@ -300,6 +300,23 @@ def test_a_screened_trial_that_scores_higher_never_wins_over_a_complete_one():
     assert single == ("single", 0.85, [trials[3]])
 
 
+@pytest.mark.parametrize("accs, ensemble, want", [
+    ((0.8, 0.8, 0.8), "auto", "single"),   # ties go to the simpler
+    ((0.8, 0.81, 0.81), "auto", "vote"),
+    ((0.8, 0.79, 0.82), "auto", "stack"),  # who wins, not only who took part
+    ((0.9, 0.7, 0.6), "stack", "stack"),   # asked for: taken although it scores lower
+    ((0.9, 0.7, 0.6), "vote", "vote"),
+    ((0.7, None, None), "stack", "single"),  # asked for, but fewer than two members: the single one
+])
+def test_the_winner_is_the_best_option_and_ties_go_to_the_simpler(accs, ensemble, want):
+    from wordsight.training.autofit import choose_option
+
+    kinds = [("single", accs[0]), ("vote", accs[1]), ("stack", accs[2])]
+    options = [(k, a, [k]) for k, a in kinds if a is not None]
+    chosen, acc, members = choose_option(options, ensemble)
+    assert chosen == want and acc == dict(kinds)[want] and members == [want]
+
+
 def test_ties_between_complete_trials_go_to_the_faster_fit():
     oof = np.full((4, 2), 0.5)
     slow = Trial(Candidate((E0, E1)), 0.9, 0.0, [0.9], 8.0, oof=oof)
