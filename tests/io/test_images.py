@@ -1,4 +1,5 @@
 import io
+import os
 
 import numpy as np
 import pytest
@@ -144,3 +145,59 @@ def test_pixel_limit_is_inclusive(size, ok):
     else:
         with pytest.raises(ImageError, match="too many pixels: 101x100 exceeds the limit of 10,000"):
             check_size(*size, max_pixels=10_000)
+
+
+def _png_header(w: int, h: int) -> bytes:
+    """A PNG whose header says w x h and that has no pixel data: the limits must refuse it (or
+    not) before anything is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_default_limits_are_the_documented_ones():
+    from wordsight.io.images import DEFAULT_MAX_PIXELS
+
+    assert DEFAULT_MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485  # PIL's own warning threshold
+    # the side limit, read from the header: 30,000 px passes it (then fails to decode: no pixels), one more does not
+    with pytest.raises(ImageError) as ok:
+        decode_image(_png_header(30_000, 1_000))
+    assert "side longer" not in str(ok.value) and "truncated" in str(ok.value)
+    with pytest.raises(ImageError, match="too large: 30001x1000 has a side longer than the limit of 30,000 pixels"):
+        decode_image(_png_header(30_001, 1_000))
+    with pytest.raises(ImageError, match="decompression bomb"):  # PIL's own check, at open, at the same limit
+        decode_image(_png_header(9_500, 9_500))
+
+
+def test_the_largest_image_file_is_256_mib(tmp_path):
+    from wordsight.io.images import DEFAULT_MAX_FILE_BYTES
+
+    assert DEFAULT_MAX_FILE_BYTES == 256 * 2**20
+    big = tmp_path / "huge.png"
+    with open(big, "wb") as f:  # sparse: nothing is written or read
+        f.truncate(DEFAULT_MAX_FILE_BYTES + 1)
+    with pytest.raises(ImageError, match="huge.png.*268,435,456"):
+        read_image(big)
+
+
+def test_every_listed_extension_is_listed_from_a_folder(tmp_path):
+    from wordsight.io.images import IMAGE_EXTENSIONS
+    from wordsight.io.sources import open_source
+
+    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".webp": "WEBP", ".gif": "GIF",
+               ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM",
+               ".pnm": "PPM"}
+    assert IMAGE_EXTENSIONS == set(formats)
+    for ext, fmt in formats.items():
+        mode = {".pgm": "L", ".pbm": "1"}.get(ext, "RGB")
+        Image.new(mode, (8, 6)).save(tmp_path / f"img{ext.upper() if ext == '.png' else ext}", fmt)
+    (tmp_path / "notes.txt").write_text("not an image")
+    names = sorted(os.path.basename(s.path) for s in open_source(tmp_path).samples)
+    assert names == sorted(f"img{ext.upper() if ext == '.png' else ext}" for ext in formats)
+    for s in open_source(tmp_path).samples:
+        assert read_image(s.path).size == (8, 6)

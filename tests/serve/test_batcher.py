@@ -235,3 +235,18 @@ def test_a_batcher_not_started_refuses_and_a_stopped_one_fails_what_still_waits(
     running, waiting = asyncio.run(main())
     for out in (running, waiting):
         assert isinstance(out, RuntimeError) and "the server is shutting down" in str(out)
+
+
+def test_stop_before_start_or_before_any_batch_and_submit_after_stop():
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            b = MicroBatcher(lambda items: items, Batching(max_batch=2, max_wait_ms=0), pool, "m")
+            await b.stop()  # never started: nothing to do
+            b.start()
+            await b.stop()  # started, no batch ever ran
+            with pytest.raises(RuntimeError, match="batcher 'm' is not started"):
+                await b.submit([1])  # a stopped batcher takes nothing it would never answer
+            b.start()  # and can start again
+            return await asyncio.wait_for(b.submit([1, 2, 3]), 5)
+
+    assert asyncio.run(main()) == [1, 2, 3]
