@@ -174,6 +174,17 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("estimator/saved/persistence.py", "json.dumps(config, indent=2)", "indent=3", "whitespace in config.json"),
     ("estimator/saved/persistence.py", "{digest[:12]}", "", "how many hex digits an error message shows"),
     ("estimator/saved/persistence.py", "{actual[:12]}", "", "how many hex digits an error message shows"),
+    ("serve/batcher.py", "| None", "& None", "an annotation (postponed by `from __future__ import annotations`)"),
+    ("serve/batcher.py", 'name=f"batcher-{self.name}"', "XXbatcher", "the asyncio task's name, for debugging only"),
+    ("serve/batcher.py", "max_wait_ms / 1000.0", "/ 1001.0", "a wait 0.1% shorter"),
+    ("serve/batcher.py", "if left <= 0:", "if left < 0:", "left is exactly 0.0 only by chance, and wait_for(0) times "
+     "out at once"),
+    ("serve/batcher.py", "break", "continue", "after wait_for timed out, the next turn finds no time left and breaks"),
+    ("io/images.py", "(255, 255, 255, 255)", "256", "PIL clips a fill colour to 255"),
+    ("io/images.py", "np.clip(arr, 0, 255)", "np.clip(arr, 0, 256)", "the values are at most 255 already"),
+    ("io/images.py", '(mode == "P" and "transparency"', '(mode == "P" or', "a palette image without transparency, "
+     "put on white, is the same image"),
+    ("io/images.py", "else (0.0, 0.0)", "else (1.0, 0.0)", "no finite value: lo > hi gives black as lo == hi does"),
     ("encoders/config.py", "PREPROCESS_VERSION = 1", "", "bumping the version is the documented way to renew the "
      "keys; the fingerprint tests compute with the module's value"),
 ]

@@ -201,3 +201,39 @@ def test_every_listed_extension_is_listed_from_a_folder(tmp_path):
     assert names == sorted(f"img{ext.upper() if ext == '.png' else ext}" for ext in formats)
     for s in open_source(tmp_path).samples:
         assert read_image(s.path).size == (8, 6)
+
+
+def test_high_depth_values_map_linearly_onto_0_255():
+    # 1000 -> 0, 2000 -> 127 (127.5 truncated), 3000 -> 255: the scale is 255 / (max - min)
+    a = np.array([[1000, 2000, 3000, 1500]], np.uint16)
+    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG")))[..., 0]
+    assert out.tolist() == [[0, 127, 255, 63]]
+    one = np.asarray(decode_image(_bytes(Image.fromarray(np.array([[700]], np.uint16)), "PNG")))
+    assert one.shape == (1, 1, 3) and one.max() == 0  # one pixel is an image (a constant: black)
+    flat = np.asarray(to_rgb(Image.fromarray(np.full((3, 5), 9.5, np.float32), "F")))
+    assert flat.shape == (3, 5, 3) and flat.max() == 0  # no range: black, no division by zero
+    nan = np.full((2, 2), np.nan, np.float32)
+    nan[0, 0] = np.inf
+    assert np.asarray(to_rgb(Image.fromarray(nan, "F"))).max() == 0  # no finite value at all: black
+    part = np.array([[0.0, np.nan, 2.0, 1.0]], np.float32)  # NaN takes the lowest finite value
+    assert np.asarray(to_rgb(Image.fromarray(part, "F")))[..., 0].tolist() == [[0, 0, 255, 127]]
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBa", "PA"])
+def test_every_mode_with_alpha_goes_on_white(mode):
+    img = Image.new("RGBA", (3, 2), (0, 0, 0, 0)).convert(mode) if mode != "RGBa" else Image.new("RGBa", (3, 2))
+    assert np.asarray(to_rgb(img)).min() == 255, mode
+
+
+def test_a_zero_sized_header_is_refused_on_either_side():
+    from wordsight.io.images import check_size
+
+    for w, h in ((0, 5), (5, 0), (0, 0)):
+        with pytest.raises(ImageError, match=f"image has no pixels \\({w}x{h}\\)"):
+            check_size(w, h)
+
+
+def test_a_cut_png_says_truncated():
+    data = _bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG")
+    with pytest.raises(ImageError, match=r"cannot decode image: truncated or corrupt image data \("):
+        decode_image(data[: len(data) // 2])

@@ -250,3 +250,21 @@ def test_stop_before_start_or_before_any_batch_and_submit_after_stop():
             return await asyncio.wait_for(b.submit([1, 2, 3]), 5)
 
     assert asyncio.run(main()) == [1, 2, 3]
+
+
+def test_items_arriving_within_max_wait_share_the_first_items_batch():
+    # the second request comes 100 ms after the first: within max_wait_ms (600) it joins the batch,
+    # after it (a batcher that does not wait) it would run alone
+    calls = []
+
+    def fn(items):
+        calls.append(list(items))
+        return items
+
+    async def body(b):
+        first = asyncio.ensure_future(b.submit(["a"]))
+        await asyncio.sleep(0.1)
+        return await asyncio.gather(first, b.submit(["b"]))
+
+    out = run_batcher(fn, Batching(max_batch=8, max_wait_ms=600), body)
+    assert out == [["a"], ["b"]] and calls == [["a", "b"]]
