@@ -180,3 +180,61 @@ def test_c_is_one_positive_number(C, message):
     X, y = blobs(2)
     with pytest.raises(ValueError, match=message):
         PriorProbe(C=C).fit(X, y, useless_prior(len(y), 4, 0), 4)
+
+
+def test_what_a_fit_reports_with_and_without_labels():
+    empty = PriorProbe().fit(np.zeros((0, 5)), np.zeros(0, np.int64), np.zeros((0, 3)), 3)
+    assert {k: empty.info[k] for k in ("n_classes", "n_features", "n_train", "C", "scale", "calibration",
+                                       "strength")} == {"n_classes": 3, "n_features": 5, "n_train": 0, "C": 0.1,
+                                                        "scale": 1.0, "calibration": 1.0, "strength": 1.0}
+    assert empty.info["how"].startswith("no labelled images")
+    Xtr, ytr = blobs(3, n_classes=3, d=5, seed=30)
+    probe = PriorProbe(C=0.5).fit(Xtr, ytr, perfect_prior(ytr, 3, 31), 3)
+    assert probe.info["n_train"] == 9 and probe.info["C"] == 0.5 and probe.info["converged"] is True
+    assert probe.info["strength"] == pytest.approx(0.5 * probe.info["calibration"])  # the equal-weight pool
+    assert probe.info["scale"] == pytest.approx(np.sqrt(np.mean((Xtr - Xtr.mean(0)) ** 2)))
+    assert probe.info["how"].startswith("residual")
+
+
+def test_linear_form_gives_the_same_log_probabilities():
+    # (W, b, a) as the export and the torch graph read them: a * log_softmax(prior) + X @ W.T + b
+    Xtr, ytr = blobs(4, seed=32)
+    Xte, _ = blobs(12, seed=33)
+    pte = useless_prior(len(Xte), 4, 34) * 3
+    probe = PriorProbe(class_weight="balanced").fit(Xtr, ytr, perfect_prior(ytr, 4, 35), 4)
+    W, b, a = probe.linear()
+    assert a == probe.info["strength"]
+    np.testing.assert_allclose(sp_log_softmax(a * sp_log_softmax(pte, axis=1) + Xte @ W.T + b, axis=1),
+                               probe.logits(Xte, pte), atol=1e-10)
+
+
+def test_objective_value_and_gradient():
+    from scipy.optimize import approx_fprime
+
+    from wordsight.estimator.prior_probe import objective
+
+    rng = np.random.default_rng(36)
+    Psi, offset = rng.normal(size=(7, 3)), rng.normal(size=(7, 4))
+    y = np.array([0, 1, 2, 3, 0, 1, 1])
+    Y, w, C = np.eye(4)[y], rng.uniform(0.5, 2.0, 7), 0.3
+    theta = rng.normal(size=4 * 3 + 4)
+
+    def loss(t):
+        W, b = t[:12].reshape(4, 3), t[12:]
+        lp = sp_log_softmax(offset + Psi @ W.T + b, axis=1)
+        return -(w * lp[np.arange(7), y]).sum() + (W ** 2).sum() / (2 * C)
+
+    f, g = objective(theta, Psi, offset, Y, w, C)
+    assert f == pytest.approx(loss(theta), rel=1e-12)
+    np.testing.assert_allclose(g, approx_fprime(theta, loss, 1e-7), atol=1e-5)
+
+
+def test_a_constant_training_set_learns_no_residual():
+    X = np.ones((6, 4))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    probe = PriorProbe().fit(X, y, perfect_prior(y, 3, 37), 3)
+    assert probe.info["scale"] == 1.0 and not probe.arrays["W"].any()
+    Xte = np.random.default_rng(38).normal(size=(5, 4))
+    pte = useless_prior(5, 3, 39)
+    want = sp_log_softmax(probe.info["strength"] * pte + probe.arrays["b"], axis=1)
+    np.testing.assert_allclose(probe.logits(Xte, pte), want, atol=1e-10)

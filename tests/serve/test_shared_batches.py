@@ -42,10 +42,11 @@ def test_a_batch_bad_good_good_equals_single_calls(zs_predictor, images):
 
 
 def test_two_views_in_one_batch_with_a_failure_each_keep_their_rows(zs_predictor, images):
+    # and a third view whose only image fails
     p = zs_predictor
     items = [(Sample("a", data=images["coffee"]), "invert"), (Sample("b", data=BAD), "plain"),
              (Sample("c", data=BAD), "invert"), (Sample("d", data=images["astronaut"]), "plain"),
-             (Sample("e", data=images["cat"]), "invert")]
+             (Sample("e", data=images["cat"]), "invert"), (Sample("f", data=BAD), "light-background")]
     batch = p.concepts_batch(items)
     for got, item in zip(batch, items):
         want = p.concepts_batch([item])[0]
