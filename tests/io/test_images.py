@@ -237,3 +237,10 @@ def test_a_cut_png_says_truncated():
     data = _bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG")
     with pytest.raises(ImageError, match=r"cannot decode image: truncated or corrupt image data \("):
         decode_image(data[: len(data) // 2])
+
+
+def test_32_bit_integer_images_are_rescaled_too():
+    a = np.array([[-5000, 0, 5000, 70000]], np.int32)  # mode "I" (32-bit TIFF, some 16-bit PNGs)
+    img = Image.fromarray(a, "I") if Image.fromarray(a).mode != "I" else Image.fromarray(a)
+    assert img.mode == "I"
+    assert np.asarray(to_rgb(img))[..., 0].tolist() == [[0, 17, 34, 255]]
