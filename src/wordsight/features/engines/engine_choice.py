@@ -7,7 +7,9 @@ accepted it (``wordsight quantize`` builds and gates it: minutes, never started 
 Each candidate is timed on random input at the model's input size, interleaved over a few rounds
 (the fastest call per candidate: robust to a neighbour's burst on a shared machine), and the
 winner is remembered in ``$WORDSIGHT_CACHE/engines.json`` beside ``batch_sizes.json``, keyed by
-model, what was allowed, threads and machine; later runs only read it.
+model, what was allowed, threads and machine; later runs only read it until it is stale
+(:func:`stale`: another wordsight, ONNX Runtime or OpenVINO version, another CPU model, or older
+than ``MAX_AGE_DAYS``), and ``wordsight engines --measure`` measures again.
 """
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ from . import tuning
 
 FILE = "engines.json"
 ROUNDS, BATCH = 3, 16
+# A choice is measured again after this long: a neighbour's load, a BIOS or kernel update change
+# which engine wins without changing any version; a month costs a few seconds a month.
+MAX_AGE_DAYS = 30
 _memory: dict[str, dict] = register_store("engine-choice", {})
 _lock = threading.Lock()
 
@@ -87,9 +92,40 @@ def measure(runners: dict, size: int, rounds: int = ROUNDS, batch: int = BATCH) 
     return {name: batch / max(t, 1e-9) for name, t in best.items()}
 
 
-def choose(encoder, precision: str, build, *, cache_dir=None, threads=None):
+def versions() -> dict[str, str]:
+    """The versions a measurement depends on: wordsight's and each installed engine's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ..._version import __version__
+
+    out = {"wordsight": __version__}
+    for name in ("onnxruntime", "openvino"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+def stale(entry: dict, now: float | None = None) -> str | None:
+    """Why a stored measurement no longer holds (None: it holds): other versions, another CPU
+    model, or older than ``MAX_AGE_DAYS``. Entries written before these were recorded are stale."""
+    from .cpu import cpu_model
+
+    if entry.get("versions") != versions():
+        return f"measured with {entry.get('versions') or 'unrecorded versions'}, now {versions()}"
+    if entry.get("cpu") != cpu_model():
+        return f"measured on {entry.get('cpu')!r}, this CPU is {cpu_model()!r}"
+    age = (time.time() if now is None else now) - float(entry.get("measured_at", 0))
+    if not age <= MAX_AGE_DAYS * 86400:
+        return f"measured {age / 86400:.0f} days ago (more than {MAX_AGE_DAYS})"
+    return None
+
+
+def choose(encoder, precision: str, build, *, cache_dir=None, threads=None, remeasure: bool = False):
     """The runner ``engine='auto'`` runs: ``build(engine, precision)`` makes one; the choice among
-    :func:`candidates` is measured once per machine and kept. Returns None when no candidate exists."""
+    :func:`candidates` is measured once per machine and kept until :func:`stale` (or ``remeasure``).
+    Returns None when no candidate exists."""
     pairs = candidates(encoder, precision, cache_dir)
     if not pairs:
         return None
@@ -100,21 +136,35 @@ def choose(encoder, precision: str, build, *, cache_dir=None, threads=None):
 
     path = Path(default_cache_dir()) / FILE
     with _lock:
-        entry = _memory.get(key) or tuning._read(path).get(key)
-        if entry is None:
+        entry = None if remeasure else (_memory.get(key) or tuning._read(path).get(key))
+        if entry is None or stale(entry):
             runners = {f"{e}/{p}": build(e, p) for e, p in pairs}
-            rates = measure(runners, encoder.config.input_size or 224)
-            best = max(rates, key=rates.get)
-            entry = {"engine": best.split("/")[0], "precision": best.split("/")[1],
-                     "images_per_second": {k: round(v, 2) for k, v in rates.items()},
-                     "batch": BATCH, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+            entry = _measured_entry(encoder, precision, runners)
             data = tuning._read(path)
             data[key] = entry
             tuning._write(path, data)
             _memory[key] = entry
-            return runners[best]
+            return runners[f"{entry['engine']}/{entry['precision']}"]
         _memory[key] = entry
     return build(entry["engine"], entry["precision"])
+
+
+def _measured_entry(encoder, precision: str, runners: dict) -> dict:
+    from .cpu import cpu_model
+
+    rates = measure(runners, encoder.config.input_size or 224)
+    best = max(rates, key=rates.get)
+    return {"model": encoder.config.name, "asked": precision, "engine": best.split("/")[0],
+            "precision": best.split("/")[1], "images_per_second": {k: round(v, 2) for k, v in rates.items()},
+            "batch": BATCH, "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "measured_at": time.time(),
+            "cpu": cpu_model(), "versions": versions()}
+
+
+def stored(cache_dir=None) -> dict[str, dict]:
+    """Every stored measurement of this cache folder (key -> entry), as ``wordsight engines`` lists it."""
+    from ..cache import default_cache_dir
+
+    return tuning._read(Path(cache_dir or default_cache_dir()) / FILE)
 
 
 def choice_entry(encoder, precision: str = "fp32", threads=None, cache_dir=None) -> dict | None:
@@ -123,3 +173,19 @@ def choice_entry(encoder, precision: str = "fp32", threads=None, cache_dir=None)
 
     pairs = candidates(encoder, precision, cache_dir)
     return tuning._read(Path(default_cache_dir()) / FILE).get(_key(encoder, precision, threads, pairs))
+
+
+def forget(encoder, cache_dir=None) -> int:
+    """Drop the stored choices of ``encoder`` (the next ``engine='auto'`` measures again); how many."""
+    from ..cache import default_cache_dir
+
+    path = Path(cache_dir or default_cache_dir()) / FILE
+    prefix = f"{encoder.config.fingerprint}|"
+    with _lock:
+        data = tuning._read(path)
+        keep = {k: v for k, v in data.items() if not k.startswith(prefix)}
+        if len(keep) != len(data):
+            tuning._write(path, keep)
+        for k in [k for k in _memory if k.startswith(prefix)]:
+            del _memory[k]
+    return len(data) - len(keep)
