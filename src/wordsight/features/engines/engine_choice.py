@@ -48,11 +48,8 @@ def candidates(encoder, precision: str, cache_dir=None) -> list[tuple[str, str]]
 
 
 def _passed_lower(encoder, ov: bool, ort: bool, cache_dir) -> list[tuple[str, str]]:
-    import json
-
     from .cpu import has_bf16
-    from .onnx_cache import model_dir
-    from .precisions import gate_report
+    from .precisions import gate_report, report_file, variants
 
     out = []
     if ov and has_bf16():
@@ -62,13 +59,19 @@ def _passed_lower(encoder, ov: bool, ort: bool, cache_dir) -> list[tuple[str, st
         except Exception:  # a model OpenVINO cannot run in bf16: fp32 stays
             pass
     for engine, ok in (("openvino", ov), ("onnx", ort)):
-        path = model_dir(encoder, cache_dir) / f"gate-{engine}-int8.json"
-        try:
-            if ok and json.loads(path.read_text()).get("accepted"):
-                out.append((engine, "int8"))
-        except (OSError, ValueError):
-            pass
+        if ok and any(_accepted(report_file(encoder, engine, "int8", cache_dir, v)) for v in variants(engine, "int8")):
+            out.append((engine, "int8"))
     return out
+
+
+def _accepted(path) -> bool:
+    """Whether the stored gate report at ``path`` accepted its precision (no report: no)."""
+    import json
+
+    try:
+        return bool(json.loads(path.read_text()).get("accepted"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _key(encoder, precision: str, threads, pairs) -> str:

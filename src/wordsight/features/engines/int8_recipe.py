@@ -27,17 +27,21 @@ def overflow_fix() -> str:
 
 
 # Accuracy-aware quantisation (where the plain recipe fails the gate): NNCF reverts the layers that
-# cost the most embedding cosine to fp32 until the mean cosine to fp32 on validation crops (other
-# crops of the calibration photos, never the gate's held-out photos) drops by at most MAX_DROP.
-# 0.004 leaves room under the gate's 0.99 mean for photos the validation crops do not cover.
-MAX_DROP = 0.004
+# cost the most embedding cosine to fp32 until the metric on validation crops (other crops of the
+# calibration photos, never the gate's held-out photos) is at most MAX_DROP below fp32's 1.0. The
+# metric is the mean cosine of the worst TAIL of the crops: the gate's minimum cosine is what the
+# plain model fails by most. Measured (Xeon with AMX-INT8, EfficientNet-Lite0): the mean cosine of
+# all crops as the metric with a drop of 0.004 reverted 3 of 58 layers and still failed the
+# held-out gate (mean 0.9893, min 0.8917).
+MAX_DROP = 0.03
+TAIL = 0.1
 N_VALIDATION = 100
 VARIANTS = ("plain", "accuracy-aware")
 
 
 def recipe(variant: str = "plain") -> str:
     base = f"nncf-ptq:stem+classifier-fp32:overflow-fix-{overflow_fix().lower()}:{N_CALIBRATION}-photo-crops"
-    return base if variant == "plain" else f"{base}:accuracy-aware-max-drop-{MAX_DROP}-{N_VALIDATION}-crops"
+    return base if variant == "plain" else f"{base}:accuracy-aware-worst-{TAIL}-max-drop-{MAX_DROP}-{N_VALIDATION}-crops"
 
 
 def kept_in_fp32(ov_model) -> list[str]:
@@ -97,7 +101,8 @@ def _accuracy_aware(model, data, subset_size: int, config, scope, params):
         got = np.concatenate([compiled(x)[out] for x, _ in items])
         idx = [i for _, i in items]
         cos = cosines(ref[idx], got)
-        return float(cos.mean()), [float(c) for c in cos]
+        worst = np.sort(cos)[: max(1, int(round(TAIL * len(cos))))]
+        return float(worst.mean()), [float(c) for c in cos]
 
     validation = nncf.Dataset([(val[i : i + 1], i) for i in range(len(val))], lambda item: item[0])
     return nncf.quantize_with_accuracy_control(
