@@ -16,7 +16,8 @@ def recorded_precisions(model) -> dict[str, str] | None:
 def features_phrase(model) -> str:
     """``features: <encoder> <precision> (<engine>), ...`` for a fitted model on this machine."""
     from ..estimator.precision import for_features
-    from ..features.engines.default_precision import describe, used
+    from ..features.engines.batch import used
+    from ..features.engines.default_precision import describe
 
     wanted = for_features(list(model.encoder_names), getattr(model, "precision", "auto"), recorded_precisions(model))
     return "features: " + describe({e: used(e, "auto", p) for e, p in wanted.items()})
@@ -24,6 +25,7 @@ def features_phrase(model) -> str:
 
 def encoder_phrase(name: str, precision: str = "auto") -> str:
     """``features: <encoder> <precision> (<engine>)`` for one encoder read at ``precision``."""
-    from ..features.engines.default_precision import describe, used
+    from ..features.engines.batch import used
+    from ..features.engines.default_precision import describe
 
     return "features: " + describe({name: used(name, "auto", precision)})

@@ -41,9 +41,11 @@ def entry_line(key: str, entry: dict) -> str:
     from ..features.engines.engine_choice import stale
 
     name = entry.get("model") or key.split("|", 1)[0]
+    why = stale(entry)
+    if why == "unreadable":
+        return f"{name}: an unreadable entry, measured again on next use"
     rates = ", ".join(f"{k} {v:.1f}" for k, v in sorted(entry.get("images_per_second", {}).items(),
                                                           key=lambda kv: -kv[1]))
-    why = stale(entry)
     return (f"{name} (precision {entry.get('asked', key.split('precision=')[-1].split('|')[0])}): "
             f"{entry['engine']}/{entry['precision']}; img/s {rates}; measured {entry.get('measured', '?')}"
             + (f"; stale, measured again on next use: {why}" if why else ""))

@@ -96,7 +96,7 @@ def write_embeddings(data, out: str | os.PathLike, model: str = "efficientnet-li
     if kwargs.get("engine") == "ray":
         kwargs.pop("engine")
         return write_shards(data, out, model, **kwargs)
-    from .engines.default_precision import used
+    from .engines.batch import used
 
     schema, names = schema_for(model)
     engine, precision = used(model, kwargs.get("engine", "auto"), kwargs.get("precision", "auto"))

@@ -68,6 +68,12 @@ def shared_runner(model, engine: str = "auto", precision: str = "auto", threads:
         return _RUNNERS[key]
 
 
+def used(model, engine: str = "auto", precision: str = "auto", threads: int | None = None) -> tuple[str, str]:
+    """(engine, precision) the features of ``model`` are computed with here (the shared runner's)."""
+    runner = shared_runner(model, engine, precision, threads)
+    return runner.engine, runner.precision
+
+
 def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
     from ...io.safe_files import UnsafeFileError, read_regular
 

@@ -11,6 +11,7 @@ import os
 from functools import lru_cache
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # int8 dot products that accumulate in 32 bits
 ENV = "WORDSIGHT_CPU_FLAGS"
 
 
@@ -55,7 +56,5 @@ def has_bf16(flags: str | None = None) -> bool:
 
 def capabilities(flags: str | None = None) -> dict[str, bool]:
     """What the lower precisions need, as this CPU (or ``$WORDSIGHT_CPU_FLAGS``) reports it."""
-    from .int8_recipe import VNNI_FLAGS
-
     have = cpu_flags(flags)
     return {"bf16": any(f in have for f in BF16_FLAGS), "int8_vnni": any(f in have for f in VNNI_FLAGS)}

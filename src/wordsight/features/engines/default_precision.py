@@ -3,7 +3,7 @@
 Every verb, the server and the Python API default to ``precision="auto"``: on a CPU with
 AVX512_BF16 or AMX that is OpenVINO bf16 once the gate (:mod:`.quality_gate`) has passed it (run
 on first use, seconds, its figures stored beside the model), int8 where ``wordsight quantize`` has
-accepted it, and fp32 elsewhere; which of them wins is measured (:mod:`.engine_choice`).
+accepted it, and fp32 elsewhere; which of them wins is measured (:mod:`.engine_choice`); ``batch.used`` says what a run used.
 ``$WORDSIGHT_PRECISION`` (``fp32``, ``bf16``, ``int8``) pins what ``auto`` becomes, for a whole
 process: ``fp32`` gives features that are bit-for-bit the same on every machine (a test suite's
 golden numbers, a published result). An explicit ``precision=`` always wins over both.
@@ -30,14 +30,6 @@ def pinned() -> str | None:
 def effective(precision: str) -> str:
     """``precision`` as a runner is asked for it: ``auto`` becomes the pinned precision when one is set."""
     return (pinned() or DEFAULT) if precision == DEFAULT else precision
-
-
-def used(model, engine: str = "auto", precision: str = DEFAULT, threads: int | None = None) -> tuple[str, str]:
-    """(engine, precision) the features of ``model`` are computed with here (makes the runner once)."""
-    from .batch import shared_runner
-
-    runner = shared_runner(model, engine, precision, threads)
-    return runner.engine, runner.precision
 
 
 def describe(pairs: dict[str, tuple[str, str]]) -> str:

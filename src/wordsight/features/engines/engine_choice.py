@@ -21,6 +21,7 @@ import numpy as np
 
 from ..._util.caches import register_store
 from . import tuning
+from .basics import versions  # noqa: F401  (re-exported: part of what a stored choice records)
 
 FILE = "engines.json"
 ROUNDS, BATCH = 3, 16
@@ -95,34 +96,30 @@ def measure(runners: dict, size: int, rounds: int = ROUNDS, batch: int = BATCH) 
     return {name: batch / max(t, 1e-9) for name, t in best.items()}
 
 
-def versions() -> dict[str, str]:
-    """The versions a measurement depends on: wordsight's and each installed engine's."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from ..._version import __version__
-
-    out = {"wordsight": __version__}
-    for name in ("onnxruntime", "openvino"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "-"
-    return out
-
-
 def stale(entry: dict, now: float | None = None) -> str | None:
     """Why a stored measurement no longer holds (None: it holds): other versions, another CPU
     model, or older than ``MAX_AGE_DAYS``. Entries written before these were recorded are stale."""
     from .cpu import cpu_model
 
+    if not (isinstance(entry, dict) and entry.get("engine") in ("onnx", "openvino")
+            and entry.get("precision") in ("fp32", "bf16", "int8") and _rates_ok(entry.get("images_per_second"))):
+        return "unreadable"
     if entry.get("versions") != versions():
         return f"measured with {entry.get('versions') or 'unrecorded versions'}, now {versions()}"
     if entry.get("cpu") != cpu_model():
         return f"measured on {entry.get('cpu')!r}, this CPU is {cpu_model()!r}"
-    age = (time.time() if now is None else now) - float(entry.get("measured_at", 0))
+    try:
+        age = (time.time() if now is None else now) - float(entry.get("measured_at", 0))
+    except (TypeError, ValueError):
+        return "unreadable"
     if not age <= MAX_AGE_DAYS * 86400:
         return f"measured {age / 86400:.0f} days ago (more than {MAX_AGE_DAYS})"
     return None
+
+
+def _rates_ok(rates) -> bool:
+    return isinstance(rates, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                           for v in rates.values())
 
 
 def choose(encoder, precision: str, build, *, cache_dir=None, threads=None, remeasure: bool = False):
@@ -167,7 +164,8 @@ def stored(cache_dir=None) -> dict[str, dict]:
     """Every stored measurement of this cache folder (key -> entry), as ``wordsight engines`` lists it."""
     from ..cache import default_cache_dir
 
-    return tuning._read(Path(cache_dir or default_cache_dir()) / FILE)
+    data = tuning._read(Path(cache_dir or default_cache_dir()) / FILE)
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 
 def choice_entry(encoder, precision: str = "fp32", threads=None, cache_dir=None) -> dict | None:

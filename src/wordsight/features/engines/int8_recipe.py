@@ -15,14 +15,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .cpu import VNNI_FLAGS, cpu_flags
+
 N_CALIBRATION = 300
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def overflow_fix() -> str:
     """``DISABLE`` where int8 dot products accumulate in 32 bits (VNNI, AMX), else ``ENABLE``."""
-    from .cpu import cpu_flags
-
     return "DISABLE" if any(f in cpu_flags() for f in VNNI_FLAGS) else "ENABLE"
 
 

@@ -105,7 +105,7 @@ def gate_report(encoder, engine: str, precision: str, cache_dir=None, *, holdout
                 threads=None, variant: str = "plain") -> dict:
     """The gate's figures for ``precision`` on ``engine`` (measured once per held-out set and engine
     version, stored)."""
-    from .engine_choice import versions
+    from .basics import versions
     from .int8_recipe import recipe as nncf_recipe
 
     recipe = nncf_recipe(variant) if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
