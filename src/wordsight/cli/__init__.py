@@ -19,6 +19,7 @@ COMMANDS = [
     "zeroshot",
     "export",
     "quantize",
+    "engines",
     "serve",
     "fit",
     "evaluate",

@@ -5,6 +5,7 @@ import sys
 from ._anomaly import add_anomaly_options, fit_detector
 from ._common import add_feature_options, cache_arg, encoders_arg, report_failures
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
+from ._precision import features_phrase
 from ._search import add_search_options, run_search
 
 HELP = "train a classifier on labelled images and save it"
@@ -135,4 +136,5 @@ def run(args) -> int:
         remove_checkpoints(args)
     n = len(clf.fit_failures_)
     print(f"fitted on images of {describe_fit(clf)} -> {args.out}", file=sys.stderr)
+    print(features_phrase(clf), file=sys.stderr)
     return report_failures(clf.fit_failures_, 1, args.strict) if n else 0

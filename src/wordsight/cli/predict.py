@@ -5,6 +5,7 @@ import sys
 
 from ._anomaly import predict_detector
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
+from ._precision import features_phrase
 
 HELP = "classify images with a saved model"
 
@@ -122,6 +123,7 @@ def run(args) -> int:
         if args.coverage is not None or args.reject_rate is not None:
             _check_sets(args, clf)
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+        print(features_phrase(clf), file=sys.stderr)
         batches = local_records(args, clf, data)
     failures, n_ok = [], 0
     with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None) \

@@ -74,7 +74,7 @@ def from_feature_set(fs, encoders: list[str]) -> FeatureBlocks:
 
 
 def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = "", cache=None,
-                   batch_size=None, quiet=True, small_input="auto", precision="fp32") -> FeatureBlocks:
+                   batch_size=None, quiet=True, small_input="auto", precision="auto") -> FeatureBlocks:
     """Every encoder's features of ``source`` (one view), keeping the images all encoders read.
     ``precision``: one for all encoders, or a dict encoder -> precision."""
     from ..features import extract_features
@@ -83,7 +83,7 @@ def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = ""
     for enc in encoders:
         fs = extract_features(source, enc, cache=cache, batch_size=batch_size, view=view, view_key=view_key,
                               quiet=quiet, small_input=small_input,
-                              precision=precision.get(enc, "fp32") if isinstance(precision, dict) else precision)
+                              precision=precision.get(enc, "auto") if isinstance(precision, dict) else precision)
         per[enc] = fs
         seen = {g.path for g in failures}
         failures += [f for f in fs.failures if f.path not in seen]
