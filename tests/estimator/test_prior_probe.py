@@ -88,36 +88,66 @@ def test_torch_module_matches_numpy():
     np.testing.assert_allclose(out, probe.logits(Xte, pte), atol=1e-6, rtol=0)
 
 
+def _temperature(p, y, w=None):
+    """The posterior-mode temperature of log-probabilities ``p`` (1-d bounded search)."""
+    w = np.ones(len(y)) if w is None else w
+
+    def nll(T):
+        return -(w * sp_log_softmax(T * p, axis=1)[np.arange(len(y)), y]).sum() + 0.5 * (T - 1.0) ** 2
+
+    return minimize_scalar(nll, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+
+
+def _residual(X, offset, y, w, C, n_classes):
+    """The residual written out: the heads' standardisation of ``X``, then BFGS over all d features."""
+    mean = X.mean(0)
+    scale = np.sqrt(np.mean((X - mean) ** 2))
+    Phi = (X - mean) / scale
+    Y = np.eye(n_classes)[y]
+    d = X.shape[1]
+
+    def loss(theta):
+        W, b = theta[:n_classes * d].reshape(n_classes, d), theta[n_classes * d:]
+        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
+        return -(w[:, None] * lp * Y).sum() + (W ** 2).sum() / (2 * C)
+
+    theta = minimize(loss, np.zeros(n_classes * (d + 1)), method="BFGS", options={"gtol": 1e-10}).x
+    W, b = theta[:n_classes * d].reshape(n_classes, d), theta[n_classes * d:]
+    return lambda Xn: ((Xn - mean) / scale) @ W.T + b
+
+
 def test_fit_matches_an_independent_computation():
     """The fitted probe against the maths written out here: the prior's temperature T by a 1-d
-    search of its penalised log-loss, then the residual by L-BFGS over all d features (not the
-    probe's reduced basis), with the heads' standardisation and an unpenalised bias."""
+    search of its penalised log-loss, the held-out choice of the prior's weight by leave-one-out
+    (each fold standardised on its own images, classes reweighted to their full weight, T refitted),
+    then the residual by BFGS over all d features (not the probe's reduced basis)."""
+    from wordsight.estimator.prior_strength import CANDIDATES
+
     Xtr, ytr = blobs(2, n_classes=3, d=12, noise=1.5, seed=9)
     Xte, _ = blobs(10, n_classes=3, d=12, noise=1.5, seed=10)
     ptr = sp_log_softmax(np.random.default_rng(13).normal(size=(len(ytr), 3)) + 1.5 * np.eye(3)[ytr], axis=1)
     pte = sp_log_softmax(np.random.default_rng(14).normal(size=(len(Xte), 3)), axis=1)
     C = 0.1
     probe = PriorProbe(C=C).fit(Xtr, ytr, ptr, 3)
-
-    def prior_nll(T):
-        return -sp_log_softmax(T * ptr, axis=1)[np.arange(len(ytr)), ytr].sum() + 0.5 * (T - 1.0) ** 2
-
-    T = minimize_scalar(prior_nll, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+    T = _temperature(ptr, ytr)
     assert probe.info["calibration"] == pytest.approx(T, abs=1e-6)
-    mean = Xtr.mean(0)
-    scale = np.sqrt(np.mean((Xtr - mean) ** 2))
-    Phi = (Xtr - mean) / scale
-    offset = 0.5 * T * ptr
-    Y = np.eye(3)[ytr]
-
-    def loss(theta):
-        W, b = theta[:36].reshape(3, 12), theta[36:]
-        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
-        return -(lp * Y).sum() + (W ** 2).sum() / (2 * C)
-
-    theta = minimize(loss, np.zeros(39), method="BFGS", options={"gtol": 1e-10}).x
-    W, b = theta[:36].reshape(3, 12), theta[36:]
-    expected = sp_log_softmax(0.5 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
+    held = {name: np.zeros((6, 3)) for name in CANDIDATES}
+    for i in range(6):
+        tr = np.delete(np.arange(6), i)
+        w = np.where(ytr[tr] == ytr[i], 2.0, 1.0)  # the held-out image's class keeps its weight
+        Tf = _temperature(ptr[tr], ytr[tr], w)
+        for name, m in CANDIDATES.items():
+            score = _residual(Xtr[tr], m * Tf * ptr[tr], ytr[tr], w, C, 3)
+            held[name][i] = sp_log_softmax(m * Tf * ptr[i:i + 1] + score(Xtr[i:i + 1]), axis=1)[0]
+    for name, z in held.items():
+        t = _temperature(z, ytr)
+        expected = -sp_log_softmax(t * z, axis=1)[np.arange(6), ytr].mean()
+        assert probe.info["held_out"][name]["log_loss"] == pytest.approx(expected, abs=1e-4), name
+        assert probe.info["held_out"][name]["accuracy"] == pytest.approx(np.mean(z.argmax(1) == ytr))
+    a = CANDIDATES[probe.info["choice"]] * T
+    assert probe.info["strength"] == pytest.approx(a, abs=1e-6)
+    score = _residual(Xtr, a * ptr, ytr, np.ones(6), C, 3)
+    expected = sp_log_softmax(a * pte + score(Xte), axis=1)
     np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
 

@@ -58,11 +58,14 @@ from __future__ import annotations
 import numpy as np
 
 from .._util.numerics import log_softmax
+from . import prior_strength
 
 # The image heads' inverse penalty where they cannot cross-validate (see the module doc).
 DEFAULT_C = 0.1
-# Equal-weight logarithmic opinion pool of the two experts once there are labels.
-POOL_WEIGHT = 0.5
+HOW = {"image probe": "the image probe alone (the prior did worst on held-out labelled images)",
+       "equal-weight pool": "residual on the calibrated zero-shot log-probabilities, equal-weight pool",
+       "prior-heavy pool": "residual on the calibrated zero-shot log-probabilities, the prior at full weight",
+       "zero-shot": "the calibrated zero-shot classifier alone (best on held-out labelled images)"}
 # The prior's calibration: Gaussian prior around 1 (as calibrated) with unit variance.
 CALIBRATION_MEAN, CALIBRATION_VAR = 1.0, 1.0
 
@@ -114,7 +117,6 @@ class PriorProbe:
         pi = log_softmax(prior)
         weights = _sample_weights(y, n_classes, self.class_weight)
         T = calibrate(pi, y, weights)
-        a = POOL_WEIGHT * T
         mean = X.mean(0)
         spread = float(np.sqrt(np.mean((X - mean) ** 2)))  # one global scale, as the heads
         scale = spread if spread > 1e-12 else 1.0
@@ -124,11 +126,29 @@ class PriorProbe:
         U, S, Vt = np.linalg.svd(Phi, full_matrices=False)
         keep = S > 1e-10 * S[0] if len(S) and S[0] > 0 else np.zeros(len(S), bool)
         Psi, Vt = U[:, keep] * S[keep], Vt[keep]
-        Wr, b, converged = _fit_residual(Psi, a * pi, y, weights, n_classes, C, self.max_iter)
+        choice, scores = self._choose(Psi, pi, y, weights, n_classes, C)
+        mult = prior_strength.CANDIDATES[choice]
+        a = T if mult is None else mult * T
+        if mult is None:
+            Wr, b, converged = np.zeros((n_classes, Psi.shape[1])), np.zeros(n_classes), True
+        else:
+            Wr, b, converged = _fit_residual(Psi, a * pi, y, weights, n_classes, C, self.max_iter)
         self.arrays = {"mean": mean, "W": Wr @ Vt, "b": b}
-        self.info.update(scale=scale, calibration=T, strength=a, converged=converged,
-                         how="residual on the calibrated zero-shot log-probabilities, equal-weight pool")
+        self.info.update(scale=scale, calibration=T, strength=a, converged=converged, choice=choice,
+                         held_out=scores, how=HOW[choice])
         return self
+
+    def _choose(self, Psi, pi, y, weights, n_classes, C) -> tuple[str, dict]:
+        """The prior's weight chosen on held-out labelled images (:mod:`.prior_strength`); with one
+        image of some class there is no held-out image of it for the residual: the default pool."""
+        if np.bincount(y, minlength=n_classes).min() < 2:
+            return prior_strength.DEFAULT, {}
+
+        def fit(P, offset, yy, ww):
+            return _fit_residual(P, offset, yy, ww, n_classes, C, self.max_iter)[:2]
+
+        scores = prior_strength.held_out_scores(fit, calibrate, Psi, pi, y, weights, self.info["n_features"])
+        return prior_strength.choose(scores), scores
 
     # ------------------------------------------------------------------ predict
     def logits(self, X, prior) -> np.ndarray:
