@@ -35,6 +35,7 @@ from .._util.numerics import log_softmax
 # vs T-shirt/top, Trouser vs Bag; benchmarks/fewshot_curves.py); the prior-heavy pool keeps a residual.
 CANDIDATES = {"image probe": 0.0, "equal-weight pool": 0.5, "prior-heavy pool": 1.0}
 DEFAULT = "equal-weight pool"
+ZERO_SHOT = "zero-shot"  # the prior alone: its held-out scores are reported, not a candidate
 # Leave-one-out up to this many labelled images; above, folds holding one image per class.
 MAX_LEAVE_ONE_OUT = 40
 MAX_FOLDS = 5
@@ -66,7 +67,7 @@ def held_out_scores(fit_residual, calibrate, Phi, pi, y, weights, n_features: in
     ``n_features``-dimensional space, ``pi`` the prior's log-probabilities. Each fold standardises
     with its own training images' mean and scale, as the final fit does (a mean that included the
     held-out image would make it the negative sum of the others and bias the estimate)."""
-    held_z = {name: np.zeros((len(y), pi.shape[1])) for name in CANDIDATES}
+    held_z = {name: np.zeros((len(y), pi.shape[1])) for name in (*CANDIDATES, ZERO_SHOT)}
     for held in folds(y):
         train = np.setdiff1d(np.arange(len(y)), held)
         w_train = _reweighted(weights, y, train)
@@ -74,13 +75,10 @@ def held_out_scores(fit_residual, calibrate, Phi, pi, y, weights, n_features: in
         mean = Phi[train].mean(0)
         spread = float(np.sqrt(np.sum((Phi[train] - mean) ** 2) / (len(train) * n_features)))
         P_train, P_held = (Phi[train] - mean) / spread, (Phi[held] - mean) / spread
+        held_z[ZERO_SHOT][held] = log_softmax(T * pi[held])  # reported beside, not a candidate
         for name, mult in CANDIDATES.items():
-            if mult is None:
-                z = T * pi[held]
-            else:
-                W, b = fit_residual(P_train, mult * T * pi[train], y[train], w_train)
-                z = mult * T * pi[held] + P_held @ W.T + b
-            held_z[name][held] = log_softmax(z)
+            W, b = fit_residual(P_train, mult * T * pi[train], y[train], w_train)
+            held_z[name][held] = log_softmax(mult * T * pi[held] + P_held @ W.T + b)
     w = weights / weights.sum()
     rows = np.arange(len(y))
     out = {}
@@ -106,5 +104,22 @@ def _reweighted(weights: np.ndarray, y: np.ndarray, train: np.ndarray) -> np.nda
 def choose(scores: dict[str, dict]) -> str:
     """The candidate with the lowest held-out (calibrated) log-loss if it beats the default's by
     :data:`MARGIN` nats per image, else the default."""
-    best = min(scores, key=lambda name: scores[name]["log_loss"])
+    best = min(CANDIDATES, key=lambda name: scores[name]["log_loss"])
     return best if scores[best]["log_loss"] < scores[DEFAULT]["log_loss"] - MARGIN else DEFAULT
+
+
+def summary(info: dict) -> str:
+    """One line of how much the language contributed to a fitted probe (``PriorProbe.info``)."""
+    if not info.get("n_train"):
+        return "language: the zero-shot classifier alone (no labelled images)"
+    line = (f"language: prior weight {info['strength']:.3g} ({info.get('choice', DEFAULT)}; calibration "
+            f"T={info['calibration']:.3g}); zero-shot right on {info.get('zero_shot_right', 0):.0%} of the "
+            f"{info['n_train']} labelled images")
+    held = info.get("held_out") or {}
+    if not held:
+        return line + "; one image of some class: no held-out images to choose on, the equal-weight pool"
+    chosen = info.get("choice", DEFAULT)
+    return line + (f"; held-out on them: zero-shot {held[ZERO_SHOT]['accuracy']:.0%}, image probe "
+                   f"{held['image probe']['accuracy']:.0%}, chosen {held[chosen]['accuracy']:.0%} "
+                   f"(log-loss {held[ZERO_SHOT]['log_loss']:.3f} / {held['image probe']['log_loss']:.3f} / "
+                   f"{held[chosen]['log_loss']:.3f})")
