@@ -168,3 +168,71 @@ def test_c_is_one_positive_number(C, message):
     X, y = blobs(2)
     with pytest.raises(ValueError, match=message):
         PriorProbe(C=C).fit(X, y, useless_prior(len(y), 4, 0), 4)
+
+
+def test_many_labels_and_a_useless_prior_are_exactly_the_image_probe():
+    """Large k and a useless prior: the calibration takes the prior's weight to 0 whichever
+    candidate wins, and the probe is then the image probe itself: scikit-learn's logistic
+    regression with the same C on the same standardisation."""
+    from sklearn.linear_model import LogisticRegression
+
+    Xtr, ytr = blobs(100, noise=2.5, seed=1)
+    Xte, _ = blobs(30, noise=2.5, seed=2)
+    probe = PriorProbe(C=0.1).fit(Xtr, ytr, useless_prior(len(ytr), 4, 5), 4)
+    assert probe.info["calibration"] == 0.0 and probe.info["strength"] == 0.0
+    held = probe.info["held_out"]
+    assert held["zero-shot"]["log_loss"] == pytest.approx(np.log(4))  # T = 0 in every fold: uniform
+    assert held["image probe"] == held["equal-weight pool"]
+    mean = Xtr.mean(0)
+    scale = np.sqrt(np.mean((Xtr - mean) ** 2))
+    ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit((Xtr - mean) / scale, ytr)
+    expected = ref.predict_log_proba((Xte - mean) / scale)
+    np.testing.assert_allclose(probe.logits(Xte, useless_prior(len(Xte), 4, 6)), expected, atol=1e-4)
+
+
+def test_a_perfect_prior_and_noise_images_stay_with_the_prior():
+    """Four images per class whose features are pure noise, a prior that is always right: the
+    learner keeps the prior (it does not fall to the noise probe's chance level)."""
+    rng = np.random.default_rng(21)
+    ytr, yte = np.repeat(np.arange(4), 4), np.repeat(np.arange(4), 50)
+    Xtr, Xte = rng.normal(size=(len(ytr), 32)), rng.normal(size=(len(yte), 32))
+    probe = PriorProbe().fit(Xtr, ytr, perfect_prior(ytr, 4, 22), 4)
+    held = probe.info["held_out"]
+    assert probe.info["choice"] != "image probe" and held["image probe"]["accuracy"] < 0.5, held
+    assert held[probe.info["choice"]]["accuracy"] == 1.0
+    assert probe.info["held_out"]["zero-shot"]["accuracy"] == 1.0 and probe.info["zero_shot_right"] == 1.0
+    assert np.mean(probe.logits(Xte, perfect_prior(yte, 4, 23)).argmax(1) == yte) == 1.0
+    image = make_head("logistic", C=0.1).fit(Xtr, ytr, 4)
+    assert np.mean(image.logits(Xte).argmax(1) == yte) < 0.45  # what the images alone would give
+
+
+def test_the_choice_rule_folds_and_weights():
+    from wordsight.estimator import prior_strength as ps
+
+    scores = {"image probe": {"log_loss": 0.50}, "equal-weight pool": {"log_loss": 0.515},
+              "prior-heavy pool": {"log_loss": 0.6}, "zero-shot": {"log_loss": 0.1}}
+    assert ps.choose(scores) == "equal-weight pool"  # 0.015 nats better is within the margin
+    scores["image probe"]["log_loss"] = 0.49
+    assert ps.choose(scores) == "image probe"  # 0.025 better; zero-shot is never a candidate
+    y = np.repeat(np.arange(3), 14)  # 42 images: folds holding one image of every class
+    folds = ps.folds(y)
+    assert len(folds) == 5 and all(len(np.unique(y[f])) == 3 for f in folds)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(42))
+    assert [f.tolist() for f in ps.folds(np.repeat(np.arange(2), 20))] == [[i] for i in range(40)]
+    w = ps._reweighted(np.ones(6), np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 3, 4, 5]))
+    np.testing.assert_allclose(w, [1.5, 1.5, 1, 1, 1])
+
+
+def test_summary_says_what_the_language_contributed():
+    from wordsight.estimator.prior_strength import summary
+
+    Xtr, ytr = blobs(2, n_classes=3, d=12, noise=1.5, seed=9)
+    ptr = sp_log_softmax(np.random.default_rng(13).normal(size=(len(ytr), 3)) + 1.5 * np.eye(3)[ytr], axis=1)
+    info = PriorProbe().fit(Xtr, ytr, ptr, 3).info
+    held = info["held_out"]
+    line = summary(info)
+    assert line.startswith(f"language: prior weight {info['strength']:.3g} ({info['choice']}; calibration T=")
+    assert f"zero-shot right on {np.mean(ptr.argmax(1) == ytr):.0%} of the 6 labelled images" in line
+    assert f"held-out on them: zero-shot {held['zero-shot']['accuracy']:.0%}, image probe " in line
+    one = PriorProbe().fit(Xtr[::2], ytr[::2], ptr[::2], 3).info
+    assert "one image of some class: no held-out images" in summary(one) and one["choice"] == "equal-weight pool"
