@@ -93,6 +93,18 @@ def describe_fit(clf) -> str:
     return ", ".join(parts)
 
 
+def fit_notes(clf) -> list[str]:
+    """What the language contributed (the prior probe's chosen weight and its held-out scores on
+    the training images) and what was done with the images' own texts."""
+    probe = getattr(clf.state_, "probe", None)
+    lines = []
+    if probe is not None:
+        from ..estimator.prior_strength import summary
+
+        lines.append(summary(probe.info))
+    return lines + list(getattr(clf, "fit_notes_", []))
+
+
 def add_parser(sub):
     p = sub.add_parser("fit", help=HELP)
     p.add_argument("data", nargs="+", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl manifest")
@@ -107,13 +119,33 @@ def add_parser(sub):
 def fit_data(clf, data, args):
     """Fit ``clf`` on ``data``; ``--fusion auto`` is resolved from the labels first
     (:func:`~wordsight.estimator.classifier.default_fusion`)."""
+    clf.fit_notes_ = []
     if args.fusion == "auto":
         from ..estimator.classifier import default_fusion
         from ..io.sources import open_source
 
         data = open_source(data)
-        clf.set_params(fusion=fusion_from_args(args, default_fusion([s.label for s in data.samples])))
+        base = default_fusion([s.label for s in data.samples])
+        clf.set_params(fusion=fusion_from_args(args, base))
+        if any(isinstance(s.text, str) and s.text.strip() for s in data.samples):
+            data = _with_own_texts(clf, data, base, args)
     return clf.fit(data)
+
+
+def _with_own_texts(clf, data, base: str, args):
+    """The images come with their own texts: the fusion that reads them, chosen on the training
+    images (:mod:`wordsight.training.own_text`); returns the extracted features to fit on."""
+    from sklearn.base import clone
+
+    from ..training.own_text import choose_text_fusion
+
+    blocks = clf.extract(data, views=clf.augment)
+    labelled = blocks.take([i for i, s in enumerate(blocks.samples) if s.label is not None])
+    name, line = choose_text_fusion(lambda n: clone(clf).set_params(fusion=fusion_from_args(args, n)), labelled,
+                                    base, seed=clf.random_state)
+    clf.set_params(fusion=fusion_from_args(args, name))
+    clf.fit_notes_.append(line)
+    return blocks
 
 
 def run(args) -> int:
@@ -137,4 +169,6 @@ def run(args) -> int:
     n = len(clf.fit_failures_)
     print(f"fitted on images of {describe_fit(clf)} -> {args.out}", file=sys.stderr)
     print(features_phrase(clf), file=sys.stderr)
+    for line in fit_notes(clf):
+        print(f"  {line}", file=sys.stderr)
     return report_failures(clf.fit_failures_, 1, args.strict) if n else 0
