@@ -82,3 +82,24 @@ def test_bad_set_options_are_one_line_422s(client, images, field, value, code):
     r = client.post("/v1/predict", files=[("files", ("cat.jpg", images["cat"], "image/jpeg"))], data={field: value})
     assert r.status_code == 422 and r.json()["error"] == code
     assert "\n" not in r.json()["detail"]
+
+
+def test_a_patchcore_detector_answers_its_heatmap(fashion_folder, tmp_path, server):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from wordsight.serve import BackgroundServer, ServeSettings
+
+    det = AnomalyDetector(method="patchcore", coreset=0.05).fit(fashion_folder / "train" / "Trouser")
+    det.save(tmp_path / "pc")
+    paths = [sorted((fashion_folder / "test" / c).glob("*.png"))[0] for c in ("Trouser", "Bag")]
+    with BackgroundServer(ServeSettings(model_dir=str(tmp_path / "pc"), warm_up=False)) as s:
+        got = _post(s.url, paths).json()["results"]
+        assert httpx.get(s.url + "/v1/model").json()["model"]["heatmaps"] is True
+    np.testing.assert_allclose([r["score"] for r in got], det.score_samples(paths), rtol=1e-5)
+    maps = [Image.open(io.BytesIO(base64.b64decode(r["heatmap_png"]))) for r in got]
+    assert all(m.size == (160, 160) for m in maps)
+    # the bag's map is hotter (brighter in the inferno colours) than the trouser's
+    assert np.asarray(maps[1]).mean() > np.asarray(maps[0]).mean()

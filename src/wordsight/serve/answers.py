@@ -46,26 +46,27 @@ def calibration_of(model):
 def detector_answers(det, samples: list[Sample], heatmaps: bool = False) -> list[Answer]:
     """Per sample: score (higher = more normal), decision and threshold, as ``score_samples``; a
     PatchCore detector adds its heatmap (PNG, base64) when ``heatmaps``."""
-    F = det.featurize(samples)
+    heatmaps = heatmaps and det.localises
+    F, pictures = det.featurize_patches(samples, views=True) if heatmaps else (det.featurize(samples), None)
     scores = det.score_featurized(F)
-    maps = det.heatmaps_featurized(F) if heatmaps and getattr(det, "localises", False) else None
+    maps = det.heatmaps_featurized(F) if heatmaps else None
     out = {}
     for i, (s, v) in enumerate(zip(F.samples, scores)):
         fields = {"score": float(v), "decision": "normal" if v >= det.threshold_ else "abnormal",
                   "threshold": float(det.threshold_)}
         if maps is not None:
-            fields["heatmap_png"] = _png_base64(maps[i])
+            fields["heatmap_png"] = _png_base64(pictures[i], maps[i])
         out[s.path] = Answer(s.path, anomaly=fields)
     out.update({f.path: Answer(f.path, error=f.reason) for f in F.failures})
     return [out.get(s.path) or Answer(s.path, error="the pipeline returned no result for this image") for s in samples]
 
 
-def _png_base64(heatmap: np.ndarray) -> str:
+def _png_base64(picture: np.ndarray, grid: np.ndarray) -> str:
     import base64
 
     from ..evaluate.anomaly_heatmaps import heatmap_png
 
-    return base64.b64encode(heatmap_png(heatmap)).decode()
+    return base64.b64encode(heatmap_png(picture, grid)).decode()
 
 
 def classifier_answers(model, samples: list[Sample], describe: bool) -> list[Answer]:

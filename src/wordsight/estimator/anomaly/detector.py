@@ -20,8 +20,9 @@ class AnomalyDetector:
     classes_ = np.array(["normal", "abnormal"])
 
     def __init__(self, encoders="efficientnet-lite0", method: str = "knn", k: int = 2, reject_rate: float = 0.05,
-                 cache=None, batch_size=None, quiet: bool = True, small_input="auto"):
+                 cache=None, batch_size=None, quiet: bool = True, small_input="auto", coreset: float = 0.1):
         self.encoders, self.method, self.k, self.reject_rate = encoders, method, k, reject_rate
+        self.coreset = coreset
         self.cache, self.batch_size, self.quiet, self.small_input = cache, batch_size, quiet, small_input
 
     @property
@@ -47,8 +48,16 @@ class AnomalyDetector:
         return extract_blocks(open_source(X), self.encoder_names, cache=self.cache, batch_size=self.batch_size,
                               quiet=self.quiet, small_input=self.small_input)
 
+    @property
+    def localises(self) -> bool:
+        """Whether the scorer scores patches, so that it can say where an image is abnormal."""
+        return SCORERS[self.method].reads == "patches"
+
     def featurize(self, X) -> Featurized:
-        """The normalised rows of the images that could be read (a 2-D array: rows used as given, normalised)."""
+        """The normalised rows of the images that could be read (a 2-D array: rows used as given,
+        normalised); for ``patchcore`` the images' patch grids (:mod:`.patches`)."""
+        if self.localises:
+            return self.featurize_patches(X)[0]
         if isinstance(X, np.ndarray):
             Z = l2_normalize(np.atleast_2d(X))
             return Featurized(Z, [None] * len(Z), [], None, None, len(Z), np.arange(len(Z)))
@@ -60,6 +69,28 @@ class AnomalyDetector:
         parts = [l2_normalize(blocks.embeddings[e]) for e in self.encoder_names]
         Z = l2_normalize(np.concatenate(parts, 1)) if len(blocks) else np.zeros((0, 0), np.float32)
         return Featurized(Z, blocks.samples, blocks.failures, blocks, None, n, rows)
+
+    def featurize_patches(self, X, views: bool = False):
+        """(Featurized patch grids, the uint8 pictures the encoder saw when ``views``, else None)."""
+        from ...io.sources import open_source
+        from .patches import read_patches
+
+        if isinstance(X, np.ndarray):
+            Z = np.atleast_2d(np.asarray(X, np.float32))
+            return Featurized(Z, [None] * len(Z), [], None, None, len(Z), np.arange(len(Z))), None
+        src = open_source(X)
+        Z, kept, failures, pictures = read_patches(src.samples, self.encoder_names, self.small_input,
+                                                   self.batch_size, views=views)
+        pos = {s.path: i for i, s in enumerate(src.samples)}
+        rows = np.array([pos[s.path] for s in kept], np.int64)
+        return Featurized(Z, kept, list(src.problems) + failures, None, None, len(src.samples), rows), pictures
+
+    def heatmaps_featurized(self, F: Featurized) -> np.ndarray:
+        """(n, GRID, GRID) patch distances of the read rows of ``F`` over ``-threshold_`` (the most
+        abnormal patch distance at the decision): 1 marks a patch as abnormal as the threshold."""
+        if not self.localises:
+            raise ValueError(f"the {self.method} method scores whole images: heatmaps need method='patchcore'")
+        return self.scorer_.patch_distances(F.matrix) / max(-self.threshold_, 1e-12)
 
     # ------------------------------------------------------------------ fit and scores
     def fit(self, X, y=None) -> "AnomalyDetector":
@@ -74,7 +105,7 @@ class AnomalyDetector:
             where = f" in {X}" if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__") else ""
             raise ValueError(f"at least k+1 = {self.k + 1} readable normal images are needed{where}, "
                              f"got {len(F.matrix)}")
-        self.scorer_ = SCORERS[self.method](self.k).fit(F.matrix)
+        self.scorer_ = SCORERS[self.method](self.k, coreset=self.coreset).fit(F.matrix)
         held_out = -self.scorer_.held_out_distance()
         self.threshold_ = float(np.quantile(held_out, self.reject_rate))
         self.n_train_, self.n_features_in_ = len(F.matrix), F.matrix.shape[1]

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from ...storage import ModelFolderError, jsonable, read_folder, write_folder
+from .patches import GRID
 from .scorers import SCORERS
 
 DETECTOR_FORMAT = "wordsight-anomaly-detector"
 DETECTOR_FORMAT_VERSION = 1
 STATE_FILE = "scorer.safetensors"
-ARRAYS = {"knn": ("bank",), "mahalanobis": ("mean", "precision")}
+ARRAYS = {"knn": ("bank",), "mahalanobis": ("mean", "precision"), "patchcore": ("bank",)}
 
 
 def save_detector(det, folder) -> str:
@@ -28,7 +29,8 @@ def save_detector(det, folder) -> str:
         return {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "library_version": __version__,
                 "encoders": det.encoder_names, "method": det.method, "k": det.k, "reject_rate": det.reject_rate,
                 "threshold": det.threshold_, "n_train": det.n_train_, "n_features": det.n_features_in_,
-                "small_input": jsonable(det.small_input), "state": STATE_FILE}
+                "small_input": jsonable(det.small_input), "state": STATE_FILE, "coreset": det.coreset,
+                "bank_size": int(len(det.scorer_.state()[ARRAYS[det.method][0]]))}
 
     return write_folder(folder, write)
 
@@ -52,8 +54,11 @@ def _check_config(c: dict, path: Path) -> None:
 
 
 def _check_arrays(arrays: dict, c: dict, path: Path) -> None:
-    n, d = c["n_train"], c["n_features"]
-    shapes = {"bank": (n, d), "mean": (d,), "precision": (d, d)}
+    if c["method"] == "patchcore":
+        b, d = c.get("bank_size"), c["n_features"]
+        _check(isinstance(b, int) and not isinstance(b, bool) and b >= 1, path, "field 'bank_size' must be an integer >= 1")
+        _check(d % (GRID * GRID) == 0, path, f"field 'n_features' must be a multiple of {GRID * GRID} patches")
+    shapes = SCORERS[c["method"]].shapes(c)
     want = ARRAYS[c["method"]]
     _check(sorted(arrays) == sorted(want), path, f"must hold exactly {list(want)}, found {sorted(arrays)}")
     for name in want:
@@ -70,7 +75,7 @@ def load_detector(cls, folder):
     arrays = stored.arrays(STATE_FILE)
     _check_arrays(arrays, c, folder / STATE_FILE)
     det = cls(encoders=c["encoders"], method=c["method"], k=c["k"], reject_rate=c["reject_rate"],
-              small_input=c.get("small_input", "auto"))
+              small_input=c.get("small_input", "auto"), coreset=c.get("coreset", 0.1))
     det.scorer_ = SCORERS[c["method"]](c["k"]).set_state(arrays)
     det.threshold_, det.n_train_, det.n_features_in_, det.fit_failures_ = float(c["threshold"]), c["n_train"], c["n_features"], []
     return det
