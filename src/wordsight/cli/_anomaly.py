@@ -13,14 +13,20 @@ OUT_SUFFIXES = (".csv", ".json", ".jsonl")
 
 def add_anomaly_options(p) -> None:
     """``fit``'s task choice and the detector's options."""
-    from ..estimator.anomaly import SCORERS
+    from ..estimator.anomaly.detector import METHODS, TEXT_WEIGHT
 
     g = p.add_argument_group("anomaly detection (--task anomaly: DATA holds normal images only)")
     g.add_argument("--task", default="single-label", choices=("single-label", "anomaly"),
                    help="anomaly: learn what normal images look like (all of DATA is normal; class folders are merged)")
-    g.add_argument("--method", default="knn", choices=tuple(SCORERS),
+    g.add_argument("--class-name", default=None, metavar="X",
+                   help="what the normal images show: adds the words' score ('a photo of a flawless X' vs "
+                   "'a photo of a damaged X'); with no images, the detector is the words alone")
+    g.add_argument("--words-weight", type=float, default=TEXT_WEIGHT,
+                   help="the words' share of the fused score with --class-name and normal images")
+    g.add_argument("--method", default="knn", choices=METHODS,
                    help="knn: mean cosine distance to the k nearest normal images (DN2); mahalanobis: Ledoit-Wolf; "
-                   "patchcore: a memory bank of patch features, which also shows where (predict --heatmaps)")
+                   "patchcore: a memory bank of patch features, which also shows where (predict --heatmaps); "
+                   "words: the words of --class-name alone")
     g.add_argument("--k", type=int, default=2, help="neighbours of the knn method")
     g.add_argument("--coreset", type=float, default=0.1,
                    help="patchcore: fraction of the normal patches kept in its memory bank (greedy k-center)")
@@ -34,12 +40,20 @@ def fit_detector(args, data) -> int:
     if args.search or args.finetune:
         raise ValueError("--search and --finetune train classifiers; --task anomaly takes --encoders, --method, --k "
                          "and --reject-rate")
-    det = AnomalyDetector(encoders=tuple(encoders_arg(args)), method=args.method, k=args.k,
-                          reject_rate=args.reject_rate, coreset=args.coreset, cache=cache_arg(args), batch_size=args.batch_size,
-                          quiet=args.quiet).fit(data)
+    if not data and args.class_name is None:
+        raise ValueError("--task anomaly needs normal images, or --class-name X to start from words alone")
+    if not 0 <= args.words_weight <= 1:
+        raise ValueError(f"--words-weight must be between 0 and 1, not {args.words_weight:g}")
+    method = "words" if not data else args.method
+    det = AnomalyDetector(encoders=tuple(encoders_arg(args)), method=method, k=args.k,
+                          reject_rate=args.reject_rate, coreset=args.coreset, class_name=args.class_name,
+                          text_weight=args.words_weight, cache=cache_arg(args), batch_size=args.batch_size,
+                          quiet=args.quiet).fit(data or None)
     det.save(args.out)
-    what = f"coreset {args.coreset:g}" if det.localises else f"k={args.k}"
-    print(f"fitted an anomaly detector ({args.method}, {what}) on {det.n_train_} normal images of "
+    what = f"coreset {args.coreset:g}" if det.localises else "words" if method == "words" else f"k={args.k}"
+    if args.class_name is not None and method != "words":
+        what += f", words of {args.class_name!r} at weight {args.words_weight:g}"
+    print(f"fitted an anomaly detector ({method}, {what}) on {det.n_train_} normal images of "
           f"{', '.join(det.encoder_names)}, threshold {det.threshold_:.4f} -> {args.out}", file=sys.stderr)
     return report_failures(det.fit_failures_, 1, args.strict) if det.fit_failures_ else 0
 
