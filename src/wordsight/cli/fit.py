@@ -107,7 +107,8 @@ def fit_notes(clf) -> list[str]:
 
 def add_parser(sub):
     p = sub.add_parser("fit", help=HELP)
-    p.add_argument("data", nargs="+", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl manifest")
+    p.add_argument("data", nargs="*", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl "
+                   "manifest (none: --task anomaly --class-name X, from words alone)")
     p.add_argument("--out", required=True, help="model folder to write (config.json + safetensors)")
     add_model_options(p)
     add_feature_options(p, model_default=None)
@@ -155,6 +156,8 @@ def run(args) -> int:
     data = args.data[0] if len(args.data) == 1 else args.data
     if args.task == "anomaly":
         return fit_detector(args, data)
+    if not args.data:
+        raise ValueError("name the labelled images to fit on (a folder with one sub-folder per class, or a manifest)")
     if args.search:
         outcome = run_search(args, data, args.out, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
         failures = outcome.model.fit_failures_

@@ -3,7 +3,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from ._anomaly import predict_detector
+from ._anomaly import is_detector_folder, predict_detector, refuse_heatmaps
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 from ._precision import features_phrase
 
@@ -30,6 +30,8 @@ def add_parser(sub):
     p.add_argument("--reject-rate", type=float, default=None,
                    help="mark 'unknown' the images less like the training classes than all but this fraction "
                    "of the training images")
+    p.add_argument("--heatmaps", default=None, metavar="DIR",
+                   help="an anomaly detector fitted with --method patchcore: write where each image is abnormal here")
     add_feature_options(p, model_default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the same batch callable on a Ray actor pool (no descriptions)")
@@ -86,7 +88,6 @@ def _with_sets(args, clf, data, rows) -> list:
 
 def run(args) -> int:
     from ..estimator import load_model_folder
-    from ..estimator.anomaly import AnomalyDetector
     from ..frontend import check_reads_texts, check_top_k
     from ..io.output_files import check_output_file
     from ..io.records import FORMATS, RecordWriter
@@ -99,6 +100,9 @@ def run(args) -> int:
         data = with_texts(args.images, args.text)
     if args.out:
         check_output_file(args.out, FORMATS)
+    if is_detector_folder(args.model):
+        return predict_detector(args, data)
+    refuse_heatmaps(args)
     if args.engine == "ray":
         if args.coverage is not None or args.reject_rate is not None:
             raise ValueError("--coverage and --reject-rate run with the local engine only")
@@ -115,8 +119,6 @@ def run(args) -> int:
         batches = ray_records(args, data, classes)
     else:
         clf = load_model_folder(args.model)
-        if isinstance(clf, AnomalyDetector):
-            return predict_detector(args, clf, data)
         if args.text is not None:
             check_reads_texts(clf.reads_texts, clf.fusion_name, args.model)
         k = check_top_k(args.top_k, len(clf.classes_))

@@ -150,9 +150,14 @@ def input_rows(src, blocks: FeatureBlocks) -> tuple[np.ndarray, int]:
 def prediction_records(model, X, top_k: int, describe: bool) -> list:
     """One :class:`~wordsight.io.records.Prediction` per input of ``model`` (a Classifier or an
     Ensemble: ``featurize``, ``proba_featurized``, ``describe_blocks``), then one per failure."""
+    return featurized_records(model, model.featurize(X), top_k, describe)
+
+
+def featurized_records(model, F: Featurized, top_k: int, describe: bool) -> list:
+    """:func:`prediction_records` of rows already featurized (the server reads ``F`` once for the
+    records and for the out-of-distribution score)."""
     from ..io.records import Prediction, predictions
 
-    F = model.featurize(X)
     P = model.proba_featurized(F)
     texts = model.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
     out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
