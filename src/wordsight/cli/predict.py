@@ -5,6 +5,7 @@ import sys
 
 from ._anomaly import predict_detector
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
+from ._media import listed, print_timelines
 
 HELP = "classify images with a saved model"
 
@@ -86,6 +87,7 @@ def _with_sets(args, clf, data, rows) -> list:
 def run(args) -> int:
     from ..estimator import load_model_folder
     from ..estimator.anomaly import AnomalyDetector
+    from ..evaluate.timeline import TimelineCollector
     from ..frontend import check_reads_texts, check_top_k
     from ..io.output_files import check_output_file
     from ..io.records import FORMATS, RecordWriter
@@ -98,6 +100,7 @@ def run(args) -> int:
         data = with_texts(args.images, args.text)
     if args.out:
         check_output_file(args.out, FORMATS)
+    data, frames = listed(data)
     if args.engine == "ray":
         if args.coverage is not None or args.reject_rate is not None:
             raise ValueError("--coverage and --reject-rate run with the local engine only")
@@ -123,10 +126,11 @@ def run(args) -> int:
             _check_sets(args, clf)
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
         batches = local_records(args, clf, data)
-    failures, n_ok = [], 0
-    with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None) \
-            if args.out else contextlib.nullcontext() as writer:
+    failures, n_ok, timeline = [], 0, TimelineCollector()
+    with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None,
+                      frames=frames) if args.out else contextlib.nullcontext() as writer:
         for rows in batches:
+            timeline.add_records(rows)
             ok = [r for r in rows if r.ok]
             n_ok += len(ok)
             failures += [Problem(r.path, r.error) for r in rows if not r.ok]
@@ -136,6 +140,7 @@ def run(args) -> int:
                 _print(ok)
     if args.out:
         print(f"{n_ok} image(s) classified -> {args.out}", file=sys.stderr)
+    print_timelines(timeline, to_stdout=bool(args.out))
     return report_failures(failures, n_ok, args.strict)
 
 

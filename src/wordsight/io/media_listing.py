@@ -90,15 +90,13 @@ def expand_sample(sample, options):
     return [replace(sample, path=MediaRef(sample.path, kind, i, t, options.window, size)) for i, t in frames]
 
 
-def expand_media(samples, problems, options):
-    """``samples`` with every video, DICOM and multi-page TIFF replaced by its frames; the ones that
-    cannot be listed are added to ``problems`` (file and reason)."""
-    from .sources import Problem
-
+def expand_media(samples, options, report):
+    """``samples`` with every video, DICOM and multi-page TIFF replaced by its frames; each one that
+    cannot be listed goes to ``report(path, reason)`` and is left out."""
     out = []
     for s in samples:
         try:
             out += expand_sample(s, options)
         except ImageError as e:
-            problems.append(Problem(str(s.path), str(e)))
+            report(str(s.path), str(e))
     return out

@@ -276,7 +276,8 @@ def open_source(data, media=None) -> Source:
     from .media_options import current_options
 
     src = _open_source(data)
-    src.samples = expand_media(src.samples, src.problems, media or current_options())
+    src.samples = expand_media(src.samples, media or current_options(),
+                               lambda path, reason: src.problems.append(Problem(path, reason)))
     return src
 
 
