@@ -12,6 +12,7 @@ from .._version import __version__
 # One module per verb, each with ``add_parser(subparsers)`` setting ``func(args) -> int``.
 COMMANDS = [
     "models",
+    "formats",
     "embed",
     "data",
     "describe",

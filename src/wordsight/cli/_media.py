@@ -51,3 +51,12 @@ def listed(data):
 
     src = open_source(data)
     return src, any(frame_fields(s.path)[1] is not None for s in src.samples)
+
+
+def print_record_timelines(records, to_stdout: bool) -> None:
+    """:func:`print_timelines` of a list of records (their ``predicted`` as the label)."""
+    from ..evaluate.timeline import TimelineCollector
+
+    collector = TimelineCollector()
+    collector.add_records(records)
+    print_timelines(collector, to_stdout)
