@@ -41,7 +41,17 @@ def _pydicom():
         import pydicom
     except ImportError:
         raise MediaError("reading DICOM needs pydicom: pip install 'wordsight[media]'") from None
+    _quiet(pydicom)
     return pydicom
+
+
+def _quiet(pydicom) -> None:
+    """pydicom's validation warnings and log lines quote tag values (a patient's name in a badly
+    formed PN element): wordsight never lets them out. Set once, for the process."""
+    import logging
+
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 
 
 def _header(f):

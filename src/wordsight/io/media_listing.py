@@ -64,7 +64,10 @@ def _dicom_frames(src, options):
 def _tiff_frames(src, options):
     from . import tiff
 
-    n, size = tiff.count_pages(src, options.max_pages if options.frame is None else options.frame + 1)
+    if options.frame is None:
+        n, size = tiff.count_pages(src, options.max_pages)
+    else:  # one page chosen: counted up to it, not further
+        n, size = tiff.count_pages(src, options.frame + 1, refuse=False)
     check_size(*size)
     return [(i, None) for i in _paged(n, options, "page")], size
 

@@ -32,14 +32,17 @@ def _open(f):
         raise MediaError(f"not a readable TIFF file ({type(e).__name__}: {str(e)[:200]})") from None
 
 
-def count_pages(source, max_pages: int) -> tuple[int, tuple[int, int]]:
-    """(pages, (width, height) of the first page), refused beyond ``max_pages``."""
+def count_pages(source, max_pages: int, refuse: bool = True) -> tuple[int, tuple[int, int]]:
+    """(pages, (width, height) of the first page), refused beyond ``max_pages`` (``refuse=False``:
+    counting stops there, for a chosen page)."""
     with open_media(source, DEFAULT_MAX_TIFF_BYTES) as f, _open(f) as tif:
         n = 0
         try:
             page = tif.pages.first
             w, h = int(page.imagewidth), int(page.imagelength)
             for n, _ in enumerate(tif.pages, 1):
+                if n >= max_pages and not refuse:
+                    break
                 if n > max_pages:
                     raise MediaError(f"more than {max_pages:,} pages, the limit of pages read from one TIFF "
                                      "(--max-pages); read one with --frame")
