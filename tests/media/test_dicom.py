@@ -117,4 +117,4 @@ def test_no_patient_or_study_tag_leaves_the_file(tmp_path, capsys):
         assert all(secret not in t for t in texts), secret
         assert all(secret.encode() not in b for b in blobs), secret
     assert "empty.dcm: no pixel data" in printed.err
-    assert out.read_text().count('"frame"') == 3  # a.dcm is one frame (no frame field), b.dcm two
+    assert out.read_text().count('"frame"') == 3  # a.dcm's one frame, b.dcm's two
