@@ -49,19 +49,39 @@ def predict_detector(args, det, data) -> int:
     scores = det.score_featurized(F)
     rows = [{"path": str(s.path), "score": float(v), "decision": "normal" if v >= det.threshold_ else "abnormal",
              "threshold": det.threshold_} for s, v in zip(F.samples, scores)]
+    timeline = _with_frames(rows, F.samples)
     if args.out:
         _write_rows(rows, args.out)
         print(f"{len(rows)} image(s) scored -> {args.out}", file=sys.stderr)
     else:
         for r in rows:
             print(f"{r['path']}\t{r['score']:.4f}\t{r['decision']}\t{r['threshold']:.4f}")
+    from ._media import print_timelines
+
+    print_timelines(timeline, to_stdout=bool(args.out))  # a video's decisions and score over time
     return report_failures(F.failures, len(rows), args.strict)
+
+
+def _with_frames(rows: list[dict], samples):
+    """Rows of video / DICOM / TIFF frames get ``frame`` and ``time_s`` (``path`` the file); the
+    videos' timelines of decisions and scores."""
+    from ..evaluate.timeline import TimelineCollector
+    from ..io.media_ref import frame_fields
+
+    timeline = TimelineCollector()
+    for r, s in zip(rows, samples):
+        file, frame, time_s = frame_fields(s.path)
+        if frame is not None:
+            r.update(path=file, frame=frame, time_s=time_s)
+        timeline.add(s.path, r["decision"], r["score"])
+    return timeline
 
 
 def _write_rows(rows: list[dict], out: str) -> None:
     if out.endswith(".csv"):
         with open(out, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=["path", "score", "decision", "threshold"])
+            frames = ["frame", "time_s"] if any("frame" in r for r in rows) else []
+            w = csv.DictWriter(f, fieldnames=["path", "score", "decision", "threshold", *frames], restval="")
             w.writeheader()
             w.writerows(rows)
     elif out.endswith(".jsonl"):

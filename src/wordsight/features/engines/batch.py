@@ -329,7 +329,7 @@ def to_columns(samples: list[Sample], done: Done, dims: dict[str, int]) -> dict[
     reasons = {f.path: f.reason for f in done.failures}
     n = len(samples)
     out: dict[str, np.ndarray] = {
-        "path": np.array([s.path for s in samples], dtype=object),
+        "path": np.array([str(s.path) for s in samples], dtype=object),
         "label": np.array([s.label for s in samples], dtype=object),
         "status": np.array(["ok" if id(s) in index else f"error: {reasons.get(s.path, 'failed')}"
                             for s in samples], dtype=object),

@@ -88,7 +88,7 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
             concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1)))
     engine = inner_engine if inner_engine != "ray" else "auto"
     size = batch_size or DEFAULT_BATCH["onnx" if engine != "torch" else "torch"]
-    items = [{"index": i, "path": str(s.path), "label": s.label, "media": _media_json(s)} for i, s in enumerate(samples)]
+    items = [{"index": i, "path": str(s.path), "label": s.label, "media": media_json(s)} for i, s in enumerate(samples)]
     if any(s.data is not None for s in samples):
         for item, s in zip(items, samples):
             item["bytes"] = s.data
@@ -105,7 +105,7 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
         yield from_columns(cols, samples)
 
 
-def _media_json(sample) -> str:
+def media_json(sample) -> str:
     """A frame's :class:`~wordsight.io.media_ref.MediaRef` as text (Ray Data keeps strings, not str subclasses)."""
     from ...io.media_ref import media_of
 
