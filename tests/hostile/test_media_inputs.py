@@ -155,3 +155,19 @@ def test_the_limits_can_be_raised_and_a_page_chosen(hostile_media):
     with time_limit(30):
         src = open_source(hostile_media / "ten-hours.mkv", media=MediaOptions(fps=1 / 3600))
     assert [s.path.time_s for s in src.samples] == [3600.0 * i for i in range(10)]
+
+
+@pytest.mark.parametrize("name, status, code, words", [
+    ("ten-hours.mkv", 413, "video_too_long", "36,000.0 s of video, longer than the limit of 600 s"),
+    ("audio.mkv", 422, "unreadable_video", "no video stream (streams: audio)"),
+    ("no-pixels.dcm", 422, "unreadable_dicom", "no pixel data"),
+    ("mpeg2.dcm", 422, "unreadable_dicom", "not an image syntax pydicom decodes"),
+    ("truncated.mp4", 415, "not_an_image", "not a recognised image format"),
+])
+def test_the_server_refuses_bad_media_uploads_from_their_headers(client, hostile_media, name, status, code, words):
+    with time_limit(60):
+        r = client.post("/v1/predict", files=[("files", (name, (hostile_media / name).read_bytes()))])
+    assert r.status_code == status, r.text
+    body = r.text
+    assert code in body and words in body and name in body
+    assert "Roe" not in body and "PID-0042" not in body
