@@ -59,8 +59,9 @@ def plot_timeline(tl: dict, path: Path, score_name: str = "probability of the pr
     ax.set_yticks(range(len(ticks)) if tl["true"] else [1], ticks)
     ax.set_xlim(v.times[0], ends[-1])
     ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in names],
-              labels=[literal(n) for n in names], loc="upper right", fontsize=8, ncol=min(len(names), 5))
-    ax.set_title(literal(Path(tl["file"]).name))
+              labels=[literal(n) for n in names], loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+              ncol=min(len(names), 6), frameon=False)
+    ax.set_title(literal(Path(tl["file"]).name), loc="left")
     ax2 = fig.add_subplot(grid[1, :], sharex=ax)
     if tl["scores"]:
         ax2.plot(v.times, tl["scores"], marker=".", color="#333")
