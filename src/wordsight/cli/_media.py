@@ -27,8 +27,8 @@ def media_options(args):
     from ..io.media_options import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PAGES, MediaOptions, parse_window
 
     every = getattr(args, "every", None)
-    sample = getattr(args, "sample", None) or ("every" if every else "fps")
-    return MediaOptions(sample=sample, fps=getattr(args, "fps", 1.0), every=every or 1,
+    sample = getattr(args, "sample", None) or ("every" if every is not None else "fps")
+    return MediaOptions(sample=sample, fps=getattr(args, "fps", 1.0), every=1 if every is None else every,
                         frame=getattr(args, "frame", None), window=parse_window(getattr(args, "window", None)),
                         max_frames=getattr(args, "max_frames", None) or DEFAULT_MAX_FRAMES,
                         max_pages=getattr(args, "max_pages", None) or DEFAULT_MAX_PAGES)
