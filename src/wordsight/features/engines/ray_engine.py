@@ -129,7 +129,7 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
         # every node computes, unless $WORDSIGHT_PRECISION pins another.
         precision = pinned() or "fp32"
     size = batch_size or DEFAULT_BATCH["onnx" if engine != "torch" else "torch"]
-    items = [{"index": i, "path": s.path, "label": s.label} for i, s in enumerate(samples)]
+    items = [{"index": i, "path": str(s.path), "label": s.label, "media": media_json(s)} for i, s in enumerate(samples)]
     if any(s.data is not None for s in samples):
         for item, s in zip(items, samples):
             item["bytes"] = s.data
@@ -144,6 +144,14 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
                         num_gpus=num_gpus or None)
     for cols in ds.iter_batches(batch_size=None, batch_format="numpy"):
         yield from_columns(cols, samples)
+
+
+def media_json(sample) -> str:
+    """A frame's :class:`~wordsight.io.media_ref.MediaRef` as text (Ray Data keeps strings, not str subclasses)."""
+    from ...io.media_ref import media_of
+
+    ref = media_of(sample.path)
+    return "" if ref is None else ref.to_json()
 
 
 def from_columns(cols: dict, samples: list[Sample]) -> tuple[list[Sample], Done]:
