@@ -16,8 +16,9 @@ def add_anomaly_options(p) -> None:
     from ..estimator.anomaly import SCORERS
 
     g = p.add_argument_group("anomaly detection (--task anomaly: DATA holds normal images only)")
-    g.add_argument("--task", default="single-label", choices=("single-label", "anomaly"),
-                   help="anomaly: learn what normal images look like (all of DATA is normal; class folders are merged)")
+    g.add_argument("--task", default="auto", choices=("auto", "single-label", "multi-label", "multilabel", "anomaly"),
+                   help="auto: multi-label when the manifest has a 'labels' column, else single-label; anomaly: "
+                   "learn what normal images look like (all of DATA is normal; class folders are merged)")
     g.add_argument("--method", default="knn", choices=tuple(SCORERS),
                    help="knn: mean cosine distance to the k nearest normal images (DN2); mahalanobis: Ledoit-Wolf")
     g.add_argument("--k", type=int, default=2, help="neighbours of the knn method")

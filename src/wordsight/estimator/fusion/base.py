@@ -20,7 +20,7 @@ from ..._util.numerics import l2_normalize, l2_normalize_torch
 
 def training_rows(M: np.ndarray, view_M: list[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The fused training rows and their augmented views' rows stacked (float64), the targets tiled."""
-    return np.concatenate([M, *view_M]).astype(np.float64), np.concatenate([y] * (1 + len(view_M)))  # rows of 1-D or 2-D targets
+    return np.concatenate([M, *view_M]).astype(np.float64), np.concatenate([y] * (1 + len(view_M)))  # 1-D or 2-D
 
 
 class Fusion(BaseEstimator):
