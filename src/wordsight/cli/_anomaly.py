@@ -16,8 +16,9 @@ def add_anomaly_options(p) -> None:
     from ..estimator.anomaly.detector import METHODS, TEXT_WEIGHT
 
     g = p.add_argument_group("anomaly detection (--task anomaly: DATA holds normal images only)")
-    g.add_argument("--task", default="single-label", choices=("single-label", "anomaly"),
-                   help="anomaly: learn what normal images look like (all of DATA is normal; class folders are merged)")
+    g.add_argument("--task", default="auto", choices=("auto", "single-label", "multi-label", "multilabel", "anomaly"),
+                   help="auto: multi-label when the manifest has a 'labels' column, else single-label; anomaly: "
+                   "learn what normal images look like (all of DATA is normal; class folders are merged)")
     g.add_argument("--class-name", default=None, metavar="X",
                    help="what the normal images show: adds the words' score ('a photo of a flawless X' vs "
                    "'a photo of a damaged X'); with no images, the detector is the words alone")

@@ -83,7 +83,8 @@ def fusion_from_args(args, name: str | None = None):
 
 def describe_fit(clf) -> str:
     info = clf.head_.info
-    parts = [f"{len(clf.classes_)} classes", f"encoders {', '.join(clf.encoder_names)}", f"fusion {clf.fusion_name}",
+    what = "labels (multi-label)" if clf.task_.label_sets else "classes"
+    parts = [f"{len(clf.classes_)} {what}", f"encoders {', '.join(clf.encoder_names)}", f"fusion {clf.fusion_name}",
              f"head {clf.head_name}"]
     if info.get("C") is not None:
         parts.append(f"C={info['C']:g}")
@@ -120,15 +121,19 @@ def add_parser(sub):
 def fit_data(clf, data, args):
     """Fit ``clf`` on ``data``; ``--fusion auto`` is resolved from the labels first
     (:func:`~wordsight.estimator.classifier.default_fusion`)."""
+    from ..io.sources import open_source
+
     clf.fit_notes_ = []
+    data = open_source(data)
+    task = task_of(data, getattr(args, "task", "single-label"))
+    clf.set_params(task=task)
     if args.fusion == "auto":
         from ..estimator.classifier import default_fusion
-        from ..io.sources import open_source
 
-        data = open_source(data)
-        base = default_fusion([s.label for s in data.samples])
+        labels = [s.label for s in data.samples]
+        base = "image" if task == "multi-label" else default_fusion(labels)
         clf.set_params(fusion=fusion_from_args(args, base))
-        if any(isinstance(s.text, str) and s.text.strip() for s in data.samples):
+        if task != "multi-label" and any(isinstance(s.text, str) and s.text.strip() for s in data.samples):
             data = _with_own_texts(clf, data, base, args)
     return clf.fit(data)
 
@@ -147,6 +152,17 @@ def _with_own_texts(clf, data, base: str, args):
     clf.set_params(fusion=fusion_from_args(args, name))
     clf.fit_notes_.append(line)
     return blocks
+
+
+def task_of(data, asked: str) -> str:
+    """The task ``--task`` names, or for ``auto`` the data's: multi-label when the labels are
+    label sets (a manifest's ``labels`` column), else single-label."""
+    from ..estimator.tasks import make_task
+    from ..io.label_sets import is_label_set
+
+    if asked != "auto":
+        return make_task(asked).name
+    return "multi-label" if any(is_label_set(s.label) for s in data.samples) else "single-label"
 
 
 def run(args) -> int:

@@ -149,7 +149,9 @@ def run(args) -> int:
 
 
 def _print(records) -> None:
+    from ..io.label_sets import label_cell
+
     for r in records:
         top = ", ".join(f"{c} {p:.2f}" for c, p in r.top_k)
         sets = "" if r.prediction_set is None else "\t{" + ", ".join(map(str, r.prediction_set)) + "}"
-        print(f"{r.path}\t{r.predicted}\t{top}{sets}" + (f"\t{r.description}" if r.description else ""))
+        print(f"{r.path}\t{label_cell(r.predicted)}\t{top}{sets}" + (f"\t{r.description}" if r.description else ""))
