@@ -51,6 +51,18 @@ def _sixteen_bit() -> bytes:
     return _encode(img)
 
 
+def _hot_pixel() -> bytes:
+    a = np.linspace(200, 900, 50 * 60).reshape(50, 60).astype(np.uint16)
+    a[3, 4] = 65535  # one hot pixel: the percentile window ignores it
+    return _encode(Image.fromarray(a))
+
+
+def _float_with_nan_and_inf() -> bytes:
+    a = np.linspace(-1.0, 3.0, 40 * 50, dtype=np.float32).reshape(40, 50)
+    a[0, :5], a[1, :3], a[2, :2] = np.nan, np.inf, -np.inf
+    return _encode(Image.fromarray(a, "F"), "TIFF")
+
+
 def _palette_with_transparency() -> bytes:
     img = _photo(64, 48, seed=4).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     return _encode(img, transparency=0)
@@ -69,6 +81,8 @@ CASES = {
     "rgba": lambda: _encode(_photo(80, 50, "RGBA", seed=10)),
     "grey": lambda: _encode(_photo(70, 90, "L", seed=11)),
     "sixteen-bit": _sixteen_bit,
+    "sixteen-bit-hot-pixel": _hot_pixel,
+    "float-nan-inf-tiff": _float_with_nan_and_inf,
     "palette-transparent": _palette_with_transparency,
 }
 
