@@ -184,6 +184,9 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("io/images.py", '(mode == "P" and "transparency"', '(mode == "P" or', "a palette image without transparency, "
      "put on white, is the same image"),
     ("io/images.py", 'if mode == "RGB":', "XXRGBXX", "an RGB image converted to RGB is the same image (a shortcut)"),
+    ("export/runner.py", 'if img.mode == "RGB":', "XXRGBXX", "an RGB image converted to RGB is the same image"),
+    ("serve/predictor.py", "| None", "& None", "an annotation"),
+    ("serve/predictor.py", 'sample.data or b""', 'b"XXXX"', "a Sample in the server always carries its bytes"),
     ("encoders/config.py", "PREPROCESS_VERSION = 1", "", "bumping the version is the documented way to renew the "
      "keys; the fingerprint tests compute with the module's value"),
 ]
@@ -194,6 +197,10 @@ NOT_REACHED: list[tuple[str, str, str]] = [
     ("estimator/heads/linear.py", "LinearHead._choose_c", "the large-problem path (one held-out split, warm starts) starts at "
      "5,000,000 matrix entries: exercised by benchmarks/fashion_mnist.py only; stratified folds hold every "
      "class"),
+    ("serve/predictor.py", "Predictor._decode_error", "the fallback when the model itself raises on a batch: "
+     "a batch of unreadable images gets each image's own error from predict_records before that"),
+    ("serve/predictor.py", "Predictor.predict_batch", "the detector's branch: served and tested by "
+     "tests/serve/test_anomaly_api.py, not in this fast selection"),
     ("encoders/config.py", "<module>", "the default of EncoderConfig.available is used only by hub-prefixed models "
      "(hf:, clip:, st:), which need the network"),
 ]

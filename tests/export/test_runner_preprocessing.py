@@ -63,6 +63,13 @@ def _float_with_nan_and_inf() -> bytes:
     return _encode(Image.fromarray(a, "F"), "TIFF")
 
 
+def _transparent(mode: str) -> bytes:
+    a = np.asarray(_photo(60, 40, "RGBA", seed=12)).copy()
+    a[:, :20, 3] = 0  # a transparent band over coloured pixels: it must come out white
+    a[:, 20:30, 3] = 128
+    return _encode(Image.fromarray(a, "RGBA").convert(mode))
+
+
 def _palette_with_transparency() -> bytes:
     img = _photo(64, 48, seed=4).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     return _encode(img, transparency=0)
@@ -79,6 +86,8 @@ CASES = {
     "wide-photo-jpeg-1400x600": lambda: _encode(_photo(1400, 600, seed=9), "JPEG", quality=90),
     "exif-rotated-jpeg": _exif_rotated,
     "rgba": lambda: _encode(_photo(80, 50, "RGBA", seed=10)),
+    "rgba-transparent": lambda: _transparent("RGBA"),
+    "la-transparent": lambda: _transparent("LA"),
     "grey": lambda: _encode(_photo(70, 90, "L", seed=11)),
     "sixteen-bit": _sixteen_bit,
     "sixteen-bit-hot-pixel": _hot_pixel,

@@ -68,7 +68,7 @@ def test_predict_batch_bad_good_good_equals_single_calls(model_dir, images):
     for got, want in zip(batch[1:], singles[1:]):
         assert got.path == want.path and got.error is None
         g, w = got.record, want.record
-        assert g.path == w.path and g.error is None and g.description == w.description
+        assert g.path == w.path and g.error is None and g.description == w.description and g.description
         assert [c for c, _ in g.top_k] == [c for c, _ in w.top_k]
         np.testing.assert_allclose([v for _, v in g.top_k], [v for _, v in w.top_k], atol=1e-6)
         assert want.ood is not None  # the model keeps calibration scores: each image has its own
