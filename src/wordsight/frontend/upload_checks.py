@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..io.sources import Sample
 from .input_error import InputError
 
-FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, a video (MP4, WebM, MKV, MOV, AVI) or DICOM"
 _request_ids = itertools.count(1)
 
 
@@ -89,10 +89,16 @@ def upload_samples(files: list[tuple[str | None, bytes]], limits) -> list[Upload
     """``(client file name, bytes)`` pairs as uploads whose samples are named
     ``upload-<request>/<index>``, unique across concurrent requests so that a batch holding several
     requests' images keeps them apart."""
+    from .upload_media import media_uploads
+
     rid = next(_request_ids)
     out = []
     for i, (filename, data) in enumerate(files):
         name = display_name(filename, i)
+        frames = media_uploads(name, data, f"upload-{rid}/{i}", limits, lambda s, w, h: Upload(name, s, w, h))
+        if frames is not None:  # a video or DICOM file: one upload per frame (.upload_media)
+            out += frames
+            continue
         w, h = check_header(name, data, limits)
         out.append(Upload(name, Sample(f"upload-{rid}/{i}", data=data), w, h))
     return out

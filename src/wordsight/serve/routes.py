@@ -25,6 +25,7 @@ from ..frontend import (
     result_json,
 )
 from ..io.records import Prediction, predictions
+from .answers import SetOptions, detector_json
 from .error_responses import ApiError
 from .explain_options import explain_options, refuse_timeouts
 from .predictor import ZERO_SHOT_METHODS
@@ -94,17 +95,27 @@ def add_predict_route(app, state, auth, Files, TopK) -> None:
               dependencies=auth)
     async def predict(files: Files, top_k: TopK = None,
                       texts: Annotated[str | None, Form(description="paired-text models (fusion paired or late): a "
-                                                    "JSON list, one text (or null) per image")] = None):
+                                                    "JSON list, one text (or null) per image")] = None,
+                      coverage: Annotated[float | None, Form(description="the prediction set of each image at this "
+                                                             "coverage (e.g. 0.9)")] = None,
+                      reject_rate: Annotated[float | None, Form(description="'unknown' at this false-reject rate of "
+                                                                "the training images (e.g. 0.05)")] = None,
+                      set_method: Annotated[str | None, Form(description="lac | aps (default lac)")] = None):
         p = state.predictor
         if not p.has_model:
             raise ApiError(404, "no_model", "this server has no trained model (it was started for zero-shot only): "
                            "use POST /v1/zeroshot")
         k = check_top_k(state.settings.top_k if top_k is None else top_k, len(p.classes))
+        options = SetOptions(p.classifier, coverage, reject_rate, set_method)
         uploads = await read_uploads(files, state.settings.limits)
-        paired = parse_texts(texts, len(uploads), p.classifier.reads_texts, p.classifier.fusion_name)
-        records = await state.predict_batcher.submit(attach_texts([u.sample for u in uploads], paired))
-        refuse_failures(uploads, [{"error": r.error} if r.error else None for r in records])
-        return {"results": [result_json(u, r, k) for u, r in zip(uploads, records)]}
+        paired = parse_texts(texts, len(uploads), getattr(p.classifier, "reads_texts", False),
+                             getattr(p.classifier, "fusion_name", None))
+        answers = await state.predict_batcher.submit(attach_texts([u.sample for u in uploads], paired))
+        refuse_failures(uploads, [{"error": a.error} if a.error else None for a in answers])
+        if p.is_detector:
+            return {"results": [detector_json(u, a) for u, a in zip(uploads, answers)]}
+        return {"results": [p.thresholds.add_to(result_json(u, a.record, k), a, options) if options.asked
+                            else result_json(u, a.record, k) for u, a in zip(uploads, answers)]}
 
 
 def add_describe_route(app, state, auth, Files) -> None:

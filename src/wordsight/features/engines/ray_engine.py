@@ -99,7 +99,7 @@ def _finetuned_weights(model):
 
 def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: str | None = None,
                 concurrency: int | None = None, num_cpus: float = 1, num_gpus: float = 0,
-                batch_size: int | None = None, inner_engine: str = "auto", precision: str = "fp32",
+                batch_size: int | None = None, inner_engine: str = "auto", precision: str = "auto",
                 cache=None, view=None, view_key: str = "", max_pixels: int | None = None,
                 small_input="auto", quiet: bool = True):
     """Yield ``(samples, Done)`` per batch, in the order of ``samples``, computed on Ray."""
@@ -122,8 +122,14 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
         else:
             concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1)))
     engine = inner_engine if inner_engine != "ray" else "auto"
+    if precision == "auto":
+        from .default_precision import pinned
+
+        # The nodes of a cluster may have different CPUs: one precision for every shard, the one
+        # every node computes, unless $WORDSIGHT_PRECISION pins another.
+        precision = pinned() or "fp32"
     size = batch_size or DEFAULT_BATCH["onnx" if engine != "torch" else "torch"]
-    items = [{"index": i, "path": s.path, "label": s.label} for i, s in enumerate(samples)]
+    items = [{"index": i, "path": str(s.path), "label": s.label, "media": media_json(s)} for i, s in enumerate(samples)]
     if any(s.data is not None for s in samples):
         for item, s in zip(items, samples):
             item["bytes"] = s.data
@@ -138,6 +144,14 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
                         num_gpus=num_gpus or None)
     for cols in ds.iter_batches(batch_size=None, batch_format="numpy"):
         yield from_columns(cols, samples)
+
+
+def media_json(sample) -> str:
+    """A frame's :class:`~wordsight.io.media_ref.MediaRef` as text (Ray Data keeps strings, not str subclasses)."""
+    from ...io.media_ref import media_of
+
+    ref = media_of(sample.path)
+    return "" if ref is None else ref.to_json()
 
 
 def from_columns(cols: dict, samples: list[Sample]) -> tuple[list[Sample], Done]:
