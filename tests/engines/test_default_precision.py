@@ -237,3 +237,17 @@ def test_fp32_fitted_model_predicts_within_the_gate_on_bf16_features(unpinned, f
         same = p["fp32"].argmax(1) == p["bf16"].argmax(1)
         assert len(same) == 40 and same.mean() >= 0.95, (fit_at, same.mean())
         assert np.abs(p["fp32"] - p["bf16"]).max() < 0.35
+
+
+def test_the_feature_cache_keeps_each_precision_apart(unpinned, mixed_folder, tmp_path):
+    from wordsight import extract_features
+    from wordsight.features.engines.quality_gate import cosines
+
+    unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    opts = dict(cache=tmp_path, quiet=True, engine="openvino")
+    fp32 = extract_features(mixed_folder, precision="fp32", **opts)
+    bf16 = extract_features(mixed_folder, precision="bf16", **opts)
+    assert (fp32.computed, bf16.computed, bf16.cached) == (9, 9, 0)  # fp32's entries are not bf16's
+    again = extract_features(mixed_folder, precision="bf16", **opts)
+    assert (again.computed, again.cached) == (0, 9) and np.array_equal(again.embeddings, bf16.embeddings)
+    assert cosines(fp32.embeddings, bf16.embeddings).min() >= 0.94  # the gate's bound, not equality
