@@ -331,3 +331,17 @@ class CountingEncoder:
 @pytest.fixture
 def counting_encoder():
     return CountingEncoder
+
+
+@pytest.fixture(scope="session")
+def mosaic_manifests(tmp_path_factory, fashion_mnist_root) -> tuple[Path, Path]:
+    """Fashion-MNIST mosaics (issue 24: 2x2 / 3x3 grids, 1-4 garments, labels the classes present):
+    a training and a test manifest (``path,labels``), 120 and 40 mosaics, seeded."""
+    from wordsight.io.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from wordsight.io.mosaics import mosaics, write_mosaics
+
+    images, labels = load_fashion_mnist("test", root=fashion_mnist_root)
+    root = tmp_path_factory.mktemp("mosaics")
+    train = write_mosaics(root / "train", mosaics(images[:5000], labels[:5000], FASHION_MNIST_CLASSES, 120, seed=0))
+    test = write_mosaics(root / "test", mosaics(images[5000:], labels[5000:], FASHION_MNIST_CLASSES, 40, seed=1))
+    return Path(train), Path(test)

@@ -150,13 +150,18 @@ def input_rows(src, blocks: FeatureBlocks) -> tuple[np.ndarray, int]:
 def prediction_records(model, X, top_k: int, describe: bool) -> list:
     """One :class:`~wordsight.io.records.Prediction` per input of ``model`` (a Classifier or an
     Ensemble: ``featurize``, ``proba_featurized``, ``describe_blocks``), then one per failure."""
-    from ..io.records import Prediction, predictions
+    return featurized_records(model, model.featurize(X), top_k, describe)
 
-    F = model.featurize(X)
+
+def featurized_records(model, F: Featurized, top_k: int, describe: bool) -> list:
+    """:func:`prediction_records` of rows already featurized (the server reads ``F`` once for the
+    records and for the out-of-distribution score)."""
+    from ..io.records import Prediction
+
     P = model.proba_featurized(F)
     texts = model.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
-    out = predictions([getattr(s, "path", None) for s in F.samples], [getattr(s, "label", None) for s in F.samples],
-                      model.classes_, P, top_k, texts)
+    out = model.task_.records([getattr(s, "path", None) for s in F.samples],  # the task's rows (label sets...)
+                              [getattr(s, "label", None) for s in F.samples], model.classes_, P, top_k, texts)
     return out + [Prediction(f.path, error=f.reason) for f in F.failures]
 
 

@@ -35,7 +35,7 @@ class TorchRunner:
         self.channels_last = channels_last
         from ...encoders.base import CNNEncoder
 
-        self.flexible_size = isinstance(encoder, CNNEncoder)  # any input size (global pooling)
+        self.flexible_size = getattr(encoder, "flexible_size", isinstance(encoder, CNNEncoder))  # global pooling
         if channels_last:
             # Memory layout only: same numbers, faster convolutions on CPU (oneDNN).
             self.encoder.to(memory_format=torch.channels_last)
@@ -159,4 +159,4 @@ def _export_runner(encoder, engine, precision, *, cache_dir, threads, holdout, l
     if engine == "openvino":
         from .openvino_runner import OpenVinoRunner as cls
     return cls(path, encoder.config, encoder.preprocess, precision=precision, threads=threads,
-               flexible_size=isinstance(encoder, CNNEncoder))
+               flexible_size=getattr(encoder, "flexible_size", isinstance(encoder, CNNEncoder)))
