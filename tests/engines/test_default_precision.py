@@ -200,7 +200,7 @@ def test_engines_verb_lists_and_measures_again(monkeypatch, capsys):
     clear_caches()
 
 
-def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, capsys):
+def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, capsys, monkeypatch):
     import pyarrow.parquet as pq
 
     from wordsight.cli import main
@@ -217,6 +217,14 @@ def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, caps
     assert config["encoders"][0]["precision"] == "fp32" and config["params"]["precision"] == "auto"
     assert main(["predict", str(tmp_path / "m"), str(photo_folder / "cat"), "--quiet"]) == 0
     assert "features: efficientnet-lite0 fp32 (" in capsys.readouterr().err
+    # --precision: fit asks for one, predict overrides the recorded one
+    assert main(["fit", str(photo_folder), "--out", str(tmp_path / "m2"), "--fusion", "image", "--quiet",
+                 "--precision", "fp32"]) == 0
+    assert json.loads((tmp_path / "m2" / "config.json").read_text())["params"]["precision"] == "fp32"
+    capsys.readouterr()
+    monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    assert main(["predict", str(tmp_path / "m"), str(photo_folder / "cat"), "--quiet", "--precision", "bf16"]) == 0
+    assert "features: efficientnet-lite0 bf16 (openvino)" in capsys.readouterr().err
 
 
 def test_fp32_fitted_model_predicts_within_the_gate_on_bf16_features(unpinned, fashion_folder):
