@@ -259,3 +259,19 @@ def test_the_feature_cache_keeps_each_precision_apart(unpinned, mixed_folder, tm
     again = extract_features(mixed_folder, precision="bf16", **opts)
     assert (again.computed, again.cached) == (0, 9) and np.array_equal(again.embeddings, bf16.embeddings)
     assert cosines(fp32.embeddings, bf16.embeddings).min() >= 0.94  # the gate's bound, not equality
+
+
+def test_a_gate_verdict_is_measured_again_under_another_engine_version(unpinned):
+    from wordsight.features.engines import basics, precisions, quality_gate
+
+    unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    enc = load_model("efficientnet-lite0")
+    first = precisions.gate_report(enc, "openvino", "bf16")
+    calls = []
+    real = quality_gate.measure
+    unpinned.setattr(quality_gate, "measure", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert precisions.gate_report(enc, "openvino", "bf16") == first and calls == []  # stored: only read
+    unpinned.setattr(basics, "versions", lambda: {"wordsight": "0", "onnxruntime": "0", "openvino": "1999.0"})
+    again = precisions.gate_report(enc, "openvino", "bf16")
+    assert calls == [1] and again["key"] != first["key"]
+    assert abs(again["figures"]["cosine_mean"] - first["figures"]["cosine_mean"]) < 1e-3
