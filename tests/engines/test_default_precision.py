@@ -261,7 +261,7 @@ def test_the_feature_cache_keeps_each_precision_apart(unpinned, mixed_folder, tm
     assert cosines(fp32.embeddings, bf16.embeddings).min() >= 0.94  # the gate's bound, not equality
 
 
-def test_a_gate_verdict_is_measured_again_under_another_engine_version(unpinned):
+def test_a_gate_verdict_is_measured_again_under_another_engine_version_or_cpu(unpinned):
     from wordsight.features.engines import basics, precisions, quality_gate
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
@@ -275,3 +275,7 @@ def test_a_gate_verdict_is_measured_again_under_another_engine_version(unpinned)
     again = precisions.gate_report(enc, "openvino", "bf16")
     assert calls == [1] and again["key"] != first["key"]
     assert abs(again["figures"]["cosine_mean"] - first["figures"]["cosine_mean"]) < 1e-3
+    from wordsight.features.engines import cpu
+
+    unpinned.setattr(cpu, "cpu_model", lambda: "Another CPU")  # a cache folder shared with another machine
+    assert precisions.gate_report(enc, "openvino", "bf16")["key"] != again["key"] and calls == [1, 1]
