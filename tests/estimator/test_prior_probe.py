@@ -151,6 +151,48 @@ def test_fit_matches_an_independent_computation():
     np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 4.0, 2: 0.25}])
+def test_class_weights_enter_the_calibration_and_the_residual(class_weight):
+    """Imbalanced support images (7, 2, 1) with class weights: the prior's temperature and the
+    residual each minimise the *weighted* log-loss, written out here; unweighted maths differs."""
+    rng = np.random.default_rng(21)
+    ytr = np.repeat([0, 1, 2], [7, 2, 1])
+    Xtr = rng.normal(size=(10, 6)) + 2.0 * np.eye(3, 6)[ytr]
+    Xte = rng.normal(size=(8, 6))
+    # a prior that is right about class 0 and wrong about the rare classes: weights change T a lot
+    z = rng.normal(size=(10, 3)) * 0.3
+    z[np.arange(10), np.where(ytr == 0, 0, (ytr + 1) % 3)] += 2.5
+    ptr = sp_log_softmax(z, axis=1)
+    pte = sp_log_softmax(rng.normal(size=(8, 3)), axis=1)
+    if class_weight == "balanced":
+        w = 10 / (3 * np.bincount(ytr)[ytr])
+    else:
+        w = np.array([class_weight.get(c, 1.0) for c in ytr])
+    C = 0.1
+    probe = PriorProbe(C=C, class_weight=class_weight).fit(Xtr, ytr, ptr, 3)
+
+    def prior_nll(T, weights):
+        return -(weights * sp_log_softmax(T * ptr, axis=1)[np.arange(10), ytr]).sum() + 0.5 * (T - 1.0) ** 2
+
+    T = minimize_scalar(prior_nll, args=(w,), bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+    T_unweighted = minimize_scalar(prior_nll, args=(np.ones(10),), bounds=(0.0, 20.0), method="bounded").x
+    assert abs(T - T_unweighted) > 0.05  # the weights matter on this data
+    assert probe.info["calibration"] == pytest.approx(T, abs=1e-6)
+    mean = Xtr.mean(0)
+    scale = np.sqrt(np.mean((Xtr - mean) ** 2))
+    Phi, offset, Y = (Xtr - mean) / scale, 0.5 * T * ptr, np.eye(3)[ytr]
+
+    def loss(theta):
+        W, b = theta[:18].reshape(3, 6), theta[18:]
+        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
+        return -(w * (lp * Y).sum(1)).sum() + (W ** 2).sum() / (2 * C)
+
+    theta = minimize(loss, np.zeros(21), method="BFGS", options={"gtol": 1e-10}).x
+    W, b = theta[:18].reshape(3, 6), theta[18:]
+    expected = sp_log_softmax(0.5 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
+    np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("args, message", [
     ((np.zeros((3, 4)), np.array([0, 1, 1]), np.zeros((3, 3)), 2), "disagree"),
     ((np.zeros((3, 4)), np.array([0, 1]), np.zeros((3, 2)), 2), "disagree"),
@@ -168,6 +210,64 @@ def test_c_is_one_positive_number(C, message):
     X, y = blobs(2)
     with pytest.raises(ValueError, match=message):
         PriorProbe(C=C).fit(X, y, useless_prior(len(y), 4, 0), 4)
+
+
+def test_what_a_fit_reports_with_and_without_labels():
+    empty = PriorProbe().fit(np.zeros((0, 5)), np.zeros(0, np.int64), np.zeros((0, 3)), 3)
+    assert {k: empty.info[k] for k in ("n_classes", "n_features", "n_train", "C", "scale", "calibration",
+                                       "strength")} == {"n_classes": 3, "n_features": 5, "n_train": 0, "C": 0.1,
+                                                        "scale": 1.0, "calibration": 1.0, "strength": 1.0}
+    assert empty.info["how"].startswith("no labelled images")
+    Xtr, ytr = blobs(3, n_classes=3, d=5, seed=30)
+    probe = PriorProbe(C=0.5).fit(Xtr, ytr, perfect_prior(ytr, 3, 31), 3)
+    assert probe.info["n_train"] == 9 and probe.info["C"] == 0.5 and probe.info["converged"] is True
+    assert probe.info["strength"] == pytest.approx(0.5 * probe.info["calibration"])  # the equal-weight pool
+    assert probe.info["scale"] == pytest.approx(np.sqrt(np.mean((Xtr - Xtr.mean(0)) ** 2)))
+    assert probe.info["how"].startswith("residual")
+
+
+def test_linear_form_gives_the_same_log_probabilities():
+    # (W, b, a) as the export and the torch graph read them: a * log_softmax(prior) + X @ W.T + b
+    Xtr, ytr = blobs(4, seed=32)
+    Xte, _ = blobs(12, seed=33)
+    pte = useless_prior(len(Xte), 4, 34) * 3
+    probe = PriorProbe(class_weight="balanced").fit(Xtr, ytr, perfect_prior(ytr, 4, 35), 4)
+    W, b, a = probe.linear()
+    assert a == probe.info["strength"]
+    np.testing.assert_allclose(sp_log_softmax(a * sp_log_softmax(pte, axis=1) + Xte @ W.T + b, axis=1),
+                               probe.logits(Xte, pte), atol=1e-10)
+
+
+def test_objective_value_and_gradient():
+    from scipy.optimize import approx_fprime
+
+    from wordsight.estimator.prior_probe import objective
+
+    rng = np.random.default_rng(36)
+    Psi, offset = rng.normal(size=(7, 3)), rng.normal(size=(7, 4))
+    y = np.array([0, 1, 2, 3, 0, 1, 1])
+    Y, w, C = np.eye(4)[y], rng.uniform(0.5, 2.0, 7), 0.3
+    theta = rng.normal(size=4 * 3 + 4)
+
+    def loss(t):
+        W, b = t[:12].reshape(4, 3), t[12:]
+        lp = sp_log_softmax(offset + Psi @ W.T + b, axis=1)
+        return -(w * lp[np.arange(7), y]).sum() + (W ** 2).sum() / (2 * C)
+
+    f, g = objective(theta, Psi, offset, Y, w, C)
+    assert f == pytest.approx(loss(theta), rel=1e-12)
+    np.testing.assert_allclose(g, approx_fprime(theta, loss, 1e-7), atol=1e-5)
+
+
+def test_a_constant_training_set_learns_no_residual():
+    X = np.ones((6, 4))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    probe = PriorProbe().fit(X, y, perfect_prior(y, 3, 37), 3)
+    assert probe.info["scale"] == 1.0 and not probe.arrays["W"].any()
+    Xte = np.random.default_rng(38).normal(size=(5, 4))
+    pte = useless_prior(5, 3, 39)
+    want = sp_log_softmax(probe.info["strength"] * pte + probe.arrays["b"], axis=1)
+    np.testing.assert_allclose(probe.logits(Xte, pte), want, atol=1e-10)
 
 
 def test_many_labels_and_a_useless_prior_are_exactly_the_image_probe():
