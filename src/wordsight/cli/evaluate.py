@@ -34,7 +34,7 @@ def add_parser(sub):
     p.add_argument("--normal", default=None, help="anomaly detectors: the test labels that are normal, LABEL[,LABEL]")
     p.add_argument("--coverage", type=float, default=None,
                    help="also print the prediction sets' empirical coverage, mean set size and coverage per class")
-    p.add_argument("--set-method", choices=["lac", "aps"], default="lac", help="conformity score of the sets")
+    p.add_argument("--set-method", choices=["lac", "aps", "raps"], default="lac", help="conformity score of the sets")
     add_feature_options(p, model_default=None)
     p.set_defaults(func=run)
 
