@@ -16,8 +16,9 @@ def add_anomaly_options(p) -> None:
     from ..estimator.anomaly.detector import METHODS, TEXT_WEIGHT
 
     g = p.add_argument_group("anomaly detection (--task anomaly: DATA holds normal images only)")
-    g.add_argument("--task", default="single-label", choices=("single-label", "anomaly"),
-                   help="anomaly: learn what normal images look like (all of DATA is normal; class folders are merged)")
+    g.add_argument("--task", default="auto", choices=("auto", "single-label", "multi-label", "multilabel", "anomaly"),
+                   help="auto: multi-label when the manifest has a 'labels' column, else single-label; anomaly: "
+                   "learn what normal images look like (all of DATA is normal; class folders are merged)")
     g.add_argument("--class-name", default=None, metavar="X",
                    help="what the normal images show: adds the words' score ('a photo of a flawless X' vs "
                    "'a photo of a damaged X'); with no images, the detector is the words alone")
@@ -96,9 +97,8 @@ def predict_detector(args, data) -> int:
 
         rows, failures = ray_score(args.model, data, address=args.address, concurrency=args.concurrency,
                                    num_cpus=args.num_cpus, cache=cache_arg(args), quiet=args.quiet)
-    else:
-        rows, failures = _score_rows(det, data, args.heatmaps)
-    return _emit(args, rows, failures)
+        return _emit(args, rows, failures)
+    return _emit(args, *_score_rows(det, data, args.heatmaps))
 
 
 def _score_rows(det, data, heatmaps) -> tuple[list[dict], list]:
@@ -112,6 +112,7 @@ def _score_rows(det, data, heatmaps) -> tuple[list[dict], list]:
     scores = det.score_featurized(F)
     rows = [{"path": str(s.path), "score": float(v), "decision": "normal" if v >= det.threshold_ else "abnormal",
              "threshold": det.threshold_} for s, v in zip(F.samples, scores)]
+    timeline = _with_frames(rows, F.samples)
     if heatmaps:
         from pathlib import Path
 
@@ -119,10 +120,10 @@ def _score_rows(det, data, heatmaps) -> tuple[list[dict], list]:
         for i, (r, pic, grid) in enumerate(zip(rows, pictures, maps)):
             r["heatmap"] = str(Path(heatmaps) / f"{i:05d}_{Path(r['path']).stem[:60]}.png")
             overlay(pic, grid).save(r["heatmap"])
-    return rows, F.failures
+    return rows, F.failures, timeline
 
 
-def _emit(args, rows: list[dict], failures: list) -> int:
+def _emit(args, rows: list[dict], failures: list, timeline=None) -> int:
     if args.out:
         _write_rows(rows, args.out)
         print(f"{len(rows)} image(s) scored -> {args.out}", file=sys.stderr)
@@ -130,13 +131,33 @@ def _emit(args, rows: list[dict], failures: list) -> int:
         for r in rows:
             print(f"{r['path']}\t{r['score']:.4f}\t{r['decision']}\t{r['threshold']:.4f}"
                   + (f"\t{r['heatmap']}" if "heatmap" in r else ""))
+    if timeline is not None:
+        from ._media import print_timelines
+
+        print_timelines(timeline, to_stdout=bool(args.out))  # a video's decisions and score over time
     return report_failures(failures, len(rows), args.strict)
+
+
+def _with_frames(rows: list[dict], samples):
+    """Rows of video / DICOM / TIFF frames get ``frame`` and ``time_s`` (``path`` the file); the
+    videos' timelines of decisions and scores."""
+    from ..evaluate.timeline import TimelineCollector
+    from ..io.media_ref import frame_fields
+
+    timeline = TimelineCollector()
+    for r, s in zip(rows, samples):
+        file, frame, time_s = frame_fields(s.path)
+        if frame is not None:
+            r.update(path=file, frame=frame, time_s=time_s)
+        timeline.add(s.path, r["decision"], r["score"])
+    return timeline
 
 
 def _write_rows(rows: list[dict], out: str) -> None:
     if out.endswith(".csv"):
         with open(out, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["path", "score", "decision", "threshold"])
+            extra = [k for k in ("heatmap", "frame", "time_s") if any(k in r for r in rows)]
+            w = csv.DictWriter(f, fieldnames=["path", "score", "decision", "threshold", *extra], restval="")
             w.writeheader()
             w.writerows(rows)
     elif out.endswith(".jsonl"):

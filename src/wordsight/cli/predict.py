@@ -5,6 +5,8 @@ import sys
 
 from ._anomaly import is_detector_folder, predict_detector, refuse_heatmaps
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
+from ._media import listed, print_timelines
+from ._precision import features_phrase
 
 HELP = "classify images with a saved model"
 
@@ -87,6 +89,7 @@ def _with_sets(args, clf, data, rows) -> list:
 
 def run(args) -> int:
     from ..estimator import load_model_folder
+    from ..evaluate.timeline import TimelineCollector
     from ..frontend import check_reads_texts, check_top_k
     from ..io.output_files import check_output_file
     from ..io.records import FORMATS, RecordWriter
@@ -99,6 +102,7 @@ def run(args) -> int:
         data = with_texts(args.images, args.text)
     if args.out:
         check_output_file(args.out, FORMATS)
+    data, frames = listed(data)
     if is_detector_folder(args.model):
         return predict_detector(args, data)
     refuse_heatmaps(args)
@@ -124,11 +128,13 @@ def run(args) -> int:
         if args.coverage is not None or args.reject_rate is not None:
             _check_sets(args, clf)
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+        print(features_phrase(clf), file=sys.stderr)
         batches = local_records(args, clf, data)
-    failures, n_ok = [], 0
-    with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None) \
-            if args.out else contextlib.nullcontext() as writer:
+    failures, n_ok, timeline = [], 0, TimelineCollector()
+    with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None,
+                      frames=frames) if args.out else contextlib.nullcontext() as writer:
         for rows in batches:
+            timeline.add_records(rows)
             ok = [r for r in rows if r.ok]
             n_ok += len(ok)
             failures += [Problem(r.path, r.error) for r in rows if not r.ok]
@@ -138,11 +144,14 @@ def run(args) -> int:
                 _print(ok)
     if args.out:
         print(f"{n_ok} image(s) classified -> {args.out}", file=sys.stderr)
+    print_timelines(timeline, to_stdout=bool(args.out))
     return report_failures(failures, n_ok, args.strict)
 
 
 def _print(records) -> None:
+    from ..io.label_sets import label_cell
+
     for r in records:
         top = ", ".join(f"{c} {p:.2f}" for c, p in r.top_k)
         sets = "" if r.prediction_set is None else "\t{" + ", ".join(map(str, r.prediction_set)) + "}"
-        print(f"{r.path}\t{r.predicted}\t{top}{sets}" + (f"\t{r.description}" if r.description else ""))
+        print(f"{r.path}\t{label_cell(r.predicted)}\t{top}{sets}" + (f"\t{r.description}" if r.description else ""))

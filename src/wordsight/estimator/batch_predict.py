@@ -40,7 +40,7 @@ class PredictBatch:
 
     def __call__(self, batch: dict) -> dict[str, np.ndarray]:
         clf = self.classifier
-        paths = [str(p) for p in batch["path"]]
+        paths = media_paths(batch)  # video / DICOM / TIFF frames: their MediaRef back from the 'media' column
         datas = list(batch["bytes"]) if "bytes" in batch else [None] * len(paths)
         texts = list(batch["text"]) if "text" in batch else [None] * len(paths)  # paired-text models
         samples = [Sample(p, None, t if isinstance(t, str) else None, None if d is None else bytes(d))
@@ -53,7 +53,7 @@ class PredictBatch:
         reasons = {f.path: f.reason for f in F.failures}
         ok = ~np.isnan(proba).any(1)
         out = {
-            "path": np.array(paths, dtype=object),
+            "path": np.array([str(p) for p in paths], dtype=object),
             "status": np.array(["ok" if good else f"error: {reasons.get(p, 'failed')}" for p, good in zip(paths, ok)],
                                dtype=object),
             "predicted": np.array([self.classes[int(np.argmax(r))] if good else None for r, good in zip(proba, ok)],
@@ -77,14 +77,14 @@ class ScoreBatch(PredictBatch):
 
     def __call__(self, batch: dict) -> dict[str, np.ndarray]:
         det = self.classifier
-        paths = [str(p) for p in batch["path"]]
+        paths = media_paths(batch)  # video / DICOM / TIFF frames: their MediaRef back from the 'media' column
         datas = list(batch["bytes"]) if "bytes" in batch else [None] * len(paths)
         samples = [Sample(p, None, None, None if d is None else bytes(d)) for p, d in zip(paths, datas)]
         F = det.featurize(samples)
         score = F.scatter(det.score_featurized(F)[:, None])[:, 0]
         reasons = {f.path: f.reason for f in F.failures}
         ok = ~np.isnan(score)
-        out = {"path": np.array(paths, dtype=object),
+        out = {"path": np.array([str(p) for p in paths], dtype=object),
                "status": np.array(["ok" if good else f"error: {reasons.get(p, 'failed')}" for p, good in zip(paths, ok)],
                                   dtype=object),
                "score": score, "threshold": np.full(len(paths), det.threshold_),
@@ -112,6 +112,15 @@ def ray_score(model_dir, data, **options) -> tuple[list[dict], list]:
     return rows, failures
 
 
+def media_paths(columns: dict) -> list:
+    """The rows' paths: a :class:`~wordsight.io.media_ref.MediaRef` where the ``media`` column holds one."""
+    from ..io.media_ref import MediaRef
+
+    paths = [str(p) for p in columns["path"]]
+    media = list(columns["media"]) if "media" in columns else [""] * len(paths)
+    return [MediaRef.from_json(str(m)) if isinstance(m, str) and m else p for p, m in zip(paths, media)]
+
+
 def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int | None = None,
                 num_cpus: float = 1, num_gpus: float = 0, batch_size: int = 32, cache=False, quiet: bool = True,
                 batch_fn=PredictBatch):
@@ -128,7 +137,9 @@ def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int
     ray.data.DataContext.get_current().enable_progress_bars = not quiet
     if concurrency is None:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1)))
-    items = [{"index": i, "path": s.path} for i, s in enumerate(source.samples)]
+    from ..features.engines.ray_engine import media_json
+
+    items = [{"index": i, "path": str(s.path), "media": media_json(s)} for i, s in enumerate(source.samples)]
     if not items:
         return
     n_blocks = min(len(items), max(concurrency, -(-len(items) // batch_size)))
@@ -144,9 +155,9 @@ def to_records(columns: dict, classes: list[str], top_k: int = 5) -> list:
     from ..io.records import Prediction, predictions
 
     out = []
-    for path, status, proba in zip(columns["path"], columns["status"], columns["probabilities"]):
+    for path, status, proba in zip(media_paths(columns), columns["status"], columns["probabilities"]):
         if status == "ok":
-            out += predictions([str(path)], [None], classes, proba[None], top_k)
+            out += predictions([path], [None], classes, proba[None], top_k)
         else:
-            out.append(Prediction(str(path), error=str(status).removeprefix("error: ")))
+            out.append(Prediction(path, error=str(status).removeprefix("error: ")))
     return out

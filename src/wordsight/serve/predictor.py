@@ -215,29 +215,37 @@ class Predictor:
             return f"wordsight.explain is not available: {e}"
         return None
 
-    def explain_batch(self, items: list[tuple[bytes, str, object]]) -> list[dict]:
-        """Per (image bytes, method, target): the overlay PNG (at most ``OVERLAY_SIDE`` pixels a
-        side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image."""
+    def explain_batch(self, items: list[tuple[bytes, str, object, dict]]) -> list[dict]:
+        """Per (image bytes, method, target, options): the overlay PNG (at most ``OVERLAY_SIDE``
+        pixels a side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image.
+        ``options``: ``lime_samples``, ``shap_evals`` (checked counts or None) and ``deadline`` (the
+        request's, on ``time.monotonic``): the work stops there (``code`` "timeout"), so that a
+        request answered 504 does not keep the model thread from the other clients."""
+        out = []
+        for data, method, target, options in items:
+            out.append(self._explain_one(data, method, target, options))
+        return out
+
+    def _explain_one(self, data: bytes, method: str, target, options: dict) -> dict:
+        from .._util.deadlines import DeadlineExceeded, deadline
         from ..explain import explain
         from ..io.images import ImageError
 
-        out = []
-        for data, method, target in items:
-            try:
-                e = explain(self.classifier, [data], method=method, target=target)[0]
-            except ImageError as err:
-                out.append({"error": str(err)})
-                continue
-            except ValueError as err:  # e.g. a method this model's encoder does not support
-                out.append({"error": str(err), "code": "cannot_explain"})
-                continue
-            overlay = e.overlay.copy()
-            overlay.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
-            buf = io.BytesIO()
-            overlay.save(buf, "PNG")
-            out.append({"target": _py(e.target), "png": buf.getvalue(), "size": overlay.size,
-                        "evidence": e.to_json()})
-        return out
+        try:
+            with deadline(options.get("deadline")):
+                e = explain(self.classifier, [data], method=method, target=target,
+                            lime_samples=options.get("lime_samples"), shap_evals=options.get("shap_evals"))[0]
+        except DeadlineExceeded as err:
+            return {"error": str(err), "code": "timeout"}
+        except ImageError as err:
+            return {"error": str(err)}
+        except ValueError as err:  # e.g. a method this model's encoder does not support
+            return {"error": str(err), "code": "cannot_explain"}
+        overlay = e.overlay.copy()
+        overlay.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
+        buf = io.BytesIO()
+        overlay.save(buf, "PNG")
+        return {"target": _py(e.target), "png": buf.getvalue(), "size": overlay.size, "evidence": e.to_json()}
 
     # ------------------------------------------------------------------ start-up
     def warm_up(self) -> None:

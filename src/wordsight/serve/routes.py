@@ -27,6 +27,7 @@ from ..frontend import (
 from ..io.records import Prediction, predictions
 from .answers import SetOptions, detector_json
 from .error_responses import ApiError
+from .explain_options import explain_options, refuse_timeouts
 from .predictor import ZERO_SHOT_METHODS
 from .prometheus import CONTENT_TYPE
 from .uploads import read_uploads
@@ -215,9 +216,11 @@ def add_explain_route(app, state, auth, Files) -> None:
     @app.post("/v1/explain", tags=["model"], summary="Heatmap overlay (PNG, base64) and the evidence in words",
               dependencies=auth)
     async def explain_images(
-        files: Files,
+        request: Request, files: Files,
         method: Annotated[str, Form(description=f"{' | '.join(METHODS)} (default gradcam)")] = "gradcam",
         target: Annotated[str | None, Form(description="the class to explain (default: the predicted one)")] = None,
+        lime_samples: Annotated[int | None, Form(description="LIME perturbations (default 200)")] = None,
+        shap_evals: Annotated[int | None, Form(description="SHAP model calls (default 200)")] = None,
     ):
         p = state.predictor
         if state.explain_batcher is None:
@@ -229,8 +232,10 @@ def add_explain_route(app, state, auth, Files) -> None:
                            f"{p.classes}")
         if target is not None:
             target = next(c for c in p.classes if str(c) == target)
+        options = explain_options(request, state.settings.limits, lime_samples, shap_evals)
         uploads = await read_uploads(files, state.settings.limits)
-        rows = await state.explain_batcher.submit([(u.sample.data, method, target) for u in uploads])
+        rows = await state.explain_batcher.submit([(u.sample.data, method, target, options) for u in uploads])
+        refuse_timeouts(rows, state.settings.limits)
         refuse_failures(uploads, [r if "error" in r else None for r in rows])
         return {"results": [
             {"file": u.name, "method": method, "target": r["target"],
