@@ -32,6 +32,12 @@ class Answer:
     anomaly: dict | None = None
     error: str | None = None
 
+    def __getattr__(self, name):  # a classifier's answer reads as its record (top_k, predicted, description)
+        record = self.__dict__.get("record")
+        if record is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(record, name)
+
 
 def is_detector(model) -> bool:
     """A model that scores normality (``score_samples``) rather than classes (``predict_proba``)."""

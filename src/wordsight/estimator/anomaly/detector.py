@@ -15,7 +15,7 @@ from .scorers import SCORERS
 METHODS = (*SCORERS, "words")
 # The words' share of a fused score (image and words each standardised on the normal images):
 # measured in benchmarks/words_fashion_mnist.py (docs/benchmarks.md, "Anomaly: words and PatchCore").
-TEXT_WEIGHT = 0.25
+TEXT_WEIGHT = 0.1
 
 
 class AnomalyDetector:
