@@ -84,5 +84,10 @@ def _open_set(args, clf) -> int:
     if args.coverage is not None:
         check_rate(args.coverage, "--coverage")
     require_calibration(clf, args.model, "--coverage and test images of unknown classes")
-    print(open_set_table(open_set_metrics(clf, args.data, args.coverage, args.set_method)))
+    metrics = open_set_metrics(clf, args.data, args.coverage, args.set_method)
+    print(open_set_table(metrics))
+    if args.report:
+        from ..evaluate.open_set import write_open_set_report
+
+        print(f"report: {write_open_set_report(metrics, args.report, f'wordsight sets of {args.model}')}", file=sys.stderr)
     return 0

@@ -139,9 +139,28 @@ def check_rate(value: float, name: str) -> float:
     return value
 
 
+def calibration_of(model) -> Calibration | None:
+    """The calibration scores a model keeps: a Classifier's (``state_.calibration``), an Ensemble's
+    (its members' combined, :meth:`~wordsight.estimator.ensemble.Ensemble.calibration_or_none`), or None."""
+    combined = getattr(model, "calibration_or_none", None)
+    return combined() if combined is not None else getattr(getattr(model, "state_", None), "calibration", None)
+
+
+def combined_calibration(members, kind: str, weights, meta, combine) -> Calibration | None:
+    """An ensemble's calibration scores: its members' out-of-fold probabilities combined as the
+    ensemble combines them (``combine``), when every member kept scores of the same training images
+    (the same labels in the same order); no training rows for ``unknown``'s knn. A stacking meta-head
+    fitted on these out-of-fold probabilities sees them in-sample: its sets may cover slightly less."""
+    cals = [getattr(getattr(m, "state_", None), "calibration", None) for m in members]
+    if any(c is None for c in cals) or any(len(c.y) != len(cals[0].y) or (c.y != cals[0].y).any() for c in cals):
+        return None
+    P = combine(kind, [c.proba for c in cals], weights, meta)
+    return Calibration(np.log(np.clip(P, 1e-300, None)), cals[0].y, min(c.folds for c in cals), None)
+
+
 def require_calibration(model, folder, options: str) -> None:
     """A one-line ValueError naming ``folder`` when ``model`` keeps no calibration scores for ``options``."""
-    if getattr(getattr(model, "state_", None), "calibration", None) is None:
+    if calibration_of(model) is None:
         raise ValueError(f"{folder}: this model keeps no calibration scores (a paired or late fusion, an ensemble, a "
                          f"class of one image, or saved before they were kept): refit it for {options}")
 

@@ -45,8 +45,10 @@ def is_detector(model) -> bool:
 
 
 def calibration_of(model):
-    """The calibration scores a classifier kept at fit, or None (an ensemble, a paired fusion, a detector)."""
-    return getattr(getattr(model, "state_", None), "calibration", None)
+    """The calibration scores a classifier kept at fit, or None (a paired fusion, a detector)."""
+    from ..estimator.conformal import calibration_of as kept
+
+    return kept(model)
 
 
 def detector_answers(det, samples: list[Sample], heatmaps: bool = False) -> list[Answer]:
