@@ -28,7 +28,7 @@ def add_parser(sub):
                    "file listed, in order (a manifest gives them in its 'text' column instead)")
     p.add_argument("--coverage", type=float, default=None,
                    help="add each image's conformal prediction set, holding the true class with this probability")
-    p.add_argument("--set-method", choices=["lac", "aps"], default="lac", help="conformity score of the sets")
+    p.add_argument("--set-method", choices=["lac", "aps", "raps"], default="lac", help="conformity score of the sets")
     p.add_argument("--reject-rate", type=float, default=None,
                    help="mark 'unknown' the images less like the training classes than all but this fraction "
                    "of the training images")
