@@ -13,6 +13,20 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _fp32_features():
+    """The suite's numbers are fp32's on every CPU: ``precision="auto"`` (the default) is pinned to
+    fp32 through $WORDSIGHT_PRECISION (subprocesses inherit it). The tests of the default itself
+    (tests/engines/test_default_precision.py) remove the pin and force the CPU's flags."""
+    old = os.environ.get("WORDSIGHT_PRECISION")
+    os.environ["WORDSIGHT_PRECISION"] = "fp32"
+    yield
+    if old is None:
+        os.environ.pop("WORDSIGHT_PRECISION", None)
+    else:
+        os.environ["WORDSIGHT_PRECISION"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """A fresh feature cache for the whole session, never the user's ~/.cache.
 
@@ -317,3 +331,17 @@ class CountingEncoder:
 @pytest.fixture
 def counting_encoder():
     return CountingEncoder
+
+
+@pytest.fixture(scope="session")
+def mosaic_manifests(tmp_path_factory, fashion_mnist_root) -> tuple[Path, Path]:
+    """Fashion-MNIST mosaics (issue 24: 2x2 / 3x3 grids, 1-4 garments, labels the classes present):
+    a training and a test manifest (``path,labels``), 120 and 40 mosaics, seeded."""
+    from wordsight.io.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from wordsight.io.mosaics import mosaics, write_mosaics
+
+    images, labels = load_fashion_mnist("test", root=fashion_mnist_root)
+    root = tmp_path_factory.mktemp("mosaics")
+    train = write_mosaics(root / "train", mosaics(images[:5000], labels[:5000], FASHION_MNIST_CLASSES, 120, seed=0))
+    test = write_mosaics(root / "test", mosaics(images[5000:], labels[5000:], FASHION_MNIST_CLASSES, 40, seed=1))
+    return Path(train), Path(test)

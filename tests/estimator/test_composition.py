@@ -65,7 +65,7 @@ def test_a_task_added_in_one_registry_line_fits_and_predicts_through_the_classif
     np.testing.assert_allclose(clf.predict(X[:5]), P @ [0.5, 2.0, 4.0], atol=1e-12)
     as_object = Classifier(task=ScoreTask(), head=LogisticHead(C=1.0)).fit(X, scores)
     np.testing.assert_array_equal(as_object.predict(X[:5]), clf.predict(X[:5]))
-    with pytest.raises(ValueError, match="unknown task 'toy-rank': choose one of single-label, one-class, toy-score"):
+    with pytest.raises(ValueError, match="unknown task 'toy-rank': choose one of single-label, one-class, multi-label, toy-score"):
         Classifier(task="toy-rank").fit(X, y)
 
 

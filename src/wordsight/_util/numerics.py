@@ -19,6 +19,16 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
+def log_sigmoid(z: np.ndarray) -> np.ndarray:
+    """Element-wise ``log(1 / (1 + exp(-z)))``, stable for large ``|z|`` (``-logaddexp(0, -z)``)."""
+    return -np.logaddexp(0.0, -np.asarray(z, np.float64))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function: independent probabilities of per-label scores."""
+    return np.exp(log_sigmoid(z))
+
+
 def l2_normalize(x: np.ndarray, dtype=np.float32) -> np.ndarray:
     """Rows scaled to unit L2 norm (rows of zeros stay zero)."""
     x = np.asarray(x, dtype)

@@ -20,6 +20,7 @@ COMMANDS = [
     "zeroshot",
     "export",
     "quantize",
+    "engines",
     "serve",
     "fit",
     "evaluate",

@@ -72,7 +72,8 @@ def _unknown_labels(clf, data) -> bool:
     from ..io.sources import open_source
 
     names = {str(c) for c in clf.classes_}
-    return any(s.label is not None and str(s.label) not in names for s in open_source(data).samples)
+    return any(s.label is not None and not isinstance(s.label, tuple) and str(s.label) not in names  # sets: task
+               for s in open_source(data).samples)
 
 
 def _open_set(args, clf) -> int:

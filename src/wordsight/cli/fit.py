@@ -5,6 +5,7 @@ import sys
 from ._anomaly import add_anomaly_options, fit_detector
 from ._common import add_feature_options, cache_arg, encoders_arg, report_failures
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
+from ._precision import features_phrase
 from ._search import add_search_options, run_search
 
 HELP = "train a classifier on labelled images and save it"
@@ -82,7 +83,8 @@ def fusion_from_args(args, name: str | None = None):
 
 def describe_fit(clf) -> str:
     info = clf.head_.info
-    parts = [f"{len(clf.classes_)} classes", f"encoders {', '.join(clf.encoder_names)}", f"fusion {clf.fusion_name}",
+    what = "labels (multi-label)" if clf.task_.label_sets else "classes"
+    parts = [f"{len(clf.classes_)} {what}", f"encoders {', '.join(clf.encoder_names)}", f"fusion {clf.fusion_name}",
              f"head {clf.head_name}"]
     if info.get("C") is not None:
         parts.append(f"C={info['C']:g}")
@@ -92,9 +94,22 @@ def describe_fit(clf) -> str:
     return ", ".join(parts)
 
 
+def fit_notes(clf) -> list[str]:
+    """What the language contributed (the prior probe's chosen weight and its held-out scores on
+    the training images) and what was done with the images' own texts."""
+    probe = getattr(clf.state_, "probe", None)
+    lines = []
+    if probe is not None:
+        from ..estimator.prior_strength import summary
+
+        lines.append(summary(probe.info))
+    return lines + list(getattr(clf, "fit_notes_", []))
+
+
 def add_parser(sub):
     p = sub.add_parser("fit", help=HELP)
-    p.add_argument("data", nargs="+", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl manifest")
+    p.add_argument("data", nargs="*", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl "
+                   "manifest (none: --task anomaly --class-name X, from words alone)")
     p.add_argument("--out", required=True, help="model folder to write (config.json + safetensors)")
     add_model_options(p)
     add_feature_options(p, model_default=None)
@@ -106,13 +121,48 @@ def add_parser(sub):
 def fit_data(clf, data, args):
     """Fit ``clf`` on ``data``; ``--fusion auto`` is resolved from the labels first
     (:func:`~wordsight.estimator.classifier.default_fusion`)."""
+    from ..io.sources import open_source
+
+    clf.fit_notes_ = []
+    data = open_source(data)
+    task = task_of(data, getattr(args, "task", "single-label"))
+    clf.set_params(task=task)
     if args.fusion == "auto":
         from ..estimator.classifier import default_fusion
-        from ..io.sources import open_source
 
-        data = open_source(data)
-        clf.set_params(fusion=fusion_from_args(args, default_fusion([s.label for s in data.samples])))
+        labels = [s.label for s in data.samples]
+        base = "image" if task == "multi-label" else default_fusion(labels)
+        clf.set_params(fusion=fusion_from_args(args, base))
+        if task != "multi-label" and any(isinstance(s.text, str) and s.text.strip() for s in data.samples):
+            data = _with_own_texts(clf, data, base, args)
     return clf.fit(data)
+
+
+def _with_own_texts(clf, data, base: str, args):
+    """The images come with their own texts: the fusion that reads them, chosen on the training
+    images (:mod:`wordsight.training.own_text`); returns the extracted features to fit on."""
+    from sklearn.base import clone
+
+    from ..training.own_text import choose_text_fusion
+
+    blocks = clf.extract(data, views=clf.augment)
+    labelled = blocks.take([i for i, s in enumerate(blocks.samples) if s.label is not None])
+    name, line = choose_text_fusion(lambda n: clone(clf).set_params(fusion=fusion_from_args(args, n)), labelled,
+                                    base, seed=clf.random_state)
+    clf.set_params(fusion=fusion_from_args(args, name))
+    clf.fit_notes_.append(line)
+    return blocks
+
+
+def task_of(data, asked: str) -> str:
+    """The task ``--task`` names, or for ``auto`` the data's: multi-label when the labels are
+    label sets (a manifest's ``labels`` column), else single-label."""
+    from ..estimator.tasks import make_task
+    from ..io.label_sets import is_label_set
+
+    if asked != "auto":
+        return make_task(asked).name
+    return "multi-label" if any(is_label_set(s.label) for s in data.samples) else "single-label"
 
 
 def run(args) -> int:
@@ -122,6 +172,8 @@ def run(args) -> int:
     data = args.data[0] if len(args.data) == 1 else args.data
     if args.task == "anomaly":
         return fit_detector(args, data)
+    if not args.data:
+        raise ValueError("name the labelled images to fit on (a folder with one sub-folder per class, or a manifest)")
     if args.search:
         outcome = run_search(args, data, args.out, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
         failures = outcome.model.fit_failures_
@@ -135,4 +187,7 @@ def run(args) -> int:
         remove_checkpoints(args)
     n = len(clf.fit_failures_)
     print(f"fitted on images of {describe_fit(clf)} -> {args.out}", file=sys.stderr)
+    print(features_phrase(clf), file=sys.stderr)
+    for line in fit_notes(clf):
+        print(f"  {line}", file=sys.stderr)
     return report_failures(clf.fit_failures_, 1, args.strict) if n else 0

@@ -42,6 +42,9 @@ def add_parser(sub):
     p.add_argument("--text-model", default="minilm", help="text encoder for CNN and caption features")
     p.add_argument("--top-k", **count_option("top_k"), default=3, help="classes listed per image")
     p.add_argument("--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet")
+    p.add_argument("--multilabel", action="store_true",
+                   help="score each class as an independent tag against 'none' (several or no tags per image); "
+                   "a manifest's 'labels' column gives mAP and F1")
     add_feature_options(p)
     p.set_defaults(func=run)
 
@@ -94,10 +97,14 @@ def run(args) -> int:
     if args.llm == "openai":
         llm_options = {"base_url": args.llm_url, "model": args.llm_model, "api_key_env": args.llm_key_env}
     descriptions = _descriptions(args, classes, llm_options)
-    pipeline = ZeroShotPipeline(classes, encoder=args.model, text_model=args.text_model, method=args.method,
-                                descriptions=descriptions, view=args.view, ways=args.ways, center=args.center,
-                                zero_shot_options={"k": args.k, "seed": args.seed}, cache=cache_arg(args),
-                                batch_size=args.batch_size, quiet=args.quiet)
+    options = dict(encoder=args.model, text_model=args.text_model, method=args.method, descriptions=descriptions,
+                   view=args.view, ways=args.ways, center=args.center, zero_shot_options={"k": args.k, "seed": args.seed},
+                   cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+    if args.multilabel:
+        from ._tags import run_tags
+
+        return run_tags(args, classes, top_k, options)
+    pipeline = ZeroShotPipeline(classes, **options)
     data = args.data[0] if len(args.data) == 1 else args.data
     pipeline.fit(data)
     logp, feats = pipeline.predict_log_proba(data)

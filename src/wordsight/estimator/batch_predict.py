@@ -6,7 +6,8 @@
                                             # NaN rows where status != "ok"
 
 The classifier (and through it the encoders, on the local engine) loads once per instance, so
-once per Ray actor. :func:`ray_predict` runs it on a Ray actor pool.
+once per Ray actor. :func:`ray_predict` runs it on a Ray actor pool; :class:`ScoreBatch` and
+:func:`ray_score` do the same for an anomaly detector's folder.
 """
 from __future__ import annotations
 
@@ -65,6 +66,52 @@ class PredictBatch:
         return out
 
 
+class ScoreBatch(PredictBatch):
+    """An anomaly detector's folder as a batch callable: ``score`` (``score_samples``: higher = more
+    normal, NaN where ``status`` is not "ok"), ``decision`` and ``threshold``::
+
+        fn = ScoreBatch("det/")
+        out = fn({"path": np.array(["a.png"])})
+        out["score"], out["decision"]
+    """
+
+    def __call__(self, batch: dict) -> dict[str, np.ndarray]:
+        det = self.classifier
+        paths = media_paths(batch)  # video / DICOM / TIFF frames: their MediaRef back from the 'media' column
+        datas = list(batch["bytes"]) if "bytes" in batch else [None] * len(paths)
+        samples = [Sample(p, None, None, None if d is None else bytes(d)) for p, d in zip(paths, datas)]
+        F = det.featurize(samples)
+        score = F.scatter(det.score_featurized(F)[:, None])[:, 0]
+        reasons = {f.path: f.reason for f in F.failures}
+        ok = ~np.isnan(score)
+        out = {"path": np.array([str(p) for p in paths], dtype=object),
+               "status": np.array(["ok" if good else f"error: {reasons.get(p, 'failed')}" for p, good in zip(paths, ok)],
+                                  dtype=object),
+               "score": score, "threshold": np.full(len(paths), det.threshold_),
+               "decision": np.array([("normal" if v >= det.threshold_ else "abnormal") if good else None
+                                     for v, good in zip(score, ok)], dtype=object)}
+        for key, value in batch.items():
+            if key not in out and key != "bytes":
+                out[key] = np.asarray(value)
+        return out
+
+
+def ray_score(model_dir, data, **options) -> tuple[list[dict], list]:
+    """An anomaly detector's rows (path, score, decision, threshold) and failures for ``data``,
+    scored on Ray by :class:`ScoreBatch` (``options``: those of :func:`ray_predict`)."""
+    from ..io.sources import Problem
+
+    rows, failures = [], []
+    for part in ray_predict(model_dir, data, batch_fn=ScoreBatch, **options):
+        for path, status, score, decision, t in zip(part["path"], part["status"], part["score"], part["decision"],
+                                                    part["threshold"]):
+            if status == "ok":
+                rows.append({"path": str(path), "score": float(score), "decision": str(decision), "threshold": float(t)})
+            else:
+                failures.append(Problem(str(path), str(status).removeprefix("error: ")))
+    return rows, failures
+
+
 def media_paths(columns: dict) -> list:
     """The rows' paths: a :class:`~wordsight.io.media_ref.MediaRef` where the ``media`` column holds one."""
     from ..io.media_ref import MediaRef
@@ -75,8 +122,10 @@ def media_paths(columns: dict) -> list:
 
 
 def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int | None = None,
-                num_cpus: float = 1, num_gpus: float = 0, batch_size: int = 32, cache=False, quiet: bool = True):
-    """Predict ``data`` (anything ``open_source`` takes) on Ray; yields column dicts in input order."""
+                num_cpus: float = 1, num_gpus: float = 0, batch_size: int = 32, cache=False, quiet: bool = True,
+                batch_fn=PredictBatch):
+    """Predict ``data`` (anything ``open_source`` takes) on Ray; yields column dicts in input order
+    (``batch_fn``: the callable class each actor holds, :class:`PredictBatch` or :class:`ScoreBatch`)."""
     from ..features.engines.ray_engine import init_ray
     from ..io.sources import open_source
 
@@ -95,7 +144,7 @@ def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int
         return
     n_blocks = min(len(items), max(concurrency, -(-len(items) // batch_size)))
     ds = ray.data.from_items(items, override_num_blocks=n_blocks)
-    ds = ds.map_batches(PredictBatch, fn_constructor_kwargs={"model_dir": str(model_dir), "cache": cache},
+    ds = ds.map_batches(batch_fn, fn_constructor_kwargs={"model_dir": str(model_dir), "cache": cache},
                         batch_size=batch_size, batch_format="numpy", num_cpus=num_cpus,
                         num_gpus=num_gpus or None, compute=ray.data.ActorPoolStrategy(size=concurrency))
     yield from ds.iter_batches(batch_size=None, batch_format="numpy")

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .conformal_views import ConformalViews, calibrate, fit_rows
+from .conformal_views import ConformalViews, fit_rows
 from .feature_blocks import (
     FeatureBlocks,
     Featurized,
@@ -83,8 +83,9 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         measured choice, None: the model's full input size).
     precision : {"fp32", "bf16", "int8", "auto"}
         Precision of the image features (:mod:`.precision`): bf16 and int8 only past the quality
-        gate; "auto" the fastest this machine may use. What was used is recorded at fit and saved,
-        and predictions use it again unless this names another.
+        gate; "auto" (the default) the fastest this machine may use ($WORDSIGHT_PRECISION pins it);
+        "fp32" bit-for-bit reproducible features. What was used is recorded at fit and saved, and
+        predictions use it again unless this names another.
     cache : None, False, path or FeatureCache
         Feature cache (None: the default on-disk cache; False: none).
     batch_size : int or None
@@ -117,7 +118,7 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
     }
 
     def __init__(self, *, encoders=("efficientnet-lite0",), task="single-label", fusion="image", head="logistic",
-                 text_model="minilm", augment=0, augment_params=None, tta=0, small_input="auto", precision="fp32",
+                 text_model="minilm", augment=0, augment_params=None, tta=0, small_input="auto", precision="auto",
                  cache=None, batch_size=None, random_state=0, quiet=True, calibration="cross"):
         self.encoders = encoders
         self.task = task
@@ -138,8 +139,10 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
     # ------------------------------------------------------------------ configuration
     @property
     def task_(self) -> Task:
-        """The :class:`~.tasks.Task` of ``task`` (targets, output, answer, metrics)."""
-        return make_task(self.task)
+        """The :class:`~.tasks.Task` of ``task`` (targets, output, answer, metrics); once fitted,
+        the task as fitted (e.g. a multi-label model's per-label thresholds)."""
+        fitted = getattr(self.state_, "task", None) if hasattr(self, "state_") else None
+        return fitted if fitted is not None else make_task(self.task)
 
     @property
     def fusion_(self) -> Fusion:
@@ -182,8 +185,8 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         self._validate_params()
         if not self.encoder_names:
             raise ValueError("encoders must name at least one image encoder")
-        make_task(self.task)
         make_fusion(self.fusion)._validate_params()
+        make_task(self.task).check_model(self)
         self.unfitted_head()._validate_params()
 
     # ------------------------------------------------------------------ fit
@@ -208,7 +211,8 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
             n = sum(lab is None for lab in labels)
             raise ValueError(f"{n} training image(s) have no label: give y, class sub-folders or a manifest label column")
         self.fit_failures_ = list(blocks.failures)
-        self.classes_, y_idx = self.task_.encode(labels)
+        task = make_task(self.task)
+        self.classes_, y_idx = task.encode(labels)
         fusion = self.fusion_
         M = self.fuse(blocks)
         view_M = [self.fuse(blocks.views[v]) for v in sorted(blocks.views)]
@@ -222,13 +226,12 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
                                   {e: int(v.shape[1]) for e, v in blocks.embeddings.items()},
                                   self.concept_bank().dim if fusion.text else None, blocks.probs_encoder, fusion,
-                                  resolve(self.encoder_names, self.precision))
-        self.state_.calibration = calibrate(self, head, M, y_idx, rows, blocks)
+                                  resolve(self.encoder_names, self.precision),
+                                  task=task.fit_decisions(self, head, M[rows], y_idx[rows]))
+        self.state_.calibration = task.calibrate(self, head, M, y_idx, rows, blocks)
         return self
 
     def _fit_array(self, X, y):
-        from sklearn.utils.validation import validate_data
-
         fusion = self.fusion_
         if fusion.needs_images:
             raise ValueError(f"fusion {fusion.name!r} needs images or FeatureBlocks, not a precomputed matrix "
@@ -236,13 +239,16 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None "
                              "(a precomputed feature matrix carries no labels)")
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
-        self.classes_, y_idx = self.task_.encode(y)
+        task = make_task(self.task)
+        X, y = task.validate(self, X, y)
+        self.classes_, y_idx = task.encode(y)
         self.fit_failures_ = []
         rows = fit_rows(self, y_idx)
-        head = fusion.fit(self, None, np.asarray(X, np.float64)[rows], [], y_idx[rows], self.unfitted_head())
+        X = np.asarray(X, np.float64)
+        head = fusion.fit(self, None, X[rows], [], y_idx[rows], self.unfitted_head())
         self.state_ = FittedState(self.classes_, head, int(X.shape[1]), fusion=fusion,
-                                  calibration=calibrate(self, head, X, y_idx, rows))
+                                  calibration=task.calibrate(self, head, X, y_idx, rows, None),
+                                  task=task.fit_decisions(self, head, X[rows], y_idx[rows]))
         return self
 
     # ------------------------------------------------------------------ predict

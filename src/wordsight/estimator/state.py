@@ -28,6 +28,7 @@ class FittedState:
     fusion: Fusion | None = None
     precisions: dict[str, str] = field(default_factory=dict)  # encoder -> precision its features had
     calibration: Calibration | None = None  # out-of-fold scores for sets and "unknown" (.conformal)
+    task: object | None = None  # the fitted Task (what it decides with: a multi-label model's thresholds)
     _torch: dict = field(default_factory=dict, repr=False, compare=False)  # torch forms, built on first use
 
     # ------------------------------------------------------------------ what the fusion learned, read-only

@@ -32,6 +32,10 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
         raise ValueError("evaluation needs labelled images (class sub-folders or a manifest with labels)")
     F = clf.featurize(test_blocks)
     proba = clf.proba_featurized(F)
+    if clf.task_.label_sets:  # label sets: mAP, F1 at the thresholds, per-label AP (evaluate.multi_label)
+        from .multi_label import evaluate_label_sets
+
+        return evaluate_label_sets(clf, test_blocks, F, proba, mistakes, say, t0)
     y = _coerce(labels, clf.classes_)
     known = np.isin(np.asarray(y, dtype=object), np.asarray(clf.classes_, dtype=object))
     if not known.all():
@@ -285,6 +289,10 @@ def write_report(results: dict, folder, title: str = "wordsight evaluation", mod
         plot_confusion(m, folder / "confusion.png")
     if "calibration" in sections:
         plot_reliability(m, folder / "reliability.png")
+    if "per_label" in sections:
+        from .multi_label import plot_pr_curves
+
+        plot_pr_curves(m, folder / "pr_curves.png")
     if "ablations" in sections and len([r for r in results.get("ablation", []) if "accuracy" in r]) > 1:
         plot_ablation(results["ablation"], folder / "ablation.png")
     if "few_shot" in sections and results.get("few_shot"):

@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 # What a report can hold, in the order it shows them; a task lists the ones it wants (``report_sections``).
-SECTIONS = ("metrics", "ablations", "few_shot", "per_class", "confusion", "calibration", "mistakes")
+SECTIONS = ("metrics", "ablations", "few_shot", "per_class", "per_label", "confusion", "calibration", "mistakes")
 # How a metric is shown: card label, terminal label (None: not in the terminal's table), as a percentage.
 # A metric not listed shows its name and three decimals; top-k accuracy is named by its k.
 DISPLAY = {"accuracy": ("accuracy", "accuracy", True), "macro_f1": ("macro-F1", "macro-F1", False),
+           "mAP": ("mAP", "mAP", True), "micro_f1": ("micro-F1", "micro-F1", False),
+           "frequency_baseline_mAP": ("mAP of label frequencies", "baseline mAP (frequency)", True),
            "ece": ("ECE", "ECE", False), "log_loss": ("log-loss", None, False)}
 TOP_K = re.compile(r"top(\d+)_accuracy")
 STYLE = (
@@ -44,7 +46,8 @@ def _metrics(m: dict) -> list[tuple[str, float]]:
     """The scalar metrics of ``m`` (the task's; not ``n``): accuracy, top-k, macro-F1, ECE, log-loss
     first, then the others in the task's order."""
     def rank(name: str) -> int:
-        return 1 if TOP_K.fullmatch(name) else {"accuracy": 0, "macro_f1": 2, "ece": 3, "log_loss": 4}.get(name, 5)
+        return 1 if TOP_K.fullmatch(name) else {"accuracy": 0, "mAP": 0, "micro_f1": 2, "macro_f1": 2, "ece": 3,
+                                                 "log_loss": 4}.get(name, 5)
 
     return sorted(((k, v) for k, v in m.items() if isinstance(v, float)), key=lambda kv: rank(kv[0]))
 
@@ -97,6 +100,19 @@ def _per_class(r: dict, folder: Path) -> list[str]:
     return parts + ["</table>"]
 
 
+def _per_label(r: dict, folder: Path) -> list[str]:
+    parts = ["<h2>Per label</h2><table><tr><th>label</th><th>AP</th><th>precision</th><th>recall</th><th>F1</th>"
+             "<th>threshold</th><th>images</th></tr>"]
+    for c, v in r["metrics"]["per_label"].items():
+        ap = "" if v["ap"] is None else f"{v['ap']:.3f}"
+        parts.append(f"<tr><td>{e(c)}</td><td>{ap}</td><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td>"
+                     f"<td>{v['f1']:.3f}</td><td>{v['threshold']:.3f}</td><td>{v['support']}</td></tr>")
+    parts.append("</table>")
+    if (folder / "pr_curves.png").exists():
+        parts.append("<img class='plot' src='pr_curves.png' alt='precision-recall curves'>")
+    return parts
+
+
 def _confusion(r: dict, folder: Path) -> list[str]:
     return ["<h2>Confusion matrix</h2><img class='plot' src='confusion.png' alt='confusion matrix'>"]
 
@@ -115,14 +131,15 @@ def _mistakes(r: dict, folder: Path) -> list[str]:
     for mk in r["mistakes"]:
         img = "".join(f"<img src='{e(mk[k])}' width=96 height=96 alt='{k}'>" for k in ("thumbnail", "heatmap")
                       if mk.get(k))
-        parts.append(f"<div class='mk'>{img}<div><b>{e(mk['predicted'])}</b> ({mk['confidence']:.0%}) but is "
-                     f"<b>{e(mk['true'])}</b><br><small>{e(str(mk['path']))}</small><br>"
+        said = (f"tag <b>{e(mk['predicted'])}</b> {e(mk['kind'])} ({mk['confidence']:.0%}); labels"
+                if mk.get("kind") else f"<b>{e(mk['predicted'])}</b> ({mk['confidence']:.0%}) but is")
+        parts.append(f"<div class='mk'>{img}<div>{said} <b>{e(mk['true'])}</b><br><small>{e(str(mk['path']))}</small><br>"
                      f"<i>{e(mk.get('description') or '')}</i></div></div>")
     return parts
 
 
 RENDER = {"metrics": _cards, "ablations": _ablation, "few_shot": _few_shot, "per_class": _per_class,
-          "confusion": _confusion, "calibration": _calibration, "mistakes": _mistakes}
+          "per_label": _per_label, "confusion": _confusion, "calibration": _calibration, "mistakes": _mistakes}
 
 
 def report_html(r: dict, folder: Path, title: str) -> str:

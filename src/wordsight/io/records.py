@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .label_sets import label_cell
 from .media_ref import frame_fields
 from .output_files import check_output_file, replaced_atomically
 
@@ -65,8 +66,7 @@ class Prediction:
     def to_row(self, k: int, sets: bool = False, unknown: bool = False, frames: bool = False) -> dict:
         """A flat row (CSV, Parquet): ``top1, p1, ..., top{k}, p{k}`` (and the prediction set,
         ``|``-separated, ``unknown``, and the ``frame`` and ``time_s`` of video frames when asked)."""
-        row = {"path": self.path, "label": "" if self.label is None else str(self.label),
-               "predicted": "" if self.predicted is None else str(self.predicted),
+        row = {"path": self.path, "label": label_cell(self.label), "predicted": label_cell(self.predicted),
                "probability": "" if self.probability is None else f"{self.probability:.6f}"}
         for i in range(k):
             c, p = self.top_k[i] if i < len(self.top_k) else ("", None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .images import IMAGE_EXTENSIONS
+from .label_sets import check_one_kind, check_same_kind, parse_label_set
 from .media_listing import MEDIA_EXTENSIONS
 
 
@@ -160,21 +161,33 @@ def from_folder(root: str | os.PathLike) -> Source:
 MAX_MANIFEST_FIELD = 1 << 20
 
 
+def _row_label(row: dict, where: str):
+    """A row's ``label``, or its ``labels`` as a label set (:mod:`.label_sets`; a bad one: a Problem)."""
+    if "labels" not in row:
+        return row.get("label")
+    check_one_kind(row, where)
+    try:
+        return parse_label_set(row["labels"])
+    except ValueError as e:
+        return Problem(where, str(e))
+
+
 def _manifest_row(row, where: str, base: Path) -> Sample | Problem:
     if not isinstance(row, dict):
         return Problem(where, f"row is a JSON {type(row).__name__}, not an object with a 'path'")
-    path, label, text = row.get("path"), row.get("label"), row.get("text")
+    path, label, text = row.get("path"), _row_label(row, where), row.get("text")
     if path is None or path == "":
         return Problem(where, "row has no 'path'")
     if not isinstance(path, str):
         return Problem(where, f"'path' must be a string, not {type(path).__name__}")
-    if isinstance(label, bool) or not isinstance(label, (str, int, type(None))):
-        return Problem(where, f"'label' must be a string, not {type(label).__name__}")
+    if isinstance(label, (bool, Problem)) or not isinstance(label, (str, int, tuple, type(None))):
+        return label if isinstance(label, Problem) else Problem(where, f"'label' must be a string, not "
+                                                                       f"{type(label).__name__}")
     if text is not None and not isinstance(text, str):
         return Problem(where, f"'text' must be a string, not {type(text).__name__}")
     p = Path(path)
     p = p if p.is_absolute() else base / p
-    label = None if label is None or label == "" else str(label)
+    label = None if label is None or label == "" else label if isinstance(label, tuple) else str(label)
     return Sample(str(p), label, text or None)
 
 
@@ -212,6 +225,7 @@ def _csv_rows(f, manifest: Path):
         if not fields or "path" not in fields:
             raise ValueError(f"{manifest}: CSV manifest needs a header with a 'path' column "
                              f"(found {', '.join(map(repr, fields or []))})")
+        check_one_kind(fields, manifest)
         while True:
             start = reader.line_num + 1
             try:
@@ -230,7 +244,8 @@ def _csv_rows(f, manifest: Path):
 
 
 def from_manifest(manifest: str | os.PathLike) -> Source:
-    """CSV (header ``path,label[,text]``) or JSONL (objects with those keys). Relative paths are
+    """CSV (header ``path,label[,text]`` or ``path,labels[,text]``: :mod:`.label_sets`) or JSONL
+    (objects with those keys). Relative paths are
     taken relative to the manifest's folder. A bad row is reported with its line number and skipped."""
     from .safe_files import UnsafeFileError, open_regular
 
@@ -247,6 +262,7 @@ def from_manifest(manifest: str | os.PathLike) -> Source:
         for line, row in (_jsonl_rows(f, manifest) if jsonl else _csv_rows(f, manifest)):
             item = row if isinstance(row, Problem) else _manifest_row(row, f"{manifest}:{line}", base)
             (problems if isinstance(item, Problem) else samples).append(item)
+    check_same_kind(samples, manifest)
     return Source(samples, problems)
 
 

@@ -15,12 +15,12 @@ from typing import ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 
-from ..._util.numerics import l2_normalize, l2_normalize_torch, log_softmax
+from ..._util.numerics import l2_normalize, l2_normalize_torch
 
 
 def training_rows(M: np.ndarray, view_M: list[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The fused training rows and their augmented views' rows stacked (float64), the targets tiled."""
-    return np.concatenate([M, *view_M]).astype(np.float64), np.tile(y, 1 + len(view_M))
+    return np.concatenate([M, *view_M]).astype(np.float64), np.concatenate([y] * (1 + len(view_M)))  # 1-D or 2-D
 
 
 class Fusion(BaseEstimator):
@@ -113,8 +113,9 @@ class Fusion(BaseEstimator):
         return None
 
     def logits(self, head, fused: np.ndarray, prior_logits: np.ndarray | None) -> np.ndarray:
-        """Log-probabilities of fused rows from the fitted ``head``."""
-        return log_softmax(head.logits(np.asarray(fused, np.float64)))
+        """Log-probabilities of fused rows from the fitted ``head`` (:meth:`~..heads.Head.log_output`:
+        over classes, or per label for a head fitted on label sets)."""
+        return head.log_output(head.logits(np.asarray(fused, np.float64)))
 
     def logits_torch(self, head, fused, prior_logits, torch_form):
         """Scores in torch whose softmax equals :meth:`logits`'s; ``torch_form(part)`` is the

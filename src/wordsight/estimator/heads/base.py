@@ -14,11 +14,12 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import StrOptions
 
-from ..._util.numerics import softmax
+from ..._util.numerics import log_sigmoid, log_softmax, softmax
 
 # Above this many matrix entries (images x features) a head uses every BLAS thread, and the C
 # search uses one held-out split with warm starts instead of k-fold cross-validation.
 LARGE_PROBLEM = 5_000_000
+LABEL_SETS = "label sets"  # info["targets"] of a head fitted on (N, L) multi-label targets
 
 
 class Head(BaseEstimator):
@@ -29,10 +30,12 @@ class Head(BaseEstimator):
 
     name: ClassVar[str] = ""
     differentiable: ClassVar[bool] = True  # gradients reach the features (Grad-CAM works)
+    multilabel: ClassVar[bool] = False  # fits (N, L) 0/1 label targets with independent per-label scores
     _parameter_constraints: ClassVar[dict] = {"class_weight": [StrOptions({"balanced"}), dict, None]}
 
     def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":
-        """Learn from ``X`` (N, F) and class indices ``y`` (N,) in ``range(n_classes)``."""
+        """Learn from ``X`` (N, F) and class indices ``y`` (N,) in ``range(n_classes)``, or, for a
+        head that can (``multilabel``), an (N, n_classes) 0/1 matrix of label sets."""
         from threadpoolctl import threadpool_limits
 
         # One BLAS thread for small problems: on a busy 2-core machine multi-threaded BLAS
@@ -40,8 +43,13 @@ class Head(BaseEstimator):
         # ones (full Fashion-MNIST: 60,000 x 1280) are worth every core.
         X = np.asarray(X, np.float64)
         self.arrays, self.info = {}, {}
+        y = np.asarray(y, np.int64)
+        if y.ndim == 2:
+            if not self.multilabel:
+                raise ValueError(f"head {self.name!r} does not fit label sets: use logistic, svm or mlp")
+            self.info["targets"] = LABEL_SETS
         with threadpool_limits(1 if X.size < LARGE_PROBLEM else None, user_api="blas"):
-            return self._fit(X, np.asarray(y, np.int64), int(n_classes))
+            return self._fit(X, y, int(n_classes))
 
     def _fit(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":  # pragma: no cover
         raise NotImplementedError
@@ -53,6 +61,16 @@ class Head(BaseEstimator):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, the softmax of :meth:`logits`."""
         return softmax(self.logits(np.asarray(X, np.float64)))
+
+    @property
+    def fits_label_sets(self) -> bool:
+        """Whether this head was fitted on label sets (independent per-label scores)."""
+        return self.info.get("targets") == LABEL_SETS
+
+    def log_output(self, scores: np.ndarray) -> np.ndarray:
+        """Log-probabilities of the head's scores: the log-softmax over classes, or, for a head
+        fitted on label sets, each label's log-sigmoid."""
+        return log_sigmoid(scores) if self.fits_label_sets else log_softmax(scores)
 
     def to_torch(self):  # pragma: no cover
         """A float64 ``torch.nn.Module``: (B, F) features -> (B, n_classes) logits, equal to ``logits``."""

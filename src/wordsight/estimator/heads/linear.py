@@ -116,6 +116,14 @@ class LinearHead(Head):
             model = make(best, cw, seed).fit(Xs, y)
         return model, best, scores
 
+    def _fit_label_sets(self, X, Y, make, grid, platt: bool):
+        """One-vs-rest on an (N, L) 0/1 matrix (:mod:`.multi_label`); ``class_weight`` per label."""
+        from .multi_label import fit_linear_label_sets
+
+        cw = self.class_weight if self.class_weight == "balanced" else None
+        fit_linear_label_sets(self, X, Y, lambda c: make(c, cw, self.random_state), grid, platt)
+        return self
+
     def _choose_c(self, Xs, y, make, grid):
         from .base import LARGE_PROBLEM
 
@@ -156,6 +164,7 @@ class LogisticHead(LinearHead):
     """Multinomial logistic regression (scikit-learn), C cross-validated over 1e-4..1e2."""
 
     name = "logistic"
+    multilabel = True  # label sets: one binary logistic model per label (.multi_label)
 
     def __init__(self, C=None, class_weight=None, random_state=0, max_iter=1000):
         super().__init__(C=C, class_weight=class_weight, random_state=random_state)
@@ -168,6 +177,8 @@ class LogisticHead(LinearHead):
             return LogisticRegression(C=c, max_iter=self.max_iter, class_weight=cw,
                                       random_state=seed)
 
+        if y.ndim == 2:
+            return self._fit_label_sets(X, y, make, DEFAULT_C_GRID, platt=False)
         model, best, scores = self._search_and_fit(X, y, n_classes, make, DEFAULT_C_GRID)
         self._store(model, X.shape[1], n_classes, symmetric_binary=False)
         self.info.update(C=best, cv_accuracy=scores)
@@ -179,6 +190,7 @@ class SVMHead(LinearHead):
     temperature is fitted on the training decisions."""
 
     name = "svm"
+    multilabel = True  # label sets: one Platt-scaled linear SVM per label (.multi_label)
 
     def _fit(self, X, y, n_classes):
         from sklearn.svm import LinearSVC
@@ -186,6 +198,8 @@ class SVMHead(LinearHead):
         def make(c, cw, seed):
             return LinearSVC(C=c, class_weight=cw, random_state=seed, max_iter=5000)
 
+        if y.ndim == 2:
+            return self._fit_label_sets(X, y, make, DEFAULT_C_GRID[:5], platt=True)
         model, best, scores = self._search_and_fit(X, y, n_classes, make, DEFAULT_C_GRID[:5])
         self._store(model, X.shape[1], n_classes, symmetric_binary=True)
         self.info.update(C=best, cv_accuracy=scores, temperature=1.0)

@@ -18,6 +18,7 @@ class MLPHead(Head):
     """
 
     name = "mlp"
+    multilabel = True  # label sets: a sigmoid per label, trained with the asymmetric loss (.multi_label)
 
     def __init__(self, hidden=(512,), dropout=0.3, weight_decay=0.05, epochs=20, min_steps=300, lr=1e-3,
                  label_smoothing=0.1, batch=256, class_weight=None, random_state=0):
@@ -63,10 +64,7 @@ class MLPHead(Head):
         lr = float(self.lr)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=float(self.weight_decay))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-        cw = class_weights(y, n_classes, self.class_weight)
-        weight = None if cw is None else torch.tensor([cw.get(c, 1.0) for c in range(n_classes)], dtype=torch.float32)
-        present = np.zeros(n_classes, bool)
-        present[np.unique(y)] = True
+        loss_of, present = self._loss(y, n_classes)
         Xt, yt = torch.from_numpy(Xs.astype(np.float32)), torch.from_numpy(y)
         g = torch.Generator().manual_seed(seed)
         net.train()
@@ -75,8 +73,7 @@ class MLPHead(Head):
             order = torch.randperm(len(yt), generator=g)
             for i in range(0, len(order), batch):
                 idx = order[i : i + batch]
-                loss = torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx], weight=weight,
-                                                         label_smoothing=float(self.label_smoothing))
+                loss = loss_of(net(Xt[idx]), yt[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -88,11 +85,28 @@ class MLPHead(Head):
         for i, lin in enumerate(linears):
             w = lin.weight.detach().double().numpy().T.copy()
             b = lin.bias.detach().double().numpy().copy()
-            if i == len(linears) - 1:
+            if i == len(linears) - 1 and present is not None:
                 b[~present] = -1e3  # classes absent from training get no probability
             self.arrays[f"w{i}"], self.arrays[f"b{i}"] = w, b
         self.info.update(layers=len(linears), steps=steps)
         return self
+
+    def _loss(self, y, n_classes):
+        """(loss(scores, targets), classes present or None): cross-entropy with label smoothing and
+        class weights over class indices; the asymmetric loss over an (N, L) matrix of label sets."""
+        import torch
+
+        if y.ndim == 2:
+            from .multi_label import asymmetric_loss
+
+            self.info["loss"] = "asymmetric"
+            return (lambda z, t: asymmetric_loss(z, t.float())), None
+        cw = class_weights(y, n_classes, self.class_weight)
+        weight = None if cw is None else torch.tensor([cw.get(c, 1.0) for c in range(n_classes)], dtype=torch.float32)
+        present = np.zeros(n_classes, bool)
+        present[np.unique(y)] = True
+        smoothing = float(self.label_smoothing)
+        return (lambda z, t: torch.nn.functional.cross_entropy(z, t, weight=weight, label_smoothing=smoothing)), present
 
     def logits(self, X):
         """Class scores: standardise, then the ReLU layers and the last linear layer."""

@@ -84,6 +84,9 @@ def _write(clf, folder: Path) -> dict:
     }
     if paired is not None:  # only then, so that other models' configs stay as they were
         config["paired"] = paired
+    task_state = clf.task_.state()
+    if task_state is not None:  # what the task learned (a multi-label model's thresholds); only then
+        config["task_state"] = _jsonable(task_state)
     if state.calibration is not None:  # out-of-fold scores for prediction sets and "unknown"
         cal = state.calibration
         arrays = {"logits": np.ascontiguousarray(cal.logits, np.float32), "y": np.ascontiguousarray(cal.y)}
@@ -169,8 +172,21 @@ def load_classifier(folder, cls):
         if [str(c) for c in state.prior.classes_] != [str(c) for c in classes]:
             raise ModelFolderError(f"{folder}: the zero-shot prior's classes do not match the model's")
     state.calibration = _load_calibration(stored, len(classes), state.n_features)
+    state.task = _load_task(config, clf, len(classes), folder)
     clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
     return clf
+
+
+def _load_task(config: dict, clf, n_classes: int, folder: Path):
+    """The fitted task: what the config's ``task_state`` holds (thresholds), checked."""
+    task = clf.task_
+    entry = config.get("task_state")
+    if entry is None:
+        return task
+    try:
+        return task.from_state(entry, n_classes)
+    except (TypeError, ValueError) as e:
+        raise ModelFolderError(f"{folder / CONFIG}: 'task_state' does not fit the model ({e})") from None
 
 
 def _params(config: dict) -> dict:

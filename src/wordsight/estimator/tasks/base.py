@@ -26,6 +26,7 @@ class Task:
     """Base class; subclasses set the class attributes and implement the four methods."""
 
     name: ClassVar[str] = ""
+    label_sets: ClassVar[bool] = False  # labels are sets of labels (multi-label), not one label per image
     loss: ClassVar[str] = ""
     record_fields: ClassVar[tuple[str, ...]] = ()
     report_sections: ClassVar[tuple[str, ...]] = ()
@@ -46,6 +47,45 @@ class Task:
         """Metric name -> ``f(targets, output)`` (a float): how the task is scored. ``targets`` are
         the indices of the true labels in ``classes_``; the first metric is the headline one."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ hooks with a default
+    def check_model(self, model) -> None:
+        """Refuse, in one line, a fusion, head or option this task cannot work with (none here)."""
+
+    def validate(self, model, X, y):
+        """(X, y) checked as scikit-learn checks a classifier's matrix and targets."""
+        from sklearn.utils.validation import validate_data
+
+        return validate_data(model, X, y, dtype=[np.float64, np.float32])
+
+    def targets(self, labels, classes) -> np.ndarray:
+        """The targets of ``labels`` given the fitted ``classes`` (what the metrics take)."""
+        index = {c: i for i, c in enumerate(list(classes))}
+        return np.asarray([index[v] for v in labels], np.int64)
+
+    def fit_decisions(self, model, head, M: np.ndarray, y: np.ndarray) -> "Task":
+        """The task as fitted on the head's training rows (what it decides with); itself here."""
+        return self
+
+    def calibrate(self, model, head, M, y, rows, blocks):
+        """Out-of-fold scores for prediction sets and "unknown" (:mod:`..conformal_views`)."""
+        from ..conformal_views import calibrate
+
+        return calibrate(model, head, M, y, rows, blocks)
+
+    def state(self) -> dict | None:
+        """What a fit taught the task (JSON for config.json), or None."""
+        return None
+
+    def from_state(self, state, n_labels: int) -> "Task":
+        """The fitted task from :meth:`state`'s JSON."""
+        return self
+
+    def records(self, paths, labels, classes, proba, top_k, texts) -> list:
+        """One :class:`~wordsight.io.records.Prediction` per row of ``proba``."""
+        from ...io.records import predictions
+
+        return predictions(paths, labels, classes, proba, top_k, texts)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -31,6 +31,9 @@ class SingleLabelTask(Task):
         classes, of a classification type (scikit-learn's check)."""
         from sklearn.utils.multiclass import check_classification_targets
 
+        if any(isinstance(v, (tuple, list, set, frozenset)) for v in labels):
+            raise ValueError("the labels are label sets (a manifest's 'labels' column): fit them with "
+                             "task='multi-label' (wordsight fit --task multi-label)")
         labels = np.asarray(labels)
         check_classification_targets(labels)
         classes, y = np.unique(labels, return_inverse=True)

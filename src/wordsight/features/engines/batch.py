@@ -51,14 +51,16 @@ _RUNNERS: dict = register_store("runners", {})
 _RUNNERS_LOCK = threading.Lock()
 
 
-def shared_runner(model, engine: str = "auto", precision: str = "fp32", threads: int | None = None):
+def shared_runner(model, engine: str = "auto", precision: str = "auto", threads: int | None = None):
     """One runner per (model name, engine, precision, threads, cache folder) and process: a new ONNX
     session costs ~0.2 s, which every ``predict`` call and server request would otherwise pay.
     Exported models live in the default cache folder ($WORDSIGHT_CACHE), whatever feature cache a
     run uses: one export per machine. An encoder object (not a name) gets a runner of its own."""
     from ..cache import default_cache_dir
+    from .default_precision import effective
     from .runners import make_runner
 
+    precision = effective(precision)
     if not isinstance(model, str):
         return make_runner(model, engine, precision, threads=threads)
     key = (model, engine, precision, threads, str(default_cache_dir()))
@@ -66,6 +68,12 @@ def shared_runner(model, engine: str = "auto", precision: str = "fp32", threads:
         if key not in _RUNNERS:
             _RUNNERS[key] = make_runner(model, engine, precision, threads=threads)
         return _RUNNERS[key]
+
+
+def used(model, engine: str = "auto", precision: str = "auto", threads: int | None = None) -> tuple[str, str]:
+    """(engine, precision) the features of ``model`` are computed with here (the shared runner's)."""
+    runner = shared_runner(model, engine, precision, threads)
+    return runner.engine, runner.precision
 
 
 def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
@@ -119,7 +127,7 @@ class EmbedBatch:
     instance is cheap to create and to ship to a Ray actor.
     """
 
-    def __init__(self, model="efficientnet-lite0", *, engine: str = "auto", precision: str = "fp32",
+    def __init__(self, model="efficientnet-lite0", *, engine: str = "auto", precision: str = "auto",
                  batch_size: int | None = None, cache=None, view: Callable | None = None,
                  view_key: str = "", max_pixels: int = DEFAULT_MAX_PIXELS, threads: int | None = None,
                  workers: int = 4, small_input: int | str | None = "auto"):

@@ -1,0 +1,87 @@
+"""Multi-label tagging through the verbs (issue 24), on Fashion-MNIST mosaics and the real
+EfficientNet-Lite0: `fit` infers the task from a `labels` manifest, `predict` writes label sets
+with probabilities, `evaluate` prints mAP and F1 and writes the per-label report."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+import wordsight
+from wordsight.cli import main
+from wordsight.io.sources import open_source
+
+
+@pytest.fixture(scope="module")
+def tagger(mosaic_manifests, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tagger") / "m"
+    assert main(["fit", str(mosaic_manifests[0]), "--out", str(folder), "--quiet"]) == 0
+    return folder
+
+
+def test_fit_infers_multi_label_from_a_labels_manifest(tagger, mosaic_manifests):
+    clf = wordsight.load(tagger)
+    assert clf.task_.name == "multi-label" and clf.fusion_name == "image" and len(clf.classes_) == 10
+    config = json.loads((tagger / "config.json").read_text())
+    assert config["task"] == "multi-label" and len(config["task_state"]["thresholds"]) == 10
+    test = open_source(mosaic_manifests[1])
+    P = clf.predict_proba(test)
+    assert P.shape == (40, 10) and np.all((P >= 0) & (P <= 1))
+    Y = clf.task_.targets(test.labels, clf.classes_)
+    ap = [average_precision_score(Y[:, j], P[:, j]) for j in range(10) if Y[:, j].any()]
+    baseline = Y.mean(0)[Y.any(0)].mean()  # each label scored by a constant: AP = its prevalence
+    assert np.mean(ap) > baseline + 0.3, (np.mean(ap), baseline)
+
+
+def test_task_forced_on_a_single_label_manifest(fashion_folder, tmp_path):
+    rows = [("Bag/" + p.name, "Bag") for p in sorted((fashion_folder / "train" / "Bag").iterdir())]
+    rows += [("Sandal/" + p.name, "Sandal") for p in sorted((fashion_folder / "train" / "Sandal").iterdir())]
+    manifest = fashion_folder / "train" / "pairs.csv"
+    with open(manifest, "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label"), *rows])
+    assert main(["fit", str(manifest), "--task", "multilabel", "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    clf = wordsight.load(tmp_path / "m")
+    assert clf.task_.name == "multi-label" and clf.classes_.tolist() == ["Bag", "Sandal"]
+
+
+def test_predict_rows_carry_the_label_set_with_probabilities(tagger, mosaic_manifests, tmp_path):
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tagger), str(mosaic_manifests[1]), "--out", str(out), "--top-k", "10",
+                 "--no-describe", "--quiet"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    clf = wordsight.load(tagger)
+    P = clf.predict_proba(mosaic_manifests[1])
+    th = clf.task_.thresholds_
+    for row, p in zip(rows, P):
+        want = [c for c, q, t in zip(clf.classes_, p, th) if q >= t]
+        assert row["predicted"] == "|".join(want)
+        got = {row[f"top{i}"]: float(row[f"p{i}"]) for i in range(1, 11)}
+        np.testing.assert_allclose([got[c] for c in clf.classes_], p, atol=1e-6)
+    truth = {r.path: "|".join(r.label) for r in open_source(mosaic_manifests[1]).samples}
+    assert all(row["label"] == truth[row["path"]] for row in rows)
+    jl = tmp_path / "p.jsonl"
+    assert main(["predict", str(tagger), str(mosaic_manifests[1]), "--out", str(jl), "--no-describe", "--quiet"]) == 0
+    first = json.loads(jl.read_text().splitlines()[0])
+    assert isinstance(first["predicted"], list) and isinstance(first["label"], list)
+
+
+def test_evaluate_prints_map_and_f1_and_writes_pr_curves(tagger, mosaic_manifests, tmp_path, capsys):
+    report = tmp_path / "report"
+    assert main(["evaluate", str(tagger), str(mosaic_manifests[1]), "--report", str(report), "--mistakes", "2",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    m = json.loads((report / "metrics.json").read_text())["metrics"]
+    clf = wordsight.load(tagger)
+    test = open_source(mosaic_manifests[1])
+    P = clf.predict_proba(test)
+    Y = clf.task_.targets(test.labels, clf.classes_)
+    ap = {c: average_precision_score(Y[:, j], P[:, j]) for j, c in enumerate(clf.classes_) if Y[:, j].any()}
+    assert m["mAP"] == pytest.approx(np.mean(list(ap.values())), abs=1e-9)
+    assert all(m["per_label"][c]["ap"] == pytest.approx(v, abs=1e-9) for c, v in ap.items())
+    assert f"{m['mAP']:.2%}" in out and "micro-F1" in out and "baseline mAP" in out
+    html = (report / "index.html").read_text()
+    assert "Per label" in html and (report / "pr_curves.png").stat().st_size > 1000
+    assert "tag <b>" in html  # the largest misses name the tag
