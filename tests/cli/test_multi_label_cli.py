@@ -85,3 +85,15 @@ def test_evaluate_prints_map_and_f1_and_writes_pr_curves(tagger, mosaic_manifest
     html = (report / "index.html").read_text()
     assert "Per label" in html and (report / "pr_curves.png").stat().st_size > 1000
     assert "tag <b>" in html  # the largest misses name the tag
+
+
+def test_describe_lists_the_tags_found(tagger, mosaic_manifests, capsys):
+    paths = open_source(mosaic_manifests[1]).paths[:6]
+    assert main(["describe", *paths, "--model", str(tagger), "--quiet"]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    clf = wordsight.load(tagger)
+    P, sets = clf.predict_proba(paths), clf.predict(paths)
+    for (path, text), p, found in zip(lines, P, sets):
+        index = {c: j for j, c in enumerate(clf.classes_)}
+        lead = "tags: " + ("; ".join(f"{t} ({p[index[t]]:.2f})" for t in found) if found else "none")
+        assert text.startswith(lead), (text, lead)
