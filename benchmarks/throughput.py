@@ -288,14 +288,19 @@ def main():
     import torch
 
     from wordsight.encoders import load_model
-    from wordsight.features.engines import TorchRunner, make_runner
-    from wordsight.features.engines.cpu import has_bf16
+    from wordsight.features.engines import TorchRunner, engine_choice, make_runner
+    from wordsight.features.engines.cpu import capabilities, cpu_model
+    from wordsight.features.engines.default_precision import pinned
     from wordsight.features.engines.tuning import tuned_batch_size
     from wordsight.io.sources import Sample
 
     work = Path(args.workdir)
-    print(f"machine: {os.cpu_count()} CPUs, bf16: {has_bf16()}, load average {os.getloadavg()[0]:.1f} at start, "
+    caps = capabilities()
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, bf16 (AVX512_BF16/AMX): {caps['bf16']}, int8 dot "
+          f"products (VNNI/AMX-INT8): {caps['int8_vnni']}, load average {os.getloadavg()[0]:.1f} at start, "
           f"torch threads {torch.get_num_threads()}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in engine_choice.versions().items())
+          + (f"; $WORDSIGHT_PRECISION pins auto to {pinned()}" if pinned() else ""))
     enc = load_model(args.model)
     size = enc.config.input_size
     g224 = model_gflops(enc, size)
@@ -304,7 +309,9 @@ def main():
                "openvino fp32": make_runner(args.model, "openvino"),
                **lower_precision_runners(args.model, args.int8), "pytorch (competent)": TorchRunner(enc)}
     batches = {k: 32 if k.startswith("pytorch") else tuned_batch_size(r, size) for k, r in runners.items()}
-    print(f"default engine: {default.engine} {default.precision}; batch sizes {batches}")
+    entry = engine_choice.choice_entry(enc, "auto") or {}
+    print(f"default (precision auto, engine auto): {default.engine} {default.precision}; measured "
+          f"{entry.get('measured', '-')}: {entry.get('images_per_second', 'one candidate')}; batch sizes {batches}")
     model_rates: dict[str, list] = {k: [] for k in runners}
     gemm: dict[str, list] = {}
     for _ in range(args.rounds):  # interleaved: each round times every runner once
@@ -336,6 +343,7 @@ def main():
     print(f"\n{args.n_images} JPEG 1024x768; naive loop {naive:.1f} img/s (timed on {args.naive_n}, peak RSS "
           f"{mem.peak / 2**30:.2f} GiB)")
     e2e = {"wordsight default (auto)": lambda: local_engine(jpegs, args.model),
+           "wordsight onnxruntime fp32": lambda: local_engine(jpegs, args.model, engine="onnx", precision="fp32"),
            "pytorch (competent)": lambda: competent_torch(paths, args.model),
            "decode only (Pillow draft)": lambda: decode_only(jpegs, args.model),
            "decode only (simplejpeg)": lambda: decode_only(jpegs, args.model, "simplejpeg")}
@@ -364,6 +372,10 @@ def main():
     d, c = r["wordsight default (auto)"], r["pytorch (competent)"]
     limit = min(m["default (auto)"], r["decode only (Pillow draft)"])
     print(f"  default / competent PyTorch = {d / c:.2f}x (goal >= 4x: {'met' if d >= 4 * c else 'not met'})")
+    o = r["wordsight onnxruntime fp32"]
+    print(f"  default / ONNX Runtime fp32 end to end = {d / o:.2f}x (goal >= 1.5x on a CPU with bf16: "
+          f"{'met' if d >= 1.5 * o else 'not met'})")
+    print(f"default: {default.engine} {default.precision} on {cpu_model()}")
     print(f"  default end to end / min(model alone {m['default (auto)']:.1f}, decode alone "
           f"{r['decode only (Pillow draft)']:.1f}) = {d / limit:.0%} (goal >= 80%: {'met' if d >= 0.8 * limit else 'not met'})")
     print(f"load average at end: {os.getloadavg()[0]:.1f}")

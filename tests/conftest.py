@@ -13,6 +13,20 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _fp32_features():
+    """The suite's numbers are fp32's on every CPU: ``precision="auto"`` (the default) is pinned to
+    fp32 through $WORDSIGHT_PRECISION (subprocesses inherit it). The tests of the default itself
+    (tests/engines/test_default_precision.py) remove the pin and force the CPU's flags."""
+    old = os.environ.get("WORDSIGHT_PRECISION")
+    os.environ["WORDSIGHT_PRECISION"] = "fp32"
+    yield
+    if old is None:
+        os.environ.pop("WORDSIGHT_PRECISION", None)
+    else:
+        os.environ["WORDSIGHT_PRECISION"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """A fresh feature cache for the whole session, never the user's ~/.cache.
 

@@ -88,35 +88,107 @@ def test_torch_module_matches_numpy():
     np.testing.assert_allclose(out, probe.logits(Xte, pte), atol=1e-6, rtol=0)
 
 
+def _temperature(p, y, w=None):
+    """The posterior-mode temperature of log-probabilities ``p`` (1-d bounded search)."""
+    w = np.ones(len(y)) if w is None else w
+
+    def nll(T):
+        return -(w * sp_log_softmax(T * p, axis=1)[np.arange(len(y)), y]).sum() + 0.5 * (T - 1.0) ** 2
+
+    return minimize_scalar(nll, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+
+
+def _residual(X, offset, y, w, C, n_classes):
+    """The residual written out: the heads' standardisation of ``X``, then BFGS over all d features."""
+    mean = X.mean(0)
+    scale = np.sqrt(np.mean((X - mean) ** 2))
+    Phi = (X - mean) / scale
+    Y = np.eye(n_classes)[y]
+    d = X.shape[1]
+
+    def loss(theta):
+        W, b = theta[:n_classes * d].reshape(n_classes, d), theta[n_classes * d:]
+        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
+        return -(w[:, None] * lp * Y).sum() + (W ** 2).sum() / (2 * C)
+
+    theta = minimize(loss, np.zeros(n_classes * (d + 1)), method="BFGS", options={"gtol": 1e-10}).x
+    W, b = theta[:n_classes * d].reshape(n_classes, d), theta[n_classes * d:]
+    return lambda Xn: ((Xn - mean) / scale) @ W.T + b
+
+
 def test_fit_matches_an_independent_computation():
     """The fitted probe against the maths written out here: the prior's temperature T by a 1-d
-    search of its penalised log-loss, then the residual by L-BFGS over all d features (not the
-    probe's reduced basis), with the heads' standardisation and an unpenalised bias."""
+    search of its penalised log-loss, the held-out choice of the prior's weight by leave-one-out
+    (each fold standardised on its own images, classes reweighted to their full weight, T refitted),
+    then the residual by BFGS over all d features (not the probe's reduced basis)."""
+    from wordsight.estimator.prior_strength import CANDIDATES
+
     Xtr, ytr = blobs(2, n_classes=3, d=12, noise=1.5, seed=9)
     Xte, _ = blobs(10, n_classes=3, d=12, noise=1.5, seed=10)
     ptr = sp_log_softmax(np.random.default_rng(13).normal(size=(len(ytr), 3)) + 1.5 * np.eye(3)[ytr], axis=1)
     pte = sp_log_softmax(np.random.default_rng(14).normal(size=(len(Xte), 3)), axis=1)
     C = 0.1
     probe = PriorProbe(C=C).fit(Xtr, ytr, ptr, 3)
+    T = _temperature(ptr, ytr)
+    assert probe.info["calibration"] == pytest.approx(T, abs=1e-6)
+    held = {name: np.zeros((6, 3)) for name in CANDIDATES}
+    for i in range(6):
+        tr = np.delete(np.arange(6), i)
+        w = np.where(ytr[tr] == ytr[i], 2.0, 1.0)  # the held-out image's class keeps its weight
+        Tf = _temperature(ptr[tr], ytr[tr], w)
+        for name, m in CANDIDATES.items():
+            score = _residual(Xtr[tr], m * Tf * ptr[tr], ytr[tr], w, C, 3)
+            held[name][i] = sp_log_softmax(m * Tf * ptr[i:i + 1] + score(Xtr[i:i + 1]), axis=1)[0]
+    for name, z in held.items():
+        t = _temperature(z, ytr)
+        expected = -sp_log_softmax(t * z, axis=1)[np.arange(6), ytr].mean()
+        assert probe.info["held_out"][name]["log_loss"] == pytest.approx(expected, abs=1e-4), name
+        assert probe.info["held_out"][name]["accuracy"] == pytest.approx(np.mean(z.argmax(1) == ytr))
+    a = CANDIDATES[probe.info["choice"]] * T
+    assert probe.info["strength"] == pytest.approx(a, abs=1e-6)
+    score = _residual(Xtr, a * ptr, ytr, np.ones(6), C, 3)
+    expected = sp_log_softmax(a * pte + score(Xte), axis=1)
+    np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
-    def prior_nll(T):
-        return -sp_log_softmax(T * ptr, axis=1)[np.arange(len(ytr)), ytr].sum() + 0.5 * (T - 1.0) ** 2
 
-    T = minimize_scalar(prior_nll, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 4.0, 2: 0.25}])
+def test_class_weights_enter_the_calibration_and_the_residual(class_weight):
+    """Imbalanced support images (7, 2, 1) with class weights: the prior's temperature and the
+    residual each minimise the *weighted* log-loss, written out here; unweighted maths differs."""
+    rng = np.random.default_rng(21)
+    ytr = np.repeat([0, 1, 2], [7, 2, 1])
+    Xtr = rng.normal(size=(10, 6)) + 2.0 * np.eye(3, 6)[ytr]
+    Xte = rng.normal(size=(8, 6))
+    # a prior that is right about class 0 and wrong about the rare classes: weights change T a lot
+    z = rng.normal(size=(10, 3)) * 0.3
+    z[np.arange(10), np.where(ytr == 0, 0, (ytr + 1) % 3)] += 2.5
+    ptr = sp_log_softmax(z, axis=1)
+    pte = sp_log_softmax(rng.normal(size=(8, 3)), axis=1)
+    if class_weight == "balanced":
+        w = 10 / (3 * np.bincount(ytr)[ytr])
+    else:
+        w = np.array([class_weight.get(c, 1.0) for c in ytr])
+    C = 0.1
+    probe = PriorProbe(C=C, class_weight=class_weight).fit(Xtr, ytr, ptr, 3)
+
+    def prior_nll(T, weights):
+        return -(weights * sp_log_softmax(T * ptr, axis=1)[np.arange(10), ytr]).sum() + 0.5 * (T - 1.0) ** 2
+
+    T = minimize_scalar(prior_nll, args=(w,), bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
+    T_unweighted = minimize_scalar(prior_nll, args=(np.ones(10),), bounds=(0.0, 20.0), method="bounded").x
+    assert abs(T - T_unweighted) > 0.05  # the weights matter on this data
     assert probe.info["calibration"] == pytest.approx(T, abs=1e-6)
     mean = Xtr.mean(0)
     scale = np.sqrt(np.mean((Xtr - mean) ** 2))
-    Phi = (Xtr - mean) / scale
-    offset = 0.5 * T * ptr
-    Y = np.eye(3)[ytr]
+    Phi, offset, Y = (Xtr - mean) / scale, 0.5 * T * ptr, np.eye(3)[ytr]
 
     def loss(theta):
-        W, b = theta[:36].reshape(3, 12), theta[36:]
+        W, b = theta[:18].reshape(3, 6), theta[18:]
         lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
-        return -(lp * Y).sum() + (W ** 2).sum() / (2 * C)
+        return -(w * (lp * Y).sum(1)).sum() + (W ** 2).sum() / (2 * C)
 
-    theta = minimize(loss, np.zeros(39), method="BFGS", options={"gtol": 1e-10}).x
-    W, b = theta[:36].reshape(3, 12), theta[36:]
+    theta = minimize(loss, np.zeros(21), method="BFGS", options={"gtol": 1e-10}).x
+    W, b = theta[:18].reshape(3, 6), theta[18:]
     expected = sp_log_softmax(0.5 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
     np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
@@ -138,3 +210,129 @@ def test_c_is_one_positive_number(C, message):
     X, y = blobs(2)
     with pytest.raises(ValueError, match=message):
         PriorProbe(C=C).fit(X, y, useless_prior(len(y), 4, 0), 4)
+
+
+def test_what_a_fit_reports_with_and_without_labels():
+    empty = PriorProbe().fit(np.zeros((0, 5)), np.zeros(0, np.int64), np.zeros((0, 3)), 3)
+    assert {k: empty.info[k] for k in ("n_classes", "n_features", "n_train", "C", "scale", "calibration",
+                                       "strength")} == {"n_classes": 3, "n_features": 5, "n_train": 0, "C": 0.1,
+                                                        "scale": 1.0, "calibration": 1.0, "strength": 1.0}
+    assert empty.info["how"].startswith("no labelled images")
+    Xtr, ytr = blobs(3, n_classes=3, d=5, seed=30)
+    probe = PriorProbe(C=0.5).fit(Xtr, ytr, perfect_prior(ytr, 3, 31), 3)
+    assert probe.info["n_train"] == 9 and probe.info["C"] == 0.5 and probe.info["converged"] is True
+    assert probe.info["strength"] == pytest.approx(0.5 * probe.info["calibration"])  # the equal-weight pool
+    assert probe.info["scale"] == pytest.approx(np.sqrt(np.mean((Xtr - Xtr.mean(0)) ** 2)))
+    assert probe.info["how"].startswith("residual")
+
+
+def test_linear_form_gives_the_same_log_probabilities():
+    # (W, b, a) as the export and the torch graph read them: a * log_softmax(prior) + X @ W.T + b
+    Xtr, ytr = blobs(4, seed=32)
+    Xte, _ = blobs(12, seed=33)
+    pte = useless_prior(len(Xte), 4, 34) * 3
+    probe = PriorProbe(class_weight="balanced").fit(Xtr, ytr, perfect_prior(ytr, 4, 35), 4)
+    W, b, a = probe.linear()
+    assert a == probe.info["strength"]
+    np.testing.assert_allclose(sp_log_softmax(a * sp_log_softmax(pte, axis=1) + Xte @ W.T + b, axis=1),
+                               probe.logits(Xte, pte), atol=1e-10)
+
+
+def test_objective_value_and_gradient():
+    from scipy.optimize import approx_fprime
+
+    from wordsight.estimator.prior_probe import objective
+
+    rng = np.random.default_rng(36)
+    Psi, offset = rng.normal(size=(7, 3)), rng.normal(size=(7, 4))
+    y = np.array([0, 1, 2, 3, 0, 1, 1])
+    Y, w, C = np.eye(4)[y], rng.uniform(0.5, 2.0, 7), 0.3
+    theta = rng.normal(size=4 * 3 + 4)
+
+    def loss(t):
+        W, b = t[:12].reshape(4, 3), t[12:]
+        lp = sp_log_softmax(offset + Psi @ W.T + b, axis=1)
+        return -(w * lp[np.arange(7), y]).sum() + (W ** 2).sum() / (2 * C)
+
+    f, g = objective(theta, Psi, offset, Y, w, C)
+    assert f == pytest.approx(loss(theta), rel=1e-12)
+    np.testing.assert_allclose(g, approx_fprime(theta, loss, 1e-7), atol=1e-5)
+
+
+def test_a_constant_training_set_learns_no_residual():
+    X = np.ones((6, 4))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    probe = PriorProbe().fit(X, y, perfect_prior(y, 3, 37), 3)
+    assert probe.info["scale"] == 1.0 and not probe.arrays["W"].any()
+    Xte = np.random.default_rng(38).normal(size=(5, 4))
+    pte = useless_prior(5, 3, 39)
+    want = sp_log_softmax(probe.info["strength"] * pte + probe.arrays["b"], axis=1)
+    np.testing.assert_allclose(probe.logits(Xte, pte), want, atol=1e-10)
+
+
+def test_many_labels_and_a_useless_prior_are_exactly_the_image_probe():
+    """Large k and a useless prior: the calibration takes the prior's weight to 0 whichever
+    candidate wins, and the probe is then the image probe itself: scikit-learn's logistic
+    regression with the same C on the same standardisation."""
+    from sklearn.linear_model import LogisticRegression
+
+    Xtr, ytr = blobs(100, noise=2.5, seed=1)
+    Xte, _ = blobs(30, noise=2.5, seed=2)
+    probe = PriorProbe(C=0.1).fit(Xtr, ytr, useless_prior(len(ytr), 4, 5), 4)
+    assert probe.info["calibration"] == 0.0 and probe.info["strength"] == 0.0
+    held = probe.info["held_out"]
+    assert held["zero-shot"]["log_loss"] == pytest.approx(np.log(4))  # T = 0 in every fold: uniform
+    assert held["image probe"] == held["equal-weight pool"]
+    mean = Xtr.mean(0)
+    scale = np.sqrt(np.mean((Xtr - mean) ** 2))
+    ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit((Xtr - mean) / scale, ytr)
+    expected = ref.predict_log_proba((Xte - mean) / scale)
+    np.testing.assert_allclose(probe.logits(Xte, useless_prior(len(Xte), 4, 6)), expected, atol=1e-4)
+
+
+def test_a_perfect_prior_and_noise_images_stay_with_the_prior():
+    """Four images per class whose features are pure noise, a prior that is always right: the
+    learner keeps the prior (it does not fall to the noise probe's chance level)."""
+    rng = np.random.default_rng(21)
+    ytr, yte = np.repeat(np.arange(4), 4), np.repeat(np.arange(4), 50)
+    Xtr, Xte = rng.normal(size=(len(ytr), 32)), rng.normal(size=(len(yte), 32))
+    probe = PriorProbe().fit(Xtr, ytr, perfect_prior(ytr, 4, 22), 4)
+    held = probe.info["held_out"]
+    assert probe.info["choice"] != "image probe" and held["image probe"]["accuracy"] < 0.5, held
+    assert held[probe.info["choice"]]["accuracy"] == 1.0
+    assert probe.info["held_out"]["zero-shot"]["accuracy"] == 1.0 and probe.info["zero_shot_right"] == 1.0
+    assert np.mean(probe.logits(Xte, perfect_prior(yte, 4, 23)).argmax(1) == yte) == 1.0
+    image = make_head("logistic", C=0.1).fit(Xtr, ytr, 4)
+    assert np.mean(image.logits(Xte).argmax(1) == yte) < 0.45  # what the images alone would give
+
+
+def test_the_choice_rule_folds_and_weights():
+    from wordsight.estimator import prior_strength as ps
+
+    scores = {"image probe": {"log_loss": 0.50}, "equal-weight pool": {"log_loss": 0.515},
+              "prior-heavy pool": {"log_loss": 0.6}, "zero-shot": {"log_loss": 0.1}}
+    assert ps.choose(scores) == "equal-weight pool"  # 0.015 nats better is within the margin
+    scores["image probe"]["log_loss"] = 0.49
+    assert ps.choose(scores) == "image probe"  # 0.025 better; zero-shot is never a candidate
+    y = np.repeat(np.arange(3), 14)  # 42 images: folds holding one image of every class
+    folds = ps.folds(y)
+    assert len(folds) == 5 and all(len(np.unique(y[f])) == 3 for f in folds)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(42))
+    assert [f.tolist() for f in ps.folds(np.repeat(np.arange(2), 20))] == [[i] for i in range(40)]
+    w = ps._reweighted(np.ones(6), np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 3, 4, 5]))
+    np.testing.assert_allclose(w, [1.5, 1.5, 1, 1, 1])
+
+
+def test_summary_says_what_the_language_contributed():
+    from wordsight.estimator.prior_strength import summary
+
+    Xtr, ytr = blobs(2, n_classes=3, d=12, noise=1.5, seed=9)
+    ptr = sp_log_softmax(np.random.default_rng(13).normal(size=(len(ytr), 3)) + 1.5 * np.eye(3)[ytr], axis=1)
+    info = PriorProbe().fit(Xtr, ytr, ptr, 3).info
+    held = info["held_out"]
+    line = summary(info)
+    assert line.startswith(f"language: prior weight {info['strength']:.3g} ({info['choice']}; calibration T=")
+    assert f"zero-shot right on {np.mean(ptr.argmax(1) == ytr):.0%} of the 6 labelled images" in line
+    assert f"held-out on them: zero-shot {held['zero-shot']['accuracy']:.0%}, image probe " in line
+    one = PriorProbe().fit(Xtr[::2], ytr[::2], ptr[::2], 3).info
+    assert "one image of some class: no held-out images" in summary(one) and one["choice"] == "equal-weight pool"

@@ -31,6 +31,19 @@ def saved_model(fashion_folder, tmp_path_factory):
     return clf, folder
 
 
+def _strips(path, folder) -> list[str]:
+    """Non-square versions of an image: 40x150 and 150x40 (tiny by the shorter side: at most 56 px
+    for a 224-px encoder), and 150x60 (not tiny)."""
+    from PIL import Image
+
+    out = []
+    for w, h in ((40, 150), (150, 40), (150, 60)):
+        p = folder / f"strip-{w}x{h}.png"
+        Image.open(path).convert("RGB").resize((w, h)).save(p)
+        out.append(str(p))
+    return out
+
+
 def test_export_cli_and_runner_reproduce_predictions(saved_model, fashion_folder, photo_folder, tmp_path):
     clf, folder = saved_model
     out = tmp_path / "onnx"
@@ -41,6 +54,7 @@ def test_export_cli_and_runner_reproduce_predictions(saved_model, fashion_folder
     assert spec["classes"] == [str(c) for c in clf.classes_]
     images = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:12]
     images += sorted(str(p) for p in photo_folder.rglob("*.jpg"))[:3]  # JPEG draft path too
+    images += _strips(images[0], tmp_path)  # tiny by their shorter side, not their longer one
     pipe = _runner(out)
     got = pipe.predict_proba(images)
     want = clf.predict_proba(images)
@@ -161,3 +175,23 @@ def test_a_weighted_text_block_exports_with_its_weight(fashion_folder, tmp_path)
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 0.5, atol=1e-6)  # the block's weight
     np.testing.assert_allclose(pipe.features(tests), F.matrix, atol=1e-5)
     np.testing.assert_allclose(pipe.predict_proba(tests), clf.predict_proba(tests), atol=1e-5)
+
+
+@pytest.mark.parametrize("size, tiny", [((56, 56), True), ((56, 500), True), ((500, 56), True), ((57, 500), False),
+                                        ((500, 57), False), ((57, 57), False)])
+def test_the_runners_tiny_rule_is_extractions(size, tiny, tmp_path):
+    # the standalone runner's copy of the rule: an image is tiny when its shorter side is at most
+    # input_size // TINY_FRACTION, as features.engines.batch decides
+    import io
+
+    from PIL import Image
+
+    from wordsight.export.runner import choose
+    from wordsight.features.engines.batch import TINY_FRACTION
+
+    assert 224 // TINY_FRACTION == 56
+    buf = io.BytesIO()
+    Image.new("RGB", size).save(buf, "PNG")
+    enc = {"preprocessing": "normal", "tiny": {"max_side": 56, "preprocessing": "small"}}
+    assert choose(buf.getvalue(), enc) == ("small" if tiny else "normal")
+    assert choose(buf.getvalue(), {"preprocessing": "normal", "tiny": None}) == "normal"

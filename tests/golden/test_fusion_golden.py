@@ -110,3 +110,39 @@ def test_prior_fusion_layout_lists_the_image_blocks(blocks):
     clf = Classifier(encoders=(A, B), fusion=PriorFusion(view="plain", weight=0.3), head=LogisticHead(C=1.0)).fit(fb)
     assert [(b["name"], b["start"], b["stop"]) for b in clf.pipeline_spec()["blocks"]] == [
         (f"image:{A}", 0, 16), (f"image:{B}", 16, 22)]
+
+
+@pytest.mark.parametrize("fusion, weight", [("image", None), ("concat", 0.5), ("concat", 3.0), ("text", 2.0),
+                                            ("concat", 0.0)])
+def test_torch_rows_equal_the_written_out_rows_at_any_text_weight(blocks, fusion, weight):
+    # the explainer's and the export's torch form must weigh the text block as the numpy rows do
+    import torch
+
+    fb, _ = blocks
+    semantic = np.random.default_rng(4).normal(size=(12, 384)) * 0.1
+    f = make_fusion(fusion, **({} if weight is None else {"text_weight": weight})).bind((A, B))
+    image = [l2n(fb.embeddings[A]), l2n(fb.embeddings[B])] if fusion != "text" else []
+    text = [weight * l2n(semantic)] if weight is not None else []
+    expected = np.concatenate(image + text, 1)
+    got = f.fuse_torch({e: torch.from_numpy(fb.embeddings[e]) for e in (A, B)}, torch.from_numpy(semantic)).numpy()
+    np.testing.assert_allclose(got, expected, atol=TOL)
+    np.testing.assert_allclose(f.fuse(fb.embeddings, semantic, 12), expected, atol=TOL)
+    if weight is not None:
+        np.testing.assert_allclose(np.linalg.norm(got[:, -384:], axis=1), weight, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion, weight, block_weight", [("paired", 0.3, 0.3), ("paired", 2.5, 2.5),
+                                                          ("late", 0.3, 1.0)])
+def test_torch_rows_weigh_the_own_text_block_as_the_numpy_rows(blocks, fusion, weight, block_weight):
+    # a paired model's own-text block: its weight (paired) or none (late, whose weight mixes two heads)
+    import torch
+
+    fb, _ = blocks
+    text = np.random.default_rng(5).normal(size=(12, 384))
+    text[[2, 7]] = np.nan  # images without text stay NaN in both forms
+    f = make_fusion(fusion, weight=weight).bind((A, B))
+    expected = np.concatenate([l2n(fb.embeddings[A]), l2n(fb.embeddings[B]), block_weight * l2n(text)], 1)
+    got = f.fuse_torch({e: torch.from_numpy(fb.embeddings[e]) for e in (A, B)}, None, torch.from_numpy(text)).numpy()
+    np.testing.assert_allclose(got, expected, atol=TOL)
+    np.testing.assert_allclose(f.fuse(fb.embeddings, None, 12, text), expected, atol=TOL)
+    assert np.isnan(got[[2, 7], 22:]).all() and not np.isnan(np.delete(got, [2, 7], 0)).any()

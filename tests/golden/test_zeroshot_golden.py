@@ -126,3 +126,17 @@ def test_centring_works_from_two_images_and_large_scales_stay_finite(images):
     assert np.isfinite(logp).all()
     _, ref = reference("descriptions", X, X_fit[:2], 5000.0)
     np.testing.assert_allclose(logp, ref, atol=1e-2)  # float32 scores times 5000
+
+
+@pytest.mark.parametrize("method", ["names", "descriptions"])
+def test_classes_in_the_users_order_keep_their_columns(images, method):
+    # classes given unsorted (violin, cat, truck): column j is the j-th class given, never a sorted one
+    X, X_fit = images
+    order = ["violin", "cat", "truck"]
+    kw = {"descriptions": DESCRIPTIONS} if method == "descriptions" else {}
+    given = ZeroShotClassifier(order, method=method, scale=7.0, **kw).fit(X_fit)
+    ref = ZeroShotClassifier(list(TEXTS), method=method, scale=7.0, **kw).fit(X_fit)
+    assert list(given.classes_) == order
+    perm = [list(TEXTS).index(c) for c in order]
+    np.testing.assert_allclose(given.predict_proba(X), ref.predict_proba(X)[:, perm], atol=1e-6)
+    assert list(given.predict(X)) == ["cat", "truck", "violin", "truck", "cat", "violin"]

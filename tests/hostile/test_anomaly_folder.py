@@ -38,7 +38,7 @@ def test_a_changed_byte_in_the_bank_is_refused(det_copy):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c.update(method="isolation-forest"), r"field 'method' must be one of \['knn', 'mahalanobis'\]"),
+    (lambda c: c.update(method="isolation-forest"), r"field 'method' must be one of \['knn', 'mahalanobis', 'patchcore', 'words'\]"),
     (lambda c: c.update(k=0), r"field 'k' must be an integer >= 1"),
     (lambda c: c.update(threshold=float("nan")), r"field 'threshold' must be a finite number"),
     (lambda c: c.update(n_train=5), r"array 'bank' has shape \(6, \d+\), expected \(5, \d+\)"),

@@ -1,4 +1,5 @@
 import io
+import os
 
 import numpy as np
 import pytest
@@ -101,3 +102,138 @@ def test_read_image_names_the_file(tmp_path):
     p.write_bytes(b"nope")
     with pytest.raises(ImageError, match="broken é.jpg: not a recognised image format"):
         read_image(p)
+
+
+@pytest.mark.parametrize("size", [(50, 1), (1, 50), (2000, 40), (40, 2000)])
+def test_aspect_limit_lets_exactly_fifty_to_one_through_either_way(size):
+    assert decode_image(_bytes(Image.new("L", size), "PNG")).size == size
+
+
+@pytest.mark.parametrize("size", [(51, 1), (1, 51), (20000, 1), (1, 20000), (2001, 40), (40, 2001)])
+def test_aspect_limit_refuses_wide_and_tall_strips_alike(size):
+    w, h = size
+    with pytest.raises(ImageError, match=f"too elongated: {w}x{h} has an aspect ratio above the limit of 50:1"):
+        decode_image(_bytes(Image.new("L", size), "PNG"))
+
+
+@pytest.mark.parametrize("size, limit", [((30, 10), 3.0), ((10, 30), 3.0), ((31, 10), 3.1), ((10, 31), 3.1)])
+def test_aspect_limit_is_a_parameter_and_inclusive(size, limit):
+    from wordsight.io.images import check_size
+
+    check_size(*size, max_aspect=limit)
+    with pytest.raises(ImageError, match="too elongated"):
+        check_size(size[0] + (size[0] > size[1]), size[1] + (size[1] > size[0]), max_aspect=limit)
+
+
+@pytest.mark.parametrize("size, ok", [((100, 100), True), ((101, 100), False), ((100, 101), False)])
+def test_side_limit_checks_both_sides(size, ok):
+    from wordsight.io.images import check_size
+
+    if ok:
+        check_size(*size, max_side=100)
+    else:
+        with pytest.raises(ImageError, match="side longer than the limit of 100 pixels"):
+            check_size(*size, max_side=100)
+
+
+@pytest.mark.parametrize("size, ok", [((100, 100), True), ((101, 99), True), ((101, 100), False)])
+def test_pixel_limit_is_inclusive(size, ok):
+    from wordsight.io.images import check_size
+
+    if ok:
+        check_size(*size, max_pixels=10_000)
+    else:
+        with pytest.raises(ImageError, match="too many pixels: 101x100 exceeds the limit of 10,000"):
+            check_size(*size, max_pixels=10_000)
+
+
+def _png_header(w: int, h: int) -> bytes:
+    """A PNG whose header says w x h and that has no pixel data: the limits must refuse it (or
+    not) before anything is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_default_limits_are_the_documented_ones():
+    from wordsight.io.images import DEFAULT_MAX_PIXELS
+
+    assert DEFAULT_MAX_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485  # PIL's own warning threshold
+    # the side limit, read from the header: 30,000 px passes it (then fails to decode: no pixels), one more does not
+    with pytest.raises(ImageError) as ok:
+        decode_image(_png_header(30_000, 1_000))
+    assert "side longer" not in str(ok.value) and "truncated" in str(ok.value)
+    with pytest.raises(ImageError, match="too large: 30001x1000 has a side longer than the limit of 30,000 pixels"):
+        decode_image(_png_header(30_001, 1_000))
+    with pytest.raises(ImageError, match="decompression bomb"):  # PIL's own check, at open, at the same limit
+        decode_image(_png_header(9_500, 9_500))
+
+
+def test_the_largest_image_file_is_256_mib(tmp_path):
+    from wordsight.io.images import DEFAULT_MAX_FILE_BYTES
+
+    assert DEFAULT_MAX_FILE_BYTES == 256 * 2**20
+    big = tmp_path / "huge.png"
+    with open(big, "wb") as f:  # sparse: nothing is written or read
+        f.truncate(DEFAULT_MAX_FILE_BYTES + 1)
+    with pytest.raises(ImageError, match="huge.png.*268,435,456"):
+        read_image(big)
+
+
+def test_every_listed_extension_is_listed_from_a_folder(tmp_path):
+    from wordsight.io.images import IMAGE_EXTENSIONS
+    from wordsight.io.sources import open_source
+
+    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".webp": "WEBP", ".gif": "GIF",
+               ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PPM", ".pbm": "PPM",
+               ".pnm": "PPM"}
+    assert IMAGE_EXTENSIONS == set(formats)
+    for ext, fmt in formats.items():
+        mode = {".pgm": "L", ".pbm": "1"}.get(ext, "RGB")
+        Image.new(mode, (8, 6)).save(tmp_path / f"img{ext.upper() if ext == '.png' else ext}", fmt)
+    (tmp_path / "notes.txt").write_text("not an image")
+    names = sorted(os.path.basename(s.path) for s in open_source(tmp_path).samples)
+    assert names == sorted(f"img{ext.upper() if ext == '.png' else ext}" for ext in formats)
+    for s in open_source(tmp_path).samples:
+        assert read_image(s.path).size == (8, 6)
+
+
+def test_high_depth_values_map_linearly_onto_0_255():
+    # 1000 -> 0, 2000 -> 127 (127.5 truncated), 3000 -> 255: the scale is 255 / (max - min)
+    a = np.array([[1000, 2000, 3000, 1500]], np.uint16)
+    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG")))[..., 0]
+    assert out.tolist() == [[0, 127, 255, 63]]
+    one = np.asarray(decode_image(_bytes(Image.fromarray(np.array([[700]], np.uint16)), "PNG")))
+    assert one.shape == (1, 1, 3) and one.max() == 0  # one pixel is an image (a constant: black)
+    flat = np.asarray(to_rgb(Image.fromarray(np.full((3, 5), 9.5, np.float32), "F")))
+    assert flat.shape == (3, 5, 3) and flat.max() == 0  # no range: black, no division by zero
+    nan = np.full((2, 2), np.nan, np.float32)
+    nan[0, 0] = np.inf
+    assert np.asarray(to_rgb(Image.fromarray(nan, "F"))).max() == 0  # no finite value at all: black
+    part = np.array([[0.0, np.nan, 2.0, 1.0]], np.float32)  # NaN takes the lowest finite value
+    assert np.asarray(to_rgb(Image.fromarray(part, "F")))[..., 0].tolist() == [[0, 0, 255, 127]]
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBa", "PA"])
+def test_every_mode_with_alpha_goes_on_white(mode):
+    img = Image.new("RGBA", (3, 2), (0, 0, 0, 0)).convert(mode) if mode != "RGBa" else Image.new("RGBa", (3, 2))
+    assert np.asarray(to_rgb(img)).min() == 255, mode
+
+
+def test_a_zero_sized_header_is_refused_on_either_side():
+    from wordsight.io.images import check_size
+
+    for w, h in ((0, 5), (5, 0), (0, 0)):
+        with pytest.raises(ImageError, match=f"image has no pixels \\({w}x{h}\\)"):
+            check_size(w, h)
+
+
+def test_a_cut_png_says_truncated():
+    data = _bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG")
+    with pytest.raises(ImageError, match=r"cannot decode image: truncated or corrupt image data \("):
+        decode_image(data[: len(data) // 2])

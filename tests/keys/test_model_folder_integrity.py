@@ -268,3 +268,28 @@ def test_concat_model_keeps_its_text_block_and_tuple_params(prior_model, tmp_pat
     assert back.state_.text_dim == 384 and back.head.C == (0.1, 1.0) and back.encoders == ("efficientnet-lite0",)
     np.testing.assert_array_equal(back.predict_proba(blocks), clf.predict_proba(blocks))
     assert back.pipeline_spec()["blocks"][-1]["stop"] == 1280 + 384
+
+
+def test_integer_classes_keep_their_numeric_order_through_a_round_trip(tmp_path):
+    # twelve integer classes: as text, 10 and 11 would sort before 2 and every prediction would move
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(12), 4)
+    X = rng.normal(size=(12, 8))[y] * 3 + rng.normal(size=(48, 8))
+    clf = Classifier(head=LogisticHead(C=1.0)).fit(X, y)
+    clf.save(tmp_path / "ints")
+    back = Classifier.load(tmp_path / "ints")
+    assert back.classes_.tolist() == list(range(12)) and np.issubdtype(back.classes_.dtype, np.integer)
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    assert back.predict(X).tolist() == clf.predict(X).tolist()
+    assert (back.predict(X) == y).mean() > 0.9  # the labels themselves, not only agreement
+
+
+def test_string_classes_that_look_like_numbers_keep_the_fitted_order(tmp_path):
+    rng = np.random.default_rng(6)
+    y = np.repeat(["2", "10", "b", "A"], 5)
+    X = rng.normal(size=(4, 6))[np.repeat(np.arange(4), 5)] * 3 + rng.normal(size=(20, 6))
+    clf = Classifier(head=LogisticHead(C=1.0)).fit(X, y)
+    clf.save(tmp_path / "strs")
+    back = Classifier.load(tmp_path / "strs")
+    assert back.classes_.tolist() == clf.classes_.tolist() == ["10", "2", "A", "b"]
+    assert back.predict(X).tolist() == clf.predict(X).tolist() == y.tolist()

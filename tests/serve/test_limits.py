@@ -61,7 +61,8 @@ def test_check_header_refuses_empty_and_non_images_with_their_own_codes():
     assert (e.status_code, e.code, e.detail) == (422, "empty_file", "e.jpg: empty file (0 bytes)")
     e = refused(check_header, "n.txt", b"plain words", limits)
     assert (e.status_code, e.code) == (415, "not_an_image")
-    assert e.detail == "n.txt: not a recognised image format (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
+    assert e.detail == ("n.txt: not a recognised image format (expected JPEG, PNG, WebP, GIF, BMP, TIFF, a video "
+                        "(MP4, WebM, MKV, MOV, AVI) or DICOM)")
     buf = io.BytesIO()
     Image.new("RGB", (3, 5)).save(buf, "WEBP")
     e = refused(check_header, "w.webp", buf.getvalue()[:30], limits)  # identified as WebP, header cut short

@@ -144,6 +144,28 @@ def test_stacking_accuracy_is_cross_validated_over_the_out_of_fold_probabilities
     assert stack_cv_accuracy(members, y, folds) == pytest.approx(want.mean())
 
 
+def _informative(rng, y, k, strength):
+    z = rng.normal(size=(len(y), k))
+    z[np.arange(len(y)), y] += strength
+    return softmax(z)
+
+
+def test_stacking_accuracy_never_sees_the_held_out_fold():
+    # informative members: here a meta-head that also saw the held-out fold scores 0.69, the
+    # honest one 0.56 (pure-noise members score alike either way, so they cannot tell them apart)
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 12)
+    folds = make_folds(y, 3, 0)
+    members = [_trial("a", _informative(rng, y, 3, 1.0)), _trial("b", _informative(rng, y, 3, 0.7))]
+    Z = np.hstack([t.oof for t in members])
+    honest = np.zeros(len(y), bool)
+    for tr, va in folds:
+        honest[va] = LogisticRegression(C=1.0, max_iter=2000).fit(Z[tr], y[tr]).predict(Z[va]) == y[va]
+    leaky = LogisticRegression(C=1.0, max_iter=2000).fit(Z, y).predict(Z) == y
+    assert leaky.mean() - honest.mean() > 0.1  # the data tell the two apart
+    assert stack_cv_accuracy(members, y, folds) == pytest.approx(honest.mean())
+
+
 @pytest.mark.parametrize("kind", ["vote", "stack"])
 def test_an_ensemble_saves_loads_and_predicts_identically(tmp_path, kind):
     b = make_blocks()
@@ -254,6 +276,54 @@ def test_a_search_stopped_before_any_full_trial_keeps_the_best_screened_one():
                 Trial(Candidate((E0, E1), head="mlp", hidden=512), 0.9, 0.0, [0.9], 9.0, "stopped after fold 1: time limit")]
     res = SearchResult(screened, ["a", "b"], np.array([0, 1]), [], "quick", 0.0)
     assert res.ranked() == [] and res.best is screened[1]
+
+
+def test_a_screened_trial_that_scores_higher_never_wins_over_a_complete_one():
+    # who wins, not only who was screened: a subsample's score is not comparable with a full one
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 6)
+    oof = rng.dirichlet(np.ones(2), 12)
+    trials = [Trial(Candidate((E0,)), 0.95, 0.0, [0.95], 1.0, "screened on 6000 images"),
+              Trial(Candidate((E0, E1), head="mlp", hidden=512), 0.80, 0.0, [0.8], 5.0, oof=oof),
+              Trial(Candidate((E1,)), 0.99, 0.0, [0.99], 0.5, "screened on 6000 images"),
+              Trial(Candidate((E1,), head="mlp", hidden=512), 0.85, 0.0, [0.85], 9.0, oof=oof),
+              Trial(Candidate((E0,), head="knn"), 0.97, 0.0, [0.97], 0.1, "stopped after fold 1: time limit")]
+    res = SearchResult(trials, ["a", "b"], y, make_folds(y, 3, 0), "quick", 0.0)
+    assert res.best is trials[3]
+    assert res.ranked() == [trials[3], trials[1]]
+    board = res.leaderboard()
+    assert [(r["rank"], r["model"]) for r in board[:2]] == [(1, trials[3].candidate.name), (2, trials[1].candidate.name)]
+    assert all(r["rank"] == "" for r in board[2:])
+    from wordsight.training.autofit import rank_options
+
+    (single,) = rank_options(res, ensemble="none")
+    assert single == ("single", 0.85, [trials[3]])
+
+
+@pytest.mark.parametrize("accs, ensemble, want", [
+    ((0.8, 0.8, 0.8), "auto", "single"),   # ties go to the simpler
+    ((0.8, 0.81, 0.81), "auto", "vote"),
+    ((0.8, 0.79, 0.82), "auto", "stack"),  # who wins, not only who took part
+    ((0.9, 0.7, 0.6), "stack", "stack"),   # asked for: taken although it scores lower
+    ((0.9, 0.7, 0.6), "vote", "vote"),
+    ((0.7, None, None), "stack", "single"),  # asked for, but fewer than two members: the single one
+])
+def test_the_winner_is_the_best_option_and_ties_go_to_the_simpler(accs, ensemble, want):
+    from wordsight.training.autofit import choose_option
+
+    kinds = [("single", accs[0]), ("vote", accs[1]), ("stack", accs[2])]
+    options = [(k, a, [k]) for k, a in kinds if a is not None]
+    chosen, acc, members = choose_option(options, ensemble)
+    assert chosen == want and acc == dict(kinds)[want] and members == [want]
+
+
+def test_ties_between_complete_trials_go_to_the_faster_fit():
+    oof = np.full((4, 2), 0.5)
+    slow = Trial(Candidate((E0, E1)), 0.9, 0.0, [0.9], 8.0, oof=oof)
+    fast = Trial(Candidate((E1,)), 0.9, 0.0, [0.9], 2.0, oof=oof)
+    worse = Trial(Candidate((E0,)), 0.89, 0.0, [0.89], 0.1, oof=oof)
+    res = SearchResult([slow, worse, fast], ["a", "b"], np.array([0, 1, 0, 1]), [], "quick", 0.0)
+    assert res.best is fast and res.ranked() == [fast, slow, worse]
 
 
 def test_the_sampled_space_gives_pixels_alone_image_fusion():

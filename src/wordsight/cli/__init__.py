@@ -12,6 +12,7 @@ from .._version import __version__
 # One module per verb, each with ``add_parser(subparsers)`` setting ``func(args) -> int``.
 COMMANDS = [
     "models",
+    "formats",
     "embed",
     "data",
     "describe",
@@ -19,6 +20,7 @@ COMMANDS = [
     "zeroshot",
     "export",
     "quantize",
+    "engines",
     "serve",
     "fit",
     "evaluate",
@@ -65,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     format_warning = warnings.formatwarning
     _plain_output(args.command)
     try:
-        return int(args.func(args) or 0)
+        from ..io.media_options import use_media_options
+        from ._media import media_options
+
+        with use_media_options(media_options(args)):  # how videos, DICOM and TIFF pages are listed
+            return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"wordsight {args.command}: error: {msg}", file=sys.stderr)

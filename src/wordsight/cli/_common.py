@@ -13,6 +13,9 @@ def add_feature_options(p, model_default: str | None = "efficientnet-lite0") -> 
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any image failed")
+    from ._media import add_media_options
+
+    add_media_options(p)
 
 
 def cache_arg(args):

@@ -31,7 +31,7 @@ def run(args) -> int:
     from ..evaluate import evaluate, headline_table, write_report
     from ..io.datasets import write_image_folder
     from .evaluate import parse_ks
-    from .fit import classifier_from_args, describe_fit, fit_data
+    from .fit import classifier_from_args, describe_fit, fit_data, fit_notes
 
     t0 = time.time()
     out = Path(args.out)
@@ -56,6 +56,8 @@ def run(args) -> int:
         clf = fit_data(clf, train, args)
         clf.save(out / "model")
         say(f"fitted: {describe_fit(clf)} -> {out / 'model'}")
+        for line in fit_notes(clf):
+            say(f"  {line}")
     refits = search is None or search.chosen == "single"  # the ablation and few-shot curve refit a Classifier
     results = evaluate(clf, test, train=train if refits else None, few_shot_ks=parse_ks(args.few_shot),
                        few_shot_draws=args.draws, log=say)

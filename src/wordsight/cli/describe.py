@@ -3,6 +3,7 @@ from __future__ import annotations
 import sys
 
 from ._common import add_feature_options, cache_arg, report_failures
+from ._media import print_record_timelines
 
 HELP = "put images into words: concepts they resemble, or a caption"
 
@@ -50,6 +51,7 @@ def run_model(args, data) -> int:
     if args.out:
         write_records([Prediction(r.path, r.label, description=r.description) for r in ok], args.out)
         print(f"{len(ok)} description(s) -> {args.out}", file=sys.stderr)
+    print_record_timelines(ok, to_stdout=bool(args.out))
     return report_failures([Problem(r.path, r.error) for r in rows if not r.ok], len(ok), args.strict)
 
 
@@ -77,7 +79,10 @@ def run(args) -> int:
     texts = describe_features(feats, args.model, top=args.top, concepts=concepts) if feats.samples else []
     for s, text in zip(feats.samples, texts):
         print(f"{s.path}\t{text}")
+    records = [Prediction(s.path, s.label, predicted=(t or "").split(",")[0].strip(), description=t)
+               for s, t in zip(feats.samples, texts)]  # a frame's label in the timeline: its first words
     if args.out:
-        write_records([Prediction(s.path, s.label, description=t) for s, t in zip(feats.samples, texts)], args.out)
+        write_records([Prediction(r.path, r.label, description=r.description) for r in records], args.out)
         print(f"{len(texts)} description(s) -> {args.out}", file=sys.stderr)
+    print_record_timelines(records, to_stdout=bool(args.out))
     return report_failures(feats.failures, len(feats.samples), args.strict)

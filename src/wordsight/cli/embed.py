@@ -14,7 +14,7 @@ def add_engine_options(p) -> None:
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: the fastest of ONNX Runtime and OpenVINO on this machine (measured once), else "
                    "torch; ray: the same pipeline on a Ray cluster (--out becomes a folder of Parquet shards)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 (CPUs with AVX512_BF16/AMX) and int8 only past the quality gate (wordsight quantize); "
                    "auto: the fastest that passed")
     add_ray_options(p, shards=True)
@@ -48,6 +48,6 @@ def run(args) -> int:
                              batch_size=args.batch_size, quiet=args.quiet, **kw)
     shards = (f", {stats.shards_written} shard(s) written, {stats.shards_skipped} already done"
               if args.engine == "ray" else "")
-    print(f"{stats.ok} image(s) embedded with {args.model} ({stats.computed} computed, "
+    print(f"{stats.ok} image(s) embedded with {args.model} {stats.precision} ({stats.engine}; {stats.computed} computed, "
           f"{stats.cached} from cache{shards}) -> {args.out}", file=sys.stderr)
     return report_failures(stats.failures, stats.ok, args.strict)

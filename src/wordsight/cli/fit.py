@@ -5,6 +5,7 @@ import sys
 from ._anomaly import add_anomaly_options, fit_detector
 from ._common import add_feature_options, cache_arg, encoders_arg, report_failures
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
+from ._precision import features_phrase
 from ._search import add_search_options, run_search
 
 HELP = "train a classifier on labelled images and save it"
@@ -93,9 +94,22 @@ def describe_fit(clf) -> str:
     return ", ".join(parts)
 
 
+def fit_notes(clf) -> list[str]:
+    """What the language contributed (the prior probe's chosen weight and its held-out scores on
+    the training images) and what was done with the images' own texts."""
+    probe = getattr(clf.state_, "probe", None)
+    lines = []
+    if probe is not None:
+        from ..estimator.prior_strength import summary
+
+        lines.append(summary(probe.info))
+    return lines + list(getattr(clf, "fit_notes_", []))
+
+
 def add_parser(sub):
     p = sub.add_parser("fit", help=HELP)
-    p.add_argument("data", nargs="+", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl manifest")
+    p.add_argument("data", nargs="*", help="labelled images: a folder with one sub-folder per class, or a .csv/.jsonl "
+                   "manifest (none: --task anomaly --class-name X, from words alone)")
     p.add_argument("--out", required=True, help="model folder to write (config.json + safetensors)")
     add_model_options(p)
     add_feature_options(p, model_default=None)
@@ -109,6 +123,7 @@ def fit_data(clf, data, args):
     (:func:`~wordsight.estimator.classifier.default_fusion`)."""
     from ..io.sources import open_source
 
+    clf.fit_notes_ = []
     data = open_source(data)
     task = task_of(data, getattr(args, "task", "single-label"))
     clf.set_params(task=task)
@@ -116,8 +131,27 @@ def fit_data(clf, data, args):
         from ..estimator.classifier import default_fusion
 
         labels = [s.label for s in data.samples]
-        clf.set_params(fusion=fusion_from_args(args, "image" if task == "multi-label" else default_fusion(labels)))
+        base = "image" if task == "multi-label" else default_fusion(labels)
+        clf.set_params(fusion=fusion_from_args(args, base))
+        if task != "multi-label" and any(isinstance(s.text, str) and s.text.strip() for s in data.samples):
+            data = _with_own_texts(clf, data, base, args)
     return clf.fit(data)
+
+
+def _with_own_texts(clf, data, base: str, args):
+    """The images come with their own texts: the fusion that reads them, chosen on the training
+    images (:mod:`wordsight.training.own_text`); returns the extracted features to fit on."""
+    from sklearn.base import clone
+
+    from ..training.own_text import choose_text_fusion
+
+    blocks = clf.extract(data, views=clf.augment)
+    labelled = blocks.take([i for i, s in enumerate(blocks.samples) if s.label is not None])
+    name, line = choose_text_fusion(lambda n: clone(clf).set_params(fusion=fusion_from_args(args, n)), labelled,
+                                    base, seed=clf.random_state)
+    clf.set_params(fusion=fusion_from_args(args, name))
+    clf.fit_notes_.append(line)
+    return blocks
 
 
 def task_of(data, asked: str) -> str:
@@ -138,6 +172,8 @@ def run(args) -> int:
     data = args.data[0] if len(args.data) == 1 else args.data
     if args.task == "anomaly":
         return fit_detector(args, data)
+    if not args.data:
+        raise ValueError("name the labelled images to fit on (a folder with one sub-folder per class, or a manifest)")
     if args.search:
         outcome = run_search(args, data, args.out, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
         failures = outcome.model.fit_failures_
@@ -151,4 +187,7 @@ def run(args) -> int:
         remove_checkpoints(args)
     n = len(clf.fit_failures_)
     print(f"fitted on images of {describe_fit(clf)} -> {args.out}", file=sys.stderr)
+    print(features_phrase(clf), file=sys.stderr)
+    for line in fit_notes(clf):
+        print(f"  {line}", file=sys.stderr)
     return report_failures(clf.fit_failures_, 1, args.strict) if n else 0

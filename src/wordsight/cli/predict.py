@@ -3,8 +3,10 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from ._anomaly import predict_detector
+from ._anomaly import is_detector_folder, predict_detector, refuse_heatmaps
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
+from ._media import listed, print_timelines
+from ._precision import features_phrase
 
 HELP = "classify images with a saved model"
 
@@ -29,6 +31,8 @@ def add_parser(sub):
     p.add_argument("--reject-rate", type=float, default=None,
                    help="mark 'unknown' the images less like the training classes than all but this fraction "
                    "of the training images")
+    p.add_argument("--heatmaps", default=None, metavar="DIR",
+                   help="an anomaly detector fitted with --method patchcore: write where each image is abnormal here")
     add_feature_options(p, model_default=None)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: the same batch callable on a Ray actor pool (no descriptions)")
@@ -85,7 +89,7 @@ def _with_sets(args, clf, data, rows) -> list:
 
 def run(args) -> int:
     from ..estimator import load_model_folder
-    from ..estimator.anomaly import AnomalyDetector
+    from ..evaluate.timeline import TimelineCollector
     from ..frontend import check_reads_texts, check_top_k
     from ..io.output_files import check_output_file
     from ..io.records import FORMATS, RecordWriter
@@ -98,6 +102,10 @@ def run(args) -> int:
         data = with_texts(args.images, args.text)
     if args.out:
         check_output_file(args.out, FORMATS)
+    data, frames = listed(data)
+    if is_detector_folder(args.model):
+        return predict_detector(args, data)
+    refuse_heatmaps(args)
     if args.engine == "ray":
         if args.coverage is not None or args.reject_rate is not None:
             raise ValueError("--coverage and --reject-rate run with the local engine only")
@@ -115,19 +123,19 @@ def run(args) -> int:
         batches = ray_records(args, data, classes, batch.task)
     else:
         clf = load_model_folder(args.model)
-        if isinstance(clf, AnomalyDetector):
-            return predict_detector(args, clf, data)
         if args.text is not None:
             check_reads_texts(clf.reads_texts, clf.fusion_name, args.model)
         k = check_top_k(args.top_k, len(clf.classes_))
         if args.coverage is not None or args.reject_rate is not None:
             _check_sets(args, clf)
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+        print(features_phrase(clf), file=sys.stderr)
         batches = local_records(args, clf, data)
-    failures, n_ok = [], 0
-    with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None) \
-            if args.out else contextlib.nullcontext() as writer:
+    failures, n_ok, timeline = [], 0, TimelineCollector()
+    with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None,
+                      frames=frames) if args.out else contextlib.nullcontext() as writer:
         for rows in batches:
+            timeline.add_records(rows)
             ok = [r for r in rows if r.ok]
             n_ok += len(ok)
             failures += [Problem(r.path, r.error) for r in rows if not r.ok]
@@ -137,6 +145,7 @@ def run(args) -> int:
                 _print(ok)
     if args.out:
         print(f"{n_ok} image(s) classified -> {args.out}", file=sys.stderr)
+    print_timelines(timeline, to_stdout=bool(args.out))
     return report_failures(failures, n_ok, args.strict)
 
 

@@ -49,7 +49,7 @@ def holdout_arrays(data, model: str):
 
 def run(args) -> int:
     from ..encoders import load_model
-    from ..features.engines.precisions import gate_report, gated_model
+    from ..features.engines.precisions import gate_report, gated_model, variants
     from ..features.engines.quality_gate import QuantizationRefused, summary
 
     enc = load_model(args.model)
@@ -61,6 +61,12 @@ def run(args) -> int:
     except QuantizationRefused as e:
         print(str(e), file=sys.stderr)
         return 1
-    report = gate_report(enc, args.engine, args.precision, holdout=holdout, labels=labels)
-    print(f"{args.precision} ({args.engine}) accepted for {args.model}: {summary(report['figures'])} -> {path}")
+    for variant in variants(args.engine, args.precision):  # what was tried, in turn (stored: only read here)
+        report = gate_report(enc, args.engine, args.precision, holdout=holdout, labels=labels, variant=variant)
+        if report["accepted"]:
+            break
+        print(f"{args.precision} ({args.engine}, {variant}) refused: {summary(report['figures'])}; tried next: "
+              "accuracy-aware quantisation", file=sys.stderr)
+    print(f"{args.precision} ({args.engine}) accepted for {args.model}: {summary(report['figures'])} "
+          f"[{report['recipe']}] -> {path}")
     return 0

@@ -64,11 +64,17 @@ def run(args) -> int:
         from ..serve import serve
     except ImportError as e:
         raise RuntimeError(f"serving needs the serve extra: pip install 'wordsight[serve]' ({e})") from None
+    from ._precision import encoder_phrase, features_phrase
+
     settings = settings_from_args(args)
     if args.model_dir:
         from ..estimator import load_model_folder
 
-        load_model_folder(args.model_dir)  # every check of loading, as one line, before uvicorn starts
+        model = load_model_folder(args.model_dir)  # every check of loading, as one line, before uvicorn starts
+        print(f"wordsight serve: {features_phrase(model)}", file=sys.stderr)
+    else:
+        print(f"wordsight serve: zero-shot {encoder_phrase(args.zero_shot_encoder or 'efficientnet-lite0')}",
+              file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key_env:
         print(f"wordsight serve: warning: listening on {args.host} without --api-key-env: anyone who can "
               "reach this address can use the API", file=sys.stderr)

@@ -128,4 +128,7 @@ def run(args) -> int:
     if args.out:
         write_records(records, args.out)
         print(f"{len(records)} prediction(s) -> {args.out}", file=sys.stderr)
+    from ._media import print_record_timelines
+
+    print_record_timelines(records, to_stdout=bool(args.out))
     return status

@@ -83,8 +83,9 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         measured choice, None: the model's full input size).
     precision : {"fp32", "bf16", "int8", "auto"}
         Precision of the image features (:mod:`.precision`): bf16 and int8 only past the quality
-        gate; "auto" the fastest this machine may use. What was used is recorded at fit and saved,
-        and predictions use it again unless this names another.
+        gate; "auto" (the default) the fastest this machine may use ($WORDSIGHT_PRECISION pins it);
+        "fp32" bit-for-bit reproducible features. What was used is recorded at fit and saved, and
+        predictions use it again unless this names another.
     cache : None, False, path or FeatureCache
         Feature cache (None: the default on-disk cache; False: none).
     batch_size : int or None
@@ -117,7 +118,7 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
     }
 
     def __init__(self, *, encoders=("efficientnet-lite0",), task="single-label", fusion="image", head="logistic",
-                 text_model="minilm", augment=0, augment_params=None, tta=0, small_input="auto", precision="fp32",
+                 text_model="minilm", augment=0, augment_params=None, tta=0, small_input="auto", precision="auto",
                  cache=None, batch_size=None, random_state=0, quiet=True, calibration="cross"):
         self.encoders = encoders
         self.task = task

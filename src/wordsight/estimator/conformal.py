@@ -195,8 +195,13 @@ def ood_threshold(cal: Calibration, reject_rate: float, score: str = DEFAULT_OOD
     """The score above which an image is ``unknown``: it rejects ``reject_rate`` of the training
     images' scores (knn: each kept row's distance to its nearest other row)."""
     rate = check_rate(reject_rate, "reject rate")
-    train = _nearest(_bank(cal), _bank(cal), 2) if score == "knn" else ood_scores(cal, cal.logits, None, score)
-    return conformal_quantile(train, 1.0 - rate)
+    return conformal_quantile(ood_train_scores(cal, score), 1.0 - rate)
+
+
+def ood_train_scores(cal: Calibration, score: str = DEFAULT_OOD) -> np.ndarray:
+    """The training images' out-of-distribution scores the threshold is a quantile of (the same at
+    every rate: a server computes them once)."""
+    return _nearest(_bank(cal), _bank(cal), 2) if score == "knn" else ood_scores(cal, cal.logits, None, score)
 
 
 def _bank(cal: Calibration) -> np.ndarray:

@@ -161,9 +161,13 @@ class Ensemble:
             return X
         if isinstance(X, FeatureSet):
             raise ValueError("an ensemble reads images or FeatureBlocks, not a FeatureSet")
+        from .precision import for_features
+
         first = self.members[0]
+        recorded = {e: p for m in self.members for e, p in getattr(getattr(m, "state_", None), "precisions", {}).items()}
         return extract_blocks(open_source(X), self.encoder_names, cache=first.cache, batch_size=first.batch_size,
-                              quiet=first.quiet, small_input=first.small_input)
+                              quiet=first.quiet, small_input=first.small_input,
+                              precision=for_features(self.encoder_names, "auto", recorded))
 
     def member_probas(self, blocks: FeatureBlocks) -> list[np.ndarray]:
         """Each member's probabilities of the images of ``blocks`` (rows in order)."""

@@ -74,7 +74,7 @@ def from_feature_set(fs, encoders: list[str]) -> FeatureBlocks:
 
 
 def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = "", cache=None,
-                   batch_size=None, quiet=True, small_input="auto", precision="fp32") -> FeatureBlocks:
+                   batch_size=None, quiet=True, small_input="auto", precision="auto") -> FeatureBlocks:
     """Every encoder's features of ``source`` (one view), keeping the images all encoders read.
     ``precision``: one for all encoders, or a dict encoder -> precision."""
     from ..features import extract_features
@@ -83,7 +83,7 @@ def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = ""
     for enc in encoders:
         fs = extract_features(source, enc, cache=cache, batch_size=batch_size, view=view, view_key=view_key,
                               quiet=quiet, small_input=small_input,
-                              precision=precision.get(enc, "fp32") if isinstance(precision, dict) else precision)
+                              precision=precision.get(enc, "auto") if isinstance(precision, dict) else precision)
         per[enc] = fs
         seen = {g.path for g in failures}
         failures += [f for f in fs.failures if f.path not in seen]
@@ -150,9 +150,14 @@ def input_rows(src, blocks: FeatureBlocks) -> tuple[np.ndarray, int]:
 def prediction_records(model, X, top_k: int, describe: bool) -> list:
     """One :class:`~wordsight.io.records.Prediction` per input of ``model`` (a Classifier or an
     Ensemble: ``featurize``, ``proba_featurized``, ``describe_blocks``), then one per failure."""
+    return featurized_records(model, model.featurize(X), top_k, describe)
+
+
+def featurized_records(model, F: Featurized, top_k: int, describe: bool) -> list:
+    """:func:`prediction_records` of rows already featurized (the server reads ``F`` once for the
+    records and for the out-of-distribution score)."""
     from ..io.records import Prediction
 
-    F = model.featurize(X)
     P = model.proba_featurized(F)
     texts = model.describe_blocks(F.blocks, P) if describe and F.blocks is not None else None
     out = model.task_.records([getattr(s, "path", None) for s in F.samples],  # the task's rows (label sets...)

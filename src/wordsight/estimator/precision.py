@@ -1,7 +1,8 @@
 """Which precision a classifier's features are computed at: recorded at fit, used again at predict.
 
-``Classifier(precision=...)``: ``fp32`` (the default: exact, shared cache entries), ``bf16`` or
-``int8`` (each behind the quality gate), or ``auto`` (the fastest precision this machine may use).
+``Classifier(precision=...)``: ``auto`` (the default: the fastest precision that passed the quality
+gate on this machine, :mod:`wordsight.features.engines.default_precision`), ``fp32`` (exact,
+bit-for-bit the same on every machine), ``bf16`` or ``int8`` (each behind the quality gate).
 What the features were actually computed at is recorded per encoder in the fitted state and the
 saved model, and predictions use it again unless the parameter names a precision. A model whose
 features were bf16, loaded on a CPU without bf16, predicts with fp32 features and says so: the gate

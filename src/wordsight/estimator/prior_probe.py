@@ -13,12 +13,14 @@ logistic regression), starting from the zero-shot classifier (``W = 0``).
 
 - ``k = 0`` (no labels): ``a = 1, W = 0, b = 0``: exactly the zero-shot log-probabilities.
 - with labels there are two experts, the zero-shot classifier and the image probe, and ``z`` is
-  their logarithmic opinion pool with equal weights (``a = 1/2`` times the prior's calibration,
-  below): the two read the same network's features (the prior the ImageNet head's view of the
-  image, the probe its embedding), so neither counts as independent evidence on top of the other,
-  and the equal-weight pool is the choice that needs no held-out data (Genest & Zidek, Stat.
-  Science 1986). Because the probe is fitted *with* the offset, it learns only what the prior
-  gets wrong on the labelled images (the residual), rather than a second copy of what it knows.
+  their logarithmic opinion pool: by default with equal weights (``a = 1/2`` times the prior's
+  calibration, below; the choice that needs no held-out data, Genest & Zidek, Stat. Science 1986).
+  Because the probe is fitted *with* the offset, it learns only what the prior gets wrong on the
+  labelled images (the residual), rather than a second copy of what it knows. How far the prior
+  is trusted on this task is chosen on the labelled images when every class has two or more
+  (:mod:`.prior_strength`: ``a`` in ``{0, T/2, T}`` by leave-one-out log-loss; issue 26: a
+  strong prior that a residual fitted to four images overrode, a weak one that held back a strong
+  image probe). ``info["held_out"]`` keeps the held-out scores, zero-shot's beside them.
 - the prior's calibration ``T`` is fitted on the labelled images themselves: the zero-shot
   classifier never saw their labels, so its predictions on them are honest held-out ones, the one
   place where a few labels can be used as a validation set without splitting them. ``T`` is the
@@ -58,11 +60,14 @@ from __future__ import annotations
 import numpy as np
 
 from .._util.numerics import log_softmax
+from . import prior_strength
 
 # The image heads' inverse penalty where they cannot cross-validate (see the module doc).
 DEFAULT_C = 0.1
-# Equal-weight logarithmic opinion pool of the two experts once there are labels.
-POOL_WEIGHT = 0.5
+HOW = {"image probe": "the image probe alone (best on held-out labelled images)",
+       "equal-weight pool": "residual on the calibrated zero-shot log-probabilities, equal-weight pool",
+       "prior-heavy pool": "residual on the calibrated zero-shot log-probabilities, the prior at full weight "
+                           "(best on held-out labelled images)"}
 # The prior's calibration: Gaussian prior around 1 (as calibrated) with unit variance.
 CALIBRATION_MEAN, CALIBRATION_VAR = 1.0, 1.0
 
@@ -114,7 +119,6 @@ class PriorProbe:
         pi = log_softmax(prior)
         weights = _sample_weights(y, n_classes, self.class_weight)
         T = calibrate(pi, y, weights)
-        a = POOL_WEIGHT * T
         mean = X.mean(0)
         spread = float(np.sqrt(np.mean((X - mean) ** 2)))  # one global scale, as the heads
         scale = spread if spread > 1e-12 else 1.0
@@ -124,11 +128,26 @@ class PriorProbe:
         U, S, Vt = np.linalg.svd(Phi, full_matrices=False)
         keep = S > 1e-10 * S[0] if len(S) and S[0] > 0 else np.zeros(len(S), bool)
         Psi, Vt = U[:, keep] * S[keep], Vt[keep]
+        choice, scores = self._choose(Psi, pi, y, weights, n_classes, C)
+        a = prior_strength.CANDIDATES[choice] * T
         Wr, b, converged = _fit_residual(Psi, a * pi, y, weights, n_classes, C, self.max_iter)
         self.arrays = {"mean": mean, "W": Wr @ Vt, "b": b}
-        self.info.update(scale=scale, calibration=T, strength=a, converged=converged,
-                         how="residual on the calibrated zero-shot log-probabilities, equal-weight pool")
+        self.info.update(scale=scale, calibration=T, strength=a, converged=converged, choice=choice,
+                         held_out=scores, how=HOW[choice],
+                         zero_shot_right=float(np.sum(weights * (pi.argmax(1) == y)) / np.sum(weights)))
         return self
+
+    def _choose(self, Psi, pi, y, weights, n_classes, C) -> tuple[str, dict]:
+        """The prior's weight chosen on held-out labelled images (:mod:`.prior_strength`); with one
+        image of some class there is no held-out image of it for the residual: the default pool."""
+        if np.bincount(y, minlength=n_classes).min() < 2:
+            return prior_strength.DEFAULT, {}
+
+        def fit(P, offset, yy, ww):
+            return _fit_residual(P, offset, yy, ww, n_classes, C, self.max_iter)[:2]
+
+        scores = prior_strength.held_out_scores(fit, calibrate, Psi, pi, y, weights, self.info["n_features"])
+        return prior_strength.choose(scores), scores
 
     # ------------------------------------------------------------------ predict
     def logits(self, X, prior) -> np.ndarray:

@@ -41,12 +41,22 @@ def evaluate_detector(det, test, normal, most_abnormal: int = 12) -> dict:
                    false_reject_rate=confusion[0][1] / max(1, confusion[0][0] + confusion[0][1]),
                    detection_rate=confusion[1][1] / max(1, y.sum()))
     top = np.argsort(-score)[:most_abnormal]
+    maps = _top_heatmaps(det, [F.samples[i] for i in top])
     return {"task": {"name": task.name, "report_sections": list(task.report_sections)}, "metrics": metrics,
             "confusion": {"rows": "true normal, abnormal", "columns": "said normal, abnormal", "matrix": confusion},
             "scores": score.tolist(), "targets": y.tolist(),
             "most_abnormal": [{"path": str(F.samples[i].path), "label": str(F.samples[i].label), "score": float(score[i]),
-                               "_sample": F.samples[i]} for i in top],
+                               "_sample": F.samples[i], "_heatmap": m} for i, m in zip(top, maps)],
             "failures": [{"path": f.path, "reason": f.reason} for f in F.failures]}
+
+
+def _top_heatmaps(det, samples: list) -> list:
+    """(picture, patch grid) of each of ``samples`` for a detector that localises, else Nones."""
+    if not getattr(det, "localises", False) or not samples:
+        return [None] * len(samples)
+    F, pictures = det.featurize_patches(samples, views=True)
+    by_path = {s.path: (p, g) for s, p, g in zip(F.samples, pictures, det.heatmaps_featurized(F))}
+    return [by_path.get(s.path) for s in samples]
 
 
 def anomaly_table(results: dict) -> str:
@@ -90,7 +100,15 @@ def write_anomaly_report(results: dict, folder, title: str = "wordsight anomaly 
     cells = []
     for i, row in enumerate(results["most_abnormal"]):
         name = f"images/abnormal_{i:02d}.png"
-        row["thumbnail"] = name if _thumbnail(row.pop("_sample"), folder / name) else None
+        heat = row.pop("_heatmap", None)
+        if heat is not None:  # where it is abnormal, drawn over the picture the encoder saw
+            from .anomaly_heatmaps import overlay
+
+            overlay(*heat).save(folder / name)
+            row.pop("_sample")
+            row["thumbnail"], row["heatmap"] = name, True
+        else:
+            row["thumbnail"] = name if _thumbnail(row.pop("_sample"), folder / name) else None
         img = f'<img src="{name}">' if row["thumbnail"] else ""
         cells.append(f"<figure>{img}<figcaption>{html.escape(row['label'])}: {row['score']:.3f}</figcaption></figure>")
     (folder / "metrics.json").write_text(json.dumps({k: v for k, v in results.items() if k not in ("scores", "targets")},

@@ -49,6 +49,12 @@ def evaluate(clf, test, train=None, ablation: bool = True, few_shot_ks=None, few
     say(f"evaluated {len(y)} images" + (f": {headline} {results['metrics'][headline]:.4f}" if headline else ""))
     if "mistakes" in sections:
         results["mistakes"] = _mistakes(clf, F, proba, y, mistakes)
+    from .timeline_report import timeline_results  # videos among the test images: their timelines
+
+    top = np.argmax(proba, axis=1)
+    timelines = timeline_results(test_blocks.samples, [clf.classes_[j] for j in top], proba[np.arange(len(top)), top], y)
+    if timelines:
+        results["timelines"] = timelines
     if "ablations" in sections:
         results["ablation"] = _ablation(clf, test_blocks, y, results["metrics"], train if ablation else None,
                                         zero_shot, say)
@@ -245,11 +251,10 @@ def plot_ablation(rows: list[dict], path: Path) -> None:
 def _thumbnail(sample, path: Path) -> bool:
     from PIL import Image
 
-    from ..io.images import decode_image
+    from ..io.media_read import sample_image
 
     try:
-        data = sample.data if getattr(sample, "data", None) is not None else Path(sample.path).read_bytes()
-        img = decode_image(data)
+        img = sample_image(sample)  # a video / DICOM / TIFF frame decoded alone
         img.thumbnail((128, 128))
         if max(img.size) < 96:  # tiny images (Fashion-MNIST's 28 px) are shown enlarged
             scale = -(-96 // max(img.size))  # round up: 28 px -> 4x = 112 px
@@ -303,6 +308,9 @@ def write_report(results: dict, folder, title: str = "wordsight evaluation", mod
         cam = f"images/mistake_{i:02d}.cam.png"
         wanted = model is not None and sample is not None and i < heatmaps
         mk["heatmap"] = cam if wanted and _heatmap(model, sample, folder / cam, mk["predicted"]) else None
+    from .timeline_report import write_timelines
+
+    write_timelines(results, folder)
     (folder / "metrics.json").write_text(json.dumps(results, indent=2, default=_json_default))
     (folder / "index.html").write_text(report_html(results, folder, title))
     return folder / "index.html"

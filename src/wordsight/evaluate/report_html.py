@@ -160,6 +160,9 @@ def report_html(r: dict, folder: Path, title: str) -> str:
             from .search_report import leaderboard_html
 
             parts.append(leaderboard_html(r["search"], folder))
+    from .timeline_report import timeline_html
+
+    parts += timeline_html(r)
     if r.get("failures"):
         parts.append("<h2>Files that could not be read</h2><ul>" + "".join(
             f"<li>{e(f['path'])}: {e(f['reason'])}</li>" for f in r["failures"]) + "</ul>")

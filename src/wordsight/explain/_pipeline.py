@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._util.deadlines import check as check_deadline
 from ..encoders.preprocess import preprocess, to_tensor_array
 from ..io.images import ImageError
 
@@ -226,6 +227,7 @@ class Subject:
         probs = []
         probs_enc = self.probs_encoder
         for i in range(0, len(views), batch_size):
+            check_deadline("the explanation")  # a server request's deadline (no deadline elsewhere)
             inp = Subject.inputs(self, views[i:i + batch_size])
             with torch.inference_mode():
                 for name in self.encoder_names:
@@ -366,6 +368,7 @@ class ClassifierSubject(Subject):
         full = dataclasses.replace(enc.config, resize_mode="exact")
         probs, emb = [], []
         for i in range(0, len(views), batch_size):
+            check_deadline("the explanation")
             pil = [Image.fromarray(v) for v in views[i:i + batch_size]]
             pil = [view(p) for p in pil] if view else pil
             x = np.stack([preprocess(p, full) if prior.encoder == self.encoder_name else enc.preprocess(p)

@@ -96,7 +96,7 @@ def iter_features(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     quiet: bool = False,
     engine: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     small_input: int | str | None = "auto",
     **ray_options,
 ) -> Iterator[Batch]:

@@ -35,6 +35,14 @@ class WriteStats:
     failures: list = field(default_factory=list)
     shards_written: int = 0
     shards_skipped: int = 0
+    engine: str = ""  # the engine and precision the features were computed with (also in the file's metadata)
+    precision: str = ""
+
+
+def with_provenance(schema: pa.Schema, model: str, engine: str, precision: str) -> pa.Schema:
+    """``schema`` with the model, engine and precision of its embeddings in the file's key-value metadata."""
+    return schema.with_metadata({"wordsight.model": model, "wordsight.engine": engine,
+                                 "wordsight.precision": precision})
 
 
 def _schema(top_k: int | None) -> pa.Schema:
@@ -88,8 +96,12 @@ def write_embeddings(data, out: str | os.PathLike, model: str = "efficientnet-li
     if kwargs.get("engine") == "ray":
         kwargs.pop("engine")
         return write_shards(data, out, model, **kwargs)
+    from .engines.batch import used
+
     schema, names = schema_for(model)
-    stats = WriteStats()
+    engine, precision = used(model, kwargs.get("engine", "auto"), kwargs.get("precision", "auto"))
+    schema = with_provenance(schema, model, engine, precision)
+    stats = WriteStats(engine=engine, precision=precision)
     with replaced_atomically(check_output_file(out, (".parquet",))) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for batch in iter_features(data, model, **kwargs):
             if batch.samples or batch.failures:
@@ -110,18 +122,22 @@ def shard_name(index: int, samples: list[Sample], fingerprint: str) -> str:
 
 
 def write_shards(data, out, model="efficientnet-lite0", *, shard_size: int = 1000, quiet: bool = False,
-                 precision: str = "fp32", view_key: str = "", **options):
+                 precision: str = "auto", view_key: str = "", **options):
     """Embed ``data`` on Ray into ``out/part-*.parquet`` (one row per image, the columns of
     :func:`~wordsight.features.parquet.write_embeddings`); finished shards are skipped."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ..encoders import get_config
+    from .engines.default_precision import pinned
     from .engines.ray_engine import ray_batches
     from .extract import Batch, _progress
 
     name = model if isinstance(model, str) else model.config.name
+    if precision == "auto":  # one precision for every node of a cluster (see ray_engine.ray_batches)
+        precision = pinned() or "fp32"
     schema, names = schema_for(name)
+    schema = with_provenance(schema, name, f"ray/{options.get('inner_engine', 'auto')}", precision)
     out = check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     source = open_source(data)
@@ -129,7 +145,8 @@ def write_shards(data, out, model="efficientnet-lite0", *, shard_size: int = 100
     shards = [source.samples[i : i + shard_size] for i in range(0, len(source.samples), shard_size)]
     files = [out / shard_name(i, s, fingerprint) for i, s in enumerate(shards)]
     todo = [i for i, f in enumerate(files) if not f.exists()]
-    stats = WriteStats(failures=list(source.problems), shards_skipped=len(shards) - len(todo))
+    stats = WriteStats(failures=list(source.problems), shards_skipped=len(shards) - len(todo),
+                       engine=f"ray/{options.get('inner_engine', 'auto')}", precision=precision)
     if source.problems:
         listing = Batch([], {}, list(source.problems))
         pq.write_table(batch_table(listing, schema, names), out / "part-listing.parquet")

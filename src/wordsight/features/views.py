@@ -80,18 +80,14 @@ def choose_view(images) -> str:
 def choose_view_of_samples(samples) -> str:
     """:func:`choose_view` on up to :data:`VIEW_SAMPLE` of ``samples`` spread over the set;
     unreadable ones are skipped (they fail later, with their reason, in feature extraction)."""
-    from ..io.images import ImageError, decode_image
-    from .engines.batch import read_bytes
+    from ..io.media_read import sample_image
 
     if not samples:
         return "plain"
     images = []
     for i in np.linspace(0, len(samples) - 1, min(VIEW_SAMPLE, len(samples))).astype(int):
-        data, _ = read_bytes(samples[i])
-        if not data:
-            continue
-        try:
-            images.append(decode_image(data))
-        except ImageError:
+        try:  # an image, or a video / DICOM / TIFF frame decoded alone
+            images.append(sample_image(samples[i]))
+        except (ValueError, OSError):  # ImageError, UnsafeFileError: unreadable, reported by extraction
             continue
     return choose_view(images)

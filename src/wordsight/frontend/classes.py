@@ -24,8 +24,12 @@ def parse_classes(text: str | None, where: str = "classes") -> list[str]:
     check_size(text, where, CODE, MAX_FIELD)
     if text.startswith(("[", "{")):
         names = load_json(text, where, CODE, 1)
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise InputError(422, CODE, f"{where}: a JSON value must be a list of strings")
+        if not isinstance(names, list):
+            raise InputError(422, CODE, f"{where}: a JSON value must be a list of strings, not {_json_type(names)}")
+        wrong = next((i for i, n in enumerate(names) if not isinstance(n, str)), None)
+        if wrong is not None:
+            raise InputError(422, CODE, f"{where}: class name {wrong + 1} of {len(names)} is "
+                             f"{_json_type(names[wrong])}, not a string")
     else:
         names = text.splitlines() if "\n" in text else text.split(",")
     names = [n.strip() for n in names]
@@ -43,6 +47,15 @@ def parse_classes(text: str | None, where: str = "classes") -> list[str]:
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise InputError(422, CODE, f"{where}: repeated names: {', '.join(repeated)[:500]}")
     return names
+
+
+def _json_type(value) -> str:
+    """A JSON value's type in JSON's words (a number, an object...)."""
+    for kind, name in ((bool, "true/false"), (int, "a number"), (float, "a number"), (str, "a string"),
+                       (list, "a list"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null"
 
 
 def read_classes_file(path) -> list[str]:

@@ -6,6 +6,7 @@ zero-shot probabilities, for the CLI and the server alike.
 """
 from __future__ import annotations
 
+from ..io.media_ref import frame_fields
 from .counts import check_count
 
 
@@ -18,6 +19,9 @@ def result_json(upload, record, k: int | None = None) -> dict:
     """One upload's answer: its name and size, then the record's class and ``k`` best classes (when
     it has classes: not for a description alone) and its description."""
     out = {"file": upload.name, "width": upload.width, "height": upload.height}
+    _, frame, time_s = frame_fields(upload.sample.path)
+    if frame is not None:  # a video or DICOM upload answers once per frame
+        out.update(frame=frame, time_s=time_s)
     if record.top_k:
         d = record.to_dict()
         out.update(predicted=d["predicted"], top_k=d["top_k"][:k])

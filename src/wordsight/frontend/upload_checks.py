@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..io.sources import Sample
 from .input_error import InputError
 
-FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, a video (MP4, WebM, MKV, MOV, AVI) or DICOM"
 _request_ids = itertools.count(1)
 
 
@@ -45,6 +45,7 @@ def check_header(name: str, data: bytes, limits) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             w, h = img.size
+            fmt, turned = img.format, _turned(img)
     except UnidentifiedImageError:
         raise InputError(415, "not_an_image", f"{name}: not a recognised image format (expected {FORMATS})",
                          name) from None
@@ -62,17 +63,42 @@ def check_header(name: str, data: bytes, limits) -> tuple[int, int]:
     except ImageError as e:
         code = "too_elongated" if "aspect" in str(e) else "too_large_side"
         raise InputError(413, code, f"{name}: {e}", name) from None
-    return w, h
+    if fmt in ("JPEG", "MPO"):
+        _check_scans(name, data)
+    return (h, w) if turned else (w, h)
+
+
+def _turned(img) -> bool:
+    """Whether the EXIF orientation turns the image by 90 degrees (what is shown is h x w)."""
+    try:
+        return img.getexif().get(0x0112) in (5, 6, 7, 8)
+    except Exception:  # an unreadable EXIF block: the decoder ignores it too
+        return False
+
+
+def _check_scans(name: str, data: bytes) -> None:
+    from ..io.jpeg_scans import check_scans
+
+    try:
+        check_scans(data)
+    except ValueError as e:
+        raise InputError(422, "too_many_scans", f"{name}: {e}", name) from None
 
 
 def upload_samples(files: list[tuple[str | None, bytes]], limits) -> list[Upload]:
     """``(client file name, bytes)`` pairs as uploads whose samples are named
     ``upload-<request>/<index>``, unique across concurrent requests so that a batch holding several
     requests' images keeps them apart."""
+    from .upload_media import media_uploads
+
     rid = next(_request_ids)
     out = []
     for i, (filename, data) in enumerate(files):
         name = display_name(filename, i)
+        frames = media_uploads(name, data, f"upload-{rid}/{i}", limits, lambda s, w, h: Upload(name, s, w, h))
+        if frames is not None:  # a video or DICOM file: one upload per frame (.upload_media)
+            out += frames
+            continue
         w, h = check_header(name, data, limits)
         out.append(Upload(name, Sample(f"upload-{rid}/{i}", data=data), w, h))
     return out

@@ -39,29 +39,26 @@ def _flatten_alpha(img: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def _rescale_high_depth(img: Image.Image) -> Image.Image:
-    """16-bit, 32-bit and float images: map their own value range linearly onto 0..255."""
-    arr = np.asarray(img, dtype=np.float64)
-    if arr.size == 0:
-        raise ImageError("image has no pixels")
-    finite = arr[np.isfinite(arr)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    if hi > lo:
-        arr = (np.nan_to_num(arr, nan=lo) - lo) * (255.0 / (hi - lo))
-    else:
-        arr = np.zeros_like(arr)
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L").convert("RGB")
+def _rescale_high_depth(img: Image.Image, window: tuple[float, float] | None = None) -> Image.Image:
+    """16-bit, 32-bit and float images: through ``window`` onto 0..255 (:mod:`.window`: the
+    0.5th..99.5th percentile by default, clipped outside, never cut to the low byte)."""
+    from .window import WindowError, to_uint8
+
+    try:
+        return Image.fromarray(to_uint8(np.asarray(img), window), "L").convert("RGB")
+    except WindowError as e:
+        raise ImageError(str(e)) from None
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB correctly (alpha on white, high bit depth rescaled)."""
+def to_rgb(img: Image.Image, window: tuple[float, float] | None = None) -> Image.Image:
+    """Convert any PIL mode to RGB correctly (alpha on white, high bit depth through ``window``)."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
         return _flatten_alpha(img)
     if mode in ("I", "F") or mode.startswith("I;"):
-        return _rescale_high_depth(img)
+        return _rescale_high_depth(img, window)
     return img.convert("RGB")
 
 
@@ -78,6 +75,15 @@ def check_size(w: int, h: int, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: i
         raise ImageError(f"too elongated: {w}x{h} has an aspect ratio above the limit of {max_aspect:g}:1")
 
 
+def _check_jpeg_scans(data: bytes) -> None:
+    from .jpeg_scans import check_scans
+
+    try:
+        check_scans(data)
+    except ValueError as e:
+        raise ImageError(str(e)) from None
+
+
 def decode_image(
     data: bytes,
     *,
@@ -85,12 +91,14 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_side: int = DEFAULT_MAX_SIDE,
     max_aspect: float = DEFAULT_MAX_ASPECT,
+    window: tuple[float, float] | None = None,
 ) -> Image.Image:
     """Decode ``data`` into an RGB image with EXIF orientation applied.
 
     ``draft_size``: for JPEGs, let the decoder scale down by DCT (1/2, 1/4, 1/8) while both sides
     stay at least this large: big photos decode several times faster at no cost to a model whose
-    input is smaller. GIFs give their first frame.
+    input is smaller. GIFs give their first frame. ``window``: the (min, max) of a 16-bit or
+    float image mapped to 0..255 (None: its percentile window, :mod:`.window`).
     """
     if not data:
         raise ImageError("empty file (0 bytes)")
@@ -100,12 +108,14 @@ def decode_image(
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             check_size(w, h, max_pixels, max_side, max_aspect)
+            if img.format in ("JPEG", "MPO"):
+                _check_jpeg_scans(data)
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.seek(0)
             img.load()
             img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
+            return to_rgb(img, window)
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .label_sets import label_cell
+from .media_ref import frame_fields
 from .output_files import check_output_file, replaced_atomically
 
 FORMATS = (".json", ".jsonl", ".csv", ".parquet")
@@ -57,11 +58,14 @@ class Prediction:
                 del d[optional]
         if self.prediction_set is not None:
             d["prediction_set"] = [_py(c) for c in self.prediction_set]
+        file, frame, time_s = frame_fields(self.path)
+        if frame is not None:  # a video / DICOM / TIFF frame: the file, the frame's index and time
+            d.update(path=file, frame=frame, time_s=time_s)
         return d
 
-    def to_row(self, k: int, sets: bool = False, unknown: bool = False) -> dict:
+    def to_row(self, k: int, sets: bool = False, unknown: bool = False, frames: bool = False) -> dict:
         """A flat row (CSV, Parquet): ``top1, p1, ..., top{k}, p{k}`` (and the prediction set,
-        ``|``-separated, and ``unknown`` when asked)."""
+        ``|``-separated, ``unknown``, and the ``frame`` and ``time_s`` of video frames when asked)."""
         row = {"path": self.path, "label": label_cell(self.label), "predicted": label_cell(self.predicted),
                "probability": "" if self.probability is None else f"{self.probability:.6f}"}
         for i in range(k):
@@ -72,6 +76,10 @@ class Prediction:
             row["prediction_set"] = "|".join(str(c) for c in self.prediction_set or [])
         if unknown:
             row["unknown"] = "" if self.unknown is None else str(self.unknown).lower()
+        if frames:
+            file, frame, time_s = frame_fields(self.path)
+            row.update(path=file, frame="" if frame is None else str(frame),
+                       time_s="" if time_s is None else f"{time_s:.6f}")
         return row
 
 
@@ -108,11 +116,11 @@ class RecordWriter:
     Use as a context manager; an error inside leaves ``path`` as it was.
     """
 
-    def __init__(self, path, k: int, sets: bool = False, unknown: bool = False):
+    def __init__(self, path, k: int, sets: bool = False, unknown: bool = False, frames: bool = False):
         self.path = check_output_file(path, FORMATS)
         self.suffix = self.path.suffix.lower()
-        self.k, self.flags = k, {"sets": sets, "unknown": unknown}
-        self.columns = list(Prediction(None).to_row(k, sets, unknown))
+        self.k, self.flags = k, {"sets": sets, "unknown": unknown, "frames": frames}
+        self.columns = list(Prediction(None).to_row(k, sets, unknown, frames))
         self.n = 0
 
     def __enter__(self) -> "RecordWriter":
@@ -164,6 +172,7 @@ def write_records(records: list[Prediction], path) -> Path:
     """``.json`` (a list), ``.jsonl`` (one object a line), ``.csv`` or ``.parquet`` (flat rows)."""
     k = max((len(r.top_k) for r in records), default=0)
     with RecordWriter(path, k, sets=any(r.prediction_set is not None for r in records),
-                      unknown=any(r.unknown is not None for r in records)) as writer:
+                      unknown=any(r.unknown is not None for r in records),
+                      frames=any(frame_fields(r.path)[1] is not None for r in records)) as writer:
         writer.write(records)
     return writer.path

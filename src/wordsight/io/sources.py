@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .images import IMAGE_EXTENSIONS
 from .label_sets import check_one_kind, check_same_kind, parse_label_set
+from .media_listing import MEDIA_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def _hidden(name: str) -> bool:
 
 
 def _is_image_name(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    suffix = Path(name).suffix.lower()
+    return suffix in IMAGE_EXTENSIONS or suffix in MEDIA_EXTENSIONS
 
 
 def _folder_id(path: Path, problems: list[Problem]):
@@ -279,10 +281,23 @@ def from_paths(paths) -> Source:
     return Source(samples, problems)
 
 
-def open_source(data) -> Source:
-    """Anything a user may name: a Source, a folder, a manifest (.csv/.jsonl), a file or a list."""
+def open_source(data, media=None) -> Source:
+    """Anything a user may name: a Source, a folder, a manifest (.csv/.jsonl), a file or a list.
+    Videos, DICOM files and multi-page TIFFs become the rows of their frames, chosen by ``media``
+    (a :class:`~.media_options.MediaOptions`; None: the current ones, :func:`~.media_options.current_options`).
+    A Source is taken as it is (already listed)."""
     if isinstance(data, Source):
         return data
+    from .media_listing import expand_media
+    from .media_options import current_options
+
+    src = _open_source(data)
+    src.samples = expand_media(src.samples, media or current_options(),
+                               lambda path, reason: src.problems.append(Problem(path, reason)))
+    return src
+
+
+def _open_source(data) -> Source:
     if isinstance(data, (str, os.PathLike)):
         p = Path(data)
         if p.is_dir():

@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from .._version import __version__
 from ..frontend import MAX_FIELD
+from .docs_page import DOCS_OFF, add_docs
 from .error_responses import ApiError, install_handlers
 from .guard import UNAUTHORIZED, RequestGuard
 from .routes import add_routes
@@ -39,11 +40,13 @@ def create_app(settings: ServeSettings | None = None, **kwargs) -> FastAPI:
         # One file more than the limit: read_uploads' own check then answers one image too many with
         # the count and the limit; the multipart parser stays the backstop against thousands of parts.
         form_limits={"max_files": settings.limits.max_images + 1, "max_fields": 16, "max_part_size": MAX_FIELD},
+        **DOCS_OFF,
     )
     app.state.wordsight = state
     install_handlers(app)
     app.add_middleware(RequestGuard, state=state)
     add_routes(app, state, [Depends(_auth_dependency(state))])
+    add_docs(app)
     return app
 
 

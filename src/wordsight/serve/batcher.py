@@ -30,6 +30,7 @@ class MicroBatcher:
         self.fn, self.batching, self.executor, self.name, self.metrics = fn, batching, executor, name, metrics
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+        self._running: list = []  # the (item, future) pairs of the batch on the model thread now
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -47,10 +48,13 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        waiting = list(self._running)  # a batch cut off on the model thread: its results never arrive
         while self._queue is not None and not self._queue.empty():
-            _, fut = self._queue.get_nowait()
+            waiting.append(self._queue.get_nowait())
+        for _, fut in waiting:
             if not fut.done():
                 fut.set_exception(RuntimeError("the server is shutting down"))
+        self._running = []
 
     # ------------------------------------------------------------------ use
     async def submit(self, items: list) -> list:
@@ -95,7 +99,9 @@ class MicroBatcher:
             if not batch:
                 continue
             items = [item for item, _ in batch]
+            self._running = batch
             outcomes = await loop.run_in_executor(self.executor, self._run, items)
+            self._running = []
             for (_, fut), (ok, value) in zip(batch, outcomes):
                 if fut.done():
                     continue

@@ -33,8 +33,9 @@ def install_handlers(app: FastAPI) -> None:
         code, file = getattr(exc, "code", None), getattr(exc, "file", None)
         status, detail = exc.status_code, exc.detail
         if status == 400 and "Too many files" in str(detail):  # the multipart parser's own file limit
-            status, code = 413, "too_many_images"
-            detail = f"too many images in one request: {detail}"
+            status, code = 413, "too_many_images"  # the parser stops at the limit + 2: say the real limit
+            limit = request.app.state.wordsight.settings.limits.max_images
+            detail = f"{limit + 2} or more images in one request; the limit is {limit}"
         elif status == 400 and "exceeded maximum size" in str(detail):  # a form field over max_part_size
             status, code = 413, "field_too_large"
             detail = f"a form field is too large: {detail}"

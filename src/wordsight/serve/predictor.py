@@ -21,6 +21,7 @@ import numpy as np
 from .._version import __version__
 from ..io.sources import Sample
 from ..zeroshot.text_classifier import METHODS
+from .answers import Answer, Thresholds, calibration_of, classifier_answers, detector_answers, is_detector
 from .settings import ServeSettings
 
 DEFAULT_ZERO_SHOT_ENCODER = "efficientnet-lite0"
@@ -55,10 +56,12 @@ class Predictor:
         if settings.model_dir:
             from ..estimator import load_model_folder, read_config
 
-            self.model_config = read_config(settings.model_dir)
             # Uploads are not written to the on-disk feature cache: a per-call memory cache only.
             self.classifier = load_model_folder(settings.model_dir).set_params(cache=False, quiet=True)
+            self.model_config = {} if is_detector(self.classifier) else read_config(settings.model_dir)
         self.classes = [_py(c) for c in self.classifier.classes_] if self.classifier is not None else None
+        self.is_detector = self.classifier is not None and is_detector(self.classifier)
+        self.thresholds = Thresholds(self.classifier) if self.classifier is not None else None
         self.language = _language()
         self.describe_error: str | None = None if self.language is not None else "wordsight.text is not available"
         self.zero_shot_encoder = settings.zero_shot_encoder or self._default_zero_shot_encoder()
@@ -98,7 +101,9 @@ class Predictor:
 
     def info(self) -> dict:
         model = None
-        if self.has_model:
+        if self.is_detector:
+            model = detector_info(self.classifier, Path(self.settings.model_dir).name)
+        elif self.has_model:
             cfg = self.model_config or {}
             params = cfg.get("params", {})
             model = {"name": Path(self.settings.model_dir).name, "classes": self.classes,
@@ -106,7 +111,8 @@ class Predictor:
                      "head": self.classifier.head_name, "task": self.classifier.task_.name,
                      "text_model": params.get("text_model"),
                      "reads_texts": self.classifier.reads_texts,  # POST /v1/predict takes `texts`
-                     "trained_with": cfg.get("library_version")}
+                     "trained_with": cfg.get("library_version"), "kind": "classifier",
+                     "sets": calibration_of(self.classifier) is not None}
         zs_error = self.zero_shot_error
         return {"version": __version__, "model": model,
                 "zero_shot": {"available": zs_error is None, "encoder": self.zero_shot_encoder,
@@ -115,22 +121,19 @@ class Predictor:
                 "descriptions": {"available": self.describe_error is None, "why_not": self.describe_error}}
 
     # ------------------------------------------------------------------ batch functions
-    def predict_batch(self, samples: list[Sample]) -> list:
-        """Per image, its :class:`~wordsight.io.records.Prediction` (every class in ``top_k``,
-        best first), or one whose ``error`` says why the pipeline could not read it."""
-        from ..io.records import Prediction
-
+    def predict_batch(self, samples: list[Sample]) -> list[Answer]:
+        """Per image, its :class:`~.answers.Answer`: a classifier's record (every class in ``top_k``,
+        best first) with its out-of-distribution score, or a detector's score, decision and
+        threshold (and heatmap), or the ``error`` saying why the pipeline could not read it."""
         try:
-            records = self.classifier.predict_records(samples, top_k=len(self.classes),
-                                                      describe=self.describe_error is None)
+            if self.is_detector:
+                return detector_answers(self.classifier, samples, heatmaps=True)
+            return classifier_answers(self.classifier, samples, describe=self.describe_error is None)
         except Exception:
             reasons = [self._decode_error(s) for s in samples]
             if all(reasons):  # nothing readable in this batch: say why, per image
-                return [Prediction(s.path, error=r) for s, r in zip(samples, reasons)]
+                return [Answer(s.path, error=r) for s, r in zip(samples, reasons)]
             raise
-        by_path = {r.path: r for r in records}
-        return [by_path.get(s.path) or Prediction(s.path, error="the pipeline returned no result for this image")
-                for s in samples]
 
     def _decode_error(self, sample: Sample) -> str | None:
         from ..io.images import ImageError, decode_image
@@ -205,35 +208,45 @@ class Predictor:
         """Why ``/v1/explain`` is not served, or None when it is."""
         if not self.has_model:
             return "explanations need a trained model"
+        if self.is_detector:
+            return "explanations are for classifiers: a detector's heatmap comes with POST /v1/predict"
         try:
             from ..explain import METHODS, explain  # noqa: F401
         except ImportError as e:
             return f"wordsight.explain is not available: {e}"
         return None
 
-    def explain_batch(self, items: list[tuple[bytes, str, object]]) -> list[dict]:
-        """Per (image bytes, method, target): the overlay PNG (at most ``OVERLAY_SIDE`` pixels a
-        side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image."""
+    def explain_batch(self, items: list[tuple[bytes, str, object, dict]]) -> list[dict]:
+        """Per (image bytes, method, target, options): the overlay PNG (at most ``OVERLAY_SIDE``
+        pixels a side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image.
+        ``options``: ``lime_samples``, ``shap_evals`` (checked counts or None) and ``deadline`` (the
+        request's, on ``time.monotonic``): the work stops there (``code`` "timeout"), so that a
+        request answered 504 does not keep the model thread from the other clients."""
+        out = []
+        for data, method, target, options in items:
+            out.append(self._explain_one(data, method, target, options))
+        return out
+
+    def _explain_one(self, data: bytes, method: str, target, options: dict) -> dict:
+        from .._util.deadlines import DeadlineExceeded, deadline
         from ..explain import explain
         from ..io.images import ImageError
 
-        out = []
-        for data, method, target in items:
-            try:
-                e = explain(self.classifier, [data], method=method, target=target)[0]
-            except ImageError as err:
-                out.append({"error": str(err)})
-                continue
-            except ValueError as err:  # e.g. a method this model's encoder does not support
-                out.append({"error": str(err), "code": "cannot_explain"})
-                continue
-            overlay = e.overlay.copy()
-            overlay.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
-            buf = io.BytesIO()
-            overlay.save(buf, "PNG")
-            out.append({"target": _py(e.target), "png": buf.getvalue(), "size": overlay.size,
-                        "evidence": e.to_json()})
-        return out
+        try:
+            with deadline(options.get("deadline")):
+                e = explain(self.classifier, [data], method=method, target=target,
+                            lime_samples=options.get("lime_samples"), shap_evals=options.get("shap_evals"))[0]
+        except DeadlineExceeded as err:
+            return {"error": str(err), "code": "timeout"}
+        except ImageError as err:
+            return {"error": str(err)}
+        except ValueError as err:  # e.g. a method this model's encoder does not support
+            return {"error": str(err), "code": "cannot_explain"}
+        overlay = e.overlay.copy()
+        overlay.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
+        buf = io.BytesIO()
+        overlay.save(buf, "PNG")
+        return {"target": _py(e.target), "png": buf.getvalue(), "size": overlay.size, "evidence": e.to_json()}
 
     # ------------------------------------------------------------------ start-up
     def warm_up(self) -> None:
@@ -269,3 +282,10 @@ class Predictor:
                 warnings.warn(f"wordsight serve: {self._zs_failure}", RuntimeWarning, stacklevel=2)
                 if not self.has_model:
                     raise
+
+
+def detector_info(det, name: str) -> dict:
+    """``/v1/model``'s ``model`` of an anomaly detector."""
+    return {"name": name, "kind": "anomaly", "classes": det.classes_.tolist(), "encoders": det.encoder_names,
+            "method": det.method, "k": det.k, "threshold": det.threshold_, "reject_rate": det.reject_rate,
+            "n_train": det.n_train_, "reads_texts": False, "heatmaps": bool(getattr(det, "localises", False))}

@@ -25,7 +25,9 @@ from ..frontend import (
     result_json,
 )
 from ..io.records import Prediction, predictions
+from .answers import SetOptions, detector_json
 from .error_responses import ApiError
+from .explain_options import explain_options, refuse_timeouts
 from .predictor import ZERO_SHOT_METHODS
 from .prometheus import CONTENT_TYPE
 from .uploads import read_uploads
@@ -93,17 +95,27 @@ def add_predict_route(app, state, auth, Files, TopK) -> None:
               dependencies=auth)
     async def predict(files: Files, top_k: TopK = None,
                       texts: Annotated[str | None, Form(description="paired-text models (fusion paired or late): a "
-                                                    "JSON list, one text (or null) per image")] = None):
+                                                    "JSON list, one text (or null) per image")] = None,
+                      coverage: Annotated[float | None, Form(description="the prediction set of each image at this "
+                                                             "coverage (e.g. 0.9)")] = None,
+                      reject_rate: Annotated[float | None, Form(description="'unknown' at this false-reject rate of "
+                                                                "the training images (e.g. 0.05)")] = None,
+                      set_method: Annotated[str | None, Form(description="lac | aps (default lac)")] = None):
         p = state.predictor
         if not p.has_model:
             raise ApiError(404, "no_model", "this server has no trained model (it was started for zero-shot only): "
                            "use POST /v1/zeroshot")
         k = check_top_k(state.settings.top_k if top_k is None else top_k, len(p.classes))
+        options = SetOptions(p.classifier, coverage, reject_rate, set_method)
         uploads = await read_uploads(files, state.settings.limits)
-        paired = parse_texts(texts, len(uploads), p.classifier.reads_texts, p.classifier.fusion_name)
-        records = await state.predict_batcher.submit(attach_texts([u.sample for u in uploads], paired))
-        refuse_failures(uploads, [{"error": r.error} if r.error else None for r in records])
-        return {"results": [result_json(u, r, k) for u, r in zip(uploads, records)]}
+        paired = parse_texts(texts, len(uploads), getattr(p.classifier, "reads_texts", False),
+                             getattr(p.classifier, "fusion_name", None))
+        answers = await state.predict_batcher.submit(attach_texts([u.sample for u in uploads], paired))
+        refuse_failures(uploads, [{"error": a.error} if a.error else None for a in answers])
+        if p.is_detector:
+            return {"results": [detector_json(u, a) for u, a in zip(uploads, answers)]}
+        return {"results": [p.thresholds.add_to(result_json(u, a.record, k), a, options) if options.asked
+                            else result_json(u, a.record, k) for u, a in zip(uploads, answers)]}
 
 
 def add_describe_route(app, state, auth, Files) -> None:
@@ -204,9 +216,11 @@ def add_explain_route(app, state, auth, Files) -> None:
     @app.post("/v1/explain", tags=["model"], summary="Heatmap overlay (PNG, base64) and the evidence in words",
               dependencies=auth)
     async def explain_images(
-        files: Files,
+        request: Request, files: Files,
         method: Annotated[str, Form(description=f"{' | '.join(METHODS)} (default gradcam)")] = "gradcam",
         target: Annotated[str | None, Form(description="the class to explain (default: the predicted one)")] = None,
+        lime_samples: Annotated[int | None, Form(description="LIME perturbations (default 200)")] = None,
+        shap_evals: Annotated[int | None, Form(description="SHAP model calls (default 200)")] = None,
     ):
         p = state.predictor
         if state.explain_batcher is None:
@@ -218,8 +232,10 @@ def add_explain_route(app, state, auth, Files) -> None:
                            f"{p.classes}")
         if target is not None:
             target = next(c for c in p.classes if str(c) == target)
+        options = explain_options(request, state.settings.limits, lime_samples, shap_evals)
         uploads = await read_uploads(files, state.settings.limits)
-        rows = await state.explain_batcher.submit([(u.sample.data, method, target) for u in uploads])
+        rows = await state.explain_batcher.submit([(u.sample.data, method, target, options) for u in uploads])
+        refuse_timeouts(rows, state.settings.limits)
         refuse_failures(uploads, [r if "error" in r else None for r in rows])
         return {"results": [
             {"file": u.name, "method": method, "target": r["target"],

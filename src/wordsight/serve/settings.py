@@ -24,6 +24,10 @@ class Limits:
     max_side: int = 20_000
     max_aspect: float = 50.0
     max_images: int = 32  # files in one request
+    # A video upload, read from its container header before decoding: its duration and the frames
+    # sampled from it (1 a second; also the frames of a multi-frame DICOM upload).
+    max_video_seconds: float = 600.0
+    max_video_frames: int = 600
     # The whole body. 32 images of 20 MiB would allow 641 MiB; photos from phones are 2-8 MB, so
     # 64 MiB holds several at once while a client cannot make the server spool more than that.
     max_request_bytes: int = 64 * MB

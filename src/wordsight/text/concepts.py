@@ -55,10 +55,19 @@ def read_concepts(path) -> tuple[list[str], list | dict | None]:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
         if isinstance(data, dict):
+            wrong = next((k for k, v in data.items() if not _is_description(v)), None)
+            if wrong is not None:
+                raise ValueError(f"{path}: the description of {wrong[:100]!r} is {type(data[wrong]).__name__}; "
+                                 "a description is text, a list of texts or null")
             return list(data), {k: _as_text(v) for k, v in data.items()}
-        if isinstance(data, list) and all(isinstance(x, str) for x in data):
-            return data, None
-        raise ValueError(f"{path}: expected a JSON list of names or an object {{name: description}}")
+        if isinstance(data, list):
+            wrong = next((i for i, x in enumerate(data) if not isinstance(x, str)), None)
+            if wrong is None:
+                return data, None
+            raise ValueError(f"{path}: concept {wrong + 1} of {len(data)} is {type(data[wrong]).__name__}, not a "
+                             "name (text)")
+        raise ValueError(f"{path}: expected a JSON list of names or an object {{name: description}}, not "
+                         f"{type(data).__name__}")
     if suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
         if not rows or "name" not in rows[0]:
@@ -155,6 +164,10 @@ class ConceptBank:
 
 
 _imagenet_banks: dict = register_store("concept-banks", {})
+
+
+def _is_description(v) -> bool:
+    return v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
 
 
 def _as_text(v):

@@ -210,27 +210,59 @@ DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
 
+MAX_ANSWER_BYTES = 4 << 20  # a chat completion of a few sentences is a few KB
+
+
+def read_answer(resp, deadline: float, url: str) -> bytes:
+    """The body of ``resp``, read in chunks until ``deadline`` (``time.monotonic``; past it
+    ``TimeoutError``) and at most :data:`MAX_ANSWER_BYTES` (past it :class:`LLMError`, without
+    reading the rest). urllib's own timeout bounds each read, not the whole answer."""
+    length = resp.headers.get("Content-Length")
+    if length is not None and length.strip().isdigit() and int(length) > MAX_ANSWER_BYTES:
+        raise LLMError(f"{url}: the answer is {int(length):,} bytes, larger than the limit of "
+                       f"{MAX_ANSWER_BYTES:,}")
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    chunks, size = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        if sock is not None:
+            sock.settimeout(left)  # a read blocks until the deadline at the latest
+        chunk = resp.read1(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise LLMError(f"{url}: the answer is larger than the limit of {MAX_ANSWER_BYTES:,} bytes")
+        chunks.append(chunk)
+
+
 class OpenAIChat(LLMBackend):
     """An OpenAI-compatible ``/chat/completions`` endpoint.
 
     ``base_url`` (default ``$WORDSIGHT_LLM_URL``, ``$OPENAI_BASE_URL`` or OpenAI's), ``model``
     (default ``$WORDSIGHT_LLM_MODEL`` or gpt-4o-mini), the key read from the environment variable
     ``api_key_env`` (default ``OPENAI_API_KEY``; local servers need none). Each request gets
-    ``timeout`` seconds; connection failures, timeouts, 429 and 5xx answers are retried
-    ``retries`` times with exponential backoff; other errors and malformed answers fail at once
-    with the endpoint named.
+    ``timeout`` seconds for the whole answer (connecting and every byte of it: a server that
+    sends a byte every few seconds is cut off there), and one answer, retries included, at most
+    ``total_timeout`` seconds (default three times ``timeout``); connection failures, timeouts,
+    429 and 5xx answers are retried ``retries`` times with exponential backoff; other errors,
+    malformed answers and answers over :data:`MAX_ANSWER_BYTES` fail at once with the endpoint named.
     """
 
     name = "openai"
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 timeout: float = 60.0, retries: int = 3, backoff: float = 1.0, workers: int = 4):
+                 timeout: float = 60.0, retries: int = 3, backoff: float = 1.0, workers: int = 4,
+                 total_timeout: float | None = None):
         url = base_url or os.environ.get("WORDSIGHT_LLM_URL") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL
         url = url.rstrip("/")
         self.url = url if url.endswith("/chat/completions") else url + "/chat/completions"
         self.model = model or os.environ.get("WORDSIGHT_LLM_MODEL") or DEFAULT_OPENAI_MODEL
         self.api_key_env = api_key_env
         self.timeout, self.retries, self.backoff, self.workers = timeout, retries, backoff, workers
+        self.total_timeout = 3 * timeout if total_timeout is None else total_timeout
 
     def describe(self) -> str:
         """``openai:`` model and endpoint."""
@@ -245,16 +277,21 @@ class OpenAIChat(LLMBackend):
 
     def _post(self, body: dict) -> dict:
         data = json.dumps(body).encode()
-        last = ""
+        last, tries = "", 0
+        end = time.monotonic() + self.total_timeout
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), max(0.0, end - time.monotonic())))
+            budget = min(self.timeout, end - time.monotonic())
+            if budget <= 0:
+                break
             req = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
+            tries += 1
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
+                with urllib.request.urlopen(req, timeout=budget) as resp:
+                    raw = read_answer(resp, time.monotonic() + budget, self.url)
             except urllib.error.HTTPError as e:
-                detail = e.read()[:300].decode("utf-8", "replace").strip()
+                detail = e.read(300).decode("utf-8", "replace").strip()
                 last = f"HTTP {e.code} {e.reason}" + (f": {detail}" if detail else "")
                 if e.code == 429 or e.code >= 500:
                     continue
@@ -264,7 +301,7 @@ class OpenAIChat(LLMBackend):
                 last = (
                     f"cannot connect: {reason}"
                     if not isinstance(reason, TimeoutError) and "timed out" not in str(reason)
-                    else f"no answer within {self.timeout:g} s"
+                    else f"no answer within {budget:g} s"
                 )
                 continue
             try:
@@ -273,7 +310,8 @@ class OpenAIChat(LLMBackend):
                 snippet = raw[:120].decode("utf-8", "replace")
                 raise LLMError(f"{self.url}: the answer is not JSON (starts with {snippet!r}); is this "
                                "an OpenAI-compatible chat-completions endpoint?") from None
-        raise LLMError(f"{self.url}: no usable answer after {self.retries + 1} attempt(s): {last}")
+        raise LLMError(f"{self.url}: no usable answer after {tries} attempt(s) in at most "
+                       f"{self.total_timeout:g} s: {last}")
 
     def _one(self, prompt: str, max_new_tokens: int, temperature: float, seed: int, system: str | None) -> str:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]

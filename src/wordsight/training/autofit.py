@@ -145,9 +145,7 @@ def search_fit(X, y=None, *, mode: str = "quick", encoders=None, time_limit=None
     result = search(blocks, mode=mode, pool=pool, time_limit=left, folds=folds, seed=seed, base=base,
                     n_trials=n_trials, candidates=candidates, log=log)
     options = rank_options(result, ensemble, max_members, seed)
-    if ensemble in ("vote", "stack"):
-        options = [o for o in options if o[0] == ensemble] or options
-    chosen, acc, members = max(options, key=lambda o: o[1])  # max keeps the first of ties: the simpler
+    chosen, acc, members = choose_option(options, ensemble)
     log(f"chosen: {chosen} (cv accuracy {acc:.4f}); refitting on all {len(blocks)} training images")
     model = refit(chosen, members, result, blocks, base, acc=acc, seed=seed)
     return SearchOutcome(model, result, chosen, [t.candidate.name for t in members], time.perf_counter() - t0,
@@ -173,6 +171,15 @@ def rank_options(result: SearchResult, ensemble: str = "auto", max_members: int 
                               _ensemble_row("stack", members, stack_acc, seconds)]
         options += [("vote", vote_acc, members), ("stack", stack_acc, members)]
     return options
+
+
+def choose_option(options: list[tuple[str, float, list[Trial]]], ensemble: str = "auto") -> tuple:
+    """The winner among :func:`rank_options`' options: the best cross-validated accuracy, ties to
+    the simpler (the options come simplest first: single, vote, stack); ``ensemble='vote'`` or
+    ``'stack'`` takes that kind whenever the search could build it."""
+    if ensemble in ("vote", "stack"):
+        options = [o for o in options if o[0] == ensemble] or options
+    return max(options, key=lambda o: o[1])  # max keeps the first of ties: the simpler
 
 
 def refit(kind: str, members: list[Trial], result: SearchResult, blocks: FeatureBlocks, base: dict, *,

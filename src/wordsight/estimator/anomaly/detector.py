@@ -12,6 +12,11 @@ from ..._util.numerics import l2_normalize
 from ..feature_blocks import FeatureBlocks, Featurized, extract_blocks, input_rows
 from .scorers import SCORERS
 
+METHODS = (*SCORERS, "words")
+# The words' share of a fused score (image and words each standardised on the normal images):
+# measured in benchmarks/words_fashion_mnist.py (docs/benchmarks.md, "Anomaly: words and PatchCore").
+TEXT_WEIGHT = 0.25
+
 
 class AnomalyDetector:
     """Normal or not, from normal images only; implements :class:`~wordsight.estimator.FittedModel`
@@ -20,8 +25,10 @@ class AnomalyDetector:
     classes_ = np.array(["normal", "abnormal"])
 
     def __init__(self, encoders="efficientnet-lite0", method: str = "knn", k: int = 2, reject_rate: float = 0.05,
-                 cache=None, batch_size=None, quiet: bool = True, small_input="auto"):
+                 cache=None, batch_size=None, quiet: bool = True, small_input="auto", coreset: float = 0.1,
+                 class_name: str | None = None, text_weight: float = TEXT_WEIGHT):
         self.encoders, self.method, self.k, self.reject_rate = encoders, method, k, reject_rate
+        self.coreset, self.class_name, self.text_weight = coreset, class_name, text_weight
         self.cache, self.batch_size, self.quiet, self.small_input = cache, batch_size, quiet, small_input
 
     @property
@@ -47,8 +54,23 @@ class AnomalyDetector:
         return extract_blocks(open_source(X), self.encoder_names, cache=self.cache, batch_size=self.batch_size,
                               quiet=self.quiet, small_input=self.small_input)
 
+    @property
+    def localises(self) -> bool:
+        """Whether the scorer scores patches, so that it can say where an image is abnormal."""
+        return self.method in SCORERS and SCORERS[self.method].reads == "patches"
+
     def featurize(self, X) -> Featurized:
-        """The normalised rows of the images that could be read (a 2-D array: rows used as given, normalised)."""
+        """The rows the image scorer reads (:meth:`image_rows`) and, with a ``class_name``, each
+        image's words log-odds in ``prior_logits`` (:mod:`.words`); images both read."""
+        from .words import with_words
+
+        return with_words(self, X, None if self.method == "words" else self.image_rows(X))
+
+    def image_rows(self, X) -> Featurized:
+        """The normalised rows of the images that could be read (a 2-D array: rows used as given,
+        normalised); for ``patchcore`` the images' patch grids (:mod:`.patches`)."""
+        if self.localises:
+            return self._patch_rows(X)[0]
         if isinstance(X, np.ndarray):
             Z = l2_normalize(np.atleast_2d(X))
             return Featurized(Z, [None] * len(Z), [], None, None, len(Z), np.arange(len(Z)))
@@ -61,29 +83,78 @@ class AnomalyDetector:
         Z = l2_normalize(np.concatenate(parts, 1)) if len(blocks) else np.zeros((0, 0), np.float32)
         return Featurized(Z, blocks.samples, blocks.failures, blocks, None, n, rows)
 
+    def featurize_patches(self, X, views: bool = False):
+        """(Featurized patch grids (with the words, as :meth:`featurize`), the uint8 pictures the
+        encoder saw when ``views``, else None)."""
+        from .words import with_words
+
+        F, pictures = self._patch_rows(X, views)
+        W = with_words(self, X, F)
+        if W is not F and pictures is not None:  # an image the words could not read: its picture goes too
+            keep = set(W.rows.tolist())
+            pictures = [p for r, p in zip(F.rows, pictures) if r in keep]
+        return W, pictures
+
+    def _patch_rows(self, X, views: bool = False):
+        from ...io.sources import open_source
+        from .patches import read_patches
+
+        if isinstance(X, np.ndarray):
+            Z = np.atleast_2d(np.asarray(X, np.float32))
+            return Featurized(Z, [None] * len(Z), [], None, None, len(Z), np.arange(len(Z))), None
+        src = open_source(X)
+        Z, kept, failures, pictures = read_patches(src.samples, self.encoder_names, self.small_input,
+                                                   self.batch_size, views=views)
+        pos = {s.path: i for i, s in enumerate(src.samples)}
+        rows = np.array([pos[s.path] for s in kept], np.int64)
+        return Featurized(Z, kept, list(src.problems) + failures, None, None, len(src.samples), rows), pictures
+
+    def heatmaps_featurized(self, F: Featurized) -> np.ndarray:
+        """(n, GRID, GRID) patch distances of the read rows of ``F`` over ``-threshold_`` (the most
+        abnormal patch distance at the decision): 1 marks a patch as abnormal as the threshold."""
+        if not self.localises:
+            raise ValueError(f"the {self.method} method scores whole images: heatmaps need method='patchcore'")
+        return self.scorer_.patch_distances(F.matrix) / max(-self.threshold_, 1e-12)
+
     # ------------------------------------------------------------------ fit and scores
     def fit(self, X, y=None) -> "AnomalyDetector":
         """Fit on normal images (``y`` ignored: every image is normal); unreadable ones are skipped
         and listed in ``fit_failures_``."""
-        if self.method not in SCORERS:
-            raise ValueError(f"unknown anomaly method {self.method!r}: choose one of {', '.join(SCORERS)}")
+        from .words import fit_words
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown anomaly method {self.method!r}: choose one of {', '.join(METHODS)}")
         if not 0.0 <= self.reject_rate < 1.0:
             raise ValueError(f"reject_rate must be in [0, 1), got {self.reject_rate}")
-        F = self.featurize(X)
+        if fit_words(self, X):  # the words alone (no image scorer)
+            return self
+        F = self.image_rows(X)
         if len(F.matrix) < self.k + 1:
             where = f" in {X}" if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__") else ""
             raise ValueError(f"at least k+1 = {self.k + 1} readable normal images are needed{where}, "
                              f"got {len(F.matrix)}")
-        self.scorer_ = SCORERS[self.method](self.k).fit(F.matrix)
+        self.scorer_ = SCORERS[self.method](self.k, coreset=self.coreset).fit(F.matrix)
         held_out = -self.scorer_.held_out_distance()
+        if self.class_name is not None:  # fused with the words: standardised on the normal images
+            from .words import fuse_held_out
+
+            held_out = fuse_held_out(self, X, F, held_out)
         self.threshold_ = float(np.quantile(held_out, self.reject_rate))
         self.n_train_, self.n_features_in_ = len(F.matrix), F.matrix.shape[1]
         self.fit_failures_ = list(F.failures)
         return self
 
     def score_featurized(self, F: Featurized) -> np.ndarray:
-        """``score_samples`` of the read rows of ``F`` (minus the distance to the normal images)."""
-        return -self.scorer_.distance(F.matrix) if len(F.matrix) else np.zeros(0)
+        """``score_samples`` of the read rows of ``F``: minus the distance to the normal images, the
+        words' log-odds (method ``words``), or their standardised mix (:func:`.words.fused`)."""
+        from .words import fused
+
+        if not len(F.samples):
+            return np.zeros(0)
+        if self.method == "words":
+            return np.asarray(F.prior_logits, np.float64)
+        image = -self.scorer_.distance(F.matrix)
+        return image if getattr(self, "words_", None) is None else fused(self, image, F.prior_logits)
 
     def score_samples(self, X) -> np.ndarray:
         """Per input: higher = more normal; NaN for an image that could not be read."""

@@ -1,6 +1,8 @@
 """Anomaly scorers on L2-normalised feature rows: ``distance(Q)`` (higher = more abnormal) and a
 held-out distance of every training row (to calibrate a threshold on normal images only).
 
+``patchcore`` (:mod:`.patchcore`) reads patch grids rather than pooled rows (``reads``).
+
 ``knn`` (DN2, Bergman et al. 2020): mean cosine distance to the ``k`` nearest normal rows, searched
 exactly in batches of queries, so memory is bounded by ``batch x n_normal``; its held-out distances
 are leave-one-out (each row's own match left out). ``mahalanobis``: distance to the normal mean under
@@ -17,9 +19,14 @@ class KnnScorer:
     """Mean cosine distance to the ``k`` nearest normal rows (``bank``: L2-normalised, float32)."""
 
     name = "knn"
+    reads = "pooled"
 
-    def __init__(self, k: int = 2):
+    def __init__(self, k: int = 2, **_):
         self.k = int(k)
+
+    @staticmethod
+    def shapes(config: dict) -> dict:
+        return {"bank": (config["n_train"], config["n_features"])}
 
     def fit(self, Z: np.ndarray) -> "KnnScorer":
         self.bank = np.ascontiguousarray(Z, np.float32)
@@ -52,10 +59,16 @@ class MahalanobisScorer:
     """Mahalanobis distance to the normal rows' mean, Ledoit-Wolf shrunk covariance."""
 
     name = "mahalanobis"
+    reads = "pooled"
     folds = 5
 
-    def __init__(self, k: int = 2):  # k unused: one signature for every scorer
+    def __init__(self, k: int = 2, **_):  # k unused: one signature for every scorer
         self.k = int(k)
+
+    @staticmethod
+    def shapes(config: dict) -> dict:
+        d = config["n_features"]
+        return {"mean": (d,), "precision": (d, d)}
 
     def fit(self, Z: np.ndarray) -> "MahalanobisScorer":
         from sklearn.covariance import LedoitWolf
@@ -85,4 +98,6 @@ class MahalanobisScorer:
         return self
 
 
-SCORERS = {c.name: c for c in (KnnScorer, MahalanobisScorer)}
+from .patchcore import PatchCoreScorer  # noqa: E402  (it imports nothing from here)
+
+SCORERS = {c.name: c for c in (KnnScorer, MahalanobisScorer, PatchCoreScorer)}

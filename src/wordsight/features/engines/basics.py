@@ -27,3 +27,18 @@ def onnx_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def versions() -> dict[str, str]:
+    """The versions a measurement depends on: wordsight's and each installed engine's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ..._version import __version__
+
+    out = {"wordsight": __version__}
+    for name in ("onnxruntime", "openvino"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out

@@ -31,9 +31,11 @@ from PIL import Image
 
 from ..._util.caches import register_store
 from ...encoders.preprocess import preprocess
-from ...io.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageError, decode_image
+from ...io.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageError, check_size, decode_image
+from ...io.media_ref import MediaRef, media_of
 from ...io.sources import Problem, Sample
 from ..cache import content_hash, feature_key, open_cache
+from .media_frames import Pick, decode_group, decode_suffix, media_digest, tiff_fallback
 from .tuning import tuned_batch_size
 
 # Images whose shorter side is at most input_size / TINY_FRACTION (28-px Fashion-MNIST, icons) run at
@@ -49,14 +51,16 @@ _RUNNERS: dict = register_store("runners", {})
 _RUNNERS_LOCK = threading.Lock()
 
 
-def shared_runner(model, engine: str = "auto", precision: str = "fp32", threads: int | None = None):
+def shared_runner(model, engine: str = "auto", precision: str = "auto", threads: int | None = None):
     """One runner per (model name, engine, precision, threads, cache folder) and process: a new ONNX
     session costs ~0.2 s, which every ``predict`` call and server request would otherwise pay.
     Exported models live in the default cache folder ($WORDSIGHT_CACHE), whatever feature cache a
     run uses: one export per machine. An encoder object (not a name) gets a runner of its own."""
     from ..cache import default_cache_dir
+    from .default_precision import effective
     from .runners import make_runner
 
+    precision = effective(precision)
     if not isinstance(model, str):
         return make_runner(model, engine, precision, threads=threads)
     key = (model, engine, precision, threads, str(default_cache_dir()))
@@ -64,6 +68,12 @@ def shared_runner(model, engine: str = "auto", precision: str = "fp32", threads:
         if key not in _RUNNERS:
             _RUNNERS[key] = make_runner(model, engine, precision, threads=threads)
         return _RUNNERS[key]
+
+
+def used(model, engine: str = "auto", precision: str = "auto", threads: int | None = None) -> tuple[str, str]:
+    """(engine, precision) the features of ``model`` are computed with here (the shared runner's)."""
+    runner = shared_runner(model, engine, precision, threads)
+    return runner.engine, runner.precision
 
 
 def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
@@ -75,6 +85,16 @@ def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
         return read_regular(sample.path, DEFAULT_MAX_FILE_BYTES), None
     except UnsafeFileError as e:
         return None, str(e).removeprefix(f"{sample.path}: ")
+
+
+def read_hashed(sample: Sample) -> tuple[bytes | None, str | None, str | None]:
+    """(bytes or None for a frame of a video / DICOM / TIFF, content hash, error)."""
+    ref = media_of(sample.path)
+    if ref is not None and ref.kind != "image":
+        digest, err = media_digest(sample)
+        return None, digest, err
+    data, err = read_bytes(sample)
+    return data, None if data is None else content_hash(data), err
 
 
 @dataclass
@@ -107,7 +127,7 @@ class EmbedBatch:
     instance is cheap to create and to ship to a Ray actor.
     """
 
-    def __init__(self, model="efficientnet-lite0", *, engine: str = "auto", precision: str = "fp32",
+    def __init__(self, model="efficientnet-lite0", *, engine: str = "auto", precision: str = "auto",
                  batch_size: int | None = None, cache=None, view: Callable | None = None,
                  view_key: str = "", max_pixels: int = DEFAULT_MAX_PIXELS, threads: int | None = None,
                  workers: int = 4, small_input: int | str | None = "auto"):
@@ -167,44 +187,88 @@ class EmbedBatch:
             return False  # decode() reports the problem
         return min(w, h) <= self.runner.config.input_size // TINY_FRACTION
 
-    def decode(self, data: bytes, small=None) -> tuple[np.ndarray | None, str | None]:
-        """Bytes -> preprocessed (3, H, W) float32, or the reason it failed."""
+    def _tiny_of(self, sample: Sample, data: bytes | None) -> bool:
+        ref = media_of(sample.path)
+        if ref is not None and ref.size is not None:  # a frame: its size came from the header when listed
+            return min(ref.size) <= self.runner.config.input_size // TINY_FRACTION
+        return data is not None and self._is_tiny(data)
+
+    def _to_input(self, img: Image.Image, small) -> np.ndarray:
+        if self.view is not None:
+            img = self.view(img)
+        return preprocess(img, small) if small else self.runner.preprocess(img)
+
+    def decode(self, data: bytes, small=None, window=None) -> tuple[np.ndarray | None, str | None]:
+        """Bytes -> preprocessed (3, H, W) float32, or the reason it failed. ``window``: a 16-bit or
+        float image's (min, max) (None: its percentile window, :mod:`wordsight.io.window`)."""
         cfg = small or self.runner.config
         try:
-            img = decode_image(data, draft_size=cfg.resize_size, max_pixels=self.max_pixels)
-            if self.view is not None:
-                img = self.view(img)
-            return (preprocess(img, small) if small else self.runner.preprocess(img)), None
+            try:
+                img = decode_image(data, draft_size=cfg.resize_size, max_pixels=self.max_pixels, window=window)
+            except ImageError:
+                img = tiff_fallback(data, window)  # what PIL cannot read of a TIFF (16-bit RGB, float RGB)
+                if img is None:
+                    raise
+            return self._to_input(img, small), None
         except ImageError as e:
             return None, str(e)
         except Exception as e:  # a broken file must never stop the run
             return None, f"cannot decode image: {type(e).__name__}: {e}"
+
+    def frame_input(self, sample: Sample, pixels: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+        """A decoded frame (H x W x 3 uint8) -> the model's input, sized like an image of its size."""
+        small = self.small_config()
+        small = small if small is not None and self._tiny_of(sample, None) else None
+        try:
+            check_size(pixels.shape[1], pixels.shape[0], self.max_pixels)
+            return self._to_input(Image.fromarray(pixels, "RGB"), small), None
+        except ImageError as e:
+            return None, str(e)
+        except Exception as e:
+            return None, f"cannot prepare the frame: {type(e).__name__}: {e}"
 
     def decode_for_model(self, data: bytes) -> tuple[np.ndarray | None, str | None]:
         """:meth:`decode` with the input size extraction picks for these bytes (tiny images small)."""
         small = self.small_config()
         return self.decode(data, small if small is not None and self._is_tiny(data) else None)
 
+    def _key(self, sample: Sample, data: bytes | None, digest: str, small):
+        tiny = small if small is not None and self._tiny_of(sample, data) else None
+        view = self.view_key + (f"|px{small.input_size}" if tiny else "") + decode_suffix(sample, data)
+        return feature_key(digest, self.runner.fingerprint, view), tiny
+
     def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None) -> Prepared:
-        """Read and hash ``samples``, look them up in the cache, start decoding the misses."""
-        runner = self.runner
-        reads = list(pool.map(read_bytes, samples)) if pool else [read_bytes(s) for s in samples]
-        keys, failures, todo, smalls = [], [], [], []
+        """Read and hash ``samples``, look them up in the cache, start decoding the misses (the
+        frames of one video, DICOM or TIFF file together, in one pass)."""
+        reads = list(pool.map(read_hashed, samples)) if pool else [read_hashed(s) for s in samples]
+        keys, failures, smalls = [], [], []
         small = self.small_config()
-        for s, (data, err) in zip(samples, reads):
+        for s, (data, digest, err) in zip(samples, reads):
             if err:
                 failures.append(Problem(s.path, err))
                 keys.append(None)
                 smalls.append(None)
             else:
-                tiny = small if small is not None and self._is_tiny(data) else None
-                view = self.view_key + (f"|px{small.input_size}" if tiny else "")
-                keys.append(feature_key(content_hash(data), runner.fingerprint, view))
+                key, tiny = self._key(s, data, digest, small)
+                keys.append(key)
                 smalls.append(tiny)
         hits = self.store.get_many([k for k in keys if k], expect=self.output_dims())
-        for s, k, (data, _), tiny in zip(samples, keys, reads, smalls):
-            if k and k not in hits:
-                todo.append((s, k, pool.submit(self.decode, data, tiny) if pool else self.decode(data, tiny)))
+        todo, groups = [], {}
+        for s, k, (data, _, _), tiny in zip(samples, keys, reads, smalls):
+            if not k or k in hits:
+                continue
+            ref = media_of(s.path)
+            if ref is not None and ref.kind != "image":
+                group = _Group((ref.file, id(s.data)))
+                groups.setdefault(group, []).append(s)
+                todo.append((s, k, group))
+            else:
+                window = ref.window if ref is not None else None
+                todo.append((s, k, pool.submit(self.decode, data, tiny, window) if pool
+                             else self.decode(data, tiny, window)))
+        runs = {g: pool.submit(decode_group, m, self.frame_input) if pool else decode_group(m, self.frame_input)
+                for g, m in groups.items()}
+        todo = [(s, k, Pick(runs[t], s.path.frame) if isinstance(t, _Group) else t) for s, k, t in todo]
         return Prepared(samples, keys, hits, failures, todo)
 
     def finish(self, p: Prepared) -> Done:
@@ -239,12 +303,14 @@ class EmbedBatch:
         n = len(paths)
         datas = list(batch["bytes"]) if "bytes" in batch else [None] * n
         labels = list(batch["label"]) if "label" in batch else [None] * n
+        media = list(batch["media"]) if "media" in batch else [""] * n
+        paths = [MediaRef.from_json(str(m)) if isinstance(m, str) and m else p for p, m in zip(paths, media)]
         samples = [Sample(p, None if _missing(lb) else str(lb), None, None if _missing(d) else bytes(d))
                    for p, lb, d in zip(paths, labels, datas)]
         done = self.finish(self.prepare(samples))
         out = to_columns(samples, done, self.output_dims())
         for key, value in batch.items():  # ids and other columns pass through unchanged
-            if key not in out and key != "bytes":
+            if key not in out and key not in ("bytes", "media"):
                 out[key] = np.asarray(value)
         return out
 
@@ -257,6 +323,10 @@ class EmbedBatch:
         return dims
 
 
+class _Group(tuple):
+    """The frames of one file in a chunk: decoded by one task."""
+
+
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v))
 
@@ -267,7 +337,7 @@ def to_columns(samples: list[Sample], done: Done, dims: dict[str, int]) -> dict[
     reasons = {f.path: f.reason for f in done.failures}
     n = len(samples)
     out: dict[str, np.ndarray] = {
-        "path": np.array([s.path for s in samples], dtype=object),
+        "path": np.array([str(s.path) for s in samples], dtype=object),
         "label": np.array([s.label for s in samples], dtype=object),
         "status": np.array(["ok" if id(s) in index else f"error: {reasons.get(s.path, 'failed')}"
                             for s in samples], dtype=object),

@@ -8,6 +8,7 @@ shares their cache entries; bf16 and int8 get entries of their own.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +53,8 @@ class OpenVinoRunner:
         self.compiled = compile_model(path, precision, self.threads)
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         self.fingerprint = (fingerprint or config.fingerprint) + FINGERPRINT_SUFFIX[precision]
+        if precision == "int8" and "accuracy-aware" in Path(path).stem:  # other layers in int8: other features
+            self.fingerprint += "-accuracy-aware"
         self.batch_size = DEFAULT_BATCH["onnx"]
         self._local = threading.local()  # an infer request is not thread-safe: one per thread
 

@@ -46,7 +46,19 @@ def _run(fn, x: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
     return {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
 
 
-def model_file(encoder, engine: str, precision: str, cache_dir=None) -> Path:
+def variants(engine: str, precision: str) -> tuple[str, ...]:
+    """The recipes tried in turn for ``precision`` on ``engine``: OpenVINO int8 is quantised plainly
+    first and accuracy-aware where the plain model fails the gate."""
+    from .int8_recipe import VARIANTS
+
+    return VARIANTS if (engine, precision) == ("openvino", "int8") else ("plain",)
+
+
+def _suffix(variant: str) -> str:
+    return "" if variant == "plain" else f"-{variant}"
+
+
+def model_file(encoder, engine: str, precision: str, cache_dir=None, variant: str = "plain") -> Path:
     """The file ``engine`` runs at ``precision`` (built on first use, not yet gated)."""
     fp32 = fp32_model(encoder, cache_dir)
     if precision in ("fp32", "bf16"):
@@ -55,9 +67,9 @@ def model_file(encoder, engine: str, precision: str, cache_dir=None) -> Path:
     if engine == "openvino":
         from .int8_recipe import overflow_fix, quantize
 
-        path = folder / f"image-int8-nncf-{overflow_fix().lower()}.xml"
+        path = folder / f"image-int8-nncf-{overflow_fix().lower()}{_suffix(variant)}.xml"
         if not path.exists() or not path.with_suffix(".bin").exists():
-            quantize(fp32, path, encoder.config)
+            quantize(fp32, path, encoder.config, variant=variant)
         return path
     from .onnx_cache import quantize_ort
 
@@ -84,19 +96,26 @@ def _runner_fn(engine: str, path: Path, precision: str, threads):
     return lambda x: dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: x})))
 
 
+def report_file(encoder, engine: str, precision: str, cache_dir=None, variant: str = "plain") -> Path:
+    """Where the gate's figures of ``precision`` on ``engine`` (``variant`` of its recipe) are kept."""
+    return model_dir(encoder, cache_dir) / f"gate-{engine}-{precision}{_suffix(variant)}.json"
+
+
 def gate_report(encoder, engine: str, precision: str, cache_dir=None, *, holdout=None, labels=None,
-                threads=None) -> dict:
-    """The gate's figures for ``precision`` on ``engine`` (measured once per held-out set, stored)."""
+                threads=None, variant: str = "plain") -> dict:
+    """The gate's figures for ``precision`` on ``engine`` (measured once per held-out set and engine
+    version, stored)."""
+    from .basics import versions
     from .int8_recipe import recipe as nncf_recipe
 
-    recipe = nncf_recipe() if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
-    report_path = model_dir(encoder, cache_dir) / f"gate-{engine}-{precision}.json"
-    key = _key(holdout, labels, recipe)
+    recipe = nncf_recipe(variant) if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
+    report_path = report_file(encoder, engine, precision, cache_dir, variant)
+    key = _key(holdout, labels, f"{recipe}|{versions().get('openvino' if engine == 'openvino' else 'onnxruntime')}")
     try:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError):
         report = {}
-    path = model_file(encoder, engine, precision, cache_dir)
+    path = model_file(encoder, engine, precision, cache_dir, variant)
     if report.get("key") == key:
         return report
     source = "caller's held-out images"
@@ -137,6 +156,12 @@ def gated_model(encoder, engine: str, precision: str, cache_dir=None, *, holdout
     if precision == "bf16" and not has_bf16():
         raise PrecisionUnavailable("bf16 needs a CPU with AVX512_BF16 or AMX; this one reports neither "
                                    "(see /proc/cpuinfo or $WORDSIGHT_CPU_FLAGS): use precision='fp32'")
-    report = gate_report(encoder, engine, precision, cache_dir, holdout=holdout, labels=labels, threads=threads)
-    quality_gate.check(report["figures"], f"{precision} ({engine}) for {encoder.config.name}")
-    return model_file(encoder, engine, precision, cache_dir)
+    tried = variants(engine, precision)
+    for variant in tried:
+        report = gate_report(encoder, engine, precision, cache_dir, holdout=holdout, labels=labels, threads=threads,
+                             variant=variant)
+        if report["accepted"]:
+            return model_file(encoder, engine, precision, cache_dir, variant)
+    quality_gate.check(report["figures"], f"{precision} ({engine}{', ' + ' then '.join(tried) if len(tried) > 1 else ''}) "
+                       f"for {encoder.config.name}")
+    return model_file(encoder, engine, precision, cache_dir, tried[-1])

@@ -15,8 +15,42 @@ import logging
 
 import numpy as np
 
+from ..._util.errors import WordsightError
 from ...io.sources import Problem, Sample
 from .batch import Done, EmbedBatch
+
+CONNECT_TIMEOUT_S = 10.0  # a cluster's port that does not accept a connection by then is unreachable
+
+
+class RayAddressError(WordsightError):
+    """A Ray ``address`` that cannot be reached; ``str`` names it and why (one line)."""
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``HOST:PORT`` or ``ray://HOST:PORT``; None for ``auto``, ``local`` or no port."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse an address whose port does not accept a TCP connection within ``timeout`` seconds:
+    ``ray.init`` itself retries an unreachable GCS or Ray Client server for minutes (forever, as
+    seen with ``127.0.0.1:1``), so the connection is tried once here first."""
+    import socket
+
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            pass
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e) or type(e).__name__)
+        raise RayAddressError(f"--address {address}: cannot reach a Ray cluster there ({why}; connect timeout "
+                              f"{timeout:g} s)") from None
 
 
 def init_ray(address: str | None = None, quiet: bool = True):
@@ -26,6 +60,7 @@ def init_ray(address: str | None = None, quiet: bool = True):
     if not ray.is_initialized():
         kwargs = {"log_to_driver": not quiet, "include_dashboard": False} if not address else {}
         if address:
+            check_reachable(address)
             ray.init(address=address, **({"log_to_driver": not quiet}))
         else:
             ray.init(**kwargs)
@@ -64,7 +99,7 @@ def _finetuned_weights(model):
 
 def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: str | None = None,
                 concurrency: int | None = None, num_cpus: float = 1, num_gpus: float = 0,
-                batch_size: int | None = None, inner_engine: str = "auto", precision: str = "fp32",
+                batch_size: int | None = None, inner_engine: str = "auto", precision: str = "auto",
                 cache=None, view=None, view_key: str = "", max_pixels: int | None = None,
                 small_input="auto", quiet: bool = True):
     """Yield ``(samples, Done)`` per batch, in the order of ``samples``, computed on Ray."""
@@ -87,8 +122,14 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
         else:
             concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1)))
     engine = inner_engine if inner_engine != "ray" else "auto"
+    if precision == "auto":
+        from .default_precision import pinned
+
+        # The nodes of a cluster may have different CPUs: one precision for every shard, the one
+        # every node computes, unless $WORDSIGHT_PRECISION pins another.
+        precision = pinned() or "fp32"
     size = batch_size or DEFAULT_BATCH["onnx" if engine != "torch" else "torch"]
-    items = [{"index": i, "path": s.path, "label": s.label} for i, s in enumerate(samples)]
+    items = [{"index": i, "path": str(s.path), "label": s.label, "media": media_json(s)} for i, s in enumerate(samples)]
     if any(s.data is not None for s in samples):
         for item, s in zip(items, samples):
             item["bytes"] = s.data
@@ -103,6 +144,14 @@ def ray_batches(samples: list[Sample], model="efficientnet-lite0", *, address: s
                         num_gpus=num_gpus or None)
     for cols in ds.iter_batches(batch_size=None, batch_format="numpy"):
         yield from_columns(cols, samples)
+
+
+def media_json(sample) -> str:
+    """A frame's :class:`~wordsight.io.media_ref.MediaRef` as text (Ray Data keeps strings, not str subclasses)."""
+    from ...io.media_ref import media_of
+
+    ref = media_of(sample.path)
+    return "" if ref is None else ref.to_json()
 
 
 def from_columns(cols: dict, samples: list[Sample]) -> tuple[list[Sample], Done]:

@@ -75,7 +75,7 @@ class OnnxRunner:
         return dict(zip(self.output_names, outs))
 
 
-def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_dir=None,
+def make_runner(model, engine: str = "auto", precision: str = "auto", *, cache_dir=None,
                 threads: int | None = None, holdout=None, labels=None):
     """The runner for ``model`` (a name or an ``ImageEncoder``).
 
@@ -84,10 +84,13 @@ def make_runner(model, engine: str = "auto", precision: str = "fp32", *, cache_d
     the model does not export). ``precision``: ``fp32``; ``bf16`` (OpenVINO, CPUs with
     AVX512_BF16/AMX) and ``int8`` pass the quality gate (:mod:`.quality_gate`) or raise
     ``QuantizationRefused`` with the figures; ``auto`` lets ``engine='auto'`` pick the fastest
-    precision that passed. ``holdout``/``labels``: the gate's images (default: photo crops).
+    precision that passed (the default; ``$WORDSIGHT_PRECISION`` pins it: :mod:`.default_precision`).
+    ``holdout``/``labels``: the gate's images (default: photo crops).
     """
     from ...encoders import load_model
+    from .default_precision import effective
 
+    precision = effective(precision)
     if engine not in ("auto", "torch", "onnx", "openvino"):
         raise ValueError(f"engine must be one of auto, torch, onnx, openvino (ray wraps these), not {engine!r}")
     if precision not in PRECISIONS:

@@ -32,7 +32,9 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def machine_id() -> str:
-    return f"{platform.machine()}|{platform.processor() or '-'}|{os.cpu_count()} cpus"
+    from .cpu import cpu_model
+
+    return f"{platform.machine()}|{cpu_model()}|{os.cpu_count()} cpus"
 
 
 def tuning_key(runner, size: int) -> str:

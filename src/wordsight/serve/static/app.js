@@ -80,7 +80,42 @@ function parseClasses(text) {
   return { classes, descriptions };
 }
 
+function isDetector() {
+  return Boolean(state.info && state.info.model && state.info.model.kind === "anomaly");
+}
+
+function renderAnomaly(result) {  // an anomaly detector: decision, score beside its threshold, heatmap
+  $("top-class").textContent = result.decision;
+  $("anomaly").textContent = `anomaly score ${result.score.toFixed(4)} (threshold ${result.threshold.toFixed(4)}; ` +
+    "higher is more normal)";
+  $("anomaly").hidden = false;
+  $("bars").replaceChildren();
+  $("words-title").hidden = true;
+  $("description").textContent = "";
+  $("heatmap-box").hidden = !result.heatmap_png;
+  if (result.heatmap_png) $("heatmap").src = "data:image/png;base64," + result.heatmap_png;
+  $("error").hidden = true;
+  $("results").hidden = false;
+}
+
+function renderSets(result) {  // the prediction set and "unknown", when the request asked for them
+  $("set-line").hidden = result.prediction_set === undefined;
+  if (result.prediction_set !== undefined) {
+    $("set-line").textContent = `prediction set at ${Math.round(100 * result.coverage)}% coverage: ` +
+      `{${result.prediction_set.join(", ")}}`;
+  }
+  $("unknown-line").hidden = result.unknown === undefined;
+  if (result.unknown !== undefined) {
+    $("unknown-line").textContent = result.unknown
+      ? `unknown: less like the training classes than ${Math.round(100 * (1 - result.reject_rate))}% of the training images`
+      : "known: like the training classes";
+  }
+}
+
 function render(result) {
+  $("anomaly").hidden = true;
+  $("words-title").hidden = false;
+  renderSets(result);
   const tags = Array.isArray(result.predicted);  // a multi-label model answers a set of tags
   $("top-class").textContent = tags ? (result.predicted.join(", ") || "no tags") : result.predicted;
   const bars = $("bars");
@@ -129,11 +164,20 @@ async function run() {
   } else if (readsTexts() && $("own-text").value.trim()) {
     form.append("texts", JSON.stringify([$("own-text").value.trim()]));  // one text per image
   }
+  if (state.tab === "classify" && !$("sets-box").hidden) {
+    if ($("coverage").value.trim()) form.append("coverage", $("coverage").value.trim());
+    if ($("reject-rate").value.trim()) form.append("reject_rate", $("reject-rate").value.trim());
+  }
   state.busy = true;
   setStatus("Thinking…");
   $("error").hidden = true;
   try {
     const body = await api(path, { method: "POST", body: form });
+    if (state.tab === "classify" && isDetector()) {
+      renderAnomaly(body.results[0]);
+      setStatus("");
+      return;
+    }
     render(body.results[0]);
     setStatus(state.tab === "zeroshot" ? "Zero-shot: classes from your words only." : "");
     if (state.tab === "classify" && state.info && state.info.explain) {
@@ -154,7 +198,11 @@ async function loadInfo() {
   try {
     const info = await api("/v1/model");
     state.info = info;
-    if (info.model) {
+    if (info.model && info.model.kind === "anomaly") {
+      $("model-info").textContent = `${info.model.name}: anomaly detector (${info.model.method}, ` +
+        `${info.model.encoders.join(" + ")}) · wordsight ${info.version}`;
+    } else if (info.model) {
+      $("sets-box").hidden = !info.model.sets;
       $("model-info").textContent = `${info.model.name}: ${info.model.classes.length} classes ` +
         `(${info.model.encoders.join(" + ")}, ${info.model.head} head) · wordsight ${info.version}`;
       showTextPanel();
@@ -185,6 +233,8 @@ function init() {
   zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file-input").click(); });
   $("zs-run").addEventListener("click", run);
   $("text-run").addEventListener("click", run);
+  $("coverage").addEventListener("change", run);
+  $("reject-rate").addEventListener("change", run);
   $("api-key").addEventListener("change", loadInfo);
   loadInfo();
 }

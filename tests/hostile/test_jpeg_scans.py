@@ -1,0 +1,109 @@
+"""Issue 28, defect 1: a progressive JPEG with thousands of repeated scans (each scan walks every
+block of the image, so decoding time grows with the scan count: 164 s for 5,000 scans of a
+6000x6000 image). Refused from its markers before decoding, in the CLI's reader and the server."""
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from .conftest import API_KEY
+
+
+def progressive(size: int = 1000, extra_scans: int = 0, exif: bytes | None = None) -> bytes:
+    """A flat progressive JPEG (libjpeg's 10 scans) with ``extra_scans`` copies of its last scan
+    (12 bytes each: a refinement scan of empty blocks, which libjpeg still walks block by block)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    kw = {"exif": exif} if exif else {}
+    Image.fromarray(np.full((size, size, 3), 128, np.uint8)).save(buf, "JPEG", progressive=True, **kw)
+    data = buf.getvalue()
+    last = data.rfind(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra_scans + b"\xff\xd9"
+
+
+def test_scans_are_counted_from_the_markers():
+    from PIL import Image
+
+    from wordsight.io.jpeg_scans import MAX_SCANS, count_scans
+
+    assert MAX_SCANS == 100
+    assert count_scans(progressive(64)) == 10  # libjpeg's progressive script for colour
+    assert count_scans(progressive(64, 7)) == 17
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 90, 200)).save(buf, "JPEG")
+    assert count_scans(buf.getvalue()) == 1  # baseline
+    assert count_scans(b"\x89PNG\r\n\x1a\n") == 0
+    # an APP segment whose payload holds FF DA bytes (as an EXIF thumbnail does) is skipped whole
+    data = progressive(64)
+    app = b"\xff\xe9" + (2 + 40).to_bytes(2, "big") + b"\xff\xda" * 20
+    assert count_scans(data[:2] + app + data[2:]) == 10
+    assert count_scans(progressive(64, 500), stop_after=100) == 101  # stops once past the limit
+
+
+@pytest.mark.parametrize("scans", [100, 101])
+def test_the_limit_is_exact(scans):
+    from wordsight.io.images import ImageError, decode_image
+
+    data = progressive(64, scans - 10)
+    if scans <= 100:
+        assert decode_image(data).size == (64, 64)
+    else:
+        with pytest.raises(ImageError, match="more than 100 scans"):
+            decode_image(data)
+
+
+def test_cli_reader_refuses_before_decoding_and_names_the_file(tmp_path):
+    from wordsight.io.images import ImageError, read_image
+
+    path = tmp_path / "many-scans.jpg"
+    path.write_bytes(progressive(1000, 20_000))  # 246 KB; decoding took 35 s on 2 loaded cores
+    start = time.monotonic()
+    with pytest.raises(ImageError, match=r"many-scans\.jpg: .*more than 100 scans") as err:
+        read_image(path)
+    assert "\n" not in str(err.value)
+    assert time.monotonic() - start < 2
+
+
+def test_one_bad_file_among_many_is_reported_and_skipped(tmp_path):
+    from wordsight.features import extract_features
+
+    (tmp_path / "ok.jpg").write_bytes(progressive(64))
+    (tmp_path / "scans.jpg").write_bytes(progressive(1000, 20_000))
+    fs = extract_features([str(tmp_path / "ok.jpg"), str(tmp_path / "scans.jpg")], "pixels-32", cache=False)
+    assert [s.path for s in fs.samples] == [str(tmp_path / "ok.jpg")]
+    assert len(fs.failures) == 1 and "more than 100 scans" in fs.failures[0].reason
+
+
+def test_server_refuses_it_and_other_clients_are_served_in_time(short_server, photos):
+    """short_server answers 504 after 3 s; the hostile upload used to hold the model thread for
+    the whole decode, so the normal request sent beside it got a 504 as well."""
+    import httpx
+
+    hostile = progressive(1000, 20_000)
+    assert len(hostile) < 300_000  # under the server's upload limit
+    headers = {"X-API-Key": API_KEY}
+    result = {}
+
+    def send_hostile():
+        result["r"] = httpx.post(short_server.url + "/v1/predict", headers=headers, timeout=60,
+                                 files=[("files", ("scans.jpg", hostile, "image/jpeg"))])
+
+    t = threading.Thread(target=send_hostile)
+    t.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    r = httpx.post(short_server.url + "/v1/predict", headers=headers, timeout=60,
+                   files=[("files", ("cat.jpg", photos["cat"], "image/jpeg"))])
+    took = time.monotonic() - start
+    t.join(60)
+    assert r.status_code == 200, r.text
+    assert took < 3
+    bad = result["r"]
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"] == "too_many_scans" and bad.json()["file"] == "scans.jpg"
+    assert bad.json()["detail"].startswith("scans.jpg: ") and "more than 100 scans" in bad.json()["detail"]
