@@ -154,6 +154,15 @@ def _with_own_texts(clf, data, base: str, args):
     return blocks
 
 
+def _check_search_task(data, args) -> None:
+    """``--search`` ranks single-label candidates by accuracy: refused for label sets, in one line."""
+    from ..io.sources import open_source
+
+    if task_of(open_source(data), getattr(args, "task", "auto")) == "multi-label":
+        raise ValueError("--search ranks single-label models; fit a multi-label model without --search "
+                         "(--head logistic|svm|mlp, --encoders for tiles)")
+
+
 def task_of(data, asked: str) -> str:
     """The task ``--task`` names, or for ``auto`` the data's: multi-label when the labels are
     label sets (a manifest's ``labels`` column), else single-label."""
@@ -175,6 +184,7 @@ def run(args) -> int:
     if not args.data:
         raise ValueError("name the labelled images to fit on (a folder with one sub-folder per class, or a manifest)")
     if args.search:
+        _check_search_task(data, args)
         outcome = run_search(args, data, args.out, log=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
         failures = outcome.model.fit_failures_
         return report_failures(failures, 1, args.strict) if failures else 0
