@@ -46,13 +46,13 @@ def add_parser(sub):
 CHUNK = 1024
 
 
-def ray_records(args, data, classes):
+def ray_records(args, data, classes, task=None):
     """Batches of the records of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
     from ..estimator.batch_predict import ray_predict, to_records
 
     for part in ray_predict(args.model, data, address=args.address, concurrency=args.concurrency,
                             num_cpus=args.num_cpus, num_gpus=args.num_gpus, cache=cache_arg(args), quiet=args.quiet):
-        yield to_records(part, classes, args.top_k)
+        yield to_records(part, classes, args.top_k, task)
 
 
 def local_records(args, clf, data):
@@ -118,9 +118,10 @@ def run(args) -> int:
         if args.text is not None or (fusion is not None and fusion.paired):
             raise ValueError("--engine ray does not carry the images' texts: predict paired-text models "
                              "(fusion paired or late) with the local engine")
-        classes = PredictBatch(args.model).classes
+        batch = PredictBatch(args.model)
+        classes = batch.classes
         k = check_top_k(args.top_k, len(classes))
-        batches = ray_records(args, data, classes)
+        batches = ray_records(args, data, classes, batch.task)
     else:
         clf = load_model_folder(args.model)
         if args.text is not None:
