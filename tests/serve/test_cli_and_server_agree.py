@@ -73,7 +73,7 @@ def test_a_class_list_gives_the_same_classes_and_records(zs_client, images, phot
     ("cat", "at least two classes are needed, got ['cat']"),
     ("cat,,dog", "class name 2 of 3 is empty (separate names by one comma or newline each)"),
     ("cat, dog, cat", "repeated names: cat"),
-    ("[1, 2]", "a JSON value must be a list of strings"),
+    ("[1, 2]", "class name 1 of 2 is a number, not a string"),
     ('["a", ["b"]]', "JSON nested deeper than 1 level"),
     ("a," * 1001 + "b", "at most 1000 names of at most 200 characters"),
 ])

@@ -95,6 +95,7 @@ def run(args) -> int:
     from ..io.output_files import check_output_file
     from ..io.records import FORMATS, RecordWriter
     from ..io.sources import Problem
+    from ..storage import declared_format
 
     data = args.images[0] if len(args.images) == 1 else args.images
     if args.text is not None:
@@ -103,6 +104,7 @@ def run(args) -> int:
         data = with_texts(args.images, args.text)
     if args.out:
         check_output_file(args.out, FORMATS)
+    declared_format(args.model)  # a folder that is no saved model is said before the images are listed
     data, frames = listed(data)
     if is_detector_folder(args.model):
         return predict_detector(args, data)
