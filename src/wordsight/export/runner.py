@@ -262,7 +262,13 @@ class Pipeline:
         return self.head.run(["probabilities"], inputs)[0]
 
     def predict(self, images) -> list:
-        return [self.classes[i] for i in self.predict_proba(images).argmax(1)]
+        """The most probable class per image; for a multi-label model (``task_state`` thresholds
+        in the spec) the list of labels whose probability reaches their threshold."""
+        P = self.predict_proba(images)
+        th = (self.spec.get("task_state") or {}).get("thresholds")
+        if th is not None:
+            return [[c for c, p, t in zip(self.classes, row, th) if p >= t] for row in P]
+        return [self.classes[i] for i in P.argmax(1)]
 
     def encode_text(self, texts, batch_size: int = 64) -> np.ndarray:
         spec = self.spec.get("text_encoder")
