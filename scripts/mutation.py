@@ -527,8 +527,10 @@ def summarise(rows, targets, wall, args) -> dict:
     survived = sum(p["survived"] for p in per)
     scored = killed + survived
     return {
-        "command": "make mutation  (python scripts/mutation.py --jobs %d --budget-min %g%s)" % (
-            args.jobs, args.budget_min, f" --rerun {args.rerun}" if args.rerun else ""),
+        "command": "python scripts/mutation.py --jobs %d --budget-min %g%s%s%s%s" % (
+            args.jobs, args.budget_min, f" --only {args.only}" if args.only else "",
+            f" --rerun {args.rerun}" if args.rerun else "", " --survivors-only" if args.survivors_only else "",
+            " --merge" if args.merge else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
         "mutation_tool": "mutmut 2.5.1 operators, scripts/mutation.py driver",
