@@ -74,7 +74,9 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     onnx.save(head, str(out / "head.onnx"))
     spec = {"format": "wordsight-onnx", "format_version": 1, "library_version": __version__,
             "classes": [str(c) for c in clf.classes_], "fusion": clf.fusion_name,
-            "image_encoders": encoders, "head": {"name": clf.head_name, "file": "head.onnx"}}
+            "image_encoders": encoders, "head": {"name": clf.head_name, "file": "head.onnx"}, "task": clf.task_.name}
+    if clf.task_.state() is not None:  # a multi-label model's per-label thresholds (runner.predict)
+        spec["task_state"] = clf.task_.state()
     if prior is not None:
         onnx.save(prior, str(out / "prior.onnx"))
         spec["prior"] = prior_spec(clf, names.index(clf.prior_.encoder))
