@@ -309,7 +309,7 @@ def test_held_awkward_modes_are_classified(client):
     r = _post(client, "/v1/predict", [(n, b, "application/octet-stream") for n, b in images[:4]])
     assert r.status_code == 200, r.text
     r2 = _post(client, "/v1/predict", [(n, b, "application/octet-stream") for n, b in images[4:]])
-    assert r2.status_code == 200 and r2.json()["results"][0]["height"] == 48  # header size, before rotation
+    assert r2.status_code == 200 and r2.json()["results"][0]["height"] == 64  # as shown: after the EXIF rotation (issue 28)
     assert [x["file"] for x in r.json()["results"]] == [n for n, _ in images[:4]]
 
 
