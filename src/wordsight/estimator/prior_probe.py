@@ -1,5 +1,6 @@
 """A few-shot linear probe built on the zero-shot classifier: the prior's log-probabilities are a
-fixed offset and the image features learn a residual on it; nothing is chosen on a held-out split.
+fixed offset and the image features learn a residual on it; the prior's weight is chosen by
+leave-one-out on the labelled images (:mod:`.prior_strength`), never on a split-off set.
 
 For an image with fused features ``x`` and zero-shot log-probabilities ``pi`` (the language
 prior's output) the class scores are::

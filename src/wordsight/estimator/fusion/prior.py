@@ -4,7 +4,8 @@ its logits (:mod:`wordsight.estimator.prior_mix`, :mod:`wordsight.estimator.prio
 The prior is a :class:`~wordsight.zeroshot.pipeline.ZeroShotPipeline` of the model's classes that
 reads each image itself (its ``view``, full input size; the reading is kept in the
 :class:`~..blocks.FeatureBlocks`). How it is combined with the head is chosen on the training
-images: ``weight="auto"`` with a logistic head fits the few-shot prior probe (no held-out split);
+images: ``weight="auto"`` with a logistic head fits the few-shot prior probe (the prior's weight by
+leave-one-out on the labelled images, :mod:`wordsight.estimator.prior_strength`);
 with other heads, or ``"held-out"``, a weight chosen on leave-one-shot-out folds; a number is used
 as given.
 """
@@ -41,8 +42,8 @@ class PriorFusion(Fusion):
         Class name -> description text(s) for the zero-shot prior.
     weight : "auto", "held-out" or float
         Weight of the zero-shot log-probabilities. "auto": with the logistic head, the few-shot
-        learner on the zero-shot classifier (a residual probe on the calibrated prior, no held-out
-        split); with other heads, "held-out": a weight chosen on leave-one-shot-out folds.
+        learner on the zero-shot classifier (a residual probe on the calibrated prior, its weight
+        chosen by leave-one-out on the labelled images); with other heads, "held-out": a weight chosen on leave-one-shot-out folds.
     method : str
         The zero-shot method ("names", "templates", "descriptions", ...); "auto" is
         "descriptions" when ``descriptions`` are given, else "names" (no LLM is run).
@@ -114,7 +115,7 @@ class PriorFusion(Fusion):
 
     @staticmethod
     def _fit_probe(template, head, M, view_M, y, prior, n_classes) -> tuple[PriorProbe, PriorMix]:
-        """The few-shot learner on the zero-shot classifier: no held-out split (models.prior_probe)."""
+        """The few-shot learner on the zero-shot classifier (:mod:`..prior_probe`)."""
         # With many labels the probe should be the image probe: from PROBE_CV_PER_CLASS images per
         # class it takes the penalty the image head cross-validated (at 300 Fashion-MNIST images per
         # class the fixed C = 0.1 lost 1.2 points to image-only, the head's C = 0.001 gained 0.1);
