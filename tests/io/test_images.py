@@ -203,11 +203,11 @@ def test_every_listed_extension_is_listed_from_a_folder(tmp_path):
         assert read_image(s.path).size == (8, 6)
 
 
-def test_high_depth_values_map_linearly_onto_0_255():
-    # 1000 -> 0, 2000 -> 127 (127.5 truncated), 3000 -> 255: the scale is 255 / (max - min)
+def test_high_depth_values_map_linearly_through_the_window():
+    # window (1000, 3000): 1000 -> 0, 2000 -> 128 (127.5 rounded), 3000 -> 255, 1500 -> 64 (63.75)
     a = np.array([[1000, 2000, 3000, 1500]], np.uint16)
-    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG")))[..., 0]
-    assert out.tolist() == [[0, 127, 255, 63]]
+    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG"), window=(1000, 3000)))[..., 0]
+    assert out.tolist() == [[0, 128, 255, 64]]
     one = np.asarray(decode_image(_bytes(Image.fromarray(np.array([[700]], np.uint16)), "PNG")))
     assert one.shape == (1, 1, 3) and one.max() == 0  # one pixel is an image (a constant: black)
     flat = np.asarray(to_rgb(Image.fromarray(np.full((3, 5), 9.5, np.float32), "F")))
@@ -215,8 +215,8 @@ def test_high_depth_values_map_linearly_onto_0_255():
     nan = np.full((2, 2), np.nan, np.float32)
     nan[0, 0] = np.inf
     assert np.asarray(to_rgb(Image.fromarray(nan, "F"))).max() == 0  # no finite value at all: black
-    part = np.array([[0.0, np.nan, 2.0, 1.0]], np.float32)  # NaN takes the lowest finite value
-    assert np.asarray(to_rgb(Image.fromarray(part, "F")))[..., 0].tolist() == [[0, 0, 255, 127]]
+    part = np.array([[0.0, np.nan, 2.0, 1.0]], np.float32)  # NaN takes the window's low end
+    assert np.asarray(to_rgb(Image.fromarray(part, "F"), (0.0, 2.0)))[..., 0].tolist() == [[0, 0, 255, 128]]
 
 
 @pytest.mark.parametrize("mode", ["LA", "RGBa", "PA"])
@@ -237,3 +237,10 @@ def test_a_cut_png_says_truncated():
     data = _bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG")
     with pytest.raises(ImageError, match=r"cannot decode image: truncated or corrupt image data \("):
         decode_image(data[: len(data) // 2])
+
+
+def test_32_bit_integer_images_are_rescaled_too():
+    a = np.array([[-5000, 0, 5000, 70000]], np.int32)  # mode "I" (32-bit TIFF, some 16-bit PNGs)
+    img = Image.fromarray(a, "I") if Image.fromarray(a).mode != "I" else Image.fromarray(a)
+    assert img.mode == "I"
+    assert np.asarray(to_rgb(img, (-5000, 70000)))[..., 0].tolist() == [[0, 17, 34, 255]]

@@ -44,7 +44,10 @@ def test_embed_fit_predict_and_serve(mixed, tmp_path, capsys):
     assert main(["embed", str(root), "--out", str(tmp_path / "e.parquet"), "--cache-dir", cache, "--quiet"]) == 0
     import pyarrow.parquet as pq
 
-    paths = pq.read_table(tmp_path / "e.parquet").column("path").to_pylist()
+    table = pq.read_table(tmp_path / "e.parquet")
+    paths = [p if f is None else f"{p}#frame={f}" for p, f in zip(table.column("path").to_pylist(),
+                                                                 table.column("frame").to_pylist())]
+    assert sorted(t for t in table.column("time_s").to_pylist() if t is not None) == [0.0, 0.0, 1.0, 1.0]
     # per class: 2 JPEGs, 2 video frames (1 a second), 1 DICOM, 1 TIFF
     assert len(paths) == 12 and sum(".mp4#frame=" in p for p in paths) == 4 and sum(".dcm#frame=0" in p for p in paths) == 2
     model = tmp_path / "model"

@@ -82,6 +82,13 @@ def test_the_window_is_part_of_the_cache_key(tmp_path):
     with_window = extract_features(open_source(tmp_path / "a.png", media=MediaOptions(window=(0.0, 10000.0))),
                                    "efficientnet-lite0", cache=tmp_path / "c", quiet=True)
     assert auto.computed == 1 and with_window.computed == 1  # a different window: a different entry
+    from wordsight.features.cache import content_hash, feature_key
+    from wordsight.features.engines.batch import EmbedBatch
+
+    fn = EmbedBatch("efficientnet-lite0", cache=tmp_path / "c")
+    digest = content_hash((tmp_path / "a.png").read_bytes())
+    keys = [feature_key(digest, fn.fingerprint, v) for v in ("|win=auto", "|win=0,10000", "")]
+    assert set(fn.store.get_many(keys, expect=fn.output_dims())) == set(keys[:2])  # never the 8-bit rule's key
     assert not np.allclose(auto.embeddings, with_window.embeddings, atol=1e-3)
 
 

@@ -5,7 +5,7 @@ import sys
 from ._anomaly import add_anomaly_options, fit_detector
 from ._common import add_feature_options, cache_arg, encoders_arg, report_failures
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
-from ._precision import features_phrase
+from ._precision import add_precision_option, features_phrase
 from ._search import add_search_options, run_search
 
 HELP = "train a classifier on labelled images and save it"
@@ -61,7 +61,8 @@ def classifier_from_args(args):
     return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion_from_args(args), head=head,
                       text_model=args.text_model, augment=args.augment, tta=args.tta, cache=cache_arg(args),
                       batch_size=args.batch_size, random_state=args.seed, quiet=args.quiet,
-                      calibration="cross" if args.calibration is None else args.calibration)
+                      calibration="cross" if args.calibration is None else args.calibration,
+                      precision=getattr(args, "precision", "auto"))
 
 
 def fusion_from_args(args, name: str | None = None):
@@ -113,6 +114,7 @@ def add_parser(sub):
     p.add_argument("--out", required=True, help="model folder to write (config.json + safetensors)")
     add_model_options(p)
     add_feature_options(p, model_default=None)
+    add_precision_option(p)
     add_finetune_options(p)
     add_anomaly_options(p)
     p.set_defaults(func=run)

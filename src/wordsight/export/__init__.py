@@ -33,6 +33,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..estimator.ensemble import is_ensemble_folder
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
 
+    check_export_target(out)  # before any work: a user's own folder is never written into
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
         from .ensemble_graph import export_ensemble
 
@@ -92,6 +93,21 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
     seal(out, spec, "pipeline.json")  # every file's sha256 and its own: runner.read_spec verifies them
     return out
+
+
+def check_export_target(out) -> None:
+    """Refuse ``out`` when it is not absent, empty or an earlier export (``pipeline.json`` or
+    ``ensemble.json`` of a wordsight format), as ``fit --out`` refuses a folder that is not a model."""
+    from ..storage.read import ModelFolderError
+    from ..storage.write import check_target
+
+    try:
+        check_target(out, "pipeline.json")
+    except ModelFolderError as first:
+        try:
+            check_target(out, "ensemble.json")
+        except ModelFolderError:
+            raise ValueError(str(first).replace("saved wordsight folder", "wordsight export")) from None
 
 
 def _check_reads_own_encoder(clf, encoder, what: str) -> None:

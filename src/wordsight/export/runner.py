@@ -132,10 +132,15 @@ def _to_rgb(img):
         rgba = img.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     if img.mode in ("I", "F") or img.mode.startswith("I;"):
+        # wordsight.io.window's default rule: the 0.5th..99.5th percentile of the finite values onto
+        # 0..255, clipped outside, rounded; NaN and -inf at the low end, +inf at the high end
         a = np.asarray(img, np.float64)
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L").convert("RGB")
+        finite = a[np.isfinite(a)]
+        lo, hi = (float(v) for v in np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 0.0)
+        if not hi > lo:
+            return Image.new("RGB", img.size)
+        a = (np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo) - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L").convert("RGB")
     return img.convert("RGB")
 
 

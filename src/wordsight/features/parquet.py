@@ -50,6 +50,7 @@ def _schema(top_k: int | None) -> pa.Schema:
               ("embedding", pa.list_(pa.float32()))]
     if top_k:
         fields += [("imagenet_top5", pa.list_(pa.string())), ("imagenet_top5_prob", pa.list_(pa.float32()))]
+    fields += [("frame", pa.int64()), ("time_s", pa.float64())]  # a video / DICOM / TIFF frame's; null for images
     return pa.schema(fields)
 
 
@@ -67,7 +68,7 @@ def batch_table(batch, schema: pa.Schema, names: list[str] | None) -> pa.Table:
     head = names is not None
     rows = {n: [] for n in schema.names}
     for i, s in enumerate(batch.samples):
-        rows["path"].append(_text(s.path))
+        _frame_cells(rows, s.path)
         rows["label"].append(_text(s.label))
         rows["status"].append("ok")
         rows["embedding"].append(batch.arrays["embedding"][i])
@@ -77,7 +78,7 @@ def batch_table(batch, schema: pa.Schema, names: list[str] | None) -> pa.Table:
         rows["imagenet_top5"] += [[names[j] for j in t] for t in top]
         rows["imagenet_top5_prob"] += [p[i, t].astype(np.float32) for i, t in enumerate(top)]
     for f in batch.failures:
-        rows["path"].append(_text(f.path))
+        _frame_cells(rows, f.path)
         rows["label"].append(None)
         rows["status"].append(_text(f"error: {f.reason}"))
         rows["embedding"].append(None)
@@ -85,6 +86,16 @@ def batch_table(batch, schema: pa.Schema, names: list[str] | None) -> pa.Table:
             rows["imagenet_top5"].append(None)
             rows["imagenet_top5_prob"].append(None)
     return pa.table(rows, schema=schema)
+
+
+def _frame_cells(rows: dict, path) -> None:
+    """``path`` (the file of a frame), ``frame`` and ``time_s`` of one row."""
+    from ..io.media_ref import frame_fields
+
+    file, frame, time_s = frame_fields(path)
+    rows["path"].append(_text(file))
+    rows["frame"].append(frame)
+    rows["time_s"].append(time_s)
 
 
 def write_embeddings(data, out: str | os.PathLike, model: str = "efficientnet-lite0", **kwargs) -> WriteStats:
