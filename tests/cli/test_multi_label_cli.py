@@ -98,3 +98,26 @@ def test_describe_lists_the_tags_found(tagger, mosaic_manifests, capsys):
         index = {c: j for j, c in enumerate(clf.classes_)}
         lead = "tags: " + ("; ".join(f"{t} ({p[index[t]]:.2f})" for t in found) if found else "none")
         assert text.startswith(lead), (text, lead)
+
+
+def test_zeroshot_multilabel_scores_each_tag_against_none(mosaic_manifests, tmp_path, capsys):
+    from wordsight.io.datasets import FASHION_MNIST_CLASSES
+    from wordsight.zeroshot.tags import tag_pipeline, tag_probabilities
+
+    classes = sorted(FASHION_MNIST_CLASSES)
+    out = tmp_path / "z.jsonl"
+    assert main(["zeroshot", str(mosaic_manifests[1]), "--classes", json.dumps(classes), "--multilabel",
+                 "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    pipe = tag_pipeline(classes, quiet=True).fit(mosaic_manifests[1])
+    P, _ = tag_probabilities(pipe, mosaic_manifests[1])
+    got = np.array([[{t["class"]: t["probability"] for t in r["top_k"]}.get(c, np.nan) for c in classes] for r in rows])
+    top = ~np.isnan(got)
+    np.testing.assert_allclose(got[top], P[top], atol=1e-6)
+    assert all(r["predicted"] == ([c for c, p in zip(classes, q) if p >= 0.5] or ["none"]) for r, q in zip(rows, P))
+    Y = np.array([[c in r["label"] for c in classes] for r in rows], int)
+    ap = np.mean([average_precision_score(Y[:, j], P[:, j]) for j in range(10) if Y[:, j].any()])
+    assert f"mAP {ap:.2%}" in err and "label-frequency baseline" in err
+    assert main(["zeroshot", str(mosaic_manifests[1]), "--classes", "car,nothing", "--multilabel", "--quiet"]) == 1
+    assert "'nothing' is the 'none' option of --multilabel: rename that tag" in capsys.readouterr().err

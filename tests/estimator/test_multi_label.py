@@ -171,3 +171,11 @@ def test_label_sets_given_to_the_single_label_task_say_which_task_to_use():
     X, sets, _ = scenes(n=30)
     with pytest.raises(ValueError, match="label sets .* task='multi-label'"):
         make_task("single-label").encode(sets)
+
+
+def test_decision_function_gives_one_log_probability_per_label_even_for_two_labels():
+    X, sets, _ = scenes(labels="ab")
+    clf = Classifier(task="multi-label", head=LogisticHead(C=1.0), calibration=None).fit(X, sets)
+    z = clf.decision_function(X[:5])
+    assert z.shape == (5, 2)
+    np.testing.assert_allclose(np.exp(z), clf.predict_proba(X[:5]), atol=1e-12)

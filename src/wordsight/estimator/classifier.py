@@ -299,7 +299,7 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         class, (n,), as scikit-learn expects. Rows of failed images are NaN."""
         F = self.featurize(X)
         z = F.scatter(self.log_proba_featurized(F))
-        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
+        return z[:, 1] - z[:, 0] if z.shape[1] == 2 and not self.task_.label_sets else z  # label sets: one per label
 
     def predict_proba(self, X) -> np.ndarray:
         """(n_inputs, n_classes) probabilities, columns in ``classes_`` order; the row of an
