@@ -195,3 +195,19 @@ def test_the_runners_tiny_rule_is_extractions(size, tiny, tmp_path):
     enc = {"preprocessing": "normal", "tiny": {"max_side": 56, "preprocessing": "small"}}
     assert choose(buf.getvalue(), enc) == ("small" if tiny else "normal")
     assert choose(buf.getvalue(), {"preprocessing": "normal", "tiny": None}) == "normal"
+
+
+def test_export_of_a_model_fitted_on_bf16_features_says_so(fashion_folder, tmp_path, capsys):
+    """The export computes fp32 features: a model whose fit recorded bf16 features gets a note that
+    its export agrees within the gate's tolerance, not bit for bit; an fp32 model gets none."""
+    from wordsight.estimator import Classifier
+
+    clf = Classifier(head=LogisticHead(C=1.0), precision="fp32").fit(fashion_folder / "train")
+    clf.save(tmp_path / "fp32")
+    clf.state_.precisions = {e: "bf16" for e in clf.encoder_names}  # as a fit on a bf16 CPU records it
+    clf.save(tmp_path / "bf16")
+    for name, noted in (("fp32", False), ("bf16", True)):
+        capsys.readouterr()
+        assert main(["export", str(tmp_path / name), "--out", str(tmp_path / f"onnx-{name}"), "--no-text"]) == 0
+        err = capsys.readouterr().err
+        assert ("note: the model's features were efficientnet-lite0 bf16 at fit" in err) is noted, err
