@@ -59,13 +59,16 @@ def engine_rates(model: str, images, n: int = 96) -> tuple[float, float]:
     from wordsight.features.engines.batch import EmbedBatch
     from wordsight.io.sources import Sample
 
-    encoder = Classifier.load(model).encoder_names[0]
+    clf = Classifier.load(model)
+    encoder = clf.encoder_names[0]
+    precision = clf.state_.precisions.get(encoder, "auto")  # what the server computes for this model
     samples = [Sample(f"{i}-{images[i % len(images)][0]}", data=images[i % len(images)][1]) for i in range(n)]
-    extract_features(samples[:16], encoder, cache=False, quiet=True)  # warm: runner, batch size
+    extract_features(samples[:16], encoder, cache=False, quiet=True, precision=precision)  # warm: runner, batch size
     t = time.perf_counter()
-    extract_features(samples, encoder, cache=False, quiet=True)
+    extract_features(samples, encoder, cache=False, quiet=True, precision=precision)
     rate = n / (time.perf_counter() - t)
-    fn = EmbedBatch(encoder, cache=False)
+    fn = EmbedBatch(encoder, cache=False, precision=precision)
+    print(f"engine: {encoder} {fn.runner.precision} ({fn.runner.engine})")
     times = []
     for i in range(16):  # decode + preprocess + model on one image (the first call warms batch-1 shapes)
         t = time.perf_counter()

@@ -83,3 +83,8 @@ def test_texts_of_one_class_are_not_used_and_the_line_says_why(three_classes):
     assert name == "prior"
     assert line == "texts not used: 4 of 8 training images have a text, covering 1 class(es) (north); " \
                    "a text head needs two or more"
+
+
+def test_blank_texts_are_no_texts():
+    samples = [Sample("a.png", "north", "   "), Sample("b.png", "south", "\n"), Sample("c.png", None, "snow")]
+    assert text_coverage(samples) == ([], ["north", "south"], 0)  # unlabelled images are not counted

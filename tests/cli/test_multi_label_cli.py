@@ -25,6 +25,7 @@ def tagger(mosaic_manifests, tmp_path_factory):
 def test_fit_infers_multi_label_from_a_labels_manifest(tagger, mosaic_manifests):
     clf = wordsight.load(tagger)
     assert clf.task_.name == "multi-label" and clf.fusion_name == "image" and len(clf.classes_) == 10
+    assert clf.encoder_names == ["efficientnet-lite0", "tiles:2:efficientnet-lite0"]  # the measured default
     config = json.loads((tagger / "config.json").read_text())
     assert config["task"] == "multi-label" and len(config["task_state"]["thresholds"]) == 10
     test = open_source(mosaic_manifests[1])
@@ -85,3 +86,15 @@ def test_evaluate_prints_map_and_f1_and_writes_pr_curves(tagger, mosaic_manifest
     html = (report / "index.html").read_text()
     assert "Per label" in html and (report / "pr_curves.png").stat().st_size > 1000
     assert "tag <b>" in html  # the largest misses name the tag
+
+
+def test_describe_lists_the_tags_found(tagger, mosaic_manifests, capsys):
+    paths = open_source(mosaic_manifests[1]).paths[:6]
+    assert main(["describe", *paths, "--model", str(tagger), "--quiet"]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    clf = wordsight.load(tagger)
+    P, sets = clf.predict_proba(paths), clf.predict(paths)
+    for (path, text), p, found in zip(lines, P, sets):
+        index = {c: j for j, c in enumerate(clf.classes_)}
+        lead = "tags: " + ("; ".join(f"{t} ({p[index[t]]:.2f})" for t in found) if found else "none")
+        assert text.startswith(lead), (text, lead)

@@ -200,7 +200,7 @@ def test_engines_verb_lists_and_measures_again(monkeypatch, capsys):
     clear_caches()
 
 
-def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, capsys):
+def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, capsys, monkeypatch):
     import pyarrow.parquet as pq
 
     from wordsight.cli import main
@@ -217,6 +217,14 @@ def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, caps
     assert config["encoders"][0]["precision"] == "fp32" and config["params"]["precision"] == "auto"
     assert main(["predict", str(tmp_path / "m"), str(photo_folder / "cat"), "--quiet"]) == 0
     assert "features: efficientnet-lite0 fp32 (" in capsys.readouterr().err
+    # --precision: fit asks for one, predict overrides the recorded one
+    assert main(["fit", str(photo_folder), "--out", str(tmp_path / "m2"), "--fusion", "image", "--quiet",
+                 "--precision", "fp32"]) == 0
+    assert json.loads((tmp_path / "m2" / "config.json").read_text())["params"]["precision"] == "fp32"
+    capsys.readouterr()
+    monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    assert main(["predict", str(tmp_path / "m"), str(photo_folder / "cat"), "--quiet", "--precision", "bf16"]) == 0
+    assert "features: efficientnet-lite0 bf16 (openvino)" in capsys.readouterr().err
 
 
 def test_fp32_fitted_model_predicts_within_the_gate_on_bf16_features(unpinned, fashion_folder):
@@ -237,3 +245,37 @@ def test_fp32_fitted_model_predicts_within_the_gate_on_bf16_features(unpinned, f
         same = p["fp32"].argmax(1) == p["bf16"].argmax(1)
         assert len(same) == 40 and same.mean() >= 0.95, (fit_at, same.mean())
         assert np.abs(p["fp32"] - p["bf16"]).max() < 0.35
+
+
+def test_the_feature_cache_keeps_each_precision_apart(unpinned, mixed_folder, tmp_path):
+    from wordsight import extract_features
+    from wordsight.features.engines.quality_gate import cosines
+
+    unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    opts = dict(cache=tmp_path, quiet=True, engine="openvino")
+    fp32 = extract_features(mixed_folder, precision="fp32", **opts)
+    bf16 = extract_features(mixed_folder, precision="bf16", **opts)
+    assert (fp32.computed, bf16.computed, bf16.cached) == (9, 9, 0)  # fp32's entries are not bf16's
+    again = extract_features(mixed_folder, precision="bf16", **opts)
+    assert (again.computed, again.cached) == (0, 9) and np.array_equal(again.embeddings, bf16.embeddings)
+    assert cosines(fp32.embeddings, bf16.embeddings).min() >= 0.94  # the gate's bound, not equality
+
+
+def test_a_gate_verdict_is_measured_again_under_another_engine_version_or_cpu(unpinned):
+    from wordsight.features.engines import basics, precisions, quality_gate
+
+    unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    enc = load_model("efficientnet-lite0")
+    first = precisions.gate_report(enc, "openvino", "bf16")
+    calls = []
+    real = quality_gate.measure
+    unpinned.setattr(quality_gate, "measure", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert precisions.gate_report(enc, "openvino", "bf16") == first and calls == []  # stored: only read
+    unpinned.setattr(basics, "versions", lambda: {"wordsight": "0", "onnxruntime": "0", "openvino": "1999.0"})
+    again = precisions.gate_report(enc, "openvino", "bf16")
+    assert calls == [1] and again["key"] != first["key"]
+    assert abs(again["figures"]["cosine_mean"] - first["figures"]["cosine_mean"]) < 1e-3
+    from wordsight.features.engines import cpu
+
+    unpinned.setattr(cpu, "cpu_model", lambda: "Another CPU")  # a cache folder shared with another machine
+    assert precisions.gate_report(enc, "openvino", "bf16")["key"] != again["key"] and calls == [1, 1]

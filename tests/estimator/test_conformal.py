@@ -51,7 +51,7 @@ def test_lac_threshold_and_sets_match_a_direct_numpy_computation(model, fashion_
     assert set_threshold(cal, 0.999, "lac") == np.inf  # ceil(301 * 0.999) = 301 > 300: every class
 
 
-@pytest.mark.parametrize("method", ["lac", "aps"])
+@pytest.mark.parametrize("method", ["lac", "aps", "raps"])
 def test_coverage_on_held_out_images_is_within_binomial_tolerance(model, fashion_300, method):
     y = _truth(model, fashion_300)
     n = len(y)
@@ -62,6 +62,24 @@ def test_coverage_on_held_out_images_is_within_binomial_tolerance(model, fashion
         tol = 3 * sqrt(target * (1 - target) / n) + 1 / 301
         assert abs(coverage - target) <= tol, (method, target, coverage)
         assert 1 <= S.sum(1).mean() < 10  # informative: measured 1.01-3.9
+
+
+def test_aps_and_raps_scores_and_thresholds_by_hand(model):
+    from wordsight.estimator.conformal import class_scores, set_threshold
+
+    cal = model.state_.calibration
+    P = np.exp(cal.logits - cal.logits.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    for method, lam in (("aps", 0.0), ("raps", 0.01)):
+        want = np.empty_like(P)
+        for i, p in enumerate(P):
+            mass = 0.0
+            for rank, j in enumerate(sorted(range(10), key=lambda j: (-p[j], j)), start=1):
+                mass += p[j]
+                want[i, j] = mass + lam * max(0, rank - 1)  # RAPS: k_reg = 1
+        np.testing.assert_allclose(class_scores(P, method), want, atol=1e-12)
+        q = np.sort(want[np.arange(300), cal.y])[ceil(301 * 0.9) - 1]
+        assert set_threshold(cal, 0.9, method) == pytest.approx(q, abs=1e-9)
 
 
 def test_unknown_classes_score_higher_than_known_ones(fashion_300):

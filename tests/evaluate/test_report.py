@@ -86,3 +86,22 @@ def test_report_files(results, tmp_path):
     assert data["metrics"]["accuracy"] == results["metrics"]["accuracy"]
     table = headline_table(results)
     assert "accuracy" in table and "few-shot k" in table and "zero-shot" in table
+
+
+def test_report_says_how_much_the_language_contributed(fashion_blocks, tmp_path):
+    """A prior-probe model's report carries the chosen prior weight and the held-out scores on the
+    training images (zero-shot, image probe, the chosen mix), in metrics.json and the page."""
+    from wordsight.estimator.prior_strength import summary
+
+    train, test = fashion_blocks
+    clf = Classifier(fusion="prior", head=LogisticHead(C=0.1)).fit(train)
+    info = clf.state_.probe.info
+    results = evaluate(clf, test, ablation=False, mistakes=0)
+    lang = results["model"]["language"]
+    assert lang["summary"] == summary(info) and lang["choice"] == info["choice"]
+    assert lang["strength"] == info["strength"] and lang["n_train"] == len(train)
+    assert set(lang["held_out"]) == {"image probe", "equal-weight pool", "prior-heavy pool", "zero-shot"}
+    html = write_report(results, tmp_path / "report", model=clf).read_text()
+    assert "language: prior weight" in html
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["model"]["language"]["choice"] == info["choice"]
+    assert evaluate(Classifier(head=LogisticHead(C=0.1)).fit(train), test, ablation=False)["model"]["language"] is None

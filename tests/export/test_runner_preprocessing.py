@@ -51,6 +51,25 @@ def _sixteen_bit() -> bytes:
     return _encode(img)
 
 
+def _hot_pixel() -> bytes:
+    a = np.linspace(200, 900, 50 * 60).reshape(50, 60).astype(np.uint16)
+    a[3, 4] = 65535  # one hot pixel: the percentile window ignores it
+    return _encode(Image.fromarray(a))
+
+
+def _float_with_nan_and_inf() -> bytes:
+    a = np.linspace(-1.0, 3.0, 40 * 50, dtype=np.float32).reshape(40, 50)
+    a[0, :5], a[1, :3], a[2, :2] = np.nan, np.inf, -np.inf
+    return _encode(Image.fromarray(a, "F"), "TIFF")
+
+
+def _transparent(mode: str) -> bytes:
+    a = np.asarray(_photo(60, 40, "RGBA", seed=12)).copy()
+    a[:, :20, 3] = 0  # a transparent band over coloured pixels: it must come out white
+    a[:, 20:30, 3] = 128
+    return _encode(Image.fromarray(a, "RGBA").convert(mode))
+
+
 def _palette_with_transparency() -> bytes:
     img = _photo(64, 48, seed=4).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     return _encode(img, transparency=0)
@@ -67,8 +86,12 @@ CASES = {
     "wide-photo-jpeg-1400x600": lambda: _encode(_photo(1400, 600, seed=9), "JPEG", quality=90),
     "exif-rotated-jpeg": _exif_rotated,
     "rgba": lambda: _encode(_photo(80, 50, "RGBA", seed=10)),
+    "rgba-transparent": lambda: _transparent("RGBA"),
+    "la-transparent": lambda: _transparent("LA"),
     "grey": lambda: _encode(_photo(70, 90, "L", seed=11)),
     "sixteen-bit": _sixteen_bit,
+    "sixteen-bit-hot-pixel": _hot_pixel,
+    "float-nan-inf-tiff": _float_with_nan_and_inf,
     "palette-transparent": _palette_with_transparency,
 }
 

@@ -57,6 +57,20 @@ def test_the_limit_is_exact(scans):
             decode_image(data)
 
 
+def test_large_images_get_a_lower_limit():
+    """The work is scans x pixels: 100 scans up to 12 MP, 1.2e9 / pixels above, never below 20."""
+    from wordsight.io.jpeg_scans import MAX_SCAN_PIXELS, check_scans, scan_limit
+
+    assert MAX_SCAN_PIXELS == 1_200_000_000
+    assert scan_limit(None) == 100 and scan_limit(12_000_000) == 100 and scan_limit(12_000_001) == 99
+    assert scan_limit(16_000_000) == 75 and scan_limit(40_000_000) == 30 and scan_limit(89_000_000) == 20
+    data = progressive(64, 65)  # 75 scans (only counted here: the pixels are the caller's)
+    check_scans(data, 16_000_000)
+    with pytest.raises(ValueError, match=r"more than 74 scans \(the limit for 16,200,000 pixels"):
+        check_scans(data, 16_200_000)
+    check_scans(progressive(64, 10), 10**9)  # 20 scans: what an encoder may write, at any size
+
+
 def test_cli_reader_refuses_before_decoding_and_names_the_file(tmp_path):
     from wordsight.io.images import ImageError, read_image
 

@@ -88,3 +88,12 @@ def test_an_unknown_label_at_evaluation_is_named_and_predict_passes_it_through(t
                  "--no-describe", "--quiet"]) == 0  # stated: predict reports the given labels as they are
     first = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])
     assert first["label"] == ["a", "zebra"] and set(first["predicted"]) <= {"a", "b"}
+
+
+def test_search_on_label_sets_is_refused_before_any_work(tmp_path, capsys):
+    names = _images(tmp_path, 2)
+    (tmp_path / "m.csv").write_text("path,labels\n" + "".join(f"{n},a|b\n" for n in names))
+    assert main(["fit", str(tmp_path / "m.csv"), "--search", "quick", "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == ("wordsight fit: error: --search ranks single-label models; fit a "
+                                               "multi-label model without --search (--head logistic|svm|mlp, "
+                                               "--encoders for tiles)")

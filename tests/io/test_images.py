@@ -227,6 +227,15 @@ def test_high_depth_values_map_linearly_onto_0_255():
     assert np.asarray(to_rgb(Image.fromarray(part, "F")))[..., 0].tolist() == _window(part) == [[0, 0, 255, 64]]
 
 
+def test_high_depth_values_map_linearly_through_the_window():
+    # window (1000, 3000): 1000 -> 0, 2000 -> 128 (127.5 rounded), 3000 -> 255, 1500 -> 64 (63.75)
+    a = np.array([[1000, 2000, 3000, 1500]], np.uint16)
+    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG"), window=(1000, 3000)))[..., 0]
+    assert out.tolist() == [[0, 128, 255, 64]]
+    part = np.array([[0.0, np.nan, 2.0, 1.0]], np.float32)  # NaN takes the window's low end
+    assert np.asarray(to_rgb(Image.fromarray(part, "F"), (0.0, 2.0)))[..., 0].tolist() == [[0, 0, 255, 128]]
+
+
 @pytest.mark.parametrize("mode", ["LA", "RGBa", "PA"])
 def test_every_mode_with_alpha_goes_on_white(mode):
     img = Image.new("RGBA", (3, 2), (0, 0, 0, 0)).convert(mode) if mode != "RGBa" else Image.new("RGBa", (3, 2))
@@ -245,3 +254,10 @@ def test_a_cut_png_says_truncated():
     data = _bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG")
     with pytest.raises(ImageError, match=r"cannot decode image: truncated or corrupt image data \("):
         decode_image(data[: len(data) // 2])
+
+
+def test_32_bit_integer_images_are_rescaled_too():
+    a = np.array([[-5000, 0, 5000, 70000]], np.int32)  # mode "I" (32-bit TIFF, some 16-bit PNGs)
+    img = Image.fromarray(a, "I") if Image.fromarray(a).mode != "I" else Image.fromarray(a)
+    assert img.mode == "I"
+    assert np.asarray(to_rgb(img, (-5000, 70000)))[..., 0].tolist() == [[0, 17, 34, 255]]

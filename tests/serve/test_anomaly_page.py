@@ -87,3 +87,21 @@ def test_a_classifier_page_shows_the_set_and_unknown(browser, server, images, tm
         else "known: like the training classes")
     assert not errors
     page.close()
+
+
+def test_a_patchcore_detector_page_shows_the_heatmap(browser, fashion_folder, tmp_path, server):
+    from wordsight.serve import BackgroundServer, ServeSettings
+
+    AnomalyDetector(method="patchcore", coreset=0.05).fit(fashion_folder / "train" / "Trouser").save(tmp_path / "pc")
+    image = sorted((fashion_folder / "test" / "Bag").glob("*.png"))[0]
+    with BackgroundServer(ServeSettings(model_dir=str(tmp_path / "pc"), warm_up=False)) as s:
+        page = browser.new_page()
+        page.goto(s.url + "/")
+        page.wait_for_function("document.getElementById('model-info').textContent.includes('(patchcore')")
+        page.set_input_files("#file-input", str(image))
+        page.wait_for_selector("#heatmap-box:not([hidden])", timeout=60_000)
+        page.wait_for_function("document.getElementById('heatmap').naturalWidth === 160")
+        want = _api(s.url, image)
+        assert page.inner_text("#top-class") == want["decision"] == "abnormal"
+        assert page.get_attribute("#heatmap", "src") == "data:image/png;base64," + want["heatmap_png"]
+        page.close()

@@ -234,7 +234,7 @@ def test_a_batcher_not_started_refuses_and_a_stopped_one_fails_what_still_waits(
     # both answered at once (the one on the model thread too: it used to wait for ever)
     running, waiting = asyncio.run(main())
     for out in (running, waiting):
-        assert isinstance(out, RuntimeError) and "the server is shutting down" in str(out)
+        assert isinstance(out, RuntimeError) and str(out) == "the server is shutting down"
 
 
 def test_stop_before_start_or_before_any_batch_and_submit_after_stop():
@@ -268,3 +268,14 @@ def test_items_arriving_within_max_wait_share_the_first_items_batch():
 
     out = run_batcher(fn, Batching(max_batch=8, max_wait_ms=600), body)
     assert out == [["a"], ["b"]] and calls == [["a", "b"]]
+
+
+def test_a_lone_item_that_raises_fails_its_request_with_the_error():
+    def fn(items):
+        raise ValueError(f"cannot handle {items[0]}")
+
+    async def body(b):
+        return await asyncio.wait_for(asyncio.gather(b.submit(["x"]), return_exceptions=True), 5)
+
+    (out,) = run_batcher(fn, Batching(max_batch=1, max_wait_ms=0), body)
+    assert isinstance(out, ValueError) and str(out) == "cannot handle x"

@@ -66,7 +66,11 @@ def test_predict_batch_bad_good_good_equals_single_calls(model_dir, images):
     singles = [p.predict_batch([s])[0] for s in samples]
     assert batch[0].error and batch[0].error == singles[0].error
     for got, want in zip(batch[1:], singles[1:]):
-        assert got.path == want.path and got.error is None and got.description == want.description
-        assert [c for c, _ in got.top_k] == [c for c, _ in want.top_k]
-        np.testing.assert_allclose([v for _, v in got.top_k], [v for _, v in want.top_k], atol=1e-6)
-    assert batch[1].predicted != batch[2].predicted
+        assert got.path == want.path and got.error is None
+        g, w = got.record, want.record
+        assert g.path == w.path and g.error is None and g.description == w.description and g.description
+        assert [c for c, _ in g.top_k] == [c for c, _ in w.top_k]
+        np.testing.assert_allclose([v for _, v in g.top_k], [v for _, v in w.top_k], atol=1e-6)
+        assert want.ood is not None  # the model keeps calibration scores: each image has its own
+        assert got.ood == pytest.approx(want.ood, abs=1e-6)
+    assert batch[1].record.predicted != batch[2].record.predicted

@@ -94,7 +94,8 @@ def test_a_time_limit_stops_the_search_and_an_unknown_mode_is_refused():
         search(b, mode="exhaustive")
 
 
-@pytest.mark.parametrize("text,want", [("600", 600), ("90s", 90), ("10m", 600), ("1.5h", 5400), (None, None)])
+@pytest.mark.parametrize("text,want", [("600", 600), ("90s", 90), ("10m", 600), ("1.5h", 5400), (None, None),
+                                       ("", None), (" None ", None), ("none", None), (" 2 M ", 120)])
 def test_parse_time_limit(text, want):
     assert parse_time_limit(text) == want
 

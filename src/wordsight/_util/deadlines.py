@@ -29,6 +29,11 @@ def deadline(at: float | None):
         _local.at = old
 
 
+def active() -> bool:
+    """Whether this thread has a deadline (callers may then work in smaller steps)."""
+    return getattr(_local, "at", None) is not None
+
+
 def check(what: str = "the work") -> None:
     """Raise :class:`DeadlineExceeded` when this thread's deadline has passed."""
     at = getattr(_local, "at", None)

@@ -5,6 +5,13 @@
 from __future__ import annotations
 
 
+def add_precision_option(p, default: str | None = "auto", what: str = "") -> None:
+    """``--precision`` of the verbs that compute image features."""
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=default,
+                   help="image features' precision: auto (the fastest that passed the quality gate on this CPU), "
+                   "fp32 (bit-for-bit the same on every machine), bf16 or int8 (past the gate)" + what)
+
+
 def recorded_precisions(model) -> dict[str, str] | None:
     """What the fit recorded per encoder (an ensemble: its members'; None where nothing was)."""
     members = getattr(model, "members", None)
@@ -21,6 +28,13 @@ def features_phrase(model) -> str:
 
     wanted = for_features(list(model.encoder_names), getattr(model, "precision", "auto"), recorded_precisions(model))
     return "features: " + describe({e: used(e, "auto", p) for e, p in wanted.items()})
+
+
+def use_precision(model, precision: str | None) -> str:
+    """Set ``precision`` on ``model`` when given (else the fit's recorded one stays); its phrase."""
+    if precision is not None and hasattr(model, "precision"):
+        model.set_params(precision=precision)
+    return features_phrase(model)
 
 
 def encoder_phrase(name: str, precision: str = "auto") -> str:

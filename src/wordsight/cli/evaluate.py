@@ -34,7 +34,7 @@ def add_parser(sub):
     p.add_argument("--normal", default=None, help="anomaly detectors: the test labels that are normal, LABEL[,LABEL]")
     p.add_argument("--coverage", type=float, default=None,
                    help="also print the prediction sets' empirical coverage, mean set size and coverage per class")
-    p.add_argument("--set-method", choices=["lac", "aps"], default="lac", help="conformity score of the sets")
+    p.add_argument("--set-method", choices=["lac", "aps", "raps"], default="lac", help="conformity score of the sets")
     add_feature_options(p, model_default=None)
     p.set_defaults(func=run)
 
@@ -84,5 +84,10 @@ def _open_set(args, clf) -> int:
     if args.coverage is not None:
         check_rate(args.coverage, "--coverage")
     require_calibration(clf, args.model, "--coverage and test images of unknown classes")
-    print(open_set_table(open_set_metrics(clf, args.data, args.coverage, args.set_method)))
+    metrics = open_set_metrics(clf, args.data, args.coverage, args.set_method)
+    print(open_set_table(metrics))
+    if args.report:
+        from ..evaluate.open_set import write_open_set_report
+
+        print(f"report: {write_open_set_report(metrics, args.report, f'wordsight sets of {args.model}')}", file=sys.stderr)
     return 0

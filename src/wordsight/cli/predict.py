@@ -6,7 +6,7 @@ import sys
 from ._anomaly import is_detector_folder, predict_detector, refuse_heatmaps
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 from ._media import listed, print_timelines
-from ._precision import features_phrase
+from ._precision import add_precision_option, use_precision
 
 HELP = "classify images with a saved model"
 
@@ -22,12 +22,13 @@ def add_parser(sub):
         "--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet (default: print)"
     )
     p.add_argument("--no-describe", action="store_true", help="leave out the description in words")
+    add_precision_option(p, None, "; default: what the model's features had at fit")
     p.add_argument("--text", action="append", default=None, metavar="TEXT",
                    help="the image's own text, for paired-text models (fusion paired or late); once per image "
                    "file listed, in order (a manifest gives them in its 'text' column instead)")
     p.add_argument("--coverage", type=float, default=None,
                    help="add each image's conformal prediction set, holding the true class with this probability")
-    p.add_argument("--set-method", choices=["lac", "aps"], default="lac", help="conformity score of the sets")
+    p.add_argument("--set-method", choices=["lac", "aps", "raps"], default="lac", help="conformity score of the sets")
     p.add_argument("--reject-rate", type=float, default=None,
                    help="mark 'unknown' the images less like the training classes than all but this fraction "
                    "of the training images")
@@ -45,13 +46,13 @@ def add_parser(sub):
 CHUNK = 1024
 
 
-def ray_records(args, data, classes):
+def ray_records(args, data, classes, task=None):
     """Batches of the records of ``predict_records``, computed on Ray by the engine-agnostic PredictBatch."""
     from ..estimator.batch_predict import ray_predict, to_records
 
     for part in ray_predict(args.model, data, address=args.address, concurrency=args.concurrency,
                             num_cpus=args.num_cpus, num_gpus=args.num_gpus, cache=cache_arg(args), quiet=args.quiet):
-        yield to_records(part, classes, args.top_k)
+        yield to_records(part, classes, args.top_k, task)
 
 
 def local_records(args, clf, data):
@@ -117,9 +118,10 @@ def run(args) -> int:
         if args.text is not None or (fusion is not None and fusion.paired):
             raise ValueError("--engine ray does not carry the images' texts: predict paired-text models "
                              "(fusion paired or late) with the local engine")
-        classes = PredictBatch(args.model).classes
+        batch = PredictBatch(args.model)
+        classes = batch.classes
         k = check_top_k(args.top_k, len(classes))
-        batches = ray_records(args, data, classes)
+        batches = ray_records(args, data, classes, batch.task)
     else:
         clf = load_model_folder(args.model)
         if args.text is not None:
@@ -128,7 +130,7 @@ def run(args) -> int:
         if args.coverage is not None or args.reject_rate is not None:
             _check_sets(args, clf)
         clf.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
-        print(features_phrase(clf), file=sys.stderr)
+        print(use_precision(clf, args.precision), file=sys.stderr)
         batches = local_records(args, clf, data)
     failures, n_ok, timeline = [], 0, TimelineCollector()
     with RecordWriter(args.out, k, sets=args.coverage is not None, unknown=args.reject_rate is not None,

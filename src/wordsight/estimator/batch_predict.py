@@ -35,6 +35,20 @@ class PredictBatch:
     def classes(self) -> list[str]:
         return [str(c) for c in self.classifier.classes_]
 
+    @property
+    def task(self):
+        """The model's fitted task (what ``predicted`` and the records are made by)."""
+        return self.classifier.task_
+
+    def predicted(self, proba: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """The task's answer per row as text (a label set ``|``-separated), None for a failed image."""
+        from ..io.label_sets import label_cell
+
+        answers = self.task.decide(np.asarray(proba[ok], np.float64), self.classifier.classes_)
+        out = np.full(len(proba), None, dtype=object)
+        out[np.flatnonzero(ok)] = [label_cell(a) for a in answers]
+        return out
+
     def __getstate__(self):
         return {**self.__dict__, "_clf": None}
 
@@ -56,8 +70,7 @@ class PredictBatch:
             "path": np.array([str(p) for p in paths], dtype=object),
             "status": np.array(["ok" if good else f"error: {reasons.get(p, 'failed')}" for p, good in zip(paths, ok)],
                                dtype=object),
-            "predicted": np.array([self.classes[int(np.argmax(r))] if good else None for r, good in zip(proba, ok)],
-                                  dtype=object),
+            "predicted": self.predicted(proba, ok),
             "probabilities": proba,
         }
         for key, value in batch.items():
@@ -150,14 +163,17 @@ def ray_predict(model_dir, data, *, address: str | None = None, concurrency: int
     yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 
-def to_records(columns: dict, classes: list[str], top_k: int = 5) -> list:
-    """The :class:`~wordsight.io.records.Prediction` of each row of a :class:`PredictBatch` output."""
-    from ..io.records import Prediction, predictions
+def to_records(columns: dict, classes: list[str], top_k: int = 5, task=None) -> list:
+    """The :class:`~wordsight.io.records.Prediction` of each row of a :class:`PredictBatch` output
+    (``task``: the model's fitted task, whose records they are; default single-label)."""
+    from ..io.records import Prediction
+    from .tasks import make_task
 
+    task = task or make_task("single-label")
     out = []
     for path, status, proba in zip(media_paths(columns), columns["status"], columns["probabilities"]):
         if status == "ok":
-            out += predictions([path], [None], classes, proba[None], top_k)
+            out += task.records([path], [None], np.asarray(classes), np.asarray(proba, np.float64)[None], top_k, None)
         else:
             out.append(Prediction(path, error=str(status).removeprefix("error: ")))
     return out

@@ -30,7 +30,10 @@ import numpy as np
 
 from .._util.numerics import softmax
 
-METHODS = ("lac", "aps")
+METHODS = ("lac", "aps", "raps")
+# RAPS (Angelopoulos et al. 2021): APS plus RAPS_LAMBDA for every rank past RAPS_K_REG, which keeps
+# the sets small when the tail classes' probabilities are noisy; the paper's values for few classes.
+RAPS_LAMBDA, RAPS_K_REG = 0.01, 1
 OOD_SCORES = ("knn", "energy", "msp")
 # Measured (benchmarks/open_set_fashion_mnist.py, train on classes 0-4, 1,000 a class): unknown-class
 # AUROC 93.5 knn, 88.0 energy, 85.5 msp (200 a class: 93.6, 92.4, 88.9). The fused rows are
@@ -136,9 +139,28 @@ def check_rate(value: float, name: str) -> float:
     return value
 
 
+def calibration_of(model) -> Calibration | None:
+    """The calibration scores a model keeps: a Classifier's (``state_.calibration``), an Ensemble's
+    (its members' combined, :meth:`~wordsight.estimator.ensemble.Ensemble.calibration_or_none`), or None."""
+    combined = getattr(model, "calibration_or_none", None)
+    return combined() if combined is not None else getattr(getattr(model, "state_", None), "calibration", None)
+
+
+def combined_calibration(members, kind: str, weights, meta, combine) -> Calibration | None:
+    """An ensemble's calibration scores: its members' out-of-fold probabilities combined as the
+    ensemble combines them (``combine``), when every member kept scores of the same training images
+    (the same labels in the same order); no training rows for ``unknown``'s knn. A stacking meta-head
+    fitted on these out-of-fold probabilities sees them in-sample: its sets may cover slightly less."""
+    cals = [getattr(getattr(m, "state_", None), "calibration", None) for m in members]
+    if any(c is None for c in cals) or any(len(c.y) != len(cals[0].y) or (c.y != cals[0].y).any() for c in cals):
+        return None
+    P = combine(kind, [c.proba for c in cals], weights, meta)
+    return Calibration(np.log(np.clip(P, 1e-300, None)), cals[0].y, min(c.folds for c in cals), None)
+
+
 def require_calibration(model, folder, options: str) -> None:
     """A one-line ValueError naming ``folder`` when ``model`` keeps no calibration scores for ``options``."""
-    if getattr(getattr(model, "state_", None), "calibration", None) is None:
+    if calibration_of(model) is None:
         raise ValueError(f"{folder}: this model keeps no calibration scores (a paired or late fusion, an ensemble, a "
                          f"class of one image, or saved before they were kept): refit it for {options}")
 
@@ -153,12 +175,14 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 
 def class_scores(P: np.ndarray, method: str) -> np.ndarray:
     """(n, K) non-conformity of every class of every row: LAC ``1 - p``; APS the mass of the
-    classes ranked at or above it (ties broken by class order)."""
+    classes ranked at or above it (ties broken by class order); RAPS APS's plus its rank penalty."""
     if method == "lac":
         return 1.0 - P
-    if method == "aps":
+    if method in ("aps", "raps"):
         order = np.argsort(-P, axis=1, kind="stable")
         cum = np.cumsum(np.take_along_axis(P, order, axis=1), axis=1)
+        if method == "raps":  # + lambda x (rank - k_reg)+, rank counted from 1
+            cum = cum + RAPS_LAMBDA * np.maximum(np.arange(1, P.shape[1] + 1) - RAPS_K_REG, 0)[None]
         out = np.empty_like(P)
         np.put_along_axis(out, order, cum, axis=1)
         return out

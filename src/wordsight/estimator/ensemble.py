@@ -202,6 +202,29 @@ class Ensemble:
     def predict(self, X) -> np.ndarray:
         return predicted_classes(self.predict_proba(X), self.classes_)
 
+    # ------------------------------------------------------------------ prediction sets (issue 23)
+    def calibration_or_none(self):
+        """The members' out-of-fold scores combined (:func:`.conformal.combined_calibration`), or None."""
+        from .conformal import combined_calibration
+
+        return combined_calibration(self.members, self.kind, self.weights, self.meta, combine)
+
+    def calibration_scores(self):
+        cal = self.calibration_or_none()
+        if cal is None:
+            raise ValueError("this ensemble has no calibration scores: a member kept none, or the members were fitted "
+                             "on different images")
+        return cal
+
+    def predict_set_matrix(self, X, coverage: float = 0.9, method: str = "lac") -> np.ndarray:
+        """As :meth:`Classifier.predict_set_matrix <wordsight.estimator.Classifier.predict_set_matrix>`."""
+        from .conformal import set_matrix
+
+        return set_matrix(self.predict_proba(X), self.calibration_scores(), coverage, method)
+
+    def predict_set(self, X, coverage: float = 0.9, method: str = "lac") -> list[list]:
+        return [[c for c, k in zip(self.classes_.tolist(), row) if k] for row in self.predict_set_matrix(X, coverage, method)]
+
     def describe_blocks(self, blocks: FeatureBlocks, proba=None) -> list[str | None]:
         """The first member's words for ``blocks``; with ``proba`` (the ensemble's rows) they lead
         with the classes the ensemble finds most likely (``models.words``)."""

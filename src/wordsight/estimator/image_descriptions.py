@@ -57,7 +57,7 @@ def describe_images(model, blocks, proba=None) -> list[str | None]:
     model's probabilities of these images) led by :func:`~wordsight.text.phrasing.class_lead`,
     each class with its description nearest to the image (:func:`best_descriptions`)."""
     from ..text import describe
-    from ..text.phrasing import concept_threshold, lead_with_classes
+    from ..text.phrasing import concept_threshold
 
     if blocks is None:
         return []
@@ -71,4 +71,4 @@ def describe_images(model, blocks, proba=None) -> list[str | None]:
     descriptions = class_descriptions(model)
     if descriptions and blocks.probs is not None:
         descriptions = best_descriptions(descriptions, model.semantic_vectors(blocks), model.concept_bank().text_model)
-    return lead_with_classes(proba, classes, concepts or [""] * len(proba), descriptions)
+    return model.task_.words(proba, classes, concepts or [""] * len(proba), descriptions)

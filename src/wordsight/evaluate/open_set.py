@@ -3,6 +3,8 @@ coverage per class (:mod:`~wordsight.estimator.conformal`), and, when the test s
 the model does not know, the unknown-class AUROC beside the accuracy on the known classes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -30,7 +32,7 @@ def open_set_metrics(model, data, coverage: float | None = None, method: str = "
     P = model.proba_featurized(F)
     out = {"n": len(labels), "n_known": int(known.sum()), "n_unknown": int((~known).sum()),
            "known_accuracy": float(np.mean(P[known].argmax(1) == y))}
-    if not known.all():
+    if not known.all() and cal.bank is not None:  # an ensemble keeps no training rows: no unknown-class AUROC
         z = ood_scores(cal, model.ood_logits(F), F.matrix)
         out["unknown_auroc"] = float(roc_auc_score(~known, z))
     if coverage is not None:
@@ -54,3 +56,30 @@ def open_set_table(m: dict) -> str:
     lines.append(f"{'test images':<28}{m['n']:>10d}" + (f" ({m['n_unknown']} of unknown classes)" if m["n_unknown"]
                                                         else ""))
     return "\n".join(lines)
+
+
+def write_open_set_report(m: dict, folder, title: str = "wordsight prediction sets") -> Path:
+    """``folder/index.html`` + ``metrics.json`` + ``coverage_per_class.png`` (the sets' coverage per
+    class against the target) of :func:`open_set_metrics`; returns the HTML path."""
+    import html
+    import json
+
+    from .plots import figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(m, indent=2))
+    img = ""
+    if "coverage_per_class" in m:
+        names, values = list(m["coverage_per_class"]), list(m["coverage_per_class"].values())
+        with figure(folder / "coverage_per_class.png", figsize=(6, 0.35 * len(names) + 1.2)) as (fig, ax):
+            ax.barh(range(len(names)), [100 * v for v in values])
+            ax.axvline(100 * m["target_coverage"], color="k", ls="--", lw=1, label="target")
+            ax.set(yticks=range(len(names)), yticklabels=names, xlabel="coverage (%)", xlim=(0, 100))
+            ax.invert_yaxis()
+            ax.legend(loc="lower right")
+        img = "<h2>Coverage per class</h2><img src=coverage_per_class.png>"
+    page = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
+            f"<pre>{html.escape(open_set_table(m))}</pre>{img}")
+    (folder / "index.html").write_text(page)
+    return folder / "index.html"

@@ -153,7 +153,20 @@ def _zero_shot_row(prior_model, test_blocks, y, say) -> dict:
 def _model_summary(clf) -> dict:
     return {"encoders": clf.encoder_names, "fusion": clf.fusion_name, "head": clf.head_name,
             "classes": clf.class_names, "head_info": {k: v for k, v in clf.head_.info.items() if k != "cv_accuracy"},
-            "prior_weight": clf.prior_mix_.weight if clf.prior_mix_ is not None else None, "augment": clf.augment, "tta": clf.tta}
+            "prior_weight": clf.prior_mix_.weight if clf.prior_mix_ is not None else None, "augment": clf.augment, "tta": clf.tta,
+            "language": _language(clf)}
+
+
+def _language(clf) -> dict | None:
+    """How much the language contributed to a prior-probe model: the chosen prior weight and the
+    held-out scores on the training images (zero-shot, image probe, the candidates), and its line."""
+    from ..estimator.prior_strength import summary
+
+    probe = getattr(getattr(clf, "state_", None), "probe", None)
+    if probe is None:
+        return None
+    keys = ("choice", "strength", "calibration", "n_train", "zero_shot_right", "held_out")
+    return {"summary": summary(probe.info), **{k: probe.info.get(k) for k in keys}}
 
 
 def _mistakes(clf, F, proba, y, n) -> list[dict]:

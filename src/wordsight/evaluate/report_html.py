@@ -153,6 +153,8 @@ def report_html(r: dict, folder: Path, title: str) -> str:
         + (f"; {len(r['failures'])} unreadable file(s) skipped" if r.get("failures") else "")
         + ".</p>",
     ]
+    if model.get("language"):
+        parts.append(f"<p>{e(model['language']['summary'])}.</p>")
     for name in SECTIONS:
         if name in sections:
             parts += RENDER[name](r, folder)

@@ -33,6 +33,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     from ..estimator.ensemble import is_ensemble_folder
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
 
+    check_export_target(out)  # before any work: a user's own folder is never written into
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
         from .ensemble_graph import export_ensemble
 
@@ -73,7 +74,9 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     onnx.save(head, str(out / "head.onnx"))
     spec = {"format": "wordsight-onnx", "format_version": 1, "library_version": __version__,
             "classes": [str(c) for c in clf.classes_], "fusion": clf.fusion_name,
-            "image_encoders": encoders, "head": {"name": clf.head_name, "file": "head.onnx"}}
+            "image_encoders": encoders, "head": {"name": clf.head_name, "file": "head.onnx"}, "task": clf.task_.name}
+    if clf.task_.state() is not None:  # a multi-label model's per-label thresholds (runner.predict)
+        spec["task_state"] = clf.task_.state()
     if prior is not None:
         onnx.save(prior, str(out / "prior.onnx"))
         spec["prior"] = prior_spec(clf, names.index(clf.prior_.encoder))
@@ -90,6 +93,21 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
     seal(out, spec, "pipeline.json")  # every file's sha256 and its own: runner.read_spec verifies them
     return out
+
+
+def check_export_target(out) -> None:
+    """Refuse ``out`` when it is not absent, empty or an earlier export (``pipeline.json`` or
+    ``ensemble.json`` of a wordsight format), as ``fit --out`` refuses a folder that is not a model."""
+    from ..storage.read import ModelFolderError
+    from ..storage.write import check_target
+
+    try:
+        check_target(out, "pipeline.json")
+    except ModelFolderError as first:
+        try:
+            check_target(out, "ensemble.json")
+        except ModelFolderError:
+            raise ValueError(str(first).replace("saved wordsight folder", "wordsight export")) from None
 
 
 def _check_reads_own_encoder(clf, encoder, what: str) -> None:

@@ -132,10 +132,15 @@ def _to_rgb(img):
         rgba = img.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     if img.mode in ("I", "F") or img.mode.startswith("I;"):
+        # wordsight.io.window's default rule: the 0.5th..99.5th percentile of the finite values onto
+        # 0..255, clipped outside, rounded; NaN and -inf at the low end, +inf at the high end
         a = np.asarray(img, np.float64)
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L").convert("RGB")
+        finite = a[np.isfinite(a)]
+        lo, hi = (float(v) for v in np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 0.0)
+        if not hi > lo:
+            return Image.new("RGB", img.size)
+        a = (np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo) - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L").convert("RGB")
     return img.convert("RGB")
 
 
@@ -257,7 +262,13 @@ class Pipeline:
         return self.head.run(["probabilities"], inputs)[0]
 
     def predict(self, images) -> list:
-        return [self.classes[i] for i in self.predict_proba(images).argmax(1)]
+        """The most probable class per image; for a multi-label model (``task_state`` thresholds
+        in the spec) the list of labels whose probability reaches their threshold."""
+        P = self.predict_proba(images)
+        th = (self.spec.get("task_state") or {}).get("thresholds")
+        if th is not None:
+            return [[c for c, p, t in zip(self.classes, row, th) if p >= t] for row in P]
+        return [self.classes[i] for i in P.argmax(1)]
 
     def encode_text(self, texts, batch_size: int = 64) -> np.ndarray:
         spec = self.spec.get("text_encoder")

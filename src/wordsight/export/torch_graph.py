@@ -53,7 +53,7 @@ class _Head(nn.Module):
                                 **({"prior": (len(state.classes), torch.float64)} if with_prior else {}))
 
     def forward(self, features, prior=None):
-        log_p = torch.log_softmax(self.state.logits_torch(features.double(), prior), 1)
+        log_p = self.state.head.log_output_torch(self.state.logits_torch(features.double(), prior))
         return log_p.float(), log_p.exp().float()
 
 

@@ -25,5 +25,7 @@ def result_json(upload, record, k: int | None = None) -> dict:
     if record.top_k:
         d = record.to_dict()
         out.update(predicted=d["predicted"], top_k=d["top_k"][:k])
+        if isinstance(d["predicted"], list):  # a multi-label model: its tags with their probabilities
+            out["tags"] = [t for t in d["top_k"] if t["class"] in d["predicted"]]
     out["description"] = record.description
     return out

@@ -64,7 +64,7 @@ def check_header(name: str, data: bytes, limits) -> tuple[int, int]:
         code = "too_elongated" if "aspect" in str(e) else "too_large_side"
         raise InputError(413, code, f"{name}: {e}", name) from None
     if fmt in ("JPEG", "MPO"):
-        _check_scans(name, data)
+        _check_scans(name, data, w * h)
     return (h, w) if turned else (w, h)
 
 
@@ -76,11 +76,11 @@ def _turned(img) -> bool:
         return False
 
 
-def _check_scans(name: str, data: bytes) -> None:
+def _check_scans(name: str, data: bytes, pixels: int) -> None:
     from ..io.jpeg_scans import check_scans
 
     try:
-        check_scans(data)
+        check_scans(data, pixels)
     except ValueError as e:
         raise InputError(422, "too_many_scans", f"{name}: {e}", name) from None
 

@@ -75,11 +75,11 @@ def check_size(w: int, h: int, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: i
         raise ImageError(f"too elongated: {w}x{h} has an aspect ratio above the limit of {max_aspect:g}:1")
 
 
-def _check_jpeg_scans(data: bytes) -> None:
+def _check_jpeg_scans(data: bytes, pixels: int) -> None:
     from .jpeg_scans import check_scans
 
     try:
-        check_scans(data)
+        check_scans(data, pixels)
     except ValueError as e:
         raise ImageError(str(e)) from None
 
@@ -109,7 +109,7 @@ def decode_image(
             w, h = img.size
             check_size(w, h, max_pixels, max_side, max_aspect)
             if img.format in ("JPEG", "MPO"):
-                _check_jpeg_scans(data)
+                _check_jpeg_scans(data, w * h)
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.seek(0)

@@ -32,6 +32,12 @@ class Answer:
     anomaly: dict | None = None
     error: str | None = None
 
+    def __getattr__(self, name):  # a classifier's answer reads as its record (top_k, predicted, description)
+        record = self.__dict__.get("record")
+        if record is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(record, name)
+
 
 def is_detector(model) -> bool:
     """A model that scores normality (``score_samples``) rather than classes (``predict_proba``)."""
@@ -39,8 +45,10 @@ def is_detector(model) -> bool:
 
 
 def calibration_of(model):
-    """The calibration scores a classifier kept at fit, or None (an ensemble, a paired fusion, a detector)."""
-    return getattr(getattr(model, "state_", None), "calibration", None)
+    """The calibration scores a classifier kept at fit, or None (a paired fusion, a detector)."""
+    from ..estimator.conformal import calibration_of as kept
+
+    return kept(model)
 
 
 def detector_answers(det, samples: list[Sample], heatmaps: bool = False) -> list[Answer]:

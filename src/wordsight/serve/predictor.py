@@ -108,7 +108,8 @@ class Predictor:
             params = cfg.get("params", {})
             model = {"name": Path(self.settings.model_dir).name, "classes": self.classes,
                      "encoders": list(self.classifier.encoder_names), "fusion": self.classifier.fusion_name,
-                     "head": self.classifier.head_name, "text_model": params.get("text_model"),
+                     "head": self.classifier.head_name, "task": self.classifier.task_.name,
+                     "text_model": params.get("text_model"),
                      "reads_texts": self.classifier.reads_texts,  # POST /v1/predict takes `texts`
                      "trained_with": cfg.get("library_version"), "kind": "classifier",
                      "sets": calibration_of(self.classifier) is not None}

@@ -100,7 +100,7 @@ def add_predict_route(app, state, auth, Files, TopK) -> None:
                                                              "coverage (e.g. 0.9)")] = None,
                       reject_rate: Annotated[float | None, Form(description="'unknown' at this false-reject rate of "
                                                                 "the training images (e.g. 0.05)")] = None,
-                      set_method: Annotated[str | None, Form(description="lac | aps (default lac)")] = None):
+                      set_method: Annotated[str | None, Form(description="lac | aps | raps (default lac)")] = None):
         p = state.predictor
         if not p.has_model:
             raise ApiError(404, "no_model", "this server has no trained model (it was started for zero-shot only): "

@@ -3,7 +3,9 @@
 threshold), ``predict`` (1 normal, -1 abnormal; NaN-free: an unreadable image is left out of
 ``featurize`` and gets NaN scores). The threshold is calibrated on held-out scores of the normal
 images (leave-one-out for ``knn``) so that a fraction ``reject_rate`` of normal images is refused.
-Features: each encoder's pooled embedding L2-normalised, concatenated, the row L2-normalised."""
+Features: each encoder's pooled embedding L2-normalised, concatenated, the row L2-normalised; for
+``patchcore`` patch grids (:mod:`.patches`). With ``class_name`` the words' log-odds (:mod:`.words`)
+are read beside them (``Featurized.prior_logits``): alone for method ``words``, else fused."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +17,7 @@ from .scorers import SCORERS
 METHODS = (*SCORERS, "words")
 # The words' share of a fused score (image and words each standardised on the normal images):
 # measured in benchmarks/words_fashion_mnist.py (docs/benchmarks.md, "Anomaly: words and PatchCore").
-TEXT_WEIGHT = 0.25
+TEXT_WEIGHT = 0.1
 
 
 class AnomalyDetector:

@@ -111,7 +111,7 @@ def load_detector(cls, folder):
     _check_arrays(arrays, c, folder / STATE_FILE)
     det = cls(encoders=c["encoders"], method=c["method"], k=c["k"], reject_rate=c["reject_rate"],
               small_input=c.get("small_input", "auto"), coreset=c.get("coreset", 0.1),
-              class_name=c.get("class_name"), text_weight=c.get("text_weight", 0.25))
+              class_name=c.get("class_name"), text_weight=c.get("text_weight", 0.1))
     det.scorer_ = SCORERS[c["method"]](c["k"]).set_state(arrays) if c["method"] in SCORERS else None
     det.image_ref_, det.word_ref_, det.words_ = c.get("image_ref"), c.get("word_ref"), None
     if det.class_name is not None:

@@ -72,6 +72,16 @@ class Head(BaseEstimator):
         fitted on label sets, each label's log-sigmoid."""
         return log_sigmoid(scores) if self.fits_label_sets else log_softmax(scores)
 
+    def log_output_torch(self, scores):
+        """:meth:`log_output` in torch (the ONNX export's log-probabilities)."""
+        import torch
+
+        if not self.fits_label_sets:
+            return torch.log_softmax(scores, 1)
+        # min(z, 0) - log(1 + exp(-|z|)): logsigmoid written so that its ONNX trace stays finite (the
+        # exported LogSigmoid is log(sigmoid(z)), -inf below z = -745 in float64)
+        return scores.clamp(max=0) - torch.log1p(torch.exp(-scores.abs()))
+
     def to_torch(self):  # pragma: no cover
         """A float64 ``torch.nn.Module``: (B, F) features -> (B, n_classes) logits, equal to ``logits``."""
         raise NotImplementedError

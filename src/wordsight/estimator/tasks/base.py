@@ -81,6 +81,12 @@ class Task:
         """The fitted task from :meth:`state`'s JSON."""
         return self
 
+    def words(self, proba, classes, concept_lines, descriptions=None) -> list[str]:
+        """Descriptions of images: the classes that match best, then their concepts."""
+        from ...text.phrasing import lead_with_classes
+
+        return lead_with_classes(proba, classes, concept_lines, descriptions)
+
     def records(self, paths, labels, classes, proba, top_k, texts) -> list:
         """One :class:`~wordsight.io.records.Prediction` per row of ``proba``."""
         from ...io.records import predictions

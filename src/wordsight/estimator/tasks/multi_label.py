@@ -159,6 +159,17 @@ class MultiLabelTask(Task):
         reasons = state.get("reasons") or {}
         return MultiLabelTask(th, reasons if isinstance(reasons, dict) else {})
 
+    def words(self, proba, classes, concept_lines, descriptions=None) -> list[str]:
+        """Descriptions of images: ``tags: Coat (0.84); Shirt (0.93)``, the label set the model
+        answers (each tag with its probability), or ``tags: none``, then the concepts line."""
+        sets = self.decide(proba, np.asarray(classes))
+        index = {str(c): j for j, c in enumerate(classes)}
+        out = []
+        for row, found, concepts in zip(np.asarray(proba, float), sets, concept_lines):
+            lead = "tags: " + ("; ".join(f"{t} ({row[index[t]]:.2f})" for t in found) if found else "none")
+            out.append(f"{lead}. {concepts}" if concepts else lead)
+        return out
+
     def records(self, paths, labels, classes, proba, top_k, texts):
         """Prediction records: ``predicted`` the label set (a list), ``top_k`` the ``top_k`` most
         probable labels with their probabilities."""

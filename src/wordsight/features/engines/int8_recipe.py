@@ -29,10 +29,12 @@ def overflow_fix() -> str:
 # cost the most embedding cosine to fp32 until the metric on validation crops (other crops of the
 # calibration photos, never the gate's held-out photos) is at most MAX_DROP below fp32's 1.0. The
 # metric is the mean cosine of the worst TAIL of the crops: the gate's minimum cosine is what the
-# plain model fails by most. Measured (Xeon with AMX-INT8, EfficientNet-Lite0): the mean cosine of
-# all crops as the metric with a drop of 0.004 reverted 3 of 58 layers and still failed the
-# held-out gate (mean 0.9893, min 0.8917).
-MAX_DROP = 0.03
+# plain model fails by most. Measured (Xeon with AMX-INT8, EfficientNet-Lite0, 200 held-out crops;
+# plain: mean 0.9823, min 0.8937): all crops' mean cosine as the metric, drop 0.004: 3 of 58
+# layers reverted, mean 0.9893, min 0.8917; worst 10%, drop 0.03: 1 layer, 0.9860 / 0.8950; worst
+# 10%, drop 0.01 (this recipe): 3 layers, 0.9891 / 0.8937; each refused by the gate (12 minutes
+# each on 2 loaded cores). The held-out minimum comes from photos unlike any calibration crop.
+MAX_DROP = 0.01
 TAIL = 0.1
 N_VALIDATION = 100
 VARIANTS = ("plain", "accuracy-aware")

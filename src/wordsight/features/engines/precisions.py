@@ -103,14 +103,18 @@ def report_file(encoder, engine: str, precision: str, cache_dir=None, variant: s
 
 def gate_report(encoder, engine: str, precision: str, cache_dir=None, *, holdout=None, labels=None,
                 threads=None, variant: str = "plain") -> dict:
-    """The gate's figures for ``precision`` on ``engine`` (measured once per held-out set and engine
-    version, stored)."""
+    """The gate's figures for ``precision`` on ``engine`` (measured once per held-out set, engine
+    version and CPU model, stored)."""
     from .basics import versions
     from .int8_recipe import recipe as nncf_recipe
 
     recipe = nncf_recipe(variant) if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
     report_path = report_file(encoder, engine, precision, cache_dir, variant)
-    key = _key(holdout, labels, f"{recipe}|{versions().get('openvino' if engine == 'openvino' else 'onnxruntime')}")
+    from .cpu import cpu_model
+
+    # a verdict holds for one recipe, engine version and CPU model (a cache folder may be shared)
+    key = _key(holdout, labels, f"{recipe}|{versions().get('openvino' if engine == 'openvino' else 'onnxruntime')}|"
+                                f"{cpu_model()}")
     try:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError):

@@ -116,7 +116,8 @@ function render(result) {
   $("anomaly").hidden = true;
   $("words-title").hidden = false;
   renderSets(result);
-  $("top-class").textContent = result.predicted;
+  const tags = Array.isArray(result.predicted);  // a multi-label model answers a set of tags
+  $("top-class").textContent = tags ? (result.predicted.join(", ") || "no tags") : result.predicted;
   const bars = $("bars");
   bars.replaceChildren();
   for (const item of result.top_k) {
@@ -182,7 +183,8 @@ async function run() {
     if (state.tab === "classify" && state.info && state.info.explain) {
       const again = new FormData();
       again.append("files", state.file, state.file.name);
-      again.append("target", body.results[0].predicted);  // the class on screen (a paired model's text may move it)
+      const shown = body.results[0].predicted;  // the class on screen (a paired model's text may move it)
+      again.append("target", Array.isArray(shown) ? (shown[0] || body.results[0].top_k[0].class) : shown);
       explain(again);
     }
   } catch (e) {
