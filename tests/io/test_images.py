@@ -203,11 +203,19 @@ def test_every_listed_extension_is_listed_from_a_folder(tmp_path):
         assert read_image(s.path).size == (8, 6)
 
 
-def test_high_depth_values_map_linearly_through_the_window():
-    # window (1000, 3000): 1000 -> 0, 2000 -> 128 (127.5 rounded), 3000 -> 255, 1500 -> 64 (63.75)
+def _window(values, lo_hi=None):
+    """The documented rule (io.window), recomputed with numpy: the 0.5th..99.5th percentile window
+    of the finite values, linear onto 0..255, rounded, clipped; NaN at the window's bottom."""
+    v = np.asarray(values, np.float64)
+    lo, hi = lo_hi or np.percentile(v[np.isfinite(v)], (0.5, 99.5))
+    return np.clip(np.rint((np.nan_to_num(v, nan=lo) - lo) * 255 / (hi - lo)), 0, 255).astype(int).tolist()
+
+
+def test_high_depth_values_map_linearly_onto_0_255():
+    # the percentile window of [1000, 2000, 3000, 1500] is 1007.5..2985: 2000 -> 128, 1500 -> 64
     a = np.array([[1000, 2000, 3000, 1500]], np.uint16)
-    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG"), window=(1000, 3000)))[..., 0]
-    assert out.tolist() == [[0, 128, 255, 64]]
+    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG")))[..., 0]
+    assert out.tolist() == _window(a) == [[0, 128, 255, 64]]
     one = np.asarray(decode_image(_bytes(Image.fromarray(np.array([[700]], np.uint16)), "PNG")))
     assert one.shape == (1, 1, 3) and one.max() == 0  # one pixel is an image (a constant: black)
     flat = np.asarray(to_rgb(Image.fromarray(np.full((3, 5), 9.5, np.float32), "F")))
@@ -215,6 +223,15 @@ def test_high_depth_values_map_linearly_through_the_window():
     nan = np.full((2, 2), np.nan, np.float32)
     nan[0, 0] = np.inf
     assert np.asarray(to_rgb(Image.fromarray(nan, "F"))).max() == 0  # no finite value at all: black
+    part = np.array([[0.0, np.nan, 2.0, 0.5]], np.float32)  # NaN takes the window's bottom (0.005..1.985)
+    assert np.asarray(to_rgb(Image.fromarray(part, "F")))[..., 0].tolist() == _window(part) == [[0, 0, 255, 64]]
+
+
+def test_high_depth_values_map_linearly_through_the_window():
+    # window (1000, 3000): 1000 -> 0, 2000 -> 128 (127.5 rounded), 3000 -> 255, 1500 -> 64 (63.75)
+    a = np.array([[1000, 2000, 3000, 1500]], np.uint16)
+    out = np.asarray(decode_image(_bytes(Image.fromarray(a), "PNG"), window=(1000, 3000)))[..., 0]
+    assert out.tolist() == [[0, 128, 255, 64]]
     part = np.array([[0.0, np.nan, 2.0, 1.0]], np.float32)  # NaN takes the window's low end
     assert np.asarray(to_rgb(Image.fromarray(part, "F"), (0.0, 2.0)))[..., 0].tolist() == [[0, 0, 255, 128]]
 
