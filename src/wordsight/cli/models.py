@@ -22,9 +22,12 @@ def run(args) -> int:
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
     from ..encoders.finetuned import PREFIX as FT
+    from ..encoders.tiles import PREFIX as TILES
 
     print(f"\nprefixes for fine-tuned encoders: {FT}:<base>@<weights digest>, loaded from the saved model that holds "
           "them (wordsight fit --finetune)")
+    print(f"prefixes for tiles of an image encoder: {TILES}:<grid>:<encoder> (e.g. {TILES}:2:efficientnet-lite0: "
+          "the 2x2 tiles' embeddings, max- and mean-pooled)")
     print("prefixes (weights from the Hugging Face hub or a local folder): "
-          + ", ".join(f"{p}:<id or folder>" for p in list_prefixes() if p != FT))
+          + ", ".join(f"{p}:<id or folder>" for p in list_prefixes() if p not in (FT, TILES)))
     return 0
