@@ -38,9 +38,8 @@ def test_fit_infers_multi_label_from_a_labels_manifest(tagger, mosaic_manifests)
 
 
 def test_task_forced_on_a_single_label_manifest(fashion_folder, tmp_path):
-    rows = [("Bag/" + p.name, "Bag") for p in sorted((fashion_folder / "train" / "Bag").iterdir())]
-    rows += [("Sandal/" + p.name, "Sandal") for p in sorted((fashion_folder / "train" / "Sandal").iterdir())]
-    manifest = fashion_folder / "train" / "pairs.csv"
+    rows = [(str(p), c) for c in ("Bag", "Sandal") for p in sorted((fashion_folder / "train" / c).iterdir())]
+    manifest = tmp_path / "pairs.csv"  # beside the test, not inside the shared image folder
     with open(manifest, "w", newline="") as f:
         csv.writer(f).writerows([("path", "label"), *rows])
     assert main(["fit", str(manifest), "--task", "multilabel", "--out", str(tmp_path / "m"), "--quiet"]) == 0

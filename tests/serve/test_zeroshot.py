@@ -115,4 +115,5 @@ def test_zero_shot_needs_classes_and_valid_images(zs_client, images):
     r = zs_client.post("/v1/zeroshot", files=up(("x.gif", b"GIF89a-but-not-really")), data={"classes": "a, b"})
     assert r.status_code == 415 and r.json() == {
         "error": "not_an_image", "file": "x.gif",
-        "detail": "x.gif: not a recognised image format (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"}
+        "detail": "x.gif: not a recognised image format (expected JPEG, PNG, WebP, GIF, BMP, TIFF, "
+                  "a video (MP4, WebM, MKV, MOV, AVI) or DICOM)"}

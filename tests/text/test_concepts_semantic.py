@@ -83,7 +83,7 @@ def test_bank_from_files(tmp_path):
     bank = ConceptBank.from_file(tmp_path / "c.csv")
     assert bank.names == ["sandal", "clog"] and bank.descriptions == ["an open shoe", None]
     (tmp_path / "bad.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match=r"bad\.json: expected a JSON list of names"):
+    with pytest.raises(ValueError, match=r"bad\.json: concept 1 of 2 is int, not a name \(text\)"):
         ConceptBank.from_file(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="none.txt: concept file not found"):
         ConceptBank.from_file(tmp_path / "none.txt")

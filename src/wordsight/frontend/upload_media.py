@@ -17,6 +17,15 @@ def is_dicom(data: bytes) -> bool:
     return data[128:132] == b"DICM"
 
 
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _looks_like_image(data: bytes) -> bool:
+    """An image's signature (one Pillow could not open is a broken image, not a video: FFmpeg also
+    demuxes GIF and others, and would call it a video without frames)."""
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def _limit(limits, name: str, default):
     return getattr(limits, name, default)
 
@@ -89,7 +98,7 @@ def media_uploads(name: str, data: bytes, path: str, limits, make_upload):
             Image.open(io.BytesIO(data))
             return None  # an image
         except Exception:
-            found = _video_frames(name, data, limits)
+            found = None if _looks_like_image(data) else _video_frames(name, data, limits)
     if found is None:
         return None
     kind, frames, (w, h) = found

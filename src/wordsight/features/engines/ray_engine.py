@@ -57,10 +57,11 @@ def init_ray(address: str | None = None, quiet: bool = True):
     """Connect to Ray (``address``) or start a local one, unless this process is already connected."""
     import ray
 
+    if address:
+        check_reachable(address)  # named but unreachable: said even where this process already runs Ray
     if not ray.is_initialized():
         kwargs = {"log_to_driver": not quiet, "include_dashboard": False} if not address else {}
         if address:
-            check_reachable(address)
             ray.init(address=address, **({"log_to_driver": not quiet}))
         else:
             ray.init(**kwargs)
