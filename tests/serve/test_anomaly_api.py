@@ -66,7 +66,8 @@ def test_prediction_sets_and_unknown_equal_the_estimators(client, model_dir, ima
             assert [r["prediction_set"] for r in got] == model.predict_set(datas, coverage, method)
             assert all(r["coverage"] == coverage and r["set_method"] == method for r in got)
     got = client.post("/v1/predict", files=files, data={"reject_rate": "0.3"}).json()["results"]
-    np.testing.assert_allclose([r["ood_score"] for r in got], model.ood_score(datas), rtol=1e-5)
+    # cosine distances of training images to themselves are ~0: float32 noise of 1e-6 either way
+    np.testing.assert_allclose([r["ood_score"] for r in got], model.ood_score(datas), rtol=1e-5, atol=1e-5)
     want = model.predict(datas, reject_rate=0.3)
     assert [r["predicted"] for r in got] == list(want)
     assert [r["unknown"] for r in got] == [w == "unknown" for w in want]
