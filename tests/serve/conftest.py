@@ -17,6 +17,25 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 API_KEY = "test-key-3f9a"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A real headless Chromium (Debian's), driven by Playwright, for the page tests."""
+    import os
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-profile")),
+                                                       executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                                       viewport={"width": 1100, "height": 800})
+        yield context
+        context.close()
 
 
 def jpeg(arr, quality=90) -> bytes:

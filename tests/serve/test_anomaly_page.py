@@ -2,31 +2,14 @@
 decision and score beside its threshold; a classifier's prediction set and "unknown"."""
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
 from wordsight.estimator.anomaly import AnomalyDetector
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-profile")),
-                                                       executable_path=CHROMIUM, args=ARGS, headless=True,
-                                                       viewport={"width": 1100, "height": 800})
-        yield context
-        context.close()
 
 
 @pytest.fixture(scope="module")

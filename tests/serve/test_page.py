@@ -12,25 +12,11 @@ import pytest
 
 from wordsight.estimator.heads import LogisticHead
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ACCENT = np.array([0x2F, 0x6F, 0xD8])  # the bars' colour (static/style.css --accent)
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium)")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, args=ARGS,
-                                                       headless=True, viewport={"width": 1100, "height": 800})
-        yield context
-        context.close()
 
 
 def explains() -> bool:
