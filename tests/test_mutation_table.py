@@ -1,5 +1,6 @@
 """The mutation driver's table of equivalent mutants stays true to the source (scripts/mutation.py)."""
 import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -8,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _driver():
     spec = importlib.util.spec_from_file_location("mutation_driver", ROOT / "scripts" / "mutation.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
