@@ -58,6 +58,8 @@ class Predictor:
 
             # Uploads are not written to the on-disk feature cache: a per-call memory cache only.
             self.classifier = load_model_folder(settings.model_dir).set_params(cache=False, quiet=True)
+            if settings.precision is not None and hasattr(self.classifier, "precision"):
+                self.classifier.set_params(precision=settings.precision)
             self.model_config = {} if is_detector(self.classifier) else read_config(settings.model_dir)
         self.classes = [_py(c) for c in self.classifier.classes_] if self.classifier is not None else None
         self.is_detector = self.classifier is not None and is_detector(self.classifier)
