@@ -12,23 +12,32 @@ import pytest
 from .conftest import png, time_limit
 
 
-def _long_video(path):
-    """Two frames 10 hours apart: a 5 kB file whose header says 36,000 s at 30 frames/s."""
+def _encode(path, codec: str, rate: int, frames, time_base=None):
+    """A 64x64 video of ``frames`` ((RGB array, pts or None), ...) with ``codec``: the setup both
+    hostile videos share."""
     import av
 
     with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=30)
+        s = c.add_stream(codec, rate=rate)
         s.width = s.height = 64
         s.pix_fmt = "yuv420p"
-        s.codec_context.time_base = Fraction(1, 1)
-        for t in (0, 36_000):
-            f = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
-            f.pts, f.time_base = t, Fraction(1, 1)
+        if time_base is not None:
+            s.codec_context.time_base = time_base
+        for pixels, pts in frames:
+            f = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            if pts is not None:
+                f.pts, f.time_base = pts, time_base
             for p in s.encode(f):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def _long_video(path):
+    """Two frames 10 hours apart: a 5 kB file whose header says 36,000 s at 30 frames/s."""
+    black = np.zeros((64, 64, 3), np.uint8)
+    return _encode(path, "mpeg4", 30, [(black, 0), (black, 36_000)], time_base=Fraction(1, 1))
 
 
 def _audio_only(path):
@@ -47,17 +56,7 @@ def _audio_only(path):
 
 
 def _truncated_mp4(path):
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width = s.height = 64
-        s.pix_fmt = "yuv420p"
-        for i in range(20):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 10 * i, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    _encode(path, "libx264", 10, [(np.full((64, 64, 3), 10 * i, np.uint8), None) for i in range(20)])
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # the mp4 index (moov) is written last: gone
     return path
@@ -171,3 +170,29 @@ def test_the_server_refuses_bad_media_uploads_from_their_headers(client, hostile
     body = r.text
     assert code in body and words in body and name in body
     assert "Roe" not in body and "PID-0042" not in body
+
+
+def test_extension_less_files_only_dicom_magic_is_listed_and_nothing_blocks(tmp_path):
+    """Beside a good unnamed DICOM: a text file and a PNG without extension (skipped silently as
+    before), a FIFO named like a DICOM export file (never opened for reading: no hang), a link to
+    /dev/zero, a dangling link, and a file with the DICM magic and garbage after it (listed, then
+    one line naming it)."""
+    import os
+
+    from wordsight.io.sources import open_source
+
+    d = tmp_path / "export"
+    d.mkdir()
+    _dicom(d / "IM0001")
+    (d / "README").write_text("not an image")
+    (d / "IM0002").write_bytes(png((16, 16)))
+    (d / "IM0003").write_bytes(b"\0" * 128 + b"DICM" + bytes(range(256)) * 3)
+    os.mkfifo(d / "IM0004")
+    os.symlink("/dev/zero", d / "IM0005")
+    os.symlink(d / "missing", d / "IM0006")
+    with time_limit(30):
+        src = open_source(d)
+    assert [(s.path.file, s.path.frame) for s in src.samples] == [(str(d / "IM0001"), 0)]
+    assert [p.path for p in src.problems] == [str(d / "IM0003")]
+    assert "no pixel data" in src.problems[0].reason or "not a readable DICOM" in src.problems[0].reason
+    assert "Roe" not in str(src.problems)
