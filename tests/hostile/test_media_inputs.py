@@ -196,3 +196,24 @@ def test_extension_less_files_only_dicom_magic_is_listed_and_nothing_blocks(tmp_
     assert [p.path for p in src.problems] == [str(d / "IM0003")]
     assert "no pixel data" in src.problems[0].reason or "not a readable DICOM" in src.problems[0].reason
     assert "Roe" not in str(src.problems)
+
+
+def test_explain_says_each_bad_file_in_one_line_and_explains_the_good_image(hostile_media, tmp_path, capsys):
+    """``explain`` lists files as ``predict`` does: the hostile folder's media are refused from their
+    headers (one line each, the file named), the good image is explained, nothing hangs."""
+    import json
+
+    from wordsight.cli import main
+
+    out = tmp_path / "x"
+    with time_limit(180):
+        rc = main(["explain", "efficientnet-lite0", str(hostile_media), "--fps", "30", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    d = hostile_media
+    for name, words in (("truncated.mp4", "cannot read the video container"), ("audio.mkv", "no video stream"),
+                        ("ten-hours.mkv", "1,080,000 frames to sample"), ("no-pixels.dcm", "no pixel data"),
+                        ("mpeg2.dcm", "not an image syntax"), ("pages.tif", "more than 1,000 pages")):
+        assert any(line.strip().startswith(f"{d / name}: ") and words in line for line in err.splitlines()), name
+    assert "Roe" not in err and "PID-0042" not in err
+    assert [r["path"] for r in json.loads((out / "evidence.json").read_text())] == [str(d / "good.png")]
