@@ -122,8 +122,10 @@ def explain(model, images, method: str = "gradcam", target=None, *, encoder: str
 
     ``model``: a fitted :class:`wordsight.Classifier`, a folder saved by ``Classifier.save``, or an
     encoder name (its ImageNet head is explained). ``images``: paths, PIL images, bytes or uint8
-    arrays (one or a list). ``method``: ``gradcam``, ``gradcam++`` (CNN encoders, through the whole
-    model), ``rollout`` (``hf:`` ViT encoders; class-agnostic), ``lime`` (any model;
+    arrays (one or a list), or listed samples: ``open_source("clip.mp4").samples`` explains each
+    sampled frame of a video, DICOM or multi-page TIFF as ``predict_proba`` reads it. ``method``:
+    ``gradcam``, ``gradcam++`` (CNN encoders, through the whole model), ``rollout`` (``hf:`` ViT
+    encoders; class-agnostic), ``lime`` (any model;
     ``lime_samples`` bounds its cost, default 200) or ``shap`` (any model: kernel SHAP over the
     same superpixels; ``shap_evals`` bounds its model calls, default 200). ``target``: the class
     to explain (default: the predicted one). ``encoder``: which of several encoders' pixels to
