@@ -217,3 +217,27 @@ def test_explain_says_each_bad_file_in_one_line_and_explains_the_good_image(host
         assert any(line.strip().startswith(f"{d / name}: ") and words in line for line in err.splitlines()), name
     assert "Roe" not in err and "PID-0042" not in err
     assert [r["path"] for r in json.loads((out / "evidence.json").read_text())] == [str(d / "good.png")]
+
+
+def test_finetune_reports_each_bad_media_file_and_trains_on_the_rest(hostile_media, tmp_path):
+    """Fine-tuning lists frames as ``fit`` does: every hostile file of a labelled tree is a failure
+    with its reason (limits checked from the headers, nothing decoded past them), the good images train."""
+    import os
+
+    from wordsight.io.media_options import MediaOptions, use_media_options
+    from wordsight.training.finetune import FinetuneOptions, finetune
+
+    root = tmp_path / "tree"
+    (root / "bad").mkdir(parents=True)
+    (root / "other").mkdir()
+    for f in hostile_media.iterdir():
+        os.symlink(f, root / "bad" / f.name)
+    (root / "other" / "blue.png").write_bytes(png((64, 48), (20, 30, 200)))
+    with time_limit(180), use_media_options(MediaOptions(fps=30)):
+        r = finetune(root, "efficientnet-lite0", tmp_path / "run",
+                     FinetuneOptions(epochs=1, batch_size=2, val_fraction=0.0, blocks=1), quiet=True)
+    failed = {os.path.basename(f.path): f.reason for f in r.failures}
+    assert set(failed) == {"truncated.mp4", "audio.mkv", "ten-hours.mkv", "no-pixels.dcm", "mpeg2.dcm", "pages.tif"}
+    assert "1,080,000 frames to sample" in failed["ten-hours.mkv"] and "no pixel data" in failed["no-pixels.dcm"]
+    assert r.steps == 1 and r.classes == ["bad", "other"]
+    assert "Roe" not in str(r.failures) and "PID-0042" not in str(r.failures)
