@@ -100,3 +100,10 @@ def test_a_chunk_waits_for_the_chunk_before_it_on_the_same_file():
     later.join(5)
     assert got == [cursor]
     assert streams.take(key, 5, 8) is None  # a chunk behind the busy one does not wait: it opens its own
+
+
+def test_an_extraction_leaves_no_video_open(clip):
+    from wordsight import extract_features
+
+    fs = extract_features(clip, "pixels-32", cache=False, quiet=True)
+    assert len(fs.samples) == 3 and len(STREAMS) == 0
