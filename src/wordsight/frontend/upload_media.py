@@ -84,3 +84,11 @@ def media_uploads(name: str, data: bytes, path: str, limits, make_upload):
         return None
     kind, frames, (w, h) = found
     return [make_upload(Sample(MediaRef(path, kind, i, t, size=(w, h)), data=data), w, h) for i, t in frames]
+
+
+def explain_input(sample):
+    """What an explanation reads of an upload: a frame's ``Sample`` (the video or DICOM bytes and
+    which frame), else the image's bytes."""
+    from ..io.media_ref import media_of
+
+    return sample if media_of(sample.path) is not None else sample.data

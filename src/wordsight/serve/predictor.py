@@ -219,7 +219,7 @@ class Predictor:
         return None
 
     def explain_batch(self, items: list[tuple[bytes, str, object, dict]]) -> list[dict]:
-        """Per (image bytes, method, target, options): the overlay PNG (at most ``OVERLAY_SIDE``
+        """Per (image bytes or a frame's Sample, method, target, options): the overlay PNG (at most ``OVERLAY_SIDE``
         pixels a side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image.
         ``options``: ``lime_samples``, ``shap_evals`` (checked counts or None) and ``deadline`` (the
         request's, on ``time.monotonic``): the work stops there (``code`` "timeout"), so that a
