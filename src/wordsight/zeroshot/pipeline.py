@@ -246,4 +246,5 @@ class ZeroShotPipeline:
                    method=first.method, view=meta["view"])
         self.view_, self.ways_, self.classes_ = meta["view"], ways, np.asarray(classes, dtype=object)
         self.centered_ = bool(getattr(first, "image_mean_", None) is not None)
+        self.saved_tags_ = bool(meta.get("tags"))  # a multi-label model's prior (zeroshot.tags.load_prior)
         return self
