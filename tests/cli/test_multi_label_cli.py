@@ -99,6 +99,35 @@ def test_describe_lists_the_tags_found(tagger, mosaic_manifests, capsys):
         assert text.startswith(lead), (text, lead)
 
 
+def test_zeroshot_tags_per_tile_are_the_best_of_the_image_and_its_tiles(mosaic_manifests, tmp_path):
+    """Each tag's log-odds: the larger of the whole image's and its best 2x2 tile's; the tiles cut
+    here with PIL and read as images (the light-background view inverts these dark mosaics)."""
+    from PIL import Image, ImageOps
+
+    from wordsight.io.datasets import FASHION_MNIST_CLASSES
+    from wordsight.zeroshot.tags import tag_log_odds, tag_pipeline, tag_probabilities
+
+    samples = open_source(mosaic_manifests[1]).samples[:6]
+    pipe = tag_pipeline(sorted(FASHION_MNIST_CLASSES), quiet=True).fit(mosaic_manifests[1])
+    assert pipe.view_ == "light-background"
+    whole = tag_log_odds(pipe, pipe.reading(pipe.read([s.path for s in samples])))
+    tiles = []
+    for i, s in enumerate(samples):
+        img = ImageOps.invert(Image.open(s.path).convert("RGB"))
+        w, h = img.size
+        for r in range(2):
+            for c in range(2):
+                path = tmp_path / f"{i}-{r}{c}.png"
+                img.crop((c * w // 2, r * h // 2, (c + 1) * w // 2, (r + 1) * h // 2)).save(path)
+                tiles.append(str(path))
+    z = tag_log_odds(pipe, pipe.reading(pipe.read(tiles, view="plain"))).reshape(len(samples), 4, -1).max(1)
+    P, _ = tag_probabilities(pipe, [s.path for s in samples], tiles=2)
+    np.testing.assert_allclose(P, 1 / (1 + np.exp(-np.maximum(whole, z))), atol=1e-6)
+    assert (z > whole).any() and (z < whole).any()  # both sides count
+    P0, _ = tag_probabilities(pipe, [s.path for s in samples], tiles=0)
+    np.testing.assert_allclose(P0, 1 / (1 + np.exp(-whole)), atol=1e-6)
+
+
 def test_zeroshot_multilabel_scores_each_tag_against_none(mosaic_manifests, tmp_path, capsys):
     from wordsight.io.datasets import FASHION_MNIST_CLASSES
     from wordsight.zeroshot.tags import tag_pipeline, tag_probabilities
@@ -110,7 +139,7 @@ def test_zeroshot_multilabel_scores_each_tag_against_none(mosaic_manifests, tmp_
     err = capsys.readouterr().err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     pipe = tag_pipeline(classes, quiet=True).fit(mosaic_manifests[1])
-    P, _ = tag_probabilities(pipe, mosaic_manifests[1])
+    P, _ = tag_probabilities(pipe, mosaic_manifests[1], tiles=2)  # the default: 2x2 tiles beside the image
     got = np.array([[{t["class"]: t["probability"] for t in r["top_k"]}.get(c, np.nan) for c in classes] for r in rows])
     top = ~np.isnan(got)
     np.testing.assert_allclose(got[top], P[top], atol=1e-6)

@@ -156,7 +156,7 @@ def test_saved_thresholds_load_and_predict_the_same(tmp_path):
 
 
 @pytest.mark.parametrize("options,words", [
-    ({"fusion": "prior"}, "takes the fusions image, text and concat, not 'prior'"),
+    ({"fusion": "paired"}, "takes the fusions image, text, concat and prior, not 'paired'"),
     ({"head": "knn"}, "head 'knn' does not score labels independently"),
     ({"head": "random_forest"}, "head 'random_forest' does not score labels independently"),
     ({"calibration": 0.2}, "keeps no held-out calibration split"),

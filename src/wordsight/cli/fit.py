@@ -135,7 +135,9 @@ def fit_data(clf, data, args):
         from ..estimator.classifier import default_fusion
 
         labels = [s.label for s in data.samples]
-        base = "image" if task == "multi-label" else default_fusion(labels)
+        base = default_fusion(labels)
+        if task == "multi-label" and (clf.head_name != "logistic" or args.prior_weight != "auto"):
+            base = "image"  # the multi-label prior is the per-label prior probe, on the logistic head
         clf.set_params(fusion=fusion_from_args(args, base))
         if task != "multi-label" and any(isinstance(s.text, str) and s.text.strip() for s in data.samples):
             data = _with_own_texts(clf, data, base, args)

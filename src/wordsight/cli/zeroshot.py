@@ -45,6 +45,9 @@ def add_parser(sub):
     p.add_argument("--multilabel", action="store_true",
                    help="score each class as an independent tag against 'none' (several or no tags per image); "
                    "a manifest's 'labels' column gives mAP and F1")
+    p.add_argument("--tiles", type=int, default=None, choices=[0, 2, 3, 4],
+                   help="--multilabel: also score each tag on the grid x grid tiles of the image (the larger of "
+                   "the whole image's and the best tile's score; 0: the whole image only; default 2, measured)")
     add_feature_options(p)
     p.set_defaults(func=run)
 

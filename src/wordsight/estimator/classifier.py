@@ -43,10 +43,14 @@ FEW_SHOT_PER_CLASS = 16
 
 def default_fusion(labels) -> str:
     """``'prior'`` when the smallest class has fewer than :data:`FEW_SHOT_PER_CLASS` labelled
-    images, else ``'image'`` (unlabelled images are not counted)."""
+    images, else ``'image'`` (unlabelled images are not counted). Label sets (multi-label) count
+    each label's positive images: the same rule per label."""
     from collections import Counter
 
-    counts = Counter(lab for lab in labels if lab is not None)
+    counts = Counter()
+    for lab in labels:
+        if lab is not None:
+            counts.update(set(lab) if isinstance(lab, (tuple, list, set, frozenset)) else [lab])
     return "prior" if counts and min(counts.values()) < FEW_SHOT_PER_CLASS else "image"
 
 

@@ -91,3 +91,25 @@ def choose_view_of_samples(samples) -> str:
         except (ValueError, OSError):  # ImageError, UnsafeFileError: unreadable, reported by extraction
             continue
     return choose_view(images)
+
+
+# Tiles as views (zero-shot tags per tile, issue 24): tile ``index`` of a ``grid`` x ``grid`` split of
+# the view's image; the key names the split, so each tile's features are cached apart.
+MAX_TILE_GRID = 4
+
+
+def tile_view(name: str | None, grid: int, index: int):
+    """``(view, view_key)``: the view ``name``, then tile ``index`` (row-major) of its ``grid`` x
+    ``grid`` split (the last row and column take the remainder pixels)."""
+    if not (isinstance(grid, int) and 2 <= grid <= MAX_TILE_GRID and 0 <= index < grid * grid):
+        raise ValueError(f"a tile is one of grid x grid tiles, grid 2..{MAX_TILE_GRID}: got grid {grid!r}, "
+                         f"tile {index!r}")
+    fn, key = get_view(name)
+    r, c = divmod(index, grid)
+
+    def tile(img: Image.Image) -> Image.Image:
+        img = fn(img) if fn is not None else img
+        w, h = img.size
+        return img.crop((c * w // grid, r * h // grid, (c + 1) * w // grid, (r + 1) * h // grid))
+
+    return tile, f"{key}|tile-{grid}x{grid}-{index}-v1"

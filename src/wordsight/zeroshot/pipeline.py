@@ -35,12 +35,13 @@ FORMAT, FORMAT_VERSION = "wordsight-zero-shot-pipeline", 1
 CONFIG, OLD_CONFIG = "pipeline.json", "prior.json"  # OLD_CONFIG: a language prior saved by wordsight 0.x
 
 
-def read_images(X, encoder: str, view: str, cache=None, batch_size=None, quiet: bool = True):
-    """Features of images ``X`` as zero-shot reads them: ``view`` at the encoder's full input size."""
+def read_images(X, encoder: str, view: str, cache=None, batch_size=None, quiet: bool = True, tile=None):
+    """Features of images ``X`` as zero-shot reads them: ``view`` at the encoder's full input size
+    (``tile``: a ``(function, key)`` view in its place, e.g. :func:`~..features.views.tile_view`)."""
     from ..features import extract_features
     from ..features.views import get_view
 
-    fn, key = get_view(view)
+    fn, key = get_view(view) if tile is None else tile
     return extract_features(X, encoder, cache=cache, batch_size=batch_size, view=fn, view_key=key, quiet=quiet,
                             small_input=None)
 
@@ -246,4 +247,5 @@ class ZeroShotPipeline:
                    method=first.method, view=meta["view"])
         self.view_, self.ways_, self.classes_ = meta["view"], ways, np.asarray(classes, dtype=object)
         self.centered_ = bool(getattr(first, "image_mean_", None) is not None)
+        self.saved_tags_ = bool(meta.get("tags"))  # a multi-label model's prior (zeroshot.tags.load_prior)
         return self

@@ -14,18 +14,62 @@ from __future__ import annotations
 import numpy as np
 
 from .._util.numerics import sigmoid
+from .pipeline import ZeroShotPipeline
 
+DEFAULT_TILES = 2  # zero-shot tags read 2x2 tiles beside the whole image (measured: tag_probabilities)
 NONE = "nothing"  # the "none" option's class name (its texts: the templates over an empty scene)
 THRESHOLD = 0.5
 
 
 def tag_pipeline(tags, **options):
     """The :class:`~.pipeline.ZeroShotPipeline` over ``tags`` and the "none" option."""
-    from .pipeline import ZeroShotPipeline
-
     if NONE in tags:
         raise ValueError(f"{NONE!r} is the 'none' option of --multilabel: rename that tag")
     return ZeroShotPipeline([*tags, NONE], **options)
+
+
+def tag_prior(tags, **options):
+    """The language prior of a multi-label model: a :class:`TagPrior` over ``tags``."""
+    if NONE in tags:
+        raise ValueError(f"{NONE!r} is the 'none' option of multi-label zero-shot: rename that label")
+    return TagPrior([*tags, NONE], **options)
+
+
+class TagPrior(ZeroShotPipeline):
+    """The zero-shot pipeline over the tags and "none" whose scores are each tag's log-odds
+    against "none" (:func:`tag_log_odds`): what a multi-label model's language prior
+    (``fusion='prior'``) reads in place of log-probabilities over classes. ``classes_`` are the
+    tags alone (the model's labels); its saved ``pipeline.json`` says ``"tags": true``."""
+
+    tags = True  # scores are per-tag log-odds (a plain ZeroShotPipeline has none)
+
+    def fit(self, X=None, **kw) -> "TagPrior":
+        super().fit(X, **kw)
+        self.classes_ = np.asarray(self.classes[:-1], dtype=object)
+        return self
+
+    def log_proba_reading(self, reading: dict) -> np.ndarray:
+        """(N, tags) each tag's log-odds against "none" (its probability is their sigmoid)."""
+        return tag_log_odds(self, reading)
+
+    def _write(self, folder):
+        return {**super()._write(folder), "tags": True}
+
+
+def load_prior(folder):
+    """A saved language prior: a :class:`TagPrior` where its ``pipeline.json`` says ``tags``, else
+    the :class:`~.pipeline.ZeroShotPipeline`."""
+    pipeline = ZeroShotPipeline.load(folder)
+    return as_tag_prior(pipeline) if pipeline.saved_tags_ else pipeline
+
+
+def as_tag_prior(pipeline):
+    """A loaded pipeline whose config said ``tags``: its classes end with "none"; the tags' prior."""
+    if not pipeline.classes or pipeline.classes[-1] != NONE:
+        raise ValueError(f"a tag prior's last class must be {NONE!r}, not {pipeline.classes[-1:]}")
+    pipeline.__class__ = TagPrior
+    pipeline.classes_ = np.asarray(pipeline.classes[:-1], dtype=object)
+    return pipeline
 
 
 def tag_log_odds(pipeline, reading: dict) -> np.ndarray:
@@ -37,12 +81,41 @@ def tag_log_odds(pipeline, reading: dict) -> np.ndarray:
     return total / len(pipeline.ways_)
 
 
-def tag_probabilities(pipeline, X) -> tuple[np.ndarray, object]:
-    """Independent tag probabilities (N, tags) of images ``X`` and their FeatureSet."""
+def tile_log_odds(pipeline, X, grid: int, paths) -> np.ndarray:
+    """(N, tags) the best tile's log-odds of each tag: the images ``X`` (rows in ``paths`` order)
+    cut into ``grid`` x ``grid`` tiles, each tile read as the pipeline reads an image (its view,
+    full input size, cached per tile) and scored against "none"; the max over the tiles. A tile
+    that fails leaves its image's other tiles."""
+    from ..features.views import tile_view
+    from .pipeline import read_images
+
+    pos = {p: i for i, p in enumerate(paths)}
+    best = np.full((len(paths), len(pipeline.classes) - 1), -np.inf)
+    for index in range(grid * grid):
+        fn, key = tile_view(pipeline.view_, grid, index)
+        fs = read_images(X, pipeline.encoder, pipeline.view_, cache=pipeline.cache, batch_size=pipeline.batch_size,
+                         quiet=pipeline.quiet, tile=(fn, key))
+        rows = [pos[p] for p in fs.paths]
+        if rows:
+            best[rows] = np.maximum(best[rows], tag_log_odds(pipeline, pipeline.reading(fs)))
+    return best
+
+
+def tag_probabilities(pipeline, X, tiles: int = 0) -> tuple[np.ndarray, object]:
+    """Independent tag probabilities (N, tags) of images ``X`` and their FeatureSet; with ``tiles``
+    (a grid of 2..4) each tag's log-odds are the larger of the whole image's and its best tile's
+    (:func:`tile_log_odds`): an object that fills one tile counts even where the whole image
+    drowns it. On Fashion-MNIST mosaics (docs/benchmarks.md, issue 24) 2x2 tiles raised zero-shot
+    mAP from 0.325 to 0.404 (grids; the mean of the two 0.382, tiles alone 0.402, 3x3 0.394):
+    :data:`DEFAULT_TILES`."""
     fs = pipeline.read(X)
     if not fs.samples:
         return np.zeros((0, len(pipeline.classes) - 1)), fs
-    return sigmoid(tag_log_odds(pipeline, pipeline.reading(fs))), fs
+    z = tag_log_odds(pipeline, pipeline.reading(fs))
+    if tiles:
+        t = tile_log_odds(pipeline, fs.samples, tiles, fs.paths)
+        z = np.maximum(z, t)  # a failed tile is -inf: the whole image's
+    return sigmoid(z), fs
 
 
 def tag_records(paths, labels, tags, proba, top_k: int, texts=None) -> list:

@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...features.views import VIEW_CHOICES
 from ..heads import LogisticHead
+from ..label_prior_probe import LabelPriorProbe
 from ..prior_mix import PriorMix, choose_mix, prior_temperature
 from ..prior_probe import PriorProbe
 from .base import Fusion, training_rows
@@ -67,11 +68,10 @@ class PriorFusion(Fusion):
     # ------------------------------------------------------------------ the prior's pipeline and reading
     def pipeline(self, model, encoder: str, view: str):
         """The (unfitted) zero-shot pipeline of ``model``'s classes that the prior is made of."""
-        from ...zeroshot.pipeline import ZeroShotPipeline
-
-        return ZeroShotPipeline([str(c) for c in model.classes_], encoder=encoder, text_model=model.text_model,
-                                method=self.method, descriptions=self.descriptions, view=view, center="yes",
-                                cache=model.cache, batch_size=model.batch_size, quiet=model.quiet)
+        return model.task_.language_prior([str(c) for c in model.classes_], encoder=encoder,
+                                           text_model=model.text_model, method=self.method,
+                                           descriptions=self.descriptions, view=view, center="yes", cache=model.cache,
+                                           batch_size=model.batch_size, quiet=model.quiet)
 
     @staticmethod
     def prior_features(pipeline, blocks) -> dict[str, np.ndarray]:
@@ -121,9 +121,12 @@ class PriorFusion(Fusion):
         # class the fixed C = 0.1 lost 1.2 points to image-only, the head's C = 0.001 gained 0.1);
         # below, that choice is noise (k = 2..16: 0.3-0.7 points worse than 0.1), so C or 0.1.
         C = template.C if isinstance(template.C, (int, float)) else None
-        if "c_search" in head.info and int(np.bincount(y).min()) >= PROBE_CV_PER_CLASS:
+        # label sets (multi-label): the fewest positive images of a label, and a probe per label
+        fewest = int(y.sum(0).min()) if y.ndim == 2 else int(np.bincount(y).min())
+        if "c_search" in head.info and fewest >= PROBE_CV_PER_CLASS:
             C = head.info["C"]
-        probe = PriorProbe(C=C, class_weight=template.class_weight, random_state=template.random_state)
+        probe = (LabelPriorProbe if y.ndim == 2 else PriorProbe)(C=C, class_weight=template.class_weight,
+                                                                 random_state=template.random_state)
         X, Y = training_rows(M, view_M, y)
         probe.fit(X, Y, np.tile(prior, (1 + len(view_M), 1)), n_classes)
         info = probe.info

@@ -148,24 +148,17 @@ def load_classifier(folder, cls):
                         config.get("probs_encoder"), fusion, _precisions(config["encoders"], folder))
     prior = config.get("prior")
     if prior:
-        from ...zeroshot.pipeline import ZeroShotPipeline
+        from ...zeroshot.tags import load_prior
 
         try:
-            fusion.prior_ = ZeroShotPipeline.load(confined(folder, prior["folder"], "prior folder"))
+            fusion.prior_ = load_prior(confined(folder, prior["folder"], "prior folder"))
         except Exception as e:
             raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
+        if bool(getattr(fusion.prior_, "tags", False)) != bool(clf.task_.label_sets):
+            raise ModelFolderError(f"{folder / prior['folder']}: the language prior does not fit a {clf.task_.name} model")
         fusion.mix_ = PriorMix.from_json(prior)
         if prior.get("learner", "mix") == "probe":
-            from ..prior_probe import PriorProbe
-
-            arrays = stored.arrays(PROBE_FILE) if PROBE_FILE in contents else {}
-            _checks.check_arrays(arrays, folder / PROBE_FILE)
-            try:
-                fusion.probe_ = PriorProbe.from_state(arrays, prior["probe"]["info"],
-                                                      {"C": prior["probe"]["info"].get("C"),
-                                                       "class_weight": clf.head.class_weight})
-            except (KeyError, TypeError, ValueError) as e:
-                raise ModelFolderError(f"{folder / PROBE_FILE}: not a prior probe of this model ({e})") from None
+            fusion.probe_ = _load_probe(stored, prior, clf, folder)
             if state.probe.arrays["W"].shape != (len(classes), state.n_features):
                 raise ModelFolderError(f"{folder / PROBE_FILE}: shape {state.probe.arrays['W'].shape} does not fit "
                                        f"{len(classes)} classes x {state.n_features} features")
@@ -175,6 +168,27 @@ def load_classifier(folder, cls):
     state.task = _load_task(config, clf, len(classes), folder)
     clf.classes_, clf.n_features_in_, clf.fit_failures_, clf.state_ = classes, state.n_features, [], state
     return clf
+
+
+def _load_probe(stored, prior: dict, clf, folder: Path):
+    """The few-shot prior probe: per class (:class:`~..prior_probe.PriorProbe`) or, in a
+    multi-label model, per label (:class:`~..label_prior_probe.LabelPriorProbe`), checked."""
+    from ..label_prior_probe import LABEL_SETS, LabelPriorProbe
+    from ..prior_probe import PriorProbe
+
+    arrays = stored.arrays(PROBE_FILE) if PROBE_FILE in stored.contents else {}
+    _checks.check_arrays(arrays, folder / PROBE_FILE)
+    info = prior["probe"].get("info") if isinstance(prior.get("probe"), dict) else None
+    per_label = isinstance(info, dict) and info.get("targets") == LABEL_SETS
+    label_sets = bool(clf.task_.label_sets)
+    if per_label != label_sets:
+        raise ModelFolderError(f"{folder / PROBE_FILE}: a {'per-label' if per_label else 'per-class'} prior probe "
+                               f"in a {clf.task_.name} model")
+    try:
+        return (LabelPriorProbe if per_label else PriorProbe).from_state(
+            arrays, info, {"C": info.get("C"), "class_weight": clf.head.class_weight})
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ModelFolderError(f"{folder / PROBE_FILE}: not a prior probe of this model ({e})") from None
 
 
 def _load_task(config: dict, clf, n_classes: int, folder: Path):

@@ -73,6 +73,13 @@ class Task:
 
         return calibrate(model, head, M, y, rows, blocks)
 
+    def language_prior(self, classes, **options):
+        """The zero-shot pipeline that is the language prior of a model of ``classes``
+        (``fusion='prior'``): log-probabilities over the classes."""
+        from ...zeroshot.pipeline import ZeroShotPipeline
+
+        return ZeroShotPipeline(classes, **options)
+
     def state(self) -> dict | None:
         """What a fit taught the task (JSON for config.json), or None."""
         return None

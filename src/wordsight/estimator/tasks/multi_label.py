@@ -122,8 +122,11 @@ class MultiLabelTask(Task):
     def check_model(self, model) -> None:
         """Refuse, in one line, the parts that cannot score labels independently."""
         fusion, head = model.fusion_, model.unfitted_head()
-        if fusion.prior or fusion.paired:
-            raise ValueError(f"the multi-label task takes the fusions image, text and concat, not {fusion.name!r}")
+        if fusion.paired:
+            raise ValueError(f"the multi-label task takes the fusions image, text, concat and prior, not {fusion.name!r}")
+        if fusion.prior and (head.name != "logistic" or getattr(fusion, "weight", "auto") != "auto"):
+            raise ValueError("the multi-label language prior is the per-label prior probe: fusion 'prior' with "
+                             "weight 'auto' and the logistic head")
         if not getattr(head, "multilabel", False):
             raise ValueError(f"head {head.name!r} does not score labels independently: use logistic, svm or mlp "
                              "for multi-label")
@@ -142,6 +145,13 @@ class MultiLabelTask(Task):
     def calibrate(self, model, head, M, y, rows, blocks):
         """No conformal scores: prediction sets and "unknown" are single-label notions here."""
         return None
+
+    def language_prior(self, classes, **options):
+        """The language prior of label sets: each label's zero-shot log-odds against "none"
+        (:class:`~wordsight.zeroshot.tags.TagPrior`), for the per-label prior probe."""
+        from ...zeroshot.tags import tag_prior
+
+        return tag_prior(classes, **options)
 
     # ------------------------------------------------------------------ saved form and records
     def state(self) -> dict | None:

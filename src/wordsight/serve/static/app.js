@@ -112,12 +112,20 @@ function renderSets(result) {  // the prediction set and "unknown", when the req
   }
 }
 
+// A multi-label model's answer: each tag of the label set with its own (independent) probability.
+function tagLine(result) {
+  if (!result.predicted.length) return "no tags";
+  const p = Object.fromEntries((result.tags || result.top_k).map((t) => [t.class, t.probability]));
+  return "tags: " + result.predicted
+    .map((t) => (p[t] === undefined ? t : `${t} ${(100 * p[t]).toFixed(1)}%`)).join(", ");
+}
+
 function render(result) {
   $("anomaly").hidden = true;
   $("words-title").hidden = false;
   renderSets(result);
   const tags = Array.isArray(result.predicted);  // a multi-label model answers a set of tags
-  $("top-class").textContent = tags ? (result.predicted.join(", ") || "no tags") : result.predicted;
+  $("top-class").textContent = tags ? tagLine(result) : result.predicted;
   const bars = $("bars");
   bars.replaceChildren();
   for (const item of result.top_k) {
@@ -129,6 +137,7 @@ function render(result) {
     li.querySelector(".bar").style.width = Math.max(pct, 0.5).toFixed(1) + "%";
     li.querySelector(".bar").style.display = "block";
     li.querySelector(".pct").textContent = pct.toFixed(1) + "%";
+    if (tags && result.predicted.includes(item.class)) li.classList.add("tag");  // in the label set
     bars.appendChild(li);
   }
   $("description").textContent = result.description || "(no description available)";
@@ -203,7 +212,8 @@ async function loadInfo() {
         `${info.model.encoders.join(" + ")}) · wordsight ${info.version}`;
     } else if (info.model) {
       $("sets-box").hidden = !info.model.sets;
-      $("model-info").textContent = `${info.model.name}: ${info.model.classes.length} classes ` +
+      const what = info.model.task === "multi-label" ? "labels (tags)" : "classes";  // a label set per image
+      $("model-info").textContent = `${info.model.name}: ${info.model.classes.length} ${what} ` +
         `(${info.model.encoders.join(" + ")}, ${info.model.head} head) · wordsight ${info.version}`;
       showTextPanel();
     } else {
