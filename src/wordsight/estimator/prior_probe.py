@@ -73,6 +73,11 @@ HOW = {"image probe": "the image probe alone (best on held-out labelled images)"
        "quarter-weight prior": "the image probe plus the calibrated zero-shot log-probabilities at a quarter weight",
        "half-weight prior": "the image probe plus the calibrated zero-shot log-probabilities at half weight "
                             "(best on held-out labelled images)"}
+# the residual form's (the multi-label probe, prior_strength.RESIDUAL_CANDIDATES)
+HOW_RESIDUAL = {"image probe": HOW["image probe"],
+                "equal-weight pool": "residual on the calibrated zero-shot log-probabilities, equal-weight pool",
+                "prior-heavy pool": "residual on the calibrated zero-shot log-probabilities, the prior at full weight "
+                                    "(best on held-out labelled images)"}
 # The prior's calibration: Gaussian prior around 1 (as calibrated) with unit variance.
 CALIBRATION_MEAN, CALIBRATION_VAR = 1.0, 1.0
 

@@ -41,6 +41,10 @@ CANDIDATES = {"image probe": 0.0, "quarter-weight prior": 0.25, "half-weight pri
 # beat: with one image per class no fixed weight keeps both Fashion-MNIST's gain over the image
 # probe (>= 0.3 needed) and Trouser vs Bag within a point of it (<= 0.2); a quarter is between.
 DEFAULT = "quarter-weight prior"
+# The residual form's candidates (the prior as an offset of the probe's fit), kept by the
+# multi-label probe (:mod:`.label_prior_probe`), which issue 26's change was not measured on.
+RESIDUAL_CANDIDATES = {"image probe": 0.0, "equal-weight pool": 0.5, "prior-heavy pool": 1.0}
+RESIDUAL_DEFAULT = "equal-weight pool"
 ZERO_SHOT = "zero-shot"  # the prior alone: its held-out scores are reported, not a candidate
 # Leave-one-out up to this many labelled images; above, folds holding one image per class.
 MAX_LEAVE_ONE_OUT = 40
@@ -108,11 +112,11 @@ def _reweighted(weights: np.ndarray, y: np.ndarray, train: np.ndarray) -> np.nda
     return weights[train] * (full / np.where(part > 0, part, 1.0))[y[train]]
 
 
-def choose(scores: dict[str, dict]) -> str:
+def choose(scores: dict[str, dict], candidates=None, default: str = DEFAULT) -> str:
     """The candidate with the lowest held-out (calibrated) log-loss if it beats the default's by
     :data:`MARGIN` nats per image, else the default."""
-    best = min(CANDIDATES, key=lambda name: scores[name]["log_loss"])
-    return best if scores[best]["log_loss"] < scores[DEFAULT]["log_loss"] - MARGIN else DEFAULT
+    best = min(candidates or CANDIDATES, key=lambda name: scores[name]["log_loss"])
+    return best if scores[best]["log_loss"] < scores[default]["log_loss"] - MARGIN else default
 
 
 def summary(info: dict) -> str:
@@ -124,7 +128,8 @@ def summary(info: dict) -> str:
             f"{info['n_train']} labelled images")
     held = info.get("held_out") or {}
     if not held:
-        return line + "; one image of some class: no held-out images to choose on, the prior at a quarter weight"
+        return line + (f"; one image of some class: no held-out images to choose on, the default "
+                       f"({info.get('choice', DEFAULT)})")
     chosen = info.get("choice", DEFAULT)
     return line + (f"; held-out on them: zero-shot {held[ZERO_SHOT]['accuracy']:.0%}, image probe "
                    f"{held['image probe']['accuracy']:.0%}, chosen {held[chosen]['accuracy']:.0%} "
