@@ -25,3 +25,12 @@ def mixed_folder(photo_folder, tmp_path_factory):
     Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8), "L").save(root / "cat" / "tiny.png")
     (root / "coffee" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     return root
+
+
+@pytest.fixture
+def images_and_bad(fashion_folder, tmp_path):
+    """(12 Fashion-MNIST test images, the same 12 and a broken file): the rows the Ray batch
+    callables score, with one failure at the end."""
+    images = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:12]
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    return images, images + [str(tmp_path / "bad.png")]

@@ -50,24 +50,23 @@ def test_ray_cli_writes_shards_and_resumes(ray_local, mixed_folder, tmp_path):
     assert pq.read_table(out).num_rows == 10
 
 
-def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tmp_path):
+def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, images_and_bad, tmp_path):
     from wordsight.estimator import Classifier
     from wordsight.estimator.batch_predict import PredictBatch, ray_predict
 
     clf = Classifier(head=LogisticHead(C=1.0)).fit(fashion_folder / "train")
     clf.save(tmp_path / "model")
-    images = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:10]
-    (tmp_path / "bad.png").write_bytes(b"nope")
-    paths = images + [str(tmp_path / "bad.png")]
+    images, paths = images_and_bad
+    n = len(images)
     want = clf.predict_proba(images)
     out = PredictBatch(tmp_path / "model")({"path": np.array(paths, dtype=object)})
-    np.testing.assert_allclose(out["probabilities"][:10], want, atol=1e-5)
-    assert list(out["predicted"][:10]) == [str(c) for c in clf.predict(images)]
-    assert out["status"][10].startswith("error: ") and np.isnan(out["probabilities"][10]).all()
+    np.testing.assert_allclose(out["probabilities"][:n], want, atol=1e-5)
+    assert list(out["predicted"][:n]) == [str(c) for c in clf.predict(images)]
+    assert out["status"][n].startswith("error: ") and np.isnan(out["probabilities"][n]).all()
     cols = list(ray_predict(tmp_path / "model", paths, concurrency=1))
     probs = np.concatenate([c["probabilities"] for c in cols])
     assert [p for c in cols for p in c["path"]] == paths
-    np.testing.assert_allclose(probs[:10], want, atol=1e-5)
+    np.testing.assert_allclose(probs[:n], want, atol=1e-5)
     out_csv = tmp_path / "pred.csv"
     from wordsight.cli import main
 
@@ -77,8 +76,8 @@ def test_predict_batch_callable_locally_and_on_ray(ray_local, fashion_folder, tm
     import csv
 
     rows = list(csv.DictReader(out_csv.open()))
-    assert [r["predicted"] for r in rows[:10]] == [str(c) for c in clf.predict(images)]
-    assert rows[10]["predicted"] == "" and rows[10]["error"]
+    assert [r["predicted"] for r in rows[:n]] == [str(c) for c in clf.predict(images)]
+    assert rows[n]["predicted"] == "" and rows[n]["error"]
 
 
 def test_a_fine_tuned_encoder_embeds_on_ray_actors(ray_local, photo_folder):

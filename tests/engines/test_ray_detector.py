@@ -12,12 +12,10 @@ from wordsight.estimator.batch_predict import ScoreBatch, ray_predict, ray_score
 pytest.importorskip("ray")
 
 
-def test_detector_scores_locally_and_on_ray_equal_score_samples(ray_local, fashion_folder, tmp_path):
+def test_detector_scores_locally_and_on_ray_equal_score_samples(ray_local, fashion_folder, images_and_bad, tmp_path):
     det = AnomalyDetector().fit(fashion_folder / "train" / "Sneaker")
     det.save(tmp_path / "det")
-    images = sorted(str(p) for p in (fashion_folder / "test").rglob("*.png"))[:12]
-    (tmp_path / "bad.png").write_bytes(b"nope")
-    paths = images + [str(tmp_path / "bad.png")]
+    images, paths = images_and_bad
     want = det.score_samples(images)
     out = ScoreBatch(tmp_path / "det")({"path": np.array(paths, dtype=object)})
     np.testing.assert_allclose(out["score"][:12], want, atol=1e-5)

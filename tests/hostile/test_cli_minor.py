@@ -125,3 +125,20 @@ def test_export_over_an_earlier_export_is_allowed(tmp_path, model_dir):
     (tmp_path / "empty").mkdir()
     check_export_target(tmp_path / "empty")
     assert json.loads((out / "pipeline.json").read_text())["format"] == "wordsight-onnx"
+
+
+def test_export_over_an_earlier_export_leaves_none_of_its_files(tmp_path, model_dir):
+    """A re-export is swapped in whole: a file the earlier export had and this one has not is gone,
+    and a failed export leaves the earlier one as it was."""
+    pytest.importorskip("onnxruntime")
+    from wordsight.export import export_onnx
+
+    out = export_onnx(model_dir, tmp_path / "onnx", text=False)
+    before = sorted(p.name for p in out.iterdir())
+    (out / "prior.onnx").write_bytes(b"left from an earlier export")
+    export_onnx(model_dir, out, text=False)
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left beside it
+    with pytest.raises(Exception):
+        export_onnx(tmp_path / "no-such-model", out, text=False)
+    assert sorted(p.name for p in out.iterdir()) == before

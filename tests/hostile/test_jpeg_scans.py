@@ -121,3 +121,48 @@ def test_server_refuses_it_and_other_clients_are_served_in_time(short_server, ph
     assert bad.status_code == 422, bad.text
     assert bad.json()["error"] == "too_many_scans" and bad.json()["file"] == "scans.jpg"
     assert bad.json()["detail"].startswith("scans.jpg: ") and "more than 100 scans" in bad.json()["detail"]
+
+
+def _jpeg_dicom(path, frame: bytes, size: int):
+    """A DICOM file (JPEG Baseline transfer syntax) whose one encapsulated frame is ``frame``."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.Rows = ds.Columns = size
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = encapsulate([frame])
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def _grey_progressive(size: int, extra_scans: int = 0) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size), 90, np.uint8)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rfind(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra_scans + b"\xff\xd9"
+
+
+def test_a_dicom_jpeg_frame_of_too_many_scans_is_refused_before_decoding(tmp_path):
+    from wordsight.features import extract_features
+
+    ok = _jpeg_dicom(tmp_path / "ok.dcm", _grey_progressive(64), 64)
+    bad = _jpeg_dicom(tmp_path / "scans.dcm", _grey_progressive(1000, 20_000), 1000)
+    start = time.monotonic()
+    fs = extract_features([str(ok), str(bad)], "pixels-32", cache=False)
+    assert time.monotonic() - start < 10
+    assert [s.path.split("#")[0] for s in fs.samples] == [str(ok)]  # the 6-scan frame decodes
+    [failure] = fs.failures
+    assert "scans.dcm" in failure.path and "frame 0: a progressive JPEG of more than 100 scans" in failure.reason
+    limit_frame = _grey_progressive(64, 100 - 6)  # exactly 100 scans: allowed
+    fs = extract_features([str(_jpeg_dicom(tmp_path / "edge.dcm", limit_frame, 64))], "pixels-32", cache=False)
+    assert len(fs.samples) == 1 and not fs.failures

@@ -12,23 +12,32 @@ import pytest
 from .conftest import png, time_limit
 
 
-def _long_video(path):
-    """Two frames 10 hours apart: a 5 kB file whose header says 36,000 s at 30 frames/s."""
+def _encode(path, codec: str, rate: int, frames, time_base=None):
+    """A 64x64 video of ``frames`` ((RGB array, pts or None), ...) with ``codec``: the setup both
+    hostile videos share."""
     import av
 
     with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=30)
+        s = c.add_stream(codec, rate=rate)
         s.width = s.height = 64
         s.pix_fmt = "yuv420p"
-        s.codec_context.time_base = Fraction(1, 1)
-        for t in (0, 36_000):
-            f = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
-            f.pts, f.time_base = t, Fraction(1, 1)
+        if time_base is not None:
+            s.codec_context.time_base = time_base
+        for pixels, pts in frames:
+            f = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            if pts is not None:
+                f.pts, f.time_base = pts, time_base
             for p in s.encode(f):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def _long_video(path):
+    """Two frames 10 hours apart: a 5 kB file whose header says 36,000 s at 30 frames/s."""
+    black = np.zeros((64, 64, 3), np.uint8)
+    return _encode(path, "mpeg4", 30, [(black, 0), (black, 36_000)], time_base=Fraction(1, 1))
 
 
 def _audio_only(path):
@@ -47,17 +56,7 @@ def _audio_only(path):
 
 
 def _truncated_mp4(path):
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width = s.height = 64
-        s.pix_fmt = "yuv420p"
-        for i in range(20):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 10 * i, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    _encode(path, "libx264", 10, [(np.full((64, 64, 3), 10 * i, np.uint8), None) for i in range(20)])
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # the mp4 index (moov) is written last: gone
     return path
@@ -171,3 +170,74 @@ def test_the_server_refuses_bad_media_uploads_from_their_headers(client, hostile
     body = r.text
     assert code in body and words in body and name in body
     assert "Roe" not in body and "PID-0042" not in body
+
+
+def test_extension_less_files_only_dicom_magic_is_listed_and_nothing_blocks(tmp_path):
+    """Beside a good unnamed DICOM: a text file and a PNG without extension (skipped silently as
+    before), a FIFO named like a DICOM export file (never opened for reading: no hang), a link to
+    /dev/zero, a dangling link, and a file with the DICM magic and garbage after it (listed, then
+    one line naming it)."""
+    import os
+
+    from wordsight.io.sources import open_source
+
+    d = tmp_path / "export"
+    d.mkdir()
+    _dicom(d / "IM0001")
+    (d / "README").write_text("not an image")
+    (d / "IM0002").write_bytes(png((16, 16)))
+    (d / "IM0003").write_bytes(b"\0" * 128 + b"DICM" + bytes(range(256)) * 3)
+    os.mkfifo(d / "IM0004")
+    os.symlink("/dev/zero", d / "IM0005")
+    os.symlink(d / "missing", d / "IM0006")
+    with time_limit(30):
+        src = open_source(d)
+    assert [(s.path.file, s.path.frame) for s in src.samples] == [(str(d / "IM0001"), 0)]
+    assert [p.path for p in src.problems] == [str(d / "IM0003")]
+    assert "no pixel data" in src.problems[0].reason or "not a readable DICOM" in src.problems[0].reason
+    assert "Roe" not in str(src.problems)
+
+
+def test_explain_says_each_bad_file_in_one_line_and_explains_the_good_image(hostile_media, tmp_path, capsys):
+    """``explain`` lists files as ``predict`` does: the hostile folder's media are refused from their
+    headers (one line each, the file named), the good image is explained, nothing hangs."""
+    import json
+
+    from wordsight.cli import main
+
+    out = tmp_path / "x"
+    with time_limit(180):
+        rc = main(["explain", "efficientnet-lite0", str(hostile_media), "--fps", "30", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    d = hostile_media
+    for name, words in (("truncated.mp4", "cannot read the video container"), ("audio.mkv", "no video stream"),
+                        ("ten-hours.mkv", "1,080,000 frames to sample"), ("no-pixels.dcm", "no pixel data"),
+                        ("mpeg2.dcm", "not an image syntax"), ("pages.tif", "more than 1,000 pages")):
+        assert any(line.strip().startswith(f"{d / name}: ") and words in line for line in err.splitlines()), name
+    assert "Roe" not in err and "PID-0042" not in err
+    assert [r["path"] for r in json.loads((out / "evidence.json").read_text())] == [str(d / "good.png")]
+
+
+def test_finetune_reports_each_bad_media_file_and_trains_on_the_rest(hostile_media, tmp_path):
+    """Fine-tuning lists frames as ``fit`` does: every hostile file of a labelled tree is a failure
+    with its reason (limits checked from the headers, nothing decoded past them), the good images train."""
+    import os
+
+    from wordsight.io.media_options import MediaOptions, use_media_options
+    from wordsight.training.finetune import FinetuneOptions, finetune
+
+    root = tmp_path / "tree"
+    (root / "bad").mkdir(parents=True)
+    (root / "other").mkdir()
+    for f in hostile_media.iterdir():
+        os.symlink(f, root / "bad" / f.name)
+    (root / "other" / "blue.png").write_bytes(png((64, 48), (20, 30, 200)))
+    with time_limit(180), use_media_options(MediaOptions(fps=30)):
+        r = finetune(root, "efficientnet-lite0", tmp_path / "run",
+                     FinetuneOptions(epochs=1, batch_size=2, val_fraction=0.0, blocks=1), quiet=True)
+    failed = {os.path.basename(f.path): f.reason for f in r.failures}
+    assert set(failed) == {"truncated.mp4", "audio.mkv", "ten-hours.mkv", "no-pixels.dcm", "mpeg2.dcm", "pages.tif"}
+    assert "1,080,000 frames to sample" in failed["ten-hours.mkv"] and "no pixel data" in failed["no-pixels.dcm"]
+    assert r.steps == 1 and r.classes == ["bad", "other"]
+    assert "Roe" not in str(r.failures) and "PID-0042" not in str(r.failures)

@@ -72,6 +72,14 @@ def test_embed_fit_predict_and_serve(mixed, tmp_path, capsys):
         r = c.post("/v1/predict", files=files, data={"top_k": "2"})
         assert r.status_code == 200, r.text
         res = r.json()["results"]
+        r = c.post("/v1/explain", files=files[:2])  # a heatmap per frame, as the predictions
+        assert r.status_code == 200, r.text
+        explained = r.json()["results"]
+    assert [(x["file"], x["evidence"].get("frame"), x["evidence"].get("time_s")) for x in explained] == \
+        [("mix.mp4", 0, 0.0), ("mix.mp4", 10, 1.0), ("scan.dcm", 0, None)]
+    for x, p in zip(explained, res):
+        assert x["evidence"]["predicted"] == p["predicted"]
+        assert x["evidence"]["top_k"][0][1] == pytest.approx(p["top_k"][0]["probability"], abs=1e-5)
     assert [(x["file"], x.get("frame"), x.get("time_s")) for x in res] == \
         [("mix.mp4", i, i / 10) for i in (0, 10)] + [("scan.dcm", 0, None), ("micro.tif", None, None)]
     assert [x["predicted"] for x in res] == ["cat", "coffee", "cat", "coffee"]

@@ -7,8 +7,10 @@ photos (a 320x240 JPEG, and a 768x512 JPEG that extraction decodes with DCT draf
 ``predict``'s written probabilities, ``explain``'s JSON probabilities, ``describe``'s words (led
 by the model's class), ``evaluate``'s accuracy, the exported ONNX runner's and ``POST
 /v1/explain``'s probabilities all equal ``predict_proba`` within 1e-5; a combination the library
-refuses is refused with its reason. (Before the one path, ``explain`` resized tiny images to the full input size and decoded
-large JPEGs in full: Sandal 0.502 by ``predict``, 0.414 by ``explain``.)
+refuses is refused with its reason. Frames of videos, DICOM and multi-page TIFF: the same parity for
+``explain`` and ``predict`` in tests/media/test_explain_frames.py. (Before the one path, ``explain``
+resized tiny images to the full input size and decoded large JPEGs in full: Sandal 0.502 by
+``predict``, 0.414 by ``explain``.)
 """
 from __future__ import annotations
 

@@ -269,3 +269,20 @@ def test_drain_after_an_early_413_is_bounded():
     assert asyncio.run(guard._drain(receiver(10), 1 << 20)) == 10_000  # to the end
     assert asyncio.run(guard._drain(receiver(10), 3_500)) == 4_000  # the budget, in whole messages
     assert asyncio.run(guard._drain(receiver(10, pause_after=3), 1 << 20)) == 3_000  # idle: stop
+
+
+def test_serve_precision_reaches_the_served_model(model_dir):
+    from wordsight.cli import build_parser
+    from wordsight.cli.serve import settings_from_args
+    from wordsight.serve import ServeSettings
+    from wordsight.serve.predictor import Predictor
+
+    fitted = Predictor(ServeSettings(model_dir=model_dir, warm_up=False)).classifier.precision
+    args = build_parser().parse_args(["serve", model_dir, "--precision", "bf16"])
+    settings = settings_from_args(args)
+    assert settings.precision == "bf16" and ServeSettings.from_json(settings.to_json()) == settings
+    assert Predictor(settings).classifier.precision == "bf16"
+    assert settings_from_args(build_parser().parse_args(["serve", model_dir])).precision is None
+    assert fitted != "bf16"  # without the option the model keeps what the fit set
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, int8, not 'fp16'"):
+        ServeSettings(precision="fp16")

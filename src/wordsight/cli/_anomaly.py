@@ -59,16 +59,11 @@ def fit_detector(args, data) -> int:
     return report_failures(det.fit_failures_, 1, args.strict) if det.fit_failures_ else 0
 
 
-def is_detector_folder(folder) -> bool:
-    """Whether ``folder``'s config.json declares an anomaly detector (a folder that is no model: False,
-    and loading it says why)."""
+def is_detector_format(fmt) -> bool:
+    """Whether a folder's declared format (``storage.declared_format``) is an anomaly detector's."""
     from ..estimator.anomaly.saved import DETECTOR_FORMAT
-    from ..storage import ModelFolderError, declared_format
 
-    try:
-        return declared_format(folder) == DETECTOR_FORMAT
-    except (ModelFolderError, OSError, ValueError):
-        return False
+    return fmt == DETECTOR_FORMAT
 
 
 def refuse_heatmaps(args) -> None:

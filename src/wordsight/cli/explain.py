@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 HELP = "heatmaps and the words behind a model's predictions"
 
@@ -13,7 +12,8 @@ def add_parser(sub):
 
     p = sub.add_parser("explain", help=HELP)
     p.add_argument("model", help="a saved wordsight model folder, or an encoder name (explains its ImageNet head)")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files or folders; videos, DICOM and multi-page TIFF give a "
+                   "heatmap per sampled frame (the frame options below, as predict)")
     p.add_argument("--out", required=True, help="output folder: <image>.<method>.png overlays, .npy maps, "
                    "evidence.json")
     p.add_argument("--method", default="gradcam", choices=METHODS,
@@ -26,20 +26,29 @@ def add_parser(sub):
                    help="SHAP: at most this many model calls per image (default 200)")
     p.add_argument("--sentence", action="store_true", help="also write a sentence from the evidence with an LLM")
     p.add_argument("--llm", default="local", help="LLM backend for --sentence: local, openai, none")
+    from ._media import add_media_options
+
+    add_media_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..explain._pipeline import as_subject
-    from ..explain.api import explain_one
+    from ..explain.api import explain_one, output_stem
     from ..io.images import ImageError
+    from ..io.media_ref import media_of
     from ..io.output_files import check_output_folder
+    from ..io.sources import open_source
 
     out = check_output_folder(args.out)
     subject = as_subject(args.model, args.encoder)
     out.mkdir(parents=True, exist_ok=True)
-    records, failed, stems = [], 0, set()
-    for path in args.images:
+    source = open_source(list(args.images))  # videos, DICOM, multi-page TIFF: a row per sampled frame
+    for p in source.problems:
+        print(f"  {p.path}: {p.reason}", file=sys.stderr)
+    records, failed, stems = [], len(source.problems), set()
+    for sample in source.samples:
+        path = sample if media_of(sample.path) is not None else sample.path
         try:
             e = explain_one(subject, path, args.method, args.target, lime_samples=args.lime_samples,
                             shap_evals=args.shap_evals, sentence=args.sentence, llm=args.llm)
@@ -47,7 +56,8 @@ def run(args) -> int:
             print(f"  {err}", file=sys.stderr)
             failed += 1
             continue
-        stem = Path(path).stem
+        path = sample.path
+        stem = output_stem(path)
         while stem in stems:  # same file name in two folders
             stem += "_"
         stems.add(stem)

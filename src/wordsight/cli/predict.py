@@ -3,7 +3,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from ._anomaly import is_detector_folder, predict_detector, refuse_heatmaps
+from ._anomaly import is_detector_format, predict_detector, refuse_heatmaps
 from ._common import add_feature_options, add_ray_options, cache_arg, report_failures
 from ._media import listed, print_timelines
 from ._precision import add_precision_option, use_precision
@@ -104,9 +104,11 @@ def run(args) -> int:
         data = with_texts(args.images, args.text)
     if args.out:
         check_output_file(args.out, FORMATS)
-    declared_format(args.model)  # a folder that is no saved model is said before the images are listed
+    # config.json read once: a folder that is no saved model is said before the images are listed,
+    # and the kind it declares picks the detector or loads the model
+    fmt = declared_format(args.model)
     data, frames = listed(data)
-    if is_detector_folder(args.model):
+    if is_detector_format(fmt):
         return predict_detector(args, data)
     refuse_heatmaps(args)
     if args.engine == "ray":
@@ -125,7 +127,7 @@ def run(args) -> int:
         k = check_top_k(args.top_k, len(classes))
         batches = ray_records(args, data, classes, batch.task)
     else:
-        clf = load_model_folder(args.model)
+        clf = load_model_folder(args.model, fmt)
         if args.text is not None:
             check_reads_texts(clf.reads_texts, clf.fusion_name, args.model)
         k = check_top_k(args.top_k, len(clf.classes_))

@@ -9,6 +9,7 @@ HELP = "serve a saved model (or zero-shot only) over HTTP, with a web page at /"
 def add_parser(sub):
     from ..features.views import VIEW_CHOICES
     from ..frontend.counts import count_option
+    from ._precision import add_precision_option
 
     p = sub.add_parser("serve", help=HELP)
     p.add_argument("model_dir", nargs="?", default=None,
@@ -41,6 +42,7 @@ def add_parser(sub):
     p.add_argument("--text-model", default="minilm", help="text encoder for zero-shot (default minilm)")
     p.add_argument("--zero-shot-view", default="auto", choices=VIEW_CHOICES,
                    help="image view zero-shot reads (auto: chosen from each request's images)")
+    add_precision_option(p, None, "; default: what the model's features had at fit")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
 
@@ -56,7 +58,8 @@ def settings_from_args(args):
     return ServeSettings(model_dir=args.model_dir, limits=limits,
                          batching=Batching(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms),
                          api_key_env=args.api_key_env, top_k=args.top_k, zero_shot_encoder=args.zero_shot_encoder,
-                         zero_shot_view=args.zero_shot_view, text_model=args.text_model)
+                         zero_shot_view=args.zero_shot_view, text_model=args.text_model,
+                         precision=args.precision)
 
 
 def run(args) -> int:
@@ -64,14 +67,14 @@ def run(args) -> int:
         from ..serve import serve
     except ImportError as e:
         raise RuntimeError(f"serving needs the serve extra: pip install 'wordsight[serve]' ({e})") from None
-    from ._precision import encoder_phrase, features_phrase
+    from ._precision import encoder_phrase, use_precision
 
     settings = settings_from_args(args)
     if args.model_dir:
         from ..estimator import load_model_folder
 
         model = load_model_folder(args.model_dir)  # every check of loading, as one line, before uvicorn starts
-        print(f"wordsight serve: {features_phrase(model)}", file=sys.stderr)
+        print(f"wordsight serve: {use_precision(model, args.precision)}", file=sys.stderr)
     else:
         print(f"wordsight serve: zero-shot {encoder_phrase(args.zero_shot_encoder or 'efficientnet-lite0')}",
               file=sys.stderr)

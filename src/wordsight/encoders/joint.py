@@ -58,7 +58,7 @@ class JointEncoder(ImageEncoder):
     @property
     def logit_scale(self) -> float:
         scale = getattr(self.model, "logit_scale", None)
-        return float(scale.exp()) if scale is not None else 100.0
+        return float(scale.detach().exp()) if scale is not None else 100.0
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:

@@ -41,12 +41,13 @@ class FittedModel(Protocol):
         """The model saved in ``folder``, every file verified."""
 
 
-def load_model_folder(folder) -> FittedModel:
+def load_model_folder(folder, fmt: str | None = None) -> FittedModel:
     """The fitted model saved in ``folder``, as the kind its ``config.json`` declares (a
-    Classifier, an ensemble of them, ...); refused in one :class:`ModelFolderError` line otherwise."""
+    Classifier, an ensemble of them, ...); refused in one :class:`ModelFolderError` line otherwise.
+    ``fmt``: the declared format when the caller has read it already (``storage.declared_format``)."""
     from importlib import import_module
 
-    fmt = declared_format(folder)
+    fmt = declared_format(folder) if fmt is None else fmt
     if fmt not in FOLDER_KINDS:
         raise ModelFolderError(f"{folder}: config.json declares format {fmt!r}, not a model wordsight loads "
                                f"({', '.join(FOLDER_KINDS)})")

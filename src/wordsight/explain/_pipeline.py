@@ -93,16 +93,29 @@ def image_bytes(image) -> tuple[bytes, str | None]:
     return data, path
 
 
-def model_view(data: bytes, encoder: str, small_input="auto"):
+def model_view(data: bytes, encoder: str, small_input="auto", window=None):
     """(the uint8 view (S, S, 3) that ``encoder`` sees of the image bytes ``data``, the config that
     made it). The pixels are feature extraction's own (``EmbedBatch.decode_for_model``, what
     ``Classifier.model_input`` returns): JPEG draft decoding, and tiny images at the reduced input
     size ``small_input``; the normalisation is undone exactly (uint8 values are recovered to the
-    integer), so ``to_tensor_array(view, cfg)`` is the model input again."""
+    integer), so ``to_tensor_array(view, cfg)`` is the model input again. ``window``: a 16-bit or
+    float image's (min, max), as ``--window`` gives it."""
     from ..features.engines.batch import EmbedBatch
 
     fn = EmbedBatch(encoder, engine="torch", small_input=small_input)
-    x, err = fn.decode_for_model(data)
+    return _unnormalised(fn, *fn.decode_for_model(data, window))
+
+
+def frame_view(sample, pixels: np.ndarray, encoder: str, small_input="auto"):
+    """:func:`model_view` of a decoded frame (H x W x 3 uint8) of a video, DICOM or TIFF ``sample``:
+    the input extraction makes of it (``EmbedBatch.frame_input``)."""
+    from ..features.engines.batch import EmbedBatch
+
+    fn = EmbedBatch(encoder, engine="torch", small_input=small_input)
+    return _unnormalised(fn, *fn.frame_input(sample, pixels))
+
+
+def _unnormalised(fn, x, err):
     if x is None:
         raise ImageError(err)
     cfg = fn.config if x.shape[-1] == fn.config.input_size else fn.small_config()
@@ -121,6 +134,8 @@ class View:
     data: bytes = field(repr=False, default=b"")  # the encoded image: what predictions read
     name: str | None = None
     readings: dict = field(repr=False, default_factory=dict)  # id(model) -> the model's Featurized
+    sample: object = field(repr=False, default=None)  # a frame's (or windowed image's) Sample: what predictions read
+    frame: np.ndarray | None = field(repr=False, default=None)  # a frame's decoded pixels (H x W x 3 uint8)
 
 
 class Subject:
@@ -146,7 +161,11 @@ class Subject:
         """The image (path, bytes, file, PIL or array) as the explained encoder sees it; an
         unreadable one raises :class:`~wordsight.io.images.ImageError` naming it."""
         from ..io.images import decode_image
+        from ..io.media_ref import media_of
 
+        ref = media_of(getattr(image, "path", image))
+        if ref is not None:  # a frame of a video, DICOM or TIFF, or a windowed image (listed by open_source)
+            return self._read_media(image, ref)
         data, name = image_bytes(image)
         try:
             pixels, cfg = model_view(data, self.encoder_name, self.small_input)
@@ -154,6 +173,35 @@ class Subject:
         except ImageError as e:
             raise ImageError(f"{name}: {e}" if name else str(e)) from None
         return View(pixels, view_box(original.size, cfg), original.size, original, data, name)
+
+    def _read_media(self, image, ref) -> View:
+        """A listed frame (a ``Sample`` or ``MediaRef``) decoded as extraction decodes it: the frame's
+        own pixels (:func:`frame_view`), or a high-depth image through its window."""
+        from ..io.images import decode_image
+        from ..io.media_read import sample_image
+        from ..io.sources import Sample
+
+        sample = image if isinstance(image, Sample) else Sample(ref)
+        try:
+            if ref.kind == "image":
+                data, _ = image_bytes(sample.data if sample.data is not None else ref.file)
+                sample = Sample(ref, sample.label, sample.text, data=data)
+                pixels, cfg = model_view(data, self.encoder_name, self.small_input, ref.window)
+                original = decode_image(data, window=ref.window)
+                return View(pixels, view_box(original.size, cfg), original.size, original, data, ref, sample=sample)
+            original = sample_image(sample)
+            frame = np.asarray(original)
+            pixels, cfg = frame_view(sample, frame, self.encoder_name, self.small_input)
+        except ImageError as e:
+            raise ImageError(f"{ref}: {e}") from None
+        return View(pixels, view_box(original.size, cfg), original.size, original, b"", ref, sample=sample, frame=frame)
+
+    def model_pixels(self, view: View, encoder: str) -> np.ndarray:
+        """``encoder``'s own model input of the viewed image (uint8), read as extraction reads it."""
+        if view.frame is not None:
+            return frame_view(view.sample, view.frame, encoder, self.small_input)[0]
+        window = view.sample.path.window if view.sample is not None else None
+        return model_view(view.data, encoder, self.small_input, window)[0]
 
     def reading(self, view: View):
         """The trained model's Featurized of the image: its own featurize path, the one
@@ -163,7 +211,7 @@ class Subject:
 
         model = self.model
         if id(model) not in view.readings:
-            F = model.featurize([Sample(view.name or "image", data=view.data)])
+            F = model.featurize([view.sample or Sample(view.name or "image", data=view.data)])
             if F.failures:
                 raise ImageError(f"{F.failures[0].path}: {F.failures[0].reason}")
             view.readings[id(model)] = F
@@ -182,7 +230,7 @@ class Subject:
         explained encoder reads the view; any other encoder its own model input of the image."""
         out = {}
         for name in self.encoder_names:
-            pixels = view.image if name == self.encoder_name else model_view(view.data, name, self.small_input)[0]
+            pixels = view.image if name == self.encoder_name else self.model_pixels(view, name)
             out[name] = torch.from_numpy(to_tensor_array(pixels, self.encoder(name).config)[None])
         return out
 

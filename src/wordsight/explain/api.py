@@ -39,7 +39,7 @@ class Explanation:
         ``<stem>.<method>.json`` (evidence); the paths written."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        stem = stem or (Path(self.path).stem if self.path else "image")
+        stem = stem or (output_stem(self.path) if self.path else "image")
         tag = self.method.replace("+", "p")
         paths = {"overlay": out / f"{stem}.{tag}.png", "heatmap": out / f"{stem}.{tag}.npy",
                  "evidence": out / f"{stem}.{tag}.json"}
@@ -49,8 +49,23 @@ class Explanation:
         return {k: str(v) for k, v in paths.items()}
 
     def to_json(self) -> dict:
-        """The explanation as plain JSON values (path, method, target and the evidence)."""
-        return {"path": self.path, "method": self.method, "target": _py(self.target), **self.evidence}
+        """The explanation as plain JSON values (path, method, target and the evidence); a frame of a
+        video, DICOM or TIFF has its file as ``path``, and ``frame`` and ``time_s`` as predict's rows."""
+        from ..io.media_ref import frame_fields
+
+        path, frame, time_s = frame_fields(self.path) if self.path is not None else (None, None, None)
+        where = {"path": path} if frame is None else {"path": path, "frame": frame, "time_s": time_s}
+        return {**where, "method": self.method, "target": _py(self.target), **self.evidence}
+
+
+def output_stem(path) -> str:
+    """The file-name stem of an explanation's outputs: the image's stem; a frame's is named by the
+    frame (``clip.frame12`` for frame 12 of ``clip.mp4``)."""
+    from ..io.media_ref import frame_fields
+
+    file, frame, _ = frame_fields(path)
+    stem = Path(os.fspath(file)).stem
+    return stem if frame is None else f"{stem}.frame{frame}"
 
 
 def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *, lime_samples: int | None = None,
@@ -107,8 +122,10 @@ def explain(model, images, method: str = "gradcam", target=None, *, encoder: str
 
     ``model``: a fitted :class:`wordsight.Classifier`, a folder saved by ``Classifier.save``, or an
     encoder name (its ImageNet head is explained). ``images``: paths, PIL images, bytes or uint8
-    arrays (one or a list). ``method``: ``gradcam``, ``gradcam++`` (CNN encoders, through the whole
-    model), ``rollout`` (``hf:`` ViT encoders; class-agnostic), ``lime`` (any model;
+    arrays (one or a list), or listed samples: ``open_source("clip.mp4").samples`` explains each
+    sampled frame of a video, DICOM or multi-page TIFF as ``predict_proba`` reads it. ``method``:
+    ``gradcam``, ``gradcam++`` (CNN encoders, through the whole model), ``rollout`` (``hf:`` ViT
+    encoders; class-agnostic), ``lime`` (any model;
     ``lime_samples`` bounds its cost, default 200) or ``shap`` (any model: kernel SHAP over the
     same superpixels; ``shap_evals`` bounds its model calls, default 200). ``target``: the class
     to explain (default: the predicted one). ``encoder``: which of several encoders' pixels to

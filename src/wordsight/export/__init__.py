@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..encoders.onnx import OnnxTextEncoder, export_image_encoder, export_text_encoder, weights_digest
-from ..storage import seal
+from ..storage.write import write_folder
 
 
 def head_graph(clf):
@@ -22,16 +22,14 @@ def head_graph(clf):
         raise NotSupportedError(f"{e}; exportable heads: {', '.join(exportable_heads())}") from None
 
 
+EXPORT_CONFIGS = ("pipeline.json", "ensemble.json")  # a single model's export, an ensemble's
+
+
 def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     """Write ``out/``: ``image_encoder*.onnx``, ``text_encoder.onnx`` + ``tokenizer/``,
     ``head.onnx``, ``pipeline.json`` and ``runner.py``. Returns ``out``."""
-    import onnx
-
-    from .._version import __version__
-    from ..encoders import load_model
     from ..estimator import Classifier
     from ..estimator.ensemble import is_ensemble_folder
-    from ..features.engines.batch import TINY_FRACTION, EmbedBatch
 
     check_export_target(out)  # before any work: a user's own folder is never written into
     if is_ensemble_folder(model_dir):  # members + combine.onnx (export.ensemble)
@@ -56,8 +54,21 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
     if clf.fusion_.text:
         _check_reads_own_encoder(clf, clf.state_.probs_encoder, "text block")
         text_block = to_onnx(text_block_module(clf), ["text"], "the text block")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    def write(tmp: Path) -> dict:
+        return _write_export(clf, tmp, head, prior, text_block, text)
+
+    write_folder(out, write, config_name="pipeline.json", replaces=EXPORT_CONFIGS)
+    return Path(out)
+
+
+def _write_export(clf, out: Path, head, prior, text_block, text: bool) -> dict:
+    """Write the ONNX files and the runner into ``out``; the spec (``pipeline.json`` unsealed)."""
+    import onnx
+
+    from .._version import __version__
+    from ..encoders import load_model
+    from ..features.engines.batch import TINY_FRACTION, EmbedBatch
+
     encoders = []
     names = clf.encoder_names
     for i, name in enumerate(names):
@@ -91,8 +102,7 @@ def export_onnx(model_dir, out, *, text: bool = True) -> Path:
         spec["text_encoder"] = {"name": clf.text_model, "file": "text_encoder.onnx", "tokenizer": "tokenizer",
                                 "dim": text_enc.config.dim, "max_length": max_len}
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
-    seal(out, spec, "pipeline.json")  # every file's sha256 and its own: runner.read_spec verifies them
-    return out
+    return spec  # sealed by write_folder: every file's sha256 and its own; runner.read_spec verifies them
 
 
 def check_export_target(out) -> None:
@@ -102,12 +112,9 @@ def check_export_target(out) -> None:
     from ..storage.write import check_target
 
     try:
-        check_target(out, "pipeline.json")
-    except ModelFolderError as first:
-        try:
-            check_target(out, "ensemble.json")
-        except ModelFolderError:
-            raise ValueError(str(first).replace("saved wordsight folder", "wordsight export")) from None
+        check_target(out, EXPORT_CONFIGS, what="wordsight export")
+    except ModelFolderError as e:
+        raise ValueError(str(e)) from None
 
 
 def _check_reads_own_encoder(clf, encoder, what: str) -> None:

@@ -38,18 +38,26 @@ def combine_graph(kind: str, weights, meta, n_members: int, n_classes: int):
 
 
 def export_ensemble(model_dir, out, *, text: bool = True) -> Path:
-    import onnx
 
-    from .._version import __version__
     from ..estimator.ensemble import Ensemble
     from ..estimator.saved.persistence import read_config
-    from ..storage import seal
-    from . import export_onnx
+    from ..storage.write import write_folder
+    from . import EXPORT_CONFIGS
 
     ens = Ensemble.load(model_dir)
     names = read_config(model_dir)["members"]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    write_folder(out, lambda tmp: _write_ensemble(ens, names, model_dir, tmp, text),
+                 config_name="ensemble.json", replaces=EXPORT_CONFIGS)
+    return Path(out)
+
+
+def _write_ensemble(ens, names: list[str], model_dir, out: Path, text: bool) -> dict:
+    """Every member's export, the combining graph and the runners in ``out``; the unsealed spec."""
+    import onnx
+
+    from .._version import __version__
+    from . import export_onnx
+
     for i, name in enumerate(names):
         try:
             export_onnx(Path(model_dir) / name, out / name, text=text and i == 0)
@@ -63,5 +71,4 @@ def export_ensemble(model_dir, out, *, text: bool = True) -> Path:
             "member_names": ens.describe_members(), "combine": "combine.onnx"}
     shutil.copyfile(Path(__file__).with_name("runner.py"), out / "runner.py")
     shutil.copyfile(Path(__file__).with_name("ensemble_runner.py"), out / "ensemble_runner.py")
-    seal(out, spec, "ensemble.json")  # every file's sha256 and its own: ensemble_runner verifies them
-    return out
+    return spec  # sealed by write_folder: every file's sha256 and its own; ensemble_runner verifies them

@@ -19,6 +19,7 @@ from PIL import Image
 from ..encoders import ImageEncoder
 from ..io.images import DEFAULT_MAX_PIXELS
 from ..io.sources import Problem, Sample, open_source
+from ..io.video_streams import STREAMS
 from .cache import FeatureCache, open_cache
 
 DEFAULT_BATCH_SIZE = 16  # torch on 2 CPU cores: batches of 8-16 ran faster per image than 64
@@ -152,6 +153,7 @@ def iter_features(
                 yield _batch(fn.finish(pending.popleft()), bar)
         finally:
             bar.close()
+            STREAMS.close_all()  # the videos' decoders kept open between chunks (io.video_streams)
 
 
 def _batch(done, bar) -> Batch:

@@ -13,19 +13,6 @@ DEFAULT_MAX_VIDEO_SECONDS = 600.0
 DEFAULT_MAX_VIDEO_FRAMES = 600
 
 
-def is_dicom(data: bytes) -> bool:
-    return data[128:132] == b"DICM"
-
-
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
-
-
-def _looks_like_image(data: bytes) -> bool:
-    """An image's signature (one Pillow could not open is a broken image, not a video: FFmpeg also
-    demuxes GIF and others, and would call it a video without frames)."""
-    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
-
-
 def _limit(limits, name: str, default):
     return getattr(limits, name, default)
 
@@ -82,24 +69,26 @@ def _dicom_frames(name: str, data: bytes, limits):
 def media_uploads(name: str, data: bytes, path: str, limits, make_upload):
     """``make_upload(sample, width, height)`` for each frame of a video or DICOM upload; None when
     ``data`` is neither (an image, or nothing readable: the image checks answer)."""
-    import io
-
-    from PIL import Image
-
     from ..io.media_ref import MediaRef
+    from ..io.signatures import kind_of
     from ..io.sources import Sample
 
     if not data or len(data) > limits.max_upload_bytes:
         return None
-    if is_dicom(data):
-        found = _dicom_frames(name, data, limits)
-    else:
-        try:
-            Image.open(io.BytesIO(data))
-            return None  # an image
-        except Exception:
-            found = None if _looks_like_image(data) else _video_frames(name, data, limits)
+    # the kind from the bytes' signature alone: a broken image is an image (the image checks say
+    # what is wrong with it), never a video FFmpeg would demux without frames
+    kind = kind_of(data[:512])
+    found = (_dicom_frames(name, data, limits) if kind == "dicom"
+             else _video_frames(name, data, limits) if kind == "video" else None)
     if found is None:
         return None
     kind, frames, (w, h) = found
     return [make_upload(Sample(MediaRef(path, kind, i, t, size=(w, h)), data=data), w, h) for i, t in frames]
+
+
+def explain_input(sample):
+    """What an explanation reads of an upload: a frame's ``Sample`` (the video or DICOM bytes and
+    which frame), else the image's bytes."""
+    from ..io.media_ref import media_of
+
+    return sample if media_of(sample.path) is not None else sample.data

@@ -144,6 +144,33 @@ def display_pixels(ds, arr: np.ndarray, window=None) -> np.ndarray:
     return to_rgb_array(grey)
 
 
+# Transfer syntaxes whose frames are ITU T.81 JPEG bitstreams: a progressive frame of thousands of scans
+# costs as much to decode as such a .jpg file, so its scans are counted first, as for a .jpg
+# (:mod:`.jpeg_scans`). JPEG-LS and JPEG 2000 are other bitstreams (no scans to repeat).
+JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                 "1.2.840.10008.1.2.4.70")
+
+
+def _check_jpeg_frame(f, ds, info: DicomInfo, frame: int) -> None:
+    """Refuse an encapsulated JPEG frame of ``f`` of more scans than its size allows, before decoding it."""
+    if str(_syntax(ds)) not in JPEG_SYNTAXES:
+        return
+    from pydicom.encaps import get_frame
+
+    from .jpeg_scans import check_scans
+
+    try:
+        f.seek(0)  # the compressed pixel data, read whole (the file's size is bounded by open_media)
+        pixels = _pydicom().dcmread(f, force=True, specific_tags=["PixelData"]).PixelData
+        data = get_frame(pixels, frame, number_of_frames=info.frames)
+    except Exception as e:  # a broken offset table or fragment: the decoder would fail the same way
+        raise MediaError(f"cannot find frame {frame} in the pixel data ({type(e).__name__}: {_first_line(e)})") from None
+    try:
+        check_scans(data, info.width * info.height)
+    except ValueError as e:
+        raise MediaError(f"frame {frame}: {e}") from None
+
+
 def decode_frame(source, frame: int = 0, window=None) -> np.ndarray:
     """Frame ``frame`` of a DICOM file (path or bytes) as H x W x 3 uint8; only that frame is decoded."""
     from pydicom.pixels import pixel_array
@@ -153,6 +180,7 @@ def decode_frame(source, frame: int = 0, window=None) -> np.ndarray:
         info = check_header(ds)
         if not 0 <= frame < info.frames:
             raise MediaError(f"frame {frame} does not exist (the file has {info.frames} frame(s))")
+        _check_jpeg_frame(f, ds, info, frame)
         f.seek(0)
         try:
             arr = pixel_array(f, index=frame if info.frames > 1 else None)

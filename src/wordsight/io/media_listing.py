@@ -19,14 +19,22 @@ from .video import VIDEO_EXTENSIONS
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | DICOM_EXTENSIONS
 
 
-def media_kind(path) -> str | None:
-    """``video``, ``dicom`` or ``tiff`` by the file's extension (None for other images)."""
-    ext = Path(str(path)).suffix.lower()
+def media_kind(path, data: bytes | None = None) -> str | None:
+    """``video``, ``dicom`` or ``tiff`` by the file's extension (None for other images); a file named
+    without one (``IM0001``, a UID) is DICOM when its bytes (``data``, else the file's first 132) say so."""
+    from .signatures import dicom_file, is_dicom, unnamed
+
+    name = Path(str(path)).name
+    ext = Path(name).suffix.lower()
     if ext in VIDEO_EXTENSIONS:
         return "video"
     if ext in DICOM_EXTENSIONS:
         return "dicom"
-    return "tiff" if ext in TIFF_EXTENSIONS else None
+    if ext in TIFF_EXTENSIONS:
+        return "tiff"
+    if unnamed(name) and (is_dicom(data) if data is not None else dicom_file(path)):
+        return "dicom"
+    return None
 
 
 def _video_frames(src, options):
@@ -80,7 +88,7 @@ def expand_sample(sample, options):
     A plain image stays itself (with a window when ``options.window`` is set); so does a one-page TIFF."""
     if media_of(sample.path) is not None:
         return [sample]
-    kind = media_kind(sample.path)
+    kind = media_kind(sample.path, sample.data)
     if kind is None:
         if options.window is None:
             return [sample]

@@ -61,6 +61,14 @@ def _is_image_name(name: str) -> bool:
     return suffix in IMAGE_EXTENSIONS or suffix in MEDIA_EXTENSIONS
 
 
+def _is_listed_file(name: str, path) -> bool:
+    """An image or media file by its name, or an extension-less DICOM file by its magic (132 bytes
+    read; DICOMDIR, an export's index, and other extension-less files are skipped silently)."""
+    from .signatures import DICOMDIR, dicom_file, unnamed
+
+    return _is_image_name(name) or (name.upper() != DICOMDIR and unnamed(name) and dicom_file(path))
+
+
 def _folder_id(path: Path, problems: list[Problem]):
     try:
         st = os.stat(path)
@@ -111,7 +119,7 @@ def _walk_images(root: Path, problems: list[Problem], seen: set | None = None) -
                     problems.append(Problem(str(p), "a folder named like an image file, not an image: skipped"))
                 else:
                     subfolders.append(p)
-            elif _is_image_name(e.name):
+            elif _is_listed_file(e.name, p):
                 if e.is_symlink() and not os.path.exists(p):
                     problems.append(Problem(str(p), "dangling link"))
                 else:
@@ -146,7 +154,7 @@ def from_folder(root: str | os.PathLike) -> Source:
         for d in class_dirs:
             samples += [Sample(str(p), d.name) for p in _walk_images(d, problems, seen)]
         for p in entries:
-            if _hidden(p.name) or not _is_image_name(p.name) or p.is_dir():
+            if _hidden(p.name) or p.is_dir() or not _is_listed_file(p.name, p):
                 continue
             if p.is_symlink() and not p.exists():
                 problems.append(Problem(str(p), "dangling link"))

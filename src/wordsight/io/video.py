@@ -2,8 +2,10 @@
 
 A video is listed from its header only (:func:`probe`: frame rate, duration, frame count, size)
 and refused there when its sampled frames exceed the limit; the frames are decoded later, a
-chunk at a time (:func:`decode_frames`: seek to the key frame before the first one wanted, decode
-forward, keep only the wanted ones), so memory is bounded by the chunk, not the video's length.
+chunk at a time (:func:`decode_frames`: seek to the key frame before the first one wanted, or go
+on from where the file's previous chunk stopped (:mod:`.video_streams`), decode forward, keep only
+the wanted ones), so memory is bounded by the chunk, not the video's length, and a file's sampled
+frames are decoded in one forward pass however long its groups of pictures.
 A frame's index counts the decoded frames from 0 (for constant-frame-rate video it is its
 timestamp times the frame rate); its time is ``index / fps`` seconds from the first frame.
 """
@@ -125,24 +127,84 @@ def _index(frame, v, rate: float, counter: int) -> int:
     return int(round(float((frame.pts - start) * v.time_base) * rate))
 
 
-def decode_frames(source, wanted, max_bytes: int = DEFAULT_MAX_VIDEO_BYTES):
+class Cursor:
+    """An open video decoding forward: the index of the last frame it decoded and the longest key
+    frame interval seen, so that the next chunk of wanted frames can decode on from there
+    (:mod:`.video_streams`) instead of seeking back to a key frame."""
+
+    def __init__(self, source, max_bytes: int = DEFAULT_MAX_VIDEO_BYTES):
+        self._ctx = _Container(source, max_bytes)
+        self.c = self._ctx.__enter__()
+        try:
+            self.v = _stream(self.c)
+        except MediaError:
+            self.close()
+            raise
+        self.v.thread_type = "AUTO"
+        self.rate = _rate(self.v)
+        self.last, self.key, self.gop = -1, None, 0
+        self.reusable, self._frames = True, None
+        self.decoded = 0  # frames decoded by this cursor, in all its chunks
+
+    def reaches(self, first: int) -> bool:
+        """Whether decoding on to frame ``first`` costs no more than seeking to it: it lies ahead,
+        within the longest key frame interval seen (or the distance from the last key frame)."""
+        if self._frames is None or first <= self.last:
+            return False
+        since_key = self.last - (self.key if self.key is not None else 0) + 1
+        return first - self.last <= max(self.gop, since_key)
+
+    def seek(self, first: int) -> None:
+        if first > 0 and self.rate > 0 and self.v.time_base is not None:
+            self.c.seek(int(first / self.rate / self.v.time_base) + (self.v.start_time or 0), stream=self.v,
+                        backward=True)
+        elif self._frames is not None:  # decoded already: back to the start
+            self.c.seek(0)
+        self._frames = enumerate(self.c.decode(self.v))
+        self.last, self.key = -1, None
+
+    def frames(self):
+        """(index, frame) decoded on from where the cursor stands; at the end of the file it is spent."""
+        for counter, frame in self._frames:
+            idx = _index(frame, self.v, self.rate, counter)
+            if frame.key_frame:
+                if self.key is not None:
+                    self.gop = max(self.gop, idx - self.key)
+                self.key = idx
+            self.last = idx
+            self.decoded += 1
+            yield idx, frame
+        self.reusable = False
+
+    def close(self) -> None:
+        self.reusable = False
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+
+def decode_frames(source, wanted, max_bytes: int = DEFAULT_MAX_VIDEO_BYTES, stream: bool = True):
     """Yield ``(index, H x W x 3 uint8 or None, error or None)`` for each index of ``wanted`` in
-    order, decoding forward from the key frame before the first; a frame the video does not reach
-    (truncated, shorter than its header says) comes with the reason."""
+    order, decoding forward from the key frame before the first, or, for a file on disk decoded in
+    chunks, on from where the previous chunk stopped (:mod:`.video_streams`; ``stream=False``:
+    always seek); a frame the video does not reach (truncated, shorter than its header says) comes
+    with the reason."""
     av = _av()
     wanted = sorted(set(int(i) for i in wanted))
     if not wanted:
         return
+    from .video_streams import STREAMS, file_key
+
+    key = file_key(source) if stream else None
+    cursor = STREAMS.take(key, wanted[0], wanted[-1]) if key is not None else None
     pos, error = 0, None
-    with _Container(source, max_bytes) as c:
-        v = _stream(c)
-        v.thread_type = "AUTO"
-        rate = _rate(v)
+    try:
+        if cursor is None:
+            cursor = Cursor(source, max_bytes)
         try:
-            if wanted[0] > 0 and rate > 0 and v.time_base is not None:
-                c.seek(int(wanted[0] / rate / v.time_base) + (v.start_time or 0), stream=v, backward=True)
-            for counter, frame in enumerate(c.decode(v)):
-                idx = _index(frame, v, rate, counter)
+            if not cursor.reaches(wanted[0]):
+                cursor.seek(wanted[0])
+            for idx, frame in cursor.frames():
                 if idx < wanted[pos]:
                     continue
                 pixels = frame.to_ndarray(format="rgb24")
@@ -150,11 +212,26 @@ def decode_frames(source, wanted, max_bytes: int = DEFAULT_MAX_VIDEO_BYTES):
                     yield wanted[pos], pixels, None
                     pos += 1
                 if pos == len(wanted):
-                    return
+                    break
         except (av.FFmpegError, ValueError, OSError) as e:
+            cursor.reusable = False
             error = f"cannot decode the video: {_why(e)}"
+    finally:
+        if key is not None:
+            STREAMS.give_back(key, cursor or _Spent(), wanted[-1])
+        elif cursor is not None:
+            cursor.close()
     for i in wanted[pos:]:
         yield i, None, error or f"the video ends before frame {i} (truncated, or shorter than its header says)"
+
+
+class _Spent:
+    """The place of a cursor that could not be opened (its chunk is no longer busy)."""
+
+    reusable = False
+
+    def close(self) -> None:
+        pass
 
 
 def scene_starts(source, max_frames: int, threshold: float = SCENE_CUT) -> list[int]:

@@ -58,6 +58,8 @@ class Predictor:
 
             # Uploads are not written to the on-disk feature cache: a per-call memory cache only.
             self.classifier = load_model_folder(settings.model_dir).set_params(cache=False, quiet=True)
+            if settings.precision is not None and hasattr(self.classifier, "precision"):
+                self.classifier.set_params(precision=settings.precision)
             self.model_config = {} if is_detector(self.classifier) else read_config(settings.model_dir)
         self.classes = [_py(c) for c in self.classifier.classes_] if self.classifier is not None else None
         self.is_detector = self.classifier is not None and is_detector(self.classifier)
@@ -217,7 +219,7 @@ class Predictor:
         return None
 
     def explain_batch(self, items: list[tuple[bytes, str, object, dict]]) -> list[dict]:
-        """Per (image bytes, method, target, options): the overlay PNG (at most ``OVERLAY_SIDE``
+        """Per (image bytes or a frame's Sample, method, target, options): the overlay PNG (at most ``OVERLAY_SIDE``
         pixels a side) and the evidence JSON, or ``{"error": reason}`` for an unreadable image.
         ``options``: ``lime_samples``, ``shap_evals`` (checked counts or None) and ``deadline`` (the
         request's, on ``time.monotonic``): the work stops there (``code`` "timeout"), so that a

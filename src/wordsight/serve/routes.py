@@ -24,6 +24,7 @@ from ..frontend import (
     parse_texts,
     result_json,
 )
+from ..frontend.upload_media import explain_input
 from ..io.records import Prediction, predictions
 from .answers import SetOptions, detector_json
 from .error_responses import ApiError
@@ -234,7 +235,7 @@ def add_explain_route(app, state, auth, Files) -> None:
             target = next(c for c in p.classes if str(c) == target)
         options = explain_options(request, state.settings.limits, lime_samples, shap_evals)
         uploads = await read_uploads(files, state.settings.limits)
-        rows = await state.explain_batcher.submit([(u.sample.data, method, target, options) for u in uploads])
+        rows = await state.explain_batcher.submit([(explain_input(u.sample), method, target, options) for u in uploads])
         refuse_timeouts(rows, state.settings.limits)
         refuse_failures(uploads, [r if "error" in r else None for r in rows])
         return {"results": [

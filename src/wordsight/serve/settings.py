@@ -90,7 +90,8 @@ class ServeSettings:
     model; default: the model's own, else efficientnet-lite0); ``zero_shot_view``: the view it reads
     (``auto``: chosen from each request's images, as ``wordsight zeroshot`` chooses it for a folder).
     ``warm_up``: run one image through the model at start-up so that the first request does not
-    pay for loading it.
+    pay for loading it. ``precision``: the served model's image features (``fp32``, ``bf16``,
+    ``int8``, ``auto``); None keeps what the fit recorded, as ``wordsight predict`` does.
     """
 
     model_dir: str | None = None
@@ -103,6 +104,13 @@ class ServeSettings:
     zero_shot_view: str = "auto"
     text_model: str = "minilm"
     warm_up: bool = True
+    precision: str | None = None
+
+    def __post_init__(self):
+        from ..estimator.precision import CONCRETE
+
+        if self.precision not in (None, "auto", *CONCRETE):
+            raise ValueError(f"precision must be one of auto, {', '.join(CONCRETE)}, not {self.precision!r}")
 
     def to_json(self) -> str:
         """The settings as JSON (handed to a server started in another process)."""

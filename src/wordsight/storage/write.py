@@ -57,12 +57,14 @@ def seal(folder, config: dict, config_name: str = CONFIG) -> dict:
     return config
 
 
-def write_folder(folder, write, *, config_name: str = CONFIG) -> str:
+def write_folder(folder, write, *, config_name: str = CONFIG, replaces: tuple[str, ...] = ()) -> str:
     """Save into ``folder`` atomically: ``write(tmp)`` writes the object's files into a fresh
     temporary sibling and returns its config (no ``files``, no checksum); the folder is sealed
-    (:func:`seal`) and swapped in. An error or a kill before the swap leaves ``folder`` as it was."""
+    (:func:`seal`) and swapped in whole, so nothing of an earlier save stays. An error or a kill
+    before the swap leaves ``folder`` as it was. ``replaces``: the config names of other saved
+    kinds this one may replace (a single export over an ensemble's)."""
     target = Path(os.path.abspath(folder))  # "model/", "." and "a/../model" each have a parent and a name
-    check_target(target, config_name)
+    check_target(target, (config_name, *replaces))
     target.parent.mkdir(parents=True, exist_ok=True)
     _clear_stale(target)
     tmp = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
@@ -76,9 +78,11 @@ def write_folder(folder, write, *, config_name: str = CONFIG) -> str:
     return str(folder)
 
 
-def check_target(folder, config_name: str = CONFIG) -> None:
+def check_target(folder, config_name: str | tuple[str, ...] = CONFIG, what: str = "saved wordsight folder") -> None:
     """Refuse a target that a save would not write: a link, a file, a folder that is not empty and
-    not a saved wordsight folder. Verbs call it before their work (``fit --out``: before training)."""
+    not a saved wordsight folder (one of ``config_name`` of a ``wordsight-*`` format). Verbs call it
+    before their work (``fit --out``: before training)."""
+    names = [config_name] if isinstance(config_name, str) else list(config_name)
     folder = Path(os.path.abspath(folder))
     if folder.is_symlink():
         raise ModelFolderError(f"{folder}: is a symbolic link; save to a real folder (the link is not replaced)")
@@ -88,9 +92,9 @@ def check_target(folder, config_name: str = CONFIG) -> None:
         raise ModelFolderError(f"{folder}: exists and is not a folder; not overwritten")
     entries = list(folder.iterdir())
     # a saved folder, or one that holds only saved folders (`fit --finetune` checkpoints into --out first)
-    if entries and not _saved(folder, [config_name]) and not all(
+    if entries and not _saved(folder, names) and not all(
             p.is_dir() and not p.is_symlink() and _saved(p, sorted(p.glob("*.json"))[:8]) for p in entries):
-        raise ModelFolderError(f"{folder}: not empty and not a saved wordsight folder (no {config_name} of a "
+        raise ModelFolderError(f"{folder}: not empty and not a {what} (no {' or '.join(names)} of a "
                                "wordsight format); refusing to write over it: save to a new or empty folder")
 
 

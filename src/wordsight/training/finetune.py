@@ -221,9 +221,7 @@ class _Images:
         self.augment = Augment(seed=options.seed) if options.augment else None
 
     def read(self, i: int):
-        from ..io.images import read_image
-
-        return read_image(self.samples[i].path)
+        return _read(self.samples[i])
 
     def array(self, i: int, epoch: int | None) -> np.ndarray:
         from ..encoders.preprocess import preprocess
@@ -243,19 +241,51 @@ def _data_digest(samples, labels, classes) -> str:
     return h.hexdigest()[:16]
 
 
+def _read(sample):
+    """A training row's image: a file, or a frame of a video / DICOM / TIFF (decoded alone, when
+    its batch needs it: frames are never all held in memory)."""
+    from ..io.media_ref import media_of
+
+    if media_of(sample.path) is None:
+        from ..io.images import read_image
+
+        return read_image(sample.path)
+    from ..io.media_read import sample_image
+
+    return sample_image(sample)
+
+
+def _frames_readable(frames) -> dict:
+    """``{path: reason}`` of the frames of one file that do not decode: one streaming pass over the file
+    (the pixels are dropped as they come: memory is one frame)."""
+    from ..features.engines.media_frames import decode_group
+
+    out = decode_group(frames, lambda sample, pixels: (True, None))
+    return {s.path: out.get(s.path.frame, (None, "frame not decoded"))[1] for s in frames
+            if out.get(s.path.frame, (None,))[0] is None}
+
+
 def _readable(source) -> tuple[list, list]:
+    """The samples that read, and a Problem for each that does not; a file's frames are checked in
+    one pass over the file."""
     from ..io.images import ImageError, read_image
+    from ..io.media_ref import media_of
     from ..io.sources import Problem
 
-    kept, failures = [], []
+    bad, groups = {}, {}
     for s in source.samples:
-        try:
-            read_image(s.path)
-        except (ImageError, OSError, ValueError) as e:
-            failures.append(Problem(s.path, str(e)))
+        ref = media_of(s.path)
+        if ref is not None and ref.kind != "image":
+            groups.setdefault(ref.file, []).append(s)
             continue
-        kept.append(s)
-    return kept, failures
+        try:
+            _read(s) if ref is not None else read_image(s.path)
+        except (ImageError, OSError, ValueError) as e:
+            bad[s.path] = str(e)
+    for frames in groups.values():
+        bad.update(_frames_readable(frames))
+    return ([s for s in source.samples if s.path not in bad],
+            list(source.problems) + [Problem(p, reason) for p, reason in bad.items()])
 
 
 def _progress(total: int, initial: int, quiet: bool):

@@ -227,10 +227,10 @@ class EmbedBatch:
         except Exception as e:
             return None, f"cannot prepare the frame: {type(e).__name__}: {e}"
 
-    def decode_for_model(self, data: bytes) -> tuple[np.ndarray | None, str | None]:
+    def decode_for_model(self, data: bytes, window=None) -> tuple[np.ndarray | None, str | None]:
         """:meth:`decode` with the input size extraction picks for these bytes (tiny images small)."""
         small = self.small_config()
-        return self.decode(data, small if small is not None and self._is_tiny(data) else None)
+        return self.decode(data, small if small is not None and self._is_tiny(data) else None, window)
 
     def _key(self, sample: Sample, data: bytes | None, digest: str, small):
         tiny = small if small is not None and self._tiny_of(sample, data) else None
