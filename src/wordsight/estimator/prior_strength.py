@@ -131,7 +131,8 @@ def summary(info: dict) -> str:
         return line + (f"; one image of some class: no held-out images to choose on, the default "
                        f"({info.get('choice', DEFAULT)})")
     chosen = info.get("choice", DEFAULT)
-    return line + (f"; held-out on them: zero-shot {held[ZERO_SHOT]['accuracy']:.0%}, image probe "
-                   f"{held['image probe']['accuracy']:.0%}, chosen {held[chosen]['accuracy']:.0%} "
+    key = "accuracy" if "accuracy" in held[chosen] else "mAP"  # a multi-label probe's held-out mAP
+    return line + (f"; held-out {'' if key == 'accuracy' else 'mAP '}on them: zero-shot {held[ZERO_SHOT][key]:.0%}, "
+                   f"image probe {held['image probe'][key]:.0%}, chosen {held[chosen][key]:.0%} "
                    f"(log-loss {held[ZERO_SHOT]['log_loss']:.3f} / {held['image probe']['log_loss']:.3f} / "
                    f"{held[chosen]['log_loss']:.3f})")
