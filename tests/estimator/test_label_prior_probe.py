@@ -12,7 +12,7 @@ from scipy.special import expit, log_expit
 from sklearn.linear_model import LogisticRegression
 
 from wordsight.estimator.label_prior_probe import LabelPriorProbe, held_out_folds
-from wordsight.estimator.prior_strength import CANDIDATES
+from wordsight.estimator.prior_strength import RESIDUAL_CANDIDATES as CANDIDATES
 
 
 def scenes(n, d=8, L=3, noise=1.0, seed=0):
@@ -133,3 +133,14 @@ def test_state_round_trip_and_torch_form():
 def test_bad_input_is_refused_with_the_reason(args, message):
     with pytest.raises(ValueError, match=message):
         LabelPriorProbe().fit(*args)
+
+
+def test_the_fit_summary_reports_the_held_out_map():
+    from wordsight.estimator.prior_strength import summary
+
+    X, Y = scenes(30, seed=18)
+    probe = LabelPriorProbe().fit(X, Y, np.random.default_rng(19).normal(size=Y.shape), 3)
+    held = probe.info["held_out"]
+    line = summary(probe.info)
+    assert f"held-out mAP on them: zero-shot {held['zero-shot']['mAP']:.0%}" in line
+    assert f"image probe {held['image probe']['mAP']:.0%}" in line and "30 labelled images" in line

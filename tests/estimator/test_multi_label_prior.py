@@ -58,6 +58,21 @@ def test_the_saved_tagger_predicts_the_same_and_refuses_a_mismatched_probe(tagge
     assert config["prior"]["probe"]["info"]["targets"] == "label sets"
 
 
+def test_the_onnx_export_of_a_tagger_with_the_prior_gives_predict_proba(tagger, few, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import importlib.util
+
+    from wordsight.export import export_onnx
+
+    tagger.save(tmp_path / "m")
+    out = export_onnx(tmp_path / "m", tmp_path / "onnx", text=False)
+    module = importlib.util.spec_from_file_location("runner_ml_prior", out / "runner.py")
+    runner = importlib.util.module_from_spec(module)
+    module.loader.exec_module(runner)
+    paths = few[1].paths[:6]
+    np.testing.assert_allclose(runner.Pipeline(out).predict_proba(paths), tagger.predict_proba(paths), atol=1e-5)
+
+
 def test_multi_label_prior_takes_the_logistic_head_only():
     X = np.zeros((4, 3))
     with pytest.raises(ValueError, match="per-label prior probe: fusion 'prior' with weight 'auto' and the logistic"):

@@ -97,6 +97,7 @@ class _Prior(nn.Module):
         self.ways = list(pipeline.ways_)
         self.conse = "conse" in self.ways  # the only way that reads the ImageNet logits
         self.scales, self.centred = [], []
+        self.tags = bool(getattr(pipeline, "tags", False))  # a multi-label prior: each tag's log-odds against "none"
         for i, (way, zs) in enumerate(pipeline.ways_.items()):
             if way == "conse":
                 self.register_buffer("bank", _const(default_bank(text).embeddings))
@@ -127,8 +128,9 @@ class _Prior(nn.Module):
             x = l2_normalize_torch(self._vectors(way, logits, embedding.double()))
             if self.centred[i]:
                 x = l2_normalize_torch(x - getattr(self, f"image_mean{i}"))
-            total = total + torch.log_softmax(x @ getattr(self, f"class_texts{i}") * self.scales[i], 1)
-        return torch.log_softmax(total / len(self.ways), 1)
+            z = torch.log_softmax(x @ getattr(self, f"class_texts{i}") * self.scales[i], 1)
+            total = total + (z[:, :-1] - z[:, -1:] if self.tags else z)  # zeroshot.tags.tag_log_odds
+        return total / len(self.ways) if self.tags else torch.log_softmax(total / len(self.ways), 1)
 
 
 def prior_module(clf) -> nn.Module:
