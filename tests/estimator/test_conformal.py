@@ -35,7 +35,7 @@ def _truth(clf, folder):
 
 def test_lac_threshold_and_sets_match_a_direct_numpy_computation(model, fashion_300):
     cal = model.state_.calibration
-    assert cal.folds == 5 and cal.logits.shape == (300, 10)
+    assert cal.folds == 10 and cal.logits.shape == (300, 10)
     P = np.exp(cal.logits - cal.logits.max(1, keepdims=True))
     P /= P.sum(1, keepdims=True)
     scores = np.sort(1 - P[np.arange(300), cal.y])
@@ -61,7 +61,7 @@ def test_coverage_on_held_out_images_is_within_binomial_tolerance(model, fashion
         # 3 binomial standard deviations of n test images, plus the 1/(n_cal + 1) granularity of the quantile
         tol = 3 * sqrt(target * (1 - target) / n) + 1 / 301
         assert abs(coverage - target) <= tol, (method, target, coverage)
-        assert 1 <= S.sum(1).mean() < 10  # informative: measured 1.01-3.9
+        assert 0.5 <= S.sum(1).mean() < 10  # informative (LAC sets may be empty: a mean under 1 at 0.8)
 
 
 def test_aps_and_raps_scores_and_thresholds_by_hand(model):
@@ -190,3 +190,39 @@ def test_a_plain_cli_fit_with_the_prior_gives_sets(photo_folder, tmp_path):
                  "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 8 and all("prediction_set" in r and "unknown" in r for r in rows)
+
+
+@pytest.mark.parametrize("C", [None, 0.01])
+def test_fold_heads_learn_per_image_as_the_final_head_pinned_against_sklearn(model, fashion_300, C):
+    """The out-of-fold logits kept at fit are those of scikit-learn's logistic regression on each of
+    10 stratified folds with the final head's C times n / n_fold (its penalty weighs the summed loss;
+    the same C on fewer images made the fold heads less confident than the final head and APS's
+    sets under-cover), over the fold's own centring and one global scale."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from wordsight.estimator.heads import LogisticHead
+
+    X = model.featurize(fashion_300 / "train").matrix.astype(np.float64)
+    y = np.asarray(model.state_.calibration.y)
+    clf = Classifier(head=LogisticHead(C=C)).fit(X, model.classes_[y])
+    cal, C_final = clf.state_.calibration, clf.state_.head.info["C"]
+    assert cal.folds == 10 and (C is None or C_final == C)
+    want = np.empty_like(cal.logits)
+    for tr, te in StratifiedKFold(10, shuffle=True, random_state=0).split(X, y):
+        mean = X[tr].mean(0)
+        scale = np.sqrt(np.mean((X[tr] - mean) ** 2))
+        lr = LogisticRegression(C=C_final * len(y) / len(tr), max_iter=1000, random_state=0)
+        lr.fit((X[tr] - mean) / scale, y[tr])
+        want[te] = lr.decision_function((X[te] - mean) / scale)
+    np.testing.assert_allclose(cal.logits, want, atol=1e-4)  # the solver stops at its tolerance
+    # the fold heads' mean confidence at the final head's own C (the old fold heads) is lower:
+    old = np.empty_like(cal.logits)
+    for tr, te in StratifiedKFold(10, shuffle=True, random_state=0).split(X, y):
+        old[te] = LogisticHead(C=C_final).fit(X[tr], y[tr], 10).logits(X[te])
+    assert clf.state_.calibration.proba.max(1).mean() > _softmax(old).max(1).mean()
+
+
+def _softmax(L):
+    P = np.exp(L - L.max(1, keepdims=True))
+    return P / P.sum(1, keepdims=True)

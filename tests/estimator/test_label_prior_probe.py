@@ -12,7 +12,7 @@ from scipy.special import expit, log_expit
 from sklearn.linear_model import LogisticRegression
 
 from wordsight.estimator.label_prior_probe import LabelPriorProbe, held_out_folds
-from wordsight.estimator.prior_strength import CANDIDATES
+from wordsight.estimator.prior_strength import RESIDUAL_CANDIDATES as CANDIDATES
 
 
 def scenes(n, d=8, L=3, noise=1.0, seed=0):

@@ -98,8 +98,8 @@ def _temperature(p, y, w=None):
     return minimize_scalar(nll, bounds=(0.0, 20.0), method="bounded", options={"xatol": 1e-10}).x
 
 
-def _residual(X, offset, y, w, C, n_classes):
-    """The residual written out: the heads' standardisation of ``X``, then BFGS over all d features."""
+def _image_probe(X, y, w, C, n_classes):
+    """The image probe written out: the heads' standardisation of ``X``, then BFGS over all d features."""
     mean = X.mean(0)
     scale = np.sqrt(np.mean((X - mean) ** 2))
     Phi = (X - mean) / scale
@@ -108,7 +108,7 @@ def _residual(X, offset, y, w, C, n_classes):
 
     def loss(theta):
         W, b = theta[:n_classes * d].reshape(n_classes, d), theta[n_classes * d:]
-        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
+        lp = sp_log_softmax(Phi @ W.T + b, axis=1)
         return -(w[:, None] * lp * Y).sum() + (W ** 2).sum() / (2 * C)
 
     theta = minimize(loss, np.zeros(n_classes * (d + 1)), method="BFGS", options={"gtol": 1e-10}).x
@@ -120,7 +120,8 @@ def test_fit_matches_an_independent_computation():
     """The fitted probe against the maths written out here: the prior's temperature T by a 1-d
     search of its penalised log-loss, the held-out choice of the prior's weight by leave-one-out
     (each fold standardised on its own images, classes reweighted to their full weight, T refitted),
-    then the residual by BFGS over all d features (not the probe's reduced basis)."""
+    then the image probe by BFGS over all d features (not the probe's reduced basis), fitted
+    without the prior, which is added at the chosen weight."""
     from wordsight.estimator.prior_strength import CANDIDATES
 
     Xtr, ytr = blobs(2, n_classes=3, d=12, noise=1.5, seed=9)
@@ -136,8 +137,8 @@ def test_fit_matches_an_independent_computation():
         tr = np.delete(np.arange(6), i)
         w = np.where(ytr[tr] == ytr[i], 2.0, 1.0)  # the held-out image's class keeps its weight
         Tf = _temperature(ptr[tr], ytr[tr], w)
+        score = _image_probe(Xtr[tr], ytr[tr], w, C, 3)
         for name, m in CANDIDATES.items():
-            score = _residual(Xtr[tr], m * Tf * ptr[tr], ytr[tr], w, C, 3)
             held[name][i] = sp_log_softmax(m * Tf * ptr[i:i + 1] + score(Xtr[i:i + 1]), axis=1)[0]
     for name, z in held.items():
         t = _temperature(z, ytr)
@@ -146,15 +147,16 @@ def test_fit_matches_an_independent_computation():
         assert probe.info["held_out"][name]["accuracy"] == pytest.approx(np.mean(z.argmax(1) == ytr))
     a = CANDIDATES[probe.info["choice"]] * T
     assert probe.info["strength"] == pytest.approx(a, abs=1e-6)
-    score = _residual(Xtr, a * ptr, ytr, np.ones(6), C, 3)
+    score = _image_probe(Xtr, ytr, np.ones(6), C, 3)
     expected = sp_log_softmax(a * pte + score(Xte), axis=1)
     np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("class_weight", ["balanced", {0: 4.0, 2: 0.25}])
-def test_class_weights_enter_the_calibration_and_the_residual(class_weight):
+def test_class_weights_enter_the_calibration_and_the_image_probe(class_weight):
     """Imbalanced support images (7, 2, 1) with class weights: the prior's temperature and the
-    residual each minimise the *weighted* log-loss, written out here; unweighted maths differs."""
+    image probe each minimise the *weighted* log-loss, written out here; unweighted maths differs.
+    One image of class 2: no held-out choice, the prior at a quarter of its calibration."""
     rng = np.random.default_rng(21)
     ytr = np.repeat([0, 1, 2], [7, 2, 1])
     Xtr = rng.normal(size=(10, 6)) + 2.0 * np.eye(3, 6)[ytr]
@@ -180,16 +182,16 @@ def test_class_weights_enter_the_calibration_and_the_residual(class_weight):
     assert probe.info["calibration"] == pytest.approx(T, abs=1e-6)
     mean = Xtr.mean(0)
     scale = np.sqrt(np.mean((Xtr - mean) ** 2))
-    Phi, offset, Y = (Xtr - mean) / scale, 0.5 * T * ptr, np.eye(3)[ytr]
+    Phi, Y = (Xtr - mean) / scale, np.eye(3)[ytr]
 
     def loss(theta):
         W, b = theta[:18].reshape(3, 6), theta[18:]
-        lp = sp_log_softmax(offset + Phi @ W.T + b, axis=1)
+        lp = sp_log_softmax(Phi @ W.T + b, axis=1)
         return -(w * (lp * Y).sum(1)).sum() + (W ** 2).sum() / (2 * C)
 
     theta = minimize(loss, np.zeros(21), method="BFGS", options={"gtol": 1e-10}).x
     W, b = theta[:18].reshape(3, 6), theta[18:]
-    expected = sp_log_softmax(0.5 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
+    expected = sp_log_softmax(0.25 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
     np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
 
@@ -221,9 +223,10 @@ def test_what_a_fit_reports_with_and_without_labels():
     Xtr, ytr = blobs(3, n_classes=3, d=5, seed=30)
     probe = PriorProbe(C=0.5).fit(Xtr, ytr, perfect_prior(ytr, 3, 31), 3)
     assert probe.info["n_train"] == 9 and probe.info["C"] == 0.5 and probe.info["converged"] is True
-    assert probe.info["strength"] == pytest.approx(0.5 * probe.info["calibration"])  # the equal-weight pool
+    assert probe.info["choice"] == "half-weight prior"  # a perfect prior: the held-out images say so
+    assert probe.info["strength"] == pytest.approx(0.5 * probe.info["calibration"])
     assert probe.info["scale"] == pytest.approx(np.sqrt(np.mean((Xtr - Xtr.mean(0)) ** 2)))
-    assert probe.info["how"].startswith("residual")
+    assert probe.info["how"].startswith("the image probe plus the calibrated zero-shot log-probabilities at half")
 
 
 def test_linear_form_gives_the_same_log_probabilities():
@@ -282,7 +285,7 @@ def test_many_labels_and_a_useless_prior_are_exactly_the_image_probe():
     assert probe.info["calibration"] == 0.0 and probe.info["strength"] == 0.0
     held = probe.info["held_out"]
     assert held["zero-shot"]["log_loss"] == pytest.approx(np.log(4))  # T = 0 in every fold: uniform
-    assert held["image probe"] == held["equal-weight pool"]
+    assert held["image probe"] == held["quarter-weight prior"] == held["half-weight prior"]
     mean = Xtr.mean(0)
     scale = np.sqrt(np.mean((Xtr - mean) ** 2))
     ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit((Xtr - mean) / scale, ytr)
@@ -309,9 +312,9 @@ def test_a_perfect_prior_and_noise_images_stay_with_the_prior():
 def test_the_choice_rule_folds_and_weights():
     from wordsight.estimator import prior_strength as ps
 
-    scores = {"image probe": {"log_loss": 0.50}, "equal-weight pool": {"log_loss": 0.515},
-              "prior-heavy pool": {"log_loss": 0.6}, "zero-shot": {"log_loss": 0.1}}
-    assert ps.choose(scores) == "equal-weight pool"  # 0.015 nats better is within the margin
+    scores = {"image probe": {"log_loss": 0.50}, "quarter-weight prior": {"log_loss": 0.515},
+              "half-weight prior": {"log_loss": 0.6}, "zero-shot": {"log_loss": 0.1}}
+    assert ps.choose(scores) == "quarter-weight prior"  # 0.015 nats better is within the margin
     scores["image probe"]["log_loss"] = 0.49
     assert ps.choose(scores) == "image probe"  # 0.025 better; zero-shot is never a candidate
     y = np.repeat(np.arange(3), 14)  # 42 images: folds holding one image of every class
@@ -335,4 +338,49 @@ def test_summary_says_what_the_language_contributed():
     assert f"zero-shot right on {np.mean(ptr.argmax(1) == ytr):.0%} of the 6 labelled images" in line
     assert f"held-out on them: zero-shot {held['zero-shot']['accuracy']:.0%}, image probe " in line
     one = PriorProbe().fit(Xtr[::2], ytr[::2], ptr[::2], 3).info
-    assert "one image of some class: no held-out images" in summary(one) and one["choice"] == "equal-weight pool"
+    assert "one image of some class: no held-out images" in summary(one) and one["choice"] == "quarter-weight prior"
+
+
+def test_images_that_separate_and_a_prior_wrong_half_the_time_go_to_the_images():
+    """Four images per class far apart in feature space, a prior that is sure and wrong on every
+    other image: the prior's calibration takes its weight to about 0 (every candidate is then the
+    image probe, all right on the held-out images) and the learner follows the images."""
+    rng = np.random.default_rng(41)
+    ytr, yte = np.repeat(np.arange(2), 4), np.repeat(np.arange(2), 100)
+    centres = np.zeros((2, 16))
+    centres[0, 0], centres[1, 1] = 4.0, 4.0
+
+    def images(y):
+        return centres[y] + 0.3 * rng.normal(size=(len(y), 16))
+
+    def half_wrong(y):
+        z = np.zeros((len(y), 2))
+        z[np.arange(len(y)), np.where(np.arange(len(y)) % 2 == 0, y, 1 - y)] = 4.0
+        return sp_log_softmax(z, axis=1)
+
+    Xtr, Xte = images(ytr), images(yte)
+    probe = PriorProbe().fit(Xtr, ytr, half_wrong(ytr), 2)
+    held = probe.info["held_out"]
+    assert probe.info["calibration"] < 0.1 and probe.info["strength"] < 0.025, probe.info
+    assert held["image probe"]["accuracy"] == 1.0 and held["zero-shot"]["accuracy"] <= 0.5, held
+    assert probe.info["zero_shot_right"] == 0.5
+    assert np.mean(probe.logits(Xte, half_wrong(yte)).argmax(1) == yte) == 1.0
+    assert np.mean(half_wrong(yte).argmax(1) == yte) == 0.5
+
+
+def test_the_image_probe_does_not_depend_on_the_prior():
+    """Issue 26: the image part is the image probe fitted alone, not a residual on the prior. A
+    prior right and sure on every labelled image (which left a residual near zero) and a useless
+    one give the same W and b; with one image per class the prior enters at T / 4."""
+    Xtr, ytr = blobs(1, n_classes=4, d=24, noise=1.0, seed=51)
+    sure, noise = perfect_prior(ytr, 4, 52), useless_prior(len(ytr), 4, 53)
+    a, b = PriorProbe().fit(Xtr, ytr, sure, 4), PriorProbe().fit(Xtr, ytr, noise, 4)
+    np.testing.assert_allclose(a.arrays["W"], b.arrays["W"], atol=1e-8)
+    np.testing.assert_allclose(a.arrays["b"], b.arrays["b"], atol=1e-8)
+    assert np.abs(a.arrays["W"]).max() > 0.05  # a real image probe, not a vanishing residual
+    assert a.info["choice"] == "quarter-weight prior"
+    assert a.info["strength"] == pytest.approx(0.25 * a.info["calibration"], rel=1e-12)
+    image = make_head("logistic", C=0.1).fit(Xtr, ytr, 4)
+    Xte, _ = blobs(20, n_classes=4, d=24, noise=1.0, seed=54)
+    flat = np.zeros((len(Xte), 4))  # a uniform prior adds nothing: the image head's own probabilities
+    np.testing.assert_allclose(a.logits(Xte, flat), sp_log_softmax(image.logits(Xte), axis=1), atol=2e-3)

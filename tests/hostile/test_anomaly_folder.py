@@ -104,5 +104,32 @@ def test_predict_lists_a_corrupt_image_and_refuses_an_unknown_output_suffix(det_
     assert main(["predict", str(det_dir), str(good), str(bad), "--out", str(out), "--quiet"]) == 0
     assert out.read_text().splitlines()[0] == "path,score,decision,threshold" and len(out.read_text().splitlines()) == 2
     assert "bad.png" in capsys.readouterr().err
-    assert main(["predict", str(det_dir), str(good), "--out", str(tmp_path / "s.parquet"), "--quiet"]) == 1
-    assert "s.parquet: a detector's scores are written to .csv, .json, .jsonl" in capsys.readouterr().err
+    assert main(["predict", str(det_dir), str(good), "--out", str(tmp_path / "s.txt"), "--quiet"]) == 1
+    assert "s.txt: output must end in .json, .jsonl, .csv, .parquet" in capsys.readouterr().err
+    (tmp_path / "taken.csv").mkdir()  # a folder where the file would go: refused before any work, left alone
+    assert main(["predict", str(det_dir), str(good), "--out", str(tmp_path / "taken.csv"), "--quiet"]) == 1
+    assert "taken.csv: exists and is a folder" in capsys.readouterr().err and (tmp_path / "taken.csv").is_dir()
+
+
+def test_detector_scores_go_through_the_record_pieces(det_dir, fashion_folder, tmp_path, monkeypatch):
+    """Parquet as for predictions; a CSV path cell that a spreadsheet would run is written as text
+    while a score stays a number; CSV, Parquet and JSON hold the same rows."""
+    import csv
+    import json
+
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(next((fashion_folder / "test" / "Bag").glob("*.png")), tmp_path / "=SUM(1).png")
+    outs = {suffix: tmp_path / f"s{suffix}" for suffix in (".csv", ".parquet", ".json")}
+    for out in outs.values():
+        assert main(["predict", str(det_dir), "=SUM(1).png", "--out", str(out), "--quiet"]) == 0
+    [row] = json.loads(outs[".json"].read_text())
+    assert row["path"] == "=SUM(1).png" and row["decision"] in ("normal", "abnormal")
+    with open(outs[".csv"], newline="") as f:
+        [cells] = list(csv.DictReader(f))
+    assert cells["path"] == "'=SUM(1).png" and float(cells["score"]) == row["score"]
+    assert float(cells["threshold"]) == row["threshold"] and cells["decision"] == row["decision"]
+    assert pq.read_table(outs[".parquet"]).to_pylist() == [row]
+    assert not list(tmp_path.glob(".*.part"))  # written whole: no temporary file left
+

@@ -2,13 +2,9 @@
 detector folder (score, decision, threshold per image) and ``evaluate --normal LABEL[,LABEL]``."""
 from __future__ import annotations
 
-import csv
-import json
 import sys
 
 from ._common import cache_arg, encoders_arg, report_failures
-
-OUT_SUFFIXES = (".csv", ".json", ".jsonl")
 
 
 def add_anomaly_options(p) -> None:
@@ -78,8 +74,11 @@ def predict_detector(args, data) -> int:
     ``--heatmaps DIR`` a patchcore detector's maps of where each image is abnormal."""
     from ..estimator.anomaly import AnomalyDetector
 
-    if args.out and not args.out.endswith(OUT_SUFFIXES):
-        raise ValueError(f"{args.out}: a detector's scores are written to {', '.join(OUT_SUFFIXES)}")
+    if args.out:  # the target checked before any work, as a classifier's predictions' (io.records)
+        from ..io.output_files import check_output_file
+        from ..io.records import FORMATS
+
+        check_output_file(args.out, FORMATS)
     if args.coverage is not None or args.reject_rate is not None:
         raise ValueError(f"{args.model} is an anomaly detector: its threshold was set at fit (--reject-rate of "
                          "fit); --coverage and --reject-rate apply to classifiers")
@@ -149,18 +148,11 @@ def _with_frames(rows: list[dict], samples):
 
 
 def _write_rows(rows: list[dict], out: str) -> None:
-    if out.endswith(".csv"):
-        with open(out, "w", newline="", encoding="utf-8") as f:
-            extra = [k for k in ("heatmap", "frame", "time_s") if any(k in r for r in rows)]
-            w = csv.DictWriter(f, fieldnames=["path", "score", "decision", "threshold", *extra], restval="")
-            w.writeheader()
-            w.writerows(rows)
-    elif out.endswith(".jsonl"):
-        with open(out, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-    else:
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=1)
+    """The rows through :func:`~wordsight.io.row_writer.write_rows` (whole file, CSV cells neutralised)."""
+    from ..io.row_writer import write_rows
+
+    extra = [k for k in ("heatmap", "frame", "time_s") if any(k in r for r in rows)]
+    write_rows(rows, out, ["path", "score", "decision", "threshold", *extra])
 
 
 def evaluate_detector_cli(args, det) -> int:

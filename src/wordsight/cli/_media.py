@@ -16,7 +16,7 @@ def add_media_options(p) -> None:
                    help="read only this frame (0-based) of each multi-frame DICOM / multi-page TIFF (default: all)")
     g.add_argument("--window", default=None, metavar="MIN,MAX",
                    help="16-bit, float and DICOM pixel values mapped to 0..255 (default: each image's 0.5th..99.5th "
-                   "percentile; DICOM: its own window)")
+                   "percentile; DICOM: its own window); a negative MIN needs the = form: --window=-160,240")
     g.add_argument("--max-frames", type=int, default=None, help="sampled frames allowed per video (default 100,000)")
     g.add_argument("--max-pages", type=int, default=None,
                    help="frames / pages read from one DICOM or TIFF file (default 1,000)")

@@ -13,7 +13,7 @@ which is :mod:`.prior_probe` with a sigmoid per label in place of the softmax ov
 - each label's calibration ``T_j`` is the posterior mode of the temperature of ``sigmoid(T pi_j)``
   on the labelled images (:func:`.prior_probe.calibrate` on the pair {none, tag}: a Gaussian
   around 1, so a few lucky images cannot make a weak prior dominate);
-- the prior's weight is one choice for all labels among :data:`.prior_strength.CANDIDATES`
+- the prior's weight is one choice for all labels among :data:`.prior_strength.RESIDUAL_CANDIDATES`
   (``a_j = mult * T_j``: the image probe alone, the equal-weight pool, the prior at full weight),
   the one whose held-out predictions of the labelled images have the lowest log-loss (summed
   over labels, per image; each candidate calibrated per label first) if it beats the equal-weight
@@ -37,7 +37,7 @@ import numpy as np
 
 from .._util.numerics import log_sigmoid
 from . import prior_strength
-from .prior_probe import DEFAULT_C, HOW, calibrate
+from .prior_probe import DEFAULT_C, HOW_RESIDUAL, calibrate
 
 LABEL_SETS = "label sets"  # info["targets"]: what tells this probe's saved state from PriorProbe's
 MIN_HELD_OUT = 2  # positive and negative images each label needs for the held-out choice
@@ -91,7 +91,7 @@ def held_out_scores(Phi, pi, Y, C, seed=0, max_iter=1000) -> dict[str, dict]:
     from .tasks.label_scores import mean_average_precision
 
     n, d = Phi.shape
-    held_z = {name: np.zeros(Y.shape) for name in (*prior_strength.CANDIDATES, prior_strength.ZERO_SHOT)}
+    held_z = {name: np.zeros(Y.shape) for name in (*prior_strength.RESIDUAL_CANDIDATES, prior_strength.ZERO_SHOT)}
     for held in held_out_folds(n, seed):
         train = np.setdiff1d(np.arange(n), held)
         T = label_calibration(pi[train], Y[train])
@@ -99,7 +99,7 @@ def held_out_scores(Phi, pi, Y, C, seed=0, max_iter=1000) -> dict[str, dict]:
         spread = float(np.sqrt(np.mean((Phi[train] - mean) ** 2))) or 1.0
         P_train, P_held = (Phi[train] - mean) / spread, (Phi[held] - mean) / spread
         held_z[prior_strength.ZERO_SHOT][held] = T * pi[held]
-        for name, mult in prior_strength.CANDIDATES.items():
+        for name, mult in prior_strength.RESIDUAL_CANDIDATES.items():
             W, b, _ = fit_residual(P_train, mult * T * pi[train], Y[train], C, max_iter)
             held_z[name][held] = mult * T * pi[held] + P_held @ W.T + b
     out = {}
@@ -155,16 +155,16 @@ class LabelPriorProbe:
         Psi, Vt = U[:, keep] * S[keep], Vt[keep]
         counts = Y.sum(0)
         scores = {}
-        choice = prior_strength.DEFAULT
+        choice = prior_strength.RESIDUAL_DEFAULT
         if min(counts.min(), (n - counts).min()) >= MIN_HELD_OUT:
             seed = self.random_state if isinstance(self.random_state, int) else 0
             scores = held_out_scores(Psi, pi, Y, C, seed, self.max_iter)
-            choice = prior_strength.choose(scores)
-        a = prior_strength.CANDIDATES[choice] * T
+            choice = prior_strength.choose(scores, prior_strength.RESIDUAL_CANDIDATES, prior_strength.RESIDUAL_DEFAULT)
+        a = prior_strength.RESIDUAL_CANDIDATES[choice] * T
         Wr, b, converged = fit_residual(Psi, a * pi, Y, C, self.max_iter)
         self.arrays = {"mean": mean, "W": Wr @ Vt, "b": b, "a": a}
         self.info.update(scale=scale, calibration=float(np.mean(T)), strength=float(np.mean(a)), converged=converged,
-                         choice=choice, held_out=scores, how=HOW[choice].replace("log-probabilities", "tag log-odds"),
+                         choice=choice, held_out=scores, how=HOW_RESIDUAL[choice].replace("log-probabilities", "tag log-odds"),
                          zero_shot_right=float(np.mean((pi > 0) == (Y > 0))))
         return self
 

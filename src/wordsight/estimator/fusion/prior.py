@@ -43,7 +43,7 @@ class PriorFusion(Fusion):
         Class name -> description text(s) for the zero-shot prior.
     weight : "auto", "held-out" or float
         Weight of the zero-shot log-probabilities. "auto": with the logistic head, the few-shot
-        learner on the zero-shot classifier (a residual probe on the calibrated prior, its weight
+        learner on the zero-shot classifier (the image probe plus the calibrated prior, its weight
         chosen by leave-one-out on the labelled images); with other heads, "held-out": a weight chosen on leave-one-shot-out folds.
     method : str
         The zero-shot method ("names", "templates", "descriptions", ...); "auto" is

@@ -54,6 +54,14 @@ class Head(BaseEstimator):
     def _fit(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":  # pragma: no cover
         raise NotImplementedError
 
+    def fold_params(self, n_all: int, n_fold: int) -> dict:
+        """Parameters of a copy of this fitted head that learns from ``n_fold`` of its ``n_all``
+        images as it learned from all (the cross-conformal fold heads, :mod:`..conformal`): its
+        searched choices fixed; none else here (a head whose penalty weighs a sum over the images
+        says how to keep it equal per image)."""
+        params = self.get_params()
+        return {k: v for k, v in self.info.items() if k in params and params[k] is None}
+
     def logits(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover
         """(N, n_classes) scores whose softmax is the head's probabilities."""
         raise NotImplementedError
