@@ -37,7 +37,7 @@ import numpy as np
 
 from .._util.numerics import log_sigmoid
 from . import prior_strength
-from .prior_probe import DEFAULT_C, HOW_RESIDUAL, calibrate
+from .prior_probe import DEFAULT_C, HOW_RESIDUAL, ProbeOptions, calibrate
 
 LABEL_SETS = "label sets"  # info["targets"]: what tells this probe's saved state from PriorProbe's
 MIN_HELD_OUT = 2  # positive and negative images each label needs for the held-out choice
@@ -110,21 +110,10 @@ def held_out_scores(Phi, pi, Y, C, seed=0, max_iter=1000) -> dict[str, dict]:
     return out
 
 
-class LabelPriorProbe:
+class LabelPriorProbe(ProbeOptions):
     """Per-label linear probe on image features with the zero-shot tag log-odds as its offset (see
     the module doc). ``C``: inverse penalty of the residual on standardised features (default
     :data:`.prior_probe.DEFAULT_C`); ``max_iter``: L-BFGS iterations."""
-
-    def __init__(self, *, C=None, class_weight=None, random_state=0, max_iter=1000, **hyper):
-        if hyper:
-            raise TypeError(f"unknown LabelPriorProbe option(s): {', '.join(sorted(hyper))}")
-        self.C, self.class_weight, self.random_state, self.max_iter = C, class_weight, random_state, max_iter
-        self.arrays: dict[str, np.ndarray] = {}
-        self.info: dict = {}
-
-    def params(self) -> dict:
-        return {"C": self.C, "class_weight": self.class_weight, "random_state": self.random_state,
-                "max_iter": self.max_iter}
 
     def fit(self, X, Y, prior, n_labels: int) -> "LabelPriorProbe":
         """``X`` (n, d) fused image features, ``Y`` (n, L) 0/1 label sets, ``prior`` (n, L) tag

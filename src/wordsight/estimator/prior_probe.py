@@ -82,15 +82,13 @@ HOW_RESIDUAL = {"image probe": HOW["image probe"],
 CALIBRATION_MEAN, CALIBRATION_VAR = 1.0, 1.0
 
 
-class PriorProbe:
-    """Linear probe on image features with the zero-shot classifier's log-probabilities as its
-    offset (see the module doc). ``C``: inverse penalty of the residual on standardised features
-    (default :data:`DEFAULT_C`); ``class_weight``: None, "balanced" or a dict; ``max_iter``: L-BFGS
-    iterations."""
+class ProbeOptions:
+    """The options of the prior probes (this one and the multi-label
+    :class:`~.label_prior_probe.LabelPriorProbe`) and their fitted ``arrays`` and ``info``."""
 
     def __init__(self, *, C=None, class_weight=None, random_state=0, max_iter=1000, **hyper):
         if hyper:
-            raise TypeError(f"unknown PriorProbe option(s): {', '.join(sorted(hyper))}")
+            raise TypeError(f"unknown {type(self).__name__} option(s): {', '.join(sorted(hyper))}")
         self.C = C
         self.class_weight = class_weight
         self.random_state = random_state  # the fit is deterministic; kept for the heads' interface
@@ -101,6 +99,13 @@ class PriorProbe:
     def params(self) -> dict:
         return {"C": self.C, "class_weight": self.class_weight, "random_state": self.random_state,
                 "max_iter": self.max_iter}
+
+
+class PriorProbe(ProbeOptions):
+    """Linear probe on image features with the zero-shot classifier's log-probabilities as its
+    offset (see the module doc). ``C``: inverse penalty of the residual on standardised features
+    (default :data:`DEFAULT_C`); ``class_weight``: None, "balanced" or a dict; ``max_iter``: L-BFGS
+    iterations."""
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, prior, n_classes: int) -> "PriorProbe":
