@@ -113,13 +113,13 @@ def test_a_16bit_image_is_explained_through_the_window_predict_uses(model, tmp_p
     grey = photo("chelsea")[..., 1].astype(np.uint16) * 120  # 0..30,600
     Image.fromarray(grey).save(tmp_path / "deep.png")  # 16-bit grey PNG
     out = tmp_path / "x"
-    _explain(capsys, [str(model), str(tmp_path / "deep.png"), "--window", "0,20000", "--out", str(out)])
+    _explain(capsys, [str(model), str(tmp_path / "deep.png"), "--window", "0,4000", "--out", str(out)])
     [record] = json.loads((out / "evidence.json").read_text())
     assert record["path"] == str(tmp_path / "deep.png") and "frame" not in record
     clf = load_model_folder(model)
     classes = [str(c) for c in clf.classes_]
-    windowed = clf.predict_proba(open_source(tmp_path / "deep.png", media=MediaOptions(window=(0, 20000))).samples)
+    windowed = clf.predict_proba(open_source(tmp_path / "deep.png", media=MediaOptions(window=(0, 4000))).samples)
     auto = clf.predict_proba([str(tmp_path / "deep.png")])
     np.testing.assert_allclose(_columns(record["top_k"], classes), windowed[0], atol=ATOL)
-    assert np.abs(windowed - auto).max() > 100 * ATOL  # the window mattered
+    assert np.abs(windowed - auto).max() > 0.01  # the window mattered (most of the cat saturates at 4,000)
     assert (out / "deep.gradcam.png").is_file()
