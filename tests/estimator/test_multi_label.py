@@ -179,3 +179,23 @@ def test_decision_function_gives_one_log_probability_per_label_even_for_two_labe
     z = clf.decision_function(X[:5])
     assert z.shape == (5, 2)
     np.testing.assert_allclose(np.exp(z), clf.predict_proba(X[:5]), atol=1e-12)
+
+
+def test_threshold_fold_heads_learn_per_image_as_the_final_head():
+    """The out-of-fold probabilities behind the thresholds come from fold heads whose C is the
+    final head's times n / n_fold (scikit-learn's penalty weighs the summed loss), as the
+    conformal fold heads' are."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold
+
+    from wordsight.estimator.tasks.label_folds import out_of_fold_proba
+
+    X, _, Y = scenes(n=120)
+    head = LogisticHead(C=0.5).fit(X, Y, 4)
+    proba, folds = out_of_fold_proba(head, X, Y, max_folds=4)
+    assert folds == 4
+    for train, test in KFold(4, shuffle=True, random_state=0).split(X):
+        part = clone(head).set_params(C=0.5 * 120 / len(train)).fit(X[train], Y[train], 4)
+        np.testing.assert_allclose(proba[test], 1 / (1 + np.exp(-part.logits(X[test]))), atol=1e-9)
+        same_c = clone(head).set_params(C=0.5).fit(X[train], Y[train], 4)
+        assert np.abs(proba[test] - 1 / (1 + np.exp(-same_c.logits(X[test])))).max() > 1e-4
