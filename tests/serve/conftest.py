@@ -38,6 +38,15 @@ def browser(tmp_path_factory):
         context.close()
 
 
+def open_page(browser, url: str):
+    """A new page of ``browser`` at ``url`` and the list its script errors are collected in."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return page, errors
+
+
 def jpeg(arr, quality=90) -> bytes:
     from PIL import Image
 

@@ -7,6 +7,8 @@ import pytest
 
 from wordsight.estimator.anomaly import AnomalyDetector
 
+from .conftest import open_page
+
 pytestmark = pytest.mark.slow
 
 
@@ -28,10 +30,7 @@ def _api(url, path, **data) -> dict:
 
 
 def test_a_detector_page_shows_the_decision_and_the_score(browser, detector_server, fashion_folder):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(detector_server.url + "/")
+    page, errors = open_page(browser, detector_server.url + "/")
     page.wait_for_function("document.getElementById('model-info').textContent.includes('anomaly detector (knn')")
     assert page.locator("#sets-box").is_hidden()  # a detector's threshold was set at fit
     for cls in ("Bag", "Trouser"):
@@ -49,10 +48,7 @@ def test_a_detector_page_shows_the_decision_and_the_score(browser, detector_serv
 
 
 def test_a_classifier_page_shows_the_set_and_unknown(browser, server, images, tmp_path):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "/")
+    page, errors = open_page(browser, server.url + "/")
     page.wait_for_function("document.getElementById('model-info').textContent.includes('photos-model')")
     assert page.locator("#set-line").is_hidden()
     page.locator("#sets-box summary").click()

@@ -8,6 +8,8 @@ import pytest
 from wordsight.estimator import Classifier
 from wordsight.io.sources import open_source
 
+from .conftest import open_page
+
 pytestmark = pytest.mark.slow
 
 
@@ -22,10 +24,7 @@ def tagger_server(mosaic_manifests, tmp_path_factory, server):
 
 
 def test_the_page_shows_the_label_set_with_each_probability(browser, tagger_server, mosaic_manifests):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(tagger_server.url + "/")
+    page, errors = open_page(browser, tagger_server.url + "/")
     page.wait_for_function("document.getElementById('model-info').textContent.includes('10 labels (tags)')")
     seen_sets = set()
     for sample in open_source(mosaic_manifests[1]).samples[:4]:

@@ -12,6 +12,8 @@ import pytest
 
 from wordsight.estimator.heads import LogisticHead
 
+from .conftest import open_page
+
 ACCENT = np.array([0x2F, 0x6F, 0xD8])  # the bars' colour (static/style.css --accent)
 
 pytestmark = pytest.mark.slow
@@ -46,10 +48,7 @@ def save_for_review(path):
 
 
 def test_choose_an_image_and_see_the_top_k_bars(browser, server, images, tmp_path):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "/")
+    page, errors = open_page(browser, server.url + "/")
     page.wait_for_function("document.getElementById('model-info').textContent.includes('photos-model')")
     (tmp_path / "chelsea.jpg").write_bytes(images["cat"])
     page.set_input_files("#file-input", str(tmp_path / "chelsea.jpg"))
@@ -155,10 +154,7 @@ def test_a_paired_model_takes_the_images_own_text_on_the_page(browser, paired_se
     _, test_csv = paired_manifests
     row = next(r for r in csv.DictReader(open(test_csv)) if r["label"] == "red-new")
     image = test_csv.parent / row["path"]
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(paired_server.url + "/")
+    page, errors = open_page(browser, paired_server.url + "/")
     page.wait_for_function("document.getElementById('model-info').textContent.includes('paired-model')")
     assert page.locator("#text-panel").is_visible()
     shown = {}

@@ -160,15 +160,8 @@ class LabelPriorProbe(ProbeOptions):
     # ------------------------------------------------------------------ predict
     def scores(self, X, prior) -> np.ndarray:
         """(m, L) per-label scores ``z`` (their sigmoid: the probabilities)."""
-        X = np.asarray(X, np.float64)
-        prior = np.asarray(prior, np.float64)
-        W = self.arrays["W"]
-        if X.ndim != 2 or X.shape[1] != W.shape[1]:
-            raise ValueError(f"X must be (m, {W.shape[1]}), got {X.shape}")
-        if prior.shape != (len(X), W.shape[0]):
-            raise ValueError(f"prior must be ({len(X)}, {W.shape[0]}), got {prior.shape}")
-        return (self.arrays["a"] * prior + ((X - self.arrays["mean"]) / self.info["scale"]) @ W.T
-                + self.arrays["b"])
+        image, prior = self.image_part(X, prior)
+        return self.arrays["a"] * prior + image
 
     def logits(self, X, prior) -> np.ndarray:
         """(m, L) per-label log-probabilities (log-sigmoids)."""

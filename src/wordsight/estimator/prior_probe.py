@@ -100,6 +100,17 @@ class ProbeOptions:
         return {"C": self.C, "class_weight": self.class_weight, "random_state": self.random_state,
                 "max_iter": self.max_iter}
 
+    def image_part(self, X, prior) -> tuple[np.ndarray, np.ndarray]:
+        """(``W x + b`` of the standardised rows ``X``, ``prior`` as float64), shapes checked."""
+        X = np.asarray(X, np.float64)
+        prior = np.asarray(prior, np.float64)
+        W = self.arrays["W"]
+        if X.ndim != 2 or X.shape[1] != W.shape[1]:
+            raise ValueError(f"X must be (m, {W.shape[1]}), got {X.shape}")
+        if prior.shape != (len(X), W.shape[0]):
+            raise ValueError(f"prior must be ({len(X)}, {W.shape[0]}), got {prior.shape}")
+        return ((X - self.arrays["mean"]) / self.info["scale"]) @ W.T + self.arrays["b"], prior
+
 
 class PriorProbe(ProbeOptions):
     """Linear probe on image features with the zero-shot classifier's log-probabilities as its
@@ -169,16 +180,8 @@ class PriorProbe(ProbeOptions):
     def logits(self, X, prior) -> np.ndarray:
         """(m, C) log-probabilities of images with fused features ``X`` and zero-shot
         log-probabilities (or logits) ``prior``."""
-        X = np.asarray(X, np.float64)
-        prior = np.asarray(prior, np.float64)
-        W = self.arrays["W"]
-        if X.ndim != 2 or X.shape[1] != W.shape[1]:
-            raise ValueError(f"X must be (m, {W.shape[1]}), got {X.shape}")
-        if prior.shape != (len(X), W.shape[0]):
-            raise ValueError(f"prior must be ({len(X)}, {W.shape[0]}), got {prior.shape}")
-        z = (self.info["strength"] * log_softmax(prior)
-             + ((X - self.arrays["mean"]) / self.info["scale"]) @ W.T + self.arrays["b"])
-        return log_softmax(z)
+        image, prior = self.image_part(X, prior)
+        return log_softmax(self.info["strength"] * log_softmax(prior) + image)
 
     def predict_proba(self, X, prior) -> np.ndarray:
         return np.exp(self.logits(X, prior))
