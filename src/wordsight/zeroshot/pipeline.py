@@ -46,6 +46,15 @@ def read_images(X, encoder: str, view: str, cache=None, batch_size=None, quiet: 
                             small_input=None)
 
 
+def read_views(X, encoder: str, views: list, cache=None, batch_size=None, quiet: bool = True):
+    """Features of images ``X`` through each of ``views`` (``(function, key)`` pairs, e.g. the
+    pipeline's view and its tiles) as zero-shot reads them, each image read and decoded once: a
+    :class:`~..features.multi_view.ViewSets` (``[v]`` what :func:`read_images` gives with ``tile=views[v]``)."""
+    from ..features.multi_view import extract_views
+
+    return extract_views(X, encoder, views, cache=cache, batch_size=batch_size, quiet=quiet, small_input=None)
+
+
 class ZeroShotPipeline:
     """Zero-shot classification of images from class names (and descriptions); see the module doc.
 

@@ -81,40 +81,57 @@ def tag_log_odds(pipeline, reading: dict) -> np.ndarray:
     return total / len(pipeline.ways_)
 
 
-def tile_log_odds(pipeline, X, grid: int, paths) -> np.ndarray:
-    """(N, tags) the best tile's log-odds of each tag: the images ``X`` (rows in ``paths`` order)
-    cut into ``grid`` x ``grid`` tiles, each tile read as the pipeline reads an image (its view,
-    full input size, cached per tile) and scored against "none"; the max over the tiles. A tile
-    that fails leaves its image's other tiles."""
+def tile_views(view: str | None, grid: int) -> list:
+    """``(function, key)`` of each tile (row-major) of a ``grid`` x ``grid`` split of ``view``."""
     from ..features.views import tile_view
-    from .pipeline import read_images
 
+    return [tile_view(view, grid, index) for index in range(grid * grid)]
+
+
+def _read_views(pipeline, X, views):
+    from .pipeline import read_views
+
+    return read_views(X, pipeline.encoder, views, cache=pipeline.cache, batch_size=pipeline.batch_size,
+                      quiet=pipeline.quiet)
+
+
+def best_tile(pipeline, sets, paths) -> np.ndarray:
+    """(N, tags) the largest log-odds of each tag over the FeatureSets ``sets`` (one per tile), rows
+    in ``paths`` order; -inf where no tile of an image was read."""
     pos = {p: i for i, p in enumerate(paths)}
     best = np.full((len(paths), len(pipeline.classes) - 1), -np.inf)
-    for index in range(grid * grid):
-        fn, key = tile_view(pipeline.view_, grid, index)
-        fs = read_images(X, pipeline.encoder, pipeline.view_, cache=pipeline.cache, batch_size=pipeline.batch_size,
-                         quiet=pipeline.quiet, tile=(fn, key))
+    for fs in sets:
         rows = [pos[p] for p in fs.paths]
         if rows:
             best[rows] = np.maximum(best[rows], tag_log_odds(pipeline, pipeline.reading(fs)))
     return best
 
 
+def tile_log_odds(pipeline, X, grid: int, paths) -> np.ndarray:
+    """(N, tags) the best tile's log-odds of each tag: the images ``X`` (rows in ``paths`` order)
+    cut into ``grid`` x ``grid`` tiles, each tile read as the pipeline reads an image (its view,
+    full input size, cached per tile; each image decoded once for all its tiles,
+    :func:`~..features.multi_view.extract_views`) and scored against "none"; the max over the
+    tiles. A tile that fails leaves its image's other tiles."""
+    return best_tile(pipeline, _read_views(pipeline, X, tile_views(pipeline.view_, grid)), paths)
+
+
 def tag_probabilities(pipeline, X, tiles: int = 0) -> tuple[np.ndarray, object]:
     """Independent tag probabilities (N, tags) of images ``X`` and their FeatureSet; with ``tiles``
     (a grid of 2..4) each tag's log-odds are the larger of the whole image's and its best tile's
-    (:func:`tile_log_odds`): an object that fills one tile counts even where the whole image
-    drowns it. On Fashion-MNIST mosaics (docs/benchmarks.md, issue 24) 2x2 tiles raised zero-shot
-    mAP from 0.325 to 0.404 (grids; the mean of the two 0.382, tiles alone 0.402, 3x3 0.394):
-    :data:`DEFAULT_TILES`."""
-    fs = pipeline.read(X)
+    (:func:`tile_log_odds`; the whole image and its tiles read in one pass, one decode per image):
+    an object that fills one tile counts even where the whole image drowns it. On Fashion-MNIST
+    mosaics (docs/benchmarks.md, issue 24) 2x2 tiles raised zero-shot mAP from 0.325 to 0.404
+    (grids; the mean of the two 0.382, tiles alone 0.402, 3x3 0.394): :data:`DEFAULT_TILES`."""
+    from ..features.views import get_view
+
+    sets = _read_views(pipeline, X, [get_view(pipeline.view_), *tile_views(pipeline.view_, tiles)]) if tiles else None
+    fs = sets[0] if tiles else pipeline.read(X)
     if not fs.samples:
         return np.zeros((0, len(pipeline.classes) - 1)), fs
     z = tag_log_odds(pipeline, pipeline.reading(fs))
     if tiles:
-        t = tile_log_odds(pipeline, fs.samples, tiles, fs.paths)
-        z = np.maximum(z, t)  # a failed tile is -inf: the whole image's
+        z = np.maximum(z, best_tile(pipeline, sets.sets[1:], fs.paths))  # a failed tile is -inf: the whole image's
     return sigmoid(z), fs
 
 
