@@ -22,7 +22,7 @@ from multilabel_mosaics import scores, source  # noqa: E402
 from wordsight._util.numerics import l2_normalize  # noqa: E402
 from wordsight.estimator.heads import LogisticHead  # noqa: E402
 from wordsight.estimator.tasks import MultiLabelTask  # noqa: E402
-from wordsight.features import extract_features  # noqa: E402
+from wordsight.features import extract_features, extract_views  # noqa: E402
 from wordsight.features.views import tile_view  # noqa: E402
 from wordsight.io.datasets import FASHION_MNIST_CLASSES  # noqa: E402
 
@@ -30,15 +30,11 @@ ENC = "efficientnet-lite0"
 
 
 def tiles(src, grids) -> np.ndarray:
-    """(N, tiles, D) L2-normalised tile embeddings, tiles of every grid in order."""
-    out = []
-    for g in grids:
-        for i in range(g * g):
-            fn, key = tile_view(None, g, i)
-            fs = extract_features(src, ENC, view=fn, view_key=key, quiet=True)
-            assert fs.paths == src.paths
-            out.append(l2_normalize(fs.embeddings))
-    return np.stack(out, 1)
+    """(N, tiles, D) L2-normalised tile embeddings, tiles of every grid in order (each image read
+    and decoded once for all its tiles: extract_views)."""
+    sets = extract_views(src, ENC, [tile_view(None, g, i) for g in grids for i in range(g * g)], quiet=True)
+    assert all(fs.paths == src.paths for fs in sets)
+    return np.stack([l2_normalize(fs.embeddings) for fs in sets], 1)
 
 
 def fit_mil(T, G, Y, lam, pool="lse"):
