@@ -167,3 +167,23 @@ def test_video_frames_decode_once_for_all_views(tmp_path, monkeypatch):
         one = extract_features(src, ENC, view=fn, view_key=key, cache=False, quiet=True)
         assert [s.path.frame for s in fs.samples] == [0, 5]
         np.testing.assert_allclose(fs.embeddings, one.embeddings, rtol=1e-5, atol=1e-5)
+
+
+def test_chunks_hold_about_one_extractions_inputs_and_keep_the_order(tmp_path, monkeypatch):
+    from wordsight.features.engines.multi_view import MultiViewBatch
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(14):
+        path = tmp_path / f"{13 - i:02d}.png"  # names against the order given
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    sizes = []
+    real = MultiViewBatch.prepare
+    monkeypatch.setattr(MultiViewBatch, "prepare", lambda self, s, pool=None: sizes.append(len(s)) or real(self, s, pool))
+    sets = extract_views(paths, ENC, VIEWS, cache=False, quiet=True, batch_size=4)
+    assert sizes == [6, 6, 2]  # 32 model inputs a chunk (as one view's chunk), over 6 views: 6 images
+    for (fn, key), fs in zip(VIEWS, sets):
+        one = extract_features(paths, ENC, view=fn, view_key=key, cache=False, quiet=True, batch_size=4)
+        assert fs.paths == paths
+        np.testing.assert_allclose(fs.embeddings, one.embeddings, rtol=1e-5, atol=1e-5)
