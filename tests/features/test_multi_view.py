@@ -125,7 +125,7 @@ def test_a_view_that_fails_fails_only_its_own_set(files):
 
     sets = extract_views(files, ENC, [(None, ""), (broken, "broken-v1")], cache=False, quiet=True)
     assert sets[0].paths == files and sets[1].paths == []
-    assert {f.reason for f in sets[1].failures} == {"cannot prepare the view: RuntimeError: no such view"}
+    assert {f.reason for f in sets[1].failures} == {"cannot decode image: RuntimeError: no such view"}
     assert [f.path for f in sets.failures] == files
 
 

@@ -33,9 +33,9 @@ from ..._util.caches import register_store
 from ...encoders.preprocess import preprocess
 from ...io.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageError, check_size, decode_image
 from ...io.media_ref import MediaRef, media_of
-from ...io.sources import Problem, Sample
-from ..cache import content_hash, feature_key, open_cache
-from .media_frames import Pick, decode_group, decode_suffix, media_digest, tiff_fallback
+from ...io.sources import Sample
+from ..cache import content_hash, open_cache
+from .media_frames import decode_suffix, media_digest, tiff_fallback
 from .tuning import tuned_batch_size
 
 # Images whose shorter side is at most input_size / TINY_FRACTION (28-px Fashion-MNIST, icons) run at
@@ -95,15 +95,6 @@ def read_hashed(sample: Sample) -> tuple[bytes | None, str | None, str | None]:
         return None, digest, err
     data, err = read_bytes(sample)
     return data, None if data is None else content_hash(data), err
-
-
-@dataclass
-class Prepared:
-    samples: list
-    keys: list
-    hits: dict
-    failures: list
-    todo: list  # (sample, key, future or (array, error))
 
 
 @dataclass
@@ -199,11 +190,10 @@ class EmbedBatch:
             img = view(img)
         return preprocess(img, small) if small else self.runner.preprocess(img)
 
-    def view_inputs(self, img: Image.Image, small, views) -> list[tuple[np.ndarray | None, str | None]]:
+    def view_inputs(self, img: Image.Image, small, views, what: str = "cannot decode image") -> list[tuple]:
         """One decoded image -> the model's input through each of ``views`` (PIL -> PIL functions,
-        None the plain image), each ``(array, None)`` or ``(None, the reason its view failed)``."""
-        return [guarded(lambda v=v: self._to_input(img, small, v or _plain), "cannot prepare the view")
-                for v in views]
+        None the plain image), each ``(array, None)`` or ``(None, what: the reason its view failed)``."""
+        return [guarded(lambda v=v: self._to_input(img, small, v or _plain), what) for v in views]
 
     def decoded(self, data: bytes, small=None, window=None) -> Image.Image:
         """Bytes -> the decoded RGB image (JPEGs drafted down towards the input's resize size);
@@ -245,52 +235,21 @@ class EmbedBatch:
         tiny = small if small is not None and self._tiny_of(sample, data) else None
         return tiny, (f"|px{small.input_size}" if tiny else "") + decode_suffix(sample, data)
 
-    def _key(self, sample: Sample, data: bytes | None, digest: str, small):
-        tiny, suffix = self.key_parts(sample, data, small)
-        return feature_key(digest, self.runner.fingerprint, self.view_key + suffix), tiny
+    def steps(self):
+        """The chunk steps of this view alone: a :class:`~.multi_view.MultiViewBatch` over one view."""
+        from .multi_view import MultiViewBatch
 
-    def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None) -> Prepared:
+        return MultiViewBatch(self, [(self.view, self.view_key)])
+
+    def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None):
         """Read and hash ``samples``, look them up in the cache, start decoding the misses (the
-        frames of one video, DICOM or TIFF file together, in one pass)."""
-        reads = list(pool.map(read_hashed, samples)) if pool else [read_hashed(s) for s in samples]
-        keys, failures, smalls = [], [], []
-        small = self.small_config()
-        for s, (data, digest, err) in zip(samples, reads):
-            if err:
-                failures.append(Problem(s.path, err))
-                keys.append(None)
-                smalls.append(None)
-            else:
-                key, tiny = self._key(s, data, digest, small)
-                keys.append(key)
-                smalls.append(tiny)
-        hits = self.store.get_many([k for k in keys if k], expect=self.output_dims())
-        todo, groups = [], {}
-        for s, k, (data, _, _), tiny in zip(samples, keys, reads, smalls):
-            if not k or k in hits:
-                continue
-            ref = media_of(s.path)
-            if ref is not None and ref.kind != "image":
-                group = _Group((ref.file, id(s.data)))
-                groups.setdefault(group, []).append(s)
-                todo.append((s, k, group))
-            else:
-                window = ref.window if ref is not None else None
-                todo.append((s, k, pool.submit(self.decode, data, tiny, window) if pool
-                             else self.decode(data, tiny, window)))
-        runs = {g: pool.submit(decode_group, m, self.frame_input) if pool else decode_group(m, self.frame_input)
-                for g, m in groups.items()}
-        todo = [(s, k, Pick(runs[t], s.path.frame) if isinstance(t, _Group) else t) for s, k, t in todo]
-        return Prepared(samples, keys, hits, failures, todo)
+        frames of one video, DICOM or TIFF file together, in one pass): a
+        :class:`~.multi_view.ViewsPrepared` for :meth:`finish`."""
+        return self.steps().prepare(samples, pool)
 
-    def finish(self, p: Prepared) -> Done:
+    def finish(self, p) -> Done:
         """Encode the decoded misses in batches, store them, and gather the chunk's features."""
-        ok = [(s, k, t.result() if hasattr(t, "result") else t) for s, k, t in p.todo]
-        good = [(s, k, x) for s, k, (x, err) in ok if x is not None]
-        failures = p.failures + [Problem(s.path, err) for s, k, (x, err) in ok if x is None]
-        fresh = self.encode(good)
-        self.store.put_many(fresh)
-        return self.gather(p.samples, p.keys, p.hits, fresh, failures)
+        return self.steps().finish(p)[0]
 
     def encode(self, good: list) -> dict[str, dict[str, np.ndarray]]:
         """``{key: {name: array}}`` of ``(sample, key, input)`` items, run in batches of one input
@@ -345,10 +304,6 @@ class EmbedBatch:
         if cfg.has_imagenet_head:
             dims["logits"] = 1000
         return dims
-
-
-class _Group(tuple):
-    """The frames of one file in a chunk: decoded by one task."""
 
 
 def _plain(img: Image.Image) -> Image.Image:

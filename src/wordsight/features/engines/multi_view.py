@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ...io.media_ref import media_of
 from ...io.sources import Problem, Sample
 from ..cache import feature_key
-from .batch import Done, EmbedBatch, _Group, read_hashed
+from .batch import Done, EmbedBatch, guarded, read_hashed
 from .media_frames import Pick, decode_group
 
 
@@ -30,16 +30,19 @@ class ViewsPrepared:
     todo: list  # (sample, [(view index, key)] of its missing views, future or [(array, error)] per missing view)
 
 
+class _Group(tuple):
+    """The frames of one file in a chunk: decoded by one task."""
+
+
 class MultiViewBatch:
     """The chunk steps of :class:`~.batch.EmbedBatch` (``prepare``, ``finish``) over several views.
 
-    ``fn``: an :class:`~.batch.EmbedBatch` made without a view (its model, engine, cache, limits);
-    ``views``: ``[(function or None, view_key), ...]``.
+    ``fn``: an :class:`~.batch.EmbedBatch` (its model, engine, cache, limits; its own view is not
+    used); ``views``: ``[(function or None, view_key), ...]``. One view is what ``EmbedBatch.prepare``
+    and ``finish`` run: extraction has one way to read, decode and store an image.
     """
 
     def __init__(self, fn: EmbedBatch, views: list):
-        if fn.view is not None or fn.view_key:
-            raise ValueError("MultiViewBatch takes the views itself: make its EmbedBatch without a view")
         if len({key for _, key in views}) != len(views):
             raise ValueError(f"each view needs its own view_key: got {[key for _, key in views]}")
         self.fn, self.views = fn, list(views)
@@ -90,8 +93,6 @@ class MultiViewBatch:
 
     def _decode(self, data: bytes, small, window, views: list[int]) -> list[tuple]:
         """One decode of ``data`` -> ``[(input, error)]`` for each view index in ``views``."""
-        from .batch import guarded
-
         img, err = guarded(lambda: self.fn.decoded(data, small, window), "cannot decode image")
         if img is None:
             return [(None, err)] * len(views)
@@ -100,12 +101,10 @@ class MultiViewBatch:
     def _frame(self, sample: Sample, pixels, views: list[int]) -> tuple:
         """A decoded frame -> (``[(input, error)]`` per view index in ``views``, None) or
         (None, why the frame cannot be used)."""
-        from .batch import guarded
-
         found, err = guarded(lambda: self.fn.frame_image(sample, pixels), "cannot prepare the frame")
         if found is None:
             return None, err
-        return self.fn.view_inputs(found[0], found[1], [self.views[v][0] for v in views]), None
+        return self.fn.view_inputs(found[0], found[1], [self.views[v][0] for v in views], "cannot prepare the frame"), None
 
     def finish(self, p: ViewsPrepared) -> list[Done]:
         """Encode every missing view of the chunk in the engine's batches, store them, and gather
