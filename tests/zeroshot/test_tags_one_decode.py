@@ -57,3 +57,23 @@ def test_tag_probabilities_with_tiles_decode_each_image_once_and_equal_the_per_v
     assert not np.allclose(want, whole)  # the tiles count
     reordered = photos[::-1]
     np.testing.assert_allclose(tile_log_odds(pipe, reordered, 2, reordered), np.max(tiles, 0)[::-1], atol=1e-5)
+
+
+@pytest.mark.parametrize("center", ["yes", "no"])
+def test_fit_and_score_in_one_read_equals_fit_then_score(photos, monkeypatch, center):
+    """``zeroshot --multilabel``'s path: the view chosen, one read of the whole images and tiles, the
+    pipeline fitted (centred, with center=yes) on the whole images' reading."""
+    from wordsight.zeroshot.tags import fit_tag_probabilities, tag_pipeline, tag_probabilities
+
+    two = tag_pipeline(TAGS, quiet=True, cache=False, center=center).fit(photos)
+    want, _ = tag_probabilities(two, photos, tiles=2)
+    count = []
+    real = batch_module.decode_image
+    monkeypatch.setattr(batch_module, "decode_image", lambda data, **kw: count.append(1) or real(data, **kw))
+    one = tag_pipeline(TAGS, quiet=True, cache=False, center=center)
+    P, fs = fit_tag_probabilities(one, photos, tiles=2)
+    assert len(count) == len(photos) and fs.paths == photos
+    assert one.view_ == two.view_ and one.centered_ == two.centered_ == (center == "yes")
+    np.testing.assert_allclose(P, want, atol=1e-6)
+    P0, _ = fit_tag_probabilities(tag_pipeline(TAGS, quiet=True, cache=False, center=center), photos, tiles=0)
+    np.testing.assert_allclose(P0, tag_probabilities(two, photos, tiles=0)[0], atol=1e-6)

@@ -155,23 +155,27 @@ class ZeroShotPipeline:
         return text_space_map(self.encoder, text_side(self.encoder, self.text_model)).transform(reading["embedding"])
 
     # ------------------------------------------------------------------ fitting
+    def choose_view(self, X=None) -> str:
+        """The view :meth:`fit` reads images with: ``view`` unless it is ``auto``, else the one chosen
+        from images ``X`` (:func:`~..features.views.choose_view_of_samples`; ``plain`` without images)."""
+        if self.view != "auto":
+            return self.view
+        if X is None:
+            return "plain"
+        from ..features.views import choose_view_of_samples
+        from ..io.sources import open_source
+
+        return choose_view_of_samples(open_source(X).samples)
+
     def fit(self, X=None, *, reading: dict | None = None, view: str | None = None) -> "ZeroShotPipeline":
         """Choose the view from images ``X`` (or take ``view``), read them and fit each way,
         centred on them when ``center`` says so. With neither ``X`` nor ``reading`` nothing is
         centred and the view ``auto`` falls back to ``plain``."""
-        from ..features.views import choose_view_of_samples
-
-        if view is not None:
-            self.view_ = view
-        elif self.view != "auto":
-            self.view_ = self.view
-        elif X is not None:
+        if X is not None and view is None and self.view == "auto":
             from ..io.sources import open_source
 
-            X = open_source(X)
-            self.view_ = choose_view_of_samples(X.samples)
-        else:
-            self.view_ = "plain"
+            X = open_source(X)  # listed once: for the view and for the reading
+        self.view_ = view if view is not None else self.choose_view(X)
         if reading is None and X is not None:
             reading = self.reading(self.read(X))
         n = 0 if reading is None else len(reading["embedding"])

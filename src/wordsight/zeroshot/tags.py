@@ -123,15 +123,37 @@ def tag_probabilities(pipeline, X, tiles: int = 0) -> tuple[np.ndarray, object]:
     an object that fills one tile counts even where the whole image drowns it. On Fashion-MNIST
     mosaics (docs/benchmarks.md, issue 24) 2x2 tiles raised zero-shot mAP from 0.325 to 0.404
     (grids; the mean of the two 0.382, tiles alone 0.402, 3x3 0.394): :data:`DEFAULT_TILES`."""
+    if not tiles:
+        return _scores(pipeline, pipeline.read(X), [])
+    sets = _read_views(pipeline, X, _whole_and_tiles(pipeline.view_, tiles))
+    return _scores(pipeline, sets[0], sets.sets[1:])
+
+
+def fit_tag_probabilities(pipeline, X, tiles: int = 0) -> tuple[np.ndarray, object]:
+    """``pipeline.fit(X)`` then :func:`tag_probabilities` of the same images, each image read and
+    decoded once for both (``wordsight zeroshot --multilabel``): the view chosen from ``X``, the
+    whole image and its tiles read in one pass, the pipeline fitted on the whole images' reading."""
+    from ..io.sources import open_source
+
+    X = open_source(X)
+    view = pipeline.choose_view(X)
+    sets = _read_views(pipeline, X, _whole_and_tiles(view, tiles))
+    pipeline.fit(reading=pipeline.reading(sets[0]), view=view)
+    return _scores(pipeline, sets[0], sets.sets[1:])
+
+
+def _whole_and_tiles(view: str, tiles: int) -> list:
     from ..features.views import get_view
 
-    sets = _read_views(pipeline, X, [get_view(pipeline.view_), *tile_views(pipeline.view_, tiles)]) if tiles else None
-    fs = sets[0] if tiles else pipeline.read(X)
+    return [get_view(view), *(tile_views(view, tiles) if tiles else [])]
+
+
+def _scores(pipeline, fs, tile_sets) -> tuple[np.ndarray, object]:
     if not fs.samples:
         return np.zeros((0, len(pipeline.classes) - 1)), fs
     z = tag_log_odds(pipeline, pipeline.reading(fs))
-    if tiles:
-        z = np.maximum(z, best_tile(pipeline, sets.sets[1:], fs.paths))  # a failed tile is -inf: the whole image's
+    if tile_sets:
+        z = np.maximum(z, best_tile(pipeline, tile_sets, fs.paths))  # a failed tile is -inf: the whole image's
     return sigmoid(z), fs
 
 
