@@ -23,7 +23,6 @@ import dataclasses
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -31,11 +30,13 @@ from PIL import Image
 
 from ..._util.caches import register_store
 from ...encoders.preprocess import preprocess
-from ...io.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageError, check_size, decode_image
+from ...io.images import DEFAULT_MAX_PIXELS, ImageError, check_size, decode_image
 from ...io.media_ref import MediaRef, media_of
 from ...io.sources import Sample
-from ..cache import content_hash, open_cache
-from .media_frames import decode_suffix, media_digest, tiff_fallback
+from ..cache import open_cache
+from .media_frames import decode_suffix, tiff_fallback
+from .multi_view import MultiViewBatch
+from .reads import Done, guarded, read_bytes  # noqa: F401 (read_bytes: imported from here by the verbs)
 from .tuning import tuned_batch_size
 
 # Images whose shorter side is at most input_size / TINY_FRACTION (28-px Fashion-MNIST, icons) run at
@@ -74,39 +75,6 @@ def used(model, engine: str = "auto", precision: str = "auto", threads: int | No
     """(engine, precision) the features of ``model`` are computed with here (the shared runner's)."""
     runner = shared_runner(model, engine, precision, threads)
     return runner.engine, runner.precision
-
-
-def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
-    from ...io.safe_files import UnsafeFileError, read_regular
-
-    if sample.data is not None:
-        return sample.data, None
-    try:  # regular files only (a FIFO would block, /dev/zero never end), at most DEFAULT_MAX_FILE_BYTES
-        return read_regular(sample.path, DEFAULT_MAX_FILE_BYTES), None
-    except UnsafeFileError as e:
-        return None, str(e).removeprefix(f"{sample.path}: ")
-
-
-def read_hashed(sample: Sample) -> tuple[bytes | None, str | None, str | None]:
-    """(bytes or None for a frame of a video / DICOM / TIFF, content hash, error)."""
-    ref = media_of(sample.path)
-    if ref is not None and ref.kind != "image":
-        digest, err = media_digest(sample)
-        return None, digest, err
-    data, err = read_bytes(sample)
-    return data, None if data is None else content_hash(data), err
-
-
-@dataclass
-class Done:
-    """Result of one chunk: features of the samples that succeeded, in input order."""
-
-    samples: list
-    arrays: dict
-    failures: list
-    computed: int
-    cached: int
-    from_cache: frozenset = frozenset()  # paths whose features came from the cache
 
 
 class EmbedBatch:
@@ -235,10 +203,8 @@ class EmbedBatch:
         tiny = small if small is not None and self._tiny_of(sample, data) else None
         return tiny, (f"|px{small.input_size}" if tiny else "") + decode_suffix(sample, data)
 
-    def steps(self):
+    def steps(self) -> MultiViewBatch:
         """The chunk steps of this view alone: a :class:`~.multi_view.MultiViewBatch` over one view."""
-        from .multi_view import MultiViewBatch
-
         return MultiViewBatch(self, [(self.view, self.view_key)])
 
     def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None):
@@ -308,17 +274,6 @@ class EmbedBatch:
 
 def _plain(img: Image.Image) -> Image.Image:
     return img
-
-
-def guarded(make: Callable, what: str) -> tuple:
-    """``(make(), None)``, or ``(None, the reason)``: an ``ImageError``'s message, any other
-    exception as ``what: type: message`` (a broken file must never stop the run)."""
-    try:
-        return make(), None
-    except ImageError as e:
-        return None, str(e)
-    except Exception as e:
-        return None, f"{what}: {type(e).__name__}: {e}"
 
 
 def _missing(v) -> bool:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from ...io.media_ref import media_of
 from ...io.sources import Problem, Sample
 from ..cache import feature_key
-from .batch import Done, EmbedBatch, guarded, read_hashed
 from .media_frames import Pick, decode_group
+from .reads import Done, guarded, read_hashed
 
 
 @dataclass
@@ -42,7 +42,7 @@ class MultiViewBatch:
     and ``finish`` run: extraction has one way to read, decode and store an image.
     """
 
-    def __init__(self, fn: EmbedBatch, views: list):
+    def __init__(self, fn, views: list):  # fn: an EmbedBatch (batch.py runs its one view through this class)
         if len({key for _, key in views}) != len(views):
             raise ValueError(f"each view needs its own view_key: got {[key for _, key in views]}")
         self.fn, self.views = fn, list(views)
@@ -108,7 +108,7 @@ class MultiViewBatch:
 
     def finish(self, p: ViewsPrepared) -> list[Done]:
         """Encode every missing view of the chunk in the engine's batches, store them, and gather
-        one :class:`~.batch.Done` per view (its failures: the unread files and that view's)."""
+        one :class:`~.reads.Done` per view (its failures: the unread files and that view's)."""
         good, failed, made = [], [[] for _ in self.views], [set() for _ in self.views]
         for s, missing, task in p.todo:
             out = task.result() if hasattr(task, "result") else task
