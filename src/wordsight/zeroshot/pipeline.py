@@ -265,8 +265,12 @@ class ZeroShotPipeline:
                     method=first.method, view=meta["view"])
         self.view_, self.ways_, self.classes_ = meta["view"], ways, np.asarray(classes, dtype=object)
         self.centered_ = bool(getattr(first, "image_mean_", None) is not None)
-        return self._loaded()
+        try:
+            return self._loaded(meta)
+        except ValueError as e:
+            raise ModelFolderError(f"{path}: {e}") from None
 
-    def _loaded(self) -> "ZeroShotPipeline":
-        """A loaded pipeline, completed by a subclass (the tags' prior drops "none" from ``classes_``)."""
+    def _loaded(self, config: dict) -> "ZeroShotPipeline":
+        """A loaded pipeline, completed by a subclass from its ``config`` (the tags' prior: "none"
+        out of ``classes_``, its offsets)."""
         return self
