@@ -20,8 +20,9 @@ def resolve(encoders: list[str], precision: str) -> dict[str, str]:
     if precision != "auto":
         return {e: precision for e in encoders}
     from ..features.engines.batch import shared_runner
+    from ..features.tilebag import reader
 
-    return {e: shared_runner(e, "auto", "auto").precision for e in encoders}
+    return {e: shared_runner(reader(e), "auto", "auto").precision for e in encoders}  # a tile bag: its reader's
 
 
 def for_features(encoders: list[str], precision: str, recorded: dict[str, str] | None) -> dict[str, str]:
