@@ -70,6 +70,11 @@ class MILHead(Head):
                              f"{n_features} features")
         return [start, k, d]
 
+    def fold_params(self, n_all: int, n_fold: int) -> dict:
+        """The chosen ``lam`` and the bag, fixed: the loss is a mean over images, so the same
+        ``lam`` weighs the penalty alike per image on a fold (no scaling, unlike a linear head's C)."""
+        return {"lam": float(self.info["lam"]), "bag": self.info["bag"]}
+
     def _split(self, X: np.ndarray, bag):
         """(T (N, k, d) or None, G (N, g)): the bag's instances and the other columns."""
         if bag is None:
