@@ -172,7 +172,7 @@ def _check_search_task(data, args) -> None:
 
     if task_of(open_source(data), getattr(args, "task", "auto")) == "multi-label":
         raise ValueError("--search ranks single-label models; fit a multi-label model without --search "
-                         "(--head logistic|svm|mlp, --encoders for tiles)")
+                         "(--head logistic|svm|mlp|mil, --encoders for tiles)")
 
 
 def task_of(data, asked: str) -> str:
