@@ -79,8 +79,9 @@ def _write_export(clf, out: Path, head, prior, text_block, text: bool) -> dict:
         export_image_encoder(enc, out / file)
         # tiny images run at a smaller input size (CNNs) when the model was fitted that way
         small = EmbedBatch(enc, small_input=clf.small_input).small_config()
+        fingerprint = get_config(name).fingerprint if is_bag(name) else enc.config.fingerprint
         encoders.append({"name": name, "file": file, "dim": clf.feature_dims_[name],
-                         "fingerprint": get_config(name).fingerprint if is_bag(name) else enc.config.fingerprint, "preprocessing": enc.config.preprocessing(),
+                         "fingerprint": fingerprint, "preprocessing": enc.config.preprocessing(),
                          "tiny": None if small is None else {
                              "max_side": enc.config.input_size // TINY_FRACTION,
                              "preprocessing": small.preprocessing()},
