@@ -14,6 +14,7 @@ from wordsight.encoders.tilebag import instances
 from wordsight.estimator import Classifier
 from wordsight.estimator.fusion import make_fusion
 from wordsight.features import extract_features
+from wordsight.features.tilebag import extract_bag
 from wordsight.features.views import tile_view
 from wordsight.io.sources import open_source
 
@@ -36,7 +37,7 @@ def tiles_by_hand(src, grids):
 def test_a_bag_is_its_tile_views_side_by_side_from_their_cache_entries(photo_folder):
     src = open_source(photo_folder)
     want = tiles_by_hand(src, (2, 3))  # fills the cache per tile view
-    fs = extract_features(src, f"tilebag:2,3:{ENC}", quiet=True)
+    fs = extract_bag(src, f"tilebag:2,3:{ENC}", quiet=True)
     assert fs.model == f"tilebag:2,3:{ENC}" and fs.paths == src.paths and fs.failures == []
     assert fs.embeddings.shape == (8, 13 * 1280) and fs.computed == 0 and fs.cached == 13 * 8
     np.testing.assert_array_equal(fs.embeddings.reshape(8, 13, 1280), want)

@@ -12,7 +12,7 @@ import pytest
 from wordsight.estimator import Classifier
 from wordsight.estimator.heads import MILHead
 from wordsight.estimator.saved.persistence import ModelFolderError
-from wordsight.features import extract_features
+from wordsight.features.tilebag import extract_bag
 
 from .conftest import resign, write_head
 
@@ -22,7 +22,7 @@ def test_a_corrupt_file_and_a_fifo_in_a_bag_are_reported_once_and_the_others_com
     shutil.copytree(photo_folder / "cat", folder)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     os.mkfifo(folder / "pipe.jpg")
-    fs = extract_features(folder, "tilebag:2,3:efficientnet-lite0", quiet=True)
+    fs = extract_bag(folder, "tilebag:2,3:efficientnet-lite0", quiet=True)
     assert sorted(p.rsplit("/", 1)[1] for p in fs.paths) == ["0.jpg", "0_flip.jpg"]
     assert fs.embeddings.shape == (2, 13 * 1280)
     bad = sorted((f.path.rsplit("/", 1)[1], f.reason) for f in fs.failures)

@@ -45,9 +45,19 @@ def n_tiles(grids) -> int:
 def instances(name: str) -> int:
     """How many instances an encoder's embedding holds side by side: a tile bag's tiles, else 1
     (read from the name alone: no model is built)."""
-    if not isinstance(name, str) or not name.startswith(PREFIX + ":"):
+    if not is_bag(name):
         return 1
     return n_tiles(split(name[len(PREFIX) + 1:])[0])
+
+
+def is_bag(model) -> bool:
+    """Whether ``model`` (a name or an encoder) names a tile bag."""
+    return isinstance(model, str) and model.startswith(PREFIX + ":")
+
+
+def reader(model):
+    """The encoder that runs for ``model``: a tile bag's inner encoder, else ``model`` itself."""
+    return split(model[len(PREFIX) + 1:])[1] if is_bag(model) else model
 
 
 def _config(rest: str) -> EncoderConfig:
@@ -65,5 +75,5 @@ def _config(rest: str) -> EncoderConfig:
 @register_prefix(PREFIX, _config)
 def _build(rest: str):
     _config(rest)  # a bad name is refused as such
-    raise ValueError(f"{PREFIX}:{rest} is read tile by tile (wordsight.features.extract_features reads each tile "
-                     "with the inner encoder), not as one model: this use of it is not supported")
+    raise ValueError(f"{PREFIX}:{rest} is read tile by tile (wordsight.features.tilebag.extract_bag), not run as "
+                     "one model: this use of it (explanations, a single extraction) is not supported")

@@ -162,12 +162,7 @@ def _batch(done, bar) -> Batch:
 
 
 def extract_features(data, model: str | ImageEncoder = "efficientnet-lite0", **kwargs) -> FeatureSet:
-    """All features of ``data`` in memory (embeddings, not decoded images); a tile bag
-    (``tilebag:2,3:<encoder>``) is read tile by tile (:mod:`.tilebag`)."""
-    from .tilebag import is_bag
-
-    if is_bag(model):
-        return _extract_bag(data, model, **kwargs)
+    """All features of ``data`` in memory (embeddings, not decoded images)."""
     samples, parts, failures, computed, cached = [], [], [], 0, 0
     name = model if isinstance(model, str) else model.config.name
     for batch in iter_features(data, model, **kwargs):
@@ -180,14 +175,3 @@ def extract_features(data, model: str | ImageEncoder = "efficientnet-lite0", **k
     arrays = {n: np.concatenate([p[n] for p in parts]) for n in (parts[0] if parts else {})}
     return FeatureSet(samples, arrays, failures, name, computed, cached)
 
-
-def _extract_bag(data, model: str, *, view=None, view_key: str = "", **kwargs) -> FeatureSet:
-    """The tile bag ``model`` (:mod:`.tilebag`): each tile view read by the inner encoder through
-    :func:`extract_features` (its own cache entries), the tiles side by side, ``(N, tiles * D)``."""
-    from .tilebag import bag_parts, combine
-
-    inner, views = bag_parts(model, view, view_key)
-    source = open_source(data)  # listed once: every tile reads the same samples
-    sets = [extract_features(source, inner, view=fn, view_key=key, **kwargs) for fn, key in views]
-    samples, arrays, failures = combine(sets)
-    return FeatureSet(samples, arrays, failures, model, sum(fs.computed for fs in sets), sum(fs.cached for fs in sets))

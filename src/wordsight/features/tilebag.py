@@ -10,18 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..encoders.tilebag import PREFIX, split
+from ..encoders.tilebag import PREFIX, is_bag, reader, split
 from .views import tile_of
 
-
-def is_bag(model) -> bool:
-    """Whether ``model`` (a name or an encoder) names a tile bag."""
-    return isinstance(model, str) and model.startswith(PREFIX + ":")
-
-
-def reader(model: str) -> str:
-    """The encoder that runs for ``model``: a tile bag's inner encoder, else ``model`` itself."""
-    return split(model[len(PREFIX) + 1:])[1] if is_bag(model) else model
+__all__ = ["bag_views", "combine", "extract_bag", "is_bag", "reader"]
 
 
 def bag_views(grids, view=None, view_key: str = "") -> list[tuple]:
@@ -30,10 +22,20 @@ def bag_views(grids, view=None, view_key: str = "") -> list[tuple]:
     return [tile_of(view, view_key, g, i) for g in grids for i in range(g * g)]
 
 
-def bag_parts(model: str, view=None, view_key: str = "") -> tuple[str, list[tuple]]:
-    """(the inner encoder, the tile views to read with it) of the tile bag ``model``."""
+def extract_bag(data, model: str, *, view=None, view_key: str = "", **kwargs):
+    """The :class:`~wordsight.features.extract.FeatureSet` of the tile bag ``model``: row ``i``
+    holds the tiles' embeddings of ``samples[i]`` side by side, ``(N, tiles * D)`` float32, each
+    tile view read by the inner encoder through :func:`~wordsight.features.extract.extract_features`
+    (``kwargs`` go to it), so with its own cache entries."""
+    from ..io.sources import open_source
+    from .extract import FeatureSet, extract_features
+
     grids, inner = split(model[len(PREFIX) + 1:])
-    return inner, bag_views(grids, view, view_key)
+    source = open_source(data)  # listed once: every tile reads the same samples
+    sets = [extract_features(source, inner, view=fn, view_key=key, **kwargs)
+            for fn, key in bag_views(grids, view, view_key)]
+    samples, arrays, failures = combine(sets)
+    return FeatureSet(samples, arrays, failures, model, sum(fs.computed for fs in sets), sum(fs.cached for fs in sets))
 
 
 def combine(sets) -> tuple[list, dict, list]:

@@ -73,9 +73,9 @@ def shared_runner(model, engine: str = "auto", precision: str = "auto", threads:
 def used(model, engine: str = "auto", precision: str = "auto", threads: int | None = None) -> tuple[str, str]:
     """(engine, precision) the features of ``model`` are computed with here (the shared runner's;
     a tile bag's: its inner encoder's)."""
-    from ..tilebag import reader
+    from ...encoders.tilebag import reader
 
-    runner = shared_runner(reader(model) if isinstance(model, str) else model, engine, precision, threads)
+    runner = shared_runner(reader(model), engine, precision, threads)
     return runner.engine, runner.precision
 
 
