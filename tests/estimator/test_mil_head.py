@@ -152,3 +152,38 @@ def test_rows_of_another_width_are_refused_in_one_line(data):
         head.logits(Xt[:, :-D])
     with pytest.raises(ValueError, match=r"bag \[3, 5, 5\] .* does not fit rows of 23 features"):
         MILHead(bag=[START, 5, D]).fit(X, Y, L)
+
+
+def test_the_default_search_goes_below_the_grid_while_its_smallest_lam_wins(data):
+    (X, Y), _ = data
+    head = MILHead(bag=[START, K, D]).fit(X, Y, L)
+    cv = {float(k): v for k, v in head.info["cv_mean_ap"].items()}
+    assert {1e-5, 1e-4, 1e-3} <= set(cv) and len(cv) <= 5
+    best = max(cv, key=lambda lam: (round(cv[lam], 6), lam))
+    assert head.info["lam"] == best
+    for lam in sorted(v for v in cv if v < 1e-5):  # each extension: a tenth of the best so far, at the edge
+        before = {k: v for k, v in cv.items() if k > lam}
+        assert max(before, key=lambda k: (round(before[k], 6), k)) == pytest.approx(lam * 10)
+    if len(cv) < 5:
+        assert best != min(cv)  # it stopped because the smallest tried did not win
+    given = MILHead(lam=[1e-5, 1e-4], bag=[START, K, D]).fit(X, Y, L)
+    assert set(given.info["cv_mean_ap"]) == {"1e-05", "0.0001"}  # a given grid is searched as given
+
+
+def test_the_search_extends_down_two_decades_at_most_while_the_smallest_wins(data):
+    """A score that rewards larger weights (smaller lam) every time: the search goes 1e-6, 1e-7, then stops."""
+    from wordsight.estimator.heads.mil_fit import choose_lam
+
+    (X, Y), _ = data
+    T, Gl = X[:, START:].reshape(len(X), K, D), X[:, :START]
+    noise = np.random.default_rng(3).normal(size=Y.shape)
+
+    def score(w, rows):  # positives ranked higher the larger the weights (unsaturated: noise of sd 1)
+        return Y[rows] * 0.2 * np.log1p(np.abs(w["W"]).sum()) + noise[rows]
+
+    lam, cv = choose_lam(T, Gl, Y, L, LAM_GRID, "lse", 100, score, extend=0)
+    assert lam == 1e-5 and len(cv) == 3  # the grid's edge won
+    lam, cv = choose_lam(T, Gl, Y, L, LAM_GRID, "lse", 100, score, extend=1)
+    assert lam == 1e-6 and set(cv) == {"1e-06", "1e-05", "0.0001", "0.001"} and cv["1e-06"] > cv["1e-05"]
+    lam, cv = choose_lam(T, Gl, Y, L, LAM_GRID, "lse", 100, score, extend=2)
+    assert set(cv) == {"1e-07", "1e-06", "1e-05", "0.0001", "0.001"} and lam in (1e-6, 1e-7)  # 1e-6 won: 1e-7 tried
