@@ -110,7 +110,7 @@ class MILHead(Head):
 
         z = G @ w["V"].T + w["b"]
         if T is not None:
-            s = np.einsum("nkd,ld->nkl", T, w["W"])
+            s = T @ w["W"].T  # (N, k, L), through BLAS
             z = z + (logsumexp(s, axis=1) if self.info.get("pool", self.pool) == "lse" else s.max(1))
         return z
 
