@@ -72,8 +72,9 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
     fusion : {"image", "text", "concat", "prior", "paired", "late"} or Fusion
         What the head sees and what is learned besides (:mod:`.fusion`), e.g.
         ``PriorFusion(weight="held-out", descriptions=...)``, ``ConcatFusion(text_weight=0.5)``.
-    head : {"logistic", "svm", "mlp", "knn", "random_forest"} or Head
+    head : {"logistic", "svm", "mlp", "knn", "random_forest", "mil"} or Head
         E.g. ``LogisticHead(C=0.1)``. A head given by name takes this model's ``random_state``.
+        ``mil`` scores the tiles of a tile bag among the encoders (``tilebag:2:<encoder>``).
     text_model : str
         Text encoder of the language layer (semantic vectors, zero-shot prior, paired texts).
     augment : int
