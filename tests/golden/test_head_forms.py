@@ -59,7 +59,7 @@ def test_onnx_form_traced_from_torch_equals_numpy_probabilities_or_refuses(data,
 def test_the_exportable_heads_are_those_whose_torch_form_traces():
     from wordsight.export.torch_graph import exportable_heads
 
-    assert exportable_heads() == HEADS == ("logistic", "svm", "mlp", "knn", "random_forest")
+    assert exportable_heads() == HEADS == ("logistic", "svm", "mlp", "knn", "random_forest", "mil")
 
 
 def test_traced_knn_takes_tied_neighbours_in_training_order_as_numpy_does():

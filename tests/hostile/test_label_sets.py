@@ -95,5 +95,5 @@ def test_search_on_label_sets_is_refused_before_any_work(tmp_path, capsys):
     (tmp_path / "m.csv").write_text("path,labels\n" + "".join(f"{n},a|b\n" for n in names))
     assert main(["fit", str(tmp_path / "m.csv"), "--search", "quick", "--out", str(tmp_path / "out"), "--quiet"]) == 1
     assert capsys.readouterr().err.strip() == ("wordsight fit: error: --search ranks single-label models; fit a "
-                                               "multi-label model without --search (--head logistic|svm|mlp, "
+                                               "multi-label model without --search (--head logistic|svm|mlp|mil, "
                                                "--encoders for tiles)")

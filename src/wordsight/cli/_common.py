@@ -47,7 +47,10 @@ def add_ray_options(p, shards: bool = False) -> None:
 
 
 def encoders_arg(args) -> list[str]:
-    """``--encoders`` as a list of names; the default image model when it was not given."""
+    """``--encoders`` as a list of names; the default image model when it was not given. A comma
+    followed by grids and a colon stays inside a tile bag's name (``tilebag:2,3:efficientnet-lite0``)."""
+    import re
+
     from ..encoders import DEFAULT_IMAGE_MODEL
 
-    return [e.strip() for e in (args.encoders or DEFAULT_IMAGE_MODEL).split(",") if e.strip()]
+    return [e.strip() for e in re.split(r",(?!\s*\d+(?:,\d+)*:)", args.encoders or DEFAULT_IMAGE_MODEL) if e.strip()]

@@ -7,6 +7,7 @@ from ._common import add_feature_options, cache_arg, encoders_arg, report_failur
 from ._finetune import add_finetune_options, finetune_from_args, remove_checkpoints
 from ._precision import add_precision_option, features_phrase
 from ._search import add_search_options, run_search
+from ._tagger import label_set_defaults
 
 HELP = "train a classifier on labelled images and save it"
 
@@ -28,7 +29,9 @@ def add_model_options(p) -> None:
                    help="image embeddings, the ConSE text vector, both, image + the zero-shot prior, or image + "
                    "each image's own text (paired: one head; late: a head on each); auto: the prior below 16 "
                    "labelled images per class, image embeddings from there")
-    p.add_argument("--head", default="logistic", choices=HEADS)
+    p.add_argument("--head", default=None, choices=HEADS,
+                   help="default logistic (mil for label sets with a tile bag among --encoders); label sets with "
+                   "--head mil and no --encoders read the image and its 2x2 tiles (tilebag:2:efficientnet-lite0)")
     p.add_argument("--C", type=float, default=None, help="penalty of logistic/svm (default: cross-validated)")
     p.add_argument("--class-weight", default=None, choices=["balanced"], help="reweight classes for imbalance")
     p.add_argument("--text-model", default="minilm", help="text encoder of the language layer")
@@ -57,7 +60,7 @@ def classifier_from_args(args):
     from ..estimator import Classifier
     from ..estimator.heads import head_taking
 
-    head = head_taking(args.head, C=args.C, class_weight=args.class_weight, random_state=args.seed)
+    head = head_taking(args.head or "logistic", C=args.C, class_weight=args.class_weight, random_state=args.seed)
     return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion_from_args(args), head=head,
                       text_model=args.text_model, augment=args.augment, tta=args.tta, cache=cache_arg(args),
                       batch_size=args.batch_size, random_state=args.seed, quiet=args.quiet,
@@ -129,8 +132,7 @@ def fit_data(clf, data, args):
     data = open_source(data)
     task = task_of(data, getattr(args, "task", "single-label"))
     clf.set_params(task=task)
-    if task == "multi-label" and getattr(args, "encoders", None) is None:
-        clf.set_params(encoders=MULTI_LABEL_ENCODERS)
+    base = args.fusion
     if args.fusion == "auto":
         from ..estimator.classifier import default_fusion
 
@@ -138,6 +140,9 @@ def fit_data(clf, data, args):
         base = default_fusion(labels)
         if task == "multi-label" and (clf.head_name != "logistic" or args.prior_weight != "auto"):
             base = "image"  # the multi-label prior is the per-label prior probe, on the logistic head
+    if task == "multi-label":
+        label_set_defaults(clf, args, base)  # encoders and head left open (._tagger)
+    if args.fusion == "auto":
         clf.set_params(fusion=fusion_from_args(args, base))
         if task != "multi-label" and any(isinstance(s.text, str) and s.text.strip() for s in data.samples):
             data = _with_own_texts(clf, data, base, args)
@@ -160,11 +165,6 @@ def _with_own_texts(clf, data, base: str, args):
     return blocks
 
 
-# Multi-label fits without --encoders read the global embedding and 2x2 tiles (encoders.tiles): on
-# the Fashion-MNIST mosaics of docs/benchmarks.md global + tiles gained +2.6 mAP (grids) and +3.2
-# (several scales) over the global embedding alone, at 1,000 training mosaics.
-MULTI_LABEL_ENCODERS = ("efficientnet-lite0", "tiles:2:efficientnet-lite0")
-
 
 def _check_search_task(data, args) -> None:
     """``--search`` ranks single-label candidates by accuracy: refused for label sets, in one line."""
@@ -172,7 +172,7 @@ def _check_search_task(data, args) -> None:
 
     if task_of(open_source(data), getattr(args, "task", "auto")) == "multi-label":
         raise ValueError("--search ranks single-label models; fit a multi-label model without --search "
-                         "(--head logistic|svm|mlp, --encoders for tiles)")
+                         "(--head logistic|svm|mlp|mil, --encoders for tiles)")
 
 
 def task_of(data, asked: str) -> str:

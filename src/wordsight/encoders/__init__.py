@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from .._util.caches import register_function
-from . import caption, finetuned, hf, image, joint, pixels, text, tiles  # noqa: F401  (registration side effects: clip:, caption:, ft:, tiles: prefixes)
+from . import caption, finetuned, hf, image, joint, pixels, text, tilebag, tiles  # noqa: F401  (registration side effects: clip:, caption:, ft:, tiles:, tilebag: prefixes)
 from ._registry import create, get_config, list_models, list_prefixes, register_model, register_prefix
 from .base import CNNEncoder, ImageEncoder, TextEncoder
 from .config import EncoderConfig, MissingWeightsError

@@ -72,8 +72,9 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
     fusion : {"image", "text", "concat", "prior", "paired", "late"} or Fusion
         What the head sees and what is learned besides (:mod:`.fusion`), e.g.
         ``PriorFusion(weight="held-out", descriptions=...)``, ``ConcatFusion(text_weight=0.5)``.
-    head : {"logistic", "svm", "mlp", "knn", "random_forest"} or Head
+    head : {"logistic", "svm", "mlp", "knn", "random_forest", "mil"} or Head
         E.g. ``LogisticHead(C=0.1)``. A head given by name takes this model's ``random_state``.
+        ``mil`` scores the tiles of a tile bag among the encoders (``tilebag:2:<encoder>``).
     text_model : str
         Text encoder of the language layer (semantic vectors, zero-shot prior, paired texts).
     augment : int
@@ -222,14 +223,14 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         view_M = [self.fuse(blocks.views[v]) for v in sorted(blocks.views)]
         rows = fit_rows(self, y_idx)
         fit_blocks = blocks if len(rows) == len(y_idx) else blocks.take(rows)
+        dims, text_dim = {e: int(v.shape[1]) for e, v in blocks.embeddings.items()}, (
+            self.concept_bank().dim if fusion.text else None)
         head = fusion.fit(self, fit_blocks, M[rows], [v[rows] for v in view_M], y_idx[rows],
-                          self.unfitted_head())
+                          self.unfitted_head().for_row(fusion.layout(dims, text_dim)))
         self.n_features_in_ = M.shape[1]
         from .precision import resolve
 
-        self.state_ = FittedState(self.classes_, head, int(M.shape[1]),
-                                  {e: int(v.shape[1]) for e, v in blocks.embeddings.items()},
-                                  self.concept_bank().dim if fusion.text else None, blocks.probs_encoder, fusion,
+        self.state_ = FittedState(self.classes_, head, int(M.shape[1]), dims, text_dim, blocks.probs_encoder, fusion,
                                   resolve(self.encoder_names, self.precision),
                                   task=task.fit_decisions(self, head, M[rows], y_idx[rows]))
         self.state_.calibration = task.calibrate(self, head, M, y_idx, rows, blocks)

@@ -78,12 +78,14 @@ def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = ""
     """Every encoder's features of ``source`` (one view), keeping the images all encoders read.
     ``precision``: one for all encoders, or a dict encoder -> precision."""
     from ..features import extract_features
+    from ..features.tilebag import extract_bag, is_bag
 
     per, failures = {}, []
     for enc in encoders:
-        fs = extract_features(source, enc, cache=cache, batch_size=batch_size, view=view, view_key=view_key,
-                              quiet=quiet, small_input=small_input,
-                              precision=precision.get(enc, "auto") if isinstance(precision, dict) else precision)
+        read = extract_bag if is_bag(enc) else extract_features  # a tile bag: tile by tile
+        fs = read(source, enc, cache=cache, batch_size=batch_size, view=view, view_key=view_key,
+                  quiet=quiet, small_input=small_input,
+                  precision=precision.get(enc, "auto") if isinstance(precision, dict) else precision)
         per[enc] = fs
         seen = {g.path for g in failures}
         failures += [f for f in fs.failures if f.path not in seen]

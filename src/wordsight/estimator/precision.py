@@ -19,9 +19,10 @@ def resolve(encoders: list[str], precision: str) -> dict[str, str]:
     """The precision each encoder's features get under ``precision`` on this machine."""
     if precision != "auto":
         return {e: precision for e in encoders}
+    from ..encoders.tilebag import reader
     from ..features.engines.batch import shared_runner
 
-    return {e: shared_runner(e, "auto", "auto").precision for e in encoders}
+    return {e: shared_runner(reader(e), "auto", "auto").precision for e in encoders}  # a tile bag: its reader's
 
 
 def for_features(encoders: list[str], precision: str, recorded: dict[str, str] | None) -> dict[str, str]:

@@ -66,22 +66,26 @@ def _write_export(clf, out: Path, head, prior, text_block, text: bool) -> dict:
     import onnx
 
     from .._version import __version__
-    from ..encoders import load_model
+    from ..encoders import get_config, load_model
+    from ..encoders.tilebag import split
     from ..features.engines.batch import TINY_FRACTION, EmbedBatch
+    from ..features.tilebag import is_bag, reader
 
     encoders = []
     names = clf.encoder_names
     for i, name in enumerate(names):
-        enc = load_model(name)
+        enc = load_model(reader(name))  # a tile bag: its inner encoder, run on each tile
         file = "image_encoder.onnx" if len(names) == 1 else f"image_encoder_{i}.onnx"
         export_image_encoder(enc, out / file)
         # tiny images run at a smaller input size (CNNs) when the model was fitted that way
         small = EmbedBatch(enc, small_input=clf.small_input).small_config()
+        fingerprint = get_config(name).fingerprint if is_bag(name) else enc.config.fingerprint
         encoders.append({"name": name, "file": file, "dim": clf.feature_dims_[name],
-                         "fingerprint": enc.config.fingerprint, "preprocessing": enc.config.preprocessing(),
+                         "fingerprint": fingerprint, "preprocessing": enc.config.preprocessing(),
                          "tiny": None if small is None else {
                              "max_side": enc.config.input_size // TINY_FRACTION,
-                             "preprocessing": small.preprocessing()}})
+                             "preprocessing": small.preprocessing()},
+                         **({"tiles": {"grids": list(split(name.partition(":")[2])[0])}} if is_bag(name) else {})})
     onnx.save(head, str(out / "head.onnx"))
     spec = {"format": "wordsight-onnx", "format_version": 1, "library_version": __version__,
             "classes": [str(c) for c in clf.classes_], "fusion": clf.fusion_name,

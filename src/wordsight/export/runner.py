@@ -180,6 +180,23 @@ def apply_view(img, view: dict | None):
     return ImageOps.invert(img.convert("RGB"))
 
 
+def tiles(enc: dict) -> list:
+    """(grid, index) of every tile a tile bag's encoder reads (``wordsight.encoders.tilebag``),
+    row-major, grid by grid; ``[None]`` (the whole image) for any other encoder."""
+    grids = (enc.get("tiles") or {}).get("grids")
+    return [(g, i) for g in grids for i in range(g * g)] if grids else [None]
+
+
+def cut(img, tile):
+    """Tile ``(grid, index)`` of the decoded image (``wordsight.features.views.tile_of``); None: all of it."""
+    if tile is None:
+        return img
+    g, i = tile
+    r, c = divmod(i, g)
+    w, h = img.size
+    return img.crop((c * w // g, r * h // g, (c + 1) * w // g, (r + 1) * h // g))
+
+
 def preprocess(img, pre: dict) -> np.ndarray:
     size, resize = pre["input_size"], pre["resize_size"]
     w, h = img.size
@@ -210,8 +227,9 @@ class Pipeline:
         return [im if isinstance(im, bytes) else Path(im).read_bytes() for im in images]
 
     def features(self, images, batch_size: int = 32) -> np.ndarray:
-        """Fused features: per encoder, the L2-normalised embedding, concatenated; then the text
-        block (fusions ``text``, ``concat``) from the ImageNet logits of the same reads."""
+        """Fused features: per encoder, the L2-normalised embedding (a tile bag: each tile read as
+        an image from one decode, each L2-normalised), concatenated; then the text block (fusions
+        ``text``, ``concat``) from the ImageNet logits of the same reads."""
         datas = self._read(images)
         if not datas:
             return np.zeros((0, self.head.get_inputs()[0].shape[1]), np.float32)
@@ -224,15 +242,19 @@ class Pipeline:
             pres = [choose(d, enc) for d in datas]
             for i, pre in enumerate(pres):
                 by_size.setdefault(pre["input_size"], []).append(i)
+            views = tiles(enc)
             for rows in by_size.values():
                 for j in range(0, len(rows), batch_size):
                     part = rows[j : j + batch_size]
-                    x = np.stack([preprocess(decode(datas[i], pres[i]["resize_size"]), pres[i]) for i in part])
+                    imgs = [decode(datas[i], pres[i]["resize_size"]) for i in part]
+                    x = np.stack([preprocess(cut(img, v), pres[i]) for img, i in zip(imgs, part) for v in views])
                     for name, value in zip(wanted, sess.run(wanted, {"pixel_values": x})):
+                        value = value.reshape(len(part), -1)  # a bag's tiles side by side
                         got.setdefault(name, np.zeros((len(datas), value.shape[1]), np.float32))[part] = value
-            e = got["embedding"]
+            e = got["embedding"].reshape(len(datas), len(views), -1)
             logits = got.get("logits", logits)
-            blocks.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
+            e = e / np.maximum(np.linalg.norm(e, axis=2, keepdims=True), 1e-12)
+            blocks.append(e.reshape(len(datas), -1))
         if text:
             if self._text_block is None:
                 self._text_block = _session(self.folder / text["file"], self.threads)

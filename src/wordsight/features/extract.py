@@ -178,3 +178,4 @@ def extract_features(data, model: str | ImageEncoder = "efficientnet-lite0", **k
             parts.append(batch.arrays)
     arrays = {n: np.concatenate([p[n] for p in parts]) for n in (parts[0] if parts else {})}
     return FeatureSet(samples, arrays, failures, name, computed, cached)
+

@@ -105,6 +105,13 @@ def tile_view(name: str | None, grid: int, index: int):
         raise ValueError(f"a tile is one of grid x grid tiles, grid 2..{MAX_TILE_GRID}: got grid {grid!r}, "
                          f"tile {index!r}")
     fn, key = get_view(name)
+    return tile_of(fn, key, grid, index)
+
+
+def tile_of(fn, key: str, grid: int, index: int):
+    """``(view, view_key)``: the view function ``fn`` (None: the image itself) named ``key``, then
+    tile ``index`` of its ``grid`` x ``grid`` split (:func:`tile_view` of a view given as a function:
+    an augmented view's tiles)."""
     r, c = divmod(index, grid)
 
     def tile(img: Image.Image) -> Image.Image:

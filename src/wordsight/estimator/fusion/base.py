@@ -16,6 +16,24 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 
 from ..._util.numerics import l2_normalize, l2_normalize_torch
+from ...encoders.tilebag import instances
+
+
+def image_block(embedding: np.ndarray, encoder: str) -> np.ndarray:
+    """An encoder's block of the fused row: its embedding L2-normalised, each instance on its own
+    for an encoder that holds several side by side (a tile bag's tiles, :func:`~wordsight.encoders.tilebag.instances`)."""
+    k = instances(encoder)
+    if k == 1 or embedding.shape[1] == 0:
+        return l2_normalize(embedding)
+    return l2_normalize(np.asarray(embedding).reshape(len(embedding), k, -1)).reshape(len(embedding), -1)
+
+
+def image_block_torch(embedding, encoder: str):
+    """:func:`image_block` in torch (float64, the norm a constant for gradients)."""
+    k = instances(encoder)
+    if k == 1 or embedding.shape[1] == 0:
+        return l2_normalize_torch(embedding.double())
+    return l2_normalize_torch(embedding.double().reshape(embedding.shape[0], k, -1)).reshape(embedding.shape[0], -1)
 
 
 def training_rows(M: np.ndarray, view_M: list[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +77,7 @@ class Fusion(BaseEstimator):
              paired_text: np.ndarray | None = None) -> np.ndarray:
         """(n, F) float32 fused rows from per-encoder embeddings, the ConSE vectors and the
         images' own text vectors (NaN rows where an image has none)."""
-        parts = [l2_normalize(embeddings[e]) for e in self.encoders] if self.image else []
+        parts = [image_block(embeddings[e], e) for e in self.encoders] if self.image else []
         if self.text:
             if semantic is None:
                 raise ValueError(
@@ -76,7 +94,7 @@ class Fusion(BaseEstimator):
         """The same rows in torch (float64), differentiable through the embeddings."""
         import torch
 
-        parts = [l2_normalize_torch(embeddings[e].double()) for e in self.encoders] if self.image else []
+        parts = [image_block_torch(embeddings[e], e) for e in self.encoders] if self.image else []
         if self.text:
             parts.append(self.text_weight * l2_normalize_torch(semantic.double()))
         if self.paired:
@@ -88,8 +106,11 @@ class Fusion(BaseEstimator):
         blocks, start = [], 0
         if self.image:
             for e in self.encoders:
+                k = instances(e)
                 blocks.append({"name": f"image:{e}", "start": start, "stop": start + dims[e],
-                               "computed": f"L2-normalised pooled embedding of {e}"})
+                               "computed": f"L2-normalised pooled embedding of {e}" if k == 1 else
+                               f"{e}'s {k} tiles' pooled embeddings side by side, each L2-normalised",
+                               **({"instances": k} if k > 1 else {})})
                 start += dims[e]
         if self.text:
             blocks.append({"name": "text", "start": start, "stop": start + int(text_dim or 0),

@@ -11,9 +11,11 @@ from .base import Head, class_weights
 from .forest import RandomForestHead
 from .knn import KNNHead
 from .linear import DEFAULT_C_GRID, LinearHead, LogisticHead, SVMHead, fit_temperature
+from .mil import MILHead
 from .mlp import MLPHead
 
-HEAD_CLASSES: dict[str, type[Head]] = {c.name: c for c in (LogisticHead, SVMHead, MLPHead, KNNHead, RandomForestHead)}
+HEAD_CLASSES: dict[str, type[Head]] = {c.name: c for c in (LogisticHead, SVMHead, MLPHead, KNNHead, RandomForestHead,
+                                                           MILHead)}
 HEADS = tuple(HEAD_CLASSES)
 
 
@@ -37,6 +39,6 @@ def head_taking(name: str, **options) -> Head:
     return cls(**{k: v for k, v in options.items() if k in cls._get_param_names()})
 
 
-__all__ = ["DEFAULT_C_GRID", "HEADS", "HEAD_CLASSES", "Head", "KNNHead", "LinearHead", "LogisticHead", "MLPHead",
+__all__ = ["DEFAULT_C_GRID", "HEADS", "HEAD_CLASSES", "Head", "KNNHead", "LinearHead", "LogisticHead", "MILHead", "MLPHead",
            "RandomForestHead", "SVMHead", "class_weights", "fit_temperature", "head_class",
            "head_taking", "make_head"]

@@ -46,10 +46,16 @@ class Head(BaseEstimator):
         y = np.asarray(y, np.int64)
         if y.ndim == 2:
             if not self.multilabel:
-                raise ValueError(f"head {self.name!r} does not fit label sets: use logistic, svm or mlp")
+                raise ValueError(f"head {self.name!r} does not fit label sets: use logistic, svm, mlp or mil")
             self.info["targets"] = LABEL_SETS
         with threadpool_limits(1 if X.size < LARGE_PROBLEM else None, user_api="blas"):
             return self._fit(X, y, int(n_classes))
+
+    def for_row(self, layout: list[dict]) -> "Head":
+        """This unfitted head told the fused row's blocks (the fusion's ``layout``) before its fit; a
+        head that reads the row by blocks (:class:`~.mil.MILHead`: a bag of instances) keeps what it
+        needs as a parameter, the others ignore it."""
+        return self
 
     def _fit(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Head":  # pragma: no cover
         raise NotImplementedError

@@ -56,7 +56,8 @@ def check_config(config: dict, path: Path) -> None:
         _need(isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("fingerprint"), str)
               and type(e.get("dim")) is int and e["dim"] > 0, path, "encoders",
               "must hold {name, fingerprint, dim > 0} objects")
-        ident = e["name"].split(":", 2)[-1] if e["name"].startswith("tiles:") else e["name"]  # tiles:<grid>:<encoder>
+        ident = (e["name"].split(":", 2)[-1] if e["name"].startswith(("tiles:", "tilebag:"))
+                 else e["name"])  # tiles:<grid>:<encoder>, tilebag:<grids>:<encoder>
         ident = ident.split(":", 1)[1] if ":" in ident else ident
         _need(not _local_path(ident), path, "encoders",
               f"names {e['name']!r}, a local path: a saved model names its encoders by registry name or hub id")

@@ -128,7 +128,7 @@ class MultiLabelTask(Task):
             raise ValueError("the multi-label language prior is the per-label prior probe: fusion 'prior' with "
                              "weight 'auto' and the logistic head")
         if not getattr(head, "multilabel", False):
-            raise ValueError(f"head {head.name!r} does not score labels independently: use logistic, svm or mlp "
+            raise ValueError(f"head {head.name!r} does not score labels independently: use logistic, svm, mlp or mil "
                              "for multi-label")
         if isinstance(model.calibration, float):
             raise ValueError("a multi-label model keeps no held-out calibration split: use calibration='cross' "

@@ -72,8 +72,11 @@ def shared_runner(model, engine: str = "auto", precision: str = "auto", threads:
 
 
 def used(model, engine: str = "auto", precision: str = "auto", threads: int | None = None) -> tuple[str, str]:
-    """(engine, precision) the features of ``model`` are computed with here (the shared runner's)."""
-    runner = shared_runner(model, engine, precision, threads)
+    """(engine, precision) the features of ``model`` are computed with here (the shared runner's;
+    a tile bag's: its inner encoder's)."""
+    from ...encoders.tilebag import reader
+
+    runner = shared_runner(reader(model), engine, precision, threads)
     return runner.engine, runner.precision
 
 

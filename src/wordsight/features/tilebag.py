@@ -1,0 +1,57 @@
+"""Reading a tile bag (``tilebag:<grids>:<encoder>``, :mod:`wordsight.encoders.tilebag`): each tile
+of each grid split read as its own image by the inner encoder, through the same cached extraction
+as every view (:func:`~wordsight.features.views.tile_of`; the tiles' cache entries are the tile
+views' own), the tiles' embeddings side by side in one row per image.
+
+An image is kept when every tile of it was read; one that fails is reported once, with the reason
+of its first failing tile.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..encoders.tilebag import PREFIX, is_bag, reader, split
+from .views import tile_of
+
+__all__ = ["bag_views", "combine", "extract_bag", "is_bag", "reader"]
+
+
+def bag_views(grids, view=None, view_key: str = "") -> list[tuple]:
+    """``(view, view_key)`` of every tile of ``grids``, row-major, grid by grid, each cut from the
+    image seen through ``view`` (None: the image itself) named ``view_key``."""
+    return [tile_of(view, view_key, g, i) for g in grids for i in range(g * g)]
+
+
+def extract_bag(data, model: str, *, view=None, view_key: str = "", **kwargs):
+    """The :class:`~wordsight.features.extract.FeatureSet` of the tile bag ``model``: row ``i``
+    holds the tiles' embeddings of ``samples[i]`` side by side, ``(N, tiles * D)`` float32, each
+    tile view read by the inner encoder through :func:`~wordsight.features.extract.extract_features`
+    (``kwargs`` go to it), so with its own cache entries."""
+    from ..io.sources import open_source
+    from .extract import FeatureSet, extract_features
+
+    grids, inner = split(model[len(PREFIX) + 1:])
+    source = open_source(data)  # listed once: every tile reads the same samples
+    sets = [extract_features(source, inner, view=fn, view_key=key, **kwargs)
+            for fn, key in bag_views(grids, view, view_key)]
+    samples, arrays, failures = combine(sets)
+    return FeatureSet(samples, arrays, failures, model, sum(fs.computed for fs in sets), sum(fs.cached for fs in sets))
+
+
+def combine(sets) -> tuple[list, dict, list]:
+    """(samples, arrays, failures) of a bag from its tiles' feature sets (in tile order): the images
+    every tile read, their tiles' embeddings side by side ``(N, tiles * D)`` float32; each failed
+    image once, with its first failing tile's reason."""
+    failures, seen = [], set()
+    for fs in sets:
+        for f in fs.failures:
+            if f.path not in seen:
+                seen.add(f.path)
+                failures.append(f)
+    keep = set.intersection(*(set(fs.paths) for fs in sets)) - seen
+    samples = [s for s in sets[0].samples if s.path in keep]
+    parts = []
+    for fs in sets:
+        pos = {p: i for i, p in enumerate(fs.paths)}
+        parts.append(fs.embeddings[[pos[s.path] for s in samples]])
+    return samples, ({"embedding": np.concatenate(parts, 1).astype(np.float32)} if samples else {}), failures

@@ -1,0 +1,89 @@
+"""One computation for the multiple-instance tagger (issue 24: ``tilebag:2:<encoder>`` + the mil
+head): its torch form, the ONNX export's runner (each tile cut from one decode), the CLI's
+predict, the server's /v1/predict and the Ray batch callable report what ``predict_proba``
+computes, within 1e-5, on 28-px-tile mosaics and on photos."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from wordsight.cli import main
+from wordsight.estimator import Classifier
+from wordsight.io.sources import open_source
+
+ENC = "efficientnet-lite0"
+BAG = f"tilebag:2:{ENC}"
+
+
+@pytest.fixture(scope="module")
+def tagger(mosaic_manifests, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mil-parity")
+    base = mosaic_manifests[0].parent
+    rows = list(csv.DictReader(open(mosaic_manifests[0])))[:48]
+    with open(folder / "train.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["path", "labels"])
+        w.writeheader()
+        w.writerows({"path": str(base / r["path"]), "labels": r["labels"]} for r in rows)
+    clf = Classifier(encoders=(ENC, BAG), task="multi-label", head="mil").fit(folder / "train.csv")
+    clf.save(folder / "m")
+    return clf, folder / "m"
+
+
+@pytest.fixture(scope="module")
+def tests(mosaic_manifests, photo_folder):
+    return open_source(mosaic_manifests[1]).paths[:6] + open_source(photo_folder).paths[:2]  # tiny and photo-sized
+
+
+def test_the_torch_form_and_the_onnx_runner_give_predict_proba(tagger, tests, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from wordsight.export import export_onnx
+
+    clf, folder = tagger
+    want = clf.predict_proba(tests)
+    assert want.shape == (8, 10) and want.std() > 0.05
+    F = clf.featurize(tests)
+    with torch.no_grad():
+        z = clf.state_.logits_torch(torch.from_numpy(np.asarray(F.matrix, np.float64)))
+    np.testing.assert_allclose(torch.sigmoid(z).numpy(), want, atol=1e-9)
+    out = export_onnx(folder, tmp_path / "onnx", text=False)
+    spec = json.loads((out / "pipeline.json").read_text())
+    assert spec["image_encoders"][1]["tiles"] == {"grids": [2]} and spec["head"]["name"] == "mil"
+    module = importlib.util.spec_from_file_location("runner_mil", out / "runner.py")
+    runner = importlib.util.module_from_spec(module)
+    module.loader.exec_module(runner)
+    pipe = runner.Pipeline(out)
+    np.testing.assert_allclose(pipe.features(tests), F.matrix, atol=1e-5)
+    np.testing.assert_allclose(pipe.predict_proba(tests), want, atol=1e-5)
+    assert [tuple(s) for s in pipe.predict(tests)] == clf.predict(tests).tolist()
+
+
+def test_cli_predict_the_server_and_the_ray_batch_report_the_same_tags(tagger, tests, tmp_path):
+    from wordsight.estimator.batch_predict import PredictBatch
+    from wordsight.serve import BackgroundServer, ServeSettings
+
+    clf, folder = tagger
+    want, sets = clf.predict_proba(tests), clf.predict(tests)
+    classes = [str(c) for c in clf.classes_]
+    out = tmp_path / "p.json"
+    assert main(["predict", str(folder), *tests, "--top-k", "10", "--out", str(out), "--quiet"]) == 0
+    rows = json.loads(out.read_text())
+    got = np.array([[{t["class"]: t["probability"] for t in r["top_k"]}[c] for c in classes] for r in rows])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert [tuple(r["predicted"]) for r in rows] == sets.tolist()
+    with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as server:
+        files = [("files", (p.rsplit("/", 1)[1], open(p, "rb").read(), "image/png")) for p in tests]
+        r = httpx.post(server.url + "/v1/predict", files=files, data={"top_k": "10"}, timeout=300)
+    assert r.status_code == 200, r.text
+    got = np.array([[{t["class"]: t["probability"] for t in res["top_k"]}[c] for c in classes]
+                    for res in r.json()["results"]])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    batch = PredictBatch(folder)
+    cols = batch({"path": np.array(tests, dtype=object), "bytes": np.array([open(p, "rb").read() for p in tests],
+                                                                           dtype=object)})
+    np.testing.assert_allclose(cols["probabilities"], want, atol=1e-5)
