@@ -1,6 +1,8 @@
 """The anomaly detector on real Fashion-MNIST images and the packaged encoder: normal = Trouser."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,25 @@ def test_too_few_normal_images_is_one_clear_error(fashion_folder):
     one = sorted((fashion_folder / "train" / "Bag").glob("*.png"))[:1]
     with pytest.raises(ValueError, match=r"at least k\+1 = 3 readable normal images are needed, got 1"):
         AnomalyDetector().fit(one)
+
+
+def test_the_features_precision_is_recorded_at_fit_and_used_again(fashion_folder, trouser, tmp_path, monkeypatch):
+    """A detector's normal bank and new images must be read at one precision: what the fit's
+    features had is saved and passed to the extraction of a loaded detector, unless the parameter
+    names another (as a classifier's, estimator.precision)."""
+    from wordsight.estimator.anomaly import detector as detector_module
+
+    assert trouser.precisions_ == {"efficientnet-lite0": "fp32"}  # the suite pins auto to fp32
+    trouser.save(tmp_path / "det")
+    assert json.loads((tmp_path / "det" / "config.json").read_text())["precisions"] == {"efficientnet-lite0": "fp32"}
+    det = AnomalyDetector.load(tmp_path / "det")
+    assert det.precisions_ == {"efficientnet-lite0": "fp32"}
+    seen = []
+    real = detector_module.extract_blocks
+    monkeypatch.setattr(detector_module, "extract_blocks",  # records what is asked; reads at fp32 (no int8 model here)
+                        lambda *a, **kw: seen.append(kw["precision"]) or real(*a, **{**kw, "precision": "fp32"}))
+    test = fashion_folder / "test" / "Shirt"
+    det.precisions_ = {"efficientnet-lite0": "int8"}  # as if the fit's features had been int8
+    det.extract(test)
+    det.set_params(precision="fp32").extract(test)
+    assert seen == [{"efficientnet-lite0": "int8"}, {"efficientnet-lite0": "fp32"}]

@@ -43,6 +43,9 @@ def test_a_changed_byte_in_the_bank_is_refused(det_copy):
     (lambda c: c.update(threshold=float("nan")), r"field 'threshold' must be a finite number"),
     (lambda c: c.update(n_train=5), r"array 'bank' has shape \(6, \d+\), expected \(5, \d+\)"),
     (lambda c: c.update(method="mahalanobis"), r"must hold exactly \['mean', 'precision'\], found \['bank'\]"),
+    (lambda c: c.update(precisions={"efficientnet-lite0": "fp8"}), r"field 'precisions' must map each encoder to one of fp32"),
+    (lambda c: c.update(precisions={"mobilenetv2": "fp32"}), r"field 'precisions' must map each encoder"),
+    (lambda c: c.update(precisions="bf16"), r"field 'precisions' must map each encoder"),
 ])
 def test_resigned_edits_that_do_not_fit_are_refused(det_copy, edit, message):
     resign(det_copy, edit)

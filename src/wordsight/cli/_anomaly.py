@@ -45,7 +45,7 @@ def fit_detector(args, data) -> int:
     det = AnomalyDetector(encoders=tuple(encoders_arg(args)), method=method, k=args.k,
                           reject_rate=args.reject_rate, coreset=args.coreset, class_name=args.class_name,
                           text_weight=args.words_weight, cache=cache_arg(args), batch_size=args.batch_size,
-                          quiet=args.quiet).fit(data or None)
+                          quiet=args.quiet, precision=getattr(args, "precision", "auto")).fit(data or None)
     det.save(args.out)
     what = f"coreset {args.coreset:g}" if det.localises else "words" if method == "words" else f"k={args.k}"
     if args.class_name is not None and method != "words":
@@ -86,6 +86,8 @@ def predict_detector(args, data) -> int:
     if args.heatmaps and not det.localises:
         raise ValueError(f"{args.model}: --heatmaps needs a detector fitted with --method patchcore, not {det.method}")
     det.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+    if getattr(args, "precision", None) is not None:  # else the features' precision at fit
+        det.set_params(precision=args.precision)
     if args.engine == "ray":
         from ..estimator.batch_predict import ray_score
 
@@ -163,6 +165,8 @@ def evaluate_detector_cli(args, det) -> int:
         raise ValueError(f"{args.model} is an anomaly detector: name the normal label(s) of the test images "
                          "with --normal LABEL[,LABEL]")
     det.set_params(cache=cache_arg(args), batch_size=args.batch_size, quiet=args.quiet)
+    if getattr(args, "precision", None) is not None:  # else the features' precision at fit
+        det.set_params(precision=args.precision)
     results = evaluate_detector(det, args.data, [v.strip() for v in args.normal.split(",") if v.strip()],
                                 most_abnormal=args.mistakes)
     print(anomaly_table(results))

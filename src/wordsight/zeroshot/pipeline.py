@@ -254,9 +254,17 @@ class ZeroShotPipeline:
             raise ModelFolderError(str(e)) from None
         first = next(iter(ways.values()))
         classes = [str(c) for c in first.classes_]
-        self = cls(classes, encoder=meta["encoder"], text_model=meta.get("text_model") or first.text_model,
-                   method=first.method, view=meta["view"])
+        kind = cls
+        if meta.get("tags"):  # a multi-label model's language prior: the tags' pipeline
+            from .tags import TagPrior
+
+            kind = TagPrior
+        self = kind(classes, encoder=meta["encoder"], text_model=meta.get("text_model") or first.text_model,
+                    method=first.method, view=meta["view"])
         self.view_, self.ways_, self.classes_ = meta["view"], ways, np.asarray(classes, dtype=object)
         self.centered_ = bool(getattr(first, "image_mean_", None) is not None)
-        self.saved_tags_ = bool(meta.get("tags"))  # a multi-label model's prior (zeroshot.tags.load_prior)
+        return self._loaded()
+
+    def _loaded(self) -> "ZeroShotPipeline":
+        """A loaded pipeline, completed by a subclass (the tags' prior drops "none" from ``classes_``)."""
         return self

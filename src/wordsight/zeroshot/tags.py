@@ -21,30 +21,39 @@ NONE = "nothing"  # the "none" option's class name (its texts: the templates ove
 THRESHOLD = 0.5
 
 
+def _with_none(tags, what: str) -> list:
+    if NONE in tags:
+        raise ValueError(f"{NONE!r} is the 'none' option of {what}: rename that tag")
+    return [*tags, NONE]
+
+
 def tag_pipeline(tags, **options):
     """The :class:`~.pipeline.ZeroShotPipeline` over ``tags`` and the "none" option."""
-    if NONE in tags:
-        raise ValueError(f"{NONE!r} is the 'none' option of --multilabel: rename that tag")
-    return ZeroShotPipeline([*tags, NONE], **options)
+    return ZeroShotPipeline(_with_none(tags, "--multilabel"), **options)
 
 
 def tag_prior(tags, **options):
     """The language prior of a multi-label model: a :class:`TagPrior` over ``tags``."""
-    if NONE in tags:
-        raise ValueError(f"{NONE!r} is the 'none' option of multi-label zero-shot: rename that label")
-    return TagPrior([*tags, NONE], **options)
+    return TagPrior(_with_none(tags, "multi-label zero-shot"), **options)
 
 
 class TagPrior(ZeroShotPipeline):
     """The zero-shot pipeline over the tags and "none" whose scores are each tag's log-odds
     against "none" (:func:`tag_log_odds`): what a multi-label model's language prior
     (``fusion='prior'``) reads in place of log-probabilities over classes. ``classes_`` are the
-    tags alone (the model's labels); its saved ``pipeline.json`` says ``"tags": true``."""
+    tags alone (the model's labels); its saved ``pipeline.json`` says ``"tags": true``, and
+    :meth:`ZeroShotPipeline.load` gives back a TagPrior."""
 
     tags = True  # scores are per-tag log-odds (a plain ZeroShotPipeline has none)
 
     def fit(self, X=None, **kw) -> "TagPrior":
         super().fit(X, **kw)
+        self.classes_ = np.asarray(self.classes[:-1], dtype=object)
+        return self
+
+    def _loaded(self) -> "TagPrior":
+        if not self.classes or self.classes[-1] != NONE:
+            raise ValueError(f"a tag prior's last class must be {NONE!r}, not {self.classes[-1:]}")
         self.classes_ = np.asarray(self.classes[:-1], dtype=object)
         return self
 
@@ -54,22 +63,6 @@ class TagPrior(ZeroShotPipeline):
 
     def _write(self, folder):
         return {**super()._write(folder), "tags": True}
-
-
-def load_prior(folder):
-    """A saved language prior: a :class:`TagPrior` where its ``pipeline.json`` says ``tags``, else
-    the :class:`~.pipeline.ZeroShotPipeline`."""
-    pipeline = ZeroShotPipeline.load(folder)
-    return as_tag_prior(pipeline) if pipeline.saved_tags_ else pipeline
-
-
-def as_tag_prior(pipeline):
-    """A loaded pipeline whose config said ``tags``: its classes end with "none"; the tags' prior."""
-    if not pipeline.classes or pipeline.classes[-1] != NONE:
-        raise ValueError(f"a tag prior's last class must be {NONE!r}, not {pipeline.classes[-1:]}")
-    pipeline.__class__ = TagPrior
-    pipeline.classes_ = np.asarray(pipeline.classes[:-1], dtype=object)
-    return pipeline
 
 
 def tag_log_odds(pipeline, reading: dict) -> np.ndarray:

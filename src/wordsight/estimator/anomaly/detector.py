@@ -28,10 +28,13 @@ class AnomalyDetector:
 
     def __init__(self, encoders="efficientnet-lite0", method: str = "knn", k: int = 2, reject_rate: float = 0.05,
                  cache=None, batch_size=None, quiet: bool = True, small_input="auto", coreset: float = 0.1,
-                 class_name: str | None = None, text_weight: float = TEXT_WEIGHT):
+                 class_name: str | None = None, text_weight: float = TEXT_WEIGHT, precision: str = "auto"):
         self.encoders, self.method, self.k, self.reject_rate = encoders, method, k, reject_rate
         self.coreset, self.class_name, self.text_weight = coreset, class_name, text_weight
         self.cache, self.batch_size, self.quiet, self.small_input = cache, batch_size, quiet, small_input
+        # the pooled features' precision, as a classifier's (estimator.precision): recorded at fit in
+        # ``precisions_`` and used again at scoring, so that normal bank and new images agree
+        self.precision = precision
 
     @property
     def encoder_names(self) -> list[str]:
@@ -50,11 +53,13 @@ class AnomalyDetector:
     def extract(self, X) -> FeatureBlocks:
         """Every encoder's pooled features of ``X`` (images, a folder, a manifest, or FeatureBlocks)."""
         from ...io.sources import open_source
+        from ..precision import for_features
 
         if isinstance(X, FeatureBlocks):
             return X
+        precision = for_features(self.encoder_names, self.precision, getattr(self, "precisions_", None))
         return extract_blocks(open_source(X), self.encoder_names, cache=self.cache, batch_size=self.batch_size,
-                              quiet=self.quiet, small_input=self.small_input)
+                              quiet=self.quiet, small_input=self.small_input, precision=precision)
 
     @property
     def localises(self) -> bool:
@@ -128,8 +133,14 @@ class AnomalyDetector:
             raise ValueError(f"unknown anomaly method {self.method!r}: choose one of {', '.join(METHODS)}")
         if not 0.0 <= self.reject_rate < 1.0:
             raise ValueError(f"reject_rate must be in [0, 1), got {self.reject_rate}")
+        from ..precision import resolve
+
+        self.precisions_ = None  # a refit resolves the parameter again
         if fit_words(self, X):  # the words alone (no image scorer)
             return self
+        # patch grids are read by the torch engine at fp32 (.patches); pooled features as resolved here
+        self.precisions_ = ({e: "fp32" for e in self.encoder_names} if self.localises
+                            else resolve(self.encoder_names, self.precision))
         F = self.image_rows(X)
         if len(F.matrix) < self.k + 1:
             where = f" in {X}" if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__") else ""

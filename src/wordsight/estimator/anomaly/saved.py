@@ -35,7 +35,8 @@ def save_detector(det, folder) -> str:
                 "bank_size": int(len(state["bank"])) if "bank" in state else 0,
                 "class_name": det.class_name if words is not None else None, "text_weight": float(det.text_weight),
                 "words_view": words.pipeline_.view_ if words is not None and words.fixed_view_ else None,
-                "image_ref": getattr(det, "image_ref_", None), "word_ref": getattr(det, "word_ref_", None)}
+                "image_ref": getattr(det, "image_ref_", None), "word_ref": getattr(det, "word_ref_", None),
+                "precisions": getattr(det, "precisions_", None)}
 
     return write_folder(folder, write)
 
@@ -55,12 +56,23 @@ def _check_config(c: dict, path: Path) -> None:
     _check(isinstance(n, int) and not isinstance(n, bool) and n >= least, path,
            f"field 'n_train' must be an integer >= {least}, got {n!r}")
     _check_words(c, path)
+    _check_precisions(c, path)
     for f in ("threshold", "reject_rate"):
         _check(isinstance(c.get(f), (int, float)) and math.isfinite(c[f]), path, f"field {f!r} must be a finite number")
     least = 0 if c.get("method") == "words" else 1
     _check(isinstance(c.get("n_features"), int) and c["n_features"] >= least, path,
            f"field 'n_features' must be an integer >= {least}")
     _check(c.get("state") == STATE_FILE and STATE_FILE in c.get("files", {}), path, f"{STATE_FILE} must be listed in 'files'")
+
+
+def _check_precisions(c: dict, path: Path) -> None:
+    """``precisions``: absent or null (a words detector; a folder saved before it was recorded), else
+    the precision of each encoder's features at fit."""
+    from ..precision import CONCRETE
+
+    p = c.get("precisions")
+    _check(p is None or (isinstance(p, dict) and set(p) == set(c["encoders"]) and all(v in CONCRETE for v in p.values())),
+           path, f"field 'precisions' must map each encoder to one of {', '.join(CONCRETE)}, got {p!r}")
 
 
 def _check_words(c: dict, path: Path) -> None:
@@ -114,6 +126,8 @@ def load_detector(cls, folder):
               class_name=c.get("class_name"), text_weight=c.get("text_weight", 0.1))
     det.scorer_ = SCORERS[c["method"]](c["k"]).set_state(arrays) if c["method"] in SCORERS else None
     det.image_ref_, det.word_ref_, det.words_ = c.get("image_ref"), c.get("word_ref"), None
+    # what the fit's features had (None in a folder saved before it was recorded: ``auto`` again)
+    det.precisions_ = c.get("precisions")
     if det.class_name is not None:
         from .words import WordScorer
 
