@@ -11,6 +11,10 @@ Trained on image-level labels only, with ``lam * (|W|^2 + |V|^2)``, ``lam`` chos
 cross-validated mean average precision among 1e-5, 1e-4, 1e-3, and a decade or two below
 while the smallest wins (:mod:`.mil_fit`).
 
+``hidden=H > 0``: each instance scored by one ReLU layer of width ``H`` shared over the instances
+instead of ``T . W`` (:mod:`.mil_mlp`: ``pool_i (relu(T[n, i] . W1.T + c1) . W2[l])``), trained by
+AdamW for a fixed number of epochs with a fixed weight decay (no ``lam`` search).
+
 Where the bag lies in the row comes from the fusion's layout (:meth:`for_row`, a block with
 ``instances``), or from ``bag = [start, instances, width]``. A row without a bag is the global
 term alone: a logistic regression fitted the same way.
@@ -24,6 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .base import Head
 from .mil_fit import LAM_EXTEND, LAM_GRID, choose_lam, fit_weights
+from .mil_mlp import fit_mlp_scorer, numpy_scores
 
 POOLS = ("lse", "max")
 
@@ -32,21 +37,23 @@ class MILHead(Head):
     """Per-instance label scores pooled over a bag, plus a linear global term (module doc).
     ``pool``: "lse" or "max"; ``lam``: the penalty (None: cross-validated over ``LAM_GRID``, a
     decade or two below it while its smallest wins; a sequence: that grid); ``bag``: where the
-    instances lie (None: from the fusion's layout); ``max_iter``: L-BFGS iterations."""
+    instances lie (None: from the fusion's layout); ``max_iter``: L-BFGS iterations; ``hidden``: 0 the
+    linear instance scorer, H > 0 a ReLU layer of width H (:mod:`.mil_mlp`, ``HIDDEN`` = 1024 measured)."""
 
     name = "mil"
     multilabel = True
     _parameter_constraints = {"pool": [StrOptions(set(POOLS))],
                               "lam": [Interval(Real, 0, None, closed="left"), tuple, list, None],
                               "bag": [tuple, list, None], "max_iter": [Interval(Integral, 1, None, closed="left")],
-                              "random_state": ["random_state"]}
+                              "random_state": ["random_state"], "hidden": [Interval(Integral, 0, None, closed="left")]}
 
-    def __init__(self, pool="lse", lam=None, bag=None, max_iter=300, random_state=0):
+    def __init__(self, pool="lse", lam=None, bag=None, max_iter=300, random_state=0, hidden=0):
         self.pool = pool
         self.lam = lam
         self.bag = bag
         self.max_iter = max_iter
         self.random_state = random_state
+        self.hidden = hidden
 
     # ------------------------------------------------------------------ the row's layout
     def for_row(self, layout: list[dict]) -> "MILHead":
@@ -74,6 +81,8 @@ class MILHead(Head):
     def fold_params(self, n_all: int, n_fold: int) -> dict:
         """The chosen ``lam`` and the bag, fixed: the loss is a mean over images, so the same
         ``lam`` weighs the penalty alike per image on a fold (no scaling, unlike a linear head's C)."""
+        if self.info.get("hidden"):
+            return {"bag": self.info["bag"]}
         return {"lam": float(self.info["lam"]), "bag": self.info["bag"]}
 
     def _split(self, X: np.ndarray, bag):
@@ -90,6 +99,8 @@ class MILHead(Head):
         T, G = self._split(X, bag)
         # float32 once (torch fits in float32): 10,000 images x 13 tiles x 1280 is 0.67 GB, not 1.3
         T, G = (None if T is None else np.ascontiguousarray(T, np.float32)), np.ascontiguousarray(G, np.float32)
+        if int(self.hidden) > 0:
+            return self._fit_hidden(T, G, y, n_classes, bag)
         grid = tuple(self.lam) if isinstance(self.lam, (list, tuple)) else (
             (float(self.lam),) if self.lam is not None else LAM_GRID)
 
@@ -105,7 +116,19 @@ class MILHead(Head):
                          lam_search="3-fold cross-validated mean average precision" if cv else "given or too few images")
         return self
 
+    def _fit_hidden(self, T, G, y, n_classes, bag):
+        if T is None:
+            raise ValueError("the mil head's hidden layer scores instances: the row holds no bag of instances")
+        seed = self.random_state if isinstance(self.random_state, Integral) else 0
+        arrays, loss = fit_mlp_scorer(T, G, y, n_classes, int(self.hidden), self.pool, int(seed))
+        self.arrays.update(arrays)
+        self.info.update(hidden=int(self.hidden), bag=bag, pool=self.pool, train_loss=loss,
+                         lam_search="none (hidden layer: fixed epochs and weight decay)")
+        return self
+
     def _scores(self, T, G, w) -> np.ndarray:
+        if self.info.get("hidden"):
+            return numpy_scores(T, G, w, self.info.get("pool", self.pool))
         from scipy.special import logsumexp
 
         z = G @ w["V"].T + w["b"]
@@ -136,6 +159,7 @@ class MILHead(Head):
         import torch
 
         bag, lse = self.info.get("bag"), self.info.get("pool", self.pool) == "lse"
+        hidden = bool(self.info.get("hidden"))
         arrays = {k: torch.from_numpy(np.ascontiguousarray(v, np.float64)) for k, v in self.arrays.items()}
 
         class MIL(torch.nn.Module):
@@ -149,7 +173,8 @@ class MILHead(Head):
                     return X @ self.V.T + self.b
                 start, k, d = bag
                 z = torch.cat([X[:, :start], X[:, start + k * d:]], 1) @ self.V.T + self.b
-                s = X[:, start:start + k * d].reshape(-1, k, d) @ self.W.T
+                T = X[:, start:start + k * d].reshape(-1, k, d)
+                s = (T @ self.W1.T + self.c1).clamp_min(0) @ self.W2.T if hidden else T @ self.W.T
                 return z + (torch.logsumexp(s, 1) if lse else s.amax(1))
 
         return MIL()
@@ -157,8 +182,10 @@ class MILHead(Head):
     # ------------------------------------------------------------------ state
     @classmethod
     def state_arrays(cls, info):
-        """``V``, ``b`` and, with a bag, ``W``."""
-        return ["V", "b"] + (["W"] if info.get("bag") else [])
+        """``V``, ``b`` and, with a bag, ``W`` (linear scorer) or ``W1``, ``c1``, ``W2`` (hidden layer)."""
+        if not info.get("bag"):
+            return ["V", "b"]
+        return ["V", "b"] + (["W1", "c1", "W2"] if info.get("hidden") else ["W"])
 
     def state_problems(self, n_features: int, n_classes: int) -> list[tuple[str, str]]:
         """The bag inside the row, ``W`` one row of the instance width per label, ``V`` the rest."""
@@ -172,10 +199,21 @@ class MILHead(Head):
         g = n_features - (bag[1] * bag[2] if bag else 0)
         if self.arrays["V"].shape != (n_classes, g):
             out.append(("V", f"must be ({n_classes}, {g}), not {self.arrays['V'].shape}"))
-        if bag and self.arrays["W"].shape != (n_classes, bag[2]):
+        if bag and self.info.get("hidden"):
+            out += self._hidden_problems(n_classes, bag)
+        elif bag and self.arrays["W"].shape != (n_classes, bag[2]):
             out.append(("W", f"must be ({n_classes}, {bag[2]}) for a bag of {bag[1]} x {bag[2]}, not "
                              f"{self.arrays['W'].shape}"))
         if self.arrays["b"].shape != (n_classes,):
             out.append(("b", f"must be ({n_classes},), not {self.arrays['b'].shape}"))
         return out
 
+
+    def _hidden_problems(self, n_classes: int, bag) -> list[tuple[str, str]]:
+        """``W1`` (H, d), ``c1`` (H,), ``W2`` (L, H) for the saved ``hidden`` H."""
+        h = self.info.get("hidden")
+        if not isinstance(h, int) or isinstance(h, bool) or h < 1:
+            return [("hidden", f"must be a positive whole number, not {h!r}")]
+        want = {"W1": (h, bag[2]), "c1": (h,), "W2": (n_classes, h)}
+        return [(k, f"must be {want[k]} for a hidden layer of {h} over instances of {bag[2]}, not "
+                    f"{self.arrays[k].shape}") for k in want if self.arrays[k].shape != want[k]]
