@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score
 
 from wordsight.estimator import Classifier
 from wordsight.estimator.heads import MILHead
-from wordsight.estimator.heads.mil_mlp import EPOCHS, HIDDEN, WEIGHT_DECAY
+from wordsight.estimator.heads.mil_mlp import BATCH, DROPOUT, EPOCHS, HIDDEN, LR, MIN_STEPS, WEIGHT_DECAY
 
 from .test_mil_head import START, D, K, L, bags
 
@@ -118,6 +118,7 @@ def test_one_label_per_image_is_a_softmax_trained_with_cross_entropy(data):
 def test_fixed_defaults_and_a_row_without_a_bag_is_refused(data):
     (X, Y), _ = data
     assert MILHead().get_params()["hidden"] == 0 and (EPOCHS, HIDDEN, WEIGHT_DECAY) == (30, 1024, 1e-4)
+    assert (LR, BATCH, DROPOUT, MIN_STEPS) == (1e-3, 256, 0.2, 300)  # the measured recipe (docs/benchmarks.md)
     with pytest.raises(ValueError, match="hidden layer scores instances: the row holds no bag"):
         MILHead(hidden=8).fit(X, Y, L)
     sets = [tuple(f"l{j}" for j in np.nonzero(r)[0]) for r in Y]
