@@ -1,7 +1,9 @@
 """Reading a tile bag (``tilebag:<grids>:<encoder>``, :mod:`wordsight.encoders.tilebag`): each tile
 of each grid split read as its own image by the inner encoder, through the same cached extraction
 as every view (:func:`~wordsight.features.views.tile_of`; the tiles' cache entries are the tile
-views' own), the tiles' embeddings side by side in one row per image.
+views' own; each image read and decoded once for all its tiles,
+:func:`~wordsight.features.multi_view.extract_views`), the tiles' embeddings side by side in one
+row per image.
 
 An image is kept when every tile of it was read; one that fails is reported once, with the reason
 of its first failing tile.
@@ -25,15 +27,14 @@ def bag_views(grids, view=None, view_key: str = "") -> list[tuple]:
 def extract_bag(data, model: str, *, view=None, view_key: str = "", **kwargs):
     """The :class:`~wordsight.features.extract.FeatureSet` of the tile bag ``model``: row ``i``
     holds the tiles' embeddings of ``samples[i]`` side by side, ``(N, tiles * D)`` float32, each
-    tile view read by the inner encoder through :func:`~wordsight.features.extract.extract_features`
-    (``kwargs`` go to it), so with its own cache entries."""
-    from ..io.sources import open_source
-    from .extract import FeatureSet, extract_features
+    tile view read by the inner encoder as :func:`~wordsight.features.extract.extract_features`
+    reads it, with its own cache entries, all tiles of an image cut from one read and one decode
+    (:func:`~wordsight.features.multi_view.extract_views`; ``kwargs`` go to it)."""
+    from .extract import FeatureSet
+    from .multi_view import extract_views
 
     grids, inner = split(model[len(PREFIX) + 1:])
-    source = open_source(data)  # listed once: every tile reads the same samples
-    sets = [extract_features(source, inner, view=fn, view_key=key, **kwargs)
-            for fn, key in bag_views(grids, view, view_key)]
+    sets = list(extract_views(data, inner, bag_views(grids, view, view_key), **kwargs))
     samples, arrays, failures = combine(sets)
     return FeatureSet(samples, arrays, failures, model, sum(fs.computed for fs in sets), sum(fs.cached for fs in sets))
 
