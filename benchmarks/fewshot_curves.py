@@ -15,8 +15,8 @@ the image probe at k = 1..2, the issue's dog/cat case (zero-shot 82%, image-only
 Per task the images are embedded once (the feature cache) and the prior's reading of every pool
 and test image is read once; each draw then fits ``Classifier()`` (image-only), the default that
 ``wordsight fit`` picks (:func:`~wordsight.estimator.classifier.default_fusion`: the prior
-learner below 16 images per class) and reads the zero-shot prior alone (centred on the k-shot
-images, as the default's prior). k = 0 is the zero-shot pipeline on the test images (``wordsight
+learner below 16 images per class) and reads the zero-shot prior alone (centred on the other
+classes' share of the k-shot images' mean, as the default's prior). k = 0 is the zero-shot pipeline on the test images (``wordsight
 zeroshot``). Every choice a learner makes is made inside its ``fit`` from the k-shot images.
 Prints one table per task (mean over the draws) and writes the JSON to ``benchmarks/results``.
 """

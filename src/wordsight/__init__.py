@@ -1,7 +1,7 @@
 """wordsight: image classification with language models.
 
 Public API: :class:`Classifier`, :class:`AnomalyDetector`, :class:`ZeroShotClassifier`, :class:`ZeroShotPipeline`,
-:func:`load` (a saved model folder, whatever its kind), :func:`extract_features`,
+:func:`load` (a saved model folder, whatever its kind), :func:`extract_features`, :func:`extract_views`,
 :func:`load_model`, :func:`list_models`. Names load lazily, so that
 ``import wordsight`` (and the CLI's start) pays for torch and scikit-learn only when they are used.
 """
@@ -12,7 +12,8 @@ _EXPORTS = {
     "Classifier": ".estimator", "AnomalyDetector": ".estimator.anomaly", "FittedModel": ".estimator",
     "ZeroShotClassifier": ".zeroshot.text_classifier", "ZeroShotPipeline": ".zeroshot.pipeline",
     "FeatureCache": ".features", "FeatureSet": ".features", "extract_features": ".features",
-    "iter_features": ".features", "get_config": ".encoders", "list_models": ".encoders", "load_model": ".encoders",
+    "extract_views": ".features", "iter_features": ".features",
+    "get_config": ".encoders", "list_models": ".encoders", "load_model": ".encoders",
     "Sample": ".io.sources", "Source": ".io.sources", "open_source": ".io.sources",
     "cache_report": "._util.caches", "clear_caches": "._util.caches",
 }

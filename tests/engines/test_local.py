@@ -81,8 +81,8 @@ def test_tiny_images_run_at_the_small_input_size(mixed_folder):
     assert err is None and x.shape == (3, 160, 160)
     np.testing.assert_allclose(auto.embeddings[1], full.embeddings[1], rtol=RTOL, atol=ATOL)  # photo: unchanged
     assert not np.allclose(auto.embeddings[0], full.embeddings[0], atol=1e-2)  # tiny: its own input size
-    keys = fn.prepare(open_source_samples([tiny])).keys
-    assert keys[0].endswith("|px160")
+    keys = fn.prepare(open_source_samples([tiny])).keys  # [the keys of each view of each sample]
+    assert keys[0][0].endswith("|px160")
 
 
 def open_source_samples(paths):

@@ -156,7 +156,7 @@ def test_fit_matches_an_independent_computation():
 def test_class_weights_enter_the_calibration_and_the_image_probe(class_weight):
     """Imbalanced support images (7, 2, 1) with class weights: the prior's temperature and the
     image probe each minimise the *weighted* log-loss, written out here; unweighted maths differs.
-    One image of class 2: no held-out choice, the prior at a quarter of its calibration."""
+    One image of class 2: no held-out choice, the prior at a third of its calibration."""
     rng = np.random.default_rng(21)
     ytr = np.repeat([0, 1, 2], [7, 2, 1])
     Xtr = rng.normal(size=(10, 6)) + 2.0 * np.eye(3, 6)[ytr]
@@ -191,7 +191,7 @@ def test_class_weights_enter_the_calibration_and_the_image_probe(class_weight):
 
     theta = minimize(loss, np.zeros(21), method="BFGS", options={"gtol": 1e-10}).x
     W, b = theta[:18].reshape(3, 6), theta[18:]
-    expected = sp_log_softmax(0.25 * T * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
+    expected = sp_log_softmax(T / 3 * pte + ((Xte - mean) / scale) @ W.T + b, axis=1)
     np.testing.assert_allclose(probe.logits(Xte, pte), expected, atol=1e-5)
 
 
@@ -220,9 +220,9 @@ def test_what_a_fit_reports_with_and_without_labels():
                                        "strength")} == {"n_classes": 3, "n_features": 5, "n_train": 0, "C": 0.1,
                                                         "scale": 1.0, "calibration": 1.0, "strength": 1.0}
     assert empty.info["how"].startswith("no labelled images")
-    Xtr, ytr = blobs(3, n_classes=3, d=5, seed=30)
+    Xtr, ytr = blobs(5, n_classes=3, d=5, seed=30)
     probe = PriorProbe(C=0.5).fit(Xtr, ytr, perfect_prior(ytr, 3, 31), 3)
-    assert probe.info["n_train"] == 9 and probe.info["C"] == 0.5 and probe.info["converged"] is True
+    assert probe.info["n_train"] == 15 and probe.info["C"] == 0.5 and probe.info["converged"] is True
     assert probe.info["choice"] == "half-weight prior"  # a perfect prior: the held-out images say so
     assert probe.info["strength"] == pytest.approx(0.5 * probe.info["calibration"])
     assert probe.info["scale"] == pytest.approx(np.sqrt(np.mean((Xtr - Xtr.mean(0)) ** 2)))
@@ -285,7 +285,7 @@ def test_many_labels_and_a_useless_prior_are_exactly_the_image_probe():
     assert probe.info["calibration"] == 0.0 and probe.info["strength"] == 0.0
     held = probe.info["held_out"]
     assert held["zero-shot"]["log_loss"] == pytest.approx(np.log(4))  # T = 0 in every fold: uniform
-    assert held["image probe"] == held["quarter-weight prior"] == held["half-weight prior"]
+    assert held["image probe"] == held["third-weight prior"] == held["half-weight prior"]
     mean = Xtr.mean(0)
     scale = np.sqrt(np.mean((Xtr - mean) ** 2))
     ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit((Xtr - mean) / scale, ytr)
@@ -312,9 +312,9 @@ def test_a_perfect_prior_and_noise_images_stay_with_the_prior():
 def test_the_choice_rule_folds_and_weights():
     from wordsight.estimator import prior_strength as ps
 
-    scores = {"image probe": {"log_loss": 0.50}, "quarter-weight prior": {"log_loss": 0.515},
+    scores = {"image probe": {"log_loss": 0.50}, "third-weight prior": {"log_loss": 0.515},
               "half-weight prior": {"log_loss": 0.6}, "zero-shot": {"log_loss": 0.1}}
-    assert ps.choose(scores) == "quarter-weight prior"  # 0.015 nats better is within the margin
+    assert ps.choose(scores) == "third-weight prior"  # 0.015 nats better is within the margin
     scores["image probe"]["log_loss"] = 0.49
     assert ps.choose(scores) == "image probe"  # 0.025 better; zero-shot is never a candidate
     y = np.repeat(np.arange(3), 14)  # 42 images: folds holding one image of every class
@@ -338,7 +338,7 @@ def test_summary_says_what_the_language_contributed():
     assert f"zero-shot right on {np.mean(ptr.argmax(1) == ytr):.0%} of the 6 labelled images" in line
     assert f"held-out on them: zero-shot {held['zero-shot']['accuracy']:.0%}, image probe " in line
     one = PriorProbe().fit(Xtr[::2], ytr[::2], ptr[::2], 3).info
-    assert "one image of some class: no held-out images" in summary(one) and one["choice"] == "quarter-weight prior"
+    assert "one image of some class: no held-out images" in summary(one) and one["choice"] == "third-weight prior"
 
 
 def test_images_that_separate_and_a_prior_wrong_half_the_time_go_to_the_images():
@@ -371,15 +371,15 @@ def test_images_that_separate_and_a_prior_wrong_half_the_time_go_to_the_images()
 def test_the_image_probe_does_not_depend_on_the_prior():
     """Issue 26: the image part is the image probe fitted alone, not a residual on the prior. A
     prior right and sure on every labelled image (which left a residual near zero) and a useless
-    one give the same W and b; with one image per class the prior enters at T / 4."""
+    one give the same W and b; with one image per class the prior enters at T / 3."""
     Xtr, ytr = blobs(1, n_classes=4, d=24, noise=1.0, seed=51)
     sure, noise = perfect_prior(ytr, 4, 52), useless_prior(len(ytr), 4, 53)
     a, b = PriorProbe().fit(Xtr, ytr, sure, 4), PriorProbe().fit(Xtr, ytr, noise, 4)
     np.testing.assert_allclose(a.arrays["W"], b.arrays["W"], atol=1e-8)
     np.testing.assert_allclose(a.arrays["b"], b.arrays["b"], atol=1e-8)
     assert np.abs(a.arrays["W"]).max() > 0.05  # a real image probe, not a vanishing residual
-    assert a.info["choice"] == "quarter-weight prior"
-    assert a.info["strength"] == pytest.approx(0.25 * a.info["calibration"], rel=1e-12)
+    assert a.info["choice"] == "third-weight prior"
+    assert a.info["strength"] == pytest.approx(a.info["calibration"] / 3, rel=1e-12)
     image = make_head("logistic", C=0.1).fit(Xtr, ytr, 4)
     Xte, _ = blobs(20, n_classes=4, d=24, noise=1.0, seed=54)
     flat = np.zeros((len(Xte), 4))  # a uniform prior adds nothing: the image head's own probabilities

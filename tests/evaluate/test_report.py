@@ -100,7 +100,7 @@ def test_report_says_how_much_the_language_contributed(fashion_blocks, tmp_path)
     lang = results["model"]["language"]
     assert lang["summary"] == summary(info) and lang["choice"] == info["choice"]
     assert lang["strength"] == info["strength"] and lang["n_train"] == len(train)
-    assert set(lang["held_out"]) == {"image probe", "quarter-weight prior", "half-weight prior", "zero-shot"}
+    assert set(lang["held_out"]) == {"image probe", "third-weight prior", "half-weight prior", "zero-shot"}
     html = write_report(results, tmp_path / "report", model=clf).read_text()
     assert "language: prior weight" in html
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["model"]["language"]["choice"] == info["choice"]

@@ -202,12 +202,12 @@ def test_zero_shot_cli_server_and_pipeline_agree(parity_data, tmp_path):
     np.testing.assert_allclose(served, want, atol=1e-5)
 
 
-def test_the_prior_is_the_zero_shot_pipeline_centred_on_the_training_images(fitted, parity_data):
+def test_the_prior_is_the_zero_shot_pipeline_centred_on_the_other_classes_share(fitted, parity_data):
     from wordsight.zeroshot.pipeline import ZeroShotPipeline
 
     clf, _ = fitted["logistic", "prior"]
     train, tests = parity_data
-    pipeline = ZeroShotPipeline([str(c) for c in clf.classes_], center="yes").fit(train)
+    pipeline = ZeroShotPipeline([str(c) for c in clf.classes_], center="others").fit(train)
     assert pipeline.centered_ and clf.prior_.centered_ and pipeline.view_ == clf.prior_.view_
     np.testing.assert_allclose(clf.prior_log_proba(clf.extract(tests)), pipeline.predict_log_proba(tests)[0],
                                atol=1e-6)

@@ -67,11 +67,16 @@ def test_zeroshot_with_class_names(fashion_test, tmp_path, capsys):
     rc = main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--quiet", "--out", str(tmp_path / "auto.json")])
     assert rc == 0 and json.loads((tmp_path / "auto.json").read_text()) == rows
     # centring on these 40 images (auto centres from 50 on) and the ConSE way are other numbers
-    for extra, name in ((["--center", "yes"], "centred.json"), (["--ways", "conse"], "conse.json")):
+    # (and "others", the few-shot prior's (C - 1) / C of the mean: other numbers than the whole mean's)
+    seen = {}
+    for extra, name in ((["--center", "yes"], "centred.json"), (["--ways", "conse"], "conse.json"),
+                        (["--center", "others"], "others.json")):
         assert main(["zeroshot", str(fashion_test), "--classes", CLASSES, "--method", "names", "--llm", "none",
                      "--view", "light-background", "--quiet", "--out", str(tmp_path / name)] + extra) == 0
         other = json.loads((tmp_path / name).read_text())
         assert len(other) == 40 and [r["top_k"] for r in other] != [r["top_k"] for r in rows]
+        seen[name] = [r["top_k"] for r in other]
+    assert seen["others.json"] != seen["centred.json"]
 
 
 def test_zeroshot_reports_missing_descriptions(fashion_test, tmp_path, capsys):

@@ -20,14 +20,13 @@ def tag_metrics(tags, labels, proba) -> dict:
 def run_tags(args, classes, top_k: int, pipeline_options: dict) -> int:
     from ..io.label_sets import label_cell
     from ..io.records import write_records
-    from ..zeroshot.tags import DEFAULT_TILES, tag_pipeline, tag_probabilities, tag_records
+    from ..zeroshot.tags import DEFAULT_TILES, fit_tag_probabilities, tag_pipeline, tag_records
     from ._common import report_failures
 
     pipeline = tag_pipeline(classes, **pipeline_options)
     data = args.data[0] if len(args.data) == 1 else args.data
-    pipeline.fit(data)
     tiles = DEFAULT_TILES if getattr(args, "tiles", None) is None else args.tiles
-    proba, feats = tag_probabilities(pipeline, data, tiles=tiles)
+    proba, feats = fit_tag_probabilities(pipeline, data, tiles=tiles)  # fit and score: one read of each image
     status = report_failures(feats.failures, len(feats.samples), args.strict)
     if not feats.samples:
         return status or 1

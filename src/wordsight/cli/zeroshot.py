@@ -38,7 +38,7 @@ def add_parser(sub):
     p.add_argument("--ways", default="auto", choices=WAY_CHOICES,
                    help="ImageNet CNNs: into the text space by ConSE, the linear map, or both averaged (auto)")
     p.add_argument("--center", default="auto", choices=CENTER_CHOICES,
-                   help="subtract the images' mean text vector (auto: with 50 images or more)")
+                   help="subtract the images' mean text vector (auto: with 50 images or more; others: (C-1)/C of it for C classes)")
     p.add_argument("--text-model", default="minilm", help="text encoder for CNN and caption features")
     p.add_argument("--top-k", **count_option("top_k"), default=3, help="classes listed per image")
     p.add_argument("--out", default=None, help="write one row per image to .json, .jsonl, .csv or .parquet")

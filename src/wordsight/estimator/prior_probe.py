@@ -15,9 +15,11 @@ logistic regression): they are the image probe itself, fitted without the prior.
 - ``k = 0`` (no labels): ``a = 1, W = 0, b = 0``: exactly the zero-shot log-probabilities.
 - with labels there are two experts, the zero-shot classifier and the image probe, and ``z`` is
   their logarithmic opinion pool (a product of experts; Genest & Zidek, Stat. Science 1986) with
-  the prior at ``a = T/4`` by default (``T`` its calibration, below). How far the prior is
+  the prior at ``a = T/3`` by default (``T`` its calibration, below). How far the prior is
   trusted on this task is chosen on the labelled images when every class has two or more
-  (:mod:`.prior_strength`: ``a`` in ``{0, T/4, T/2}`` by leave-one-out log-loss).
+  (:mod:`.prior_strength`: ``a`` in ``{0, T/3, T/2}`` by leave-one-out log-loss). The prior is
+  centred on the other classes' share of the labelled images' mean
+  (:mod:`wordsight.zeroshot.pipeline`, ``center="others"``).
   ``info["held_out"]`` keeps the held-out scores, zero-shot's beside them.
 - why the image probe is fitted on its own (issue 26): fitted *with* the prior as an offset (a
   residual, the previous learner), it learned only what the prior got wrong on the labelled
@@ -70,7 +72,7 @@ from . import prior_strength
 # The image heads' inverse penalty where they cannot cross-validate (see the module doc).
 DEFAULT_C = 0.1
 HOW = {"image probe": "the image probe alone (best on held-out labelled images)",
-       "quarter-weight prior": "the image probe plus the calibrated zero-shot log-probabilities at a quarter weight",
+       "third-weight prior": "the image probe plus the calibrated zero-shot log-probabilities at a third weight",
        "half-weight prior": "the image probe plus the calibrated zero-shot log-probabilities at half weight "
                             "(best on held-out labelled images)"}
 # the residual form's (the multi-label probe, prior_strength.RESIDUAL_CANDIDATES)

@@ -110,6 +110,8 @@ class _Prior(nn.Module):
             self.centred.append(mean is not None)
             self.register_buffer(f"image_mean{i}", _const(0.0 if mean is None else mean))
             self.scales.append(float(zs.scale_))
+        if self.tags:  # zeroshot.tags.tag_log_odds: each tag's shift to its reference quantile
+            self.register_buffer("tag_offsets", _const(pipeline.offsets_))
         self.example = _example(**({"logits": (len(self.bank), torch.float32)} if self.conse else {}),
                                 embedding=(dim, torch.float32))
 
@@ -130,7 +132,7 @@ class _Prior(nn.Module):
                 x = l2_normalize_torch(x - getattr(self, f"image_mean{i}"))
             z = torch.log_softmax(x @ getattr(self, f"class_texts{i}") * self.scales[i], 1)
             total = total + (z[:, :-1] - z[:, -1:] if self.tags else z)  # zeroshot.tags.tag_log_odds
-        return total / len(self.ways) if self.tags else torch.log_softmax(total / len(self.ways), 1)
+        return total / len(self.ways) - self.tag_offsets if self.tags else torch.log_softmax(total / len(self.ways), 1)
 
 
 def prior_module(clf) -> nn.Module:

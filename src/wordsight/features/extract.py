@@ -141,24 +141,28 @@ def iter_features(
     fn = EmbedBatch(model, engine=engine, precision=precision, batch_size=batch_size, cache=open_cache(cache),
                     view=view, view_key=view_key, max_pixels=max_pixels, small_input=small_input)
     chunk = max((batch_size or fn.runner.batch_size) * 2, 32)
+    try:
+        for done in chunks(fn, source.samples, chunk, workers):
+            bar.update(len(done.samples) + len(done.failures))
+            yield Batch(done.samples, done.arrays, done.failures, computed=done.computed, cached=done.cached)
+    finally:
+        bar.close()
 
+
+def chunks(fn, samples: list, chunk: int, workers: int) -> Iterator:
+    """``fn.finish(fn.prepare(part, pool))`` of each ``chunk`` samples in turn, the next chunk read
+    and decoded (in a pool of ``workers`` threads) while this one is encoded: two chunks in memory."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
         try:
-            for i in range(0, len(source.samples), chunk):
-                pending.append(fn.prepare(source.samples[i : i + chunk], pool))
+            for i in range(0, len(samples), chunk):
+                pending.append(fn.prepare(samples[i : i + chunk], pool))
                 if len(pending) > 1:  # decode chunk i+1 while chunk i is encoded
-                    yield _batch(fn.finish(pending.popleft()), bar)
+                    yield fn.finish(pending.popleft())
             while pending:
-                yield _batch(fn.finish(pending.popleft()), bar)
+                yield fn.finish(pending.popleft())
         finally:
-            bar.close()
             STREAMS.close_all()  # the videos' decoders kept open between chunks (io.video_streams)
-
-
-def _batch(done, bar) -> Batch:
-    bar.update(len(done.samples) + len(done.failures))
-    return Batch(done.samples, done.arrays, done.failures, computed=done.computed, cached=done.cached)
 
 
 def extract_features(data, model: str | ImageEncoder = "efficientnet-lite0", **kwargs) -> FeatureSet:

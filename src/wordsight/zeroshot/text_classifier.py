@@ -93,12 +93,14 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
     - ``center``: when ``fit`` gets images ``X`` (unlabelled, in the text space), remember their
       mean and subtract it from every image before comparing (removes the direction that all
       images of a domain share, which otherwise pulls them all towards the same classes; +2-5
-      points on Fashion-MNIST training images, measured with their own mean).
+      points on Fashion-MNIST training images, measured with their own mean). A number in (0, 1]
+      subtracts that share of the mean (the few-shot prior's, :mod:`~wordsight.zeroshot.pipeline`
+      ``center="others"``).
     """
 
     def __init__(self, classes=None, descriptions=None, method: str = "descriptions", text_model="minilm",
                  templates=None, llm="local", llm_options=None, k: int = 5, seed: int = 0,
-                 scale: float | None = None, include_name: bool = True, center: bool = True):
+                 scale: float | None = None, include_name: bool = True, center: bool | float = True):
         self.classes = classes
         self.descriptions = descriptions
         self.method = method
@@ -147,11 +149,12 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.scale_ = float(self.scale) if self.scale is not None else self._default_scale()
         self.n_features_in_ = int(emb.shape[1])
         self.image_mean_ = None
-        if X is not None and self.center:
+        share = _center_share(self.center)
+        if X is not None and share:
             X = self._shape(X)
             if len(X) < 2:
                 raise ValueError("centring needs the mean of several images; fit with more images or center=False")
-            self.image_mean_ = l2_normalize(X).mean(0).astype(np.float32)
+            self.image_mean_ = (share * l2_normalize(X).mean(0)).astype(np.float32)
         return self
 
     def _text_weights(self, classes, texts) -> np.ndarray:
@@ -330,3 +333,12 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         model.n_features_in_ = int(model.class_embeddings_.shape[1])
         model.image_mean_ = arrays.get("image_mean")
         return model
+
+
+def _center_share(center) -> float:
+    """The share of the images' mean that ``center`` subtracts: True 1, False 0, or a number in [0, 1]."""
+    if isinstance(center, (bool, np.bool_)):
+        return float(center)
+    if isinstance(center, (int, float, np.number)) and 0 <= float(center) <= 1:
+        return float(center)
+    raise ValueError(f"center must be True, False or a share in [0, 1], not {center!r}")

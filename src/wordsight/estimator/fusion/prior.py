@@ -70,7 +70,8 @@ class PriorFusion(Fusion):
         """The (unfitted) zero-shot pipeline of ``model``'s classes that the prior is made of."""
         return model.task_.language_prior([str(c) for c in model.classes_], encoder=encoder,
                                            text_model=model.text_model, method=self.method,
-                                           descriptions=self.descriptions, view=view, center="yes", cache=model.cache,
+                                           descriptions=self.descriptions, view=view, center=model.task_.prior_center,
+                                           cache=model.cache,
                                            batch_size=model.batch_size, quiet=model.quiet)
 
     @staticmethod

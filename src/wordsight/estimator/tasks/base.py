@@ -30,6 +30,9 @@ class Task:
     loss: ClassVar[str] = ""
     record_fields: ClassVar[tuple[str, ...]] = ()
     report_sections: ClassVar[tuple[str, ...]] = ()
+    # how the language prior (fusion='prior') centres on the training images
+    # (:class:`~wordsight.zeroshot.pipeline.ZeroShotPipeline`'s ``center``)
+    prior_center: ClassVar[str] = "others"
 
     def encode(self, labels) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         """(``classes_``, the head's integer targets) from the training labels."""

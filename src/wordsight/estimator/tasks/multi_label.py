@@ -49,6 +49,7 @@ class MultiLabelTask(Task):
     loss = "binary cross-entropy per label (logistic; svm: Platt-scaled) or asymmetric loss (mlp)"
     record_fields = ("path", "label", "predicted", "top_k", "description", "error")
     report_sections = ("metrics", "per_label", "mistakes")
+    prior_center = "yes"  # the tag prior's whole mean: the share of issue 26 was measured on single labels only
 
     def __init__(self, thresholds=None, reasons=None):
         self.thresholds_ = None if thresholds is None else np.asarray(thresholds, np.float64)

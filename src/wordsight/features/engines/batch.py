@@ -23,7 +23,6 @@ import dataclasses
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -31,11 +30,13 @@ from PIL import Image
 
 from ..._util.caches import register_store
 from ...encoders.preprocess import preprocess
-from ...io.images import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageError, check_size, decode_image
+from ...io.images import DEFAULT_MAX_PIXELS, ImageError, check_size, decode_image
 from ...io.media_ref import MediaRef, media_of
-from ...io.sources import Problem, Sample
-from ..cache import content_hash, feature_key, open_cache
-from .media_frames import Pick, decode_group, decode_suffix, media_digest, tiff_fallback
+from ...io.sources import Sample
+from ..cache import open_cache
+from .media_frames import decode_suffix, tiff_fallback
+from .multi_view import MultiViewBatch
+from .reads import Done, guarded, read_bytes  # noqa: F401 (read_bytes: imported from here by the verbs)
 from .tuning import tuned_batch_size
 
 # Images whose shorter side is at most input_size / TINY_FRACTION (28-px Fashion-MNIST, icons) run at
@@ -77,48 +78,6 @@ def used(model, engine: str = "auto", precision: str = "auto", threads: int | No
 
     runner = shared_runner(reader(model), engine, precision, threads)
     return runner.engine, runner.precision
-
-
-def read_bytes(sample: Sample) -> tuple[bytes | None, str | None]:
-    from ...io.safe_files import UnsafeFileError, read_regular
-
-    if sample.data is not None:
-        return sample.data, None
-    try:  # regular files only (a FIFO would block, /dev/zero never end), at most DEFAULT_MAX_FILE_BYTES
-        return read_regular(sample.path, DEFAULT_MAX_FILE_BYTES), None
-    except UnsafeFileError as e:
-        return None, str(e).removeprefix(f"{sample.path}: ")
-
-
-def read_hashed(sample: Sample) -> tuple[bytes | None, str | None, str | None]:
-    """(bytes or None for a frame of a video / DICOM / TIFF, content hash, error)."""
-    ref = media_of(sample.path)
-    if ref is not None and ref.kind != "image":
-        digest, err = media_digest(sample)
-        return None, digest, err
-    data, err = read_bytes(sample)
-    return data, None if data is None else content_hash(data), err
-
-
-@dataclass
-class Prepared:
-    samples: list
-    keys: list
-    hits: dict
-    failures: list
-    todo: list  # (sample, key, future or (array, error))
-
-
-@dataclass
-class Done:
-    """Result of one chunk: features of the samples that succeeded, in input order."""
-
-    samples: list
-    arrays: dict
-    failures: list
-    computed: int
-    cached: int
-    from_cache: frozenset = frozenset()  # paths whose features came from the cache
 
 
 class EmbedBatch:
@@ -196,92 +155,77 @@ class EmbedBatch:
             return min(ref.size) <= self.runner.config.input_size // TINY_FRACTION
         return data is not None and self._is_tiny(data)
 
-    def _to_input(self, img: Image.Image, small) -> np.ndarray:
-        if self.view is not None:
-            img = self.view(img)
+    def _to_input(self, img: Image.Image, small, view=None) -> np.ndarray:
+        view = self.view if view is None else view
+        if view is not None:
+            img = view(img)
         return preprocess(img, small) if small else self.runner.preprocess(img)
 
-    def decode(self, data: bytes, small=None, window=None) -> tuple[np.ndarray | None, str | None]:
-        """Bytes -> preprocessed (3, H, W) float32, or the reason it failed. ``window``: a 16-bit or
-        float image's (min, max) (None: its percentile window, :mod:`wordsight.io.window`)."""
+    def view_inputs(self, img: Image.Image, small, views, what: str = "cannot decode image") -> list[tuple]:
+        """One decoded image -> the model's input through each of ``views`` (PIL -> PIL functions,
+        None the plain image), each ``(array, None)`` or ``(None, what: the reason its view failed)``."""
+        return [guarded(lambda v=v: self._to_input(img, small, v or _plain), what) for v in views]
+
+    def decoded(self, data: bytes, small=None, window=None) -> Image.Image:
+        """Bytes -> the decoded RGB image (JPEGs drafted down towards the input's resize size);
+        raises ``ImageError``. ``window``: a 16-bit or float image's (min, max) (None: its
+        percentile window, :mod:`wordsight.io.window`)."""
         cfg = small or self.runner.config
         try:
-            try:
-                img = decode_image(data, draft_size=cfg.resize_size, max_pixels=self.max_pixels, window=window)
-            except ImageError:
-                img = tiff_fallback(data, window)  # what PIL cannot read of a TIFF (16-bit RGB, float RGB)
-                if img is None:
-                    raise
-            return self._to_input(img, small), None
-        except ImageError as e:
-            return None, str(e)
-        except Exception as e:  # a broken file must never stop the run
-            return None, f"cannot decode image: {type(e).__name__}: {e}"
+            return decode_image(data, draft_size=cfg.resize_size, max_pixels=self.max_pixels, window=window)
+        except ImageError:
+            img = tiff_fallback(data, window)  # what PIL cannot read of a TIFF (16-bit RGB, float RGB)
+            if img is None:
+                raise
+            return img
+
+    def decode(self, data: bytes, small=None, window=None) -> tuple[np.ndarray | None, str | None]:
+        """Bytes -> preprocessed (3, H, W) float32, or the reason it failed (see :meth:`decoded`)."""
+        return guarded(lambda: self._to_input(self.decoded(data, small, window), small), "cannot decode image")
+
+    def frame_image(self, sample: Sample, pixels: np.ndarray):
+        """A decoded frame (H x W x 3 uint8) -> (PIL image, the small config when it is tiny, else
+        None); raises ``ImageError`` past the pixel limit."""
+        small = self.small_config()
+        small = small if small is not None and self._tiny_of(sample, None) else None
+        check_size(pixels.shape[1], pixels.shape[0], self.max_pixels)
+        return Image.fromarray(pixels, "RGB"), small
 
     def frame_input(self, sample: Sample, pixels: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """A decoded frame (H x W x 3 uint8) -> the model's input, sized like an image of its size."""
-        small = self.small_config()
-        small = small if small is not None and self._tiny_of(sample, None) else None
-        try:
-            check_size(pixels.shape[1], pixels.shape[0], self.max_pixels)
-            return self._to_input(Image.fromarray(pixels, "RGB"), small), None
-        except ImageError as e:
-            return None, str(e)
-        except Exception as e:
-            return None, f"cannot prepare the frame: {type(e).__name__}: {e}"
+        return guarded(lambda: self._to_input(*self.frame_image(sample, pixels)), "cannot prepare the frame")
 
     def decode_for_model(self, data: bytes, window=None) -> tuple[np.ndarray | None, str | None]:
         """:meth:`decode` with the input size extraction picks for these bytes (tiny images small)."""
         small = self.small_config()
         return self.decode(data, small if small is not None and self._is_tiny(data) else None, window)
 
-    def _key(self, sample: Sample, data: bytes | None, digest: str, small):
+    def key_parts(self, sample: Sample, data: bytes | None, small) -> tuple[object, str]:
+        """(the small config if this input is tiny, else None; the cache key's view part after the
+        view's own key: the small input size, a frame's index and window)."""
         tiny = small if small is not None and self._tiny_of(sample, data) else None
-        view = self.view_key + (f"|px{small.input_size}" if tiny else "") + decode_suffix(sample, data)
-        return feature_key(digest, self.runner.fingerprint, view), tiny
+        return tiny, (f"|px{small.input_size}" if tiny else "") + decode_suffix(sample, data)
 
-    def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None) -> Prepared:
+    def steps(self) -> MultiViewBatch:
+        """The chunk steps of this view alone: a :class:`~.multi_view.MultiViewBatch` over one view."""
+        return MultiViewBatch(self, [(self.view, self.view_key)])
+
+    def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None):
         """Read and hash ``samples``, look them up in the cache, start decoding the misses (the
-        frames of one video, DICOM or TIFF file together, in one pass)."""
-        reads = list(pool.map(read_hashed, samples)) if pool else [read_hashed(s) for s in samples]
-        keys, failures, smalls = [], [], []
-        small = self.small_config()
-        for s, (data, digest, err) in zip(samples, reads):
-            if err:
-                failures.append(Problem(s.path, err))
-                keys.append(None)
-                smalls.append(None)
-            else:
-                key, tiny = self._key(s, data, digest, small)
-                keys.append(key)
-                smalls.append(tiny)
-        hits = self.store.get_many([k for k in keys if k], expect=self.output_dims())
-        todo, groups = [], {}
-        for s, k, (data, _, _), tiny in zip(samples, keys, reads, smalls):
-            if not k or k in hits:
-                continue
-            ref = media_of(s.path)
-            if ref is not None and ref.kind != "image":
-                group = _Group((ref.file, id(s.data)))
-                groups.setdefault(group, []).append(s)
-                todo.append((s, k, group))
-            else:
-                window = ref.window if ref is not None else None
-                todo.append((s, k, pool.submit(self.decode, data, tiny, window) if pool
-                             else self.decode(data, tiny, window)))
-        runs = {g: pool.submit(decode_group, m, self.frame_input) if pool else decode_group(m, self.frame_input)
-                for g, m in groups.items()}
-        todo = [(s, k, Pick(runs[t], s.path.frame) if isinstance(t, _Group) else t) for s, k, t in todo]
-        return Prepared(samples, keys, hits, failures, todo)
+        frames of one video, DICOM or TIFF file together, in one pass): a
+        :class:`~.multi_view.ViewsPrepared` for :meth:`finish`."""
+        return self.steps().prepare(samples, pool)
 
-    def finish(self, p: Prepared) -> Done:
+    def finish(self, p) -> Done:
         """Encode the decoded misses in batches, store them, and gather the chunk's features."""
+        return self.steps().finish(p)[0]
+
+    def encode(self, good: list) -> dict[str, dict[str, np.ndarray]]:
+        """``{key: {name: array}}`` of ``(sample, key, input)`` items, run in batches of one input
+        size (tiny images run at their own, smaller size)."""
         runner = self.runner
-        ok = [(s, k, t.result() if hasattr(t, "result") else t) for s, k, t in p.todo]
-        good = [(s, k, x) for s, k, (x, err) in ok if x is not None]
-        failures = p.failures + [Problem(s.path, err) for s, k, (x, err) in ok if x is None]
         fresh: dict[str, dict[str, np.ndarray]] = {}
-        by_shape: dict[tuple, list] = {}  # tiny images run at their own, smaller input size
+        by_shape: dict[tuple, list] = {}
         for item in good:
             by_shape.setdefault(item[2].shape, []).append(item)
         for shape, group in by_shape.items():
@@ -291,13 +235,18 @@ class EmbedBatch:
                 out = runner(np.stack([x for _, _, x in part]))
                 for j, (_, k, _) in enumerate(part):
                     fresh[k] = {name: v[j] for name, v in out.items()}
-        self.store.put_many(fresh)
-        found = {**p.hits, **fresh}
+        return fresh
+
+    @staticmethod
+    def gather(samples: list, keys: list, hits: dict, fresh: dict, failures: list) -> Done:
+        """The chunk's :class:`Done`: ``samples`` whose key (None: unread) was found in ``hits`` or
+        ``fresh`` and that did not fail, in input order."""
+        found = {**hits, **fresh}
         failed = {f.path for f in failures}
-        kept = [(s, found[k]) for s, k in zip(p.samples, p.keys) if k in found and s.path not in failed]
+        kept = [(s, found[k]) for s, k in zip(samples, keys) if k in found and s.path not in failed]
         names = list(kept[0][1]) if kept else []
         arrays = {n: np.stack([rec[n] for _, rec in kept]) for n in names}
-        from_cache = frozenset(s.path for s, k in zip(p.samples, p.keys) if k in p.hits)
+        from_cache = frozenset(s.path for s, k in zip(samples, keys) if k in hits)
         return Done([s for s, _ in kept], arrays, failures, computed=len(fresh), cached=len(from_cache),
                     from_cache=from_cache)
 
@@ -326,8 +275,8 @@ class EmbedBatch:
         return dims
 
 
-class _Group(tuple):
-    """The frames of one file in a chunk: decoded by one task."""
+def _plain(img: Image.Image) -> Image.Image:
+    return img
 
 
 def _missing(v) -> bool:
