@@ -22,12 +22,15 @@ def run(args) -> int:
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
     from ..encoders.finetuned import PREFIX as FT
+    from ..encoders.tilebag import PREFIX as BAG
     from ..encoders.tiles import PREFIX as TILES
 
     print(f"\nprefixes for fine-tuned encoders: {FT}:<base>@<weights digest>, loaded from the saved model that holds "
           "them (wordsight fit --finetune)")
     print(f"prefixes for tiles of an image encoder: {TILES}:<grid>:<encoder> (e.g. {TILES}:2:efficientnet-lite0: "
           "the 2x2 tiles' embeddings, max- and mean-pooled)")
+    print(f"prefixes for bags of tiles: {BAG}:<grid>[,<grid>]:<encoder> (e.g. {BAG}:2,3:efficientnet-lite0: "
+          "the 13 tiles of a 2x2 and a 3x3 split, each read as its own image, for --head mil)")
     print("prefixes (weights from the Hugging Face hub or a local folder): "
-          + ", ".join(f"{p}:<id or folder>" for p in list_prefixes() if p not in (FT, TILES)))
+          + ", ".join(f"{p}:<id or folder>" for p in list_prefixes() if p not in (FT, TILES, BAG)))
     return 0

@@ -64,6 +64,11 @@ def read_views(X, encoder: str, views: list, cache=None, batch_size=None, quiet:
     return extract_views(X, encoder, views, cache=cache, batch_size=batch_size, quiet=quiet, small_input=None)
 
 
+# config flag -> the subclass that loads such a folder; registered by the subclass's module
+# (zeroshot.tags: "tags" -> TagPrior), which loads it through ``tags.load_prior``
+SAVED_KINDS: dict[str, type] = {}
+
+
 class ZeroShotPipeline:
     """Zero-shot classification of images from class names (and descriptions); see the module doc.
 
@@ -267,11 +272,8 @@ class ZeroShotPipeline:
             raise ModelFolderError(str(e)) from None
         first = next(iter(ways.values()))
         classes = [str(c) for c in first.classes_]
-        kind = cls
-        if meta.get("tags"):  # a multi-label model's language prior: the tags' pipeline
-            from .tags import TagPrior
-
-            kind = TagPrior
+        # a folder whose config sets a flag of SAVED_KINDS loads as that subclass (zeroshot.tags: "tags")
+        kind = next((k for flag, k in SAVED_KINDS.items() if meta.get(flag)), cls)
         self = kind(classes, encoder=meta["encoder"], text_model=meta.get("text_model") or first.text_model,
                     method=first.method, view=meta["view"])
         self.view_, self.ways_, self.classes_ = meta["view"], ways, np.asarray(classes, dtype=object)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._util.numerics import sigmoid
-from .pipeline import ZeroShotPipeline
+from .pipeline import SAVED_KINDS, ZeroShotPipeline
 
 DEFAULT_TILES = 2  # zero-shot tags read 2x2 tiles beside the whole image (measured: tag_probabilities)
 NONE = "nothing"  # the "none" option's class name (its texts: the templates over an empty scene)
@@ -84,6 +84,15 @@ class TagPrior(ZeroShotPipeline):
 
     def _write(self, folder):
         return {**super()._write(folder), "tags": True, "tag_offsets": [float(v) for v in self.offsets_]}
+
+
+SAVED_KINDS["tags"] = TagPrior
+
+
+def load_prior(folder):
+    """A saved language prior: a :class:`TagPrior` where its ``pipeline.json`` says ``tags``, else
+    the :class:`~.pipeline.ZeroShotPipeline`."""
+    return ZeroShotPipeline.load(folder)
 
 
 def tag_log_odds(pipeline, reading: dict) -> np.ndarray:

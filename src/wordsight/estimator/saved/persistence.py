@@ -148,10 +148,10 @@ def load_classifier(folder, cls):
                         config.get("probs_encoder"), fusion, _precisions(config["encoders"], folder))
     prior = config.get("prior")
     if prior:
-        from ...zeroshot.pipeline import ZeroShotPipeline
+        from ...zeroshot.tags import load_prior
 
         try:  # a TagPrior where its folder says "tags"
-            fusion.prior_ = ZeroShotPipeline.load(confined(folder, prior["folder"], "prior folder"))
+            fusion.prior_ = load_prior(confined(folder, prior["folder"], "prior folder"))
         except Exception as e:
             raise ModelFolderError(f"{folder / prior['folder']}: cannot load the language prior ({e})") from e
         if bool(getattr(fusion.prior_, "tags", False)) != bool(clf.task_.label_sets):
