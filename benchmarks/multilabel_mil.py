@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--grids", default="2,3")
     ap.add_argument("--pools", default="lse", help="lse, max or both (lse,max)")
     ap.add_argument("--lams", default="cv", help="'cv' (3-fold cross-validated mAP over 1e-5..1e-3) or fixed values")
+    ap.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations of each fit (the head's max_iter)")
     ap.add_argument("--baselines", default="global,pooled", help="logistic rows: global, pooled, or none")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -89,7 +90,8 @@ def main() -> None:
     for lam in lams:
         for pool in args.pools.split(","):
             report(f"mil head, {pool} over {where[1]} tiles + global, lam " + ("by CV" if lam is None else f"{lam:g}"),
-                   lambda lam=lam, pool=pool: MILHead(pool=pool, lam=lam).for_row(layout).fit(Mtr, Ytr, len(classes)))
+                   lambda lam=lam, pool=pool: MILHead(pool=pool, lam=lam, max_iter=args.max_iter).for_row(layout)
+                   .fit(Mtr, Ytr, len(classes)))
     print_table(rows, f"{args.train} training / {args.test} test mosaics{', several scales' if args.scales else ''}; "
                       "F1 at 0.5")
     if args.json:
