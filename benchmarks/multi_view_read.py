@@ -9,6 +9,9 @@ a little seeded noise added (photo-like entropy, every file's bytes distinct), J
 
     OMP_NUM_THREADS=1 PYTHONPATH=src nice python benchmarks/multi_view_read.py --n 12 --rounds 2 \\
         [--cli --before-src /work/main/src]
+
+``--mosaics N``: instead, N seeded Fashion-MNIST mosaics (small PNGs) read as the mil head's tile bag
+(``tilebag:2,3:``: 13 tile views, tiny images at the small input size): the loop against one read.
 """
 from __future__ import annotations
 
@@ -61,10 +64,23 @@ class Decodes:
         batch.decode_image = counted
 
 
-def views():
+VIEWS: list = []  # the views read: set by main()
+
+
+def whole_and_2x2():
     from wordsight.features.views import tile_view
 
     return [(None, ""), *(tile_view(None, 2, i) for i in range(4))]
+
+
+def bag_2_3():
+    from wordsight.features.views import tile_view
+
+    return [tile_view(None, g, i) for g in (2, 3) for i in range(g * g)]
+
+
+def views():
+    return VIEWS
 
 
 def per_view_loop(paths, cache):
@@ -77,6 +93,16 @@ def multi_view(paths, cache):
     from wordsight.features import extract_views
 
     return list(extract_views(paths, ENC, views(), cache=cache, quiet=True))
+
+
+def write_mosaic_files(folder: Path, n: int) -> list[str]:
+    from wordsight.io.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from wordsight.io.mosaics import mosaics, write_mosaics
+    from wordsight.io.sources import open_source
+
+    images, labels = load_fashion_mnist("test")
+    manifest = write_mosaics(folder, mosaics(images, labels, FASHION_MNIST_CLASSES, n, seed=1))
+    return [s.path for s in open_source(manifest).samples]
 
 
 def library(paths, root: Path, rounds: int) -> list[dict]:
@@ -126,13 +152,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--cli", action="store_true")
     ap.add_argument("--before-src", default="/work/main/src")
+    ap.add_argument("--mosaics", type=int, default=0)
     args = ap.parse_args()
+    VIEWS[:] = bag_2_3() if args.mosaics else whole_and_2x2()
     print(json.dumps({"load_average": os.getloadavg(), "cpus": os.cpu_count(),
                       "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
-        paths = write_photos(root / "photos", args.n, args.megapixels)
+        paths = (write_mosaic_files(root / "photos", args.mosaics) if args.mosaics
+                 else write_photos(root / "photos", args.n, args.megapixels))
         size = sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6
         print(json.dumps({"files": len(paths), "mean_mb": round(size, 2), "size": Image.open(paths[0]).size}), flush=True)
         rows = library(paths, root, args.rounds)

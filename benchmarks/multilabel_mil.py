@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--pools", default="lse", help="lse, max or both (lse,max)")
     ap.add_argument("--lams", default="cv", help="'cv' (3-fold cross-validated mAP over 1e-5..1e-3), fixed values, "
                     "or 'none' (no linear mil head)")
+    ap.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations of each fit (the head's max_iter)")
     ap.add_argument("--baselines", default="global,pooled", help="logistic rows: global, pooled, or none")
     ap.add_argument("--hidden", default="", help="hidden widths of the mil head's instance scorer (e.g. 512,1024)")
     ap.add_argument("--epochs", default="", help="epoch counts to choose among on the held-out split (e.g. 20,30)")
@@ -127,7 +128,8 @@ def main() -> None:
     for lam in lams:
         for pool in args.pools.split(","):
             report(f"mil head, {pool} over {where[1]} tiles + global, lam " + ("by CV" if lam is None else f"{lam:g}"),
-                   lambda lam=lam, pool=pool: MILHead(pool=pool, lam=lam).for_row(layout).fit(Mtr, Ytr, len(classes)))
+                   lambda lam=lam, pool=pool: MILHead(pool=pool, lam=lam, max_iter=args.max_iter).for_row(layout)
+                   .fit(Mtr, Ytr, len(classes)))
     widths, epochs = [int(v) for v in args.hidden.split(",") if v], [int(v) for v in args.epochs.split(",") if v]
     if widths:
         chosen = (widths[0], epochs[0] if epochs else mil_mlp.EPOCHS)

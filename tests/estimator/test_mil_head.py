@@ -82,8 +82,10 @@ def test_lam_is_the_cross_validated_best_of_the_grid_and_the_grid_is_the_default
     head = MILHead(lam=[1e-4, 3.0], bag=[START, K, D]).fit(X, Y, L)
     cv = head.info["cv_mean_ap"]
     assert set(cv) == {"0.0001", "3"} and cv["0.0001"] > cv["3"] + 0.05  # a crushing penalty loses
+    assert cv["0.0001"] > 0.95  # held-out rows scored with their tiles (the global hint alone: about 0.6)
     assert head.info["lam"] == 1e-4
-    assert "cross-validated" in head.info["lam_search"]
+    assert head.info["lam_search"] == "3-fold cross-validated mean average precision"
+    assert MILHead(lam=1e-3, bag=[START, K, D]).fit(X, Y, L).info["lam_search"] == "given or too few images"
     assert MILHead().get_params()["lam"] is None and LAM_GRID == (1e-5, 1e-4, 1e-3)
     fold = MILHead(**{**head.get_params(), **head.fold_params(90, 60)})
     assert fold.lam == 1e-4 and fold.bag == [START, K, D]  # fold heads keep the chosen lam and the bag
@@ -187,3 +189,104 @@ def test_the_search_extends_down_two_decades_at_most_while_the_smallest_wins(dat
     assert lam == 1e-6 and set(cv) == {"1e-06", "1e-05", "0.0001", "0.001"} and cv["1e-06"] > cv["1e-05"]
     lam, cv = choose_lam(T, Gl, Y, L, LAM_GRID, "lse", 100, score, extend=2)
     assert set(cv) == {"1e-07", "1e-06", "1e-05", "0.0001", "0.001"} and lam in (1e-6, 1e-7)  # 1e-6 won: 1e-7 tried
+
+
+def test_a_head_rebuilt_from_its_state_alone_keeps_its_bag_pool_and_forms(data):
+    """A loaded head's parameters may be the defaults (bag None, pool lse): what it learned (info)
+    decides, in numpy and in torch; without a bag the torch form is the linear map."""
+    (X, Y), (Xt, _) = data
+    head = MILHead(pool="max", lam=1e-3, bag=[START, K, D]).fit(X, Y, L)
+    arrays, info = head.state()
+    back = MILHead.from_state(arrays, info, {})
+    assert back.pool == "lse" and back.bag is None and back.n_classes == L == head.n_classes
+    np.testing.assert_allclose(back.logits(Xt), written_out(Xt, *parts(head), "max"), atol=1e-10)
+    with torch.no_grad():
+        np.testing.assert_allclose(back.to_torch()(torch.from_numpy(Xt)).numpy(), back.logits(Xt), atol=1e-10)
+    assert MILHead.state_arrays(info) == ["V", "b", "W"] and MILHead.state_arrays({"bag": None}) == ["V", "b"]
+    flat = MILHead(lam=1e-3).fit(X, Y, L)
+    with torch.no_grad():
+        np.testing.assert_allclose(flat.to_torch()(torch.from_numpy(Xt)).numpy(), flat.logits(Xt), atol=1e-10)
+    assert flat.state_problems(X.shape[1], L) == []
+
+
+def test_state_problems_name_the_array_and_the_shape_it_must_have(data):
+    (X, Y), _ = data
+    head = MILHead(lam=1e-3, bag=[START, K, D]).fit(X, Y, L)
+    assert head.state_problems(X.shape[1], L) == []
+    head.arrays.update(W=np.zeros((L, 2)), V=np.zeros((L, 4)), b=np.zeros(2))
+    head.info["pool"] = "mean"
+    assert head.state_problems(X.shape[1], L) == [
+        ("pool", "must be one of lse, max, not 'mean'"), ("V", "must be (3, 3), not (3, 4)"),
+        ("W", "must be (3, 5) for a bag of 4 x 5, not (3, 2)"), ("b", "must be (3,), not (2,)")]
+    head.info["bag"] = [START, K + 1, D]
+    assert head.state_problems(X.shape[1], L) == [
+        ("bag", "the mil head's bag [3, 5, 5] ([start, instances, width]) does not fit rows of 23 features")]
+
+
+def test_bags_anywhere_in_the_row_of_any_size_and_only_those(data):
+    (X, Y), (Xt, _) = data
+    first = np.concatenate([X[:, START:], X[:, :START]], 1)  # the bag first, the global block after
+    head = MILHead(lam=1e-3, bag=[0, K, D]).fit(first, Y, L)
+    np.testing.assert_allclose(head.logits(np.concatenate([Xt[:, START:], Xt[:, :START]], 1)),
+                               written_out(Xt, *parts(head), "lse"), atol=1e-10)
+    MILHead(lam=1e-3, bag=[START, 1, K * D]).fit(X, Y, L)  # one instance, the width of all four
+    MILHead(lam=1e-3, bag=[START + K * D - 1, 1, 1]).fit(X, Y, L)  # one instance of one column
+    for bad in ([-1, K, D], [START, 0, D], [START, K, 0]):
+        with pytest.raises(ValueError, match="does not fit rows of 23 features"):
+            MILHead(bag=bad).fit(X, Y, L)
+    layout = [{"name": "image:a", "start": 0, "stop": 3},
+              {"name": "image:tilebag:2:a", "start": 3, "stop": 13, "instances": 2}]
+    bag = MILHead().for_row(layout).bag
+    assert bag == [3, 2, 5] and all(type(v) is int for v in bag)
+
+
+def test_mean_ap_skips_labels_without_a_positive_or_a_negative():
+    from sklearn.metrics import average_precision_score
+
+    from wordsight.estimator.heads.mil_fit import mean_ap
+
+    Y = np.array([[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 1, 0], [0, 0, 1, 1]])
+    S = np.array([[0.1, 0.9, 0.5, 0.2], [0.2, 0.1, 0.4, 0.8], [0.3, 0.3, 0.3, 0.7], [0.4, 0.2, 0.2, 0.3]])
+    assert mean_ap(Y, S) == pytest.approx([average_precision_score(Y[:, 1], S[:, 1]),
+                                           average_precision_score(Y[:, 3], S[:, 3])])
+
+
+def test_the_cv_score_is_the_mean_ap_over_every_fold_and_label(data):
+    """With a score that ignores the weights, the CV figure is computable without a fit: the mean of
+    each held-out fold's per-label AP (3 shuffled folds, seed 0; ``random_state=None`` the same)."""
+    from sklearn.metrics import average_precision_score
+    from sklearn.model_selection import KFold
+
+    from wordsight.estimator.heads.mil_fit import choose_lam
+
+    (X, Y), _ = data
+    T, Gl = X[:, START:].reshape(len(X), K, D), X[:, :START]
+    S = np.random.default_rng(5).normal(size=Y.shape) + Y
+    want = np.mean([average_precision_score(Y[va, j], S[va, j]) for _, va in
+                    KFold(3, shuffle=True, random_state=0).split(Gl) for j in range(L) if 0 < Y[va, j].sum() < len(va)])
+    for seed in (0, None):
+        lam, cv = choose_lam(T, Gl, Y, L, (1e-4, 1e-3), "lse", 20, lambda w, rows: S[rows], random_state=seed)
+        assert cv == {"0.0001": pytest.approx(want, abs=1e-12), "0.001": pytest.approx(want, abs=1e-12)}
+        assert lam == 1e-3  # a tie: the larger lam
+    few = choose_lam(T[:5], Gl[:5], Y[:5], L, (1e-6, 1e-5, 1e-4, 1e-3), "lse", 20, lambda w, rows: S[rows])
+    assert few == (1e-4, {})  # fewer than 6 images: no folds, the grid's middle (upper of two)
+    six = choose_lam(T[:6], Gl[:6], Y[:6], L, (1e-4, 1e-3), "lse", 20, lambda w, rows: S[rows])
+    assert len(six[1]) == 2
+
+
+def test_the_search_stops_extending_once_the_smallest_lam_loses(data):
+    """Quality by round (1e-3, 1e-4, 1e-5, then 1e-6, 1e-7): 1e-5 wins the grid, 1e-6 loses, so 1e-7
+    (which would win) is never tried."""
+    from wordsight.estimator.heads.mil_fit import choose_lam
+
+    (X, Y), _ = data
+    T, Gl = X[:, START:].reshape(len(X), K, D), X[:, :START]
+    noise = np.random.default_rng(9).normal(size=Y.shape)
+    quality, calls = [0.1, 0.2, 0.4, 0.3, 0.9], []
+
+    def score(w, rows):
+        calls.append(1)
+        return Y[rows] * quality[(len(calls) - 1) // 3] + noise[rows]
+
+    lam, cv = choose_lam(T, Gl, Y, L, LAM_GRID, "lse", 20, score, extend=2)
+    assert lam == 1e-5 and set(cv) == {"1e-06", "1e-05", "0.0001", "0.001"} and len(calls) == 12

@@ -187,3 +187,19 @@ def test_chunks_hold_about_one_extractions_inputs_and_keep_the_order(tmp_path, m
         one = extract_features(paths, ENC, view=fn, view_key=key, cache=False, quiet=True, batch_size=4)
         assert fs.paths == paths
         np.testing.assert_allclose(fs.embeddings, one.embeddings, rtol=1e-5, atol=1e-5)
+
+
+def test_a_tile_bag_reads_each_image_once_for_its_13_tiles(files, tmp_path, decodes):
+    """``tilebag:2,3:`` (the mil head's features) through extract_views: one decode per image on a
+    cold cache, each tile what extract_features gives with that tile view."""
+    from wordsight.features.tilebag import extract_bag
+
+    bag = extract_bag(files, f"tilebag:2,3:{ENC}", cache=tmp_path / "c", quiet=True)
+    assert [decodes(p) for p in files] == [1, 1, 1]
+    assert bag.paths == files and (bag.computed, bag.cached) == (13 * 3, 0)
+    rows = bag.embeddings.reshape(3, 13, 1280)
+    for t, (g, i) in enumerate([(2, i) for i in range(4)] + [(3, i) for i in range(9)]):
+        fn, key = tile_view(None, g, i)
+        one = extract_features(files, ENC, view=fn, view_key=key, cache=tmp_path / "c", quiet=True)
+        assert (one.computed, one.cached) == (0, 3)  # the bag wrote the tile views' own entries
+        np.testing.assert_array_equal(rows[:, t], one.embeddings)

@@ -1,7 +1,8 @@
 """Reading a tile bag (``tilebag:<grids>:<encoder>``, :mod:`wordsight.encoders.tilebag`): each tile
-of each grid split read as its own image by the inner encoder, through the same cached extraction
-as every view (:func:`~wordsight.features.views.tile_of`; the tiles' cache entries are the tile
-views' own), the tiles' embeddings side by side in one row per image.
+of each grid split read as its own image by the inner encoder, all tiles of an image from one
+decode (:func:`~wordsight.features.multi_view.extract_views`) with the cache entries of the tile
+views (:func:`~wordsight.features.views.tile_of`), the tiles' embeddings side by side in one row
+per image.
 
 An image is kept when every tile of it was read; one that fails is reported once, with the reason
 of its first failing tile.
@@ -24,16 +25,21 @@ def bag_views(grids, view=None, view_key: str = "") -> list[tuple]:
 
 def extract_bag(data, model: str, *, view=None, view_key: str = "", **kwargs):
     """The :class:`~wordsight.features.extract.FeatureSet` of the tile bag ``model``: row ``i``
-    holds the tiles' embeddings of ``samples[i]`` side by side, ``(N, tiles * D)`` float32, each
-    tile view read by the inner encoder through :func:`~wordsight.features.extract.extract_features`
-    (``kwargs`` go to it), so with its own cache entries."""
+    holds the tiles' embeddings of ``samples[i]`` side by side, ``(N, tiles * D)`` float32, every
+    tile view read by the inner encoder from one decode of the image
+    (:func:`~wordsight.features.multi_view.extract_views`; ``kwargs`` go to it), each with the
+    cache entry ``extract_features`` gives that view (on a Ray engine: ``extract_features`` per tile)."""
     from ..io.sources import open_source
     from .extract import FeatureSet, extract_features
+    from .multi_view import extract_views
 
     grids, inner = split(model[len(PREFIX) + 1:])
     source = open_source(data)  # listed once: every tile reads the same samples
-    sets = [extract_features(source, inner, view=fn, view_key=key, **kwargs)
-            for fn, key in bag_views(grids, view, view_key)]
+    views = bag_views(grids, view, view_key)
+    if kwargs.get("engine") == "ray":  # extract_views runs here only
+        sets = [extract_features(source, inner, view=fn, view_key=key, **kwargs) for fn, key in views]
+    else:
+        sets = list(extract_views(source, inner, views, **kwargs).sets)
     samples, arrays, failures = combine(sets)
     return FeatureSet(samples, arrays, failures, model, sum(fs.computed for fs in sets), sum(fs.cached for fs in sets))
 

@@ -31,7 +31,6 @@ def fit_weights(T, G, Y, n_labels: int, lam: float, pool: str, max_iter: int, st
     (no instances: a linear model on ``G``); ``start``: weights to start from (warm start)."""
     import torch
 
-    torch.manual_seed(0)
     G_t = torch.from_numpy(np.ascontiguousarray(G, np.float32))
     T_t = None if T is None else torch.from_numpy(np.ascontiguousarray(T, np.float32))
     sets = np.asarray(Y).ndim == 2
