@@ -62,7 +62,9 @@ TARGETS = [
            why_limited="RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the golden forest "
                        "test); the MLP head (its torch training loop: 80 mutants at 1.5 s each) is pinned by "
                        "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated"),
-    Target("estimator/heads/mil.py", ["tests/estimator/test_mil_head.py"], exclude=["<module>"]),
+    Target("estimator/heads/mil.py", ["tests/estimator/test_mil_head.py", "tests/estimator/test_mil_hidden.py"],
+           exclude=["<module>"]),
+    Target("estimator/heads/mil_mlp.py", ["tests/estimator/test_mil_hidden.py"], exclude=["<module>"]),
     Target("estimator/heads/mil_fit.py", ["tests/estimator/test_mil_head.py"], exclude=["<module>"]),
     Target("estimator/fusion/base.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py",
                                         "tests/features/test_tilebag.py::test_the_fusion_normalises_each_tile_in_numpy_and_torch"]),
