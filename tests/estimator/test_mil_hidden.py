@@ -148,3 +148,21 @@ def test_a_saved_model_predicts_the_same_and_keeps_its_hidden_layer(data, tmp_pa
     head = back.state_.head
     assert head.info["hidden"] == 8 and head.info["pool"] == "max" and sorted(head.arrays) == ["V", "W1", "W2", "b", "c1"]
     assert back.predict(Xt).tolist() == clf.predict(Xt).tolist()
+
+
+def test_the_fit_runs_on_one_thread_reports_each_epoch_and_reaches_its_pinned_loss(data):
+    """``on_epoch`` sees epochs 1..E on one torch thread; the loss of a small seeded fit is pinned
+    (CPU, torch 2.x: a change in the batching or the epochs moves it)."""
+    from wordsight.estimator.heads.mil_mlp import fit_mlp_scorer
+
+    (X, Y), _ = data
+    T, Gl = X[:, START:].reshape(len(X), K, D), X[:, :START]
+    seen = []
+    w, loss = fit_mlp_scorer(T, Gl, Y, L, 8, "lse", 0, epochs=3, on_epoch=lambda e, a: seen.append(
+        (e, torch.get_num_threads(), a["W1"].shape)))
+    assert seen[:3] == [(1, 1, (8, D)), (2, 1, (8, D)), (3, 1, (8, D))]
+    assert len(seen) == 300  # 90 rows: one batch an epoch, at least MIN_STEPS updates
+    assert loss == pytest.approx(PINNED_LOSS, rel=1e-4)
+
+
+PINNED_LOSS = 0.6977019309997559  # measured 2026-12-07, torch CPU, this repository's venv
