@@ -345,3 +345,15 @@ def mosaic_manifests(tmp_path_factory, fashion_mnist_root) -> tuple[Path, Path]:
     train = write_mosaics(root / "train", mosaics(images[:5000], labels[:5000], FASHION_MNIST_CLASSES, 120, seed=0))
     test = write_mosaics(root / "test", mosaics(images[5000:], labels[5000:], FASHION_MNIST_CLASSES, 40, seed=1))
     return Path(train), Path(test)
+
+
+def first_mosaics(manifest: Path, n: int, out: Path) -> Path:
+    """A manifest ``out`` of the first ``n`` rows of ``manifest`` (a mosaic_manifests one), paths absolute."""
+    import csv
+
+    rows = list(csv.DictReader(open(manifest)))[:n]
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, ["path", "labels"])
+        w.writeheader()
+        w.writerows({"path": str(manifest.parent / r["path"]), "labels": r["labels"]} for r in rows)
+    return out

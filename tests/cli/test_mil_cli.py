@@ -2,7 +2,6 @@
 grids together, ``fit --head mil`` learns the bag's place from the row, ``evaluate`` scores it."""
 from __future__ import annotations
 
-import csv
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +10,8 @@ import wordsight
 from wordsight.cli import main
 from wordsight.cli._common import encoders_arg
 from wordsight.cli._tagger import MIL_ENCODERS, TILE_ENCODERS, label_set_defaults
+
+from ..conftest import first_mosaics
 
 
 @pytest.mark.parametrize("given, want", [
@@ -56,12 +57,7 @@ def test_hidden_sets_the_mil_and_mlp_heads_hidden_layer(head, hidden, want):
 
 
 def test_fit_with_the_mil_head_on_a_tile_bag_and_evaluate(mosaic_manifests, tmp_path, capsys):
-    base = mosaic_manifests[0].parent
-    rows = list(csv.DictReader(open(mosaic_manifests[0])))[:40]
-    with open(tmp_path / "train.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["path", "labels"])
-        w.writeheader()
-        w.writerows({"path": str(base / r["path"]), "labels": r["labels"]} for r in rows)
+    first_mosaics(mosaic_manifests[0], 40, tmp_path / "train.csv")
     assert main(["fit", str(tmp_path / "train.csv"), "--encoders", "efficientnet-lite0,tilebag:2:efficientnet-lite0",
                  "--fusion", "image", "--out", str(tmp_path / "m"), "--quiet"]) == 0  # a tile bag, no --head: mil
     clf = wordsight.load(tmp_path / "m")

@@ -4,7 +4,6 @@ predict, the server's /v1/predict and the Ray batch callable report what ``predi
 computes, within 1e-5, on 28-px-tile mosaics and on photos."""
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 
@@ -17,6 +16,8 @@ from wordsight.cli import main
 from wordsight.estimator import Classifier
 from wordsight.io.sources import open_source
 
+from ..conftest import first_mosaics
+
 ENC = "efficientnet-lite0"
 BAG = f"tilebag:2:{ENC}"
 
@@ -24,12 +25,7 @@ BAG = f"tilebag:2:{ENC}"
 @pytest.fixture(scope="module")
 def tagger(mosaic_manifests, tmp_path_factory):
     folder = tmp_path_factory.mktemp("mil-parity")
-    base = mosaic_manifests[0].parent
-    rows = list(csv.DictReader(open(mosaic_manifests[0])))[:48]
-    with open(folder / "train.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["path", "labels"])
-        w.writeheader()
-        w.writerows({"path": str(base / r["path"]), "labels": r["labels"]} for r in rows)
+    first_mosaics(mosaic_manifests[0], 48, folder / "train.csv")
     clf = Classifier(encoders=(ENC, BAG), task="multi-label", head="mil").fit(folder / "train.csv")
     clf.save(folder / "m")
     return clf, folder / "m"

@@ -3,7 +3,6 @@ encoder's tile bag (``tilebag:2:efficientnet-lite0``): the torch form, the ONNX 
 a saved-and-loaded folder report what ``predict_proba`` computes, within 1e-5."""
 from __future__ import annotations
 
-import csv
 import importlib.util
 
 import numpy as np
@@ -14,6 +13,8 @@ from wordsight.estimator import Classifier
 from wordsight.estimator.heads import MILHead
 from wordsight.io.sources import open_source
 
+from ..conftest import first_mosaics
+
 ENC = "efficientnet-lite0"
 BAG = f"tilebag:2:{ENC}"
 
@@ -22,12 +23,7 @@ def test_the_hidden_layer_tagger_is_one_computation_in_torch_onnx_and_a_loaded_f
     pytest.importorskip("onnxruntime")
     from wordsight.export import export_onnx
 
-    base = mosaic_manifests[0].parent
-    rows = list(csv.DictReader(open(mosaic_manifests[0])))[:48]
-    with open(tmp_path / "train.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["path", "labels"])
-        w.writeheader()
-        w.writerows({"path": str(base / r["path"]), "labels": r["labels"]} for r in rows)
+    first_mosaics(mosaic_manifests[0], 48, tmp_path / "train.csv")
     clf = Classifier(encoders=(ENC, BAG), task="multi-label", head=MILHead(hidden=32)).fit(tmp_path / "train.csv")
     head = clf.state_.head
     assert head.info["hidden"] == 32 and head.info["bag"] == [1280, 4, 1280] and head.arrays["W1"].shape == (32, 1280)
