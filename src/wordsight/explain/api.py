@@ -11,7 +11,7 @@ from PIL import Image
 
 from ._pipeline import Subject, View, _py, as_subject
 
-METHODS = ("gradcam", "gradcam++", "rollout", "lime", "shap")
+METHODS = ("gradcam", "gradcam++", "rollout", "lime", "shap", "tiles")
 REPORT_LIME_SAMPLES = 60  # gradcam_overlay's budget where LIME stands in for Grad-CAM
 
 
@@ -81,6 +81,30 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
     proba = subject.proba(view)  # what predict_proba reports for this image
     if tidx is None:
         tidx = int(np.argmax(proba))
+    from .tile_bags import bag_explanation, mil_evidence
+
+    tiled = bag_explanation(subject, view, tidx, method)  # a tile bag's gradcam or tile map: None elsewhere
+    if tiled is None:
+        vmap, facts = _view_map(subject, view, tidx, method, lime_samples, lime_segments, rollout_discard, shap_evals)
+        heat, seen = to_original(vmap, view), seen_mask(view)
+    else:
+        (heat, seen, facts), vmap = tiled, None
+    evidence = ev_mod.evidence(subject, view, proba, tidx, top)
+    tiles = mil_evidence(subject, view, tidx)
+    if tiles is not None:
+        evidence["tiles"] = tiles
+    evidence["encoder"] = subject.encoder_name
+    evidence["method_facts"] = facts
+    evidence["heatmap_focus"] = ev_mod.focus(heat if vmap is None else vmap)
+    evidence["view_box"] = [round(float(v), 1) for v in view.box]
+    if sentence:
+        evidence["sentence"] = ev_mod.write_sentence(evidence, llm)
+    return Explanation(view.name, method, _py(subject.classes[tidx]), heat,
+                       overlay(view.original, heat, seen), evidence, vmap, view)
+
+
+def _view_map(subject, view, tidx, method, lime_samples, lime_segments, rollout_discard, shap_evals):
+    """(the map over the explained encoder's view, the method's facts)."""
     facts: dict = {}
     if method in ("gradcam", "gradcam++"):
         from .cam import cam
@@ -103,16 +127,7 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
             vmap, sp_facts = shap_map(subject, view, tidx, DEFAULT_EVALS if shap_evals is None else shap_evals,
                                       lime_segments or DEFAULT_SEGMENTS)
         facts.update(sp_facts)
-    evidence = ev_mod.evidence(subject, view, proba, tidx, top)
-    evidence["encoder"] = subject.encoder_name
-    evidence["method_facts"] = facts
-    evidence["heatmap_focus"] = ev_mod.focus(vmap)
-    evidence["view_box"] = [round(float(v), 1) for v in view.box]
-    if sentence:
-        evidence["sentence"] = ev_mod.write_sentence(evidence, llm)
-    heat = to_original(vmap, view)
-    return Explanation(view.name, method, _py(subject.classes[tidx]), heat,
-                       overlay(view.original, heat, seen_mask(view)), evidence, vmap, view)
+    return vmap, facts
 
 
 def explain(model, images, method: str = "gradcam", target=None, *, encoder: str | None = None,
