@@ -105,7 +105,7 @@ def test_the_tile_map_is_the_heads_pooling_on_the_tiles_rectangles(tagger, image
 def test_gradcam_inside_each_tile_is_the_tiles_own_cam_times_its_pooling_weight(tagger, images):
     from wordsight.encoders import load_model
     from wordsight.explain.cam import cam_maps, captured
-    from wordsight.explain.tile_bags import tile_reading
+    from wordsight.explain.tile_inputs import tile_reading
 
     clf, _ = tagger
     subject = as_subject(clf)
@@ -184,10 +184,24 @@ def test_the_torch_path_and_every_methods_probabilities_are_predict_probas(tagge
     for method in ("gradcam", "gradcam++", "tiles"):
         for e, p in zip(explain(clf, images[:2], method=method), want):
             assert dict(e.evidence["top_k"])[e.target] == pytest.approx(p.max(), abs=1e-12)
-    # LIME and SHAP re-run the model on perturbed views (the explained encoder's centre crop, upscaled):
-    # the bag's tiles are cut from each view, not from the whole image, so the scores differ
-    got = subject.proba_views(subject.read(images[1]).image[None])[0]
-    assert got.argmax() == want[1].argmax()
+    # LIME, SHAP and the deletion check re-run the model on perturbed views (the explained encoder's
+    # centre crop): the bag's tiles are cut from the image with the view's changed pixels pasted back,
+    # so an unchanged view is predict_proba's image, and a change reaches the tiles it covers
+    from wordsight.explain.tile_inputs import pasted, perturbing
+
+    view = subject.read(images[1])
+    changed = view.image.copy()
+    changed[:40, :40] = 255  # the upper left of the view: inside the image's upper left tiles
+    with perturbing(subject, view):
+        got = subject.proba_views(np.stack([view.image, changed]))
+    np.testing.assert_allclose(got[0], want[1], atol=1e-5)
+    assert np.abs(got[1] - want[1]).max() > 1e-3
+    img = np.asarray(pasted(view.original, view, changed)).astype(int)
+    diff = np.argwhere(np.any(img != np.asarray(view.original), axis=2))
+    (left, top, right, bottom), s = view.box, view.image.shape[0]
+    assert diff.min(0).tolist() == [round(top), round(left)]  # the view's box, scaled back to the image
+    assert (diff.max(0) <= [top + 40 * (bottom - top) / s, left + 40 * (right - left) / s]).all()
+    assert subject.proba_views(view.image[None])[0].argmax() == want[1].argmax()  # without: cut from the view
 
 
 def test_cli_explains_every_tag_and_the_report_draws_each_tags_map(tagger, mosaic_manifests, tmp_path, capsys):

@@ -43,6 +43,7 @@ from .._util.deadlines import check as check_deadline
 from ..encoders.preprocess import preprocess, to_tensor_array
 from ..encoders.tilebag import instances, is_bag
 from ..io.images import ImageError
+from .boxes import view_box  # noqa: F401  (where a view lies on its image; imported from here too)
 
 # Views per model call while a deadline is set (a server request): the work stops within one call,
 # about 0.1 s on two cores for a CNN, instead of one LIME batch of 32 (seconds on a loaded machine).
@@ -51,19 +52,6 @@ PRIOR_KEY = "language-prior"  # inputs() entry holding the prior's log-probabili
 # inputs() entry holding the images' own text vectors (fusion paired / late); without it the
 # images have no text, as for predict_proba on images alone: the image part of the model decides.
 PAIRED_KEY = "paired-text"
-
-
-def view_box(size: tuple[int, int], cfg) -> tuple[float, float, float, float]:
-    """The box (left, top, right, bottom) of an image of ``size`` that the model input covers,
-    in original pixels (mirrors :func:`wordsight.encoders.preprocess.resize_and_crop`)."""
-    w, h = size
-    if cfg.resize_mode == "exact":
-        return (0.0, 0.0, float(w), float(h))
-    scale = cfg.resize_size / min(w, h)
-    nw, nh = max(cfg.input_size, round(w * scale)), max(cfg.input_size, round(h * scale))
-    left, top = (nw - cfg.input_size) // 2, (nh - cfg.input_size) // 2
-    sx, sy = nw / w, nh / h
-    return (left / sx, top / sy, (left + cfg.input_size) / sx, (top + cfg.input_size) / sy)
 
 
 def _py(v):
@@ -241,7 +229,7 @@ class Subject:
         """Per-encoder input tensors of the image itself (batch of one) for the torch path: the
         explained encoder reads the view; any other encoder its own model input of the image."""
         out = {}
-        from .tile_bags import tile_reading
+        from .tile_inputs import tile_reading
 
         for name in self.encoder_names:
             if is_bag(name):  # each tile as extraction cuts and reads it: (tiles, 3, s, s)
@@ -258,13 +246,13 @@ class Subject:
     def inputs(self, views: np.ndarray) -> dict[str, torch.Tensor]:
         """Per-encoder input tensors for a batch of uint8 views (B, S, S, 3). The explained
         encoder reads the view as is; any other encoder preprocesses it its own way."""
-        from .tile_bags import tiles_of_views
+        from .tile_inputs import tiles_of_views
 
         out = {}
         for name in self.encoder_names:
             enc = self.encoder(name)
             if is_bag(name):  # the tiles of each view, each read as an image: (B * tiles, 3, s, s)
-                arr = tiles_of_views(views, name, enc)
+                arr = tiles_of_views(self, views, name, enc)
             elif name == self.encoder_name:
                 arr = np.stack([to_tensor_array(Image.fromarray(v), enc.config) for v in views])
             else:

@@ -72,7 +72,7 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
                 lime_segments: int | None = None, rollout_discard: float = 0.0, sentence: bool = False,
                 llm="local", top: int = 5, shap_evals: int | None = None) -> Explanation:
     from . import evidence as ev_mod
-    from .render import overlay, seen_mask, to_original
+    from .render import from_original, overlay, seen_mask, to_original
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -88,14 +88,15 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
         vmap, facts = _view_map(subject, view, tidx, method, lime_samples, lime_segments, rollout_discard, shap_evals)
         heat, seen = to_original(vmap, view), seen_mask(view)
     else:
-        (heat, seen, facts), vmap = tiled, None
+        heat, seen, facts = tiled
+        vmap = from_original(heat, view)  # over the view too: the deletion check ranks its pixels
     evidence = ev_mod.evidence(subject, view, proba, tidx, top)
     tiles = mil_evidence(subject, view, tidx)
     if tiles is not None:
         evidence["tiles"] = tiles
     evidence["encoder"] = subject.encoder_name
     evidence["method_facts"] = facts
-    evidence["heatmap_focus"] = ev_mod.focus(heat if vmap is None else vmap)
+    evidence["heatmap_focus"] = ev_mod.focus(vmap if tiled is None else heat)
     evidence["view_box"] = [round(float(v), 1) for v in view.box]
     if sentence:
         evidence["sentence"] = ev_mod.write_sentence(evidence, llm)
@@ -117,17 +118,23 @@ def _view_map(subject, view, tidx, method, lime_samples, lime_segments, rollout_
         vmap = rollout(subject, view, discard_ratio=rollout_discard)
         facts.update(class_agnostic=True, discard_ratio=rollout_discard)
     else:
-        from .shapley import DEFAULT_EVALS, shap_map
-        from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
+        from .tile_inputs import perturbing
 
-        if method == "lime":
-            vmap, sp_facts = lime_map(subject, view, tidx, DEFAULT_SAMPLES if lime_samples is None else lime_samples,
-                                      lime_segments or DEFAULT_SEGMENTS)
-        else:
-            vmap, sp_facts = shap_map(subject, view, tidx, DEFAULT_EVALS if shap_evals is None else shap_evals,
-                                      lime_segments or DEFAULT_SEGMENTS)
-        facts.update(sp_facts)
+        with perturbing(subject, view):  # a tile bag's tiles: cut from the image with the view's changes
+            return _superpixel_map(subject, view, tidx, method, lime_samples, lime_segments, shap_evals)
     return vmap, facts
+
+
+def _superpixel_map(subject, view, tidx, method, lime_samples, lime_segments, shap_evals):
+    """LIME's or SHAP's map over the view and facts."""
+    from .shapley import DEFAULT_EVALS, shap_map
+    from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
+
+    if method == "lime":
+        return lime_map(subject, view, tidx, DEFAULT_SAMPLES if lime_samples is None else lime_samples,
+                        lime_segments or DEFAULT_SEGMENTS)
+    return shap_map(subject, view, tidx, DEFAULT_EVALS if shap_evals is None else shap_evals,
+                    lime_segments or DEFAULT_SEGMENTS)
 
 
 def explain(model, images, method: str = "gradcam", target=None, *, encoder: str | None = None,
@@ -142,7 +149,9 @@ def explain(model, images, method: str = "gradcam", target=None, *, encoder: str
     ``gradcam``, ``gradcam++`` (CNN encoders, through the whole model), ``rollout`` (``hf:`` ViT
     encoders; class-agnostic), ``lime`` (any model;
     ``lime_samples`` bounds its cost, default 200) or ``shap`` (any model: kernel SHAP over the
-    same superpixels; ``shap_evals`` bounds its model calls, default 200). ``target``: the class
+    same superpixels; ``shap_evals`` bounds its model calls, default 200) or ``tiles`` (a model with a
+    tile bag and the mil head: each tile's pooling weight for the class on its rectangle; Grad-CAM
+    of such a model is taken inside each tile, :mod:`wordsight.explain.tile_bags`). ``target``: the class
     to explain (default: the predicted one). ``encoder``: which of several encoders' pixels to
     explain. ``sentence``: also ask an LLM backend (``llm``: ``local``, ``openai``, ``none`` or a
     backend object) for one or two sentences written from the evidence; off by default. An unreadable image raises

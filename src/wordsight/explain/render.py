@@ -16,6 +16,15 @@ def to_original(view_map: np.ndarray, view: View) -> np.ndarray:
     return out
 
 
+def from_original(heat: np.ndarray, view: View) -> np.ndarray:
+    """A map at the original size read back over the view (S, S): the part the view covers, resized
+    (what the deletion check ranks the view's pixels by)."""
+    left, top, right, bottom = (int(round(v)) for v in view.box)
+    part = heat[max(0, top):max(top + 1, bottom), max(0, left):max(left + 1, right)]
+    s = view.image.shape[0]
+    return np.asarray(Image.fromarray(part.astype(np.float32), mode="F").resize((s, s), Image.Resampling.BILINEAR))
+
+
 def place(out: np.ndarray, part_map: np.ndarray, box) -> None:
     """Add ``part_map`` resized (bilinear) onto the box (left, top, right, bottom; original pixels,
     rounded) of the map ``out``, in place (a tile's map onto its rectangle)."""

@@ -1,11 +1,7 @@
 """Explanations that reach through a tile bag (``tilebag:<grids>:<encoder>``) and the mil head.
 
-A tile bag reads every tile of a 2x2 / 3x3 split as its own image (:mod:`wordsight.features.tilebag`);
-here each tile is cut and read by extraction's own code (one decode, :meth:`EmbedBatch.view_inputs`
-with the bag's tile views), so the torch path's row is the row ``predict_proba`` scores, and each
-tile has its rectangle on the original image (as :func:`wordsight.features.views.tile_of` cuts it
-from the decoded image, scaled back where a JPEG was draft-decoded) and the part of it the tile's
-model input covers (the inner encoder's resize and centre crop).
+The tiles themselves (their inputs, rectangles and the parts their inputs cover) are
+:mod:`.tile_inputs`'s.
 
 Two maps, per tag (class):
 
@@ -27,91 +23,16 @@ for one label per image, is ``predict_proba``'s without a language prior).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from PIL import Image
 
-from ..encoders.tilebag import PREFIX, is_bag, split
-from ..io.images import ImageError
-from ._pipeline import Subject, View, view_box
+from ..encoders.tilebag import is_bag
+from ._pipeline import Subject, View
+from .boxes import view_box
+from .tile_inputs import bag_of, tile_reading
 
-__all__ = ["TileReading", "bag_explanation", "bag_of", "is_bag", "mil_evidence", "tile_boxes", "tile_map",
-           "tile_reading", "tiles_of_views"]
+__all__ = ["bag_explanation", "mil_evidence", "tile_map"]
 
 TILE_MAP = "tiles: each tile's pooling weight for the class on its rectangle, grids summed"
-
-
-@dataclass
-class TileReading:
-    """The tiles of one image as a tile bag reads them."""
-
-    name: str  # the bag's encoder name
-    grids: tuple[int, ...]
-    rects: np.ndarray  # (tiles, 4) each tile's rectangle (left, top, right, bottom), original pixels
-    seen: np.ndarray  # (tiles, 4) the part of each rectangle its model input covers
-    inputs: np.ndarray  # (tiles, 3, s, s) float32: extraction's model inputs, row-major, grid by grid
-
-
-def bag_of(subject: Subject) -> str | None:
-    """The tile bag among the explained model's encoders (None: none)."""
-    return next((n for n in getattr(subject, "encoder_names", []) if is_bag(n)), None)
-
-
-def tile_boxes(decoded: tuple[int, int], size: tuple[int, int], grids, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """(rectangles, seen parts) of every tile of ``grids`` (row-major, grid by grid) of an image
-    decoded at ``decoded`` (width, height) whose original is ``size``, in original pixels; the seen
-    part is what the tile's model input covers (``cfg``'s resize and crop, :func:`view_box`)."""
-    W, H = decoded
-    sx, sy = size[0] / W, size[1] / H
-    rects, seen = [], []
-    for g in grids:
-        for i in range(g * g):
-            r, c = divmod(i, g)
-            left, top, right, bottom = c * W // g, r * H // g, (c + 1) * W // g, (r + 1) * H // g
-            vl, vt, vr, vb = view_box((right - left, bottom - top), cfg)
-            rects.append((left * sx, top * sy, right * sx, bottom * sy))
-            seen.append(((left + vl) * sx, (top + vt) * sy, (left + vr) * sx, (top + vb) * sy))
-    return np.asarray(rects, np.float64), np.asarray(seen, np.float64)
-
-
-def tile_reading(subject: Subject, view: View, name: str) -> TileReading:
-    """The tiles of the viewed image as the bag ``name`` reads them (kept on the view)."""
-    from ..features.engines.batch import EmbedBatch
-    from ..features.tilebag import bag_views
-    from ..io.sources import Sample
-
-    key = ("tiles", name)
-    if key in view.readings:
-        return view.readings[key]
-    grids, inner = split(name[len(PREFIX) + 1:])
-    fn = EmbedBatch(inner, engine="torch", small_input=subject.small_input)
-    try:
-        if view.frame is not None:  # a frame of a video, DICOM or TIFF
-            img, small = fn.frame_image(view.sample, view.frame)
-        else:
-            sample = view.sample or Sample(view.name or "image", data=view.data)
-            small = fn.key_parts(sample, view.data, fn.small_config())[0]  # a tiny image's tiles run small
-            img = fn.decoded(view.data, small, sample.path.window if view.sample is not None else None)
-    except ImageError as e:
-        raise ImageError(f"{view.name}: {e}" if view.name else str(e)) from None
-    got = fn.view_inputs(img, small, [tile for tile, _ in bag_views(grids)])
-    bad = next((err for x, err in got if x is None), None)
-    if bad is not None:
-        raise ImageError(f"{view.name or 'image'}: a tile of {name}: {bad}")
-    rects, seen = tile_boxes(img.size, view.size, grids, small or fn.config)
-    view.readings[key] = TileReading(name, grids, rects, seen, np.stack([x for x, _ in got]).astype(np.float32))
-    return view.readings[key]
-
-
-def tiles_of_views(views: np.ndarray, name: str, enc) -> np.ndarray:
-    """The tiles of each uint8 view (B, S, S, 3), each preprocessed by the bag's inner encoder
-    ``enc``: (B * tiles, 3, s, s), image by image (LIME and SHAP re-run the model on perturbed views)."""
-    from ..features.tilebag import bag_views
-
-    grids = split(name[len(PREFIX) + 1:])[0]
-    cuts = [tile for tile, _ in bag_views(grids)]
-    return np.stack([enc.preprocess(cut(Image.fromarray(v))) for v in views for cut in cuts])
 
 
 # ---------------------------------------------------------------------------------------- the mil head
