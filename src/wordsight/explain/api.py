@@ -19,7 +19,7 @@ REPORT_LIME_SAMPLES = 60  # gradcam_overlay's budget where LIME stands in for Gr
 class Explanation:
     """One image's explanation.
 
-    ``heatmap`` (H, W) float32 at the original size: Grad-CAM/Grad-CAM++/rollout in [0, 1]; LIME
+    ``heatmap`` (H, W) float32 at the original size: Grad-CAM/Grad-CAM++/rollout/tiles in [0, 1]; LIME
     and SHAP signed (each superpixel's weight or Shapley value, largest magnitude 1); zero outside the centre crop the
     model saw. ``overlay`` is the image with the map on top (PIL, original size). ``evidence``
     is JSON-able (classes, probabilities, concepts, descriptors, image/text shares, method facts).
