@@ -13,8 +13,9 @@ Two maps, per tag (class):
   the whole model, with every tile's feature map held: for a label set (the tag's score is its
   logit) the chain rule makes the gradient reaching a tile its pooling weight times its own
   score's gradient, so each tile's CAM comes weighted by its pooling weight (one label per image:
-  the log-softmax adds the other classes' pooled scores, as for any Grad-CAM of this model); each is placed into the part of its rectangle the tile's input covers, and
-  the whole image's encoder (the global term) adds its own CAM over its view. Each map is a
+  the log-softmax adds the other classes' pooled scores, as for any Grad-CAM of this model); each
+  is placed into the part of its rectangle the tile's input covers, and the whole image's encoder
+  (the global term) adds its own CAM over its view. Each map is a
   density (a feature-map cell's value over the original pixels the cell covers), so tiles and the
   whole image add up alike; the sum is scaled to a maximum of 1.
 

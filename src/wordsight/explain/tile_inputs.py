@@ -134,9 +134,12 @@ def pasted(image: Image.Image, view, perturbed: np.ndarray) -> Image.Image:
 @contextmanager
 def perturbing(subject, view):
     """Within it, ``subject``'s perturbed views are copies of ``view`` (see :func:`tiles_of_views`)."""
-    before = getattr(subject, "perturbed", None)
-    subject.perturbed = view
+    subjects = [subject, *getattr(subject, "members", [])]  # an ensemble's members read the same views
+    before = [getattr(s, "perturbed", None) for s in subjects]
+    for s in subjects:
+        s.perturbed = view
     try:
         yield
     finally:
-        subject.perturbed = before
+        for s, b in zip(subjects, before):
+            s.perturbed = b
