@@ -85,6 +85,8 @@ def test_the_tile_map_is_the_heads_pooling_on_the_tiles_rectangles(tagger, image
         np.testing.assert_allclose([t["score"] for t in ev["tiles"]], s, atol=1e-9)
         np.testing.assert_allclose([t["weight"] for t in ev["tiles"]], w, atol=1e-9)
         np.testing.assert_allclose([ev["pooled"], ev["global"], ev["bias"]], [pooled, g, b], atol=1e-9)
+        assert ev["global_share"] == pytest.approx(abs(g) / (abs(g) + abs(pooled)), abs=1e-12)
+        assert (ev["pool"], ev["encoder"]) == ("lse", BAG)
         np.testing.assert_allclose(expit(ev["logit"]), proba[i, target], atol=1e-9)  # predict_proba's
         assert e.evidence["probability"] == pytest.approx(proba[i, target], abs=1e-12)
         with Image.open(path) as im:
