@@ -156,6 +156,7 @@ class Subject:
 
     small_input = "auto"  # the input size for tiny images (a trained model's own; extraction's default)
     model = None  # a trained model, whose featurize path gives the probabilities
+    perturbed = None  # the View whose perturbed copies inputs() reads (tile_inputs.perturbing: a tile bag's tiles)
 
     def read(self, image) -> View:
         """The image (path, bytes, file, PIL or array) as the explained encoder sees it; an
