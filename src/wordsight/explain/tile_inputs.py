@@ -125,9 +125,9 @@ def pasted(image: Image.Image, view, perturbed: np.ndarray) -> Image.Image:
     part = np.asarray(Image.fromarray(perturbed).resize((bw, bh), Image.Resampling.BILINEAR))
     mask = np.asarray(Image.fromarray(changed).resize((bw, bh), Image.Resampling.NEAREST))
     out = np.array(image.convert("RGB"))
-    region = out[y0:y0 + bh, x0:x0 + bw]
-    region[mask[:region.shape[0], :region.shape[1]]] = part[:region.shape[0], :region.shape[1]][
-        mask[:region.shape[0], :region.shape[1]]]
+    region = out[y0:y0 + bh, x0:x0 + bw]  # a view of out: written in place
+    h, w = region.shape[:2]
+    region[mask[:h, :w]] = part[:h, :w][mask[:h, :w]]
     return Image.fromarray(out)
 
 
