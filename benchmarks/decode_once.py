@@ -9,16 +9,22 @@
    draft, the frame from the whole grey image: the code before, copied below) against the new one
    (drafted to ``VIEW_DECODE_SIZE``, the frame from its strips); the views chosen compared.
 
+3. With ``--cli``: ``wordsight zeroshot`` on the JPEG folder (the view chosen automatically), the
+   code before (``--before-src``, e.g. ``git archive main src``) against this one, each on a warm
+   feature cache (the same command run once before to fill it): what the view choice still costs.
+
 The files are written here, in a temporary folder: scikit-image photos resized, seeded noise
 (benchmarks/multi_view_read.py ``write_photos``), and seeded mosaics.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src nice python benchmarks/decode_once.py --n 24 --mosaics 48 --rounds 2
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice python benchmarks/decode_once.py --n 24 --mosaics 48 --rounds 2 \
+        [--cli --before-src /tmp/before/src]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +33,34 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from multi_view_read import Decodes, write_mosaic_files, write_photos  # noqa: E402
+from multi_view_read import write_mosaic_files, write_photos  # noqa: E402
 
 ENC = "efficientnet-lite0"
 MIXES = {"global + tilebag:2,3": [ENC, f"tilebag:2,3:{ENC}"],
          "global + tiles:2 + tilebag:2,3": [ENC, f"tiles:2:{ENC}", f"tilebag:2,3:{ENC}"]}
+
+
+class DecodeClock:
+    """Counts the real decoder's calls (features.engines.batch.decode_image) and sums their seconds
+    (each call's wall time, summed over the pool's threads)."""
+
+    def __init__(self):
+        import threading
+
+        from wordsight.features.engines import batch
+
+        self.n, self.seconds, self.lock, real = 0, 0.0, threading.Lock(), batch.decode_image
+
+        def timed(data, **kw):
+            t = time.perf_counter()
+            try:
+                return real(data, **kw)
+            finally:
+                with self.lock:
+                    self.n += 1
+                    self.seconds += time.perf_counter() - t
+
+        batch.decode_image = timed
 
 
 def per_block(paths, encoders, cache):
@@ -55,10 +84,11 @@ def blocks(label: str, paths, root: Path, rounds: int, counter) -> list[dict]:
         out = {}
         for r in range(rounds):
             for mode, run in (("per block", per_block), ("combined", combined)):
-                before, t = counter.n, time.perf_counter()
+                before, spent, t = counter.n, counter.seconds, time.perf_counter()
                 out[mode] = run(paths, encoders, root / f"cache-{label}-{mix}-{mode}-{r}")
                 rows.append({"files": label, "blocks": mix, "round": r, "mode": mode,
-                             "seconds": round(time.perf_counter() - t, 2), "decodes": counter.n - before})
+                             "seconds": round(time.perf_counter() - t, 2), "decodes": counter.n - before,
+                             "decode_seconds": round(counter.seconds - spent, 2)})
                 print(json.dumps(rows[-1]), flush=True)
         diff = max(float(np.abs(out["per block"][e] - out["combined"][e]).max()) for e in encoders)
         ratios = [round(a["seconds"] / b["seconds"], 2) for a, b in zip(rows[-2 * rounds::2], rows[-2 * rounds + 1::2])]
@@ -103,19 +133,42 @@ def view_choice(paths, rounds: int) -> list[dict]:
     return rows
 
 
+def cli(paths, root: Path, rounds: int, before_src: str) -> list[dict]:
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    runs = {}
+    for name, src in (("before", before_src), ("after", here)):
+        cmd = [sys.executable, "-m", "wordsight", "zeroshot", str(Path(paths[0]).parent), "--classes",
+               "cat,coffee cup,astronaut,rocket", "--quiet", "--cache-dir", str(root / f"cli-{name}")]
+        runs[name] = (cmd, {**os.environ, "PYTHONPATH": src})
+        subprocess.run(cmd, env=runs[name][1], capture_output=True, text=True, check=True)  # fills the cache
+    rows = []
+    for r in range(rounds):  # alternating: the machine's load changes within minutes
+        for name, (cmd, env) in runs.items():
+            t = time.perf_counter()
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+            rows.append({"cli": f"zeroshot, warm cache, {name}", "round": r, "seconds": round(time.perf_counter() - t, 2),
+                         "lines": len(out.splitlines())})
+            print(json.dumps(rows[-1]), flush=True)
+            rows[-1]["output"] = out
+    print(json.dumps({"cli_outputs_identical": len({r["output"] for r in rows}) == 1}), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--megapixels", type=float, default=12.0)
     ap.add_argument("--mosaics", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--cli", action="store_true")
+    ap.add_argument("--before-src", default="/work/main/src")
     args = ap.parse_args()
     from wordsight.estimator.feature_blocks import extract_blocks  # noqa: F401 (imported before any timing)
     from wordsight.features import extract_features
 
     print(json.dumps({"load_average": os.getloadavg(), "cpus": os.cpu_count(),
                       "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}), flush=True)
-    counter = Decodes()
+    counter = DecodeClock()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "photos").mkdir()
@@ -125,6 +178,8 @@ def main() -> None:
         extract_features(photos[:1], ENC, cache=False, quiet=True)  # the model loaded before any timing
         extract_features(photos[:1], f"tiles:2:{ENC}", cache=False, quiet=True)
         view_choice(photos, args.rounds)
+        if args.cli:
+            cli(photos, root, args.rounds, args.before_src)
         blocks(f"{args.n} JPEGs of {args.megapixels:g} MP", photos, root, args.rounds, counter)
         if mosaics:
             blocks(f"{args.mosaics} mosaics", mosaics, root, args.rounds, counter)
