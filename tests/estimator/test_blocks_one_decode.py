@@ -143,3 +143,34 @@ def test_one_progress_bar_counts_every_image_once(files, tmp_path, monkeypatch):
     monkeypatch.setattr(multi_view, "_progress", spy)
     extract_blocks([*files, str(tmp_path / "missing.png")], [ENC, BAG], cache=False)
     assert bars == [[4, ENC, 4]]  # three images and the missing file, once each
+
+
+def test_video_frames_are_decoded_in_one_pass_for_every_block(tmp_path, monkeypatch):
+    import av
+
+    from wordsight.features.engines import multi_view
+    from wordsight.io.media_options import MediaOptions
+    from wordsight.io.sources import open_source
+
+    clip = tmp_path / "c.mp4"
+    with av.open(str(clip), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        for name in ("chelsea", "coffee"):
+            img = np.asarray(_photo(name, (96, 64)))
+            for _ in range(5):
+                for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    calls = []
+    real = multi_view.decode_group
+    monkeypatch.setattr(multi_view, "decode_group", lambda m, f: calls.append(len(m)) or real(m, f))
+    src = open_source(clip, media=MediaOptions(sample="every", every=5))
+    blocks = extract_blocks(src, [ENC, BAG, TILES], cache=tmp_path / "one")
+    assert calls == [2]  # the file's two frames, one pass, for the three blocks
+    assert [s.path.frame for s in blocks.samples] == [0, 5]
+    per = _per_block(src, [ENC, BAG, TILES], tmp_path / "per")
+    for e in (ENC, BAG, TILES):
+        assert np.abs(blocks.embeddings[e] - per[e].embeddings).max() == 0.0
+    assert _entries(tmp_path / "one").keys() == _entries(tmp_path / "per").keys()
