@@ -76,6 +76,13 @@ def test_a_large_jpeg_is_decoded_drafted_and_a_png_whole(large, loads):
     assert set(loads) == {SIZE}
 
 
+def test_no_samples_no_images_read_the_plain_view(large, tmp_path):
+    assert choose_view_of_samples([]) == "plain"
+    missing = Sample(str(tmp_path / "missing.jpg"))
+    assert choose_view_of_samples([missing]) == "plain"
+    assert choose_view_of_samples([missing, Sample(large["garment.jpg"])]) == "light-background"  # skipped, not the end
+
+
 def test_the_majority_over_a_mixed_set_is_the_full_decodes(large):
     dark = [large["garment.jpg"], large["hubble.jpg"], large["garment.png"]]
     light = [large["chelsea.jpg"], large["astronaut.png"]]
@@ -90,7 +97,7 @@ def test_the_frame_is_read_from_its_strips_exactly():
     from wordsight.features.views import _frame
 
     rng = np.random.default_rng(1)
-    for shape in [(37, 53, 3), (8, 8, 3), (3, 9, 3), (1, 1, 3)]:
+    for shape in [(37, 53, 3), (8, 8, 3), (6, 11, 3), (7, 5, 3), (3, 9, 3), (1, 1, 3)]:  # widths 2, 1 and 1
         a = rng.integers(0, 256, shape, dtype=np.uint8)
         img = Image.fromarray(a)
         g = np.asarray(img.convert("L"), dtype=np.float32)

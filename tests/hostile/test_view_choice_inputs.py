@@ -41,5 +41,7 @@ def test_bad_files_among_the_sampled_images_are_skipped_unopened(tmp_path, monke
     with time_limit(60):  # opening the FIFO would block for ever
         assert choose_view_of_samples(samples) == "light-background"  # the good images decide
     assert (50_000, 50_000) not in loaded and max(w * h for w, h in loaded) <= 600 * 400  # drafted, bounded
+    with time_limit(60):  # a bad file before the good ones: skipped, the good ones still read
+        assert choose_view_of_samples([samples[1], samples[3], samples[0]]) == "light-background"
     with time_limit(60):  # the bad files alone: nothing to judge, the plain view
         assert choose_view_of_samples(samples[1:5]) == "plain"

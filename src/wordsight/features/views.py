@@ -73,8 +73,8 @@ VIEW_CHOICES = ("auto", *VIEWS)
 VIEW_SAMPLE = 32
 # The automatic choice reads each JPEG drafted (DCT scaling: 1/2, 1/4, 1/8) while both sides stay at
 # least this large, as extraction decodes it for a model whose resize size is 256 (EfficientNet-Lite0):
-# the choice judges the frame the light-background view later judges. A 12 MP JPEG decodes about
-# 8 times faster (benchmarks/decode_once.py); other formats decode whole (their frame is exact).
+# the choice judges the frame the light-background view later judges. On 24 JPEGs of 12 MP the
+# choice ran 4-6x faster (benchmarks/decode_once.py); other formats decode whole (their frame is exact).
 VIEW_DECODE_SIZE = 256
 
 
