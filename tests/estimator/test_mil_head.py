@@ -120,11 +120,15 @@ def test_the_bag_comes_from_the_fusions_layout():
 
 @pytest.mark.parametrize("pool", ["lse", "max"])
 def test_torch_and_onnx_forms_equal_the_numpy_scores(data, pool):
+    (X, Y), (Xt, _) = data
+    assert_torch_and_onnx_forms_equal(MILHead(pool=pool, lam=1e-3, bag=[START, K, D]).fit(X, Y, L), Xt)
+
+
+def assert_torch_and_onnx_forms_equal(head, Xt):
+    """The head's torch module and its ONNX export score ``Xt`` as its numpy ``logits`` do."""
     ort = pytest.importorskip("onnxruntime")
     from wordsight.export.torch_graph import to_onnx
 
-    (X, Y), (Xt, _) = data
-    head = MILHead(pool=pool, lam=1e-3, bag=[START, K, D]).fit(X, Y, L)
     with torch.no_grad():
         z = head.to_torch()(torch.from_numpy(Xt)).numpy()
     np.testing.assert_allclose(z, head.logits(Xt), atol=1e-10)

@@ -14,7 +14,7 @@ from wordsight.estimator import Classifier
 from wordsight.estimator.heads import MILHead
 from wordsight.estimator.heads.mil_mlp import BATCH, DROPOUT, EPOCHS, HIDDEN, LR, MIN_STEPS, WEIGHT_DECAY
 
-from .test_mil_head import START, D, K, L, bags
+from .test_mil_head import START, D, K, L, assert_torch_and_onnx_forms_equal, bags
 
 H = 6
 
@@ -65,17 +65,8 @@ def test_scores_are_the_hidden_layers_pooled_instance_scores_plus_the_global_ter
 
 @pytest.mark.parametrize("pool", ["lse", "max"])
 def test_torch_and_onnx_forms_equal_the_numpy_scores(data, pool):
-    ort = pytest.importorskip("onnxruntime")
-    from wordsight.export.torch_graph import to_onnx
-
     _, (Xt, _) = data
-    head = made(pool, seed=1)
-    with torch.no_grad():
-        z = head.to_torch()(torch.from_numpy(Xt)).numpy()
-    np.testing.assert_allclose(z, head.logits(Xt), atol=1e-10)
-    model = to_onnx(head.to_torch(), ["logits"], "mil", {"features": torch.from_numpy(Xt[:3])})
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(sess.run(["logits"], {"features": Xt})[0], head.logits(Xt), atol=1e-10)
+    assert_torch_and_onnx_forms_equal(made(pool, seed=1), Xt)
 
 
 def test_the_fit_learns_the_bags_and_keeps_the_arrays_it_trained(data, fitted):

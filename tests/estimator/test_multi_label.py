@@ -188,12 +188,13 @@ def test_threshold_fold_heads_learn_per_image_as_the_final_head():
     from sklearn.base import clone
     from sklearn.model_selection import KFold
 
-    from wordsight.estimator.tasks.label_folds import out_of_fold_proba
+    from wordsight.estimator.tasks.label_folds import fold_splits, out_of_fold_proba
 
     X, _, Y = scenes(n=120)
     head = LogisticHead(C=0.5).fit(X, Y, 4)
-    proba, folds = out_of_fold_proba(head, X, Y, max_folds=4)
-    assert folds == 4
+    splits = fold_splits(len(Y), 4)
+    assert len(splits) == 4 and len(fold_splits(3, 4)) == 3  # min(max_folds, rows)
+    proba = out_of_fold_proba(head, X, Y, splits)
     for train, test in KFold(4, shuffle=True, random_state=0).split(X):
         part = clone(head).set_params(C=0.5 * 120 / len(train)).fit(X[train], Y[train], 4)
         np.testing.assert_allclose(proba[test], 1 / (1 + np.exp(-part.logits(X[test]))), atol=1e-9)

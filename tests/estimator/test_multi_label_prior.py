@@ -49,6 +49,33 @@ def test_the_prior_is_the_zero_shot_tags_and_the_probe_reads_it(tagger, few):
     np.testing.assert_allclose(tagger.predict_proba(test), want, atol=1e-6)
 
 
+def test_the_thresholds_come_from_the_probes_out_of_fold_probabilities(tagger, few):
+    """Thresholds are chosen on what predict_proba computes: per fold a label probe (the fitted
+    one's C) on the other folds' rows with their prior log-odds, not the image head alone."""
+    from sklearn.model_selection import KFold
+
+    from wordsight.estimator.tasks.label_scores import thresholds_by_f1
+    from wordsight.estimator.tasks.multi_label import MIN_POSITIVES, THRESHOLD_FOLDS
+
+    train = few[0]
+    F = tagger.featurize(train)
+    Y = np.array([[c in set(lab) for c in tagger.classes_] for lab in train.labels], np.int64)
+    C = tagger.state_.probe.info["C"]
+    proba = np.empty(Y.shape)
+    for fit_rows, held in KFold(THRESHOLD_FOLDS, shuffle=True, random_state=0).split(Y):
+        part = LabelPriorProbe(C=C).fit(F.matrix[fit_rows], Y[fit_rows], F.prior_logits[fit_rows], Y.shape[1])
+        proba[held] = part.predict_proba(F.matrix[held], F.prior_logits[held])
+    want, reasons = thresholds_by_f1(Y, proba, MIN_POSITIVES)
+    assert len(reasons) < Y.shape[1]  # some label has a threshold of its own to check
+    np.testing.assert_allclose(tagger.task_.thresholds_, want, atol=1e-6)
+    # the image head's out-of-fold probabilities give other thresholds (what the fix changed)
+    from wordsight.estimator.tasks.label_folds import fold_splits, out_of_fold_proba
+
+    head_th, _ = thresholds_by_f1(Y, out_of_fold_proba(tagger.head_, F.matrix, Y, fold_splits(len(Y), THRESHOLD_FOLDS)),
+                                  MIN_POSITIVES)
+    assert np.abs(head_th - want).max() > 1e-3
+
+
 def test_the_saved_tagger_predicts_the_same_and_refuses_a_mismatched_probe(tagger, few, tmp_path):
     tagger.save(tmp_path / "m")
     back = wordsight.load(tmp_path / "m")

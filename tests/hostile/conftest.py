@@ -87,6 +87,30 @@ def write_head(folder: Path, change) -> None:
     resign(folder)
 
 
+def refused_load(folder: Path, match: str, load=None, seconds: int = 120) -> str:
+    """``load(folder)`` (default ``Classifier.load``) refuses the folder within ``seconds`` with a
+    ``ModelFolderError`` matching ``match`` in one line; returns the message."""
+    from wordsight.estimator import Classifier
+    from wordsight.estimator.saved.persistence import ModelFolderError
+
+    with time_limit(seconds), pytest.raises(ModelFolderError, match=match) as info:
+        (load or Classifier.load)(folder)
+    assert "\n" not in str(info.value)  # one line
+    return str(info.value)
+
+
+def saved_mil(folder: Path, **head) -> Path:
+    """A multi-label Classifier with a mil head (``MILHead(bag=[3, 4, 5], **head)``) fitted on 30
+    random rows (3 global features, a bag of 4 instances of 5) and saved to ``folder``."""
+    from wordsight.estimator import Classifier
+    from wordsight.estimator.heads import MILHead
+
+    X = np.random.default_rng(0).normal(size=(30, 3 + 4 * 5))
+    sets = [("a",) if i % 3 else ("a", "b") if i % 2 else ("b",) for i in range(30)]
+    Classifier(task="multi-label", head=MILHead(bag=[3, 4, 5], **head)).fit(X, sets).save(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def model_dir(photo_folder, tmp_path_factory) -> Path:
     """A Classifier on the four-class photo folder, saved once (JSON + safetensors)."""

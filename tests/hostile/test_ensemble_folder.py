@@ -15,7 +15,7 @@ from wordsight.estimator.saved.persistence import ModelFolderError
 from wordsight.training.autofit import search_fit
 
 from ..training.test_search import CANDIDATES, make_blocks
-from .conftest import resign, time_limit
+from .conftest import refused_load, resign
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,7 @@ def copy(ensemble_dir, tmp_path):
 
 
 def _refused(folder, match: str) -> str:
-    with time_limit(60), pytest.raises(ModelFolderError, match=match) as info:
-        wordsight.load(folder)
-    assert "\n" not in str(info.value)
-    return str(info.value)
+    return refused_load(folder, match, load=wordsight.load)
 
 
 def test_the_untouched_copy_loads(copy):

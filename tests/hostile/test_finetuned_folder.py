@@ -12,9 +12,8 @@ from PIL import Image
 
 from wordsight.estimator import Classifier
 from wordsight.estimator.heads import LogisticHead
-from wordsight.estimator.saved.persistence import ModelFolderError
 
-from .conftest import resign, time_limit
+from .conftest import refused_load, resign, time_limit
 
 BASE = "efficientnet-lite0"
 
@@ -48,13 +47,6 @@ def _weights(folder: Path) -> Path:
     return next(folder.glob("encoder-*.safetensors"))
 
 
-def _refused(folder, match: str) -> str:
-    with time_limit(120), pytest.raises(ModelFolderError, match=match) as info:
-        Classifier.load(folder)
-    assert "\n" not in str(info.value)
-    return str(info.value)
-
-
 def _rewrite(folder: Path, change) -> None:
     from safetensors.numpy import load_file, save_file
 
@@ -69,27 +61,27 @@ def test_the_untouched_copy_loads(copy):
     assert Classifier.load(copy).encoder_names[0].startswith("ft:efficientnet-lite0@")
 
 
-def test_a_changed_byte_is_refused(copy):
+def test_a_changed_byte_isrefused_load(copy):
     path = _weights(copy)
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
-    _refused(copy, r"encoder-.*\.safetensors: checksum mismatch")
+    refused_load(copy, r"encoder-.*\.safetensors: checksum mismatch")
 
 
-def test_a_missing_weights_file_is_refused(copy):
+def test_a_missing_weights_file_isrefused_load(copy):
     _weights(copy).unlink()
-    _refused(copy, r"encoder-.*\.safetensors")
+    refused_load(copy, r"encoder-.*\.safetensors")
 
 
-def test_a_config_without_the_weights_entry_is_refused(copy):
+def test_a_config_without_the_weights_entry_isrefused_load(copy):
     def edit(config):
         file = config["encoders"][0].pop("weights")
         config["files"].pop(file)
 
     _weights(copy).unlink()
     resign(copy, edit)
-    _refused(copy, r"fine-tuned encoder 'ft:efficientnet-lite0@[0-9a-f]+' has no weights file listed")
+    refused_load(copy, r"fine-tuned encoder 'ft:efficientnet-lite0@[0-9a-f]+' has no weights file listed")
 
 
 def test_other_weights_resigned_are_refused_by_their_digest(copy):
@@ -98,7 +90,7 @@ def test_other_weights_resigned_are_refused_by_their_digest(copy):
         t[key] = t[key] * 1.5
 
     _rewrite(copy, change)
-    _refused(copy, r"weights digest [0-9a-f]+ does not match the encoder name")
+    refused_load(copy, r"weights digest [0-9a-f]+ does not match the encoder name")
 
 
 def _rename_to_digest(folder: Path) -> None:
@@ -124,7 +116,7 @@ def test_nan_weights_are_refused_even_under_their_own_digest(copy):
 
     _rewrite(copy, change)
     _rename_to_digest(copy)
-    _refused(copy, r"holds NaN or infinite values")
+    refused_load(copy, r"holds NaN or infinite values")
 
 
 def test_weights_of_another_shape_are_refused_even_under_their_own_digest(copy):
@@ -134,15 +126,15 @@ def test_weights_of_another_shape_are_refused_even_under_their_own_digest(copy):
 
     _rewrite(copy, change)
     _rename_to_digest(copy)
-    _refused(copy, r"the weights do not fit efficientnet-lite0")
+    refused_load(copy, r"the weights do not fit efficientnet-lite0")
 
 
-def test_a_weights_file_on_a_frozen_encoder_is_refused(copy):
+def test_a_weights_file_on_a_frozen_encoder_isrefused_load(copy):
     def edit(config):
         config["encoders"][0]["name"] = BASE
 
     resign(copy, edit)
-    _refused(copy, r"encoder 'efficientnet-lite0' is not fine-tuned but names a weights file")
+    refused_load(copy, r"encoder 'efficientnet-lite0' is not fine-tuned but names a weights file")
 
 
 # ---------------------------------------------------------------- the fine-tuning checkpoint folder
@@ -155,7 +147,7 @@ def two_classes(tmp_path) -> Path:
     return tmp_path / "data"
 
 
-def test_a_checkpoint_state_linked_to_a_device_is_refused(two_classes, tmp_path):
+def test_a_checkpoint_state_linked_to_a_device_isrefused_load(two_classes, tmp_path):
     from wordsight.training.finetune import FinetuneError, FinetuneOptions, finetune
 
     ck = tmp_path / "ck"
@@ -166,7 +158,7 @@ def test_a_checkpoint_state_linked_to_a_device_is_refused(two_classes, tmp_path)
     assert "\n" not in str(info.value)
 
 
-def test_a_checkpoint_state_with_fields_of_the_wrong_type_is_refused(two_classes, tmp_path):
+def test_a_checkpoint_state_with_fields_of_the_wrong_type_isrefused_load(two_classes, tmp_path):
     import json
 
     from wordsight.training.finetune import FinetuneError, FinetuneOptions, finetune

@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 from wordsight.estimator import Classifier
-from wordsight.estimator.heads import MILHead
-from wordsight.estimator.saved.persistence import ModelFolderError
 from wordsight.features.tilebag import extract_bag
 
-from .conftest import resign, write_head
+from .conftest import refused_load, resign, saved_mil, write_head
 
 
 def test_a_corrupt_file_and_a_fifo_in_a_bag_are_reported_once_and_the_others_come_back(photo_folder, tmp_path):
@@ -32,32 +30,22 @@ def test_a_corrupt_file_and_a_fifo_in_a_bag_are_reported_once_and_the_others_com
 
 @pytest.fixture
 def saved(tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(30, 3 + 4 * 5))
-    sets = [("a",) if i % 3 else ("a", "b") if i % 2 else ("b",) for i in range(30)]
-    Classifier(task="multi-label", head=MILHead(lam=1e-3, bag=[3, 4, 5])).fit(X, sets).save(tmp_path / "m")
-    return tmp_path / "m"
-
-
-def _refused(folder, match):
-    with pytest.raises(ModelFolderError, match=match) as info:
-        Classifier.load(folder)
-    assert "\n" not in str(info.value)
+    return saved_mil(tmp_path / "m", lam=1e-3)
 
 
 def test_a_saved_instance_weight_of_another_width_is_refused(saved):
     write_head(saved, lambda a: a.update(W=a["W"][:, :3].copy()))
-    _refused(saved, r"field 'W' must be \(2, 5\) for a bag of 4 x 5, not \(2, 3\)")
+    refused_load(saved, r"field 'W' must be \(2, 5\) for a bag of 4 x 5, not \(2, 3\)")
 
 
 def test_a_saved_bag_that_does_not_fit_the_rows_is_refused(saved):
     resign(saved, lambda c: c["head"]["info"].update(bag=[3, 9, 5]))
-    _refused(saved, r"field 'bag' .*bag \[3, 9, 5\] \(\[start, instances, width\]\) does not fit rows of 23 features")
+    refused_load(saved, r"field 'bag' .*bag \[3, 9, 5\] \(\[start, instances, width\]\) does not fit rows of 23 features")
 
 
 def test_a_saved_global_weight_of_another_width_is_refused(saved):
     write_head(saved, lambda a: a.update(V=np.zeros((2, 4))))
-    _refused(saved, r"field 'V' must be \(2, 3\)")
+    refused_load(saved, r"field 'V' must be \(2, 3\)")
 
 
 def test_rows_with_another_number_of_tiles_are_refused_in_one_line(saved):

@@ -6,54 +6,40 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wordsight.estimator import Classifier
-from wordsight.estimator.heads import MILHead
-from wordsight.estimator.saved.persistence import ModelFolderError
-
-from .conftest import resign, write_head
+from .conftest import refused_load, resign, saved_mil, write_head
 
 
 @pytest.fixture
 def saved(tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(30, 3 + 4 * 5))
-    sets = [("a",) if i % 3 else ("a", "b") if i % 2 else ("b",) for i in range(30)]
-    Classifier(task="multi-label", head=MILHead(hidden=4, bag=[3, 4, 5])).fit(X, sets).save(tmp_path / "m")
-    return tmp_path / "m"
-
-
-def _refused(folder, match):
-    with pytest.raises(ModelFolderError, match=match) as info:
-        Classifier.load(folder)
-    assert "\n" not in str(info.value)
+    return saved_mil(tmp_path / "m", hidden=4)
 
 
 def test_a_saved_hidden_layer_of_another_width_is_refused(saved):
     write_head(saved, lambda a: a.update(W1=a["W1"][:3].copy()))
-    _refused(saved, r"field 'W1' must be \(4, 5\) for a hidden layer of 4 over instances of 5, not \(3, 5\)")
+    refused_load(saved, r"field 'W1' must be \(4, 5\) for a hidden layer of 4 over instances of 5, not \(3, 5\)")
 
 
 def test_a_saved_hidden_size_that_the_arrays_do_not_have_is_refused(saved):
     resign(saved, lambda c: c["head"]["info"].update(hidden=7))
-    _refused(saved, r"field 'W1' must be \(7, 5\) for a hidden layer of 7 over instances of 5, not \(4, 5\)")
+    refused_load(saved, r"field 'W1' must be \(7, 5\) for a hidden layer of 7 over instances of 5, not \(4, 5\)")
 
 
 def test_a_saved_second_layer_of_another_width_is_refused(saved):
     write_head(saved, lambda a: a.update(W2=np.zeros((2, 3))))
-    _refused(saved, r"field 'W2' must be \(2, 4\) for a hidden layer of 4 over instances of 5, not \(2, 3\)")
+    refused_load(saved, r"field 'W2' must be \(2, 4\) for a hidden layer of 4 over instances of 5, not \(2, 3\)")
 
 
 @pytest.mark.parametrize("bad", [-2, "4", 2.5, True])
 def test_a_saved_hidden_that_is_not_a_positive_whole_number_is_refused(saved, bad):
     resign(saved, lambda c: c["head"]["info"].update(hidden=bad))
-    _refused(saved, rf"field 'hidden' must be a positive whole number, not {bad!r}")
+    refused_load(saved, rf"field 'hidden' must be a positive whole number, not {bad!r}")
 
 
 def test_a_saved_hidden_of_zero_asks_for_the_linear_scorers_weight(saved):
     resign(saved, lambda c: c["head"]["info"].update(hidden=0))
-    _refused(saved, r"the 'mil' head's state lacks arrays \['W'\]")
+    refused_load(saved, r"the 'mil' head's state lacks arrays \['W'\]")
 
 
 def test_a_saved_state_without_its_hidden_layer_is_refused(saved):
     write_head(saved, lambda a: a.pop("c1"))
-    _refused(saved, r"c1")
+    refused_load(saved, r"c1")

@@ -17,14 +17,7 @@ from wordsight.estimator import Classifier
 from wordsight.estimator.heads import RandomForestHead
 from wordsight.estimator.saved.persistence import ModelFolderError
 
-from .conftest import resign, time_limit, write_head
-
-
-def _refused(folder, match: str):
-    with time_limit(60), pytest.raises(ModelFolderError, match=match) as info:
-        Classifier.load(folder)
-    assert "\n" not in str(info.value)  # one line
-    return str(info.value)
+from .conftest import refused_load, resign, write_head
 
 
 def test_the_untouched_copy_loads(model_copy):
@@ -38,19 +31,19 @@ def test_the_untouched_copy_loads(model_copy):
 def test_case14_head_linked_to_dev_zero(model_copy):
     (model_copy / "head.safetensors").unlink()
     (model_copy / "head.safetensors").symlink_to("/dev/zero")
-    _refused(model_copy, r"listed file 'head.safetensors' is a link that leads out of the folder")
+    refused_load(model_copy, r"listed file 'head.safetensors' is a link that leads out of the folder")
 
 
 def test_case14_head_replaced_by_a_fifo(model_copy):
     (model_copy / "head.safetensors").unlink()
     os.mkfifo(model_copy / "head.safetensors")
-    _refused(model_copy, r"head.safetensors: is a FIFO \(named pipe\), not a regular file")
+    refused_load(model_copy, r"head.safetensors: is a FIFO \(named pipe\), not a regular file")
 
 
 def test_case14_config_linked_to_dev_zero(model_copy):
     (model_copy / "config.json").unlink()
     (model_copy / "config.json").symlink_to("/dev/zero")
-    _refused(model_copy, r"config.json: is a character device, not a regular file")
+    refused_load(model_copy, r"config.json: is a character device, not a regular file")
 
 
 def test_case14_oversized_config(model_copy):
@@ -58,25 +51,25 @@ def test_case14_oversized_config(model_copy):
 
     with open(model_copy / "config.json", "ab") as f:
         f.write(b" " * MAX_CONFIG_BYTES)
-    _refused(model_copy, r"more than the limit of 8,388,608")
+    refused_load(model_copy, r"more than the limit of 8,388,608")
 
 
 def test_case14_absolute_file_entry(model_copy):
     resign(model_copy, lambda c: c["files"].update({"/dev/zero": "0" * 64}))
-    _refused(model_copy, r"listed file '/dev/zero' is an absolute path")
+    refused_load(model_copy, r"listed file '/dev/zero' is an absolute path")
 
 
 @pytest.mark.parametrize("value", [1_000_000, -1, 2.5, "3"])
 def test_case14_tta_bounded(model_copy, value):
     resign(model_copy, lambda c: c["params"].update(tta=value))
-    _refused(model_copy, r"params.tta' must be an integer in 0..64")
+    refused_load(model_copy, r"params.tta' must be an integer in 0..64")
 
 
 # ---------------------------------------------------------------- case 15: files outside the folder
 def test_case15_parent_path_entry_is_never_read(model_copy):
     real = hashlib.sha256(Path("/etc/passwd").read_bytes()).hexdigest()
     resign(model_copy, lambda c: c["files"].update({"../../../../etc/passwd": "f" * 64}))
-    msg = _refused(model_copy, r"'../../../../etc/passwd' leaves the folder")
+    msg = refused_load(model_copy, r"'../../../../etc/passwd' leaves the folder")
     assert real[:6] not in msg
 
 
@@ -84,7 +77,7 @@ def test_case15_link_out_of_the_folder(model_copy, tmp_path):
     (tmp_path / "outside.bin").write_bytes(b"x")
     (model_copy / "inner.bin").symlink_to(tmp_path / "outside.bin")
     resign(model_copy, lambda c: c["files"].update({"inner.bin": "f" * 64}))
-    _refused(model_copy, r"'inner.bin' is a link that leads out of the folder")
+    refused_load(model_copy, r"'inner.bin' is a link that leads out of the folder")
 
 
 # ---------------------------------------------------------------- case 16: malformed fields, one line each
@@ -103,13 +96,13 @@ def test_case15_link_out_of_the_folder(model_copy, tmp_path):
         "encoder-path", "n-features-string", "prior-outside", "prior-no-weight"])
 def test_case16_malformed_config_fields(model_copy, edit, match):
     resign(model_copy, edit)
-    _refused(model_copy, match)
+    refused_load(model_copy, match)
 
 
 def test_case16_config_is_a_folder(model_copy):
     (model_copy / "config.json").unlink()
     (model_copy / "config.json").mkdir()
-    _refused(model_copy, r"config.json: is a folder, not a file")
+    refused_load(model_copy, r"config.json: is a folder, not a file")
 
 
 def test_case16_serve_refuses_in_one_line(model_copy):
@@ -141,29 +134,29 @@ def test_case17_nan_weights(model_copy):
         a["coef"][0, 0] = np.nan
 
     write_head(model_copy, poison)
-    _refused(model_copy, r"head.safetensors: field 'coef' holds 1 NaN or infinite value")
+    refused_load(model_copy, r"head.safetensors: field 'coef' holds 1 NaN or infinite value")
 
 
 def test_case17_inf_weights(model_copy):
     write_head(model_copy, lambda a: a["intercept"].__setitem__(0, np.inf))
-    _refused(model_copy, r"'intercept' holds 1 NaN or infinite")
+    refused_load(model_copy, r"'intercept' holds 1 NaN or infinite")
 
 
 def test_case17_int8_weights(model_copy):
     write_head(model_copy, lambda a: a.update(coef=a["coef"].astype(np.int8)))
-    _refused(model_copy, r"'coef' must be float32 or float64, not int8")
+    refused_load(model_copy, r"'coef' must be float32 or float64, not int8")
 
 
 def test_case17_wrong_shape_weights(model_copy):
     write_head(model_copy, lambda a: a.update(coef=a["coef"][:, :10].copy()))
-    _refused(model_copy, r"the head does not take 1280 features")
+    refused_load(model_copy, r"the head does not take 1280 features")
 
 
 def test_case17_reordered_and_duplicate_classes(model_copy):
     resign(model_copy, lambda c: c.update(classes=["cat", "astronaut", "coffee", "rocket"]))
-    _refused(model_copy, r"'classes' is not in the sorted order")
+    refused_load(model_copy, r"'classes' is not in the sorted order")
     resign(model_copy, lambda c: c.update(classes=["astronaut", "cat", "cat", "rocket"]))
-    _refused(model_copy, r"'classes' holds a name twice")
+    refused_load(model_copy, r"'classes' holds a name twice")
 
 
 def test_case17_extra_pickle_is_reported_never_loaded(model_copy, tmp_path):
@@ -180,7 +173,7 @@ def test_case17_extra_pickle_is_reported_never_loaded(model_copy, tmp_path):
     assert not marker.exists() and len(clf.classes_) == 4
 
 
-def test_case17_forest_nodes_that_loop_are_refused(photo_folder, tmp_path):
+def test_case17_forest_nodes_that_loop_arerefused_load(photo_folder, tmp_path):
     """A random-forest head whose child index points back at its parent would walk forever."""
     folder = tmp_path / "forest"
     Classifier(head=RandomForestHead(n_estimators=2)).fit(photo_folder).save(folder)
@@ -191,14 +184,14 @@ def test_case17_forest_nodes_that_loop_are_refused(photo_folder, tmp_path):
         a["children_left"][first_inner] = first_inner
 
     write_head(folder, loop)
-    _refused(folder, r"'children_left' points outside its tree or backwards")
+    refused_load(folder, r"'children_left' points outside its tree or backwards")
 
 
-def test_held_unsigned_edits_are_refused(model_copy):
+def test_held_unsigned_edits_arerefused_load(model_copy):
     config = json.loads((model_copy / "config.json").read_text())
     config["classes"][0] = "zebra"
     (model_copy / "config.json").write_text(json.dumps(config))
-    _refused(model_copy, "checksum mismatch: the config was edited")
+    refused_load(model_copy, "checksum mismatch: the config was edited")
 
 
 @pytest.mark.parametrize("value", ["fp64", "../int8", 8, None])

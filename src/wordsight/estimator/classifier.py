@@ -232,7 +232,7 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
 
         self.state_ = FittedState(self.classes_, head, int(M.shape[1]), dims, text_dim, blocks.probs_encoder, fusion,
                                   resolve(self.encoder_names, self.precision),
-                                  task=task.fit_decisions(self, head, M[rows], y_idx[rows]))
+                                  task=task.fit_decisions(self, fusion, head, M[rows], y_idx[rows]))
         self.state_.calibration = task.calibrate(self, head, M, y_idx, rows, blocks)
         return self
 
@@ -253,7 +253,7 @@ class Classifier(Featurizer, FittedViews, ConformalViews, ClassifierMixin, BaseE
         head = fusion.fit(self, None, X[rows], [], y_idx[rows], self.unfitted_head())
         self.state_ = FittedState(self.classes_, head, int(X.shape[1]), fusion=fusion,
                                   calibration=task.calibrate(self, head, X, y_idx, rows, None),
-                                  task=task.fit_decisions(self, head, X[rows], y_idx[rows]))
+                                  task=task.fit_decisions(self, fusion, head, X[rows], y_idx[rows]))
         return self
 
     # ------------------------------------------------------------------ predict

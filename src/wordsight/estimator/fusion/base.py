@@ -129,6 +129,11 @@ class Fusion(BaseEstimator):
         learn what this fusion needs besides; returns the fitted head."""
         return head.fit(*training_rows(M, view_M, y), len(model.classes_))
 
+    def out_of_fold_proba(self, M: np.ndarray, Y: np.ndarray, splits) -> np.ndarray | None:
+        """Out-of-fold probabilities of the training rows ``M`` (label sets ``Y``, folds ``splits``)
+        where this fusion adds to the head's scores; None: the head's own are the model's."""
+        return None
+
     def prior_logits(self, model, blocks) -> np.ndarray | None:
         """The language prior's log-probabilities for ``blocks`` (None: this fusion has no prior)."""
         return None

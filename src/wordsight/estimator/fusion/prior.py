@@ -108,6 +108,7 @@ class PriorFusion(Fusion):
         prior = pipeline.log_proba_reading(reading)
         if self.weight == "auto" and isinstance(template, LogisticHead):
             self.probe_, self.mix_ = self._fit_probe(template, head, M, view_M, y, prior, len(model.classes_))
+            self._probe_rows = (view_M, prior)  # for out_of_fold_proba, then dropped
         elif self.weight not in ("auto", "held-out"):
             self.mix_ = PriorMix(float(self.weight), prior_temperature(prior, y), 1.0, {"how": "given"})
         else:
@@ -133,6 +134,24 @@ class PriorFusion(Fusion):
         info = probe.info
         return probe, PriorMix(float(info["strength"]), 1.0, 1.0, {"how": f"prior probe: {info['how']}",
                                                                    "calibration": info["calibration"], "C": info["C"]})
+
+    def out_of_fold_proba(self, M, Y, splits):
+        """The label-set probe's out-of-fold probabilities of its training rows, for the task's
+        thresholds: per fold a probe with the fitted one's options (and ``C``) fitted on the other
+        folds' rows and views with their prior log-odds, as :meth:`fit` fitted it. Without it the
+        thresholds came from the image head's probabilities, which the model does not output.
+        None for a single-label probe or a mix (the head's own serve there)."""
+        rows, self._probe_rows = getattr(self, "_probe_rows", None), None
+        if not isinstance(self.probe_, LabelPriorProbe) or rows is None:
+            return None
+        view_M, prior = rows
+        proba = np.empty(np.shape(Y), np.float64)
+        for train, test in splits:
+            X, Yt = training_rows(M[train], [v[train] for v in view_M], Y[train])
+            part = LabelPriorProbe(**{**self.probe_.params(), "C": self.probe_.info["C"]})
+            part.fit(X, Yt, np.tile(prior[train], (1 + len(view_M), 1)), Y.shape[1])
+            proba[test] = part.predict_proba(M[test], prior[test])
+        return proba
 
     @staticmethod
     def _held_out_mix(model, blocks, template, head, M, view_M, y, prior) -> PriorMix:

@@ -66,8 +66,9 @@ class Task:
         index = {c: i for i, c in enumerate(list(classes))}
         return np.asarray([index[v] for v in labels], np.int64)
 
-    def fit_decisions(self, model, head, M: np.ndarray, y: np.ndarray) -> "Task":
-        """The task as fitted on the head's training rows (what it decides with); itself here."""
+    def fit_decisions(self, model, fusion, head, M: np.ndarray, y: np.ndarray) -> "Task":
+        """The task as fitted on the training rows ``M`` of ``head`` and the fitted ``fusion``
+        (what it decides with); itself here."""
         return self
 
     def calibrate(self, model, head, M, y, rows, blocks):

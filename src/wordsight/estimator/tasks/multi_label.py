@@ -135,11 +135,16 @@ class MultiLabelTask(Task):
             raise ValueError("a multi-label model keeps no held-out calibration split: use calibration='cross' "
                              "or None")
 
-    def fit_decisions(self, model, head, M, Y) -> "MultiLabelTask":
-        """A fitted copy: thresholds chosen on out-of-fold probabilities of the training rows."""
-        from .label_folds import out_of_fold_proba
+    def fit_decisions(self, model, fusion, head, M, Y) -> "MultiLabelTask":
+        """A fitted copy: thresholds chosen on out-of-fold probabilities of the training rows, the
+        probabilities ``predict_proba`` computes: the fusion's where it adds to the head (the
+        language prior's per-label probe), else the head's."""
+        from .label_folds import fold_splits, out_of_fold_proba
 
-        proba, folds = out_of_fold_proba(head, M, Y, THRESHOLD_FOLDS, model.random_state)
+        splits = fold_splits(len(Y), THRESHOLD_FOLDS, model.random_state)
+        proba = fusion.out_of_fold_proba(M, Y, splits)
+        if proba is None:
+            proba = out_of_fold_proba(head, M, Y, splits)
         th, reasons = thresholds_by_f1(Y, proba, MIN_POSITIVES)
         return MultiLabelTask(th, {str(model.classes_[j]): r for j, r in reasons.items()})
 
