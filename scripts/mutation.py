@@ -68,6 +68,12 @@ TARGETS = [
     Target("estimator/heads/mil_fit.py", ["tests/estimator/test_mil_head.py"], exclude=["<module>"]),
     Target("estimator/fusion/base.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py",
                                         "tests/features/test_tilebag.py::test_the_fusion_normalises_each_tile_in_numpy_and_torch"]),
+    Target("estimator/tasks/label_folds.py", ["tests/estimator/test_multi_label.py", "-k", "threshold_fold"],
+           exclude=["<module>"]),
+    Target("estimator/fusion/prior.py", ["tests/estimator/test_label_prior_probe.py", "-k", "out_of_fold"],
+           include=["PriorFusion.out_of_fold_proba"],
+           why_limited="the out-of-fold probabilities behind a few-shot tagger's thresholds only: the prior's "
+                       "fit and mixing are covered by tests/estimator and tests/golden"),
     Target("estimator/prior_mix.py", [G + "test_prior_golden.py"],
            include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "PriorMix"],
            why_limited="choose_mix needs fitted heads and folds: covered by tests/estimator, not mutated here"),
@@ -127,6 +133,8 @@ TARGETS = [
 # (file or folder/, text in the original line, text in the mutated line, why). Reviewed by hand after
 # each run; paths are today's (the entries of the older layout's models/ were moved with their code).
 EQUIVALENT: list[tuple[str, str, str, str]] = [
+    ("estimator/tasks/label_folds.py", "np.zeros((n, 1))", "np.zeros((n, 2))",
+     "KFold's split reads only the number of rows of the placeholder"),
     ("estimator/heads/mil_mlp.py", ".split(4 * batch))", ".split(5 * batch))",
      "the chunk size of the final loss's evaluation: the mean over images is the same"),
     ("_util/numerics.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon: any tiny value gives the same rows"),
