@@ -120,6 +120,13 @@ TARGETS = [
            include=["_to_rgb", "choose", "decode", "apply_view", "preprocess"],
            why_limited="the folder checks and ONNX sessions need an export per run (tests/hostile/"
                        "test_export_folder.py, tests/export/test_export.py); the preprocessing is mutated"),
+    # decode1: which models share a decode, and the view choice's reduced read
+    Target("features/engines/shared_decode.py", ["tests/engines/test_shared_decode.py"]),
+    Target("features/views.py", ["tests/features/test_views.py", "tests/features/test_view_choice.py",
+                                 "tests/golden/test_prior_golden.py", "-k", "view or frame or border or light"],
+           include=["_frame", "border_brightness", "on_dark_background", "light_background", "choose_view",
+                    "choose_view_of_samples"],
+           why_limited="the view choice and the frame it judges (tile views are pinned by tests/features/test_multi_view.py)"),
 ]
 
 # Survivors that no test can tell apart from the original (or whose difference is not a defect):
@@ -197,6 +204,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("serve/predictor.py", 'sample.data or b""', 'b"XXXX"', "a Sample in the server always carries its bytes"),
     ("encoders/config.py", "PREPROCESS_VERSION = 1", "", "bumping the version is the documented way to renew the "
      "keys; the fingerprint tests compute with the module's value"),
+    ("features/engines/shared_decode.py", 'return ("as-is",)', "XXas-isXX", "a tag: any constant that is not a "
+     "JPEG's (mode, size) names 'decoded whole'"),
+    ("features/engines/shared_decode.py", 'return ("unopened",)', "XXunopenedXX", "a tag: any constant names "
+     "'the header does not open'"),
+    ("features/engines/shared_decode.py", 'img.draft("RGB"', "XXRGBXX", "PIL's JPEG draft reads the mode only "
+     "when it is L or YCbCr: any other request drafts as RGB (decode_image asks RGB)"),
 ]
 
 
