@@ -68,6 +68,12 @@ TARGETS = [
     Target("estimator/heads/mil_fit.py", ["tests/estimator/test_mil_head.py"], exclude=["<module>"]),
     Target("estimator/fusion/base.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py",
                                         "tests/features/test_tilebag.py::test_the_fusion_normalises_each_tile_in_numpy_and_torch"]),
+    Target("estimator/tasks/label_folds.py", ["tests/estimator/test_multi_label.py", "-k", "threshold_fold"],
+           exclude=["<module>"]),
+    Target("estimator/fusion/prior.py", ["tests/estimator/test_label_prior_probe.py", "-k", "out_of_fold"],
+           include=["PriorFusion.out_of_fold_proba"],
+           why_limited="the out-of-fold probabilities behind a few-shot tagger's thresholds only: the prior's "
+                       "fit and mixing are covered by tests/estimator and tests/golden"),
     Target("estimator/prior_mix.py", [G + "test_prior_golden.py"],
            include=["<module>", "mix", "choose_weight", "prior_temperature", "leave_one_shot_out_folds", "PriorMix"],
            why_limited="choose_mix needs fitted heads and folds: covered by tests/estimator, not mutated here"),
@@ -114,12 +120,21 @@ TARGETS = [
            include=["_to_rgb", "choose", "decode", "apply_view", "preprocess"],
            why_limited="the folder checks and ONNX sessions need an export per run (tests/hostile/"
                        "test_export_folder.py, tests/export/test_export.py); the preprocessing is mutated"),
+    # decode1: which models share a decode, and the view choice's reduced read
+    Target("features/engines/shared_decode.py", ["tests/engines/test_shared_decode.py"]),
+    Target("features/views.py", ["tests/features/test_views.py", "tests/features/test_view_choice.py",
+                                 "tests/golden/test_prior_golden.py", "-k", "view or frame or border or light"],
+           include=["_frame", "border_brightness", "on_dark_background", "light_background", "choose_view",
+                    "choose_view_of_samples"],
+           why_limited="the view choice and the frame it judges (tile views are pinned by tests/features/test_multi_view.py)"),
 ]
 
 # Survivors that no test can tell apart from the original (or whose difference is not a defect):
 # (file or folder/, text in the original line, text in the mutated line, why). Reviewed by hand after
 # each run; paths are today's (the entries of the older layout's models/ were moved with their code).
 EQUIVALENT: list[tuple[str, str, str, str]] = [
+    ("estimator/tasks/label_folds.py", "np.zeros((n, 1))", "np.zeros((n, 2))",
+     "KFold's split reads only the number of rows of the placeholder"),
     ("estimator/heads/mil_mlp.py", ".split(4 * batch))", ".split(5 * batch))",
      "the chunk size of the final loss's evaluation: the mean over images is the same"),
     ("_util/numerics.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon: any tiny value gives the same rows"),
@@ -189,6 +204,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("serve/predictor.py", 'sample.data or b""', 'b"XXXX"', "a Sample in the server always carries its bytes"),
     ("encoders/config.py", "PREPROCESS_VERSION = 1", "", "bumping the version is the documented way to renew the "
      "keys; the fingerprint tests compute with the module's value"),
+    ("features/engines/shared_decode.py", 'return ("as-is",)', "XXas-isXX", "a tag: any constant that is not a "
+     "JPEG's (mode, size) names 'decoded whole'"),
+    ("features/engines/shared_decode.py", 'return ("unopened",)', "XXunopenedXX", "a tag: any constant names "
+     "'the header does not open'"),
+    ("features/engines/shared_decode.py", 'img.draft("RGB"', "XXRGBXX", "PIL's JPEG draft reads the mode only "
+     "when it is L or YCbCr: any other request drafts as RGB (decode_image asks RGB)"),
 ]
 
 

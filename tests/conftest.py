@@ -357,3 +357,34 @@ def first_mosaics(manifest: Path, n: int, out: Path) -> Path:
         w.writeheader()
         w.writerows({"path": str(manifest.parent / r["path"]), "labels": r["labels"]} for r in rows)
     return out
+
+
+def tag_reports(folder: Path, paths: list[str], classes: list[str], tmp_path: Path) -> dict:
+    """What CLI ``predict``, the server's ``/v1/predict`` and the Ray batch report for ``paths`` with
+    the multi-label model in ``folder``: per view ``(probabilities (rows x classes), label sets)``,
+    and ``server_results``, ``server_model`` (``/v1/model``) and ``batch`` (the batch's columns)."""
+    import httpx
+
+    from wordsight.cli import main
+    from wordsight.estimator.batch_predict import PredictBatch
+    from wordsight.serve import BackgroundServer, ServeSettings
+
+    def table(rows):
+        return np.array([[{t["class"]: t["probability"] for t in r["top_k"]}[c] for c in classes] for r in rows])
+
+    out = tmp_path / "tag_reports.json"
+    assert main(["predict", str(folder), *paths, "--top-k", str(len(classes)), "--out", str(out), "--quiet"]) == 0
+    rows = json.loads(out.read_text())
+    with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as server:
+        files = [("files", (p.rsplit("/", 1)[1], open(p, "rb").read(), "image/png")) for p in paths]
+        r = httpx.post(server.url + "/v1/predict", files=files, data={"top_k": str(len(classes))}, timeout=300)
+        info = httpx.get(server.url + "/v1/model", timeout=60).json()
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    batch = PredictBatch(folder)
+    cols = batch({"path": np.array(paths, dtype=object),
+                  "bytes": np.array([open(p, "rb").read() for p in paths], dtype=object)})
+    return {"cli": (table(rows), [tuple(r["predicted"]) for r in rows]),
+            "server": (table(results), [tuple(r["predicted"]) for r in results]),
+            "ray": (cols["probabilities"], [tuple(s.split("|")) if s else () for s in cols["predicted"]]),
+            "server_results": results, "server_model": info, "batch": (batch, cols)}

@@ -144,3 +144,29 @@ def test_the_fit_summary_reports_the_held_out_map():
     line = summary(probe.info)
     assert f"held-out mAP on them: zero-shot {held['zero-shot']['mAP']:.0%}" in line
     assert f"image probe {held['image probe']['mAP']:.0%}" in line and "30 labelled images" in line
+
+
+def test_the_prior_fusions_out_of_fold_probabilities_refit_the_probe_per_fold_with_views():
+    """What the multi-label thresholds are chosen on (PriorFusion.out_of_fold_proba): per fold, a
+    probe with the fitted one's C on the other folds' rows, their augmented views' rows and the
+    prior log-odds tiled over them, scoring the held-out rows; then the rows are let go."""
+    from wordsight.estimator.fusion.prior import PriorFusion
+    from wordsight.estimator.tasks.label_folds import fold_splits
+
+    X, Y = scenes(40, seed=3)
+    rng = np.random.default_rng(4)
+    views = [X + 0.3 * rng.normal(size=X.shape)]
+    prior = rng.normal(size=Y.shape)
+    fusion = PriorFusion()
+    fusion.probe_ = LabelPriorProbe(C=0.7).fit(np.concatenate([X, *views]), np.concatenate([Y, Y]),
+                                               np.tile(prior, (2, 1)), 3)
+    fusion._probe_rows = (views, prior)
+    splits = fold_splits(len(Y), 5, 0)
+    got = fusion.out_of_fold_proba(X, Y, splits)
+    for train, test in splits:
+        part = LabelPriorProbe(C=0.7).fit(np.concatenate([X[train], views[0][train]]),
+                                          np.concatenate([Y[train], Y[train]]), np.tile(prior[train], (2, 1)), 3)
+        np.testing.assert_allclose(got[test], part.predict_proba(X[test], prior[test]), atol=1e-12)
+    no_views = LabelPriorProbe(C=0.7).fit(X[splits[0][0]], Y[splits[0][0]], prior[splits[0][0]], 3)
+    assert np.abs(got[splits[0][1]] - no_views.predict_proba(X[splits[0][1]], prior[splits[0][1]])).max() > 1e-3
+    assert fusion.out_of_fold_proba(X, Y, splits) is None  # the rows were let go: the head's own serve

@@ -194,6 +194,9 @@ def test_threshold_fold_heads_learn_per_image_as_the_final_head():
     head = LogisticHead(C=0.5).fit(X, Y, 4)
     splits = fold_splits(len(Y), 4)
     assert len(splits) == 4 and len(fold_splits(3, 4)) == 3  # min(max_folds, rows)
+    for (a, b), (c, d) in zip(fold_splits(120, 4, None), splits):  # a seed that is not an int: seed 0
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
     proba = out_of_fold_proba(head, X, Y, splits)
     for train, test in KFold(4, shuffle=True, random_state=0).split(X):
         part = clone(head).set_params(C=0.5 * 120 / len(train)).fit(X[train], Y[train], 4)

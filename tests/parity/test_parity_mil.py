@@ -7,16 +7,14 @@ from __future__ import annotations
 import importlib.util
 import json
 
-import httpx
 import numpy as np
 import pytest
 import torch
 
-from wordsight.cli import main
 from wordsight.estimator import Classifier
 from wordsight.io.sources import open_source
 
-from ..conftest import first_mosaics
+from ..conftest import first_mosaics, tag_reports
 
 ENC = "efficientnet-lite0"
 BAG = f"tilebag:2:{ENC}"
@@ -60,26 +58,9 @@ def test_the_torch_form_and_the_onnx_runner_give_predict_proba(tagger, tests, tm
 
 
 def test_cli_predict_the_server_and_the_ray_batch_report_the_same_tags(tagger, tests, tmp_path):
-    from wordsight.estimator.batch_predict import PredictBatch
-    from wordsight.serve import BackgroundServer, ServeSettings
-
     clf, folder = tagger
     want, sets = clf.predict_proba(tests), clf.predict(tests)
-    classes = [str(c) for c in clf.classes_]
-    out = tmp_path / "p.json"
-    assert main(["predict", str(folder), *tests, "--top-k", "10", "--out", str(out), "--quiet"]) == 0
-    rows = json.loads(out.read_text())
-    got = np.array([[{t["class"]: t["probability"] for t in r["top_k"]}[c] for c in classes] for r in rows])
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    assert [tuple(r["predicted"]) for r in rows] == sets.tolist()
-    with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as server:
-        files = [("files", (p.rsplit("/", 1)[1], open(p, "rb").read(), "image/png")) for p in tests]
-        r = httpx.post(server.url + "/v1/predict", files=files, data={"top_k": "10"}, timeout=300)
-    assert r.status_code == 200, r.text
-    got = np.array([[{t["class"]: t["probability"] for t in res["top_k"]}[c] for c in classes]
-                    for res in r.json()["results"]])
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    batch = PredictBatch(folder)
-    cols = batch({"path": np.array(tests, dtype=object), "bytes": np.array([open(p, "rb").read() for p in tests],
-                                                                           dtype=object)})
-    np.testing.assert_allclose(cols["probabilities"], want, atol=1e-5)
+    got = tag_reports(folder, tests, [str(c) for c in clf.classes_], tmp_path)
+    for view in ("cli", "server", "ray"):
+        np.testing.assert_allclose(got[view][0], want, atol=1e-5, err_msg=view)
+        assert got[view][1] == sets.tolist(), view

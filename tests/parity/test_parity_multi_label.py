@@ -6,15 +6,15 @@ from __future__ import annotations
 import importlib.util
 import json
 
-import httpx
 import numpy as np
 import pytest
 import torch
 
-from wordsight.cli import main
 from wordsight.estimator import Classifier
 from wordsight.estimator.heads import LogisticHead, MLPHead, SVMHead
 from wordsight.io.sources import open_source
+
+from ..conftest import tag_reports
 
 HEADS = {"logistic": LogisticHead(C=0.5), "svm": SVMHead(C=0.1), "mlp": MLPHead(hidden=(32,), epochs=2, min_steps=40)}
 
@@ -59,34 +59,20 @@ def test_the_torch_form_and_the_onnx_export_give_predict_proba(taggers, tests, t
 
 
 def test_cli_predict_the_server_and_the_ray_batch_report_the_same_tags(taggers, tests, tmp_path):
-    from wordsight.estimator.batch_predict import PredictBatch, to_records
-    from wordsight.serve import BackgroundServer, ServeSettings
+    from wordsight.estimator.batch_predict import to_records
 
     clf, folder = taggers["logistic"]
     want, sets = clf.predict_proba(tests), clf.predict(tests)
     classes = [str(c) for c in clf.classes_]
-    out = tmp_path / "p.json"
-    assert main(["predict", str(folder), *tests, "--top-k", "10", "--out", str(out), "--quiet"]) == 0
-    rows = json.loads(out.read_text())
-    got = np.array([[{t["class"]: t["probability"] for t in r["top_k"]}[c] for c in classes] for r in rows])
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    assert [tuple(r["predicted"]) for r in rows] == sets.tolist()
-    with BackgroundServer(ServeSettings(model_dir=str(folder), warm_up=False)) as server:
-        files = [("files", (p.rsplit("/", 1)[1], open(p, "rb").read(), "image/png")) for p in tests]
-        r = httpx.post(server.url + "/v1/predict", files=files, data={"top_k": "10"}, timeout=300)
-        info = httpx.get(server.url + "/v1/model", timeout=60).json()
-    assert r.status_code == 200, r.text and info["model"]["task"] == "multi-label"
-    results = r.json()["results"]
-    got = np.array([[{t["class"]: t["probability"] for t in res["top_k"]}[c] for c in classes] for res in results])
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    assert [tuple(res["predicted"]) for res in results] == sets.tolist()
-    for res, p in zip(results, want):
+    got = tag_reports(folder, tests, classes, tmp_path)
+    for view in ("cli", "server", "ray"):
+        np.testing.assert_allclose(got[view][0], want, atol=1e-5, err_msg=view)
+        assert got[view][1] == sets.tolist(), view
+    assert got["server_model"]["model"]["task"] == "multi-label"
+    for res, p in zip(got["server_results"], want):
         assert {t["class"]: t["probability"] for t in res["tags"]} == pytest.approx(
             {c: p[j] for j, c in enumerate(classes) if c in res["predicted"]}, abs=1e-5)
-    batch = PredictBatch(folder)
-    cols = batch({"path": np.array(tests, dtype=object), "bytes": np.array([open(p, "rb").read() for p in tests],
-                                                                           dtype=object)})
-    np.testing.assert_allclose(cols["probabilities"], want, atol=1e-5)
+    batch, cols = got["batch"]
     assert cols["predicted"].tolist() == ["|".join(s) for s in sets]
     records = to_records(cols, batch.classes, 3, batch.task)
     assert [tuple(rec.predicted) for rec in records] == sets.tolist()

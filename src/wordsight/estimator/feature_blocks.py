@@ -76,17 +76,13 @@ def from_feature_set(fs, encoders: list[str]) -> FeatureBlocks:
 def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = "", cache=None,
                    batch_size=None, quiet=True, small_input="auto", precision="auto") -> FeatureBlocks:
     """Every encoder's features of ``source`` (one view), keeping the images all encoders read.
-    ``precision``: one for all encoders, or a dict encoder -> precision."""
-    from ..features import extract_features
-    from ..features.tilebag import extract_bag, is_bag
-
-    per, failures = {}, []
-    for enc in encoders:
-        read = extract_bag if is_bag(enc) else extract_features  # a tile bag: tile by tile
-        fs = read(source, enc, cache=cache, batch_size=batch_size, view=view, view_key=view_key,
-                  quiet=quiet, small_input=small_input,
-                  precision=precision.get(enc, "auto") if isinstance(precision, dict) else precision)
-        per[enc] = fs
+    ``precision``: one for all encoders, or a dict encoder -> precision. Each image is read once and
+    decoded once for all encoders (global, ``tiles:N:``, tile bags) that decode it alike
+    (:func:`~wordsight.features.multi_view.extract_models`), with the cache entries of a read per encoder."""
+    per = _read_blocks(source, encoders, view, view_key, cache=cache, batch_size=batch_size, quiet=quiet,
+                       small_input=small_input, precision=precision)
+    failures = []
+    for fs in per.values():
         seen = {g.path for g in failures}
         failures += [f for f in fs.failures if f.path not in seen]
     keep = set.intersection(*({s.path for s in fs.samples} for fs in per.values()))
@@ -101,6 +97,19 @@ def extract_blocks(source, encoders: list[str], *, view=None, view_key: str = ""
         if probs is None and fs.probabilities is not None:
             probs, probs_enc = fs.probabilities[rows], enc
     return FeatureBlocks(samples, emb, probs, probs_enc, failures, probs_by_encoder=by_enc)
+
+
+def _read_blocks(source, encoders: list[str], view, view_key: str, *, precision, **options) -> dict:
+    """``{encoder: FeatureSet}`` of ``source`` through ``view``, from one read of each image."""
+    from ..features.multi_view import extract_models
+    from ..features.tilebag import bag_read, bag_set, is_bag
+
+    reads = []
+    for enc in encoders:
+        model, views = bag_read(enc, view, view_key) if is_bag(enc) else (enc, [(view, view_key)])
+        reads.append((model, views, precision.get(enc, "auto") if isinstance(precision, dict) else precision))
+    sets = extract_models(source, reads, **options)
+    return {enc: bag_set(enc, list(vs)) if is_bag(enc) else vs[0] for enc, vs in zip(encoders, sets)}
 
 
 def add_views(blocks: FeatureBlocks, source, n_views: int, augment, **options) -> FeatureBlocks:

@@ -6,7 +6,7 @@ from .._util.lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["FeatureCache", "MemoryCache", "default_cache_dir", "open_cache"], ".cache"),
     **dict.fromkeys(["DEFAULT_BATCH_SIZE", "Batch", "FeatureSet", "extract_features", "iter_features"], ".extract"),
-    **dict.fromkeys(["ViewSets", "extract_views"], ".multi_view"),
+    **dict.fromkeys(["ViewSets", "extract_models", "extract_views"], ".multi_view"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

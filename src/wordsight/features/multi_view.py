@@ -72,21 +72,46 @@ def extract_views(
     ViewSets
         ``sets[v]`` equals ``extract_features(data, model, view=views[v][0], view_key=views[v][1])``.
     """
+    return extract_models(data, [(model, views, precision)], cache=cache, batch_size=batch_size, workers=workers,
+                          max_pixels=max_pixels, quiet=quiet, engine=engine, small_input=small_input)[0]
+
+
+def extract_models(
+    data,
+    reads: list[tuple],
+    *,
+    cache=None,
+    batch_size: int | None = None,
+    workers: int = 4,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    quiet: bool = False,
+    engine: str = "auto",
+    small_input: int | str | None = "auto",
+) -> list[ViewSets]:
+    """:func:`extract_views` of several models from one read of each image, decoded once for all
+    of them where they ask for the same decoding (:mod:`.engines.shared_decode`): a global encoder,
+    ``tiles:N:`` and a tile bag's tiles (:func:`wordsight.estimator.feature_blocks.extract_blocks`).
+
+    ``reads``: ``[(model, views or None, precision), ...]``; the other parameters as
+    :func:`extract_views` takes them. Returns one :class:`ViewSets` per read, in order, each
+    equal to ``extract_views(data, model, views, precision=precision)`` (the same cache entries).
+    """
     from .engines.batch import EmbedBatch
     from .engines.multi_view import MultiViewBatch
 
     if engine == "ray":
         raise ValueError("extract_views runs on this machine: with engine='ray' call extract_features per view")
-    views = list(views) if views else [(None, "")]
     source = open_source(data)
-    name = model if isinstance(model, str) else model.config.name
-    fn = EmbedBatch(model, engine=engine, precision=precision, batch_size=batch_size, cache=open_cache(cache),
-                    max_pixels=max_pixels, small_input=small_input)
-    many = MultiViewBatch(fn, views)
+    store = open_cache(cache)
+    reads = [(model, list(views) if views else [(None, "")], precision) for model, views, precision in reads]
+    fns = [EmbedBatch(model, engine=engine, precision=precision, batch_size=batch_size, cache=store,
+                      max_pixels=max_pixels, small_input=small_input) for model, _, precision in reads]
+    many = MultiViewBatch.of_models([(fn, views) for fn, (_, views, _) in zip(fns, reads)])
     # about as many model inputs per chunk as a one-view extraction holds: memory stays bounded
-    chunk = -(-max((batch_size or fn.runner.batch_size) * 2, 32) // len(views))
-    parts: list[list] = [[] for _ in views]
-    bar = _progress(len(source.samples) + len(source.problems), quiet, name)
+    chunk = -(-max((batch_size or fns[0].runner.batch_size) * 2, 32) // len(many.slots))
+    parts: list[list] = [[] for _ in many.slots]
+    names = [model if isinstance(model, str) else model.config.name for model, _, _ in reads]
+    bar = _progress(len(source.samples) + len(source.problems), quiet, "+".join(dict.fromkeys(names)))
     bar.update(len(source.problems))
     try:
         for done in chunks(many, source.samples, chunk, workers):
@@ -95,8 +120,12 @@ def extract_views(
             bar.update(len(done[0].samples) + len(done[0].failures))  # each image kept or failed in every view
     finally:
         bar.close()
-    sets = [_feature_set(list(source.problems), p, name) for p in parts]
-    return ViewSets(sets, _once(s.failures for s in sets))
+    out, first = [], 0
+    for name, (_, views, _) in zip(names, reads):
+        sets = [_feature_set(list(source.problems), p, name) for p in parts[first:first + len(views)]]
+        out.append(ViewSets(sets, _once(s.failures for s in sets)))
+        first += len(views)
+    return out
 
 
 def _feature_set(problems: list, dones: list, name: str) -> FeatureSet:

@@ -14,7 +14,7 @@ import numpy as np
 from ..encoders.tilebag import PREFIX, is_bag, reader, split
 from .views import tile_of
 
-__all__ = ["bag_views", "combine", "extract_bag", "is_bag", "reader"]
+__all__ = ["bag_read", "bag_set", "bag_views", "combine", "extract_bag", "is_bag", "reader"]
 
 
 def bag_views(grids, view=None, view_key: str = "") -> list[tuple]:
@@ -30,16 +30,28 @@ def extract_bag(data, model: str, *, view=None, view_key: str = "", **kwargs):
     (:func:`~wordsight.features.multi_view.extract_views`; ``kwargs`` go to it), each with the
     cache entry ``extract_features`` gives that view (on a Ray engine: ``extract_features`` per tile)."""
     from ..io.sources import open_source
-    from .extract import FeatureSet, extract_features
+    from .extract import extract_features
     from .multi_view import extract_views
 
-    grids, inner = split(model[len(PREFIX) + 1:])
+    inner, views = bag_read(model, view, view_key)
     source = open_source(data)  # listed once: every tile reads the same samples
-    views = bag_views(grids, view, view_key)
     if kwargs.get("engine") == "ray":  # extract_views runs here only
         sets = [extract_features(source, inner, view=fn, view_key=key, **kwargs) for fn, key in views]
     else:
         sets = list(extract_views(source, inner, views, **kwargs).sets)
+    return bag_set(model, sets)
+
+
+def bag_read(model: str, view=None, view_key: str = "") -> tuple[str, list]:
+    """(the inner encoder, its tile views) that read the tile bag ``model`` seen through ``view``."""
+    grids, inner = split(model[len(PREFIX) + 1:])
+    return inner, bag_views(grids, view, view_key)
+
+
+def bag_set(model: str, sets):
+    """The tile bag ``model``'s FeatureSet from its tiles' feature sets (in tile order)."""
+    from .extract import FeatureSet
+
     samples, arrays, failures = combine(sets)
     return FeatureSet(samples, arrays, failures, model, sum(fs.computed for fs in sets), sum(fs.cached for fs in sets))
 

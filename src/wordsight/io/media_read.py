@@ -7,8 +7,9 @@ from .images import decode_image
 from .media_ref import MediaError, media_of
 
 
-def sample_image(sample):
-    """The RGB image of ``sample`` (a frame decoded alone: for a few thumbnails, not for extraction)."""
+def sample_image(sample, draft_size: int | None = None):
+    """The RGB image of ``sample`` (a frame decoded alone: for a few thumbnails, not for extraction);
+    ``draft_size``: a JPEG decoded reduced, both sides at least this large (``decode_image``)."""
     from PIL import Image
 
     ref = media_of(sample.path)
@@ -18,7 +19,7 @@ def sample_image(sample):
         from .safe_files import read_regular
 
         raw = data if data is not None else read_regular(str(sample.path), DEFAULT_MAX_FILE_BYTES)
-        return decode_image(raw, window=ref.window if ref is not None else None)
+        return decode_image(raw, draft_size=draft_size, window=ref.window if ref is not None else None)
     src = data if data is not None else Path(ref.file)
     if ref.kind == "video":
         from .video import decode_frames

@@ -170,14 +170,19 @@ class EmbedBatch:
         """Bytes -> the decoded RGB image (JPEGs drafted down towards the input's resize size);
         raises ``ImageError``. ``window``: a 16-bit or float image's (min, max) (None: its
         percentile window, :mod:`wordsight.io.window`)."""
-        cfg = small or self.runner.config
+        max_pixels, draft = self.decoding(small)
         try:
-            return decode_image(data, draft_size=cfg.resize_size, max_pixels=self.max_pixels, window=window)
+            return decode_image(data, draft_size=draft, max_pixels=max_pixels, window=window)
         except ImageError:
             img = tiff_fallback(data, window)  # what PIL cannot read of a TIFF (16-bit RGB, float RGB)
             if img is None:
                 raise
             return img
+
+    def decoding(self, small=None) -> tuple[int, int]:
+        """What :meth:`decoded` asks of the decoder besides the bytes and window: (the pixel limit,
+        the JPEG draft size); models asking alike share a decode (:mod:`.shared_decode`)."""
+        return self.max_pixels, (small or self.runner.config).resize_size
 
     def decode(self, data: bytes, small=None, window=None) -> tuple[np.ndarray | None, str | None]:
         """Bytes -> preprocessed (3, H, W) float32, or the reason it failed (see :meth:`decoded`)."""

@@ -5,6 +5,11 @@ The views are ``(function, view_key)`` pairs as :class:`~.batch.EmbedBatch` take
 image, its inversion; ``None`` the plain image). Keys, decoding, preprocessing, batching and storing
 are :class:`~.batch.EmbedBatch`'s own, so each view's features and cache entries are exactly those
 of a one-view extraction with that view (``extract_features(..., view=fn, view_key=key)``).
+
+Several models (:meth:`MultiViewBatch.of_models`: a global encoder, ``tiles:N:`` and a tile bag's
+inner encoder) share the read and the decode too: the image is decoded once per distinct decoding
+they ask for (:func:`~.shared_decode.decode_keys`: the same JPEG draft scale and pixel limit, one
+decode), so each model's entries stay exactly its own extraction's.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from ...io.sources import Problem, Sample
 from ..cache import feature_key
 from .media_frames import Pick, decode_group
 from .reads import Done, guarded, read_hashed
+from .shared_decode import decode_keys
 
 
 @dataclass
@@ -39,25 +45,46 @@ class MultiViewBatch:
 
     ``fn``: an :class:`~.batch.EmbedBatch` (its model, engine, cache, limits; its own view is not
     used); ``views``: ``[(function or None, view_key), ...]``. One view is what ``EmbedBatch.prepare``
-    and ``finish`` run: extraction has one way to read, decode and store an image.
+    and ``finish`` run: extraction has one way to read, decode and store an image. The views of
+    several models: :meth:`of_models`; view ``j`` is then the ``j``-th of all models' views in order.
     """
 
     def __init__(self, fn, views: list):  # fn: an EmbedBatch (batch.py runs its one view through this class)
+        self.parts: list = []  # the EmbedBatch of each model
+        self.slots: list[tuple] = []  # (model index, view function, view_key) of every view, model by model
+        self.add(fn, views)
+
+    @classmethod
+    def of_models(cls, parts: list) -> "MultiViewBatch":
+        """The views of several models, ``[(EmbedBatch, views), ...]``, from one read and one decode
+        of each image (per distinct decoding the models ask for)."""
+        many = cls(*parts[0])
+        for fn, views in parts[1:]:
+            many.add(fn, views)
+        return many
+
+    def add(self, fn, views: list) -> None:
+        """Add the views ``[(function or None, view_key)]`` of the model ``fn`` (an EmbedBatch)."""
         if len({key for _, key in views}) != len(views):
             raise ValueError(f"each view needs its own view_key: got {[key for _, key in views]}")
-        self.fn, self.views = fn, list(views)
+        self.parts.append(fn)
+        self.slots += [(len(self.parts) - 1, view, key) for view, key in views]
 
-    def _keys(self, sample: Sample, data, digest: str, small):
-        tiny, suffix = self.fn.key_parts(sample, data, small)
-        fp = self.fn.fingerprint
-        return [feature_key(digest, fp, key + suffix) for _, key in self.views], tiny
+    @property
+    def views(self) -> list:
+        """``(function, view_key)`` of every view, model by model."""
+        return [(view, key) for _, view, key in self.slots]
+
+    def _keys(self, sample: Sample, data, digest: str, smalls: list, fps: list):
+        found = [fn.key_parts(sample, data, small) for fn, small in zip(self.parts, smalls)]
+        keys = [feature_key(digest, fps[p], key + found[p][1]) for p, _, key in self.slots]
+        return keys, [tiny for tiny, _ in found]
 
     def prepare(self, samples: list[Sample], pool: ThreadPoolExecutor | None = None) -> ViewsPrepared:
         """Read and hash ``samples`` once, look every view of every one up in the cache, and start
         one decode per image with a missing view (one pass per video / DICOM / TIFF file)."""
-        fn = self.fn
         reads = list(pool.map(read_hashed, samples)) if pool else [read_hashed(s) for s in samples]
-        small = fn.small_config()
+        smalls, fps = [fn.small_config() for fn in self.parts], [fn.fingerprint for fn in self.parts]
         keys, tinies, failures = [], [], []
         for s, (data, digest, err) in zip(samples, reads):
             if err:
@@ -65,10 +92,10 @@ class MultiViewBatch:
                 keys.append(None)
                 tinies.append(None)
             else:
-                k, tiny = self._keys(s, data, digest, small)
+                k, tiny = self._keys(s, data, digest, smalls, fps)
                 keys.append(k)
                 tinies.append(tiny)
-        hits = fn.store.get_many([k for ks in keys if ks for k in ks], expect=fn.output_dims())
+        hits = self._look_up(keys)
         todo, groups, missing_of = [], {}, {}
         for s, ks, (data, _, _), tiny in zip(samples, keys, reads, tinies):
             missing = [(v, k) for v, k in enumerate(ks or []) if k not in hits]
@@ -91,25 +118,54 @@ class MultiViewBatch:
         todo = [(s, m, Pick(runs[t], s.path.frame) if isinstance(t, _Group) else t) for s, m, t in todo]
         return ViewsPrepared(samples, keys, hits, failures, todo)
 
-    def _decode(self, data: bytes, small, window, views: list[int]) -> list[tuple]:
-        """One decode of ``data`` -> ``[(input, error)]`` for each view index in ``views``."""
-        img, err = guarded(lambda: self.fn.decoded(data, small, window), "cannot decode image")
-        if img is None:
-            return [(None, err)] * len(views)
-        return self.fn.view_inputs(img, small, [self.views[v][0] for v in views])
+    def _look_up(self, keys: list) -> dict:
+        """The cache's entries of ``keys`` (per sample, per view), each model's checked for its widths."""
+        hits: dict = {}
+        for p, fn in enumerate(self.parts):
+            mine = [v for v, slot in enumerate(self.slots) if slot[0] == p]
+            hits.update(fn.store.get_many([ks[v] for ks in keys if ks for v in mine], expect=fn.output_dims()))
+        return hits
+
+    def _by_model(self, views: list[int]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for v in views:
+            out.setdefault(self.slots[v][0], []).append(v)
+        return out
+
+    def _decode(self, data: bytes, tinies: list, window, views: list[int]) -> list[tuple]:
+        """One decode of ``data`` (per distinct decoding the models ask for) -> ``[(input, error)]``
+        for each view index in ``views``."""
+        by_model = self._by_model(views)
+        ways = decode_keys(data, {p: self.parts[p].decoding(tinies[p]) for p in by_model})
+        images, out = {}, {}
+        for p, mine in by_model.items():
+            fn, small = self.parts[p], tinies[p]
+            if ways[p] not in images:
+                images[ways[p]] = guarded(lambda: fn.decoded(data, small, window), "cannot decode image")
+            img, err = images[ways[p]]
+            made = [(None, err)] * len(mine) if img is None else fn.view_inputs(img, small, self._fns(mine))
+            out.update(zip(mine, made))
+        return [out[v] for v in views]
+
+    def _fns(self, views: list[int]) -> list:
+        return [self.slots[v][1] for v in views]
 
     def _frame(self, sample: Sample, pixels, views: list[int]) -> tuple:
         """A decoded frame -> (``[(input, error)]`` per view index in ``views``, None) or
         (None, why the frame cannot be used)."""
-        found, err = guarded(lambda: self.fn.frame_image(sample, pixels), "cannot prepare the frame")
-        if found is None:
-            return None, err
-        return self.fn.view_inputs(found[0], found[1], [self.views[v][0] for v in views], "cannot prepare the frame"), None
+        out = {}
+        for p, mine in self._by_model(views).items():
+            fn = self.parts[p]
+            found, err = guarded(lambda: fn.frame_image(sample, pixels), "cannot prepare the frame")
+            if found is None:
+                return None, err
+            out.update(zip(mine, fn.view_inputs(found[0], found[1], self._fns(mine), "cannot prepare the frame")))
+        return [out[v] for v in views], None
 
     def finish(self, p: ViewsPrepared) -> list[Done]:
-        """Encode every missing view of the chunk in the engine's batches, store them, and gather
+        """Encode every missing view of the chunk in each model's batches, store them, and gather
         one :class:`~.reads.Done` per view (its failures: the unread files and that view's)."""
-        good, failed, made = [], [[] for _ in self.views], [set() for _ in self.views]
+        good, failed, made = [[] for _ in self.parts], [[] for _ in self.slots], [set() for _ in self.slots]
         for s, missing, task in p.todo:
             out = task.result() if hasattr(task, "result") else task
             if isinstance(out, tuple):  # a frame: (per-view results, None) or (None, its error)
@@ -118,10 +174,14 @@ class MultiViewBatch:
                 if x is None:
                     failed[v].append(Problem(s.path, err))
                 else:
-                    good.append((s, key, x))
+                    good[self.slots[v][0]].append((s, key, x))
                     made[v].add(key)
-        fresh = self.fn.encode(good)
-        self.fn.store.put_many(fresh)
-        return [self.fn.gather(p.samples, [ks[v] if ks else None for ks in p.keys], p.hits,
-                               {k: fresh[k] for k in made[v] if k in fresh}, p.failures + failed[v])
-                for v in range(len(self.views))]
+        fresh: dict = {}
+        for fn, items in zip(self.parts, good):
+            if items:
+                mine = fn.encode(items)
+                fn.store.put_many(mine)
+                fresh.update(mine)
+        return [self.parts[m].gather(p.samples, [ks[v] if ks else None for ks in p.keys], p.hits,
+                                     {k: fresh[k] for k in made[v] if k in fresh}, p.failures + failed[v])
+                for v, (m, _, _) in enumerate(self.slots)]
