@@ -76,3 +76,13 @@ def test_rows_of_another_width_are_refused_and_a_bagless_head_has_no_instance_te
     rng = np.random.default_rng(0)
     head = MILHead(lam=1e-3).fit(rng.normal(size=(20, 4)), (rng.random((20, 2)) < 0.5).astype(int), 2)
     assert head.instance_terms(rng.normal(size=(3, 4))) is None
+
+
+def test_a_loaded_heads_saved_pool_decides_not_its_parameter():
+    """As ``logits``: the pool the head was fitted with (``info``) is the one its terms use."""
+    X, _ = bags(6, 4)
+    head = linear("max")
+    head.set_params(pool="lse")
+    t = head.instance_terms(X)
+    np.testing.assert_allclose(t["pooled"], written_out(linear("max"), X)[2], rtol=1e-12)
+    np.testing.assert_allclose(t["pooled"] + t["global"] + t["bias"], head.logits(X), rtol=1e-12)
