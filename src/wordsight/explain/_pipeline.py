@@ -136,7 +136,7 @@ class Subject:
 
     def encoder(self, name: str | None = None):
         """The model that runs for ``name`` (default: the explained encoder): a tile bag's inner
-        encoder, which reads each tile (:mod:`.tile_bags`)."""
+        encoder, which reads each tile (:mod:`.tile_inputs`)."""
         from ..encoders import load_model
         from ..encoders.tilebag import reader
 
@@ -149,7 +149,7 @@ class Subject:
     @property
     def reader_name(self) -> str:
         """The model whose view of the image is explained (a tile bag's: its inner encoder's view of
-        the whole image; the tiles are cut by :mod:`.tile_bags`)."""
+        the whole image; the tiles are cut by :mod:`.tile_inputs`)."""
         from ..encoders.tilebag import reader
 
         return reader(self.encoder_name)
