@@ -170,6 +170,11 @@ def test_gradcam_places_each_tiles_cam_in_the_part_of_its_rectangle_the_tile_was
                                                           (ct + 224) * H / nh))
     np.testing.assert_allclose(e.heatmap, want / want.max(), atol=1e-4)
     assert e.evidence["method_facts"]["encoders"] == [BAG, ENC]
+    from wordsight.explain.tile_bags import bag_explanation
+
+    seen = bag_explanation(subject, view, target, "gradcam")[1]  # what the overlay leaves undimmed
+    assert seen.dtype == bool and seen.mean() < 1 and seen.sum() > 0.8 * seen.size
+    np.testing.assert_array_equal(seen, (want > 0) | seen)  # every painted pixel was seen
     assert "inside each tile" in e.evidence["method_facts"]["map"]
 
 
@@ -189,7 +194,7 @@ def test_the_torch_path_and_every_methods_probabilities_are_predict_probas(tagge
     # LIME, SHAP and the deletion check re-run the model on perturbed views (the explained encoder's
     # centre crop): the bag's tiles are cut from the image with the view's changed pixels pasted back,
     # so an unchanged view is predict_proba's image, and a change reaches the tiles it covers
-    from wordsight.explain.tile_inputs import pasted, perturbing
+    from wordsight.explain.tile_inputs import pasted, perturbing, tile_reading
 
     view = subject.read(images[1])
     changed = view.image.copy()
@@ -198,12 +203,20 @@ def test_the_torch_path_and_every_methods_probabilities_are_predict_probas(tagge
         got = subject.proba_views(np.stack([view.image, changed]))
     np.testing.assert_allclose(got[0], want[1], atol=1e-5)
     assert np.abs(got[1] - want[1]).max() > 1e-3
-    img = np.asarray(pasted(view.original, view, changed)).astype(int)
-    diff = np.argwhere(np.any(img != np.asarray(view.original), axis=2))
-    (left, top, right, bottom), s = view.box, view.image.shape[0]
-    assert diff.min(0).tolist() == [round(top), round(left)]  # the view's box, scaled back to the image
-    assert (diff.max(0) <= [top + 40 * (bottom - top) / s, left + 40 * (right - left) / s]).all()
-    assert subject.proba_views(view.image[None])[0].argmax() == want[1].argmax()  # without: cut from the view
+    for path in images[1:]:  # the change lands on the part of the decoded image the view covers
+        view = subject.read(path)
+        changed = view.image.copy()
+        changed[:40, :60] = 255
+        source = tile_reading(subject, view, BAG).image  # the drafted JPEG: half the original's size
+        img = np.asarray(pasted(source, view, changed)).astype(int)
+        diff = np.argwhere(np.any(img != np.asarray(source.convert("RGB")), axis=2))
+        (left, top, right, bottom), s = view.box, view.image.shape[0]
+        sx, sy = source.size[0] / view.size[0], source.size[1] / view.size[1]
+        assert diff.min(0).tolist() == [round(top * sy), round(left * sx)]
+        far = np.array([(top + 40 * (bottom - top) / s) * sy, (left + 60 * (right - left) / s) * sx])
+        assert (np.abs(diff.max(0) + 1 - far) <= 1.5).all(), (diff.max(0), far)
+    alone = subject.proba_views(view.image[None])  # outside an explanation: the tiles cut from the view itself
+    assert alone.shape == (1, len(clf.classes_)) and ((alone > 0) & (alone < 1)).all()
 
 
 def test_cli_explains_every_tag_and_the_report_draws_each_tags_map(tagger, mosaic_manifests, tmp_path, capsys):

@@ -95,16 +95,15 @@ def tiles_of_views(subject, views: np.ndarray, name: str, enc) -> np.ndarray:
     from ..features.engines.batch import EmbedBatch
     from ..features.tilebag import bag_views
 
-    grids = split(name[len(PREFIX) + 1:])[0]
+    grids, inner = split(name[len(PREFIX) + 1:])
     cuts = [tile for tile, _ in bag_views(grids)]
     view = getattr(subject, "perturbed", None)
-    if view is None:
-        return np.stack([enc.preprocess(cut(Image.fromarray(v))) for v in views for cut in cuts])
-    tiles = tile_reading(subject, view, name)
-    fn = EmbedBatch(split(name[len(PREFIX) + 1:])[1], engine="torch", small_input=subject.small_input)
+    fn = EmbedBatch(inner, engine="torch", small_input=subject.small_input)
+    tiles = tile_reading(subject, view, name) if view is not None else None
     out = []
-    for v in views:
-        got = fn.view_inputs(pasted(tiles.image, view, v), tiles.small, cuts)
+    for v in views:  # the tiles as extraction preprocesses them
+        image = Image.fromarray(v) if tiles is None else pasted(tiles.image, view, v)
+        got = fn.view_inputs(image, None if tiles is None else tiles.small, cuts)
         bad = next((err for x, err in got if x is None), None)
         if bad is not None:
             raise ImageError(f"{view.name or 'image'}: a tile of {name}: {bad}")
