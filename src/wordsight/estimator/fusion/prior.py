@@ -108,7 +108,8 @@ class PriorFusion(Fusion):
         prior = pipeline.log_proba_reading(reading)
         if self.weight == "auto" and isinstance(template, LogisticHead):
             self.probe_, self.mix_ = self._fit_probe(template, head, M, view_M, y, prior, len(model.classes_))
-            self._probe_rows = (view_M, prior)  # for out_of_fold_proba, then dropped
+            if y.ndim == 2:  # label sets: kept for the thresholds' out_of_fold_proba, then dropped
+                self._probe_rows = (view_M, prior)
         elif self.weight not in ("auto", "held-out"):
             self.mix_ = PriorMix(float(self.weight), prior_temperature(prior, y), 1.0, {"how": "given"})
         else:
