@@ -62,8 +62,8 @@ TARGETS = [
            why_limited="RandomForestHead._fit only copies scikit-learn's tree arrays (pinned by the golden forest "
                        "test); the MLP head (its torch training loop: 80 mutants at 1.5 s each) is pinned by "
                        "test_mlp_head_probabilities_equal_the_recipe_written_out_in_torch but not mutated"),
-    Target("estimator/heads/mil.py", ["tests/estimator/test_mil_head.py", "tests/estimator/test_mil_hidden.py"],
-           exclude=["<module>"]),
+    Target("estimator/heads/mil.py", ["tests/estimator/test_mil_head.py", "tests/estimator/test_mil_hidden.py",
+                                      "tests/estimator/test_mil_instance_terms.py"], exclude=["<module>"]),
     Target("estimator/heads/mil_mlp.py", ["tests/estimator/test_mil_hidden.py"], exclude=["<module>"]),
     Target("estimator/heads/mil_fit.py", ["tests/estimator/test_mil_head.py"], exclude=["<module>"]),
     Target("estimator/fusion/base.py", [G + "test_fusion_golden.py", G + "test_fewshot_golden.py",
@@ -138,6 +138,8 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("estimator/heads/mil_mlp.py", ".split(4 * batch))", ".split(5 * batch))",
      "the chunk size of the final loss's evaluation: the mean over images is the same"),
     ("_util/numerics.py", "1e-12)", "2e-12)", "the zero-norm guard's epsilon: any tiny value gives the same rows"),
+    ("estimator/heads/mil.py", "self.logits(X[:0])", "self.logits(X[:1])",
+     "instance_terms' width check: one row or none, the same refusal (the result is not used)"),
     ("estimator/fusion/base.py", "| None", "& None", "an annotation (postponed by `from __future__ import annotations`)"),
     ("estimator/feature_blocks.py", 'dict[int, "FeatureBlocks"]', "XXFeatureBlocksXX", "an annotation string"),
     ("estimator/heads/base.py", "overall if overall > 1e-12 else 1.0", "", "the scale of a constant training set: every "

@@ -3,9 +3,10 @@
 - No ``--head``, no ``--encoders``: the logistic head over the global embedding and ``tiles:2:``
   (max/mean-pooled 2x2 tiles), as before. Measured on Fashion-MNIST mosaics (docs/benchmarks.md,
   "Multi-label mosaics (issue 24)"), the mil head over the global embedding and a 2x2 tile bag is
-  better (+5.9 mAP on grids at 1,000 training mosaics) at the same five encoder readings per image,
-  but explanations (``explain``, the report's Grad-CAM of each tag) do not reach through a tile bag
-  yet, so it is not the default: one flag gives it.
+  better (+5.9 mAP on grids at 1,000 training mosaics) at the same five encoder readings per image;
+  explanations reach through it (``explain``'s Grad-CAM inside each tile or ``--method tiles``, the
+  report's Grad-CAM of each tag: :mod:`wordsight.explain.tile_bags`), but it is not the default
+  (the lead's choice): one flag gives it.
 - ``--head mil`` without ``--encoders``: the global embedding and a 2x2 tile bag (five readings per
   image; ``--encoders efficientnet-lite0,tilebag:2,3:efficientnet-lite0`` for 13 tiles, fourteen
   readings: +4.5 mAP more on grids, 2.8 times the cost on every photo).

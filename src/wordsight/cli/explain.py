@@ -17,7 +17,8 @@ def add_parser(sub):
     p.add_argument("--out", required=True, help="output folder: <image>.<method>.png overlays, .npy maps, "
                    "evidence.json")
     p.add_argument("--method", default="gradcam", choices=METHODS,
-                   help="gradcam/gradcam++ (CNN encoders), rollout (hf: ViTs), lime or shap (any model)")
+                   help="gradcam/gradcam++ (CNN encoders; inside each tile of a tile bag), rollout (hf: ViTs), "
+                   "lime or shap (any model), tiles (a tile bag's mil head: each tile's pooling weight)")
     p.add_argument("--class", dest="target", default=None, help="class to explain (default: the predicted one)")
     p.add_argument("--encoder", default=None, help="which encoder's pixels to explain (models with several)")
     p.add_argument("--lime-samples", **count_option("lime_samples"), default=None,

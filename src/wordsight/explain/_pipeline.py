@@ -41,7 +41,9 @@ from PIL import Image
 from .._util.deadlines import active as deadline_active
 from .._util.deadlines import check as check_deadline
 from ..encoders.preprocess import preprocess, to_tensor_array
+from ..encoders.tilebag import instances, is_bag
 from ..io.images import ImageError
+from .boxes import view_box  # noqa: F401  (where a view lies on its image; imported from here too)
 
 # Views per model call while a deadline is set (a server request): the work stops within one call,
 # about 0.1 s on two cores for a CNN, instead of one LIME batch of 32 (seconds on a loaded machine).
@@ -50,19 +52,6 @@ PRIOR_KEY = "language-prior"  # inputs() entry holding the prior's log-probabili
 # inputs() entry holding the images' own text vectors (fusion paired / late); without it the
 # images have no text, as for predict_proba on images alone: the image part of the model decides.
 PAIRED_KEY = "paired-text"
-
-
-def view_box(size: tuple[int, int], cfg) -> tuple[float, float, float, float]:
-    """The box (left, top, right, bottom) of an image of ``size`` that the model input covers,
-    in original pixels (mirrors :func:`wordsight.encoders.preprocess.resize_and_crop`)."""
-    w, h = size
-    if cfg.resize_mode == "exact":
-        return (0.0, 0.0, float(w), float(h))
-    scale = cfg.resize_size / min(w, h)
-    nw, nh = max(cfg.input_size, round(w * scale)), max(cfg.input_size, round(h * scale))
-    left, top = (nw - cfg.input_size) // 2, (nh - cfg.input_size) // 2
-    sx, sy = nw / w, nh / h
-    return (left / sx, top / sy, (left + cfg.input_size) / sx, (top + cfg.input_size) / sy)
 
 
 def _py(v):
@@ -146,16 +135,28 @@ class Subject:
     encoder_name: str  # the one whose pixels are explained
 
     def encoder(self, name: str | None = None):
+        """The model that runs for ``name`` (default: the explained encoder): a tile bag's inner
+        encoder, which reads each tile (:mod:`.tile_inputs`)."""
         from ..encoders import load_model
+        from ..encoders.tilebag import reader
 
-        return load_model(name or self.encoder_name)
+        return load_model(reader(name or self.encoder_name))
 
     @property
     def cfg(self):
         return self.encoder().config
 
+    @property
+    def reader_name(self) -> str:
+        """The model whose view of the image is explained (a tile bag's: its inner encoder's view of
+        the whole image; the tiles are cut by :mod:`.tile_inputs`)."""
+        from ..encoders.tilebag import reader
+
+        return reader(self.encoder_name)
+
     small_input = "auto"  # the input size for tiny images (a trained model's own; extraction's default)
     model = None  # a trained model, whose featurize path gives the probabilities
+    perturbed = None  # the View whose perturbed copies inputs() reads (tile_inputs.perturbing: a tile bag's tiles)
 
     def read(self, image) -> View:
         """The image (path, bytes, file, PIL or array) as the explained encoder sees it; an
@@ -168,7 +169,7 @@ class Subject:
             return self._read_media(image, ref)
         data, name = image_bytes(image)
         try:
-            pixels, cfg = model_view(data, self.encoder_name, self.small_input)
+            pixels, cfg = model_view(data, self.reader_name, self.small_input)
             original = decode_image(data)
         except ImageError as e:
             raise ImageError(f"{name}: {e}" if name else str(e)) from None
@@ -186,12 +187,12 @@ class Subject:
             if ref.kind == "image":
                 data, _ = image_bytes(sample.data if sample.data is not None else ref.file)
                 sample = Sample(ref, sample.label, sample.text, data=data)
-                pixels, cfg = model_view(data, self.encoder_name, self.small_input, ref.window)
+                pixels, cfg = model_view(data, self.reader_name, self.small_input, ref.window)
                 original = decode_image(data, window=ref.window)
                 return View(pixels, view_box(original.size, cfg), original.size, original, data, ref, sample=sample)
             original = sample_image(sample)
             frame = np.asarray(original)
-            pixels, cfg = frame_view(sample, frame, self.encoder_name, self.small_input)
+            pixels, cfg = frame_view(sample, frame, self.reader_name, self.small_input)
         except ImageError as e:
             raise ImageError(f"{ref}: {e}") from None
         return View(pixels, view_box(original.size, cfg), original.size, original, b"", ref, sample=sample, frame=frame)
@@ -229,7 +230,12 @@ class Subject:
         """Per-encoder input tensors of the image itself (batch of one) for the torch path: the
         explained encoder reads the view; any other encoder its own model input of the image."""
         out = {}
+        from .tile_inputs import tile_reading
+
         for name in self.encoder_names:
+            if is_bag(name):  # each tile as extraction cuts and reads it: (tiles, 3, s, s)
+                out[name] = torch.from_numpy(tile_reading(self, view, name).inputs)
+                continue
             pixels = view.image if name == self.encoder_name else self.model_pixels(view, name)
             out[name] = torch.from_numpy(to_tensor_array(pixels, self.encoder(name).config)[None])
         return out
@@ -241,10 +247,14 @@ class Subject:
     def inputs(self, views: np.ndarray) -> dict[str, torch.Tensor]:
         """Per-encoder input tensors for a batch of uint8 views (B, S, S, 3). The explained
         encoder reads the view as is; any other encoder preprocesses it its own way."""
+        from .tile_inputs import tiles_of_views
+
         out = {}
         for name in self.encoder_names:
             enc = self.encoder(name)
-            if name == self.encoder_name:
+            if is_bag(name):  # the tiles of each view, each read as an image: (B * tiles, 3, s, s)
+                arr = tiles_of_views(self, views, name, enc)
+            elif name == self.encoder_name:
                 arr = np.stack([to_tensor_array(Image.fromarray(v), enc.config) for v in views])
             else:
                 arr = np.stack([enc.preprocess(Image.fromarray(v)) for v in views])
@@ -285,29 +295,33 @@ class Subject:
             with torch.inference_mode():
                 for name in self.encoder_names:
                     out = self.encoder(name)(inp[name])
-                    emb[name].append(out["embedding"].float().numpy())
+                    n = len(views[i:i + step])  # a tile bag's tiles side by side in its image's row
+                    emb[name].append(out["embedding"].float().numpy().reshape(n, -1))
                     if name == probs_enc and "logits" in out:
                         probs.append(torch.softmax(out["logits"].float(), 1).numpy())
         return {n: np.concatenate(v) for n, v in emb.items()}, (np.concatenate(probs) if probs else None)
 
     probs_encoder: str | None = None
-    capture: dict | None = None  # set by Grad-CAM: receives the explained encoder's feature map
+    # set by Grad-CAM: {encoder name: {}} receives each named encoder's feature map ("fmap") and its
+    # gradient ("grad"); a tile bag's holds one map per tile
+    capture: dict | None = None
 
     def run_encoder(self, name: str, x: torch.Tensor) -> dict:
         """``encoder(x)``, spelled out for CNNs (forward_features -> forward_head -> ImageNet head,
         as ``CNNEncoder.forward`` does) so that Grad-CAM can hold the feature map that is pooled
         into the embedding."""
         enc = self.encoder(name)
-        if self.capture is None or name != self.encoder_name or not hasattr(enc, "forward_features"):
+        if self.capture is None or name not in self.capture or not hasattr(enc, "forward_features"):
             return enc(x)
         # Grad-CAM needs the gradient at the feature map only: running the backbone without a
         # graph spares the backward pass through it (measured: 0.84 s of 0.9 s per image, 2 cores)
         with torch.no_grad():
             fmap = enc.forward_features(x)
         fmap.requires_grad_(torch.is_grad_enabled())
-        self.capture["fmap"] = fmap
+        held = self.capture[name]
+        held["fmap"] = fmap
         if fmap.requires_grad:
-            fmap.register_hook(lambda g: self.capture.__setitem__("grad", g))
+            fmap.register_hook(lambda g: held.__setitem__("grad", g))
         pooled = enc.forward_head(fmap, pre_logits=True)
         out = {"embedding": pooled}
         if enc.config.has_imagenet_head:
@@ -353,8 +367,9 @@ class ClassifierSubject(Subject):
         self.classes = list(model.classes_)
         self.encoder_names = list(model.encoder_names)
         self.probs_encoder = model.probs_encoder_
-        if encoder is None:  # prefer an encoder whose pixels Grad-CAM can reach
+        if encoder is None:  # prefer an encoder whose pixels Grad-CAM can reach (a whole image's to a bag's)
             cnn = [n for n in self.encoder_names if hasattr(self.encoder(n), "forward_features")]
+            cnn = sorted(cnn, key=is_bag)
             encoder = (cnn or self.encoder_names)[0]
         if encoder not in self.encoder_names:
             raise ValueError(f"encoder {encoder!r} is not one of this model's encoders {self.encoder_names}")
@@ -374,7 +389,8 @@ class ClassifierSubject(Subject):
         emb, probs = {}, None
         for name in self.encoder_names:
             out = self.run_encoder(name, inputs[name])
-            emb[name] = out["embedding"].float()
+            n = len(inputs[name]) // instances(name)  # a tile bag's tiles side by side in its image's row
+            emb[name] = out["embedding"].float().reshape(n, -1)
             if name == self.probs_encoder and "logits" in out:
                 probs = torch.softmax(out["logits"].float(), 1)
         semantic = None

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ._pipeline import Subject, View, _py, as_subject
 
-METHODS = ("gradcam", "gradcam++", "rollout", "lime", "shap")
+METHODS = ("gradcam", "gradcam++", "rollout", "lime", "shap", "tiles")
 REPORT_LIME_SAMPLES = 60  # gradcam_overlay's budget where LIME stands in for Grad-CAM
 
 
@@ -19,7 +19,7 @@ REPORT_LIME_SAMPLES = 60  # gradcam_overlay's budget where LIME stands in for Gr
 class Explanation:
     """One image's explanation.
 
-    ``heatmap`` (H, W) float32 at the original size: Grad-CAM/Grad-CAM++/rollout in [0, 1]; LIME
+    ``heatmap`` (H, W) float32 at the original size: Grad-CAM/Grad-CAM++/rollout/tiles in [0, 1]; LIME
     and SHAP signed (each superpixel's weight or Shapley value, largest magnitude 1); zero outside the centre crop the
     model saw. ``overlay`` is the image with the map on top (PIL, original size). ``evidence``
     is JSON-able (classes, probabilities, concepts, descriptors, image/text shares, method facts).
@@ -72,7 +72,7 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
                 lime_segments: int | None = None, rollout_discard: float = 0.0, sentence: bool = False,
                 llm="local", top: int = 5, shap_evals: int | None = None) -> Explanation:
     from . import evidence as ev_mod
-    from .render import overlay, seen_mask, to_original
+    from .render import from_original, overlay, seen_mask, to_original
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -81,6 +81,31 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
     proba = subject.proba(view)  # what predict_proba reports for this image
     if tidx is None:
         tidx = int(np.argmax(proba))
+    from .tile_bags import bag_explanation, mil_evidence
+
+    tiled = bag_explanation(subject, view, tidx, method)  # a tile bag's gradcam or tile map: None elsewhere
+    if tiled is None:
+        vmap, facts = _view_map(subject, view, tidx, method, lime_samples, lime_segments, rollout_discard, shap_evals)
+        heat, seen = to_original(vmap, view), seen_mask(view)
+    else:
+        heat, seen, facts = tiled
+        vmap = from_original(heat, view)  # over the view too: the deletion check ranks its pixels
+    evidence = ev_mod.evidence(subject, view, proba, tidx, top)
+    tiles = mil_evidence(subject, view, tidx)
+    if tiles is not None:
+        evidence["tiles"] = tiles
+    evidence["encoder"] = subject.encoder_name
+    evidence["method_facts"] = facts
+    evidence["heatmap_focus"] = ev_mod.focus(vmap if tiled is None else heat)
+    evidence["view_box"] = [round(float(v), 1) for v in view.box]
+    if sentence:
+        evidence["sentence"] = ev_mod.write_sentence(evidence, llm)
+    return Explanation(view.name, method, _py(subject.classes[tidx]), heat,
+                       overlay(view.original, heat, seen), evidence, vmap, view)
+
+
+def _view_map(subject, view, tidx, method, lime_samples, lime_segments, rollout_discard, shap_evals):
+    """(the map over the explained encoder's view, the method's facts)."""
     facts: dict = {}
     if method in ("gradcam", "gradcam++"):
         from .cam import cam
@@ -93,26 +118,23 @@ def explain_one(subject: Subject, image, method: str = "gradcam", target=None, *
         vmap = rollout(subject, view, discard_ratio=rollout_discard)
         facts.update(class_agnostic=True, discard_ratio=rollout_discard)
     else:
-        from .shapley import DEFAULT_EVALS, shap_map
-        from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
+        from .tile_inputs import perturbing
 
-        if method == "lime":
-            vmap, sp_facts = lime_map(subject, view, tidx, DEFAULT_SAMPLES if lime_samples is None else lime_samples,
-                                      lime_segments or DEFAULT_SEGMENTS)
-        else:
-            vmap, sp_facts = shap_map(subject, view, tidx, DEFAULT_EVALS if shap_evals is None else shap_evals,
-                                      lime_segments or DEFAULT_SEGMENTS)
-        facts.update(sp_facts)
-    evidence = ev_mod.evidence(subject, view, proba, tidx, top)
-    evidence["encoder"] = subject.encoder_name
-    evidence["method_facts"] = facts
-    evidence["heatmap_focus"] = ev_mod.focus(vmap)
-    evidence["view_box"] = [round(float(v), 1) for v in view.box]
-    if sentence:
-        evidence["sentence"] = ev_mod.write_sentence(evidence, llm)
-    heat = to_original(vmap, view)
-    return Explanation(view.name, method, _py(subject.classes[tidx]), heat,
-                       overlay(view.original, heat, seen_mask(view)), evidence, vmap, view)
+        with perturbing(subject, view):  # a tile bag's tiles: cut from the image with the view's changes
+            return _superpixel_map(subject, view, tidx, method, lime_samples, lime_segments, shap_evals)
+    return vmap, facts
+
+
+def _superpixel_map(subject, view, tidx, method, lime_samples, lime_segments, shap_evals):
+    """LIME's or SHAP's map over the view and facts."""
+    from .shapley import DEFAULT_EVALS, shap_map
+    from .superpixels import DEFAULT_SAMPLES, DEFAULT_SEGMENTS, lime_map
+
+    if method == "lime":
+        return lime_map(subject, view, tidx, DEFAULT_SAMPLES if lime_samples is None else lime_samples,
+                        lime_segments or DEFAULT_SEGMENTS)
+    return shap_map(subject, view, tidx, DEFAULT_EVALS if shap_evals is None else shap_evals,
+                    lime_segments or DEFAULT_SEGMENTS)
 
 
 def explain(model, images, method: str = "gradcam", target=None, *, encoder: str | None = None,
@@ -127,7 +149,9 @@ def explain(model, images, method: str = "gradcam", target=None, *, encoder: str
     ``gradcam``, ``gradcam++`` (CNN encoders, through the whole model), ``rollout`` (``hf:`` ViT
     encoders; class-agnostic), ``lime`` (any model;
     ``lime_samples`` bounds its cost, default 200) or ``shap`` (any model: kernel SHAP over the
-    same superpixels; ``shap_evals`` bounds its model calls, default 200). ``target``: the class
+    same superpixels; ``shap_evals`` bounds its model calls, default 200) or ``tiles`` (a model with a
+    tile bag and the mil head: each tile's pooling weight for the class on its rectangle; Grad-CAM
+    of such a model is taken inside each tile, :mod:`wordsight.explain.tile_bags`). ``target``: the class
     to explain (default: the predicted one). ``encoder``: which of several encoders' pixels to
     explain. ``sentence``: also ask an LLM backend (``llm``: ``local``, ``openai``, ``none`` or a
     backend object) for one or two sentences written from the evidence; off by default. An unreadable image raises

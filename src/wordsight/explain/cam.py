@@ -27,6 +27,29 @@ def _weights(acts: torch.Tensor, grads: torch.Tensor, method: str) -> torch.Tens
     return (alpha * F.relu(grads)).sum((2, 3))
 
 
+def captured(subject: Subject, view: View, target: int, names: list[str]) -> dict[str, tuple]:
+    """{encoder name: (its final feature map, the gradient of the score of class ``target`` there)}
+    for each of ``names``, from one backward pass through the whole model (a tile bag's: one map
+    per tile, ``(tiles, C, h, w)``)."""
+    inputs = subject.view_inputs(view)
+    subject.capture = {n: {} for n in names}
+    try:
+        with torch.enable_grad():
+            scores = subject.scores(inputs)
+            scores[0, target].backward()
+        return {n: (h["fmap"].detach().float(), h["grad"].detach().float()) for n, h in subject.capture.items()}
+    finally:
+        subject.capture = None
+        for n in names:
+            subject.encoder(n).zero_grad(set_to_none=True)
+
+
+def cam_maps(acts: torch.Tensor, grads: torch.Tensor, method: str) -> torch.Tensor:
+    """(B, 1, h, w) class activation maps, ReLU'd, over the feature map's cells."""
+    weights = _weights(acts, grads, method)
+    return F.relu((weights[:, :, None, None] * acts).sum(1, keepdim=True))
+
+
 def cam(subject: Subject, view: View, target: int, method: str = "gradcam") -> np.ndarray:
     """The map over the view (S, S) in [0, 1] for class index ``target``: zero where nothing
     speaks for the class. The probabilities an explanation reports are ``Subject.proba``'s.
@@ -41,18 +64,8 @@ def cam(subject: Subject, view: View, target: int, method: str = "gradcam") -> n
     if not hasattr(subject.encoder(), "forward_features"):
         raise ValueError(f"{subject.encoder_name}: Grad-CAM needs a CNN encoder (forward_features); "
                          "use method='rollout' for ViT encoders or method='lime' for any model")
-    inputs = subject.view_inputs(view)
-    subject.capture = {}
-    try:
-        with torch.enable_grad():
-            scores = subject.scores(inputs)
-            scores[0, target].backward()
-        acts, grads = subject.capture["fmap"].detach().float(), subject.capture["grad"].detach().float()
-    finally:
-        subject.capture = None
-        subject.encoder().zero_grad(set_to_none=True)
-    weights = _weights(acts, grads, method)
-    m = F.relu((weights[:, :, None, None] * acts).sum(1, keepdim=True))
+    held = captured(subject, view, target, [subject.encoder_name])[subject.encoder_name]
+    m = cam_maps(*held, method)
     size = view.image.shape[:2]
     m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
     top = float(m.max())

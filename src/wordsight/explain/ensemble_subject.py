@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..encoders.tilebag import is_bag
 from ._pipeline import SUBJECT_TYPES, ClassifierSubject, Subject
 
 
@@ -26,7 +27,7 @@ class EnsembleSubject(Subject):
         self.probs_encoder = model.probs_encoder_
         if encoder is None:
             cnn = [n for n in self.encoder_names if hasattr(self.encoder(n), "forward_features")]
-            encoder = (cnn or self.encoder_names)[0]
+            encoder = (sorted(cnn, key=is_bag) or self.encoder_names)[0]  # a whole image's before a tile bag's
         if encoder not in self.encoder_names:
             raise ValueError(f"encoder {encoder!r} is not one of this ensemble's encoders {self.encoder_names}")
         self.encoder_name = encoder

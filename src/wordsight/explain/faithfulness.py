@@ -85,6 +85,7 @@ def deletion_check(model, images, method: str = "gradcam", fraction: float = 0.2
     most salient ``fraction`` of the view, and after deleting random ``fraction``s (mean over
     ``n_random`` draws, for both baselines)."""
     from .api import explain_one
+    from .tile_inputs import perturbing
 
     subject = as_subject(model)
     rng = np.random.default_rng(seed)
@@ -97,7 +98,8 @@ def deletion_check(model, images, method: str = "gradcam", fraction: float = 0.2
         masks += [_top_mask(rng.uniform(size=vmap.shape), fraction, rng) for _ in range(n_random)]
         masks += [_top_mask(_blob_field(vmap.shape, rng), fraction, rng) for _ in range(n_random)]
         batch = [view.image] + [delete(view.image, m, fill, subject) for m in masks]
-        p = subject.proba_views(np.stack(batch))[:, c]
+        with perturbing(subject, view):  # a tile bag's tiles: cut from the image with the deletions
+            p = subject.proba_views(np.stack(batch))[:, c]
         rows.append({"path": e.path, "class": e.target, "p": float(p[0]), "p_salient": float(p[1]),
                      "p_random_pixels": float(p[2:2 + n_random].mean()),
                      "p_random_blobs": float(p[2 + n_random:].mean())})

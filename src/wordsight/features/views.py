@@ -14,6 +14,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..io.images import ImageError
+
 # A light object on a plain dark background: at least DARK_SHARE of the frame's pixels are
 # near-black (grey < NEAR_BLACK). Measured: Fashion-MNIST test images 99.8% qualify (median 85% of
 # the frame near-black, objects often touch the border); scikit-image's natural photos 0-23%
@@ -126,6 +128,8 @@ def tile_of(fn, key: str, grid: int, index: int):
     def tile(img: Image.Image) -> Image.Image:
         img = fn(img) if fn is not None else img
         w, h = img.size
+        if min(w, h) < grid:
+            raise ImageError(f"{w}x{h} px is too small to cut into {grid}x{grid} tiles")
         return img.crop((c * w // grid, r * h // grid, (c + 1) * w // grid, (r + 1) * h // grid))
 
     return tile, f"{key}|tile-{grid}x{grid}-{index}-v1"

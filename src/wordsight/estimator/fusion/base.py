@@ -25,7 +25,8 @@ def image_block(embedding: np.ndarray, encoder: str) -> np.ndarray:
     k = instances(encoder)
     if k == 1 or embedding.shape[1] == 0:
         return l2_normalize(embedding)
-    return l2_normalize(np.asarray(embedding).reshape(len(embedding), k, -1)).reshape(len(embedding), -1)
+    n, width = embedding.shape  # no row: (0, k * D) (the -1 of a reshape cannot be read off no rows)
+    return l2_normalize(np.asarray(embedding).reshape(n, k, width // k)).reshape(n, width)
 
 
 def image_block_torch(embedding, encoder: str):

@@ -148,6 +148,31 @@ class MILHead(Head):
         T, G = self._split(X, bag)
         return self._scores(T, G, self.arrays)
 
+    def instance_terms(self, X) -> dict[str, np.ndarray] | None:
+        """The parts of :meth:`logits` per row (explanations: where a label's evidence lies):
+        ``scores`` (N, k, L) each instance's score for each label, ``weights`` (N, k, L) its share of
+        the pooling (log-sum-exp: the softmax over instances, the derivative of the pooled score;
+        max: 1 at the first best instance), ``pooled`` (N, L), ``global`` (N, L) the linear term on
+        the other columns and ``bias`` (L,): ``pooled + global + bias`` is :meth:`logits`. None
+        without a bag. The hidden scorer's output bias, folded into ``b``, is in ``bias``."""
+        from scipy.special import logsumexp, softmax
+
+        X = np.asarray(X, np.float64)
+        self.logits(X[:0])  # the width checked as logits checks it
+        bag = self._bag(X.shape[1])
+        if bag is None:
+            return None
+        T, G = self._split(X, bag)
+        w = self.arrays
+        s = np.maximum(T @ w["W1"].T + w["c1"], 0) @ w["W2"].T if self.info.get("hidden") else T @ w["W"].T
+        if self.info.get("pool", self.pool) == "lse":
+            pooled, weights = logsumexp(s, axis=1), softmax(s, axis=1)
+        else:
+            pooled = s.max(1)
+            weights = (np.arange(s.shape[1])[None, :, None] == s.argmax(1)[:, None, :]).astype(np.float64)
+        return {"scores": s, "weights": weights, "pooled": pooled, "global": G @ w["V"].T,
+                "bias": np.asarray(w["b"], np.float64)}
+
     @property
     def n_classes(self) -> int:
         """Number of labels (classes) scored."""
