@@ -25,7 +25,9 @@ def test_encoders_keep_a_bags_grids_together(given, want):
 
 
 @pytest.mark.parametrize("head, encoders, fusion, want", [
-    (None, None, "image", (TILE_ENCODERS, "logistic")),  # the default: unchanged (the module doc says why)
+    (None, None, "image", (MIL_ENCODERS, "mil")),  # the default: the mil head over a 2x2 tile bag
+    (None, None, "prior", (TILE_ENCODERS, "logistic")),  # the prior's per-label probe is a logistic head
+    (None, None, "concat", (TILE_ENCODERS, "logistic")),
     ("mil", None, "image", (MIL_ENCODERS, "mil")),  # --head mil alone reads the image and its 2x2 tiles
     (None, "efficientnet-lite0,tilebag:2:efficientnet-lite0", "image", (MIL_ENCODERS, "mil")),
     (None, "efficientnet-lite0,tilebag:2:efficientnet-lite0", "prior", (MIL_ENCODERS, "logistic")),

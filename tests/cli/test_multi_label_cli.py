@@ -25,7 +25,8 @@ def tagger(mosaic_manifests, tmp_path_factory):
 def test_fit_infers_multi_label_from_a_labels_manifest(tagger, mosaic_manifests):
     clf = wordsight.load(tagger)
     assert clf.task_.name == "multi-label" and clf.fusion_name == "image" and len(clf.classes_) == 10
-    assert clf.encoder_names == ["efficientnet-lite0", "tiles:2:efficientnet-lite0"]  # the measured default
+    # the measured default: the mil head over the image and its 2x2 tiles
+    assert clf.encoder_names == ["efficientnet-lite0", "tilebag:2:efficientnet-lite0"] and clf.head_name == "mil"
     config = json.loads((tagger / "config.json").read_text())
     assert config["task"] == "multi-label" and len(config["task_state"]["thresholds"]) == 10
     test = open_source(mosaic_manifests[1])
