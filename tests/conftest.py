@@ -388,3 +388,37 @@ def tag_reports(folder: Path, paths: list[str], classes: list[str], tmp_path: Pa
             "server": (table(results), [tuple(r["predicted"]) for r in results]),
             "ray": (cols["probabilities"], [tuple(s.split("|")) if s else () for s in cols["predicted"]]),
             "server_results": results, "server_model": info, "batch": (batch, cols)}
+
+
+def fit_mil_tagger(manifest: Path, n: int, folder: Path, bag: str = "tilebag:2:efficientnet-lite0"):
+    """A multi-label mil tagger over the global embedding and ``bag``, fitted on the first ``n``
+    mosaics of ``manifest`` and saved to ``folder / "m"``: (the Classifier, the saved folder)."""
+    from wordsight.estimator import Classifier
+
+    first_mosaics(manifest, n, folder / "train.csv")
+    clf = Classifier(encoders=("efficientnet-lite0", bag), task="multi-label", head="mil").fit(folder / "train.csv")
+    clf.save(folder / "m")
+    return clf, folder / "m"
+
+
+@pytest.fixture(scope="session")
+def mil_tagger(mosaic_manifests, tmp_path_factory):
+    """The mil tagger over a 2x2 tile bag fitted once on 48 training mosaics (read only: the parity,
+    explain-parity and hostile explain tests share it)."""
+    return fit_mil_tagger(mosaic_manifests[0], 48, tmp_path_factory.mktemp("mil-tagger"))
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The sizes of the images PIL decodes (their pixels loaded) while the test runs."""
+    from PIL import ImageFile
+
+    sizes = []
+    real = ImageFile.ImageFile.load
+
+    def load(self):
+        sizes.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return sizes

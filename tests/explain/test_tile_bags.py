@@ -18,7 +18,7 @@ from wordsight.explain import explain
 from wordsight.explain._pipeline import as_subject
 from wordsight.io.sources import open_source
 
-from ..conftest import first_mosaics
+from ..conftest import first_mosaics, fit_mil_tagger
 
 ENC = "efficientnet-lite0"
 BAG = f"tilebag:2,3:{ENC}"  # 13 tiles: the 2x2 and the 3x3 split overlap
@@ -27,11 +27,7 @@ GRIDS = (2, 3)
 
 @pytest.fixture(scope="module")
 def tagger(mosaic_manifests, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mil-explain")
-    first_mosaics(mosaic_manifests[0], 32, folder / "train.csv")
-    clf = Classifier(encoders=(ENC, BAG), task="multi-label", head="mil").fit(folder / "train.csv")
-    clf.save(folder / "m")
-    return clf, folder / "m"
+    return fit_mil_tagger(mosaic_manifests[0], 32, tmp_path_factory.mktemp("mil-explain"), BAG)
 
 
 @pytest.fixture(scope="module")

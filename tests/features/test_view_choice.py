@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFile
+from PIL import Image, ImageDraw
 
 from wordsight.features.views import VIEW_DECODE_SIZE, choose_view, choose_view_of_samples, on_dark_background
 from wordsight.io.images import decode_image
@@ -41,18 +41,6 @@ def large(tmp_path_factory):
             out[f"{name}.{ext}"] = str(d / f"{name}.{ext}")
     return out
 
-
-@pytest.fixture
-def loads(monkeypatch):
-    sizes = []
-    real = ImageFile.ImageFile.load
-
-    def load(self):
-        sizes.append(self.size)
-        return real(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
-    return sizes
 
 
 def _full_choice(paths) -> str:

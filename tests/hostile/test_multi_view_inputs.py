@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image
 
 from wordsight.features import extract_features, extract_views
 from wordsight.features.views import tile_view
@@ -25,19 +25,6 @@ def huge_png(w: int = 50_000, h: int = 50_000) -> bytes:
     ihdr = b"IHDR" + struct.pack(">II", w, h) + raw[24:29]
     return raw[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + raw[33:]
 
-
-@pytest.fixture
-def loads(monkeypatch):
-    """The sizes of the images PIL decoded (their pixels loaded)."""
-    sizes = []
-    real = ImageFile.ImageFile.load
-
-    def load(self):
-        sizes.append(self.size)
-        return real(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
-    return sizes
 
 
 def _goods(d):

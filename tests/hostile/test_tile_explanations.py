@@ -24,12 +24,8 @@ ENC = "efficientnet-lite0"
 
 
 @pytest.fixture(scope="module")
-def bag_model(mosaic_manifests, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bag-hostile")
-    first_mosaics(mosaic_manifests[0], 16, folder / "train.csv")
-    Classifier(encoders=(ENC, f"tilebag:2:{ENC}"), task="multi-label", head="mil").fit(folder / "train.csv").save(
-        folder / "m")
-    return folder / "m"
+def bag_model(mil_tagger):
+    return mil_tagger[1]
 
 
 @pytest.fixture

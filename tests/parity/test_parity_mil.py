@@ -11,22 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from wordsight.estimator import Classifier
 from wordsight.io.sources import open_source
 
-from ..conftest import first_mosaics, tag_reports
-
-ENC = "efficientnet-lite0"
-BAG = f"tilebag:2:{ENC}"
+from ..conftest import tag_reports
 
 
 @pytest.fixture(scope="module")
-def tagger(mosaic_manifests, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mil-parity")
-    first_mosaics(mosaic_manifests[0], 48, folder / "train.csv")
-    clf = Classifier(encoders=(ENC, BAG), task="multi-label", head="mil").fit(folder / "train.csv")
-    clf.save(folder / "m")
-    return clf, folder / "m"
+def tagger(mil_tagger):
+    return mil_tagger
 
 
 @pytest.fixture(scope="module")

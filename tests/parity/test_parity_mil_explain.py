@@ -17,19 +17,13 @@ from wordsight.cli import main
 from wordsight.estimator import Classifier
 from wordsight.io.sources import open_source
 
-from ..conftest import first_mosaics
-
 ENC = "efficientnet-lite0"
 ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def tagger(mosaic_manifests, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mil-explain-parity")
-    first_mosaics(mosaic_manifests[0], 48, folder / "train.csv")
-    Classifier(encoders=(ENC, f"tilebag:2:{ENC}"), task="multi-label", head="mil").fit(folder / "train.csv").save(
-        folder / "m")
-    return folder / "m"
+def tagger(mil_tagger):
+    return mil_tagger[1]
 
 
 @pytest.fixture(scope="module")
