@@ -146,23 +146,13 @@ def test_one_progress_bar_counts_every_image_once(files, tmp_path, monkeypatch):
 
 
 def test_video_frames_are_decoded_in_one_pass_for_every_block(tmp_path, monkeypatch):
-    import av
-
     from wordsight.features.engines import multi_view
     from wordsight.io.media_options import MediaOptions
     from wordsight.io.sources import open_source
 
-    clip = tmp_path / "c.mp4"
-    with av.open(str(clip), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        for name in ("chelsea", "coffee"):
-            img = np.asarray(_photo(name, (96, 64)))
-            for _ in range(5):
-                for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    from ..media.conftest import write_video
+
+    clip = write_video(tmp_path / "c.mp4", [(np.asarray(_photo(n, (96, 64))), 5) for n in ("chelsea", "coffee")])
     calls = []
     real = multi_view.decode_group
     monkeypatch.setattr(multi_view, "decode_group", lambda m, f: calls.append(len(m)) or real(m, f))
