@@ -1,15 +1,11 @@
 """extract_views: many views of one read and one decode, each view exactly extract_features'."""
 from __future__ import annotations
 
-import threading
-from collections import Counter
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from wordsight.features import extract_features, extract_views
-from wordsight.features.engines import batch as batch_module
 from wordsight.features.views import get_view, tile_view
 
 ENC = "efficientnet-lite0"
@@ -31,28 +27,6 @@ def files(tmp_path_factory):
     _photo("coffee", (300, 200)).save(d / "coffee.png")
     _photo("astronaut", (40, 30)).save(d / "tiny.png")
     return [str(d / "coffee.png"), str(d / "cat.jpg"), str(d / "tiny.png")]  # not sorted: order is kept
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """Counts of decode_image calls per file content (the real decoder, counted)."""
-    seen: Counter = Counter()
-    lock = threading.Lock()
-    real = batch_module.decode_image
-
-    def counted(data, **kw):
-        with lock:
-            seen[bytes(data[-64:])] += 1
-        return real(data, **kw)
-
-    monkeypatch.setattr(batch_module, "decode_image", counted)
-
-    def of(path) -> int:
-        with open(path, "rb") as f:
-            return seen[f.read()[-64:]]
-
-    of.total = lambda: sum(seen.values())
-    return of
 
 
 def test_every_view_equals_extract_features_with_that_view(files, tmp_path):
