@@ -206,7 +206,8 @@ def two_bags(mosaic_manifests, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("two-bags")
     first_mosaics(mosaic_manifests[0], 16, d / "train.csv")
-    clf = Classifier(encoders=(ENC, BAG2, BAG3), task="multi-label", head=MILHead(bag=[5 * 1280, 9, 1280]))
+    clf = Classifier(encoders=(ENC, BAG2, BAG3), task="multi-label", head=MILHead(bag=[5 * 1280, 9, 1280], lam=1e-3,
+                                                                                     max_iter=40))
     return clf.fit(d / "train.csv")
 
 
