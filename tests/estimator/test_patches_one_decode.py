@@ -73,3 +73,18 @@ def test_each_encoders_input_is_its_own_decode_for_model(files, encoders):
             want, why = fn.decode_for_model(data)
             assert err == why
             assert (x is None and want is None) or (x.dtype == want.dtype and x.tobytes() == want.tobytes())
+
+
+def test_every_packaged_cnn_gives_its_stride_8_and_16_maps(files):
+    """EfficientNet-Lite2 reads 260 px: its stride-16 map is 17 cells (ceil(260 / 16)), not 16.25."""
+    import torch
+
+    from wordsight.encoders import load_model
+    from wordsight.estimator.anomaly.patches import patch_grid
+
+    for name, side, channels in (("efficientnet-lite2", 260, 48 + 120), (LITE0, 224, 40 + 112), (LITE0, 160, 40 + 112),
+                                 (MOBILE, 224, 32 + 96)):
+        out = patch_grid(load_model(name), torch.zeros(1, 3, side, side))
+        assert tuple(out.shape) == (1, channels, GRID, GRID), name
+    Z, kept, _, _ = read_patches([Sample(files[1])], ["efficientnet-lite2"])
+    assert Z.shape == (1, GRID * GRID * (48 + 120)) and np.isfinite(Z).all()

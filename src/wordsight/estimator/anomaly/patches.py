@@ -40,8 +40,8 @@ def patch_grid(encoder, x):
     finally:
         for h in hooks:
             h.remove()
-    side = x.shape[-1]
-    picked = [[o for o in outs if round(side / o.shape[-1]) == s][-1] for s in STRIDES]
+    side = x.shape[-1]  # a stride-s block's map is ceil(side / s) cells wide (260 px, stride 16: 17, not 260 / 16)
+    picked = [[o for o in outs if o.shape[-1] == -(-side // s)][-1] for s in STRIDES]
     size = picked[0].shape[-2:]
     maps = [F.interpolate(F.avg_pool2d(o, 3, 1, 1), size=size, mode="bilinear", align_corners=False) for o in picked]
     return F.adaptive_avg_pool2d(torch.cat(maps, 1), GRID)
