@@ -131,8 +131,8 @@ TARGETS = [
     # explanations: where a model input lies on the image, and the tile bags' maps (MILHead.instance_terms:
     # --only heads/mil.py --functions MILHead.instance_terms)
     Target("explain/boxes.py", ["tests/explain/test_boxes.py"]),
-    Target("explain/tile_inputs.py", ["tests/explain/test_tile_bags.py", "-k",
-                                      "tile_map or gradcam_places or torch_path or every_tile_bag or mil_head_pools"],
+    Target("explain/tile_inputs.py", ["tests/explain/test_pooled_bag.py", "tests/explain/test_tile_bags.py", "-k",
+                                      "tile_map or gradcam_places or torch_path or every_tile_bag or pool"],
            include=["bags_of", "pooled_bag", "tile_boxes", "pasted"],
            why_limited="the bags, their rectangles and the paste of a perturbed view; tile_reading and "
                        "tiles_of_views are extraction's reads (pinned against predict_proba by the same tests)",
@@ -225,6 +225,9 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
      "'the header does not open'"),
     ("features/engines/shared_decode.py", 'img.draft("RGB"', "XXRGBXX", "PIL's JPEG draft reads the mode only "
      "when it is L or YCbCr: any other request drafts as RGB (decode_image asks RGB)"),
+    ("explain/tile_bags.py", "reading(view).matrix[:1]", "matrix[:2]", "the reading of one image has one row"),
+    ("explain/tile_bags.py", 'head.info.get("pool", head.pool)', "XXpoolXX", "a fitted mil head's info holds the "
+     "pool it was fitted with: the fallback is the same value"),
 ]
 
 
