@@ -137,8 +137,8 @@ TARGETS = [
            why_limited="the bags, their rectangles and the paste of a perturbed view; tile_reading and "
                        "tiles_of_views are extraction's reads (pinned against predict_proba by the same tests)",
            on_demand=True),
-    Target("explain/tile_bags.py", ["tests/explain/test_tile_bags.py", "-k",
-                                    "tile_map or gradcam or mil_head_pools or needs_a_tile_bag"],
+    Target("explain/tile_bags.py", ["tests/explain/test_pooled_bag.py", "tests/explain/test_tile_bags.py", "-k",
+                                    "tile_map or gradcam or mil_head_pools or needs_a_tile_bag or global_share"],
            exclude=["<module>"], on_demand=True),
 ]
 

@@ -19,12 +19,12 @@ G = "efficientnet-lite0"
 DIMS = {G: 1280, A: 4 * 1280, B: 4 * 1280, "tilebag:3:efficientnet-lite0": 9 * 1280}
 
 
-def fitted(encoders, bag):
+def fitted(encoders, bag, pool="lse"):
     rng = np.random.default_rng(0)
     y = ["a", "b"] * 6
     blocks = FeatureBlocks([Sample(f"{i}.png", c) for i, c in enumerate(y)],
                            {e: rng.normal(size=(len(y), DIMS[e])).astype(np.float32) for e in encoders})
-    clf = Classifier(encoders=tuple(encoders), head=MILHead(bag=bag, lam=1e-2, max_iter=5), calibration=None)
+    clf = Classifier(encoders=tuple(encoders), head=MILHead(bag=bag, lam=1e-2, max_iter=5, pool=pool), calibration=None)
     return SimpleNamespace(model=clf.fit(blocks), encoder_names=list(encoders))
 
 
@@ -48,3 +48,22 @@ def test_no_mil_head_no_pooled_bag():
     clf = Classifier(encoders=(A,), head="logistic", calibration=None).fit(blocks)
     assert pooled_bag(SimpleNamespace(model=clf, encoder_names=[A])) is None
     assert pooled_bag(SimpleNamespace(encoder_names=[A])) is None  # a bare encoder
+
+
+def test_the_global_share_of_exactly_zero_terms(tmp_path):
+    """A max-pooling mil head whose tile weights are zero scores every tile 0: the pooled term is
+    exactly 0, so the global term is the whole logit (share 1); with the global weights zero too
+    both terms are 0 and the share is 0 (no evidence either way)."""
+    from PIL import Image
+
+    from wordsight.explain import explain
+
+    path = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(path)
+    clf = fitted([G, A], [1280, 4, 1280], pool="max").model
+    clf.head_.arrays["W"][:] = 0.0
+    ev = explain(clf, str(path), method="tiles", target="a")[0].evidence["tiles"]
+    assert ev["pooled"] == 0.0 and ev["global"] != 0.0 and ev["global_share"] == 1.0
+    clf.head_.arrays["V"][:] = 0.0
+    ev = explain(clf, str(path), method="tiles", target="a")[0].evidence["tiles"]
+    assert ev["pooled"] == ev["global"] == 0.0 and ev["global_share"] == 0.0
