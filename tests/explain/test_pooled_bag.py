@@ -67,3 +67,5 @@ def test_the_global_share_of_exactly_zero_terms(tmp_path):
     clf.head_.arrays["V"][:] = 0.0
     ev = explain(clf, str(path), method="tiles", target="a")[0].evidence["tiles"]
     assert ev["pooled"] == ev["global"] == 0.0 and ev["global_share"] == 0.0
+    cam = explain(clf, str(path), method="gradcam", target="a")[0]  # no gradient reaches the pixels
+    assert cam.heatmap.shape == (64, 96) and np.isfinite(cam.heatmap).all() and cam.heatmap.max() == 0.0

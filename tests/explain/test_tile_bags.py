@@ -134,18 +134,18 @@ def numpy_cam(acts: torch.Tensor, grads: torch.Tensor) -> np.ndarray:
     return np.maximum((g.mean((2, 3))[:, :, None, None] * a).sum(1), 0)
 
 
-def tile_seen_parts(rects, W: int, H: int, dw: int, dh: int):
+def tile_seen_parts(rects, W: int, H: int, dw: int, dh: int, resize: int = 256, crop: int = 224):
     """The part of each tile rectangle (of the image decoded at dw x dh) its model input covers: the
     tile resized (shorter side 256) and centre-cropped to 224, in original pixels."""
     out = []
     for left, top, right, bottom in rects:
         tw, th = right - left, bottom - top
-        scale = 256 / min(tw, th)
-        nw, nh = max(224, round(tw * scale)), max(224, round(th * scale))
-        cl, ct = (nw - 224) // 2, (nh - 224) // 2
+        scale = resize / min(tw, th)
+        nw, nh = max(crop, round(tw * scale)), max(crop, round(th * scale))
+        cl, ct = (nw - crop) // 2, (nh - crop) // 2
         sx, sy = W / dw, H / dh
-        out.append(((left + cl * tw / nw) * sx, (top + ct * th / nh) * sy, (left + (cl + 224) * tw / nw) * sx,
-                    (top + (ct + 224) * th / nh) * sy))
+        out.append(((left + cl * tw / nw) * sx, (top + ct * th / nh) * sy, (left + (cl + crop) * tw / nw) * sx,
+                    (top + (ct + crop) * th / nh) * sy))
     return out
 
 
@@ -211,12 +211,15 @@ def two_bags(mosaic_manifests, tmp_path_factory):
     return clf.fit(d / "train.csv")
 
 
-def test_gradcam_places_the_cams_of_every_tile_bag(two_bags, images):
+@pytest.mark.parametrize("which", [2, 1])
+def test_gradcam_places_the_cams_of_every_tile_bag(two_bags, images, which):
     """Both bags' tiles (2x2 and 3x3, each through its own feature maps and gradients) and the whole
-    image, each CAM written out in numpy and painted into the part of its rectangle it was read from."""
+    image, each CAM written out in numpy and painted into the part of its rectangle it was read from
+    (a draft-decoded JPEG and an 84-px PNG: its 42- and 28-px tiles are read at the whole image's
+    input size, as predictions read them)."""
     from wordsight.explain.cam import captured
 
-    clf, path = two_bags, images[2]
+    clf, path = two_bags, images[which]
     subject = as_subject(clf)
     target = int(np.argmax(clf.predict_proba([path])[0]))
     e = explain(clf, path, method="gradcam", target=clf.classes_[target])[0]
@@ -231,9 +234,12 @@ def test_gradcam_places_the_cams_of_every_tile_bag(two_bags, images):
     assert all(numpy_cam(*held[b]).max() > 0 for b in (BAG2, BAG3))  # both bags speak for the class
     want = painted_cams(parts, W, H)
     np.testing.assert_allclose(e.heatmap, want / want.max(), atol=1e-4)
-    assert e.evidence["method_facts"]["encoders"] == [BAG2, BAG3, ENC]
+    assert e.evidence["method_facts"] == {"map": "gradcam inside each tile (weighted by the tile's pooling weight "
+                                                 "through the gradient) and over the whole image, as densities, summed",
+                                          "encoders": [BAG2, BAG3, ENC]}
     only_first = painted_cams(parts[:4] + parts[13:], W, H)  # what placing the first bag alone drew
-    assert np.abs(e.heatmap - only_first / only_first.max()).max() > 0.05
+    if which == 2:  # on the photo the 3x3 bag's tiles change the map
+        assert np.abs(e.heatmap - only_first / only_first.max()).max() > 0.05
 
 
 def test_the_tile_map_and_the_evidence_are_the_bag_the_mil_head_pools(two_bags, images):
@@ -257,6 +263,20 @@ def test_the_tile_map_and_the_evidence_are_the_bag_the_mil_head_pools(two_bags, 
         want[round(top * sy):round(bottom * sy), round(left * sx):round(right * sx)] += wt
     np.testing.assert_allclose(e.heatmap, want, atol=1e-6)
     assert e.evidence["method_facts"] == {"map": e.evidence["method_facts"]["map"], "encoder": BAG3}
+
+
+def test_the_tiles_boxes_are_in_original_pixels_to_a_tenth(two_bags, images, tmp_path):
+    """A 901 x 600 JPEG is drafted to 451 x 300: the boxes are the rectangles scaled by 901 / 451 and
+    600 / 300, rounded to one decimal."""
+    clf, path = two_bags, tmp_path / "odd.jpg"
+    with Image.open(images[2]) as im:
+        im.convert("RGB").resize((901, 600)).save(path, quality=90)
+    assert decoded_size(path) == (451, 300)
+    e = explain(clf, str(path), method="tiles")[0]
+    sx, sy = 901 / 451, 600 / 300
+    want = [[round(v * f, 1) for v, f in zip(r, (sx, sy, sx, sy))] for r in rectangles(451, 300)[4:]]
+    assert [t["box"] for t in e.evidence["tiles"]["tiles"]] == want
+    assert want[1][0] == 299.7  # 150 * 901 / 451 = 299.667: not a whole pixel
 
 
 def test_the_torch_path_and_every_methods_probabilities_are_predict_probas(tagger, images):
