@@ -81,16 +81,12 @@ def model_file(encoder, engine: str, precision: str, cache_dir=None, variant: st
 
 def _runner_fn(engine: str, path: Path, precision: str, threads):
     if engine == "openvino":
-        from .openvino_runner import compile_model
+        from .openvino_runner import compile_model, outputs
 
         compiled = compile_model(path, precision, threads)
         request = compiled.create_infer_request()
         names = [o.get_any_name() for o in compiled.outputs]
-
-        def run(x):
-            res = request.infer({0: x})
-            return {n: np.array(res[o]) for n, o in zip(names, compiled.outputs)}
-        return run
+        return lambda x: outputs(compiled, request.infer({0: x}), names, len(x), precision)
     sess = session(path, threads)
     names = [o.name for o in sess.get_outputs()]
     return lambda x: dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: x})))
