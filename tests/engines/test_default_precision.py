@@ -100,7 +100,15 @@ def test_with_bf16_auto_offers_bf16_only_past_the_gate(unpinned):
     assert ("openvino", "bf16") not in engine_choice.candidates(enc, "auto")
 
 
-def test_int8_joins_auto_once_quantize_accepted_it(unpinned, tmp_path):
+def _int8_report(accepted, engine: str = "openvino", **changes) -> str:
+    """A gate report as `wordsight quantize` writes it on this machine (its recipe, engine version, CPU)."""
+    from wordsight.features.engines import int8_recipe, precisions
+
+    recipe = int8_recipe.recipe() if engine == "openvino" else f"{engine}-int8"
+    return json.dumps({"accepted": accepted, "recipe": recipe, **precisions.machine(engine), **changes})
+
+
+def test_int8_joins_auto_once_quantize_accepted_it_on_this_cpu(unpinned, tmp_path):
     from wordsight.features.engines.onnx_cache import model_dir
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", NO_BF16)
@@ -109,11 +117,25 @@ def test_int8_joins_auto_once_quantize_accepted_it(unpinned, tmp_path):
     report.parent.mkdir(parents=True, exist_ok=True)
     saved = report.read_text() if report.exists() else None
     try:
-        report.write_text(json.dumps({"accepted": False}))
+        report.write_text(_int8_report(False))
         assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
-        report.write_text(json.dumps({"accepted": True}))
+        report.write_text(_int8_report(True))
         assert ("openvino", "int8") in engine_choice.candidates(enc, "auto")
         assert ("openvino", "int8") not in engine_choice.candidates(enc, "fp32")
+        # a verdict from elsewhere (a shared cache folder) does not count here: another CPU model,
+        # another OpenVINO, a report without them (written before they were kept); a truthy non-True
+        for other in ({"cpu": "AMD EPYC 7763 64-Core Processor"}, {"engine_version": "2024.0"},
+                      {"cpu": None}):
+            report.write_text(_int8_report(True, **other))
+            assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto"), other
+        report.write_text(_int8_report(1))
+        assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
+        # accepted with the recipe of a CPU with VNNI (no overflow fix), read where AVX2 is all there is
+        unpinned.setenv("WORDSIGHT_CPU_FLAGS", "fpu avx2 avx512f avx512_vnni")
+        report.write_text(_int8_report(True))
+        assert ("openvino", "int8") in engine_choice.candidates(enc, "auto")
+        unpinned.setenv("WORDSIGHT_CPU_FLAGS", NO_BF16)
+        assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
     finally:
         report.unlink() if saved is None else report.write_text(saved)
 
