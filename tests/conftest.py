@@ -427,14 +427,15 @@ def loads(monkeypatch):
 
 # oneDNN's ISA cap (scripts/test_avx2_only.sh) reaches OpenVINO's kernels but not its capability
 # check: capped to AVX2 on an AVX-512/AMX CPU, OpenVINO still takes bf16 and then fails to compile
-# a convolution or returns empty outputs. A real AVX2 CPU never sees that (OpenVINO runs f32 there).
+# a convolution or returns empty outputs. A real AVX2 CPU never sees that: OpenVINO ignores a bf16
+# hint where the CPU lacks bf16 and computes f32.
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
 @functools.lru_cache(maxsize=1)
 def _openvino_bf16_broken_by_a_cap() -> str | None:
     """Why OpenVINO's bf16 cannot run in this process because of an ISA cap, or None (always None
-    without a cap: the normal path never skips)."""
+    without a cap: the normal path never skips or adapts)."""
     caps = [f"{v}={os.environ[v]}" for v in ISA_CAPS if os.environ.get(v)]
     if not caps:
         return None
@@ -453,9 +454,19 @@ def _openvino_bf16_broken_by_a_cap() -> str | None:
     return None
 
 
+def openvino_bf16_as_on_avx2(monkeypatch) -> None:
+    """Where an ISA cap breaks OpenVINO's bf16 in this process, ask OpenVINO for f32 in its place, as
+    OpenVINO itself does on a CPU without bf16: a test that claims bf16 through $WORDSIGHT_CPU_FLAGS
+    then runs what it runs on a real AVX2-only CPU. Nothing changes without a cap."""
+    if _openvino_bf16_broken_by_a_cap():
+        from wordsight.features.engines import openvino_runner
+
+        monkeypatch.setitem(openvino_runner.HINTS, "bf16", "f32")
+
+
 def skip_where_openvino_bf16_is_capped() -> None:
-    """Skip the rest of a test that runs OpenVINO at bf16 where an ISA cap breaks it (an artefact of
-    forcing AVX2 kernels on a CPU with AVX-512: tests/engines/test_default_precision.py)."""
+    """Skip the rest of a test that runs OpenVINO at bf16 in another process where an ISA cap breaks
+    it (:func:`openvino_bf16_as_on_avx2` reaches this process only)."""
     why = _openvino_bf16_broken_by_a_cap()
     if why:
         pytest.skip(f"{why}; a real AVX2 CPU runs f32 for it")

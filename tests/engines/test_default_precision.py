@@ -17,7 +17,7 @@ from wordsight.encoders import load_model
 from wordsight.features.engines import default_precision, engine_choice
 from wordsight.features.engines.runners import make_runner
 
-from ..conftest import skip_where_openvino_bf16_is_capped
+from ..conftest import openvino_bf16_as_on_avx2
 
 NO_BF16 = "fpu sse4_2 avx2 fma avx512f"  # an AVX2/AVX-512 CPU without bf16 or VNNI
 BF16 = "fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile"
@@ -79,7 +79,7 @@ def test_with_bf16_auto_offers_bf16_only_past_the_gate(unpinned):
     from wordsight.features.engines import precisions
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
-    skip_where_openvino_bf16_is_capped()
+    openvino_bf16_as_on_avx2(unpinned)
     enc = load_model("efficientnet-lite0")
     report = precisions.gate_report(enc, "openvino", "bf16")
     # bf16 is real on a CPU that has it, fp32 where the flag is only claimed: the gate's bounds hold on both
@@ -248,7 +248,7 @@ def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, caps
     assert json.loads((tmp_path / "m2" / "config.json").read_text())["params"]["precision"] == "fp32"
     capsys.readouterr()
     monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", BF16)
-    skip_where_openvino_bf16_is_capped()
+    openvino_bf16_as_on_avx2(monkeypatch)
     assert main(["predict", str(tmp_path / "m"), str(photo_folder / "cat"), "--quiet", "--precision", "bf16"]) == 0
     assert "features: efficientnet-lite0 bf16 (openvino)" in capsys.readouterr().err
 
@@ -261,7 +261,7 @@ def test_fp32_fitted_model_predicts_within_the_gate_on_bf16_features(unpinned, f
     from wordsight.estimator.heads import LogisticHead
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
-    skip_where_openvino_bf16_is_capped()
+    openvino_bf16_as_on_avx2(unpinned)
     train, test = fashion_folder / "train", fashion_folder / "test"
     for fit_at in ("fp32", "bf16"):
         clf = Classifier(head=LogisticHead(C=1.0), fusion="image", precision=fit_at, quiet=True).fit(train)
@@ -279,7 +279,7 @@ def test_the_feature_cache_keeps_each_precision_apart(unpinned, mixed_folder, tm
     from wordsight.features.engines.quality_gate import cosines
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
-    skip_where_openvino_bf16_is_capped()
+    openvino_bf16_as_on_avx2(unpinned)
     opts = dict(cache=tmp_path, quiet=True, engine="openvino")
     fp32 = extract_features(mixed_folder, precision="fp32", **opts)
     bf16 = extract_features(mixed_folder, precision="bf16", **opts)
@@ -293,7 +293,7 @@ def test_a_gate_verdict_is_measured_again_under_another_engine_version_or_cpu(un
     from wordsight.features.engines import basics, precisions, quality_gate
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
-    skip_where_openvino_bf16_is_capped()
+    openvino_bf16_as_on_avx2(unpinned)
     enc = load_model("efficientnet-lite0")
     first = precisions.gate_report(enc, "openvino", "bf16")
     calls = []
