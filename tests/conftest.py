@@ -454,6 +454,43 @@ def _openvino_bf16_broken_by_a_cap() -> str | None:
     return None
 
 
+# Under the same cap OpenVINO's layer norm (MVN, in every transformer: ViT, CLIP, captioning) keeps
+# an AVX-512 kernel of its own and crashes the process (segmentation fault) at inference; it runs on
+# an AVX2-only CPU. Probed in a subprocess: a crash cannot be caught.
+_MVN_PROBE = """
+import numpy as np, openvino as ov
+o = ov.opset13
+x = o.parameter([-1, 5, 24], np.float32)
+y = o.mvn(x, o.constant(np.array([-1])), True, 1e-5, "inside_sqrt")
+c = ov.Core().compile_model(ov.Model([y], [x]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+assert c(np.ones((2, 5, 24), np.float32))[c.outputs[0]].shape == (2, 5, 24)
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _openvino_layer_norm_crashes_under_a_cap() -> str | None:
+    """Why OpenVINO cannot run a transformer's layer norm in this environment because of an ISA cap,
+    or None (always None without a cap)."""
+    import subprocess
+    import sys
+
+    caps = [f"{v}={os.environ[v]}" for v in ISA_CAPS if os.environ.get(v)]
+    if not caps:
+        return None
+    r = subprocess.run([sys.executable, "-c", _MVN_PROBE], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        return f"OpenVINO's layer norm (MVN) exits {r.returncode} under {' '.join(caps)} on this CPU"
+    return None
+
+
+def skip_where_openvino_layer_norm_is_capped() -> None:
+    """Skip a test (or a fixture) that would run a transformer on OpenVINO where an ISA cap makes
+    OpenVINO crash the process on it (an artefact: a real AVX2 CPU runs it)."""
+    why = _openvino_layer_norm_crashes_under_a_cap()
+    if why:
+        pytest.skip(f"{why}; a real AVX2 CPU runs it")
+
+
 def openvino_bf16_as_on_avx2(monkeypatch) -> None:
     """Where an ISA cap breaks OpenVINO's bf16 in this process, ask OpenVINO for f32 in its place, as
     OpenVINO itself does on a CPU without bf16: a test that claims bf16 through $WORDSIGHT_CPU_FLAGS
