@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from wordsight.cli import main
+from wordsight.io.sources import open_source
 
 from .conftest import png, time_limit
 
@@ -258,6 +259,7 @@ def test_case13_dangling_link_folder_named_like_an_image_and_truncated_ppm(tmp_p
     assert rows["img0.png"]["status"] == "ok" and rows["img0.png"]["label"] is None  # still a flat folder
     assert rows["gone.jpg"]["status"] == "error: dangling link"
     assert rows["x.jpg"]["status"] == "error: a folder named like an image file, not an image: skipped"
+    assert [p.path for p in open_source(d).problems].count(str(d / "x.jpg")) == 1  # reported once, not twice
     assert rows["cut.ppm"]["status"].startswith("error: cannot decode image: truncated")
 
 

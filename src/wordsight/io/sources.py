@@ -160,7 +160,8 @@ def from_folder(root: str | os.PathLike) -> Source:
                 problems.append(Problem(str(p), "dangling link"))
             else:
                 samples.append(Sample(str(p), None))
-    else:
+    else:  # a flat folder: the walk reports its folders named like images itself (once, not twice)
+        problems = []
         samples = [Sample(str(p)) for p in _walk_images(root, problems)]
     return Source(samples, problems)
 
