@@ -47,6 +47,7 @@ class Target:
     include: list[str] | None = None  # qualified function names (a class name takes its methods); None: all
     exclude: list[str] = field(default_factory=list)
     why_limited: str = ""
+    on_demand: bool = False  # run only when named by --only (tests that fit models: several seconds a mutant)
 
 
 G = "tests/golden/"
@@ -127,6 +128,18 @@ TARGETS = [
            include=["_frame", "border_brightness", "on_dark_background", "light_background", "choose_view",
                     "choose_view_of_samples"],
            why_limited="the view choice and the frame it judges (tile views are pinned by tests/features/test_multi_view.py)"),
+    # explanations: where a model input lies on the image, and the tile bags' maps (MILHead.instance_terms:
+    # --only heads/mil.py --functions MILHead.instance_terms)
+    Target("explain/boxes.py", ["tests/explain/test_boxes.py"]),
+    Target("explain/tile_inputs.py", ["tests/explain/test_pooled_bag.py", "tests/explain/test_tile_bags.py", "-k",
+                                      "tile_map or gradcam_places or torch_path or every_tile_bag or pool"],
+           include=["bags_of", "pooled_bag", "tile_boxes", "pasted"],
+           why_limited="the bags, their rectangles and the paste of a perturbed view; tile_reading and "
+                       "tiles_of_views are extraction's reads (pinned against predict_proba by the same tests)",
+           on_demand=True),
+    Target("explain/tile_bags.py", ["tests/explain/test_pooled_bag.py", "tests/explain/test_tile_bags.py", "-k",
+                                    "tile_map or gradcam or mil_head_pools or needs_a_tile_bag or global_share"],
+           exclude=["<module>"], on_demand=True),
 ]
 
 # Survivors that no test can tell apart from the original (or whose difference is not a defect):
@@ -212,6 +225,9 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
      "'the header does not open'"),
     ("features/engines/shared_decode.py", 'img.draft("RGB"', "XXRGBXX", "PIL's JPEG draft reads the mode only "
      "when it is L or YCbCr: any other request drafts as RGB (decode_image asks RGB)"),
+    ("explain/tile_bags.py", "reading(view).matrix[:1]", "matrix[:2]", "the reading of one image has one row"),
+    ("explain/tile_bags.py", 'head.info.get("pool", head.pool)', "XXpoolXX", "a fitted mil head's info holds the "
+     "pool it was fitted with: the fallback is the same value"),
 ]
 
 
@@ -429,7 +445,11 @@ def _public(job):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--only", help="run only targets whose file ends with this (several: comma-separated)")
+    ap.add_argument("--only", help="run only targets whose file ends with this (several: comma-separated); "
+                                   "targets marked on_demand run only when named here")
+    ap.add_argument("--functions", help="mutate only these functions of the targets run (qualified names, "
+                                        "comma-separated; a class name takes its methods); --merge then "
+                                        "replaces only their rows")
     ap.add_argument("--budget-min", type=float, default=28.0, help="stop starting mutants after this")
     ap.add_argument("--list", action="store_true", help="count the mutants per target and stop")
     ap.add_argument("--out", default=str(OUT))
@@ -445,8 +465,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     only = [o for o in (args.only or "").split(",") if o]
-    targets = [t for t in TARGETS if not only or any(t.file.endswith(o) for o in only)]
-    mutants = [m for t in targets for m in enumerate_mutants(t)]
+    targets = [t for t in TARGETS if (any(t.file.endswith(o) for o in only) if only else not t.on_demand)]
+    functions = [f for f in (args.functions or "").split(",") if f]
+    mutants = [m for t in targets for m in enumerate_mutants(t)
+               if not functions or selected(m["function"], Target(t.file, [], include=functions))]
     earlier: list[dict] = []
     if args.rerun:
         old = {_key(r): r for r in json.loads(Path(args.rerun).read_text())["rows"]}
@@ -528,18 +550,37 @@ def merged(old: dict, new: dict, new_rows: list[dict], args) -> dict:
     score is recomputed over every kept row and each run is listed under ``runs``."""
     ran = {t["file"] for t in new["targets"]}
     current = {f"src/wordsight/{t.file}" for t in TARGETS}
+    functions = [f for f in (getattr(args, "functions", None) or "").split(",") if f]
+
+    def replaced(r) -> bool:  # run again now: the file's rows (with --functions, those functions' rows)
+        return f"src/wordsight/{r['file']}" in ran and (
+            not functions or selected(r["function"], Target(r["file"], [], include=functions)))
+
     kept = [{**r, "file": r["file"]} for r in old.get("rows", [])
-            if f"src/wordsight/{r['file']}" in current and f"src/wordsight/{r['file']}" not in ran]
+            if f"src/wordsight/{r['file']}" in current and not replaced(r)]
     rows = kept + [r for r in new_rows if "status" in r]
     targets = [t for t in TARGETS if any(r["file"] == t.file for r in rows)]
     runs = old.get("runs") or [_run_line(old)]
     report = summarise(rows, targets, sum(x.get("wall_min") or 0 for x in runs) * 60 + new["wall_min"] * 60, args)
+    before = {t["file"]: t for t in old.get("targets", [])}
+    for t in report["targets"]:  # what runs limited by --functions covered, kept from run to run
+        was = before.get(t["file"], {}).get("functions_run")
+        now = was
+        if t["file"] in ran:  # the others' rows kept: their whole earlier run, or the functions it named
+            had_rows = any(f"src/wordsight/{r['file']}" == t["file"] for r in kept)
+            mine = {f for f in functions if any(f"src/wordsight/{r['file']}" == t["file"] and selected(
+                r["function"], Target(r["file"], [], include=[f])) for r in new_rows if "status" in r)}
+            now = sorted(mine | set(was or [])) if functions and (was or not had_rows) else None
+        t.pop("functions_run", None)
+        if now:
+            t["functions_run"] = now
     report["command"] = "several runs merged (python scripts/mutation.py --only FILE --merge): see runs"
     report["runs"] = runs + [_run_line(new)]
     return report
 
 
 def summarise(rows, targets, wall, args) -> dict:
+    functions = [f for f in (getattr(args, "functions", None) or "").split(",") if f]
     failed_baselines = sorted({r["baseline_failed"] for r in rows if "baseline_failed" in r})
     done = [r for r in rows if "status" in r]
     for r in done:
@@ -555,14 +596,17 @@ def summarise(rows, targets, wall, args) -> dict:
                     "killed": sum(r["status"] in ("failed", "timeout") for r in mine),
                     "survived": sum(r["status"] == "passed" and not r.get("equivalent") for r in mine),
                     "equivalent": sum(bool(r.get("equivalent")) for r in mine),
-                    "not_run": sum(r["status"] == "not_run" for r in mine)})
+                    "not_run": sum(r["status"] == "not_run" for r in mine)}
+                   | ({"functions_run": [f for f in functions if any(
+                       selected(r["function"], Target(t.file, [], include=[f])) for r in mine)]} if functions else {}))
     killed = sum(p["killed"] for p in per)
     equivalent = sum(p["equivalent"] for p in per)
     survived = sum(p["survived"] for p in per)
     scored = killed + survived
     return {
-        "command": "python scripts/mutation.py --jobs %d --budget-min %g%s%s%s%s" % (
+        "command": "python scripts/mutation.py --jobs %d --budget-min %g%s%s%s%s%s" % (
             args.jobs, args.budget_min, f" --only {args.only}" if args.only else "",
+            f" --functions {args.functions}" if getattr(args, "functions", None) else "",
             f" --rerun {args.rerun}" if args.rerun else "", " --survivors-only" if args.survivors_only else "",
             " --merge" if args.merge else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -507,3 +507,51 @@ def skip_where_openvino_bf16_is_capped() -> None:
     why = _openvino_bf16_broken_by_a_cap()
     if why:
         pytest.skip(f"{why}; a real AVX2 CPU runs f32 for it")
+
+
+class DecodeCounter:
+    """The real ``decode_image`` of ``features.engines.batch`` (where every extraction decodes),
+    counted: calls per file content (``counter(path)``), in all (``total()``) and the JPEG draft size
+    each call asked (``drafts``, None without one). Thread-safe (the reads run on a pool)."""
+
+    def __init__(self, real):
+        import threading
+        from collections import Counter
+
+        self._real = real
+        self._lock = threading.Lock()
+        self._seen: Counter = Counter()
+        self.drafts: list = []
+
+    def decode(self, data, *args, **kw):
+        import hashlib
+
+        with self._lock:
+            self._seen[hashlib.sha256(bytes(data)).digest()] += 1
+            self.drafts.append(kw.get("draft_size"))
+        return self._real(data, *args, **kw)
+
+    def __call__(self, path) -> int:
+        """Decodes of this file's bytes so far."""
+        import hashlib
+
+        return self._seen[hashlib.sha256(Path(path).read_bytes()).digest()]
+
+    def total(self) -> int:
+        return sum(self._seen.values())
+
+    def clear(self) -> None:
+        """Forget what was counted (after a test's set-up)."""
+        with self._lock:
+            self._seen.clear()
+            self.drafts.clear()
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """A ``DecodeCounter`` over the real decoder for the whole test."""
+    from wordsight.features.engines import batch as batch_module
+
+    counter = DecodeCounter(batch_module.decode_image)
+    monkeypatch.setattr(batch_module, "decode_image", counter.decode)
+    return counter

@@ -4,8 +4,6 @@ those of one read per block (extract_features / extract_bag), the decodes are co
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ from PIL import Image
 
 from wordsight.estimator.feature_blocks import extract_blocks
 from wordsight.features import extract_features
-from wordsight.features.engines import batch as batch_module
 from wordsight.features.tilebag import extract_bag, is_bag
 
 ENC = "efficientnet-lite0"
@@ -35,30 +32,6 @@ def files(tmp_path_factory):
     _photo("coffee", (300, 200)).save(d / "coffee.png")
     _photo("astronaut", (40, 30)).save(d / "tiny.png")
     return [str(d / "coffee.png"), str(d / "cat.jpg"), str(d / "tiny.png")]
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """decode_image calls per file (the real decoder, counted) and the draft size of each."""
-    seen: Counter = Counter()
-    drafts: list = []
-    lock = threading.Lock()
-    real = batch_module.decode_image
-
-    def counted(data, **kw):
-        with lock:
-            seen[bytes(data[-64:])] += 1
-            drafts.append(kw.get("draft_size"))
-        return real(data, **kw)
-
-    monkeypatch.setattr(batch_module, "decode_image", counted)
-
-    def of(path) -> int:
-        with open(path, "rb") as f:
-            return seen[f.read()[-64:]]
-
-    of.drafts = drafts
-    return of
 
 
 def _entries(folder) -> dict:

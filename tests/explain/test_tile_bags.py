@@ -128,6 +128,46 @@ def test_gradcam_inside_each_tile_is_the_tiles_own_cam_times_its_pooling_weight(
     np.testing.assert_allclose(whole, w[:, None, None] * own, rtol=1e-4, atol=1e-6 * float(whole.max()))
 
 
+def numpy_cam(acts: torch.Tensor, grads: torch.Tensor) -> np.ndarray:
+    """(B, h, w) Grad-CAM written out in numpy: ReLU(sum_c mean_ij(dS/dA_c) * A_c)."""
+    a, g = acts.numpy().astype(np.float64), grads.numpy().astype(np.float64)
+    return np.maximum((g.mean((2, 3))[:, :, None, None] * a).sum(1), 0)
+
+
+def tile_seen_parts(rects, W: int, H: int, dw: int, dh: int):
+    """The part of each tile rectangle (of the image decoded at dw x dh) its model input covers: the
+    tile resized (shorter side 256) and centre-cropped to 224, in original pixels."""
+    out = []
+    for left, top, right, bottom in rects:
+        tw, th = right - left, bottom - top
+        scale = 256 / min(tw, th)
+        nw, nh = max(224, round(tw * scale)), max(224, round(th * scale))
+        cl, ct = (nw - 224) // 2, (nh - 224) // 2
+        sx, sy = W / dw, H / dh
+        out.append(((left + cl * tw / nw) * sx, (top + ct * th / nh) * sy, (left + (cl + 224) * tw / nw) * sx,
+                    (top + (ct + 224) * th / nh) * sy))
+    return out
+
+
+def painted_cams(parts, W: int, H: int) -> np.ndarray:
+    """Each (map, box) pair resized onto its box as a density (a cell's value over its area), summed."""
+    want = np.zeros((H, W), np.float32)
+    for m, (left, top, right, bottom) in parts:
+        bw, bh = round(right - left), round(bottom - top)
+        part = np.asarray(Image.fromarray(m.astype(np.float32), "F").resize((bw, bh), Image.Resampling.BILINEAR))
+        x0, y0 = round(left), round(top)
+        want[y0:y0 + bh, x0:x0 + bw] += part[:H - y0, :W - x0] / ((right - left) * (bottom - top) / m.size)
+    return want
+
+
+def whole_image_box(W: int, H: int):
+    """The whole image's centre crop (shorter side 256, 224 kept), in original pixels."""
+    scale = 256 / min(W, H)
+    nw, nh = max(224, round(W * scale)), max(224, round(H * scale))
+    cl, ct = (nw - 224) // 2, (nh - 224) // 2
+    return cl * W / nw, ct * H / nh, (cl + 224) * W / nw, (ct + 224) * H / nh
+
+
 def test_gradcam_places_each_tiles_cam_in_the_part_of_its_rectangle_the_tile_was_read_from(tagger, images):
     """The map is the tiles' CAMs (inside each tile's centre crop) and the whole image's CAM over its
     view, each a density (a cell's value over its area), summed and scaled to 1: rebuilt here."""
@@ -142,28 +182,9 @@ def test_gradcam_places_each_tiles_cam_in_the_part_of_its_rectangle_the_tile_was
     held = captured(subject, view, target, [BAG, ENC])
     W, H = view.size
     dw, dh = decoded_size(path)
-    want = np.zeros((H, W), np.float32)
-
-    def paint(m, box):
-        left, top, right, bottom = box
-        bw, bh = round(right - left), round(bottom - top)
-        part = np.asarray(Image.fromarray(m.astype(np.float32), "F").resize((bw, bh), Image.Resampling.BILINEAR))
-        x0, y0 = round(left), round(top)
-        want[y0:y0 + bh, x0:x0 + bw] += part[:H - y0, :W - x0] / ((right - left) * (bottom - top) / m.size)
-
-    for m, (left, top, right, bottom) in zip(cam_maps(*held[BAG], "gradcam")[:, 0].numpy(), rectangles(dw, dh)):
-        tw, th = right - left, bottom - top  # the tile resized (shorter side 256) and cropped to 224
-        scale = 256 / min(tw, th)
-        nw, nh = max(224, round(tw * scale)), max(224, round(th * scale))
-        cl, ct = (nw - 224) // 2, (nh - 224) // 2
-        sx, sy = W / dw, H / dh
-        paint(m, ((left + cl * tw / nw) * sx, (top + ct * th / nh) * sy, (left + (cl + 224) * tw / nw) * sx,
-                  (top + (ct + 224) * th / nh) * sy))
-    scale = 256 / min(W, H)  # the whole image's centre crop
-    nw, nh = max(224, round(W * scale)), max(224, round(H * scale))
-    cl, ct = (nw - 224) // 2, (nh - 224) // 2
-    paint(cam_maps(*held[ENC], "gradcam")[0, 0].numpy(), (cl * W / nw, ct * H / nh, (cl + 224) * W / nw,
-                                                          (ct + 224) * H / nh))
+    parts = list(zip(cam_maps(*held[BAG], "gradcam")[:, 0].numpy(), tile_seen_parts(rectangles(dw, dh), W, H, dw, dh)))
+    parts.append((cam_maps(*held[ENC], "gradcam")[0, 0].numpy(), whole_image_box(W, H)))
+    want = painted_cams(parts, W, H)
     np.testing.assert_allclose(e.heatmap, want / want.max(), atol=1e-4)
     assert e.evidence["method_facts"]["encoders"] == [BAG, ENC]
     from wordsight.explain.tile_bags import bag_explanation
@@ -172,6 +193,70 @@ def test_gradcam_places_each_tiles_cam_in_the_part_of_its_rectangle_the_tile_was
     assert seen.dtype == bool and seen.mean() < 1 and seen.sum() > 0.8 * seen.size
     np.testing.assert_array_equal(seen, (want > 0) | seen)  # every painted pixel was seen
     assert "inside each tile" in e.evidence["method_facts"]["map"]
+
+
+BAG2, BAG3 = f"tilebag:2:{ENC}", f"tilebag:3:{ENC}"
+
+
+@pytest.fixture(scope="module")
+def two_bags(mosaic_manifests, tmp_path_factory):
+    """A tagger over the whole image and two tile bags whose mil head pools the 3x3 bag (the 2x2
+    bag's tiles are columns of its global term): the row is ENC (1280), BAG2 (4 x 1280), BAG3."""
+    from wordsight.estimator.heads.mil import MILHead
+
+    d = tmp_path_factory.mktemp("two-bags")
+    first_mosaics(mosaic_manifests[0], 16, d / "train.csv")
+    clf = Classifier(encoders=(ENC, BAG2, BAG3), task="multi-label", head=MILHead(bag=[5 * 1280, 9, 1280], lam=1e-3,
+                                                                                     max_iter=40))
+    return clf.fit(d / "train.csv")
+
+
+def test_gradcam_places_the_cams_of_every_tile_bag(two_bags, images):
+    """Both bags' tiles (2x2 and 3x3, each through its own feature maps and gradients) and the whole
+    image, each CAM written out in numpy and painted into the part of its rectangle it was read from."""
+    from wordsight.explain.cam import captured
+
+    clf, path = two_bags, images[2]
+    subject = as_subject(clf)
+    target = int(np.argmax(clf.predict_proba([path])[0]))
+    e = explain(clf, path, method="gradcam", target=clf.classes_[target])[0]
+    view = subject.read(path)
+    held = captured(subject, view, target, [BAG2, BAG3, ENC])
+    W, H = view.size
+    dw, dh = decoded_size(path)
+    rects = rectangles(dw, dh)  # the 2x2 split's 4 rectangles, then the 3x3 split's 9
+    parts = [*zip(numpy_cam(*held[BAG2]), tile_seen_parts(rects[:4], W, H, dw, dh)),
+             *zip(numpy_cam(*held[BAG3]), tile_seen_parts(rects[4:], W, H, dw, dh)),
+             (numpy_cam(*held[ENC])[0], whole_image_box(W, H))]
+    assert all(numpy_cam(*held[b]).max() > 0 for b in (BAG2, BAG3))  # both bags speak for the class
+    want = painted_cams(parts, W, H)
+    np.testing.assert_allclose(e.heatmap, want / want.max(), atol=1e-4)
+    assert e.evidence["method_facts"]["encoders"] == [BAG2, BAG3, ENC]
+    only_first = painted_cams(parts[:4] + parts[13:], W, H)  # what placing the first bag alone drew
+    assert np.abs(e.heatmap - only_first / only_first.max()).max() > 0.05
+
+
+def test_the_tile_map_and_the_evidence_are_the_bag_the_mil_head_pools(two_bags, images):
+    """With two bags in the row, the tiles method draws the weights of the bag the head pools (the
+    second, 3x3), on that bag's rectangles."""
+    clf, path = two_bags, images[1]
+    target = int(np.argmax(clf.predict_proba([path])[0]))
+    e = explain(clf, path, method="tiles", target=clf.classes_[target])[0]
+    ev = e.evidence["tiles"]
+    s, w, pooled, g, b = head_terms(clf, path, target)
+    assert ev["encoder"] == BAG3 and len(ev["tiles"]) == 9 and len(w) == 9
+    assert [(t["grid"], t["tile"]) for t in ev["tiles"]] == [(3, i) for i in range(9)]
+    np.testing.assert_allclose([t["weight"] for t in ev["tiles"]], w, atol=1e-9)
+    np.testing.assert_allclose([ev["pooled"], ev["global"], ev["bias"]], [pooled, g, b], atol=1e-9)
+    with Image.open(path) as im:
+        W, H = im.size
+    dw, dh = decoded_size(path)
+    want = np.zeros((H, W))
+    for (left, top, right, bottom), wt in zip(rectangles(dw, dh)[4:], w):
+        sx, sy = W / dw, H / dh
+        want[round(top * sy):round(bottom * sy), round(left * sx):round(right * sx)] += wt
+    np.testing.assert_allclose(e.heatmap, want, atol=1e-6)
+    assert e.evidence["method_facts"] == {"map": e.evidence["method_facts"]["map"], "encoder": BAG3}
 
 
 def test_the_torch_path_and_every_methods_probabilities_are_predict_probas(tagger, images):

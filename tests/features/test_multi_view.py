@@ -1,15 +1,11 @@
 """extract_views: many views of one read and one decode, each view exactly extract_features'."""
 from __future__ import annotations
 
-import threading
-from collections import Counter
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from wordsight.features import extract_features, extract_views
-from wordsight.features.engines import batch as batch_module
+from wordsight.features import extract_features, extract_models, extract_views
 from wordsight.features.views import get_view, tile_view
 
 ENC = "efficientnet-lite0"
@@ -31,28 +27,6 @@ def files(tmp_path_factory):
     _photo("coffee", (300, 200)).save(d / "coffee.png")
     _photo("astronaut", (40, 30)).save(d / "tiny.png")
     return [str(d / "coffee.png"), str(d / "cat.jpg"), str(d / "tiny.png")]  # not sorted: order is kept
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """Counts of decode_image calls per file content (the real decoder, counted)."""
-    seen: Counter = Counter()
-    lock = threading.Lock()
-    real = batch_module.decode_image
-
-    def counted(data, **kw):
-        with lock:
-            seen[bytes(data[-64:])] += 1
-        return real(data, **kw)
-
-    monkeypatch.setattr(batch_module, "decode_image", counted)
-
-    def of(path) -> int:
-        with open(path, "rb") as f:
-            return seen[f.read()[-64:]]
-
-    of.total = lambda: sum(seen.values())
-    return of
 
 
 def test_every_view_equals_extract_features_with_that_view(files, tmp_path):
@@ -136,6 +110,22 @@ def test_views_need_their_own_keys_and_run_on_this_machine(files):
         extract_views(files, ENC, VIEWS, cache=False, quiet=True, engine="ray")
     plain = extract_views(files, ENC, cache=False, quiet=True)  # no views: the plain image
     assert len(plain) == 1 and plain[0].paths == files
+    with pytest.raises(TypeError, match="chache"):  # extract_models' keywords only, a typo refused
+        extract_views(files, ENC, VIEWS, chache=False)
+
+
+def test_extract_views_is_extract_models_with_one_read(files):
+    """The options (precision, batch size, the small input size) reach the read as they reach
+    extract_models, and the model's name titles each set."""
+    opts = dict(cache=False, quiet=True, batch_size=2, small_input=None, workers=1)
+    one = extract_views(files, ENC, VIEWS[:2], precision="fp32", **opts)
+    (want,) = extract_models(files, [(ENC, VIEWS[:2], "fp32")], **opts)
+    for a, b in zip(one, want, strict=True):
+        assert a.model == b.model == ENC and a.paths == b.paths == files
+        np.testing.assert_array_equal(a.embeddings, b.embeddings)
+    auto = extract_views(files, ENC, VIEWS[:1], cache=False, quiet=True)  # the tiny PNG at the small input size
+    np.testing.assert_array_equal(auto[0].embeddings[:2], one[0].embeddings[:2])
+    assert np.abs(auto[0].embeddings[2] - one[0].embeddings[2]).max() > 1e-3
 
 
 def test_video_frames_decode_once_for_all_views(tmp_path, monkeypatch):

@@ -120,18 +120,12 @@ def test_a_tagger_on_a_tile_bag_reports_the_pooled_formula_over_its_tiles(mil_ta
     assert back.encoder_names == [ENC, BAG] and back.state_.feature_dims == {ENC: 1280, BAG: 4 * 1280}
 
 
-def test_a_bag_decodes_each_image_once_and_equals_its_tile_views(photo_folder, monkeypatch):
+def test_a_bag_decodes_each_image_once_and_equals_its_tile_views(photo_folder, decodes):
     """Cold (no cache): all 13 tiles of an image come from one decode (the multi-view read), and
     each tile is what extract_features reads through that tile's view."""
-    import wordsight.features.engines.batch as batch_module
-
     paths = open_source(photo_folder).paths[:2]
-    calls = []
-    real = batch_module.decode_image
-    monkeypatch.setattr(batch_module, "decode_image", lambda data, **kw: calls.append(len(data)) or real(data, **kw))
     fs = extract_bag(paths, f"tilebag:2,3:{ENC}", cache=False, quiet=True)
-    assert len(calls) == 2 and fs.embeddings.shape == (2, 13 * 1280)
-    monkeypatch.setattr(batch_module, "decode_image", real)
+    assert decodes.total() == 2 and fs.embeddings.shape == (2, 13 * 1280)
     fn, key = tile_view(None, 3, 4)  # the centre tile of the 3x3 split: the bag's 4 + 4th tile
     want = extract_features(paths, ENC, view=fn, view_key=key, cache=False, quiet=True).embeddings
     np.testing.assert_allclose(fs.embeddings[:, 8 * 1280:9 * 1280], want, rtol=1e-5, atol=1e-5)

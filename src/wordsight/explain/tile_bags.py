@@ -10,7 +10,8 @@ Two maps, per tag (class):
   painted onto its rectangle, the grids summed (the weights of all tiles of all grids sum to 1, so
   the map lies in [0, 1]: the share of the pooled evidence that comes from tiles covering a pixel).
 - ``gradcam`` / ``gradcam++`` (an inner CNN encoder, any differentiable head): Grad-CAM through
-  the whole model, with every tile's feature map held: for a label set (the tag's score is its
+  the whole model, with every tile's feature map of every tile bag held (a model may read several
+  bags, e.g. ``tilebag:2:`` and ``tilebag:3:`` under a logistic head; the mil head pools one): for a label set (the tag's score is its
   logit) the chain rule makes the gradient reaching a tile its pooling weight times its own
   score's gradient, so each tile's CAM comes weighted by its pooling weight (one label per image:
   the log-softmax adds the other classes' pooled scores, as for any Grad-CAM of this model); each
@@ -30,7 +31,7 @@ import numpy as np
 from ..encoders.tilebag import is_bag
 from ._pipeline import Subject, View
 from .boxes import view_box
-from .tile_inputs import bag_of, tile_reading
+from .tile_inputs import bags_of, pooled_bag, tile_reading
 
 __all__ = ["bag_explanation", "mil_evidence", "tile_map"]
 
@@ -41,10 +42,10 @@ TILE_MAP = "tiles: each tile's pooling weight for the class on its rectangle, gr
 def mil_evidence(subject: Subject, view: View, target: int) -> dict | None:
     """The mil head's terms of class ``target`` for the image (module doc), each tile with its grid,
     index, rectangle, score and pooling weight; None when the head scores no instances."""
-    name = bag_of(subject)
-    head = getattr(subject.model, "head_", None)
-    if name is None or not hasattr(head, "instance_terms"):
+    name = pooled_bag(subject)  # the bag the head pools (the only one whose tiles have weights)
+    if name is None:
         return None
+    head = subject.model.head_
     t = head.instance_terms(np.asarray(subject.reading(view).matrix[:1], np.float64))
     if t is None:
         return None
@@ -77,8 +78,8 @@ def bag_explanation(subject: Subject, view: View, target: int, method: str):
     tile bag for ``gradcam``, ``gradcam++`` or ``tiles``; None for another method or model (the
     ordinary path). Grad-CAM falls back to the tile map where gradients cannot reach the tiles'
     pixels (the facts say so)."""
-    name = bag_of(subject)
-    if name is None or method not in ("gradcam", "gradcam++", "tiles"):
+    bags = bags_of(subject)
+    if not bags or method not in ("gradcam", "gradcam++", "tiles"):
         if method == "tiles":
             raise ValueError("method 'tiles' explains a model whose encoders include a tile bag "
                              "(tilebag:<grids>:<encoder>) scored by the mil head")
@@ -88,17 +89,19 @@ def bag_explanation(subject: Subject, view: View, target: int, method: str):
         return None
     why = None
     if method != "tiles":
+        cams = [b for b in bags if hasattr(subject.encoder(b), "forward_features")]
         if not head.differentiable:
             why = f"the {head.name!r} head is not differentiable"
-        elif not hasattr(subject.encoder(name), "forward_features"):
-            why = f"{name}'s encoder has no CNN feature map"
+        elif not cams:
+            why = f"{', '.join(bags)}'s encoder has no CNN feature map"
         else:
-            return _tile_cam(subject, view, target, method, name)
-    if not hasattr(head, "instance_terms"):
+            return _tile_cam(subject, view, target, method, cams)
+    t = mil_evidence(subject, view, target) if hasattr(head, "instance_terms") else None
+    if t is None:
         raise ValueError(f"the tile map reads the mil head's pooling, this model's head is {head.name!r}"
                          + (f" and Grad-CAM cannot reach the tiles ({why})" if why else "")
                          + ": use method='lime', which works for every head")
-    t = mil_evidence(subject, view, target)
+    name = t["encoder"]
     tiles = tile_reading(subject, view, name)
     heat = tile_map(view.size, tiles.rects, np.array([d["weight"] for d in t["tiles"]]))
     facts = {"map": TILE_MAP, "encoder": name}
@@ -107,18 +110,18 @@ def bag_explanation(subject: Subject, view: View, target: int, method: str):
     return heat, tile_map(view.size, tiles.rects, np.ones(len(tiles.rects))) > 0, facts
 
 
-def _tile_cam(subject: Subject, view: View, target: int, method: str, name: str):
+def _tile_cam(subject: Subject, view: View, target: int, method: str, bags: list[str]):
+    """Every tile's CAM of every bag in ``bags`` placed into its seen part, and each whole image's
+    CNN encoder's CAM over its view (module doc)."""
     from .cam import cam_maps, captured
     from .render import place
 
-    names = [name] + [n for n in subject.encoder_names
-                      if n != name and not is_bag(n) and hasattr(subject.encoder(n), "forward_features")]
+    names = bags + [n for n in subject.encoder_names if not is_bag(n) and hasattr(subject.encoder(n), "forward_features")]
     held = captured(subject, view, target, names)
-    tiles = tile_reading(subject, view, name)
     w, h = view.size
     heat, seen = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-    boxes = {name: tiles.seen}
-    for n in names[1:]:  # a whole image's encoder reads its own centre crop (the global term)
+    boxes = {b: tile_reading(subject, view, b).seen for b in bags}  # each bag's tiles: where their inputs lie
+    for n in names[len(bags):]:  # a whole image's encoder reads its own centre crop (the global term)
         boxes[n] = np.asarray([view.box if n == subject.encoder_name else view_box(view.size, subject.encoder(n).config)])
     for n in names:
         maps = cam_maps(*held[n], method)[:, 0].numpy()  # (tiles or 1, h, w)

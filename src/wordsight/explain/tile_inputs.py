@@ -18,7 +18,8 @@ from ..encoders.tilebag import PREFIX, is_bag, split
 from ..io.images import ImageError
 from .boxes import view_box
 
-__all__ = ["TileReading", "bag_of", "is_bag", "pasted", "perturbing", "tile_boxes", "tile_reading", "tiles_of_views"]
+__all__ = ["TileReading", "bags_of", "is_bag", "pasted", "perturbing", "pooled_bag", "tile_boxes", "tile_reading",
+           "tiles_of_views"]
 
 
 @dataclass
@@ -34,9 +35,23 @@ class TileReading:
     small: object = None  # the tiny-image config the tiles were read with (None: the full size)
 
 
-def bag_of(subject) -> str | None:
-    """The tile bag among the explained model's encoders (None: none)."""
-    return next((n for n in getattr(subject, "encoder_names", []) if is_bag(n)), None)
+def bags_of(subject) -> list[str]:
+    """Every tile bag among the explained model's encoders, in their order (a model may read
+    several: ``tilebag:2:`` and ``tilebag:3:`` side by side under any head)."""
+    return [n for n in getattr(subject, "encoder_names", []) if is_bag(n)]
+
+
+def pooled_bag(subject) -> str | None:
+    """The tile bag whose tiles the model's mil head pools: the bag whose block of the fused row
+    starts where the head's ``bag`` ([start, instances, width]) starts (the mil head pools one bag;
+    others in the row are columns of its global term); None without a mil head or a bag."""
+    head = getattr(getattr(subject, "model", None), "head_", None)
+    bag = getattr(head, "info", {}).get("bag") if hasattr(head, "instance_terms") else None
+    if not bag:
+        return None
+    blocks = subject.model.pipeline_spec()["blocks"]
+    return next((b["name"][len("image:"):] for b in blocks
+                 if b.get("instances") == int(bag[1]) and b["start"] == int(bag[0])), None)
 
 
 def tile_boxes(decoded: tuple[int, int], size: tuple[int, int], grids, cfg) -> tuple[np.ndarray, np.ndarray]:

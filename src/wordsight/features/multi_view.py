@@ -46,34 +46,31 @@ def extract_views(
     model: str | ImageEncoder = "efficientnet-lite0",
     views: list | None = None,
     *,
-    cache=None,
-    batch_size: int | None = None,
-    workers: int = 4,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    quiet: bool = False,
-    engine: str = "auto",
     precision: str = "auto",
-    small_input: int | str | None = "auto",
+    **options,
 ) -> ViewSets:
     """Features of ``data`` (anything :func:`~wordsight.io.sources.open_source` takes) through each
-    of ``views``, each image read and decoded once.
+    of ``views``, each image read and decoded once: :func:`extract_models` with the one read
+    ``(model, views, precision)``.
 
     Parameters
     ----------
-    data, model, cache, batch_size, workers, max_pixels, quiet, engine, precision, small_input
-        As :func:`~wordsight.features.extract.iter_features` takes them (``engine='ray'`` is not
-        offered: run :func:`~wordsight.features.extract.extract_features` per view there).
+    data, model, precision
+        As :func:`~wordsight.features.extract.iter_features` takes them.
     views : list of (function or None, str)
         ``(view, view_key)`` pairs as ``extract_features`` takes one; ``None`` (the default) the
         plain image alone.
+    **options
+        ``cache``, ``batch_size``, ``workers``, ``max_pixels``, ``quiet``, ``engine``,
+        ``small_input``: passed on to :func:`extract_models` (its defaults; ``engine='ray'`` is not
+        offered: run :func:`~wordsight.features.extract.extract_features` per view there).
 
     Returns
     -------
     ViewSets
         ``sets[v]`` equals ``extract_features(data, model, view=views[v][0], view_key=views[v][1])``.
     """
-    return extract_models(data, [(model, views, precision)], cache=cache, batch_size=batch_size, workers=workers,
-                          max_pixels=max_pixels, quiet=quiet, engine=engine, small_input=small_input)[0]
+    return extract_models(data, [(model, views, precision)], **options)[0]
 
 
 def extract_models(
@@ -92,9 +89,11 @@ def extract_models(
     of them where they ask for the same decoding (:mod:`.engines.shared_decode`): a global encoder,
     ``tiles:N:`` and a tile bag's tiles (:func:`wordsight.estimator.feature_blocks.extract_blocks`).
 
-    ``reads``: ``[(model, views or None, precision), ...]``; the other parameters as
-    :func:`extract_views` takes them. Returns one :class:`ViewSets` per read, in order, each
-    equal to ``extract_views(data, model, views, precision=precision)`` (the same cache entries).
+    ``reads``: ``[(model, views or None, precision), ...]``; ``cache``, ``batch_size``, ``workers``,
+    ``max_pixels``, ``quiet``, ``engine``, ``small_input`` as
+    :func:`~wordsight.features.extract.iter_features` takes them (``engine='ray'`` is not offered).
+    Returns one :class:`ViewSets` per read, in order, each equal to
+    ``extract_views(data, model, views, precision=precision)`` (the same cache entries).
     """
     from .engines.batch import EmbedBatch
     from .engines.multi_view import MultiViewBatch

@@ -1,8 +1,9 @@
 """Mid-level patch features of images (PatchCore, Roth et al. 2022), from a packaged CNN.
 
-An image is read and preprocessed the way feature extraction reads it
-(``features.engines.batch.EmbedBatch.decode_for_model``: regular files only, bounded, tiny images
-at the reduced input size); the encoder's blocks run in torch and the outputs of its last
+An image is read and preprocessed the way feature extraction reads it (regular files only, bounded,
+tiny images at the reduced input size), decoded once for all the encoders that decode it alike
+(``features.engines.multi_view.MultiViewBatch.of_models``, as ``extract_blocks`` reads; each
+encoder's input is exactly ``EmbedBatch.decode_for_model``'s); the encoder's blocks run in torch and the outputs of its last
 stride-8 block and its last stride-16 block are each averaged over 3x3 neighbourhoods (PatchCore's
 local aggregation), the stride-16 map upsampled to the stride-8 grid, concatenated and resampled
 to a fixed ``GRID`` x ``GRID`` (so images of different sizes give comparable patches). A row of
@@ -39,8 +40,8 @@ def patch_grid(encoder, x):
     finally:
         for h in hooks:
             h.remove()
-    side = x.shape[-1]
-    picked = [[o for o in outs if round(side / o.shape[-1]) == s][-1] for s in STRIDES]
+    side = x.shape[-1]  # a stride-s block's map is ceil(side / s) cells wide (260 px, stride 16: 17, not 260 / 16)
+    picked = [[o for o in outs if o.shape[-1] == -(-side // s)][-1] for s in STRIDES]
     size = picked[0].shape[-2:]
     maps = [F.interpolate(F.avg_pool2d(o, 3, 1, 1), size=size, mode="bilinear", align_corners=False) for o in picked]
     return F.adaptive_avg_pool2d(torch.cat(maps, 1), GRID)
@@ -54,14 +55,16 @@ def read_patches(samples: list, encoder_names: list[str], small_input="auto", ba
 
     from ...encoders import load_model
     from ...features.engines.batch import EmbedBatch, read_bytes
+    from ...features.engines.multi_view import MultiViewBatch
     from ...io.sources import Problem
 
     fns = [EmbedBatch(e, engine="torch", small_input=small_input) for e in encoder_names]
+    reads = MultiViewBatch.of_models([(fn, [(None, "")]) for fn in fns])  # one view per encoder
     encs = [load_model(e) for e in encoder_names]
     kept, failures, inputs, pictures = [], [], [], []
     for s in samples:
         data, err = read_bytes(s)
-        xs = [fn.decode_for_model(data) for fn in fns] if data is not None else [(None, err)]
+        xs = reads.inputs(s, data) if data is not None else [(None, err)]
         bad = next((e for x, e in xs if x is None), None)
         if bad is not None:
             failures.append(Problem(s.path, bad))

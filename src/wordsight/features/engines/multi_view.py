@@ -118,6 +118,13 @@ class MultiViewBatch:
         todo = [(s, m, Pick(runs[t], s.path.frame) if isinstance(t, _Group) else t) for s, m, t in todo]
         return ViewsPrepared(samples, keys, hits, failures, todo)
 
+    def inputs(self, sample: Sample, data: bytes, window=None) -> list[tuple]:
+        """The model input of every view of the image ``data`` (read from ``sample``), ``[(array,
+        error)]`` in view order, from one decode per distinct decoding the models ask for: what
+        :meth:`prepare` decodes for a miss, without the cache (the anomaly detector's patches)."""
+        tinies = [fn.key_parts(sample, data, fn.small_config())[0] for fn in self.parts]
+        return self._decode(data, tinies, window, list(range(len(self.slots))))
+
     def _look_up(self, keys: list) -> dict:
         """The cache's entries of ``keys`` (per sample, per view), each model's checked for its widths."""
         hits: dict = {}
