@@ -1,6 +1,7 @@
 """Shared fixtures: every test builds its own small files; features are cached per session."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -422,6 +423,90 @@ def loads(monkeypatch):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load)
     return sizes
+
+
+# oneDNN's ISA cap (scripts/test_avx2_only.sh) reaches OpenVINO's kernels but not its capability
+# check: capped to AVX2 on an AVX-512/AMX CPU, OpenVINO still takes bf16 and then fails to compile
+# a convolution or returns empty outputs. A real AVX2 CPU never sees that: OpenVINO ignores a bf16
+# hint where the CPU lacks bf16 and computes f32.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+@functools.lru_cache(maxsize=1)
+def _openvino_bf16_broken_by_a_cap() -> str | None:
+    """Why OpenVINO's bf16 cannot run in this process because of an ISA cap, or None (always None
+    without a cap: the normal path never skips or adapts)."""
+    caps = [f"{v}={os.environ[v]}" for v in ISA_CAPS if os.environ.get(v)]
+    if not caps:
+        return None
+    import openvino as ov
+
+    x = ov.opset13.parameter([2, 3, 8, 8], np.float32)
+    conv = ov.opset13.convolution(x, ov.opset13.constant(np.ones((4, 3, 3, 3), np.float32)),
+                                  [1, 1], [0, 0], [0, 0], [1, 1])
+    try:
+        compiled = ov.Core().compile_model(ov.Model([conv], [x]), "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
+        shape = compiled(np.ones((2, 3, 8, 8), np.float32))[compiled.outputs[0]].shape
+    except RuntimeError as e:
+        return f"OpenVINO bf16 fails under {' '.join(caps)} on this CPU ({str(e).strip().splitlines()[-1]})"
+    if tuple(shape) != (2, 4, 6, 6):
+        return f"OpenVINO bf16 returns shape {tuple(shape)} under {' '.join(caps)} on this CPU"
+    return None
+
+
+# Under the same cap OpenVINO's layer norm (MVN, in every transformer: ViT, CLIP, captioning) keeps
+# an AVX-512 kernel of its own and crashes the process (segmentation fault) at inference; it runs on
+# an AVX2-only CPU. Probed in a subprocess: a crash cannot be caught.
+_MVN_PROBE = """
+import numpy as np, openvino as ov
+o = ov.opset13
+x = o.parameter([-1, 5, 24], np.float32)
+y = o.mvn(x, o.constant(np.array([-1])), True, 1e-5, "inside_sqrt")
+c = ov.Core().compile_model(ov.Model([y], [x]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+assert c(np.ones((2, 5, 24), np.float32))[c.outputs[0]].shape == (2, 5, 24)
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _openvino_layer_norm_crashes_under_a_cap() -> str | None:
+    """Why OpenVINO cannot run a transformer's layer norm in this environment because of an ISA cap,
+    or None (always None without a cap)."""
+    import subprocess
+    import sys
+
+    caps = [f"{v}={os.environ[v]}" for v in ISA_CAPS if os.environ.get(v)]
+    if not caps:
+        return None
+    r = subprocess.run([sys.executable, "-c", _MVN_PROBE], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        return f"OpenVINO's layer norm (MVN) exits {r.returncode} under {' '.join(caps)} on this CPU"
+    return None
+
+
+def skip_where_openvino_layer_norm_is_capped() -> None:
+    """Skip a test (or a fixture) that would run a transformer on OpenVINO where an ISA cap makes
+    OpenVINO crash the process on it (an artefact: a real AVX2 CPU runs it)."""
+    why = _openvino_layer_norm_crashes_under_a_cap()
+    if why:
+        pytest.skip(f"{why}; a real AVX2 CPU runs it")
+
+
+def openvino_bf16_as_on_avx2(monkeypatch) -> None:
+    """Where an ISA cap breaks OpenVINO's bf16 in this process, ask OpenVINO for f32 in its place, as
+    OpenVINO itself does on a CPU without bf16: a test that claims bf16 through $WORDSIGHT_CPU_FLAGS
+    then runs what it runs on a real AVX2-only CPU. Nothing changes without a cap."""
+    if _openvino_bf16_broken_by_a_cap():
+        from wordsight.features.engines import openvino_runner
+
+        monkeypatch.setitem(openvino_runner.HINTS, "bf16", "f32")
+
+
+def skip_where_openvino_bf16_is_capped() -> None:
+    """Skip the rest of a test that runs OpenVINO at bf16 in another process where an ISA cap breaks
+    it (:func:`openvino_bf16_as_on_avx2` reaches this process only)."""
+    why = _openvino_bf16_broken_by_a_cap()
+    if why:
+        pytest.skip(f"{why}; a real AVX2 CPU runs f32 for it")
 
 
 class DecodeCounter:

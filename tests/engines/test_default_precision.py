@@ -17,6 +17,8 @@ from wordsight.encoders import load_model
 from wordsight.features.engines import default_precision, engine_choice
 from wordsight.features.engines.runners import make_runner
 
+from ..conftest import openvino_bf16_as_on_avx2
+
 NO_BF16 = "fpu sse4_2 avx2 fma avx512f"  # an AVX2/AVX-512 CPU without bf16 or VNNI
 BF16 = "fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile"
 
@@ -77,6 +79,7 @@ def test_with_bf16_auto_offers_bf16_only_past_the_gate(unpinned):
     from wordsight.features.engines import precisions
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    openvino_bf16_as_on_avx2(unpinned)
     enc = load_model("efficientnet-lite0")
     report = precisions.gate_report(enc, "openvino", "bf16")
     # bf16 is real on a CPU that has it, fp32 where the flag is only claimed: the gate's bounds hold on both
@@ -97,7 +100,15 @@ def test_with_bf16_auto_offers_bf16_only_past_the_gate(unpinned):
     assert ("openvino", "bf16") not in engine_choice.candidates(enc, "auto")
 
 
-def test_int8_joins_auto_once_quantize_accepted_it(unpinned, tmp_path):
+def _int8_report(accepted, engine: str = "openvino", **changes) -> str:
+    """A gate report as `wordsight quantize` writes it on this machine (its recipe, engine version, CPU)."""
+    from wordsight.features.engines import int8_recipe, precisions
+
+    recipe = int8_recipe.recipe() if engine == "openvino" else f"{engine}-int8"
+    return json.dumps({"accepted": accepted, "recipe": recipe, **precisions.machine(engine), **changes})
+
+
+def test_int8_joins_auto_once_quantize_accepted_it_on_this_cpu(unpinned, tmp_path):
     from wordsight.features.engines.onnx_cache import model_dir
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", NO_BF16)
@@ -106,11 +117,25 @@ def test_int8_joins_auto_once_quantize_accepted_it(unpinned, tmp_path):
     report.parent.mkdir(parents=True, exist_ok=True)
     saved = report.read_text() if report.exists() else None
     try:
-        report.write_text(json.dumps({"accepted": False}))
+        report.write_text(_int8_report(False))
         assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
-        report.write_text(json.dumps({"accepted": True}))
+        report.write_text(_int8_report(True))
         assert ("openvino", "int8") in engine_choice.candidates(enc, "auto")
         assert ("openvino", "int8") not in engine_choice.candidates(enc, "fp32")
+        # a verdict from elsewhere (a shared cache folder) does not count here: another CPU model,
+        # another OpenVINO, a report without them (written before they were kept); a truthy non-True
+        for other in ({"cpu": "AMD EPYC 7763 64-Core Processor"}, {"engine_version": "2024.0"},
+                      {"cpu": None}):
+            report.write_text(_int8_report(True, **other))
+            assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto"), other
+        report.write_text(_int8_report(1))
+        assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
+        # accepted with the recipe of a CPU with VNNI (no overflow fix), read where AVX2 is all there is
+        unpinned.setenv("WORDSIGHT_CPU_FLAGS", "fpu avx2 avx512f avx512_vnni")
+        report.write_text(_int8_report(True))
+        assert ("openvino", "int8") in engine_choice.candidates(enc, "auto")
+        unpinned.setenv("WORDSIGHT_CPU_FLAGS", NO_BF16)
+        assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
     finally:
         report.unlink() if saved is None else report.write_text(saved)
 
@@ -223,6 +248,7 @@ def test_parquet_and_the_verbs_record_the_precision(photo_folder, tmp_path, caps
     assert json.loads((tmp_path / "m2" / "config.json").read_text())["params"]["precision"] == "fp32"
     capsys.readouterr()
     monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    openvino_bf16_as_on_avx2(monkeypatch)
     assert main(["predict", str(tmp_path / "m"), str(photo_folder / "cat"), "--quiet", "--precision", "bf16"]) == 0
     assert "features: efficientnet-lite0 bf16 (openvino)" in capsys.readouterr().err
 
@@ -235,6 +261,7 @@ def test_fp32_fitted_model_predicts_within_the_gate_on_bf16_features(unpinned, f
     from wordsight.estimator.heads import LogisticHead
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    openvino_bf16_as_on_avx2(unpinned)
     train, test = fashion_folder / "train", fashion_folder / "test"
     for fit_at in ("fp32", "bf16"):
         clf = Classifier(head=LogisticHead(C=1.0), fusion="image", precision=fit_at, quiet=True).fit(train)
@@ -252,6 +279,7 @@ def test_the_feature_cache_keeps_each_precision_apart(unpinned, mixed_folder, tm
     from wordsight.features.engines.quality_gate import cosines
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    openvino_bf16_as_on_avx2(unpinned)
     opts = dict(cache=tmp_path, quiet=True, engine="openvino")
     fp32 = extract_features(mixed_folder, precision="fp32", **opts)
     bf16 = extract_features(mixed_folder, precision="bf16", **opts)
@@ -265,6 +293,7 @@ def test_a_gate_verdict_is_measured_again_under_another_engine_version_or_cpu(un
     from wordsight.features.engines import basics, precisions, quality_gate
 
     unpinned.setenv("WORDSIGHT_CPU_FLAGS", BF16)
+    openvino_bf16_as_on_avx2(unpinned)
     enc = load_model("efficientnet-lite0")
     first = precisions.gate_report(enc, "openvino", "bf16")
     calls = []

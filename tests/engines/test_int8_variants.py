@@ -69,7 +69,14 @@ def test_an_accepted_accuracy_aware_report_lets_auto_take_int8(monkeypatch):
         files["plain"].write_text(json.dumps({"accepted": False}))
         files["accuracy-aware"].unlink(missing_ok=True)
         assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
-        files["accuracy-aware"].write_text(json.dumps({"accepted": True}))
+        files["accuracy-aware"].write_text(json.dumps({"accepted": True, "recipe": int8_recipe.recipe("accuracy-aware"),
+                                                       **precisions.machine("openvino")}))
+        assert ("openvino", "int8") in engine_choice.candidates(enc, "auto")
+        files["accuracy-aware"].write_text(json.dumps({"accepted": True, "recipe": int8_recipe.recipe("plain"),
+                                                       **precisions.machine("openvino")}))  # the other variant's
+        assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")
+        files["accuracy-aware"].write_text(json.dumps({"accepted": True, "recipe": int8_recipe.recipe("accuracy-aware"),
+                                                       **precisions.machine("openvino")}))
         assert ("openvino", "int8") in engine_choice.candidates(enc, "auto")
         files["accuracy-aware"].write_text("{not json")
         assert ("openvino", "int8") not in engine_choice.candidates(enc, "auto")

@@ -112,3 +112,27 @@ def test_int8_recipe_keeps_the_stem_and_classifier_and_picks_the_overflow_fix_pe
     assert int8_recipe.overflow_fix() == "ENABLE" and "overflow-fix-enable" in int8_recipe.recipe()
     monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", "avx2 avx512_vnni")
     assert int8_recipe.overflow_fix() == "DISABLE" and "overflow-fix-disable" in int8_recipe.recipe()
+
+
+def test_an_openvino_output_without_one_row_per_image_is_an_error_naming_the_precision(tmp_path):
+    """Under an ISA cap OpenVINO's bf16 has returned (0, 1280) embeddings for 16 images: the runners
+    check every output's rows against the batch instead of passing them on."""
+    import openvino as ov
+
+    from wordsight.features.engines.openvino_runner import compile_model, outputs
+
+    x = ov.opset13.parameter([-1, 3, 8, 8], np.float32, name="pixel_values")
+    w = ov.opset13.constant(np.ones((4, 3, 3, 3), np.float32))
+    conv = ov.opset13.convolution(x, w, [1, 1], [0, 0], [0, 0], [1, 1])
+    pooled = ov.opset13.reduce_mean(conv, ov.opset13.constant(np.array([2, 3])), False)
+    pooled.output(0).get_tensor().set_names({"embedding"})
+    ov.save_model(ov.Model([pooled], [x]), str(tmp_path / "tiny.xml"))
+    compiled = compile_model(tmp_path / "tiny.xml", "fp32", 1)
+    images = np.full((2, 3, 8, 8), 0.5, np.float32)
+    result = compiled.create_infer_request().infer({0: images})
+    got = outputs(compiled, result, ["embedding"], 2, "fp32")
+    np.testing.assert_allclose(got["embedding"], np.full((2, 4), 27 * 0.5), rtol=1e-6)  # 3x3x3 ones on 0.5
+    for n in (0, 1, 3):
+        with pytest.raises(RuntimeError, match=rf"OpenVINO \(bf16 on the CPU\) returned embedding of shape "
+                                               rf"\(2, 4\) for {n} images: .*precision='fp32'"):
+            outputs(compiled, result, ["embedding"], n, "bf16")

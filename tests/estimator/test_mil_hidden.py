@@ -125,9 +125,12 @@ def test_hidden_zero_is_the_linear_scorer_with_its_value_from_before(data):
     head = MILHead(lam=1e-3, bag=[START, K, D], hidden=0).fit(X, Y, L)
     assert sorted(head.arrays) == ["V", "W", "b"] and "hidden" not in head.info
     z = head.logits(Xt)
-    # tolerances for float32 torch kernels that sum in another order on another CPU (AVX2 / AVX-512 / AMX)
+    # tolerances for float32 torch kernels that sum in another order on another CPU (AVX2 / AVX-512 / AMX).
+    # Measured (2026-12-08, this data): the fit's sgemm on MKL's AVX2 kernels (an AVX2-only EPYC's)
+    # moves z[0] by up to 1.04e-3 and the sum by 6e-5 relative (SSE4.2 kernels: 7.5e-4, 6.8e-5);
+    # lam 1.1e-3 in place of 1e-3 moves the sum by 1.7% and z[0] by 0.066
     assert z.sum() == pytest.approx(-194.2216813268229, rel=1e-4)
-    np.testing.assert_allclose(z[0], [-1.18134358, -4.07619723, 1.8612748], atol=1e-4)
+    np.testing.assert_allclose(z[0], [-1.18134358, -4.07619723, 1.8612748], atol=3e-3)
 
 
 def test_a_saved_model_predicts_the_same_and_keeps_its_hidden_layer(data, tmp_path):

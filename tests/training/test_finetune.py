@@ -46,11 +46,16 @@ def test_split_is_stratified_and_seeded():
     assert split_train_val(labels, 0.0, seed=3)[1].size == 0
 
 
-def test_bf16_only_where_the_cpu_has_it():
+def test_bf16_only_where_the_cpu_has_it(monkeypatch):
     assert cpu_has_bf16("flags\t: fpu sse avx2 fma\n") is False
     assert cpu_has_bf16("flags\t: fpu avx512f avx512_bf16\n") is True
     assert cpu_has_bf16("flags\t: fpu amx_tile amx_bf16\n") is True
     assert cpu_has_bf16("model name : avx512_bf16 in a name\nflags : sse\n") is False
+    # the run's own decision follows $WORDSIGHT_CPU_FLAGS like every other (an AVX2-only CPU trains in fp32)
+    monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", "fpu sse4_2 avx2 fma f16c")
+    assert cpu_has_bf16() is False
+    monkeypatch.setenv("WORDSIGHT_CPU_FLAGS", "fpu avx2 avx512f avx512_bf16")
+    assert cpu_has_bf16() is True
 
 
 def test_last_blocks_are_the_end_of_the_block_stack():
@@ -148,3 +153,4 @@ def test_the_trained_blocks_change_and_the_rest_stay(stripes, tmp_path):
                            for k in changed), sorted(changed)[:5]
     assert any("_blocks.14." in k for k in changed)
     assert r.name.startswith("ft:efficientnet-lite0@") and len(r.history) == 1 and r.trained_tensors > 0
+    assert r.bf16 is cpu_has_bf16()  # bf16 autocast exactly where the one detection says the CPU has it

@@ -104,13 +104,12 @@ class FinetuneResult:
 
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has bf16 instructions (AVX512-BF16 or AMX-BF16): autocast to bf16 is a
-    gain there and a slow emulation elsewhere."""
+    gain there and a slow emulation elsewhere. Without ``cpuinfo`` (the text of /proc/cpuinfo) the
+    one detection of :mod:`wordsight.features.engines.cpu` answers, ``$WORDSIGHT_CPU_FLAGS`` included."""
     if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read(1 << 20)
-        except OSError:
-            return False
+        from ..features.engines.cpu import has_bf16
+
+        return has_bf16()
     flags = set()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):

@@ -50,7 +50,7 @@ def candidates(encoder, precision: str, cache_dir=None) -> list[tuple[str, str]]
 
 def _passed_lower(encoder, ov: bool, ort: bool, cache_dir) -> list[tuple[str, str]]:
     from .cpu import has_bf16
-    from .precisions import gate_report, report_file, variants
+    from .precisions import accepted_here, gate_report, variants
 
     out = []
     if ov and has_bf16():
@@ -60,19 +60,10 @@ def _passed_lower(encoder, ov: bool, ort: bool, cache_dir) -> list[tuple[str, st
         except Exception:  # a model OpenVINO cannot run in bf16: fp32 stays
             pass
     for engine, ok in (("openvino", ov), ("onnx", ort)):
-        if ok and any(_accepted(report_file(encoder, engine, "int8", cache_dir, v)) for v in variants(engine, "int8")):
+        # int8 only as `wordsight quantize` accepted it on this CPU (its recipe, engine version, CPU model)
+        if ok and any(accepted_here(encoder, engine, "int8", cache_dir, v) for v in variants(engine, "int8")):
             out.append((engine, "int8"))
     return out
-
-
-def _accepted(path) -> bool:
-    """Whether the stored gate report at ``path`` accepted its precision (no report: no)."""
-    import json
-
-    try:
-        return bool(json.loads(path.read_text()).get("accepted"))
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _key(encoder, precision: str, threads, pairs) -> str:

@@ -38,6 +38,20 @@ def compile_model(path, precision: str = "fp32", threads: int | None = None):
     return core.compile_model(core.read_model(str(path)), "CPU", config)
 
 
+def outputs(compiled, result, names, n: int, precision: str) -> dict[str, np.ndarray]:
+    """``result``'s outputs by name, copied (an infer request reuses its buffers), each checked to
+    hold one row per input image: OpenVINO has been seen to return empty outputs rather than fail
+    (bf16 asked of a CPU plugin whose oneDNN kernels are capped below AVX-512 by
+    ``ONEDNN_MAX_CPU_ISA``); a wrong row count is an error naming the engine and precision, never
+    rows silently lost or misaligned."""
+    out = {name: np.array(result[o]) for name, o in zip(names, compiled.outputs)}
+    for name, a in out.items():
+        if a.ndim == 0 or a.shape[0] != n:
+            raise RuntimeError(f"OpenVINO ({precision} on the CPU) returned {name} of shape {a.shape} for {n} "
+                               f"images: this CPU cannot run it; use precision='fp32' or engine='onnx'")
+    return out
+
+
 class OpenVinoRunner:
     engine = "openvino"
 
@@ -63,5 +77,4 @@ class OpenVinoRunner:
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
         result = request.infer({0: np.ascontiguousarray(x, np.float32)})
-        # copies: the request's output buffers are reused by its next call
-        return {n: np.array(result[o]) for n, o in zip(self.output_names, self.compiled.outputs)}
+        return outputs(self.compiled, result, self.output_names, len(x), self.precision)

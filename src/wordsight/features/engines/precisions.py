@@ -81,16 +81,12 @@ def model_file(encoder, engine: str, precision: str, cache_dir=None, variant: st
 
 def _runner_fn(engine: str, path: Path, precision: str, threads):
     if engine == "openvino":
-        from .openvino_runner import compile_model
+        from .openvino_runner import compile_model, outputs
 
         compiled = compile_model(path, precision, threads)
         request = compiled.create_infer_request()
         names = [o.get_any_name() for o in compiled.outputs]
-
-        def run(x):
-            res = request.infer({0: x})
-            return {n: np.array(res[o]) for n, o in zip(names, compiled.outputs)}
-        return run
+        return lambda x: outputs(compiled, request.infer({0: x}), names, len(x), precision)
     sess = session(path, threads)
     names = [o.name for o in sess.get_outputs()]
     return lambda x: dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: x})))
@@ -101,20 +97,44 @@ def report_file(encoder, engine: str, precision: str, cache_dir=None, variant: s
     return model_dir(encoder, cache_dir) / f"gate-{engine}-{precision}{_suffix(variant)}.json"
 
 
+def _recipe(engine: str, precision: str, variant: str = "plain") -> str:
+    from .int8_recipe import recipe as nncf_recipe
+
+    return nncf_recipe(variant) if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
+
+
+def machine(engine: str) -> dict:
+    """What a gate verdict holds for besides its recipe: ``engine``'s version and the CPU model."""
+    from .basics import versions
+    from .cpu import cpu_model
+
+    return {"engine_version": versions().get("openvino" if engine == "openvino" else "onnxruntime"),
+            "cpu": cpu_model()}
+
+
+def accepted_here(encoder, engine: str, precision: str, cache_dir=None, variant: str = "plain") -> bool:
+    """Whether the stored gate report accepted ``precision`` on ``engine`` for this machine: with
+    today's recipe (int8's overflow fix follows the CPU's VNNI), engine version and CPU model. A verdict
+    from elsewhere (a cache folder shared with a VNNI or AMX machine, read on an AVX2-only one) does
+    not count: ``auto`` neither runs what was gated on another CPU nor quantises unasked."""
+    try:
+        report = json.loads(report_file(encoder, engine, precision, cache_dir, variant).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(report, dict) and report.get("accepted") is True
+            and report.get("recipe") == _recipe(engine, precision, variant)
+            and all(report.get(k) == v for k, v in machine(engine).items()))
+
+
 def gate_report(encoder, engine: str, precision: str, cache_dir=None, *, holdout=None, labels=None,
                 threads=None, variant: str = "plain") -> dict:
     """The gate's figures for ``precision`` on ``engine`` (measured once per held-out set, engine
     version and CPU model, stored)."""
-    from .basics import versions
-    from .int8_recipe import recipe as nncf_recipe
-
-    recipe = nncf_recipe(variant) if (engine, precision) == ("openvino", "int8") else f"{engine}-{precision}"
+    recipe = _recipe(engine, precision, variant)
     report_path = report_file(encoder, engine, precision, cache_dir, variant)
-    from .cpu import cpu_model
-
+    here = machine(engine)
     # a verdict holds for one recipe, engine version and CPU model (a cache folder may be shared)
-    key = _key(holdout, labels, f"{recipe}|{versions().get('openvino' if engine == 'openvino' else 'onnxruntime')}|"
-                                f"{cpu_model()}")
+    key = _key(holdout, labels, f"{recipe}|{here['engine_version']}|{here['cpu']}")
     try:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError):
@@ -133,7 +153,7 @@ def gate_report(encoder, engine: str, precision: str, cache_dir=None, *, holdout
     report = {"key": key, "engine": engine, "precision": precision, "recipe": recipe, "file": path.name,
               "figures": figures, "problems": quality_gate.problems(figures),
               "accepted": not quality_gate.problems(figures),
-              "holdout": source}
+              "holdout": source, **here}
     tmp = report_path.with_name(f".{report_path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(report, indent=1))
     os.replace(tmp, report_path)
