@@ -6,6 +6,7 @@ semi-supervised learner that also sees the task's other pool images without thei
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot_dump.py --seeds 0,1,2 --out /tmp/dump
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot_dump.py --tasks fm-3,fm-5,fm-shoes --seeds 0,1 --out /tmp/dump
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot_unlabelled.py --dump /tmp/dump
+    OMP_NUM_THREADS=1 nice python benchmarks/fewshot_unlabelled.py --dump /tmp/dump --agree
 
 The semi-supervised learner measures the information; it is not a wordsight learner:
 
@@ -16,6 +17,9 @@ The semi-supervised learner measures the information; it is not a wordsight lear
 3. the prior centred on the unlabelled images' mean (as ``wordsight zeroshot`` centres on the
    images it classifies), its calibration ``T`` fitted against the k-means labels (hundreds of
    images, not the k labelled ones), added at ``T / 4``.
+
+``--agree`` keeps only the k-means labels that the labelled-only image probe agrees with
+(co-training's agreement filter) for steps 2 and 3.
 
 Table 1, balanced pools (the dumps' pools: the same number of images per class): each cell is the
 learner's accuracy on the test images minus the floor, in points, mean of 5 draws (>= 0 passes).
@@ -61,17 +65,23 @@ def seeded_kmeans(Z: np.ndarray, idx: np.ndarray, ys: np.ndarray, n_classes: int
     return labels
 
 
-def semi_supervised(d: dict, idx: np.ndarray, ys: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def semi_supervised(d: dict, idx: np.ndarray, ys: np.ndarray, pool: np.ndarray,
+                    agree: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(test scores, k-means labels of the unlabelled rows) of the learner in the module doc, the
-    unlabelled images being the pool rows ``pool``."""
+    unlabelled images being the pool rows ``pool`` (``agree``: the ``--agree`` filter)."""
     from sklearn.linear_model import LogisticRegression
 
-    rows = np.concatenate([idx, pool])
+    rows, n_classes = np.concatenate([idx, pool]), len(d["classes"])
     X = d["Xp"][rows]
-    labels = seeded_kmeans(unit(X - X.mean(0)), np.arange(len(idx)), ys, len(d["classes"]))
-    image = LogisticRegression(C=1.0, max_iter=500).fit(X, labels).predict_log_proba(d["Xt"])
+    labels = seeded_kmeans(unit(X - X.mean(0)), np.arange(len(idx)), ys, n_classes)
+    keep = np.ones(len(rows), bool)
+    if agree:
+        probe = PriorProbe().fit(d["Xp"][idx], ys, np.zeros((len(idx), n_classes)), n_classes)
+        keep[len(idx):] = labels[len(idx):] == probe.image_part(d["Xp"][pool], np.zeros((len(pool), n_classes)))[0].argmax(1)
+    image = LogisticRegression(C=1.0, max_iter=500).fit(X[keep], labels[keep]).predict_log_proba(d["Xt"])
     centre = {w: unit(d[f"Vp_{w}"][pool]).mean(0) for w in d["ways"]}
-    T = calibrate(prior_log_proba(d, "p", centre)[pool], labels[len(idx):])
+    agreed = keep[len(idx):]
+    T = calibrate(prior_log_proba(d, "p", centre)[pool][agreed], labels[len(idx):][agreed])
     return PRIOR_SHARE * T * prior_log_proba(d, "t", centre) + image, labels[len(idx):]
 
 
@@ -87,7 +97,7 @@ def default_and_image(d: dict, idx: np.ndarray, ys: np.ndarray) -> tuple[np.ndar
     return default.logits(d["Xt"], prior_log_proba(d, "t", centre)), image.image_part(d["Xt"], zeros)[0]
 
 
-def balanced_row(d: dict, seed: int) -> tuple[dict, float]:
+def balanced_row(d: dict, seed: int, agree: bool = False) -> tuple[dict, float]:
     """Points above the floor per (learner, k), and the k-means labels' accuracy at k = 1."""
     n_classes = len(d["classes"])
     labels = np.asarray(d["classes"])[d["yp"]].astype(object)
@@ -100,7 +110,7 @@ def balanced_row(d: dict, seed: int) -> tuple[dict, float]:
             ys = d["yp"][idx]
             pool = np.setdiff1d(np.arange(len(d["yp"])), idx)
             default, image = default_and_image(d, idx, ys)
-            scores, pseudo = semi_supervised(d, idx, ys, pool)
+            scores, pseudo = semi_supervised(d, idx, ys, pool, agree)
             for name, s in (("image", image), ("default", default), ("unlabelled", scores)):
                 acc[name].append(np.mean(s.argmax(1) == d["yt"]))
             if k == 1:
@@ -119,7 +129,7 @@ def balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
-def imbalanced_row(d: dict, minority: float) -> dict:
+def imbalanced_row(d: dict, minority: float, agree: bool = False) -> dict:
     """Balanced accuracy % of image probe, default and semi-supervised at k = 1 (5 draws), the
     unlabelled pool cut to ``minority`` of the second class."""
     labels = np.asarray(d["classes"])[d["yp"]].astype(object)
@@ -133,7 +143,7 @@ def imbalanced_row(d: dict, minority: float) -> dict:
             n = max(1, round(len(first) * minority / (1 - minority)))
             second = np.random.default_rng(i).choice(second, n, replace=False)
         default, image = default_and_image(d, idx, ys)
-        scores, _ = semi_supervised(d, idx, ys, np.concatenate([first, second]))
+        scores, _ = semi_supervised(d, idx, ys, np.concatenate([first, second]), agree)
         for name, s in (("image", image), ("default", default), ("unlabelled", scores)):
             acc[name].append(balanced_accuracy(s.argmax(1), d["yt"]))
     return {name: 100 * float(np.mean(v)) for name, v in acc.items()}
@@ -142,6 +152,7 @@ def imbalanced_row(d: dict, minority: float) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dump", default="/tmp/wordsight-fewshot-dump")
+    p.add_argument("--agree", action="store_true", help="keep only the k-means labels the image probe agrees with")
     args = p.parse_args(argv)
     dump = Path(args.dump)
     heads = [f"{learner} k={k}" for learner in ("default", "unlabelled") for k in KS]
@@ -150,7 +161,7 @@ def main(argv=None) -> int:
     below = {"default": 0, "unlabelled": 0}
     for path in sorted(dump.glob("*_seed*.npz")):
         task, seed = path.stem.rsplit("_seed", 1)
-        gaps, kmeans_acc = balanced_row(load(path), int(seed))
+        gaps, kmeans_acc = balanced_row(load(path), int(seed), args.agree)
         cells = []
         for learner in ("default", "unlabelled"):
             for k in KS:
@@ -166,7 +177,7 @@ def main(argv=None) -> int:
         if path.exists():
             d = load(path)
             for minority in MINORITY:
-                r = imbalanced_row(d, minority)
+                r = imbalanced_row(d, minority, args.agree)
                 print(f"| {task} | {minority:.0%} | {r['image']:.1f} | {r['default']:.1f} | {r['unlabelled']:.1f} |",
                       flush=True)
     return 0

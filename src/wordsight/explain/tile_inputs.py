@@ -121,7 +121,7 @@ def tiles_of_views(subject, views: np.ndarray, name: str, enc) -> np.ndarray:
         got = fn.view_inputs(image, None if tiles is None else tiles.small, cuts)
         bad = next((err for x, err in got if x is None), None)
         if bad is not None:
-            raise ImageError(f"{view.name or 'image'}: a tile of {name}: {bad}")
+            raise ImageError(f"{getattr(view, 'name', None) or 'image'}: a tile of {name}: {bad}")
         out += [x for x, _ in got]
     return np.stack(out).astype(np.float32)
 

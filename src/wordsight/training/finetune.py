@@ -106,15 +106,12 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has bf16 instructions (AVX512-BF16 or AMX-BF16): autocast to bf16 is a
     gain there and a slow emulation elsewhere. Without ``cpuinfo`` (the text of /proc/cpuinfo) the
     one detection of :mod:`wordsight.features.engines.cpu` answers, ``$WORDSIGHT_CPU_FLAGS`` included."""
-    if cpuinfo is None:
-        from ..features.engines.cpu import has_bf16
+    from ..features.engines.cpu import has_bf16
 
+    if cpuinfo is None:
         return has_bf16()
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[-1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return has_bf16(" ".join(w for line in cpuinfo.splitlines() if line.startswith("flags")
+                             for w in line.split(":", 1)[-1].split()))
 
 
 def block_stack(module):
